@@ -1,0 +1,30 @@
+//! Numbered data migrations, applied in order at start-up (and by `callbackd migrate`).
+//!
+//! Each file `NNNN_name.rs` turns a database of schema version NNNN-1 into version NNNN.
+//! A migration runs once, before the server serves; the runner (`src/store/migrate.rs`)
+//! records the new version in the `meta` tree after each one and flushes.
+//!
+//! Adding one: write `NNNN_name.rs` exposing `MIGRATION`, list it at the end of
+//! [`MIGRATIONS`], and add a test that opens a database in the previous layout. A migration
+//! that reads stored records must decode the format they had then: when a value's format byte
+//! changes, keep a frozen copy of the old type beside the migration that converts it.
+
+#[path = "0001_initial.rs"]
+mod m0001_initial;
+#[path = "0002_customer_index.rs"]
+mod m0002_customer_index;
+
+use crate::store::StoreError;
+
+/// One migration step.
+pub struct Migration {
+    /// The schema version it produces.
+    pub version: u32,
+    /// A short name, for logs.
+    pub name: &'static str,
+    /// Transforms the database from `version - 1` to `version`.
+    pub apply: fn(&sled::Db) -> Result<(), StoreError>,
+}
+
+/// Every migration, oldest first. Versions are consecutive from 1.
+pub const MIGRATIONS: &[Migration] = &[m0001_initial::MIGRATION, m0002_customer_index::MIGRATION];

@@ -1,0 +1,243 @@
+//! Administrator operations: configured services, callback inspection, bulk cancel,
+//! watermarks and queue queries (GMS admin API).
+
+use std::collections::BTreeMap;
+
+use super::callbacks::{not_found, update};
+use super::{AppError, AppState};
+use crate::domain::options::{ConfiguredService, FieldError, Preset, ValidService};
+use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
+use crate::domain::time::Timestamp;
+
+/// Creates or replaces the configured service `name`. Returns it and whether it is new.
+///
+/// # Errors
+/// A bad name or option (400), storage failure.
+pub async fn put_service(
+    state: &AppState,
+    name: &str,
+    preset: Preset,
+    options: BTreeMap<String, String>,
+) -> Result<(ValidService, bool), AppError> {
+    let config = ConfiguredService {
+        name: name.to_string(),
+        preset,
+        options,
+    };
+    let valid = config.validate(&state.settings.stat_servers)?;
+    state.store.put_template(&valid.config)?;
+    state.store.wait_durable().await?;
+    let created = state.catalog.insert(valid.clone());
+    tracing::info!(service = name, created, "configured service saved");
+    Ok((valid, created))
+}
+
+/// Removes the configured service `name`. Existing services keep their options snapshot.
+///
+/// # Errors
+/// No such service (404), storage failure.
+pub async fn delete_service(state: &AppState, name: &str) -> Result<(), AppError> {
+    if !state.store.delete_template(name)? {
+        return Err(AppError::UnknownService(name.to_string()));
+    }
+    state.store.wait_durable().await?;
+    state.catalog.remove(name);
+    tracing::info!(service = name, "configured service deleted");
+    Ok(())
+}
+
+/// One stored service in full.
+///
+/// # Errors
+/// Unknown id (404), storage failure.
+pub fn callback_detail(state: &AppState, id: &str) -> Result<ServiceRecord, AppError> {
+    state.store.service(id)?.ok_or_else(|| not_found(id))
+}
+
+/// The outcome of a bulk cancel, per id.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BulkCancel {
+    /// Ids now COMPLETED with the given reason.
+    pub cancelled: Vec<String>,
+    /// Ids with no stored service.
+    pub not_found: Vec<String>,
+    /// Ids that could not be cancelled, with why.
+    pub refused: Vec<Refused>,
+}
+
+/// An id a bulk cancel left alone.
+#[derive(Debug, serde::Serialize)]
+pub struct Refused {
+    /// The service.
+    pub id: String,
+    /// Why (its state).
+    pub message: String,
+}
+
+/// Cancels many services at once.
+///
+/// # Errors
+/// A reason other than CANCELLED / CANCELLED_BY_ADMIN (400), storage failure.
+pub async fn bulk_cancel(
+    state: &AppState,
+    reason: Option<&str>,
+    ids: &[String],
+) -> Result<BulkCancel, AppError> {
+    let reason = match reason.unwrap_or("CANCELLED_BY_ADMIN") {
+        "CANCELLED_BY_ADMIN" => CallbackReason::CancelledByAdmin,
+        "CANCELLED" => CallbackReason::Cancelled,
+        other => {
+            return Err(FieldError::new(
+                "reason",
+                format!("`{other}` is not a cancel reason: use CANCELLED_BY_ADMIN or CANCELLED"),
+            )
+            .into())
+        }
+    };
+    if ids.is_empty() || ids.len() > 10_000 {
+        return Err(FieldError::new("ids", "give between 1 and 10000 service ids").into());
+    }
+    let now = state.clock.now();
+    let mut outcome = BulkCancel::default();
+    for id in ids {
+        match update(state, id, |record| Ok(record.cancel(reason, now)?)) {
+            Ok(_) => outcome.cancelled.push(id.clone()),
+            Err(AppError::NotFound(_)) => outcome.not_found.push(id.clone()),
+            Err(AppError::Lifecycle(err)) => outcome.refused.push(Refused {
+                id: id.clone(),
+                message: err.to_string(),
+            }),
+            Err(other) => return Err(other),
+        }
+    }
+    state.store.wait_durable().await?;
+    tracing::info!(cancelled = outcome.cancelled.len(), "bulk cancel");
+    Ok(outcome)
+}
+
+/// Active (not COMPLETED) services per configured service, optionally for one service.
+///
+/// # Errors
+/// Storage failure.
+pub fn watermarks(
+    state: &AppState,
+    service_name: Option<&str>,
+) -> Result<BTreeMap<String, u64>, AppError> {
+    let mut counts = state.store.active_counts()?;
+    if let Some(name) = service_name {
+        let count = counts.remove(name).unwrap_or(0);
+        counts = BTreeMap::from([(name.to_string(), count)]);
+    }
+    Ok(counts)
+}
+
+/// `GET /genesys/1/admin/callback/queues` filters.
+#[derive(Debug, Clone)]
+pub struct QueueQuery {
+    /// Only this configured service (`target`).
+    pub service_name: Option<String>,
+    /// States to include (default: every state but COMPLETED).
+    pub states: Vec<CallbackState>,
+    /// Desired time at or after this.
+    pub start_time: Option<Timestamp>,
+    /// Desired time at or before this.
+    pub end_time: Option<Timestamp>,
+    /// At most this many records in all.
+    pub max: usize,
+}
+
+/// The default and largest `max` of a queue query.
+pub const QUEUE_QUERY_DEFAULT_MAX: usize = 100;
+/// The largest `max` accepted.
+pub const QUEUE_QUERY_MAX: usize = 10_000;
+
+impl QueueQuery {
+    /// Reads the query-string fields.
+    ///
+    /// # Errors
+    /// A bad field, named.
+    pub fn parse(fields: Vec<(String, String)>) -> Result<Self, FieldError> {
+        let mut query = QueueQuery {
+            service_name: None,
+            states: CallbackState::ALL
+                .into_iter()
+                .filter(|s| *s != CallbackState::Completed)
+                .collect(),
+            start_time: None,
+            end_time: None,
+            max: QUEUE_QUERY_DEFAULT_MAX,
+        };
+        for (key, value) in fields {
+            let value = value.trim();
+            match key.as_str() {
+                "target" => query.service_name = Some(value.to_string()).filter(|v| !v.is_empty()),
+                "states" => {
+                    query.states = value
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, String>>()
+                        .map_err(|m| FieldError::new(&key, m))?
+                }
+                "start_time" => {
+                    query.start_time =
+                        Some(Timestamp::parse_iso(value).map_err(|m| FieldError::new(&key, m))?)
+                }
+                "end_time" => {
+                    query.end_time =
+                        Some(Timestamp::parse_iso(value).map_err(|m| FieldError::new(&key, m))?)
+                }
+                "max" => {
+                    query.max = value
+                        .parse()
+                        .ok()
+                        .filter(|m| (1..=QUEUE_QUERY_MAX).contains(m))
+                        .ok_or_else(|| {
+                            FieldError::new(
+                                &key,
+                                format!("give a number from 1 to {QUEUE_QUERY_MAX}"),
+                            )
+                        })?
+                }
+                _ => {
+                    return Err(FieldError::new(
+                        key,
+                        "not a filter: use target, states, start_time, end_time, max",
+                    ))
+                }
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// Services matching `query`, grouped by configured service.
+///
+/// # Errors
+/// Storage failure.
+pub fn queues(
+    state: &AppState,
+    query: &QueueQuery,
+) -> Result<BTreeMap<String, Vec<ServiceRecord>>, AppError> {
+    let in_window = |r: &ServiceRecord| {
+        query.start_time.is_none_or(|t| r.desired_time >= t)
+            && query.end_time.is_none_or(|t| r.desired_time <= t)
+    };
+    let mut grouped: BTreeMap<String, Vec<ServiceRecord>> = BTreeMap::new();
+    // Read more than `max` when a time window may drop some, but never unbounded.
+    let scan_limit = if query.start_time.is_some() || query.end_time.is_some() {
+        QUEUE_QUERY_MAX * 10
+    } else {
+        query.max
+    };
+    let records =
+        state
+            .store
+            .services_in_states(query.service_name.as_deref(), &query.states, scan_limit)?;
+    for record in records.into_iter().filter(in_window).take(query.max) {
+        grouped
+            .entry(record.service_name.clone())
+            .or_default()
+            .push(record);
+    }
+    Ok(grouped)
+}

@@ -1,0 +1,361 @@
+//! Customer-facing service operations: create, query, cancel, reschedule (GMS Callback and
+//! Service APIs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{AppError, AppState, Requester};
+use crate::domain::options::{CreateRequest, FieldError, ServiceSettings, ValidService};
+use crate::domain::service::{
+    CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
+};
+use crate::domain::time::Timestamp;
+use crate::store::UpdateError;
+
+/// A service just created and stored durably.
+#[derive(Debug)]
+pub struct Created {
+    /// The stored record.
+    pub record: ServiceRecord,
+    /// The settings in force for it (after request overrides).
+    pub settings: ServiceSettings,
+    /// The configured service it came from.
+    pub service: Arc<ValidService>,
+    /// `_verbose=true` was asked for.
+    pub verbose: bool,
+}
+
+/// Creates a service instance of the configured service `service_name` from request fields.
+///
+/// # Errors
+/// Unknown service (404), bad fields or refused overrides (400), storage failure.
+pub async fn create_service(
+    state: &AppState,
+    service_name: &str,
+    owner: Requester<'_>,
+    fields: Vec<(String, String)>,
+) -> Result<Created, AppError> {
+    let service = state
+        .catalog
+        .get(service_name)
+        .ok_or_else(|| AppError::UnknownService(service_name.to_string()))?;
+    let request = CreateRequest::parse(fields)?;
+    let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
+    request.check_mandatory(service_name, &settings)?;
+
+    let now = state.clock.now();
+    let desired_time = request.desired_time.unwrap_or(now);
+    let scheduled = desired_time > now;
+    let initial = if scheduled {
+        CallbackState::Scheduled
+    } else {
+        CallbackState::Queued
+    };
+    let mut record = ServiceRecord {
+        id: Uuid::new_v4().to_string(),
+        service_name: service_name.to_string(),
+        preset: service.config.preset,
+        options,
+        user_data: request.user_data,
+        owner: owner.map(str::to_string),
+        customer_number: request.customer_number,
+        device_os: request.device_os.map(|p| p.as_str().to_string()),
+        device_notification_id: request.device_notification_id,
+        state: initial,
+        reason: None,
+        created_at: now,
+        desired_time,
+        expire_at: desired_time.plus_secs(settings.ttl_secs),
+        // Only services that wait for an agent sit in a virtual queue from the start; an
+        // immediate chat enters it when its chat arrives.
+        queued_at: (!scheduled && settings.wait_for_agent).then_some(now),
+        state_history: Vec::new(),
+        routing_history: Vec::new(),
+        reserved_agent: None,
+        chat_session_id: None,
+    };
+    record.enter(initial, None, now, "created");
+
+    state.store.insert_service(&record)?;
+    state.store.wait_durable().await?;
+    tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
+    Ok(Created {
+        record,
+        settings,
+        service,
+        verbose: request.verbose,
+    })
+}
+
+/// A GMS callback query (`GET /genesys/1/service/callback[/{name}]?...`).
+#[derive(Debug, Clone, Default)]
+pub struct CallbackQuery {
+    /// Only this configured service (the per-service form of the query).
+    pub service_name: Option<String>,
+    /// `_id`.
+    pub id: Option<String>,
+    /// `_customer_number`.
+    pub customer_number: Option<String>,
+    /// `_callback_state` (`QUEUED`, `!COMPLETED`, `SCHEDULED,QUEUED`).
+    pub state: Option<StateFilter>,
+    /// Other keys: user data that must be equal.
+    pub user_data: Vec<(String, String)>,
+}
+
+/// The most records one query returns.
+pub const QUERY_LIMIT: usize = 1000;
+
+impl CallbackQuery {
+    /// Reads the query fields.
+    ///
+    /// # Errors
+    /// An unknown `_` key or a bad state filter, named.
+    pub fn parse(
+        service_name: Option<String>,
+        fields: Vec<(String, String)>,
+    ) -> Result<Self, FieldError> {
+        let mut query = CallbackQuery {
+            service_name,
+            ..Default::default()
+        };
+        for (key, value) in fields {
+            let value = value.trim().to_string();
+            match key.as_str() {
+                "_id" => query.id = Some(value).filter(|v| !v.is_empty()),
+                "_customer_number" => query.customer_number = Some(value).filter(|v| !v.is_empty()),
+                "_callback_state" => {
+                    query.state =
+                        Some(StateFilter::parse(&value).map_err(|m| FieldError::new(&key, m))?)
+                }
+                _ if key.starts_with('_') => {
+                    return Err(FieldError::new(
+                        key,
+                        "not a query filter: use _id, _customer_number, _callback_state, or user-data keys",
+                    ))
+                }
+                _ => query.user_data.push((key, value)),
+            }
+        }
+        if query.id.is_none() && query.customer_number.is_none() && query.service_name.is_none() {
+            return Err(FieldError::new(
+                "_customer_number",
+                "give _id or _customer_number (or query one service with /genesys/1/service/callback/{name})",
+            ));
+        }
+        Ok(query)
+    }
+
+    fn matches(&self, record: &ServiceRecord, requester: Requester<'_>) -> bool {
+        owned_by(record, requester)
+            && self
+                .service_name
+                .as_ref()
+                .is_none_or(|name| *name == record.service_name)
+            && self
+                .customer_number
+                .as_ref()
+                .is_none_or(|n| record.customer_number.as_ref() == Some(n))
+            && self.state.as_ref().is_none_or(|f| f.matches(record.state))
+            && self
+                .user_data
+                .iter()
+                .all(|(k, v)| record.user_data.get(k) == Some(v))
+    }
+}
+
+/// Runs a callback query for `requester`: records of other `gms_user`s are never returned.
+///
+/// # Errors
+/// Unknown `_id` (404), an `_id` of another user (403), storage failure.
+pub fn query_callbacks(
+    state: &AppState,
+    requester: Requester<'_>,
+    query: &CallbackQuery,
+) -> Result<Vec<ServiceRecord>, AppError> {
+    let candidates = if let Some(id) = &query.id {
+        let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
+        check_owner(&record, requester)?;
+        vec![record]
+    } else if let Some(number) = &query.customer_number {
+        state.store.services_by_customer(number)?
+    } else {
+        let name = query.service_name.as_deref();
+        state
+            .store
+            .services_in_states(name, &CallbackState::ALL, QUERY_LIMIT)?
+    };
+    let mut found: Vec<ServiceRecord> = candidates
+        .into_iter()
+        .filter(|r| query.matches(r, requester))
+        .take(QUERY_LIMIT)
+        .collect();
+    found.sort_by_key(|r| r.created_at);
+    Ok(found)
+}
+
+/// Cancels a service on the customer's request (`DELETE .../callback/{name}/{id}`).
+///
+/// # Errors
+/// Unknown service or id (404), another user's (403), PROCESSING or COMPLETED (400).
+pub async fn cancel_callback(
+    state: &AppState,
+    service_name: &str,
+    id: &str,
+    requester: Requester<'_>,
+) -> Result<ServiceRecord, AppError> {
+    let now = state.clock.now();
+    let record = update(state, id, |record| {
+        check_service(record, service_name)?;
+        check_owner(record, requester)?;
+        record.cancel(CallbackReason::Cancelled, now)?;
+        Ok(())
+    })?;
+    state.store.wait_durable().await?;
+    tracing::info!(service_id = %id, "service cancelled by the customer");
+    Ok(record)
+}
+
+/// A reschedule request (`PUT .../callback/{name}/{id}`).
+#[derive(Debug, Clone, Default)]
+pub struct Reschedule {
+    /// `_new_desired_time`.
+    pub new_desired_time: Option<Timestamp>,
+    /// User-data changes; an empty value removes the key.
+    pub user_data: Vec<(String, String)>,
+}
+
+impl Reschedule {
+    /// Reads the request fields.
+    ///
+    /// # Errors
+    /// A bad date or an unknown `_` key, named.
+    pub fn parse(fields: Vec<(String, String)>) -> Result<Self, FieldError> {
+        let mut change = Reschedule::default();
+        for (key, value) in fields {
+            match key.as_str() {
+                "_new_desired_time" => {
+                    change.new_desired_time =
+                        Some(Timestamp::parse_iso(&value).map_err(|m| FieldError::new(&key, m))?)
+                }
+                _ if key.starts_with('_') => {
+                    return Err(FieldError::new(
+                        key,
+                        "cannot be changed here: send _new_desired_time and user-data keys (without `_`)",
+                    ))
+                }
+                _ => change.user_data.push((key, value)),
+            }
+        }
+        if change.new_desired_time.is_none() && change.user_data.is_empty() {
+            return Err(FieldError::new(
+                "_new_desired_time",
+                "nothing to change: send _new_desired_time and/or user-data keys",
+            ));
+        }
+        Ok(change)
+    }
+}
+
+/// Reschedules a service and/or updates its user data.
+///
+/// # Errors
+/// Unknown service or id (404), another user's (403), a state that cannot change (400).
+pub async fn reschedule_callback(
+    state: &AppState,
+    service_name: &str,
+    id: &str,
+    requester: Requester<'_>,
+    change: &Reschedule,
+) -> Result<ServiceRecord, AppError> {
+    let now = state.clock.now();
+    let record = update(state, id, |record| {
+        check_service(record, service_name)?;
+        check_owner(record, requester)?;
+        if !record.is_active() {
+            return Err(LifecycleError::Completed {
+                id: record.id.clone(),
+                reason: record.reason.map(|r| r.to_string()).unwrap_or_default(),
+                action: "updated",
+            }
+            .into());
+        }
+        if let Some(desired) = change.new_desired_time {
+            let ttl = record
+                .options
+                .get("_ttl")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(86_400);
+            record.reschedule(desired, ttl, now)?;
+            if record.state == CallbackState::Queued && record.queued_at.is_none() {
+                record.queued_at = Some(now);
+            }
+        }
+        apply_user_data(&mut record.user_data, &change.user_data);
+        Ok(())
+    })?;
+    state.store.wait_durable().await?;
+    tracing::info!(service_id = %id, "service rescheduled or updated");
+    Ok(record)
+}
+
+fn apply_user_data(user_data: &mut BTreeMap<String, String>, changes: &[(String, String)]) {
+    for (key, value) in changes {
+        if value.is_empty() {
+            user_data.remove(key);
+        } else {
+            user_data.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// Runs `change` on the stored service atomically; 404 when it does not exist.
+pub(crate) fn update(
+    state: &AppState,
+    id: &str,
+    change: impl FnMut(&mut ServiceRecord) -> Result<(), AppError>,
+) -> Result<ServiceRecord, AppError> {
+    match state.store.update_service(id, change) {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(not_found(id)),
+        Err(UpdateError::Rejected(err)) => Err(err),
+        Err(UpdateError::Store(err)) => Err(err.into()),
+    }
+}
+
+pub(crate) fn not_found(id: &str) -> AppError {
+    AppError::NotFound(format!(
+        "no service has the id `{id}`: it may have expired (its _ttl passed) or never existed"
+    ))
+}
+
+fn check_service(record: &ServiceRecord, service_name: &str) -> Result<(), AppError> {
+    if record.service_name == service_name {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(format!(
+            "service `{service_name}` has no callback `{}`: it belongs to `{}`",
+            record.id, record.service_name
+        )))
+    }
+}
+
+/// Whether `requester` may see `record`: services created without a `gms_user` are open to all.
+pub(crate) fn owned_by(record: &ServiceRecord, requester: Requester<'_>) -> bool {
+    record.owner.is_none() || record.owner.as_deref() == requester
+}
+
+pub(crate) fn check_owner(
+    record: &ServiceRecord,
+    requester: Requester<'_>,
+) -> Result<(), AppError> {
+    if owned_by(record, requester) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "service `{}` belongs to another user: send the gms_user header it was created with",
+            record.id
+        )))
+    }
+}

@@ -1,0 +1,34 @@
+//! The error of the use-case layer. `http` turns it into a status and a GMS error body.
+
+use crate::domain::options::{FieldError, OptionError};
+use crate::domain::service::LifecycleError;
+use crate::store::StoreError;
+
+/// Why an operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A request field is missing or bad.
+    #[error(transparent)]
+    InvalidField(#[from] FieldError),
+    /// A configured-service option is bad.
+    #[error(transparent)]
+    InvalidOption(#[from] OptionError),
+    /// The body was not what the endpoint takes.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// No configured service has this name.
+    #[error("no configured service is named `{0}`: list them with GET /genesys/1/admin/services")]
+    UnknownService(String),
+    /// Something asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The requester may not see or change this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The service's state does not allow the operation.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// Storage failed (logged; clients see a generic message).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

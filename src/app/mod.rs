@@ -1,0 +1,69 @@
+//! The use cases: what a request does, between parsing (in `http`) and storage (in `store`).
+//!
+//! Each public function here is one operation a client can ask for. They take the shared
+//! [`AppState`], validate with the `domain` rules, write through the `store`, and wait for the
+//! group commit before returning, so a returned `Ok` is durable.
+
+pub mod admin;
+pub mod callbacks;
+mod catalog;
+mod error;
+
+use std::sync::Arc;
+
+pub use catalog::Catalog;
+pub use error::AppError;
+
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Everything a request handler can reach. Cheap to clone (every field is shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database. Owned by the store module; clones share one sled instance and one group
+    /// committer, so every durable write waits on the same flushes.
+    pub store: Store,
+    /// Configured services, validated, kept in memory because every create reads one. Written
+    /// only by the admin API, which updates the store first and then this cache.
+    pub catalog: Catalog,
+    /// The time source (a `ManualClock` in tests), so no rule reads the wall clock itself.
+    pub clock: Arc<dyn Clock>,
+    /// Settings fixed at start-up that requests need.
+    pub settings: Arc<RuntimeSettings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Start-up settings used while serving.
+#[derive(Clone)]
+pub struct RuntimeSettings {
+    /// Names accepted as the StatServer part of a target.
+    pub stat_servers: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: u64,
+    /// The admin bearer token; `None` disables the admin API (every call is 403).
+    pub admin_token: Option<String>,
+    /// Used in URLs when a request has no Host header.
+    pub fallback_host: String,
+}
+
+impl std::fmt::Debug for RuntimeSettings {
+    // Never print the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeSettings")
+            .field("stat_servers", &self.stat_servers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("fallback_host", &self.fallback_host)
+            .finish()
+    }
+}
+
+/// Who is asking: the `gms_user` header of a customer-facing request.
+pub type Requester<'a> = Option<&'a str>;

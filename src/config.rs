@@ -1,0 +1,310 @@
+//! Typed configuration: built-in defaults, then the TOML file, then `CALLBACKD_*` environment
+//! variables, then command-line flags (each later source wins).
+//!
+//! This module only reads and validates settings; it opens no files other than the config file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything callbackd needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the HTTP listener (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Directory holding the database (`db/`) and the generated admin token.
+    pub data_dir: PathBuf,
+    /// TOML file with the configured services loaded into an empty database.
+    pub services_file: PathBuf,
+    /// Bearer token for the admin and agent APIs. `None`: use or generate
+    /// `<data_dir>/admin_token`. `Some("")`: admin API disabled (every call is 403).
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Six-field cron expression (with seconds) for the expiry job.
+    pub expiry_schedule: String,
+    /// Names accepted as the `<StatServer>` part of a routing target.
+    pub stat_servers: Vec<String>,
+}
+
+/// Default listen address, as GMS clients expect it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a valid address"),
+            data_dir: PathBuf::from("data"),
+            services_file: PathBuf::from("data/services.toml"),
+            admin_token: None,
+            max_body_bytes: 64 * 1024,
+            expiry_schedule: "*/5 * * * * *".to_string(),
+            stat_servers: vec!["StatServer".to_string()],
+        }
+    }
+}
+
+/// A problem with the configuration, naming the setting and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// TOML's own message (it names the key and line).
+        message: String,
+    },
+    /// One setting has a bad value.
+    #[error("setting `{setting}` (from {source_name}): {message}")]
+    Invalid {
+        /// The setting's name.
+        setting: &'static str,
+        /// Where the value came from (file, environment variable, flag).
+        source_name: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// The config file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    services_file: Option<PathBuf>,
+    admin_token: Option<String>,
+    max_body_bytes: Option<u64>,
+    expiry_schedule: Option<String>,
+    stat_servers: Option<Vec<String>>,
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// `file` is read if given; when `file_required` is false a missing file is not an error
+    /// (the default path need not exist). `env` is the process environment (injected for tests).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the bad setting and its source.
+    pub fn load(
+        file: Option<&Path>,
+        file_required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => config.apply_file(path, &text)?,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file_required => {}
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        }
+        config.apply_env(env)?;
+        if let Some(listen) = &overrides.listen {
+            config.listen = parse_listen(listen, "--listen")?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })?;
+        let source = format!("config file {}", path.display());
+        if let Some(listen) = file.listen {
+            self.listen = parse_listen(&listen, &source)?;
+        }
+        if let Some(dir) = file.data_dir {
+            self.data_dir = dir;
+        }
+        if let Some(services) = file.services_file {
+            self.services_file = services;
+        }
+        if file.admin_token.is_some() {
+            self.admin_token = file.admin_token;
+        }
+        if let Some(limit) = file.max_body_bytes {
+            self.max_body_bytes = limit;
+        }
+        if let Some(schedule) = file.expiry_schedule {
+            self.expiry_schedule = schedule;
+        }
+        if let Some(servers) = file.stat_servers {
+            self.stat_servers = servers;
+        }
+        Ok(())
+    }
+
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            match name.as_str() {
+                "CALLBACKD_LISTEN" => self.listen = parse_listen(&value, &name)?,
+                "CALLBACKD_DATA_DIR" => self.data_dir = PathBuf::from(value),
+                "CALLBACKD_SERVICES_FILE" => self.services_file = PathBuf::from(value),
+                "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
+                "CALLBACKD_MAX_BODY_BYTES" => {
+                    self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {
+                        setting: "max_body_bytes",
+                        source_name: name.clone(),
+                        message: format!("`{value}` is not a whole number of bytes"),
+                    })?
+                }
+                "CALLBACKD_EXPIRY_SCHEDULE" => self.expiry_schedule = value,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                setting: "max_body_bytes",
+                source_name: "configuration".into(),
+                message: format!(
+                    "{} bytes is too small for a GMS request: use at least 1024",
+                    self.max_body_bytes
+                ),
+            });
+        }
+        if self.stat_servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "stat_servers",
+                source_name: "configuration".into(),
+                message: "name at least one Stat Server, e.g. [\"StatServer\"]".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The directory of the sled database.
+    pub fn db_dir(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+
+    /// Where a generated admin token is kept.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin_token")
+    }
+}
+
+fn parse_listen(value: &str, source: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        setting: "listen",
+        source_name: source.to_string(),
+        message: format!("`{value}` is not an address: write it like 127.0.0.1:8080"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_8080_with_data_in_data() {
+        let config = Config::load(None, false, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.db_dir(), PathBuf::from("data/db"));
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nadmin_token = \"from-file\"\nmax_body_bytes = 2048\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:3333".into()),
+            data_dir: None,
+        };
+        let config = Config::load(
+            Some(&file),
+            true,
+            env(&[
+                ("CALLBACKD_LISTEN", "127.0.0.1:2222"),
+                ("CALLBACKD_ADMIN_TOKEN", "from-env"),
+            ]),
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3333", "flag wins");
+        assert_eq!(config.admin_token.as_deref(), Some("from-env"), "env wins");
+        assert_eq!(config.max_body_bytes, 2048, "file beats default");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+
+        let err = Config::load(
+            None,
+            false,
+            env(&[("CALLBACKD_LISTEN", "nowhere")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CALLBACKD_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_required_file_is_an_error() {
+        let err = Config::load(
+            Some(Path::new("/nonexistent/callbackd.toml")),
+            true,
+            env(&[]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure types and rules: no I/O, no clock, no storage.
+//!
+//! - [`time`]: timestamps and their ISO 8601 wire form.
+//! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
+//! - [`options`]: presets, configured services, option validation, create requests.
+//! - [`service`]: the service record and its lifecycle.
+
+pub mod options;
+pub mod service;
+pub mod skill;
+pub mod target;
+pub mod time;

@@ -1,0 +1,807 @@
+//! Configured services and their options.
+//!
+//! GMS configures a service as a preset plus string options (`_ttl = "86400"`). This module
+//! knows the presets' defaults, validates every option it understands into [`ServiceSettings`],
+//! and splits a create request into request parameters, option overrides and user data. Values
+//! stay strings in storage, as in GMS configuration; the typed view is recomputed on load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::target::TargetList;
+use super::time::Timestamp;
+
+/// A service template (GMS "Common Default Configuration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Preset {
+    /// Chat starts right away; the chat is routed when it arrives (seed 001).
+    ChatImmediate,
+    /// Waits for an agent, asks the customer to confirm, then chats (seed 000).
+    ChatDelayed,
+    /// GMS-based basic chat: the chat can start at any time (seed 003).
+    RequestChat,
+    /// GMS-based chat that waits for an agent, reported by `/status` (seed 003).
+    RequestChatPoll,
+}
+
+impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 4] = [
+        Preset::ChatImmediate,
+        Preset::ChatDelayed,
+        Preset::RequestChat,
+        Preset::RequestChatPoll,
+    ];
+
+    /// The name used in configuration (`Chat-Delayed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::ChatImmediate => "Chat-Immediate",
+            Preset::ChatDelayed => "Chat-Delayed",
+            Preset::RequestChat => "Request-Chat",
+            Preset::RequestChatPoll => "Request-Chat-Poll",
+        }
+    }
+
+    /// The options a service of this preset starts with ("Predefined Values" in the seeds).
+    pub fn defaults(self) -> &'static [(&'static str, &'static str)] {
+        const COMMON: [(&str, &str); 7] = [
+            ("_media_type", "chat"),
+            ("_ttl", "86400"),
+            ("_use_debug_push_certificate", "false"),
+            ("_urs_queued_ttl", "3600"),
+            ("_urs_prioritization_strategy", "WaitForTarget"),
+            ("_urs_strategy_update_sub_routine", "SetRouteDelay"),
+            ("_urs_vq_priority", "0"),
+        ];
+        const CHAT_IMMEDIATE: [(&str, &str); 11] = concat7(
+            COMMON,
+            [
+                ("_type", "ors"),
+                ("_wait_for_agent", "false"),
+                ("_wait_for_user_confirm", "false"),
+                ("_mandatory_customer_lookup_keys", "_customer_number"),
+            ],
+        );
+        const CHAT_DELAYED: [(&str, &str); 11] = concat7(
+            COMMON,
+            [
+                ("_type", "ors"),
+                ("_wait_for_agent", "true"),
+                ("_wait_for_user_confirm", "true"),
+                ("_mandatory_customer_lookup_keys", "_customer_number"),
+            ],
+        );
+        const REQUEST_CHAT: [(&str, &str); 11] = concat7(
+            COMMON,
+            [
+                ("_type", "builtin"),
+                ("_wait_for_agent", "false"),
+                ("_wait_for_user_confirm", "false"),
+                ("_mandatory_customer_lookup_keys", ""),
+            ],
+        );
+        const REQUEST_CHAT_POLL: [(&str, &str); 11] = concat7(
+            COMMON,
+            [
+                ("_type", "builtin"),
+                ("_wait_for_agent", "true"),
+                ("_wait_for_user_confirm", "false"),
+                ("_mandatory_customer_lookup_keys", ""),
+            ],
+        );
+        match self {
+            Preset::ChatImmediate => &CHAT_IMMEDIATE,
+            Preset::ChatDelayed => &CHAT_DELAYED,
+            Preset::RequestChat => &REQUEST_CHAT,
+            Preset::RequestChatPoll => &REQUEST_CHAT_POLL,
+        }
+    }
+}
+
+/// Joins the common defaults with a preset's own, at compile time.
+const fn concat7(
+    common: [(&'static str, &'static str); 7],
+    own: [(&'static str, &'static str); 4],
+) -> [(&'static str, &'static str); 11] {
+    [
+        common[0], common[1], common[2], common[3], common[4], common[5], common[6], own[0],
+        own[1], own[2], own[3],
+    ]
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown preset `{s}`: use one of Chat-Immediate, Chat-Delayed, Request-Chat, Request-Chat-Poll"
+                )
+            })
+    }
+}
+
+/// A configured service as an administrator wrote it: a preset and the options set on top.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfiguredService {
+    /// The name clients use in URLs (`chat-delay`).
+    pub name: String,
+    /// The preset supplying default options.
+    pub preset: Preset,
+    /// Options set by the administrator (they win over the preset's defaults).
+    pub options: BTreeMap<String, String>,
+}
+
+impl ConfiguredService {
+    /// Checks the name and every option; returns the service with its typed settings.
+    ///
+    /// # Errors
+    /// The first bad option, named.
+    pub fn validate(self, stat_servers: &[String]) -> Result<ValidService, OptionError> {
+        validate_service_name(&self.name)?;
+        let effective = self.effective_options();
+        let settings = ServiceSettings::from_options(&effective, stat_servers)?;
+        Ok(ValidService {
+            config: self,
+            effective,
+            settings,
+        })
+    }
+
+    /// Preset defaults overlaid with the configured options.
+    pub fn effective_options(&self) -> BTreeMap<String, String> {
+        let mut options: BTreeMap<String, String> = self
+            .preset
+            .defaults()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        options.extend(self.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        options
+    }
+}
+
+/// Service names appear in URLs; `callback` would collide with `/service/callback`.
+fn validate_service_name(name: &str) -> Result<(), OptionError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name != "callback";
+    if valid {
+        Ok(())
+    } else {
+        Err(OptionError::new(
+            "name",
+            format!("`{name}` is not a usable service name: use 1-64 letters, digits, `-` or `_` (and not `callback`)"),
+        ))
+    }
+}
+
+/// A configured service that passed validation, with everything derived from it.
+#[derive(Debug, Clone)]
+pub struct ValidService {
+    /// What the administrator configured.
+    pub config: ConfiguredService,
+    /// Preset defaults plus configured options.
+    pub effective: BTreeMap<String, String>,
+    /// The typed view of `effective`.
+    pub settings: ServiceSettings,
+}
+
+/// A bad option value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("option `{option}`: {message}")]
+pub struct OptionError {
+    /// The option's name.
+    pub option: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl OptionError {
+    fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            option: option.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How a known option's value is checked.
+#[derive(Debug, Clone, Copy)]
+enum OptionKind {
+    Bool,
+    Seconds,
+    Integer,
+    Text,
+    List,
+    OneOf(&'static [&'static str]),
+    Target,
+}
+
+/// The options callbackd understands. Others are kept and passed along untouched, as GMS
+/// passes unknown options to its strategies.
+const KNOWN_OPTIONS: &[(&str, OptionKind)] = &[
+    ("_type", OptionKind::OneOf(&["ors", "builtin"])),
+    ("_media_type", OptionKind::Text),
+    ("_wait_for_agent", OptionKind::Bool),
+    ("_wait_for_user_confirm", OptionKind::Bool),
+    ("_ttl", OptionKind::Seconds),
+    ("_use_debug_push_certificate", OptionKind::Bool),
+    ("_target", OptionKind::Target),
+    ("_urs_virtual_queue", OptionKind::Text),
+    ("_urs_prioritization_strategy", OptionKind::Text),
+    ("_urs_strategy_update_sub_routine", OptionKind::Text),
+    ("_urs_queued_ttl", OptionKind::Seconds),
+    ("_urs_vq_priority", OptionKind::Integer),
+    ("_urs_vq_priority_increment", OptionKind::Integer),
+    ("_urs_vq_priority_increment_interval", OptionKind::Seconds),
+    ("_overwritable_options", OptionKind::List),
+    ("_mandatory_customer_lookup_keys", OptionKind::List),
+    ("_max_queued_callbacks_per_service", OptionKind::Seconds),
+    ("_enable_in_queue_checking", OptionKind::Bool),
+];
+
+/// The typed settings of a service, derived from its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// `_ttl`: seconds the record is kept after its desired time.
+    pub ttl_secs: u64,
+    /// `_wait_for_agent`.
+    pub wait_for_agent: bool,
+    /// `_wait_for_user_confirm`.
+    pub wait_for_user_confirm: bool,
+    /// `_media_type`.
+    pub media_type: String,
+    /// `_target`, parsed.
+    pub target: TargetList,
+    /// `_urs_virtual_queue`, or the service name's queue when unset.
+    pub virtual_queue: Option<String>,
+    /// `_urs_queued_ttl`: seconds a service may wait in the queue.
+    pub queued_ttl_secs: u64,
+    /// `_urs_vq_priority`.
+    pub priority: i64,
+    /// `_urs_vq_priority_increment`.
+    pub priority_increment: i64,
+    /// `_urs_vq_priority_increment_interval` (0: never).
+    pub priority_increment_interval_secs: u64,
+    /// `_overwritable_options`: options a create request may override.
+    pub overwritable: BTreeSet<String>,
+    /// `_mandatory_customer_lookup_keys`: request keys that must be present.
+    pub mandatory_lookup_keys: Vec<String>,
+}
+
+impl ServiceSettings {
+    /// Validates every known option in `options` and builds the typed view.
+    ///
+    /// # Errors
+    /// The first bad option, named, with how to fix it.
+    pub fn from_options(
+        options: &BTreeMap<String, String>,
+        stat_servers: &[String],
+    ) -> Result<Self, OptionError> {
+        for (name, kind) in KNOWN_OPTIONS {
+            if let Some(value) = options.get(*name) {
+                check_option(name, *kind, value, stat_servers)?;
+            }
+        }
+        let get = |name: &str| options.get(name).map(String::as_str).unwrap_or("");
+        let flag = |name: &str| get(name).trim().eq_ignore_ascii_case("true");
+        let number = |name: &str| get(name).trim().parse::<u64>().unwrap_or(0);
+        let signed = |name: &str| get(name).trim().parse::<i64>().unwrap_or(0);
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+
+        let ttl_secs = number("_ttl");
+        if ttl_secs == 0 {
+            return Err(OptionError::new(
+                "_ttl",
+                "required: give the seconds to keep a service after its desired time, e.g. 86400",
+            ));
+        }
+        let wait_for_agent = flag("_wait_for_agent");
+        let wait_for_user_confirm = flag("_wait_for_user_confirm");
+        if wait_for_user_confirm && !wait_for_agent {
+            return Err(OptionError::new(
+                "_wait_for_user_confirm",
+                "`true` needs `_wait_for_agent=true` (the customer confirms an agent that was waited for): set _wait_for_agent=true or _wait_for_user_confirm=false",
+            ));
+        }
+        let target_text = get("_target");
+        if target_text.trim().is_empty() {
+            return Err(OptionError::new(
+                "_target",
+                "required: give a routing target such as Billing@StatServer.GA",
+            ));
+        }
+        let target = parse_target(target_text, stat_servers)?;
+        let virtual_queue = Some(get("_urs_virtual_queue").trim())
+            .filter(|q| !q.is_empty())
+            .map(str::to_string);
+        let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
+        if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
+            return Err(OptionError::new(
+                "_overwritable_options",
+                format!("`{bad}` is not an option name: options start with `_`, e.g. _target"),
+            ));
+        }
+        Ok(Self {
+            ttl_secs,
+            wait_for_agent,
+            wait_for_user_confirm,
+            media_type: get("_media_type").trim().to_string(),
+            target,
+            virtual_queue,
+            queued_ttl_secs: number("_urs_queued_ttl"),
+            priority: signed("_urs_vq_priority"),
+            priority_increment: signed("_urs_vq_priority_increment"),
+            priority_increment_interval_secs: number("_urs_vq_priority_increment_interval"),
+            overwritable,
+            mandatory_lookup_keys: list("_mandatory_customer_lookup_keys"),
+        })
+    }
+}
+
+fn parse_target(value: &str, stat_servers: &[String]) -> Result<TargetList, OptionError> {
+    let target =
+        TargetList::parse(value).map_err(|err| OptionError::new("_target", err.to_string()))?;
+    if let Some(unknown) = target
+        .stat_servers()
+        .find(|server| !stat_servers.iter().any(|known| known == server))
+    {
+        return Err(OptionError::new(
+            "_target",
+            format!(
+                "unknown Stat Server `{unknown}`: use one of {}",
+                stat_servers.join(", ")
+            ),
+        ));
+    }
+    Ok(target)
+}
+
+fn check_option(
+    name: &str,
+    kind: OptionKind,
+    value: &str,
+    stat_servers: &[String],
+) -> Result<(), OptionError> {
+    let v = value.trim();
+    let ok = match kind {
+        OptionKind::Bool => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        OptionKind::Seconds => v.parse::<u64>().is_ok(),
+        OptionKind::Integer => v.parse::<i64>().is_ok(),
+        OptionKind::Text | OptionKind::List => true,
+        OptionKind::OneOf(allowed) => allowed.contains(&v),
+        OptionKind::Target => return parse_target(value, stat_servers).map(|_| ()),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match kind {
+        OptionKind::Bool => "write true or false".to_string(),
+        OptionKind::Seconds => {
+            "write a whole number of seconds (or a count), e.g. \"30\"".to_string()
+        }
+        OptionKind::Integer => "write a whole number, e.g. \"5\"".to_string(),
+        OptionKind::OneOf(allowed) => format!("use one of {}", allowed.join(", ")),
+        OptionKind::Text | OptionKind::List | OptionKind::Target => String::new(),
+    };
+    Err(OptionError::new(
+        name,
+        format!("`{value}` is not valid: {expected}"),
+    ))
+}
+
+/// A bad request field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct FieldError {
+    /// The field's name.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How the customer's device is told about its service (`_device_os`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PushProvider {
+    /// CometD push to clients of the same `gms_user`.
+    Comet,
+    /// HTTP POST to the `_device_notification_id` URL.
+    HttpCallback,
+}
+
+impl PushProvider {
+    /// The `_device_os` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushProvider::Comet => "comet",
+            PushProvider::HttpCallback => "httpcb",
+        }
+    }
+}
+
+/// Request parameters that are not options and not user data.
+pub const REQUEST_PARAMETERS: &[&str] = &[
+    "_customer_number",
+    "_desired_time",
+    "_device_os",
+    "_device_notification_id",
+    "_verbose",
+];
+
+/// A create-service request, split into its parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateRequest {
+    /// `_customer_number`.
+    pub customer_number: Option<String>,
+    /// `_desired_time`.
+    pub desired_time: Option<Timestamp>,
+    /// `_device_os` (absent or empty: polling only).
+    pub device_os: Option<PushProvider>,
+    /// `_device_notification_id`.
+    pub device_notification_id: Option<String>,
+    /// `_verbose=true`.
+    pub verbose: bool,
+    /// Other `_` keys: option overrides, allowed only if overwritable.
+    pub overrides: BTreeMap<String, String>,
+    /// Keys without a leading `_`.
+    pub user_data: BTreeMap<String, String>,
+}
+
+impl CreateRequest {
+    /// Splits request fields. Later fields with the same name win (body over query string).
+    ///
+    /// # Errors
+    /// The first bad field, named.
+    pub fn parse(fields: impl IntoIterator<Item = (String, String)>) -> Result<Self, FieldError> {
+        let mut request = CreateRequest::default();
+        for (key, value) in fields {
+            check_key(&key)?;
+            match key.as_str() {
+                "_customer_number" => {
+                    request.customer_number = non_empty(&value).map(|v| v.to_string());
+                    if let Some(number) = &request.customer_number {
+                        if number.len() > 64 || number.chars().any(char::is_control) {
+                            return Err(FieldError::new(
+                                key,
+                                "must be at most 64 printable characters, e.g. 4082652649",
+                            ));
+                        }
+                    }
+                }
+                "_desired_time" => {
+                    request.desired_time = match non_empty(&value) {
+                        Some(v) => Some(Timestamp::parse_iso(v).map_err(|m| FieldError::new(&key, m))?),
+                        None => None,
+                    }
+                }
+                "_device_os" => {
+                    request.device_os = match value.trim() {
+                        "" | "none" => None,
+                        "comet" => Some(PushProvider::Comet),
+                        "httpcb" => Some(PushProvider::HttpCallback),
+                        other => {
+                            return Err(FieldError::new(
+                                key,
+                                format!("unknown push provider `{other}`: use comet, httpcb, or none (polling only)"),
+                            ))
+                        }
+                    }
+                }
+                "_device_notification_id" => {
+                    request.device_notification_id = non_empty(&value).map(|v| v.to_string())
+                }
+                "_verbose" => request.verbose = value.trim().eq_ignore_ascii_case("true"),
+                _ if key.starts_with('_') => {
+                    request.overrides.insert(key, value);
+                }
+                _ => {
+                    request.user_data.insert(key, value);
+                }
+            }
+        }
+        if request.device_os == Some(PushProvider::HttpCallback) {
+            let url = request.device_notification_id.as_deref().unwrap_or("");
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(FieldError::new(
+                    "_device_notification_id",
+                    "with _device_os=httpcb it must be the http:// or https:// URL that receives notifications",
+                ));
+            }
+        }
+        Ok(request)
+    }
+
+    /// The options in force for this request: the service's options with the overrides applied.
+    ///
+    /// # Errors
+    /// An override of an option that `_overwritable_options` does not list, or a bad value.
+    pub fn apply_overrides(
+        &self,
+        service: &ValidService,
+        stat_servers: &[String],
+    ) -> Result<(BTreeMap<String, String>, ServiceSettings), FieldError> {
+        if self.overrides.is_empty() {
+            return Ok((service.effective.clone(), service.settings.clone()));
+        }
+        for key in self.overrides.keys() {
+            if !service.settings.overwritable.contains(key) {
+                let allowed = if service.settings.overwritable.is_empty() {
+                    "none".to_string()
+                } else {
+                    service
+                        .settings
+                        .overwritable
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(FieldError::new(
+                    key,
+                    format!(
+                        "option may not be overridden by a request to service `{}`: its _overwritable_options allows {allowed}",
+                        service.config.name
+                    ),
+                ));
+            }
+        }
+        let mut options = service.effective.clone();
+        options.extend(self.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let settings = ServiceSettings::from_options(&options, stat_servers)
+            .map_err(|err| FieldError::new(err.option, err.message))?;
+        Ok((options, settings))
+    }
+
+    /// Checks `_mandatory_customer_lookup_keys`.
+    ///
+    /// # Errors
+    /// The first missing key.
+    pub fn check_mandatory(
+        &self,
+        service_name: &str,
+        settings: &ServiceSettings,
+    ) -> Result<(), FieldError> {
+        for key in &settings.mandatory_lookup_keys {
+            let present = if key == "_customer_number" {
+                self.customer_number.is_some()
+            } else {
+                self.user_data
+                    .get(key)
+                    .is_some_and(|v| !v.trim().is_empty())
+            };
+            if !present {
+                return Err(FieldError::new(
+                    key,
+                    format!("required by service `{service_name}` (listed in its _mandatory_customer_lookup_keys): send it with the request"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Field names must be printable and reasonably short.
+fn check_key(key: &str) -> Result<(), FieldError> {
+    if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            key.chars()
+                .filter(|c| !c.is_control())
+                .take(40)
+                .collect::<String>(),
+            "field names must be 1-128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(value: &str) -> Option<&str> {
+    let trimmed = value.trim();
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers() -> Vec<String> {
+        vec!["StatServer".to_string()]
+    }
+
+    fn service(preset: Preset, options: &[(&str, &str)]) -> ConfiguredService {
+        ConfiguredService {
+            name: "chat-delay".into(),
+            preset,
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn presets_supply_the_seed_defaults() {
+        let valid = service(Preset::ChatDelayed, &[("_target", "Billing@StatServer.GA")])
+            .validate(&servers())
+            .unwrap();
+        assert!(valid.settings.wait_for_agent);
+        assert!(valid.settings.wait_for_user_confirm);
+        assert_eq!(valid.settings.ttl_secs, 86_400);
+        assert_eq!(valid.settings.media_type, "chat");
+        assert_eq!(valid.effective["_type"], "ors");
+        assert_eq!(
+            valid.settings.mandatory_lookup_keys,
+            vec!["_customer_number"]
+        );
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("_target", "Billing@StatServer.GA"), ("_ttl", "soon")],
+                "_ttl",
+            ),
+            (&[], "_target"),
+            (&[("_target", "Billing@StatServer.GX")], "_target"),
+            (&[("_target", "Billing@Other.GA")], "_target"),
+            (
+                &[
+                    ("_target", "Billing@StatServer.GA"),
+                    ("_wait_for_agent", "false"),
+                    ("_wait_for_user_confirm", "true"),
+                ],
+                "_wait_for_user_confirm",
+            ),
+            (
+                &[
+                    ("_target", "Billing@StatServer.GA"),
+                    ("_wait_for_agent", "yes"),
+                ],
+                "_wait_for_agent",
+            ),
+            (
+                &[("_target", "Billing@StatServer.GA"), ("_type", "java")],
+                "_type",
+            ),
+            (
+                &[
+                    ("_target", "Billing@StatServer.GA"),
+                    ("_overwritable_options", "target"),
+                ],
+                "_overwritable_options",
+            ),
+        ];
+        for (options, option) in cases {
+            let err = service(Preset::ChatDelayed, options)
+                .validate(&servers())
+                .expect_err(option);
+            assert_eq!(err.option, *option, "{options:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn service_names_must_fit_in_a_url() {
+        for name in ["", "callback", "a b", "x/y"] {
+            let mut config = service(Preset::ChatDelayed, &[("_target", "Billing@StatServer.GA")]);
+            config.name = name.to_string();
+            assert!(config.validate(&servers()).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn requests_split_into_parameters_overrides_and_user_data() {
+        let request = CreateRequest::parse(fields(&[
+            ("_customer_number", "4082652649"),
+            ("usr_reason", "billing question"),
+            ("_target", "Support@StatServer.GA"),
+            ("_device_os", "comet"),
+            ("_verbose", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(request.customer_number.as_deref(), Some("4082652649"));
+        assert_eq!(request.user_data["usr_reason"], "billing question");
+        assert_eq!(request.overrides["_target"], "Support@StatServer.GA");
+        assert_eq!(request.device_os, Some(PushProvider::Comet));
+        assert!(request.verbose);
+    }
+
+    #[test]
+    fn bad_request_fields_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("_desired_time", "tomorrow")], "_desired_time"),
+            (&[("_device_os", "symbian")], "_device_os"),
+            (
+                &[("_device_os", "httpcb"), ("_device_notification_id", "abc")],
+                "_device_notification_id",
+            ),
+            (&[("_customer_number", "1\u{0}2")], "_customer_number"),
+        ];
+        for (pairs, field) in cases {
+            let err = CreateRequest::parse(fields(pairs)).expect_err(field);
+            assert_eq!(err.field, *field, "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_need_to_be_overwritable() {
+        let valid = service(
+            Preset::ChatDelayed,
+            &[
+                ("_target", "Billing@StatServer.GA"),
+                ("_overwritable_options", "_target"),
+            ],
+        )
+        .validate(&servers())
+        .unwrap();
+        let ok = CreateRequest::parse(fields(&[("_target", "Support@StatServer.GA")])).unwrap();
+        let (options, _) = ok.apply_overrides(&valid, &servers()).unwrap();
+        assert_eq!(options["_target"], "Support@StatServer.GA");
+
+        let bad_value = CreateRequest::parse(fields(&[("_target", "Support")])).unwrap();
+        assert_eq!(
+            bad_value
+                .apply_overrides(&valid, &servers())
+                .unwrap_err()
+                .field,
+            "_target"
+        );
+
+        let refused = CreateRequest::parse(fields(&[("_ttl", "5")])).unwrap();
+        let err = refused.apply_overrides(&valid, &servers()).unwrap_err();
+        assert_eq!(err.field, "_ttl");
+        assert!(err.message.contains("_target"), "{err}");
+    }
+
+    #[test]
+    fn mandatory_customer_number_is_enforced() {
+        let valid = service(Preset::ChatDelayed, &[("_target", "Billing@StatServer.GA")])
+            .validate(&servers())
+            .unwrap();
+        let missing = CreateRequest::parse(fields(&[("usr_reason", "x")])).unwrap();
+        let err = missing
+            .check_mandatory("chat-delay", &valid.settings)
+            .unwrap_err();
+        assert_eq!(err.field, "_customer_number");
+    }
+}

@@ -1,0 +1,457 @@
+//! The service record and its lifecycle (DESIGN.md §4).
+//!
+//! A *service* is one customer request created from a configured service: a callback, a chat
+//! request. This module holds its stored shape and the rules for moving between GMS
+//! `_callback_state`s. It performs no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::options::Preset;
+use super::time::Timestamp;
+
+/// GMS `_callback_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CallbackState {
+    /// The desired time is in the future.
+    Scheduled,
+    /// Waiting in a virtual queue for an agent (or, for immediate chats, for the chat to start).
+    Queued,
+    /// An agent is found and reserved; waiting for the customer.
+    Routing,
+    /// An agent is handling the interaction; it can no longer be cancelled.
+    Processing,
+    /// Finished; `_callback_reason` says how.
+    Completed,
+}
+
+impl CallbackState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [CallbackState; 5] = [
+        CallbackState::Scheduled,
+        CallbackState::Queued,
+        CallbackState::Routing,
+        CallbackState::Processing,
+        CallbackState::Completed,
+    ];
+
+    /// The wire name (`QUEUED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackState::Scheduled => "SCHEDULED",
+            CallbackState::Queued => "QUEUED",
+            CallbackState::Routing => "ROUTING",
+            CallbackState::Processing => "PROCESSING",
+            CallbackState::Completed => "COMPLETED",
+        }
+    }
+
+    /// A one-byte code, stable on disk (used in index keys).
+    pub fn code(self) -> u8 {
+        match self {
+            CallbackState::Scheduled => 1,
+            CallbackState::Queued => 2,
+            CallbackState::Routing => 3,
+            CallbackState::Processing => 4,
+            CallbackState::Completed => 5,
+        }
+    }
+
+    /// The state for a code written by [`CallbackState::code`].
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+impl fmt::Display for CallbackState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallbackState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a callback state: use one of SCHEDULED, QUEUED, ROUTING, PROCESSING, COMPLETED"
+                )
+            })
+    }
+}
+
+/// GMS `_callback_reason`: why a service is COMPLETED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallbackReason {
+    /// The customer cancelled.
+    Cancelled,
+    /// An administrator cancelled.
+    CancelledByAdmin,
+    /// `_urs_queued_ttl` passed without an agent.
+    FailTimeoutTtl,
+    /// The customer did not confirm a reserved agent in time.
+    FailUserNoConfirm,
+    /// No routing target could be found.
+    FailTargetNotFound,
+    /// An internal failure.
+    FailError,
+    /// The interaction reached an agent and ended normally.
+    AgentConnected,
+}
+
+impl CallbackReason {
+    /// The wire name (`CANCELLED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackReason::Cancelled => "CANCELLED",
+            CallbackReason::CancelledByAdmin => "CANCELLED_BY_ADMIN",
+            CallbackReason::FailTimeoutTtl => "FAIL_TIMEOUT_TTL",
+            CallbackReason::FailUserNoConfirm => "FAIL_USER_NO_CONFIRM",
+            CallbackReason::FailTargetNotFound => "FAIL_TARGET_NOT_FOUND",
+            CallbackReason::FailError => "FAIL_ERROR",
+            CallbackReason::AgentConnected => "AGENT_CONNECTED",
+        }
+    }
+}
+
+impl fmt::Display for CallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a service's state history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The state entered.
+    pub state: CallbackState,
+    /// The reason, for COMPLETED.
+    pub reason: Option<CallbackReason>,
+    /// A short human note ("created", "rescheduled to ...").
+    pub note: String,
+}
+
+/// One entry of a service's routing history (written by the router).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// 1-based step of the `_target` list, 0 when not about a step.
+    pub step: u16,
+    /// What happened.
+    pub kind: RoutingEventKind,
+}
+
+/// What happened in routing. New kinds are only ever appended (stored by position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoutingEventKind {
+    /// The step's target joined the target set.
+    Entered { target: String },
+    /// The step was skipped because its statistic held.
+    Skipped { statistic: String, value: i64 },
+    /// The step's timeout passed without an agent.
+    TimedOut,
+    /// An agent was reserved.
+    Reserved { agent: String },
+    /// A reservation was released.
+    Released { agent: String, why: String },
+}
+
+/// A stored service instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// Unguessable id (UUID v4).
+    pub id: String,
+    /// The configured service it was created from.
+    pub service_name: String,
+    /// The configured service's preset.
+    pub preset: Preset,
+    /// Every option in force for this instance (preset defaults, configuration, request overrides).
+    pub options: BTreeMap<String, String>,
+    /// Business data: request keys without a leading `_`.
+    pub user_data: BTreeMap<String, String>,
+    /// The `gms_user` header the service was created with; only that user may see it.
+    pub owner: Option<String>,
+    /// `_customer_number`.
+    pub customer_number: Option<String>,
+    /// `_device_os`: the push provider chosen by the customer's app.
+    pub device_os: Option<String>,
+    /// `_device_notification_id`: where pushes go.
+    pub device_notification_id: Option<String>,
+    /// Current state.
+    pub state: CallbackState,
+    /// Why it completed.
+    pub reason: Option<CallbackReason>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// `_desired_time`, or the creation time.
+    pub desired_time: Timestamp,
+    /// When the record is removed: `desired_time + _ttl`.
+    pub expire_at: Timestamp,
+    /// When it entered its virtual queue, if it has.
+    pub queued_at: Option<Timestamp>,
+    /// Every state entered, oldest first.
+    pub state_history: Vec<StateChange>,
+    /// Routing steps entered, skipped and timed out, oldest first.
+    pub routing_history: Vec<RoutingEvent>,
+    /// The agent reserved for it, if any.
+    pub reserved_agent: Option<String>,
+    /// The chat session carrying its chat, if started.
+    pub chat_session_id: Option<String>,
+}
+
+/// A lifecycle rule that a request broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    /// The service is being handled by an agent.
+    #[error(
+        "service {id} is PROCESSING: an agent is handling it, so it can no longer be {action}"
+    )]
+    Processing {
+        /// The service.
+        id: String,
+        /// "cancelled" or "rescheduled".
+        action: &'static str,
+    },
+    /// The service has already finished.
+    #[error("service {id} is already COMPLETED ({reason}): it can no longer be {action}")]
+    Completed {
+        /// The service.
+        id: String,
+        /// Its completion reason.
+        reason: String,
+        /// "cancelled" or "rescheduled".
+        action: &'static str,
+    },
+    /// An agent is already reserved; moving the time would strand them.
+    #[error("service {id} is ROUTING: an agent is reserved, so it can no longer be rescheduled; cancel it instead")]
+    Routing {
+        /// The service.
+        id: String,
+    },
+}
+
+impl ServiceRecord {
+    /// True until the service is COMPLETED.
+    pub fn is_active(&self) -> bool {
+        self.state != CallbackState::Completed
+    }
+
+    /// Moves to `state`, recording it in the history.
+    pub fn enter(
+        &mut self,
+        state: CallbackState,
+        reason: Option<CallbackReason>,
+        at: Timestamp,
+        note: impl Into<String>,
+    ) {
+        self.state = state;
+        self.reason = reason;
+        self.state_history.push(StateChange {
+            at,
+            state,
+            reason,
+            note: note.into(),
+        });
+    }
+
+    /// Cancels the service (customer or administrator).
+    ///
+    /// # Errors
+    /// PROCESSING and COMPLETED services cannot be cancelled.
+    pub fn cancel(&mut self, reason: CallbackReason, now: Timestamp) -> Result<(), LifecycleError> {
+        self.check_changeable("cancelled")?;
+        self.reserved_agent = None;
+        self.enter(CallbackState::Completed, Some(reason), now, "cancelled");
+        Ok(())
+    }
+
+    /// Moves the desired time (and with it the expiry time, which keeps the same `_ttl`).
+    /// A time in the future makes the service SCHEDULED; otherwise it is QUEUED.
+    ///
+    /// # Errors
+    /// Only SCHEDULED and QUEUED services can be rescheduled.
+    pub fn reschedule(
+        &mut self,
+        desired: Timestamp,
+        ttl_secs: u64,
+        now: Timestamp,
+    ) -> Result<(), LifecycleError> {
+        self.check_changeable("rescheduled")?;
+        if self.state == CallbackState::Routing {
+            return Err(LifecycleError::Routing {
+                id: self.id.clone(),
+            });
+        }
+        self.desired_time = desired;
+        self.expire_at = desired.plus_secs(ttl_secs);
+        let state = if desired > now {
+            self.queued_at = None;
+            CallbackState::Scheduled
+        } else {
+            CallbackState::Queued
+        };
+        self.enter(state, None, now, format!("rescheduled to {desired}"));
+        Ok(())
+    }
+
+    fn check_changeable(&self, action: &'static str) -> Result<(), LifecycleError> {
+        match self.state {
+            CallbackState::Processing => Err(LifecycleError::Processing {
+                id: self.id.clone(),
+                action,
+            }),
+            CallbackState::Completed => Err(LifecycleError::Completed {
+                id: self.id.clone(),
+                reason: self
+                    .reason
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+                action,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A `_callback_state` query filter: `QUEUED`, `SCHEDULED,QUEUED`, `!COMPLETED`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateFilter {
+    states: Vec<CallbackState>,
+    negated: bool,
+}
+
+impl StateFilter {
+    /// Parses the filter.
+    ///
+    /// # Errors
+    /// A message naming the unknown state.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        let (negated, list) = match trimmed.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let states = list
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<CallbackState>, String>>()?;
+        Ok(Self { states, negated })
+    }
+
+    /// Whether a service in `state` passes the filter.
+    pub fn matches(&self, state: CallbackState) -> bool {
+        self.states.contains(&state) != self.negated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: CallbackState) -> ServiceRecord {
+        ServiceRecord {
+            id: "s1".into(),
+            service_name: "chat-delay".into(),
+            preset: Preset::ChatDelayed,
+            options: BTreeMap::new(),
+            user_data: BTreeMap::new(),
+            owner: None,
+            customer_number: None,
+            device_os: None,
+            device_notification_id: None,
+            state,
+            reason: None,
+            created_at: Timestamp::from_millis(0),
+            desired_time: Timestamp::from_millis(0),
+            expire_at: Timestamp::from_millis(86_400_000),
+            queued_at: None,
+            state_history: Vec::new(),
+            routing_history: Vec::new(),
+            reserved_agent: None,
+            chat_session_id: None,
+        }
+    }
+
+    #[test]
+    fn cancel_is_allowed_until_processing() {
+        let now = Timestamp::from_millis(5);
+        for state in CallbackState::ALL {
+            let mut rec = record(state);
+            let result = rec.cancel(CallbackReason::Cancelled, now);
+            let allowed = matches!(
+                state,
+                CallbackState::Scheduled | CallbackState::Queued | CallbackState::Routing
+            );
+            assert_eq!(result.is_ok(), allowed, "cancel from {state}");
+            if allowed {
+                assert_eq!(rec.state, CallbackState::Completed);
+                assert_eq!(rec.reason, Some(CallbackReason::Cancelled));
+                assert_eq!(rec.state_history.len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn reschedule_into_the_future_makes_it_scheduled_and_moves_expiry() {
+        let mut rec = record(CallbackState::Queued);
+        let now = Timestamp::from_millis(1_000);
+        rec.reschedule(Timestamp::from_millis(61_000), 100, now)
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::Scheduled);
+        assert_eq!(rec.expire_at, Timestamp::from_millis(161_000));
+
+        rec.reschedule(Timestamp::from_millis(500), 100, now)
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::Queued, "a past time queues it");
+    }
+
+    #[test]
+    fn reschedule_is_refused_once_an_agent_is_involved() {
+        for state in [
+            CallbackState::Routing,
+            CallbackState::Processing,
+            CallbackState::Completed,
+        ] {
+            let mut rec = record(state);
+            assert!(
+                rec.reschedule(Timestamp::from_millis(1), 1, Timestamp::from_millis(0))
+                    .is_err(),
+                "reschedule from {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_filters_support_lists_and_negation() {
+        let cases = [
+            ("QUEUED", CallbackState::Queued, true),
+            ("QUEUED", CallbackState::Completed, false),
+            ("!COMPLETED", CallbackState::Routing, true),
+            ("!COMPLETED", CallbackState::Completed, false),
+            ("scheduled,queued", CallbackState::Scheduled, true),
+            ("!SCHEDULED,QUEUED", CallbackState::Queued, false),
+        ];
+        for (filter, state, expected) in cases {
+            let parsed = StateFilter::parse(filter).expect(filter);
+            assert_eq!(parsed.matches(state), expected, "{filter} vs {state}");
+        }
+        assert!(StateFilter::parse("DONE").unwrap_err().contains("DONE"));
+    }
+
+    #[test]
+    fn state_codes_round_trip() {
+        for state in CallbackState::ALL {
+            assert_eq!(CallbackState::from_code(state.code()), Some(state));
+        }
+    }
+}

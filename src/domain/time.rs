@@ -1,0 +1,112 @@
+//! Points in time as GMS sees them: milliseconds since the Unix epoch, written on the wire
+//! as ISO 8601 in UTC (`2013-08-01T11:00:00.000Z`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Milliseconds since the Unix epoch. Stored as a plain `u64`, so big-endian keys built from it
+/// sort in time order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// A timestamp from milliseconds since the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This time plus `secs` seconds, saturating instead of overflowing.
+    pub fn plus_secs(self, secs: u64) -> Self {
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+
+    /// Parses an ISO 8601 / RFC 3339 date-time such as `2026-11-21T15:30:00.000Z` or
+    /// `2026-11-21T15:30:00+01:00`.
+    ///
+    /// # Errors
+    /// A message saying what a valid value looks like.
+    pub fn parse_iso(input: &str) -> Result<Self, String> {
+        let parsed = OffsetDateTime::parse(input.trim(), &Rfc3339).map_err(|_| {
+            format!(
+                "`{input}` is not an ISO 8601 date-time: write it like 2026-11-21T15:30:00.000Z"
+            )
+        })?;
+        let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+        u64::try_from(millis)
+            .map(Self)
+            .map_err(|_| format!("`{input}` is before 1970: give a time after the Unix epoch"))
+    }
+
+    /// The GMS wire form: `2026-11-21T15:30:00.000Z`.
+    pub fn to_iso(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(at) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.millisecond()
+            ),
+            // Beyond year 9999: cannot come from parse_iso, but never panic on stored data.
+            Err(_) => format!("{}ms", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_iso())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_round_trip_keeps_milliseconds() {
+        let cases = [
+            "2013-08-01T11:00:00.000Z",
+            "2026-11-21T15:30:00.123Z",
+            "1970-01-01T00:00:00.000Z",
+        ];
+        for case in cases {
+            let parsed = Timestamp::parse_iso(case).expect(case);
+            assert_eq!(parsed.to_iso(), case, "round trip of {case}");
+        }
+    }
+
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let parsed = Timestamp::parse_iso("2026-11-21T16:30:00+01:00").unwrap();
+        assert_eq!(parsed.to_iso(), "2026-11-21T15:30:00.000Z");
+    }
+
+    #[test]
+    fn bad_dates_are_rejected_with_an_example() {
+        for case in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let err = Timestamp::parse_iso(case).expect_err(case);
+            assert!(
+                err.contains("2026-11-21T15:30:00.000Z") || err.contains("1970"),
+                "{case}: {err}"
+            );
+        }
+    }
+}

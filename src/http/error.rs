@@ -1,0 +1,164 @@
+//! The one place that turns errors into HTTP: [`ApiError`] (status, exception kind, message)
+//! and [`handle_rejection`], the `recover` for everything warp rejects.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Rejection;
+
+use super::reply;
+use crate::app::AppError;
+use crate::store::StoreError;
+
+/// An error as a client sees it.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// 400: the request is wrong; the message says how to fix it.
+    BadRequest(String),
+    /// 401: missing or wrong bearer token.
+    Unauthorized(String),
+    /// 403: not allowed.
+    Forbidden(String),
+    /// 404: no such thing.
+    NotFound(String),
+    /// 405: the path exists with other methods.
+    MethodNotAllowed,
+    /// 413: the body is over the limit (bytes).
+    PayloadTooLarge(u64),
+    /// 415: a body type this endpoint does not take.
+    UnsupportedMediaType(String),
+    /// 503: try again later.
+    ServiceUnavailable(String),
+    /// 500: our fault; the cause is logged, not sent.
+    Internal,
+}
+
+impl warp::reject::Reject for ApiError {}
+
+/// The error body: `{"exception": "<kind>", "message": "<what to fix>"}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    exception: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `exception` field: a stable kind clients can match on.
+    pub fn exception(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "InvalidRequest",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+            ApiError::Internal => "InternalError",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::ServiceUnavailable(m) => m.clone(),
+            ApiError::MethodNotAllowed => {
+                "this path does not take that method: see docs/api.md for the methods it takes"
+                    .into()
+            }
+            ApiError::PayloadTooLarge(limit) => format!(
+                "the request body is larger than {limit} bytes: send less (the limit is max_body_bytes)"
+            ),
+            ApiError::Internal => {
+                "the server failed to handle the request; it is logged, and nothing was changed unless a later query shows it".into()
+            }
+        }
+    }
+
+    /// The error as a reply.
+    pub fn into_response(self) -> Response {
+        reply::json(
+            self.status(),
+            &ErrorBody {
+                exception: self.exception(),
+                message: self.message(),
+            },
+        )
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::InvalidField(_)
+            | AppError::InvalidOption(_)
+            | AppError::InvalidBody(_)
+            | AppError::Lifecycle(_) => ApiError::BadRequest(err.to_string()),
+            AppError::UnknownService(_) | AppError::NotFound(_) => {
+                ApiError::NotFound(err.to_string())
+            }
+            AppError::Forbidden(message) => ApiError::Forbidden(message),
+            AppError::Store(StoreError::ShuttingDown) => {
+                ApiError::ServiceUnavailable("the server is shutting down: retry shortly".into())
+            }
+            AppError::Store(err) => {
+                tracing::error!(error = %err, "storage failure while handling a request");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Replies `Ok(value)` through `ok`, or the error as an error body.
+pub fn respond<T>(result: Result<T, AppError>, ok: impl FnOnce(T) -> Response) -> Response {
+    match result {
+        Ok(value) => ok(value),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// Turns every rejection into a GMS error body: our own errors first, then warp's.
+pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = if let Some(err) = rejection.find::<ApiError>() {
+        err.clone()
+    } else if rejection.is_not_found() {
+        ApiError::NotFound(
+            "no such endpoint: the GMS API lives under /genesys/1/ (see docs/api.md)".into(),
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::BadRequest(format!("{err}: send it as printable ASCII"))
+    } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::BadRequest(err.to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge(0)
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::BadRequest("the query string is not valid URL encoding".into())
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        ApiError::Internal
+    };
+    Ok(error.into_response())
+}

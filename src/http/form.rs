@@ -1,0 +1,368 @@
+//! Request bodies and query strings, parsed into fields at the edge.
+//!
+//! GMS endpoints take `application/x-www-form-urlencoded` or `multipart/form-data` (callback
+//! create also JSON). Query-string fields come first and body fields after them, so a body
+//! field wins over a query field of the same name. Bodies are read with a size cap whether or
+//! not they declare a Content-Length, and every value must be valid UTF-8.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use warp::{Buf, Filter, Rejection};
+
+use super::error::ApiError;
+
+/// Request fields in arrival order.
+pub type Fields = Vec<(String, String)>;
+
+/// Whether an endpoint accepts a JSON object as well as forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Json {
+    /// JSON bodies are accepted (callback create).
+    Accepted,
+    /// JSON bodies get 415.
+    Refused,
+}
+
+/// Query-string and body fields of a GMS request.
+pub fn fields(
+    limit: u64,
+    json: Json,
+) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    query_fields()
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body(limit))
+        .and_then(
+            move |mut fields: Fields, content_type: Option<String>, body: Bytes| async move {
+                let parsed = parse_body(content_type.as_deref(), body, json)
+                    .await
+                    .map_err(warp::reject::custom)?;
+                fields.extend(parsed);
+                Ok::<_, Rejection>(fields)
+            },
+        )
+}
+
+/// Query-string fields only (GET requests).
+pub fn query_fields() -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|query: String| async move {
+            parse_urlencoded(query.as_bytes(), "query string").map_err(warp::reject::custom)
+        })
+}
+
+/// A JSON body of type `T` (admin API). A missing Content-Type is taken as JSON.
+pub fn json_body<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(body(limit))
+        .and_then(|content_type: Option<String>, body: Bytes| async move {
+            let essence = content_type.as_deref().map(mime_essence);
+            if essence.as_deref().is_some_and(|e| e != "application/json") {
+                return Err(warp::reject::custom(ApiError::UnsupportedMediaType(
+                    "this endpoint takes a JSON body: send Content-Type: application/json".into(),
+                )));
+            }
+            serde_json::from_slice::<T>(&body).map_err(|err| {
+                warp::reject::custom(ApiError::BadRequest(format!(
+                    "the JSON body is not valid: {err}"
+                )))
+            })
+        })
+}
+
+/// The raw body, at most `limit` bytes.
+fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, stream| async move {
+            if declared.is_some_and(|len| len > limit) {
+                return Err(warp::reject::custom(ApiError::PayloadTooLarge(limit)));
+            }
+            read_limited(stream, limit)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut out = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|err| {
+            ApiError::BadRequest(format!("the request body could not be read: {err}"))
+        })?;
+        if (out.len() + chunk.remaining()) as u64 > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// `multipart/form-data; boundary=x` -> `multipart/form-data`.
+fn mime_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+async fn parse_body(
+    content_type: Option<&str>,
+    body: Bytes,
+    json: Json,
+) -> Result<Fields, ApiError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let accepted = match json {
+        Json::Accepted => {
+            "application/x-www-form-urlencoded, multipart/form-data or application/json"
+        }
+        Json::Refused => "application/x-www-form-urlencoded or multipart/form-data",
+    };
+    let Some(content_type) = content_type else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body has no Content-Type: send it as {accepted}"
+        )));
+    };
+    match mime_essence(content_type).as_str() {
+        "application/x-www-form-urlencoded" => parse_urlencoded(&body, "body"),
+        "multipart/form-data" => parse_multipart(content_type, body).await,
+        "application/json" if json == Json::Accepted => parse_json_object(&body),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type `{other}` is not accepted here: send {accepted}"
+        ))),
+    }
+}
+
+/// Decodes `a=1&b=x%20y` with `+` as space, refusing bad escapes and invalid UTF-8.
+fn parse_urlencoded(input: &[u8], source: &str) -> Result<Fields, ApiError> {
+    input
+        .split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let key = percent_decode(key, source, None)?;
+            let value = percent_decode(value, source, Some(&key))?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+fn percent_decode(input: &[u8], source: &str, field: Option<&str>) -> Result<String, ApiError> {
+    let what = match field {
+        Some(name) => format!("field `{name}` in the {source}"),
+        None => format!("a field name in the {source}"),
+    };
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&byte) = input.get(i) {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = input
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "{what} has a bad percent escape: write % as %25 and bytes as %XX"
+                        ))
+                    })?;
+                out.push(hex);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| {
+        ApiError::BadRequest(format!("{what} is not valid UTF-8: encode text as UTF-8"))
+    })
+}
+
+async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Fields, ApiError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        ApiError::BadRequest(
+            "multipart/form-data needs a boundary: send Content-Type: multipart/form-data; boundary=..."
+                .into(),
+        )
+    })?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    loop {
+        let field = multipart.next_field().await.map_err(|err| {
+            ApiError::BadRequest(format!("the multipart body is malformed: {err}"))
+        })?;
+        let Some(field) = field else { break };
+        let name = field
+            .name()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::BadRequest("a multipart part has no name: give each part Content-Disposition: form-data; name=\"...\"".into()))?;
+        let bytes = field.bytes().await.map_err(|err| {
+            ApiError::BadRequest(format!("multipart part `{name}` is malformed: {err}"))
+        })?;
+        let value = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "field `{name}` is not valid UTF-8: encode text as UTF-8"
+            ))
+        })?;
+        fields.push((name, value));
+    }
+    Ok(fields)
+}
+
+/// A flat JSON object: strings as they are, numbers and booleans as their text, nulls skipped.
+fn parse_json_object(body: &[u8]) -> Result<Fields, ApiError> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|err| {
+            ApiError::BadRequest(format!(
+                "the JSON body is not valid: {err}; send one object of string values"
+            ))
+        })?;
+    let mut fields = Vec::with_capacity(object.len());
+    for (key, value) in object {
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Null => continue,
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "field `{key}` is nested JSON: send a string (encode structured data as a JSON string)"
+                )))
+            }
+        };
+        fields.push((key, text));
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Fields {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn urlencoded_decodes_plus_and_escapes() {
+        let fields = parse_urlencoded(b"a=1&b=hello+agent&c=x%20y%26z&flag&=v", "body").unwrap();
+        assert_eq!(
+            fields,
+            pairs(&[
+                ("a", "1"),
+                ("b", "hello agent"),
+                ("c", "x y&z"),
+                ("flag", ""),
+                ("", "v")
+            ])
+        );
+    }
+
+    #[test]
+    fn urlencoded_refuses_bad_escapes_and_invalid_utf8_naming_the_field() {
+        for (input, needle) in [
+            (&b"name=%zz"[..], "`name`"),
+            (b"name=%ff%fe", "`name`"),
+            (b"name=%4", "`name`"),
+        ] {
+            let err = parse_urlencoded(input, "body").unwrap_err();
+            let ApiError::BadRequest(message) = err else {
+                panic!("expected 400 for {input:?}")
+            };
+            assert!(message.contains(needle), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn seed_multipart_bodies_parse_including_an_empty_one() {
+        let body = "------WebKitFormBoundary0WnE36LruxJ4S5nu\r\nContent-Disposition: form-data; name=\"_customer_number\"\r\n\r\n4082652649\r\n------WebKitFormBoundary0WnE36LruxJ4S5nu\r\nContent-Disposition: form-data; name=\"usr_customer_name\"\r\n\r\nBob Markel\r\n------WebKitFormBoundary0WnE36LruxJ4S5nu--\r\n";
+        let ct = "multipart/form-data; boundary=----WebKitFormBoundary0WnE36LruxJ4S5nu";
+        let fields = parse_body(Some(ct), Bytes::from(body), Json::Refused)
+            .await
+            .unwrap();
+        assert_eq!(
+            fields,
+            pairs(&[
+                ("_customer_number", "4082652649"),
+                ("usr_customer_name", "Bob Markel")
+            ])
+        );
+
+        let empty = "------WebKitFormBoundaryNY84ld7wm7oHB9fp--\r\n";
+        let ct = "multipart/form-data; boundary=----WebKitFormBoundaryNY84ld7wm7oHB9fp";
+        let fields = parse_body(Some(ct), Bytes::from(empty), Json::Refused)
+            .await
+            .unwrap();
+        assert!(fields.is_empty());
+    }
+
+    #[tokio::test]
+    async fn malformed_multipart_is_a_400() {
+        let ct = "multipart/form-data; boundary=XYZ";
+        let err = parse_body(Some(ct), Bytes::from("--XYZ\r\ngarbage"), Json::Refused)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn json_is_accepted_only_where_allowed_and_must_be_flat() {
+        let body = Bytes::from(r#"{"_customer_number":"555","n":5,"ok":true,"skip":null}"#);
+        let fields = parse_body(Some("application/json"), body.clone(), Json::Accepted)
+            .await
+            .unwrap();
+        assert_eq!(
+            fields,
+            pairs(&[("_customer_number", "555"), ("n", "5"), ("ok", "true")])
+        );
+
+        let err = parse_body(Some("application/json"), body, Json::Refused)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::UnsupportedMediaType(_)));
+
+        let nested = Bytes::from(r#"{"a":{"b":1}}"#);
+        let err = parse_body(Some("application/json"), nested, Json::Accepted)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::BadRequest(ref m) if m.contains("`a`")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_content_types_with_a_body_are_415() {
+        for ct in [Some("text/plain"), Some("application/xml"), None] {
+            let err = parse_body(ct, Bytes::from("x=1"), Json::Accepted)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ApiError::UnsupportedMediaType(_)), "{ct:?}");
+        }
+    }
+}

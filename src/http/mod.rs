@@ -1,0 +1,60 @@
+//! warp filters only: match a route, parse the request into domain types, call one `app`
+//! function, turn its result into a reply. No business rule and no storage access lives here.
+//!
+//! - [`callback`]: the customer-facing GMS Callback and Service APIs.
+//! - [`admin`]: the administrator API (bearer token).
+//! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
+
+mod admin;
+mod callback;
+mod error;
+mod form;
+mod reply;
+mod views;
+
+use std::convert::Infallible;
+
+use warp::{Filter, Rejection, Reply};
+
+pub use error::ApiError;
+
+use crate::app::AppState;
+
+/// Every route of the server, with errors turned into GMS error bodies.
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    callback::routes(state.clone())
+        .or(admin::routes(state))
+        .recover(error::handle_rejection)
+}
+
+/// Hands the shared state to a handler.
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Who is calling and how they reached us: the `gms_user` header and the `Host` header.
+#[derive(Debug, Clone)]
+struct Client {
+    /// `gms_user`, the end user's identity set by the client or its security gateway.
+    gms_user: Option<String>,
+    /// `http://<Host>`, for URLs in replies (`_start_chat_url`).
+    base_url: String,
+}
+
+impl Client {
+    fn gms_user(&self) -> Option<&str> {
+        self.gms_user.as_deref()
+    }
+}
+
+fn client(state: &AppState) -> impl Filter<Extract = (Client,), Error = Rejection> + Clone {
+    let fallback = state.settings.fallback_host.clone();
+    warp::header::optional::<String>("gms_user")
+        .and(warp::header::optional::<String>("host"))
+        .map(
+            move |gms_user: Option<String>, host: Option<String>| Client {
+                gms_user: gms_user.filter(|u| !u.trim().is_empty()),
+                base_url: format!("http://{}", host.unwrap_or_else(|| fallback.clone())),
+            },
+        )
+}

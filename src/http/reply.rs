@@ -1,0 +1,40 @@
+//! Replies with the headers GMS sends on every JSON answer.
+
+use serde::Serialize;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+/// `status` with `body` as JSON, `application/json;charset=UTF-8`, and GMS's no-cache headers.
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => with_headers(status, bytes),
+        Err(err) => {
+            // Our own types always serialize; if one ever does not, say so without panicking.
+            tracing::error!(error = %err, "cannot serialize a reply");
+            with_headers(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"exception":"InternalError","message":"the reply could not be built; see the server log"}"#.to_vec(),
+            )
+        }
+    }
+}
+
+fn with_headers(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+    response
+}

@@ -1,0 +1,192 @@
+//! The JSON shapes of replies, taken from the seeds.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::options::ValidService;
+use crate::domain::service::{RoutingEventKind, ServiceRecord};
+
+/// The StartChat dialog (seeds 000 `connect` and 001 create).
+#[derive(Serialize)]
+pub struct StartChatDialog {
+    #[serde(rename = "_dialog_id")]
+    dialog_id: &'static str,
+    #[serde(rename = "_action")]
+    action: &'static str,
+    #[serde(rename = "_label")]
+    label: &'static str,
+    #[serde(rename = "_start_chat_url")]
+    start_chat_url: String,
+    #[serde(rename = "_comet_url")]
+    comet_url: String,
+    #[serde(rename = "_user_header")]
+    user_header: String,
+    #[serde(rename = "_id_to_jump_before")]
+    id_to_jump_before: &'static str,
+    #[serde(rename = "_chat_parameters")]
+    chat_parameters: ChatParameters,
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+#[derive(Serialize)]
+struct ChatParameters {
+    subject: String,
+}
+
+impl StartChatDialog {
+    /// The dialog for `record`, with URLs under `base_url`.
+    pub fn new(record: &ServiceRecord, base_url: &str) -> Self {
+        Self {
+            dialog_id: "1",
+            action: "StartChat",
+            label: "Start Chat",
+            start_chat_url: format!("{base_url}/genesys/1/service/{}/ixn/chat", record.id),
+            comet_url: format!("{base_url}/genesys/cometd"),
+            user_header: record.owner.clone().unwrap_or_default(),
+            id_to_jump_before: "exit://",
+            chat_parameters: ChatParameters {
+                subject: record
+                    .user_data
+                    .get("subject")
+                    .cloned()
+                    .unwrap_or_else(|| "None".to_string()),
+            },
+            id: record.id.clone(),
+        }
+    }
+}
+
+/// `{"_id","_text"}` for a service that notifies when an agent is available (seed 000).
+#[derive(Serialize)]
+pub struct WillNotify {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_text")]
+    text: &'static str,
+}
+
+impl WillNotify {
+    /// The reply for `record`.
+    pub fn new(record: &ServiceRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            text: "We will notify you when agent is available",
+        }
+    }
+}
+
+/// The generic Service API reply (seed 003): `{"_id"}`, plus the chat URL when verbose.
+#[derive(Serialize)]
+pub struct ServiceCreated {
+    #[serde(
+        rename = "_chatIxnAPI-CREATE-URL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    create_url: Option<String>,
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+impl ServiceCreated {
+    /// The reply for `record`.
+    pub fn new(record: &ServiceRecord, verbose: bool) -> Self {
+        Self {
+            create_url: verbose.then(|| format!("/genesys/1/service/{}/ixn/chat", record.id)),
+            id: record.id.clone(),
+        }
+    }
+}
+
+/// A record as the GMS callback query shows it: the `_` fields, then the user data.
+pub fn query_entry(record: &ServiceRecord) -> Map<String, Value> {
+    let mut entry = Map::new();
+    for (key, value) in &record.user_data {
+        entry.insert(key.clone(), Value::String(value.clone()));
+    }
+    let mut put = |key: &str, value: String| {
+        entry.insert(key.to_string(), Value::String(value));
+    };
+    put("_id", record.id.clone());
+    put("_service_name", record.service_name.clone());
+    put("_callback_state", record.state.to_string());
+    if let Some(reason) = record.reason {
+        put("_callback_reason", reason.to_string());
+    }
+    put("_desired_time", record.desired_time.to_iso());
+    put("_expiration_time", record.expire_at.to_iso());
+    if let Some(number) = &record.customer_number {
+        put("_customer_number", number.clone());
+    }
+    entry
+}
+
+/// A record in full, for administrators.
+pub fn record_detail(record: &ServiceRecord) -> Value {
+    let history: Vec<Value> = record
+        .state_history
+        .iter()
+        .map(|change| {
+            serde_json::json!({
+                "time": change.at.to_iso(),
+                "state": change.state.as_str(),
+                "reason": change.reason.map(|r| r.as_str()),
+                "note": change.note,
+            })
+        })
+        .collect();
+    let routing: Vec<Value> = record
+        .routing_history
+        .iter()
+        .map(|event| {
+            let (kind, detail) = match &event.kind {
+                RoutingEventKind::Entered { target } => ("entered", target.clone()),
+                RoutingEventKind::Skipped { statistic, value } => {
+                    ("skipped", format!("{statistic}={value}"))
+                }
+                RoutingEventKind::TimedOut => ("timed_out", String::new()),
+                RoutingEventKind::Reserved { agent } => ("reserved", agent.clone()),
+                RoutingEventKind::Released { agent, why } => {
+                    ("released", format!("{agent}: {why}"))
+                }
+            };
+            serde_json::json!({
+                "time": event.at.to_iso(),
+                "step": event.step,
+                "event": kind,
+                "detail": detail,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "_id": record.id,
+        "_service_name": record.service_name,
+        "_preset": record.preset.name(),
+        "_callback_state": record.state.as_str(),
+        "_callback_reason": record.reason.map(|r| r.as_str()),
+        "_customer_number": record.customer_number,
+        "_gms_user": record.owner,
+        "_device_os": record.device_os,
+        "_device_notification_id": record.device_notification_id,
+        "_created_time": record.created_at.to_iso(),
+        "_desired_time": record.desired_time.to_iso(),
+        "_expiration_time": record.expire_at.to_iso(),
+        "_queued_time": record.queued_at.map(|t| t.to_iso()),
+        "_reserved_agent": record.reserved_agent,
+        "_chat_session_id": record.chat_session_id,
+        "options": record.options,
+        "user_data": record.user_data,
+        "state_history": history,
+        "routing_history": routing,
+    })
+}
+
+/// A configured service for the admin API.
+pub fn configured_service(service: &ValidService) -> Value {
+    serde_json::json!({
+        "name": service.config.name,
+        "preset": service.config.preset.name(),
+        "options": service.config.options,
+        "effective_options": service.effective,
+    })
+}

@@ -1,0 +1,129 @@
+//! # callbackd
+//!
+//! A single-binary callback and chat-routing service that speaks the Genesys Mobile Services
+//! (GMS) wire API, with its storage embedded (sled).
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration (file, `CALLBACKD_*` environment, flags).
+//! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
+//! - [`domain`]: pure types and rules: options, `_target`, the service lifecycle.
+//! - [`store`]: the only module that knows sled and bincode: trees, keys, codec, migrations,
+//!   group commit.
+//! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
+//! - [`http`]: warp filters that parse, call one `app` function, and reply.
+//! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
+//! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
+//!   the admin token, binding the listener.
+//!
+//! Dependencies point one way: `http` -> `app` -> `domain` and `store`.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod expiry;
+pub mod http;
+pub mod startup;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use startup::StartupError;
+
+use crate::app::AppState;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+
+/// A built server: storage open, configuration loaded, listener bound, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl App {
+    /// Builds the server with the system clock. See [`App::build_with_clock`].
+    ///
+    /// # Errors
+    /// See [`StartupError`].
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the database (applying migrations), seeds the configured services on first start,
+    /// resolves the admin token, removes services that expired while it was down, and binds
+    /// the listener on `config.listen` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// See [`StartupError`]; each names what to fix.
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartupError> {
+        let (state, listener) = startup::build(&config, clock).await?;
+        Ok(App {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.config.listen)
+    }
+
+    /// The shared state (for in-process tools such as the benchmark).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
+    /// stops the background jobs and flushes the database.
+    ///
+    /// # Errors
+    /// A background job could not start.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let App {
+            listener,
+            state,
+            config,
+        } = self;
+        let mut scheduler = expiry::schedule(
+            state.store.clone(),
+            state.clock.clone(),
+            &config.expiry_schedule,
+        )
+        .await
+        .map_err(StartupError::Jobs)?;
+
+        let routes = http::routes(state.clone());
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+        tracing::info!("stopped accepting; in-flight requests are answered");
+
+        if let Err(err) = scheduler.shutdown().await {
+            tracing::warn!(error = %err, "expiry scheduler did not stop cleanly");
+        }
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
+            Ok(Ok(())) => tracing::info!("database flushed"),
+            Ok(Err(err)) => tracing::error!(error = %err, "final flush failed"),
+            Err(err) => tracing::error!(error = %err, "final flush task failed"),
+        }
+        Ok(())
+    }
+}

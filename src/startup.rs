@@ -1,0 +1,308 @@
+//! Building the running service: everything that happens once, before the first request.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpSocket};
+
+use crate::app::{AppState, Catalog, RuntimeSettings};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::options::{ConfiguredService, OptionError, Preset};
+use crate::expiry;
+use crate::store::{Store, StoreError};
+
+/// Connections waiting to be accepted. The default of 128 makes thousands of clients that
+/// connect at once wait seconds for SYN retries.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Why the service could not start. Each message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database in {path}: {source}")]
+    Store {
+        /// The database directory.
+        path: PathBuf,
+        /// Why.
+        source: StoreError,
+    },
+    /// The configured-services file is unreadable or invalid.
+    #[error("configured services file {path}: {message}")]
+    ServicesFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A background job could not start.
+    #[error("cannot start background jobs: {0}")]
+    Jobs(String),
+}
+
+/// Opens everything and binds the listener.
+pub(crate) async fn build(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, TcpListener), StartupError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::Io {
+        what: format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        ),
+        source,
+    })?;
+    let db_dir = config.db_dir();
+    let store = open_store(db_dir.clone()).await?;
+    let store_err = |source| StartupError::Store {
+        path: db_dir.clone(),
+        source,
+    };
+
+    if !store.templates_seeded().map_err(store_err)? {
+        let services = read_services_file(&config.services_file, &config.stat_servers)?;
+        store.seed_templates(&services).map_err(store_err)?;
+        tracing::info!(
+            count = services.len(),
+            file = %config.services_file.display(),
+            "configured services loaded into the new database"
+        );
+    }
+    let catalog = Catalog::default();
+    for service in store.templates().map_err(store_err)? {
+        let name = service.name.clone();
+        match service.validate(&config.stat_servers) {
+            Ok(valid) => {
+                catalog.insert(valid);
+            }
+            // Keep serving the others; the administrator sees why in the log.
+            Err(err) => {
+                tracing::error!(service = %name, error = %err, "configured service is invalid and is not served; fix it with PUT /genesys/1/admin/services/{name}")
+            }
+        }
+    }
+
+    let admin_token = resolve_admin_token(config)?;
+
+    let caught_up = {
+        let store = store.clone();
+        let now = clock.now();
+        tokio::task::spawn_blocking(move || expiry::run_once(&store, now))
+            .await
+            .map_err(|err| StartupError::Jobs(err.to_string()))?
+            .map_err(store_err)?
+    };
+    if caught_up > 0 {
+        tracing::info!(
+            removed = caught_up,
+            "removed services that expired while stopped"
+        );
+    }
+
+    let listener = bind(config.listen)?;
+    let local = listener.local_addr().map_err(|source| StartupError::Io {
+        what: "cannot read the listener address".into(),
+        source,
+    })?;
+    let state = AppState {
+        store,
+        catalog,
+        clock,
+        settings: Arc::new(RuntimeSettings {
+            stat_servers: config.stat_servers.clone(),
+            max_body_bytes: config.max_body_bytes,
+            admin_token,
+            fallback_host: local.to_string(),
+        }),
+    };
+    Ok((state, listener))
+}
+
+async fn open_store(path: PathBuf) -> Result<Store, StartupError> {
+    let opened = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || Store::open(&path)).await
+    };
+    let store = opened
+        .map_err(|err| StartupError::Jobs(err.to_string()))?
+        .map_err(|source| StartupError::Store {
+            path: path.clone(),
+            source,
+        })?;
+    for name in store.migrations_applied() {
+        tracing::info!(migration = %name, "database migrated");
+    }
+    Ok(store)
+}
+
+/// One entry of the services file: `[name]` with `preset` and `options`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    preset: String,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+}
+
+/// Reads and validates the configured-services file.
+///
+/// # Errors
+/// The file cannot be read, is not valid TOML, or has an invalid service (named).
+pub fn read_services_file(
+    path: &Path,
+    stat_servers: &[String],
+) -> Result<Vec<ConfiguredService>, StartupError> {
+    let file_error = |message: String| StartupError::ServicesFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        file_error(format!(
+            "cannot read it ({err}); give the file with --config or CALLBACKD_SERVICES_FILE"
+        ))
+    })?;
+    let entries: BTreeMap<String, ServiceEntry> =
+        toml::from_str(&text).map_err(|err| file_error(err.to_string()))?;
+    entries
+        .into_iter()
+        .map(|(name, entry)| {
+            let preset: Preset = entry
+                .preset
+                .parse()
+                .map_err(|m: String| file_error(format!("[{name}] preset: {m}")))?;
+            let service = ConfiguredService {
+                name: name.clone(),
+                preset,
+                options: entry.options,
+            };
+            service
+                .clone()
+                .validate(stat_servers)
+                .map_err(|err: OptionError| file_error(format!("[{name}] {err}")))?;
+            Ok(service)
+        })
+        .collect()
+}
+
+/// The admin token: configured, or kept in `<data_dir>/admin_token`, or generated there.
+fn resolve_admin_token(config: &Config) -> Result<Option<String>, StartupError> {
+    if let Some(token) = &config.admin_token {
+        if token.is_empty() {
+            tracing::warn!("admin_token is empty: the admin and agent APIs are disabled");
+            return Ok(None);
+        }
+        return Ok(Some(token.clone()));
+    }
+    let path = config.admin_token_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            tracing::info!(file = %path.display(), "admin token read from file");
+            return Ok(Some(text.trim().to_string()));
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(StartupError::Io {
+                what: format!("cannot read the admin token file {}", path.display()),
+                source,
+            })
+        }
+    }
+    let token = generate_token();
+    write_private(&path, &token).map_err(|source| StartupError::Io {
+        what: format!("cannot write the admin token file {}", path.display()),
+        source,
+    })?;
+    tracing::info!(file = %path.display(), "generated an admin token (mode 0600); read it from the file");
+    Ok(Some(token))
+}
+
+fn generate_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    let io_err = |source| StartupError::Io {
+        what: format!(
+            "cannot listen on {addr} (is another process using it? choose another with --listen)"
+        ),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(io_err)?;
+    socket.set_reuseaddr(true).map_err(io_err)?;
+    socket.bind(addr).map_err(io_err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_services_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml");
+        let services = read_services_file(&path, &["StatServer".to_string()]).unwrap();
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        for expected in [
+            "chat-delay",
+            "chat-immediate",
+            "request-chat",
+            "request-chat-poll",
+        ] {
+            assert!(names.contains(&expected), "{expected} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn a_generated_token_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let first = resolve_admin_token(&config).unwrap().unwrap();
+        assert_eq!(first.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(config.admin_token_file())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = resolve_admin_token(&config).unwrap().unwrap();
+        assert_eq!(first, second, "the token file is reused across restarts");
+    }
+}

@@ -1,0 +1,62 @@
+//! Value encoding: one format-version byte, then bincode 2 (standard config) of the value.
+//! The version byte lets a migration recognise old values and lets this binary refuse values
+//! it does not understand instead of misreading them.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Encodes `value` behind the format-version byte `version`.
+pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![version];
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|err| StoreError::Encode(err.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a value written by [`encode`] with format `version`.
+///
+/// `what` names the value in errors ("service 123").
+pub fn decode<T: DeserializeOwned>(version: u8, bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    let (found, body) = bytes.split_first().ok_or_else(|| StoreError::Corrupt {
+        what: what.to_string(),
+        reason: "empty value".into(),
+    })?;
+    if *found != version {
+        return Err(StoreError::Corrupt {
+            what: what.to_string(),
+            reason: format!("format version {found}, expected {version}: run `callbackd migrate`"),
+        });
+    }
+    let (value, _) =
+        bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|err| {
+            StoreError::Corrupt {
+                what: what.to_string(),
+                reason: err.to_string(),
+            }
+        })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_carry_their_version() {
+        let bytes = encode(3, &("hello".to_string(), 42u64)).unwrap();
+        assert_eq!(bytes[0], 3);
+        let back: (String, u64) = decode(3, &bytes, "test").unwrap();
+        assert_eq!(back, ("hello".to_string(), 42));
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused_not_misread() {
+        let bytes = encode(1, &"x".to_string()).unwrap();
+        assert!(decode::<String>(2, &bytes, "test").is_err());
+        assert!(decode::<String>(1, &[], "test").is_err());
+        assert!(decode::<(u64, u64)>(1, &[1, 0xff], "test").is_err());
+    }
+}

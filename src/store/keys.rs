@@ -1,0 +1,117 @@
+//! Key builders. Numbers are big-endian so that sled's byte order is time order (sled's README:
+//! little endian "will often appear to be doing the right thing until you start working with
+//! more than 256 items").
+
+use crate::domain::service::CallbackState;
+use crate::domain::time::Timestamp;
+
+/// Separates a variable-length prefix from what follows. Field values never contain NUL
+/// (request parsing refuses control characters in the fields used in keys).
+const SEP: u8 = 0;
+
+/// `at (u64 BE) ++ id`: the key of the time-ordered index trees.
+pub fn time_key(at: Timestamp, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&at.as_millis().to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Splits a [`time_key`] back into its time and id.
+pub fn split_time_key(key: &[u8]) -> Option<(Timestamp, &str)> {
+    let (at, id) = key.split_at_checked(8)?;
+    let millis = u64::from_be_bytes(at.try_into().ok()?);
+    Some((
+        Timestamp::from_millis(millis),
+        std::str::from_utf8(id).ok()?,
+    ))
+}
+
+/// The first key after every [`time_key`] at or before `at`.
+pub fn time_upper_bound(at: Timestamp) -> Vec<u8> {
+    (at.as_millis().saturating_add(1)).to_be_bytes().to_vec()
+}
+
+/// `customer_number ++ 0 ++ id`.
+pub fn customer_key(customer_number: &str, id: &str) -> Vec<u8> {
+    let mut key = customer_prefix(customer_number);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of every [`customer_key`] of one customer.
+pub fn customer_prefix(customer_number: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(customer_number.len() + 40);
+    key.extend_from_slice(customer_number.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// `service_name ++ 0 ++ state code ++ id`.
+pub fn service_state_key(service_name: &str, state: CallbackState, id: &str) -> Vec<u8> {
+    let mut key = service_prefix(service_name);
+    key.push(state.code());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of every [`service_state_key`] of one configured service.
+pub fn service_prefix(service_name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service_name.len() + 40);
+    key.extend_from_slice(service_name.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// Splits a [`service_state_key`] into service name, state and id.
+pub fn split_service_state_key(key: &[u8]) -> Option<(&str, CallbackState, &str)> {
+    let sep = key.iter().position(|b| *b == SEP)?;
+    let name = std::str::from_utf8(&key[..sep]).ok()?;
+    let state = CallbackState::from_code(*key.get(sep + 1)?)?;
+    let id = std::str::from_utf8(key.get(sep + 2..)?).ok()?;
+    Some((name, state, id))
+}
+
+/// The id part of a key that ends with `0 ++ id` (customer index).
+pub fn id_after_separator(key: &[u8]) -> Option<&str> {
+    let sep = key.iter().position(|b| *b == SEP)?;
+    std::str::from_utf8(&key[sep + 1..]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_in_time_order_past_256_items() {
+        let mut keys: Vec<Vec<u8>> = (0..1000u64)
+            .rev()
+            .map(|i| time_key(Timestamp::from_millis(i * 7), "id"))
+            .collect();
+        keys.sort();
+        let times: Vec<u64> = keys
+            .iter()
+            .map(|k| split_time_key(k).unwrap().0.as_millis())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn keys_split_back_into_their_parts() {
+        let key = time_key(Timestamp::from_millis(42), "abc");
+        assert_eq!(
+            split_time_key(&key),
+            Some((Timestamp::from_millis(42), "abc"))
+        );
+        assert!(key < time_upper_bound(Timestamp::from_millis(42)));
+
+        let key = service_state_key("chat-delay", CallbackState::Queued, "abc");
+        assert_eq!(
+            split_service_state_key(&key),
+            Some(("chat-delay", CallbackState::Queued, "abc"))
+        );
+        assert_eq!(id_after_separator(&customer_key("555", "abc")), Some("abc"));
+        assert!(customer_key("555", "x").starts_with(&customer_prefix("555")));
+        assert!(!customer_key("5551", "x").starts_with(&customer_prefix("555")));
+    }
+}

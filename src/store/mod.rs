@@ -1,0 +1,599 @@
+//! The only module that knows sled and bincode.
+//!
+//! It owns the named trees, builds their keys (big-endian, so range scans follow time order),
+//! encodes values behind a format-version byte, keeps a record and its index entries in one
+//! transaction, runs the data migrations, and acknowledges durable writes through one group
+//! committer. Nothing outside this module sees a `sled::IVec` or a `sled::Tree`.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | name | schema version, seeding marks |
+//! | `templates` | service name | [`ConfiguredService`] |
+//! | `services` | service id | [`ServiceRecord`] |
+//! | `by_expiry` | expire_at ++ id | () |
+//! | `by_desired_time` | desired_time ++ id (SCHEDULED only) | () |
+//! | `by_customer` | customer number ++ 0 ++ id | () |
+//! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
+
+mod codec;
+mod commit;
+mod keys;
+pub mod migrate;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use crate::domain::options::ConfiguredService;
+use crate::domain::service::{CallbackState, ServiceRecord};
+use crate::domain::time::Timestamp;
+use commit::Committer;
+
+/// Tree names, in one place.
+pub(crate) mod tree {
+    pub const META: &str = "meta";
+    pub const TEMPLATES: &str = "templates";
+    pub const SERVICES: &str = "services";
+    pub const BY_EXPIRY: &str = "by_expiry";
+    pub const BY_DESIRED_TIME: &str = "by_desired_time";
+    pub const BY_CUSTOMER: &str = "by_customer";
+    pub const BY_SERVICE_STATE: &str = "by_service_state";
+}
+
+/// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
+/// a migration that rewrites the old values.
+pub(crate) mod format {
+    pub const META: u8 = 1;
+    pub const TEMPLATE: u8 = 1;
+    pub const SERVICE: u8 = 1;
+}
+
+/// Keys of the `meta` tree.
+mod meta_key {
+    pub const TEMPLATES_SEEDED: &[u8] = b"templates_seeded";
+}
+
+/// A storage failure. Messages are for operators (logs), not for API clients.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("database error: {0}")]
+    Sled(String),
+    /// A value could not be encoded.
+    #[error("cannot encode a value: {0}")]
+    Encode(String),
+    /// A stored value could not be read.
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt {
+        /// Which value.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer callbackd.
+    #[error("the database has schema version {found}, newer than this callbackd understands ({supported}): run a callbackd at least as new as the one that wrote it, or restore a backup")]
+    SchemaTooNew {
+        /// Version found on disk.
+        found: u32,
+        /// Newest version this binary knows.
+        supported: u32,
+    },
+    /// A flush failed; the change may not be durable.
+    #[error("flushing the database failed: {0}")]
+    Flush(String),
+    /// The store is closing.
+    #[error("the database is shutting down")]
+    ShuttingDown,
+    /// An operating-system error.
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        StoreError::Sled(err.to_string())
+    }
+}
+
+/// Either the caller's closure refused the update, or storage failed.
+#[derive(Debug)]
+pub enum UpdateError<E> {
+    /// The closure returned this error; nothing was written.
+    Rejected(E),
+    /// Storage failed.
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for UpdateError<E> {
+    fn from(err: StoreError) -> Self {
+        UpdateError::Store(err)
+    }
+}
+
+struct Trees {
+    meta: Tree,
+    templates: Tree,
+    services: Tree,
+    by_expiry: Tree,
+    by_desired_time: Tree,
+    by_customer: Tree,
+    by_service_state: Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            meta: db.open_tree(tree::META)?,
+            templates: db.open_tree(tree::TEMPLATES)?,
+            services: db.open_tree(tree::SERVICES)?,
+            by_expiry: db.open_tree(tree::BY_EXPIRY)?,
+            by_desired_time: db.open_tree(tree::BY_DESIRED_TIME)?,
+            by_customer: db.open_tree(tree::BY_CUSTOMER)?,
+            by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
+        })
+    }
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Trees,
+    /// Declared after `db` users; dropped with the store, which makes it flush one last time.
+    committer: Committer,
+    migrations_applied: Vec<String>,
+}
+
+/// The database. Cheap to clone; all clones share one sled instance and one committer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Transactional views of the record tree and every index tree.
+type ServiceTx<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+);
+
+impl Store {
+    /// Opens (or creates) the database in `path` and applies pending migrations.
+    ///
+    /// # Errors
+    /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path).open()?;
+        Self::from_db(db)
+    }
+
+    /// A database in a temporary directory, removed on drop (for tests and benchmarks).
+    ///
+    /// # Errors
+    /// sled cannot create it.
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        let migrations_applied = migrate::run(&db)?;
+        let trees = Trees::open(&db)?;
+        let committer = Committer::start(db.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                committer,
+                migrations_applied,
+            }),
+        })
+    }
+
+    /// Names of the migrations applied when this store was opened.
+    pub fn migrations_applied(&self) -> &[String] {
+        &self.inner.migrations_applied
+    }
+
+    /// The schema version on disk.
+    ///
+    /// # Errors
+    /// The version cannot be read.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrate::read_version(&self.inner.trees.meta)
+    }
+
+    /// Waits until every write made before the call is flushed (group commit).
+    ///
+    /// # Errors
+    /// The flush failed; the caller must not acknowledge the change.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        self.inner.committer.wait_durable().await
+    }
+
+    /// Flushes now, blocking the thread (start-up and shutdown only).
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    // ----- configured services -----
+
+    /// Whether the configured services were ever seeded from the services file.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn templates_seeded(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .meta
+            .contains_key(meta_key::TEMPLATES_SEEDED)?)
+    }
+
+    /// Stores `services` and marks the seeding done, in one transaction.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn seed_templates(&self, services: &[ConfiguredService]) -> Result<(), StoreError> {
+        let encoded = services
+            .iter()
+            .map(|s| Ok((s.name.clone(), codec::encode(format::TEMPLATE, s)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let marker = codec::encode(format::META, &true)?;
+        let trees = &self.inner.trees;
+        (&trees.templates, &trees.meta)
+            .transaction(|(templates, meta)| {
+                for (name, bytes) in &encoded {
+                    templates.insert(name.as_bytes(), bytes.as_slice())?;
+                }
+                meta.insert(meta_key::TEMPLATES_SEEDED, marker.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
+    }
+
+    /// Every configured service.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn templates(&self) -> Result<Vec<ConfiguredService>, StoreError> {
+        self.inner
+            .trees
+            .templates
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                codec::decode(
+                    format::TEMPLATE,
+                    &value,
+                    &format!("configured service {}", String::from_utf8_lossy(&key)),
+                )
+            })
+            .collect()
+    }
+
+    /// Creates or replaces a configured service.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn put_template(&self, service: &ConfiguredService) -> Result<(), StoreError> {
+        let bytes = codec::encode(format::TEMPLATE, service)?;
+        self.inner
+            .trees
+            .templates
+            .insert(service.name.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Removes a configured service; false if there was none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .templates
+            .remove(name.as_bytes())?
+            .is_some())
+    }
+
+    // ----- service records -----
+
+    /// Stores a new service record with its index entries, in one transaction.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn insert_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
+        let bytes = codec::encode(format::SERVICE, record)?;
+        let index = IndexKeys::of(record);
+        infallible(self.service_transaction(|tx| {
+            tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
+            index.insert(tx)?;
+            Ok(())
+        }))
+    }
+
+    /// The service record with this id.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+        match self.inner.trees.services.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode_service(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads, changes and writes back one service atomically, keeping its index entries right.
+    /// `change` may run more than once (sled retries conflicting transactions), so it must only
+    /// touch the record. Returns the new record, or `None` if there is no such service.
+    ///
+    /// # Errors
+    /// [`UpdateError::Rejected`] with `change`'s error (nothing written), or a storage error.
+    pub fn update_service<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
+    ) -> Result<Option<ServiceRecord>, UpdateError<E>> {
+        let change = RefCell::new(change);
+        self.service_transaction(|tx| {
+            let Some(bytes) = tx.0.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut record = decode_service(id, &bytes).map_err(abort_store)?;
+            let before = IndexKeys::of(&record);
+            (change.borrow_mut())(&mut record)
+                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
+            let after = IndexKeys::of(&record);
+            before.remove(tx)?;
+            after.insert(tx)?;
+            let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
+            tx.0.insert(id.as_bytes(), bytes)?;
+            Ok(Some(record))
+        })
+    }
+
+    /// Removes a service and everything stored for it. False if there was none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_service(&self, id: &str) -> Result<bool, StoreError> {
+        infallible(self.service_transaction(|tx| delete_in(tx, id)))
+    }
+
+    /// Services of one customer number, oldest first by id order.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn services_by_customer(
+        &self,
+        customer_number: &str,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let prefix = keys::customer_prefix(customer_number);
+        let mut out = Vec::new();
+        for item in self.inner.trees.by_customer.scan_prefix(prefix) {
+            let (key, _) = item?;
+            if let Some(record) = keys::id_after_separator(&key)
+                .map(|id| self.service(id))
+                .transpose()?
+                .flatten()
+            {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Services of configured services in `states`, at most `limit`. `service_name: None`
+    /// means every configured service. Reads index keys, decoding only the records returned.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn services_in_states(
+        &self,
+        service_name: Option<&str>,
+        states: &[CallbackState],
+        limit: usize,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let index = &self.inner.trees.by_service_state;
+        let iter = match service_name {
+            Some(name) => index.scan_prefix(keys::service_prefix(name)),
+            None => index.iter(),
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            let Some((_, state, id)) = keys::split_service_state_key(&key) else {
+                continue;
+            };
+            if states.contains(&state) {
+                if let Some(record) = self.service(id)? {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of services not yet COMPLETED, per configured service (index keys only).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn active_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for item in self.inner.trees.by_service_state.iter() {
+            let (key, _) = item?;
+            if let Some((name, state, _)) = keys::split_service_state_key(&key) {
+                if state != CallbackState::Completed {
+                    *counts.entry(name.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Removes up to `limit` services whose expiry time is at or before `now`, with everything
+    /// stored for them. Work is proportional to what is due: a range scan of `by_expiry`.
+    /// Returns the ids removed.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        let due: Vec<(Vec<u8>, String)> = self
+            .inner
+            .trees
+            .by_expiry
+            .range(..keys::time_upper_bound(now))
+            .take(limit)
+            .map(|item| {
+                let (key, _) = item?;
+                let id = keys::split_time_key(&key)
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or_default();
+                Ok((key.to_vec(), id))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let mut removed = Vec::with_capacity(due.len());
+        for (index_key, id) in due {
+            let deleted = infallible(self.service_transaction(|tx| {
+                // Re-check inside the transaction: a reschedule may have moved it.
+                let Some(bytes) = tx.0.get(id.as_bytes())? else {
+                    tx.1.remove(index_key.as_slice())?;
+                    return Ok(false);
+                };
+                let record = decode_service(&id, &bytes).map_err(abort_store)?;
+                if record.expire_at > now {
+                    tx.1.remove(index_key.as_slice())?;
+                    return Ok(false);
+                }
+                delete_in(tx, &id)
+            }))?;
+            if deleted {
+                removed.push(id);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn service_transaction<T, E>(
+        &self,
+        body: impl Fn(ServiceTx<'_>) -> Result<T, ConflictableTransactionError<UpdateError<E>>>,
+    ) -> Result<T, UpdateError<E>> {
+        let t = &self.inner.trees;
+        (
+            &t.services,
+            &t.by_expiry,
+            &t.by_desired_time,
+            &t.by_customer,
+            &t.by_service_state,
+        )
+            .transaction(|(s, e, d, c, ss)| body((s, e, d, c, ss)))
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => UpdateError::Store(err.into()),
+            })
+    }
+}
+
+/// Unwraps the result of a transaction whose body cannot be rejected.
+fn infallible<T>(result: Result<T, UpdateError<Infallible>>) -> Result<T, StoreError> {
+    result.map_err(|err| match err {
+        UpdateError::Store(err) => err,
+        UpdateError::Rejected(never) => match never {},
+    })
+}
+
+/// Removes a record and its index entries inside a transaction; false if it was not there.
+fn delete_in<E>(
+    tx: ServiceTx<'_>,
+    id: &str,
+) -> Result<bool, ConflictableTransactionError<UpdateError<E>>> {
+    let Some(bytes) = tx.0.remove(id.as_bytes())? else {
+        return Ok(false);
+    };
+    let record = decode_service(id, &bytes).map_err(abort_store)?;
+    IndexKeys::of(&record).remove(tx)?;
+    Ok(true)
+}
+
+fn decode_service(id: &str, bytes: &[u8]) -> Result<ServiceRecord, StoreError> {
+    codec::decode(format::SERVICE, bytes, &format!("service {id}"))
+}
+
+fn abort_store<E>(err: StoreError) -> ConflictableTransactionError<UpdateError<E>> {
+    ConflictableTransactionError::Abort(UpdateError::Store(err))
+}
+
+fn tx_error(err: TransactionError<()>) -> StoreError {
+    match err {
+        TransactionError::Abort(()) => StoreError::Sled("transaction aborted".into()),
+        TransactionError::Storage(err) => err.into(),
+    }
+}
+
+/// The index entries one record owns.
+struct IndexKeys {
+    expiry: Vec<u8>,
+    desired: Option<Vec<u8>>,
+    customer: Option<Vec<u8>>,
+    service_state: Vec<u8>,
+}
+
+impl IndexKeys {
+    fn of(record: &ServiceRecord) -> Self {
+        Self {
+            expiry: keys::time_key(record.expire_at, &record.id),
+            desired: (record.state == CallbackState::Scheduled)
+                .then(|| keys::time_key(record.desired_time, &record.id)),
+            customer: record
+                .customer_number
+                .as_deref()
+                .map(|number| keys::customer_key(number, &record.id)),
+            service_state: keys::service_state_key(&record.service_name, record.state, &record.id),
+        }
+    }
+
+    fn insert<E>(&self, tx: ServiceTx<'_>) -> Result<(), ConflictableTransactionError<E>> {
+        tx.1.insert(self.expiry.as_slice(), &[])?;
+        if let Some(key) = &self.desired {
+            tx.2.insert(key.as_slice(), &[])?;
+        }
+        if let Some(key) = &self.customer {
+            tx.3.insert(key.as_slice(), &[])?;
+        }
+        tx.4.insert(self.service_state.as_slice(), &[])?;
+        Ok(())
+    }
+
+    fn remove<E>(&self, tx: ServiceTx<'_>) -> Result<(), ConflictableTransactionError<E>> {
+        tx.1.remove(self.expiry.as_slice())?;
+        if let Some(key) = &self.desired {
+            tx.2.remove(key.as_slice())?;
+        }
+        if let Some(key) = &self.customer {
+            tx.3.remove(key.as_slice())?;
+        }
+        tx.4.remove(self.service_state.as_slice())?;
+        Ok(())
+    }
+}
