@@ -73,3 +73,92 @@ pub async fn schedule(
         .map_err(|err| format!("cannot start the scheduler: {err}"))?;
     Ok(scheduler)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::service::{CallbackState, ServiceRecord};
+
+    fn record(id: &str, expire_at: u64) -> ServiceRecord {
+        ServiceRecord {
+            id: id.into(),
+            service_name: "chat-delay".into(),
+            preset: Preset::ChatDelayed,
+            options: BTreeMap::new(),
+            user_data: BTreeMap::new(),
+            owner: None,
+            customer_number: Some("555".into()),
+            device_os: None,
+            device_notification_id: None,
+            state: CallbackState::Queued,
+            reason: None,
+            created_at: Timestamp::from_millis(0),
+            desired_time: Timestamp::from_millis(0),
+            expire_at: Timestamp::from_millis(expire_at),
+            queued_at: None,
+            state_history: Vec::new(),
+            routing_history: Vec::new(),
+            reserved_agent: None,
+            chat_session_id: None,
+        }
+    }
+
+    #[test]
+    fn only_services_due_at_the_given_time_are_removed_with_their_indexes() {
+        let store = Store::open_temporary().unwrap();
+        for (id, at) in [("a", 10), ("b", 20), ("c", 30)] {
+            store.insert_service(&record(id, at)).unwrap();
+        }
+
+        let removed = run_once(&store, Timestamp::from_millis(20)).unwrap();
+
+        assert_eq!(removed, 2);
+        assert!(store.service("a").unwrap().is_none());
+        assert!(store.service("b").unwrap().is_none());
+        assert!(store.service("c").unwrap().is_some());
+        let left: Vec<String> = store
+            .services_by_customer("555")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, ["c"], "the customer index forgot the removed ones");
+        assert_eq!(store.active_counts().unwrap()["chat-delay"], 1);
+        assert_eq!(
+            run_once(&store, Timestamp::from_millis(20)).unwrap(),
+            0,
+            "nothing twice"
+        );
+    }
+
+    #[test]
+    fn a_rescheduled_service_is_not_removed_at_its_old_expiry() {
+        let store = Store::open_temporary().unwrap();
+        store.insert_service(&record("a", 10)).unwrap();
+        store
+            .update_service("a", |r| {
+                r.expire_at = Timestamp::from_millis(100);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+
+        assert_eq!(run_once(&store, Timestamp::from_millis(50)).unwrap(), 0);
+        assert!(store.service("a").unwrap().is_some());
+        assert_eq!(run_once(&store, Timestamp::from_millis(100)).unwrap(), 1);
+    }
+
+    #[test]
+    fn more_than_one_batch_is_removed_in_one_run() {
+        let store = Store::open_temporary().unwrap();
+        for i in 0..(BATCH + 5) {
+            store.insert_service(&record(&format!("s{i}"), 5)).unwrap();
+        }
+        assert_eq!(
+            run_once(&store, Timestamp::from_millis(5)).unwrap(),
+            BATCH + 5
+        );
+    }
+}

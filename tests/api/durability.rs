@@ -1,0 +1,239 @@
+//! The real binary, killed and restarted: nothing acknowledged is lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::helpers::{ServerProcess, ADMIN_TOKEN, GMS_USER};
+
+/// Creates services from `workers` concurrent clients until `stop` flips; returns the ids
+/// whose create was answered 200.
+async fn create_stream(
+    address: String,
+    workers: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for worker in 0..workers {
+        let address = address.clone();
+        let stop = stop.clone();
+        let acknowledged = acknowledged.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let number = format!("{worker}{n:06}");
+                let sent = client
+                    .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+                    .header("gms_user", GMS_USER)
+                    .form(&[("_customer_number", number.as_str()), ("usr_n", "x")])
+                    .send()
+                    .await;
+                // Once the server is killed, requests fail: they were never acknowledged.
+                let Ok(response) = sent else { break };
+                if response.status() != 200 {
+                    break;
+                }
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    break;
+                };
+                if let Some(id) = body["_id"].as_str() {
+                    acknowledged.lock().unwrap().push(id.to_string());
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("worker ends");
+    }
+    let ids = acknowledged.lock().unwrap().clone();
+    ids
+}
+
+async fn record_exists(client: &reqwest::Client, address: &str, id: &str) -> bool {
+    let response = client
+        .get(format!("{address}/genesys/1/admin/callback/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("query sent");
+    response.status() == 200
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_create_survives_sigkill() {
+    // Arrange: a server taking a stream of creates from 16 clients.
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(data_dir.path(), &[]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = tokio::spawn(create_stream(server.address.clone(), 16, stop.clone()));
+
+    // Act: kill -9 once a few hundred creates were acknowledged, mid-stream.
+    let client = reqwest::Client::new();
+    let address = server.address.clone();
+    crate::helpers::eventually(Duration::from_secs(60), "300 acknowledged creates", || {
+        let client = client.clone();
+        let address = address.clone();
+        async move {
+            let body: serde_json::Value = client
+                .get(format!("{address}/genesys/1/admin/callback/watermarks"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (body["total"].as_u64()? >= 300).then_some(())
+        }
+    })
+    .await;
+    server.kill9();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged = stream.await.expect("stream ends");
+    assert!(
+        acknowledged.len() >= 300,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+
+    // Assert: after a restart on the same directory, every acknowledged id is there.
+    let restarted = ServerProcess::start(data_dir.path(), &[]);
+    let mut missing = Vec::new();
+    for id in &acknowledged {
+        if !record_exists(&client, &restarted.address, id).await {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged services lost after SIGKILL: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_with_exit_code_zero_and_keeps_the_data() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data_dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!(
+            "{}/genesys/1/service/callback/chat-delay",
+            server.address
+        ))
+        .form(&[("_customer_number", "4082652649")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.json::<serde_json::Value>().await.unwrap()["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (status, logs) = server.terminate(Duration::from_secs(30));
+
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM; logs:\n{}",
+        logs.join("\n")
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("database flushed")),
+        "the shutdown flushes; logs:\n{}",
+        logs.join("\n")
+    );
+    let restarted = ServerProcess::start(data_dir.path(), &[]);
+    assert!(record_exists(&client, &restarted.address, &id).await);
+}
+
+#[tokio::test]
+async fn services_that_expired_while_stopped_are_removed_at_start() {
+    // A schedule that never fires during the test: only the start-up catch-up can remove.
+    let never = [("CALLBACKD_EXPIRY_SCHEDULE", "0 0 0 1 1 *")];
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data_dir.path(), &never);
+    let client = reqwest::Client::new();
+    let create = |desired: &'static str| {
+        let client = client.clone();
+        let address = server.address.clone();
+        async move {
+            let response = client
+                .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+                .form(&[("_customer_number", "555"), ("_desired_time", desired)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()["_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // Desired two days ago with a one-day _ttl: already past its expiry time.
+    let expired = create("2000-01-01T00:00:00.000Z").await;
+    let alive = create("2100-01-01T00:00:00.000Z").await;
+    assert!(
+        record_exists(&client, &server.address, &expired).await,
+        "not removed while running"
+    );
+    let (status, _) = server.terminate(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+
+    let restarted = ServerProcess::start(data_dir.path(), &never);
+
+    assert!(
+        !record_exists(&client, &restarted.address, &expired).await,
+        "expired one removed"
+    );
+    assert!(
+        record_exists(&client, &restarted.address, &alive).await,
+        "future one kept"
+    );
+}
+
+#[tokio::test]
+async fn admin_changes_to_configured_services_survive_a_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data_dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let response = client
+        .delete(format!(
+            "{}/genesys/1/admin/services/request-chat",
+            server.address
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.kill9();
+
+    let restarted = ServerProcess::start(data_dir.path(), &[]);
+    let services: serde_json::Value = client
+        .get(format!("{}/genesys/1/admin/services", restarted.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"request-chat"),
+        "deleted service stays deleted: {names:?}"
+    );
+    assert!(names.contains(&"chat-delay"), "{names:?}");
+}

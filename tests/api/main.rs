@@ -1,0 +1,6 @@
+//! Black-box tests: every test starts the real server on 127.0.0.1:0 with a fresh data
+//! directory and talks HTTP to it.
+
+mod helpers;
+
+mod durability;
