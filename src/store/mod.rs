@@ -53,6 +53,9 @@ pub(crate) mod format {
     pub const SERVICE: u8 = 1;
 }
 
+/// Services removed per expiry transaction.
+const PURGE_CHUNK: usize = 100;
+
 /// Keys of the `meta` tree.
 mod meta_key {
     pub const TEMPLATES_SEEDED: &[u8] = b"templates_seeded";
@@ -474,23 +477,28 @@ impl Store {
             })
             .collect::<Result<_, StoreError>>()?;
         let mut removed = Vec::with_capacity(due.len());
-        for (index_key, id) in due {
-            let deleted = infallible(self.service_transaction(|tx| {
-                // Re-check inside the transaction: a reschedule may have moved it.
-                let Some(bytes) = tx.0.get(id.as_bytes())? else {
-                    tx.1.remove(index_key.as_slice())?;
-                    return Ok(false);
-                };
-                let record = decode_service(&id, &bytes).map_err(abort_store)?;
-                if record.expire_at > now {
-                    tx.1.remove(index_key.as_slice())?;
-                    return Ok(false);
+        // One transaction per chunk: atomic per service, without paying a commit per service.
+        for chunk in due.chunks(PURGE_CHUNK) {
+            let gone = infallible(self.service_transaction(|tx| {
+                let mut gone = Vec::with_capacity(chunk.len());
+                for (index_key, id) in chunk {
+                    // Re-check inside the transaction: a reschedule may have moved it.
+                    let Some(bytes) = tx.0.get(id.as_bytes())? else {
+                        tx.1.remove(index_key.as_slice())?;
+                        continue;
+                    };
+                    let record = decode_service(id, &bytes).map_err(abort_store)?;
+                    if record.expire_at > now {
+                        tx.1.remove(index_key.as_slice())?;
+                        continue;
+                    }
+                    if delete_in(tx, id)? {
+                        gone.push(id.clone());
+                    }
                 }
-                delete_in(tx, &id)
+                Ok(gone)
             }))?;
-            if deleted {
-                removed.push(id);
-            }
+            removed.extend(gone);
         }
         Ok(removed)
     }
