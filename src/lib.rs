@@ -75,9 +75,7 @@ impl App {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| self.config.listen)
+        self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
     /// The shared state (for in-process tools such as the benchmark).

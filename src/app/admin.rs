@@ -118,15 +118,19 @@ pub async fn bulk_cancel(
 /// Active (not COMPLETED) services per configured service, optionally for one service.
 ///
 /// # Errors
-/// Storage failure.
+/// A service name that is neither configured nor has services (404), storage failure.
 pub fn watermarks(
     state: &AppState,
     service_name: Option<&str>,
 ) -> Result<BTreeMap<String, u64>, AppError> {
     let mut counts = state.store.active_counts()?;
     if let Some(name) = service_name {
-        let count = counts.remove(name).unwrap_or(0);
-        counts = BTreeMap::from([(name.to_string(), count)]);
+        // A deleted configured service may still have active services: those count too.
+        let count = counts.remove(name);
+        if count.is_none() && state.catalog.get(name).is_none() {
+            return Err(AppError::UnknownService(name.to_string()));
+        }
+        counts = BTreeMap::from([(name.to_string(), count.unwrap_or(0))]);
     }
     Ok(counts)
 }

@@ -47,6 +47,12 @@ pub async fn create_service(
 
     let now = state.clock.now();
     let desired_time = request.desired_time.unwrap_or(now);
+    let field = if request.desired_time.is_some() {
+        "_desired_time"
+    } else {
+        "_ttl"
+    };
+    check_writable_expiry(field, desired_time, settings.ttl_secs)?;
     let scheduled = desired_time > now;
     let initial = if scheduled {
         CallbackState::Scheduled
@@ -287,6 +293,7 @@ pub async fn reschedule_callback(
                 .get("_ttl")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(86_400);
+            check_writable_expiry("_new_desired_time", desired, ttl)?;
             record.reschedule(desired, ttl, now)?;
             if record.state == CallbackState::Queued && record.queued_at.is_none() {
                 record.queued_at = Some(now);
@@ -298,6 +305,23 @@ pub async fn reschedule_callback(
     state.store.wait_durable().await?;
     tracing::info!(service_id = %id, "service rescheduled or updated");
     Ok(record)
+}
+
+/// The latest time the GMS ISO form can write: `9999-12-31T23:59:59.999Z`.
+const LATEST_WRITABLE: Timestamp = Timestamp::from_millis(253_402_300_799_999);
+
+/// Refuses a desired time whose expiration (`desired + _ttl`) could not be written as an ISO
+/// `_expiration_time`, naming `field`.
+fn check_writable_expiry(field: &str, desired: Timestamp, ttl_secs: u64) -> Result<(), FieldError> {
+    if desired.plus_secs(ttl_secs) <= LATEST_WRITABLE {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        field,
+        format!(
+            "the service would expire ({desired} + _ttl of {ttl_secs} s) after {LATEST_WRITABLE}, the latest time GMS can write: give an earlier time or a shorter _ttl"
+        ),
+    ))
 }
 
 fn apply_user_data(user_data: &mut BTreeMap<String, String>, changes: &[(String, String)]) {

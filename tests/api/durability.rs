@@ -65,7 +65,7 @@ async fn record_exists(client: &reqwest::Client, address: &str, id: &str) -> boo
 async fn every_acknowledged_create_survives_sigkill() {
     // Arrange: a server taking a stream of creates from 16 clients.
     let data_dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::start(data_dir.path(), &[]);
+    let server = ServerProcess::start(data_dir.path(), &[]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stream = tokio::spawn(create_stream(server.address.clone(), 16, stop.clone()));
 

@@ -4,3 +4,7 @@
 mod helpers;
 
 mod durability;
+
+mod admin;
+mod callbacks;
+mod errors;
