@@ -12,7 +12,7 @@ use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
 
 /// Services removed per storage batch.
-const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 
 /// Removes every service due at `now`. Work is proportional to the number due (an index range
 /// scan), not to the number stored. Returns how many were removed.
@@ -22,12 +22,12 @@ const BATCH: usize = 1000;
 pub fn run_once(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
-        let removed = store.purge_expired(now, BATCH)?;
-        total += removed.len();
-        for id in &removed {
+        let purged = store.purge_expired(now, BATCH)?;
+        total += purged.removed.len();
+        for id in &purged.removed {
             tracing::debug!(service_id = %id, "service expired and removed");
         }
-        if removed.len() < BATCH {
+        if purged.scanned < BATCH {
             break;
         }
     }
@@ -120,7 +120,7 @@ mod tests {
         assert!(store.service("b").unwrap().is_none());
         assert!(store.service("c").unwrap().is_some());
         let left: Vec<String> = store
-            .services_by_customer("555")
+            .services_by_customer("555", |_| true, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.id)

@@ -25,6 +25,7 @@ pub async fn put_service(
         options,
     };
     let valid = config.validate(&state.settings.stat_servers)?;
+    let _serialized = state.catalog.lock_writes().await;
     state.store.put_template(&valid.config)?;
     state.store.wait_durable().await?;
     let created = state.catalog.insert(valid.clone());
@@ -37,6 +38,7 @@ pub async fn put_service(
 /// # Errors
 /// No such service (404), storage failure.
 pub async fn delete_service(state: &AppState, name: &str) -> Result<(), AppError> {
+    let _serialized = state.catalog.lock_writes().await;
     if !state.store.delete_template(name)? {
         return Err(AppError::UnknownService(name.to_string()));
     }
@@ -226,22 +228,21 @@ pub fn queues(
         query.start_time.is_none_or(|t| r.desired_time >= t)
             && query.end_time.is_none_or(|t| r.desired_time <= t)
     };
+    let records = state.store.services_in_states(
+        query.service_name.as_deref(),
+        &query.states,
+        in_window,
+        query.max,
+    )?;
     let mut grouped: BTreeMap<String, Vec<ServiceRecord>> = BTreeMap::new();
-    // Read more than `max` when a time window may drop some, but never unbounded.
-    let scan_limit = if query.start_time.is_some() || query.end_time.is_some() {
-        QUEUE_QUERY_MAX * 10
-    } else {
-        query.max
-    };
-    let records =
-        state
-            .store
-            .services_in_states(query.service_name.as_deref(), &query.states, scan_limit)?;
-    for record in records.into_iter().filter(in_window).take(query.max) {
+    for record in records {
         grouped
             .entry(record.service_name.clone())
             .or_default()
             .push(record);
+    }
+    for records in grouped.values_mut() {
+        records.sort_by_key(|r| r.desired_time);
     }
     Ok(grouped)
 }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{AppError, AppState, Requester};
-use crate::domain::options::{CreateRequest, FieldError, ServiceSettings, ValidService};
+use crate::domain::options::{
+    self, check_field_name, CreateRequest, FieldError, ServiceSettings, ValidService,
+};
 use crate::domain::service::{
-    CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
+    expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
 };
 use crate::domain::time::Timestamp;
 use crate::store::UpdateError;
@@ -47,12 +49,14 @@ pub async fn create_service(
 
     let now = state.clock.now();
     let desired_time = request.desired_time.unwrap_or(now);
-    let field = if request.desired_time.is_some() {
-        "_desired_time"
-    } else {
-        "_ttl"
-    };
-    check_writable_expiry(field, desired_time, settings.ttl_secs)?;
+    let expire_at = expiry_time(desired_time, settings.ttl_secs, now).map_err(|message| {
+        let field = if request.desired_time.is_some() {
+            "_desired_time"
+        } else {
+            "_ttl"
+        };
+        FieldError::new(field, message)
+    })?;
     let scheduled = desired_time > now;
     let initial = if scheduled {
         CallbackState::Scheduled
@@ -73,7 +77,7 @@ pub async fn create_service(
         reason: None,
         created_at: now,
         desired_time,
-        expire_at: desired_time.plus_secs(settings.ttl_secs),
+        expire_at,
         // Only services that wait for an agent sit in a virtual queue from the start; an
         // immediate chat enters it when its chat arrives.
         queued_at: (!scheduled && settings.wait_for_agent).then_some(now),
@@ -180,23 +184,29 @@ pub fn query_callbacks(
     requester: Requester<'_>,
     query: &CallbackQuery,
 ) -> Result<Vec<ServiceRecord>, AppError> {
-    let candidates = if let Some(id) = &query.id {
+    let keep = |record: &ServiceRecord| query.matches(record, requester);
+    let mut found = if let Some(id) = &query.id {
         let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
         check_owner(&record, requester)?;
-        vec![record]
+        if keep(&record) {
+            vec![record]
+        } else {
+            Vec::new()
+        }
     } else if let Some(number) = &query.customer_number {
-        state.store.services_by_customer(number)?
+        state
+            .store
+            .services_by_customer(number, keep, QUERY_LIMIT)?
     } else {
+        let states = query
+            .state
+            .as_ref()
+            .map_or_else(|| CallbackState::ALL.to_vec(), StateFilter::states);
         let name = query.service_name.as_deref();
         state
             .store
-            .services_in_states(name, &CallbackState::ALL, QUERY_LIMIT)?
+            .services_in_states(name, &states, keep, QUERY_LIMIT)?
     };
-    let mut found: Vec<ServiceRecord> = candidates
-        .into_iter()
-        .filter(|r| query.matches(r, requester))
-        .take(QUERY_LIMIT)
-        .collect();
     found.sort_by_key(|r| r.created_at);
     Ok(found)
 }
@@ -213,8 +223,8 @@ pub async fn cancel_callback(
 ) -> Result<ServiceRecord, AppError> {
     let now = state.clock.now();
     let record = update(state, id, |record| {
-        check_service(record, service_name)?;
         check_owner(record, requester)?;
+        check_service(record, service_name)?;
         record.cancel(CallbackReason::Cancelled, now)?;
         Ok(())
     })?;
@@ -240,6 +250,7 @@ impl Reschedule {
     pub fn parse(fields: Vec<(String, String)>) -> Result<Self, FieldError> {
         let mut change = Reschedule::default();
         for (key, value) in fields {
+            check_field_name(&key)?;
             match key.as_str() {
                 "_new_desired_time" => {
                     change.new_desired_time =
@@ -277,8 +288,8 @@ pub async fn reschedule_callback(
 ) -> Result<ServiceRecord, AppError> {
     let now = state.clock.now();
     let record = update(state, id, |record| {
-        check_service(record, service_name)?;
         check_owner(record, requester)?;
+        check_service(record, service_name)?;
         if !record.is_active() {
             return Err(LifecycleError::Completed {
                 id: record.id.clone(),
@@ -288,16 +299,9 @@ pub async fn reschedule_callback(
             .into());
         }
         if let Some(desired) = change.new_desired_time {
-            let ttl = record
-                .options
-                .get("_ttl")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(86_400);
-            check_writable_expiry("_new_desired_time", desired, ttl)?;
-            record.reschedule(desired, ttl, now)?;
-            if record.state == CallbackState::Queued && record.queued_at.is_none() {
-                record.queued_at = Some(now);
-            }
+            let expire_at = expiry_time(desired, options::ttl_secs(&record.options), now)
+                .map_err(|message| FieldError::new("_new_desired_time", message))?;
+            record.reschedule(desired, expire_at, now)?;
         }
         apply_user_data(&mut record.user_data, &change.user_data);
         Ok(())
@@ -305,23 +309,6 @@ pub async fn reschedule_callback(
     state.store.wait_durable().await?;
     tracing::info!(service_id = %id, "service rescheduled or updated");
     Ok(record)
-}
-
-/// The latest time the GMS ISO form can write: `9999-12-31T23:59:59.999Z`.
-const LATEST_WRITABLE: Timestamp = Timestamp::from_millis(253_402_300_799_999);
-
-/// Refuses a desired time whose expiration (`desired + _ttl`) could not be written as an ISO
-/// `_expiration_time`, naming `field`.
-fn check_writable_expiry(field: &str, desired: Timestamp, ttl_secs: u64) -> Result<(), FieldError> {
-    if desired.plus_secs(ttl_secs) <= LATEST_WRITABLE {
-        return Ok(());
-    }
-    Err(FieldError::new(
-        field,
-        format!(
-            "the service would expire ({desired} + _ttl of {ttl_secs} s) after {LATEST_WRITABLE}, the latest time GMS can write: give an earlier time or a shorter _ttl"
-        ),
-    ))
 }
 
 fn apply_user_data(user_data: &mut BTreeMap<String, String>, changes: &[(String, String)]) {

@@ -10,9 +10,17 @@ use crate::domain::options::ValidService;
 #[derive(Clone, Default)]
 pub struct Catalog {
     services: Arc<RwLock<BTreeMap<String, Arc<ValidService>>>>,
+    /// Held by an admin change across "write the store, flush, update this cache", so two
+    /// concurrent changes of one service reach the store and the cache in the same order.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Catalog {
+    /// Serializes changes to configured services (see the `writes` field).
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
     /// The service named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<ValidService>> {
         self.read().get(name).cloned()

@@ -13,9 +13,6 @@ pub enum AppError {
     /// A configured-service option is bad.
     #[error(transparent)]
     InvalidOption(#[from] OptionError),
-    /// The body was not what the endpoint takes.
-    #[error("{0}")]
-    InvalidBody(String),
     /// No configured service has this name.
     #[error("no configured service is named `{0}`: list them with GET /genesys/1/admin/services")]
     UnknownService(String),

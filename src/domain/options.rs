@@ -297,7 +297,7 @@ impl ServiceSettings {
     ) -> Result<Self, OptionError> {
         for (name, kind) in KNOWN_OPTIONS {
             if let Some(value) = options.get(*name) {
-                check_option(name, *kind, value, stat_servers)?;
+                check_option(name, *kind, value)?;
             }
         }
         let get = |name: &str| options.get(name).map(String::as_str).unwrap_or("");
@@ -313,14 +313,14 @@ impl ServiceSettings {
                 .collect()
         };
 
-        let ttl_secs = number("_ttl");
+        let ttl_secs = ttl_secs(options);
         if ttl_secs == 0 {
             return Err(OptionError::new(
                 "_ttl",
                 "required: give the seconds to keep a service after its desired time, e.g. 86400",
             ));
         }
-        let wait_for_agent = flag("_wait_for_agent");
+        let wait_for_agent = waits_for_agent(options);
         let wait_for_user_confirm = flag("_wait_for_user_confirm");
         if wait_for_user_confirm && !wait_for_agent {
             return Err(OptionError::new(
@@ -363,6 +363,21 @@ impl ServiceSettings {
     }
 }
 
+/// `_ttl` in seconds (0 when missing or not a number; validation refuses both).
+pub fn ttl_secs(options: &BTreeMap<String, String>) -> u64 {
+    options
+        .get("_ttl")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `_wait_for_agent=true`: the service waits in a virtual queue for an agent.
+pub fn waits_for_agent(options: &BTreeMap<String, String>) -> bool {
+    options
+        .get("_wait_for_agent")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 fn parse_target(value: &str, stat_servers: &[String]) -> Result<TargetList, OptionError> {
     let target =
         TargetList::parse(value).map_err(|err| OptionError::new("_target", err.to_string()))?;
@@ -381,12 +396,7 @@ fn parse_target(value: &str, stat_servers: &[String]) -> Result<TargetList, Opti
     Ok(target)
 }
 
-fn check_option(
-    name: &str,
-    kind: OptionKind,
-    value: &str,
-    stat_servers: &[String],
-) -> Result<(), OptionError> {
+fn check_option(name: &str, kind: OptionKind, value: &str) -> Result<(), OptionError> {
     let v = value.trim();
     let ok = match kind {
         OptionKind::Bool => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
@@ -394,7 +404,8 @@ fn check_option(
         OptionKind::Integer => v.parse::<i64>().is_ok(),
         OptionKind::Text | OptionKind::List => true,
         OptionKind::OneOf(allowed) => allowed.contains(&v),
-        OptionKind::Target => return parse_target(value, stat_servers).map(|_| ()),
+        // Parsed once, by `from_options`, which keeps the result.
+        OptionKind::Target => true,
     };
     if ok {
         return Ok(());
@@ -453,15 +464,6 @@ impl PushProvider {
     }
 }
 
-/// Request parameters that are not options and not user data.
-pub const REQUEST_PARAMETERS: &[&str] = &[
-    "_customer_number",
-    "_desired_time",
-    "_device_os",
-    "_device_notification_id",
-    "_verbose",
-];
-
 /// A create-service request, split into its parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateRequest {
@@ -489,7 +491,7 @@ impl CreateRequest {
     pub fn parse(fields: impl IntoIterator<Item = (String, String)>) -> Result<Self, FieldError> {
         let mut request = CreateRequest::default();
         for (key, value) in fields {
-            check_key(&key)?;
+            check_field_name(&key)?;
             match key.as_str() {
                 "_customer_number" => {
                     request.customer_number = non_empty(&value).map(|v| v.to_string());
@@ -615,7 +617,10 @@ impl CreateRequest {
 }
 
 /// Field names must be printable and reasonably short.
-fn check_key(key: &str) -> Result<(), FieldError> {
+///
+/// # Errors
+/// An empty, long, or non-printable name.
+pub fn check_field_name(key: &str) -> Result<(), FieldError> {
     if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
         return Err(FieldError::new(
             key.chars()

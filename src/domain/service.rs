@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::options::Preset;
+use super::options::{self, Preset};
 use super::time::Timestamp;
 
 /// GMS `_callback_state`.
@@ -275,15 +275,16 @@ impl ServiceRecord {
         Ok(())
     }
 
-    /// Moves the desired time (and with it the expiry time, which keeps the same `_ttl`).
-    /// A time in the future makes the service SCHEDULED; otherwise it is QUEUED.
+    /// Moves the desired time to `desired` and the expiry time to `expire_at` (see
+    /// [`expiry_time`]). A time in the future makes the service SCHEDULED; otherwise it is
+    /// QUEUED, and enters its virtual queue now if it waits for an agent.
     ///
     /// # Errors
     /// Only SCHEDULED and QUEUED services can be rescheduled.
     pub fn reschedule(
         &mut self,
         desired: Timestamp,
-        ttl_secs: u64,
+        expire_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), LifecycleError> {
         self.check_changeable("rescheduled")?;
@@ -293,11 +294,14 @@ impl ServiceRecord {
             });
         }
         self.desired_time = desired;
-        self.expire_at = desired.plus_secs(ttl_secs);
+        self.expire_at = expire_at;
         let state = if desired > now {
             self.queued_at = None;
             CallbackState::Scheduled
         } else {
+            if self.queued_at.is_none() && options::waits_for_agent(&self.options) {
+                self.queued_at = Some(now);
+            }
             CallbackState::Queued
         };
         self.enter(state, None, now, format!("rescheduled to {desired}"));
@@ -321,6 +325,30 @@ impl ServiceRecord {
             _ => Ok(()),
         }
     }
+}
+
+/// The latest time the GMS ISO form can write: `9999-12-31T23:59:59.999Z`.
+pub const LATEST_WRITABLE: Timestamp = Timestamp::from_millis(253_402_300_799_999);
+
+/// The expiry time of a service desired at `desired` with `_ttl` of `ttl_secs`, as seen at
+/// `now` (DESIGN.md §4: `desired_time + _ttl`).
+///
+/// # Errors
+/// A message when the service would already be expired (it would vanish right after being
+/// acknowledged), or would expire after [`LATEST_WRITABLE`].
+pub fn expiry_time(desired: Timestamp, ttl_secs: u64, now: Timestamp) -> Result<Timestamp, String> {
+    let expire_at = desired.plus_secs(ttl_secs);
+    if expire_at <= now {
+        return Err(format!(
+            "{desired} is more than the service's _ttl ({ttl_secs} s) in the past, so the service would expire at once: give a later time, or none for now"
+        ));
+    }
+    if expire_at > LATEST_WRITABLE {
+        return Err(format!(
+            "the service would expire ({desired} + _ttl of {ttl_secs} s) after {LATEST_WRITABLE}, the latest time GMS can write: give an earlier time or a shorter _ttl"
+        ));
+    }
+    Ok(expire_at)
 }
 
 /// A `_callback_state` query filter: `QUEUED`, `SCHEDULED,QUEUED`, `!COMPLETED`.
@@ -351,6 +379,14 @@ impl StateFilter {
     /// Whether a service in `state` passes the filter.
     pub fn matches(&self, state: CallbackState) -> bool {
         self.states.contains(&state) != self.negated
+    }
+
+    /// Every state that passes the filter.
+    pub fn states(&self) -> Vec<CallbackState> {
+        CallbackState::ALL
+            .into_iter()
+            .filter(|s| self.matches(*s))
+            .collect()
     }
 }
 
@@ -405,14 +441,24 @@ mod tests {
     fn reschedule_into_the_future_makes_it_scheduled_and_moves_expiry() {
         let mut rec = record(CallbackState::Queued);
         let now = Timestamp::from_millis(1_000);
-        rec.reschedule(Timestamp::from_millis(61_000), 100, now)
-            .unwrap();
+        let (desired, expire) = (
+            Timestamp::from_millis(61_000),
+            Timestamp::from_millis(161_000),
+        );
+        rec.reschedule(desired, expire, now).unwrap();
         assert_eq!(rec.state, CallbackState::Scheduled);
-        assert_eq!(rec.expire_at, Timestamp::from_millis(161_000));
+        assert_eq!(rec.expire_at, expire);
+        assert_eq!(rec.queued_at, None);
 
-        rec.reschedule(Timestamp::from_millis(500), 100, now)
+        rec.options.insert("_wait_for_agent".into(), "true".into());
+        rec.reschedule(Timestamp::from_millis(500), expire, now)
             .unwrap();
         assert_eq!(rec.state, CallbackState::Queued, "a past time queues it");
+        assert_eq!(
+            rec.queued_at,
+            Some(now),
+            "and it waits for an agent from now"
+        );
     }
 
     #[test]
@@ -424,8 +470,12 @@ mod tests {
         ] {
             let mut rec = record(state);
             assert!(
-                rec.reschedule(Timestamp::from_millis(1), 1, Timestamp::from_millis(0))
-                    .is_err(),
+                rec.reschedule(
+                    Timestamp::from_millis(1),
+                    Timestamp::from_millis(2),
+                    Timestamp::from_millis(0)
+                )
+                .is_err(),
                 "reschedule from {state}"
             );
         }
@@ -446,6 +496,28 @@ mod tests {
             assert_eq!(parsed.matches(state), expected, "{filter} vs {state}");
         }
         assert!(StateFilter::parse("DONE").unwrap_err().contains("DONE"));
+    }
+
+    #[test]
+    fn expiry_time_refuses_services_that_would_expire_at_once_or_after_year_9999() {
+        let now = Timestamp::from_millis(100_000);
+        let cases = [
+            (50_000, 100, Ok(150_000)),
+            (0, 100, Err(())),
+            (0, 101, Ok(101_000)),
+            (
+                LATEST_WRITABLE.as_millis() - 1_000,
+                1,
+                Ok(LATEST_WRITABLE.as_millis()),
+            ),
+            (LATEST_WRITABLE.as_millis(), 1, Err(())),
+        ];
+        for (desired, ttl, expected) in cases {
+            let got = expiry_time(Timestamp::from_millis(desired), ttl, now)
+                .map(Timestamp::as_millis)
+                .map_err(|_| ());
+            assert_eq!(got, expected, "desired {desired} ttl {ttl}");
+        }
     }
 
     #[test]

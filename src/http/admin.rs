@@ -12,7 +12,7 @@ use warp::{Filter, Rejection};
 use super::error::{respond, ApiError};
 use super::form::{self, Fields};
 use super::views::{configured_service, query_entry, record_detail};
-use super::{reply, with_state};
+use super::{header_text, reply, with_state};
 use crate::app::admin::{self, QueueQuery};
 use crate::app::{AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
@@ -39,7 +39,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 /// Passes only requests carrying `Authorization: Bearer <admin token>`.
 fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     let expected = state.settings.admin_token.clone();
-    warp::header::optional::<String>("authorization")
+    header_text("authorization")
         .and_then(move |header: Option<String>| {
             let expected = expected.clone();
             async move {

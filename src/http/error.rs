@@ -111,10 +111,9 @@ impl ApiError {
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
-            AppError::InvalidField(_)
-            | AppError::InvalidOption(_)
-            | AppError::InvalidBody(_)
-            | AppError::Lifecycle(_) => ApiError::BadRequest(err.to_string()),
+            AppError::InvalidField(_) | AppError::InvalidOption(_) | AppError::Lifecycle(_) => {
+                ApiError::BadRequest(err.to_string())
+            }
             AppError::UnknownService(_) | AppError::NotFound(_) => {
                 ApiError::NotFound(err.to_string())
             }
@@ -152,8 +151,6 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallib
         ApiError::BadRequest(format!("{err}: send it as printable ASCII"))
     } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
         ApiError::BadRequest(err.to_string())
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::PayloadTooLarge(0)
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         ApiError::BadRequest("the query string is not valid URL encoding".into())
     } else {

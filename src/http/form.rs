@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use warp::{Buf, Filter, Rejection};
 
 use super::error::ApiError;
+use super::header_text;
 
 /// Request fields in arrival order.
 pub type Fields = Vec<(String, String)>;
@@ -30,7 +31,7 @@ pub fn fields(
     json: Json,
 ) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
     query_fields()
-        .and(warp::header::optional::<String>("content-type"))
+        .and(header_text("content-type"))
         .and(body(limit))
         .and_then(
             move |mut fields: Fields, content_type: Option<String>, body: Bytes| async move {
@@ -57,9 +58,8 @@ pub fn query_fields() -> impl Filter<Extract = (Fields,), Error = Rejection> + C
 pub fn json_body<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("content-type")
-        .and(body(limit))
-        .and_then(|content_type: Option<String>, body: Bytes| async move {
+    header_text("content-type").and(body(limit)).and_then(
+        |content_type: Option<String>, body: Bytes| async move {
             let essence = content_type.as_deref().map(mime_essence);
             if essence.as_deref().is_some_and(|e| e != "application/json") {
                 return Err(warp::reject::custom(ApiError::UnsupportedMediaType(
@@ -71,7 +71,8 @@ pub fn json_body<T: DeserializeOwned + Send>(
                     "the JSON body is not valid: {err}"
                 )))
             })
-        })
+        },
+    )
 }
 
 /// The raw body, at most `limit` bytes.

@@ -49,12 +49,35 @@ impl Client {
 
 fn client(state: &AppState) -> impl Filter<Extract = (Client,), Error = Rejection> + Clone {
     let fallback = state.settings.fallback_host.clone();
-    warp::header::optional::<String>("gms_user")
-        .and(warp::header::optional::<String>("host"))
-        .map(
-            move |gms_user: Option<String>, host: Option<String>| Client {
-                gms_user: gms_user.filter(|u| !u.trim().is_empty()),
-                base_url: format!("http://{}", host.unwrap_or_else(|| fallback.clone())),
-            },
-        )
+    header_text("gms_user").and(header_text("host")).map(
+        move |gms_user: Option<String>, host: Option<String>| Client {
+            gms_user: gms_user.filter(|u| !u.trim().is_empty()),
+            base_url: format!("http://{}", host.unwrap_or_else(|| fallback.clone())),
+        },
+    )
+}
+
+/// The header `name` as text, if present. A value that is not visible ASCII is our own 400
+/// naming the header: warp's built-in rejection for it would lose to a 405 from a sibling
+/// route with another method.
+fn header_text(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+        .and_then(move |value: Option<warp::http::HeaderValue>| async move {
+            match value {
+                None => Ok(None),
+                Some(value) => value
+                    .to_str()
+                    .map(|text| Some(text.to_string()))
+                    .map_err(|_| {
+                        warp::reject::custom(ApiError::BadRequest(format!(
+                            "header `{name}` is not printable ASCII: send it as ASCII text"
+                        )))
+                    }),
+            }
+        })
 }

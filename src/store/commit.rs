@@ -56,7 +56,7 @@ impl Committer {
     }
 
     /// Stops taking waiters, lets the thread answer the last batch and joins it.
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();

@@ -134,13 +134,19 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), latest_version());
         assert_eq!(store.migrations_applied(), ["0002_customer_index"]);
         let ids: Vec<String> = store
-            .services_by_customer("555")
+            .services_by_customer("555", |_| true, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, ["a", "b"]);
-        assert_eq!(store.services_by_customer("777").unwrap().len(), 1);
+        assert_eq!(
+            store
+                .services_by_customer("777", |_| true, 10)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

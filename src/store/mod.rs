@@ -103,6 +103,15 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// What one [`Store::purge_expired`] call did.
+#[derive(Debug, Default)]
+pub struct Purged {
+    /// Expiry-index entries looked at.
+    pub scanned: usize,
+    /// Ids of the services removed.
+    pub removed: Vec<String>,
+}
+
 /// Either the caller's closure refused the update, or storage failed.
 #[derive(Debug)]
 pub enum UpdateError<E> {
@@ -381,31 +390,32 @@ impl Store {
         infallible(self.service_transaction(|tx| delete_in(tx, id)))
     }
 
-    /// Services of one customer number, oldest first by id order.
+    /// Services of one customer number that pass `keep`, at most `limit`.
     ///
     /// # Errors
     /// Storage failed or a value is unreadable.
     pub fn services_by_customer(
         &self,
         customer_number: &str,
+        keep: impl Fn(&ServiceRecord) -> bool,
+        limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
-        let prefix = keys::customer_prefix(customer_number);
-        let mut out = Vec::new();
-        for item in self.inner.trees.by_customer.scan_prefix(prefix) {
-            let (key, _) = item?;
-            if let Some(record) = keys::id_after_separator(&key)
-                .map(|id| self.service(id))
-                .transpose()?
-                .flatten()
-            {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        let ids = self
+            .inner
+            .trees
+            .by_customer
+            .scan_prefix(keys::customer_prefix(customer_number))
+            .map(|item| {
+                let (key, _) = item?;
+                Ok(keys::id_after_separator(&key).map(str::to_string))
+            })
+            .filter_map(Result::transpose);
+        self.collect_records(ids, keep, limit)
     }
 
-    /// Services of configured services in `states`, at most `limit`. `service_name: None`
-    /// means every configured service. Reads index keys, decoding only the records returned.
+    /// Services of configured services in `states` that pass `keep`, at most `limit`.
+    /// `service_name: None` means every configured service. Only the index keys of the wanted
+    /// states lead to a record being read.
     ///
     /// # Errors
     /// Storage failed or a value is unreadable.
@@ -413,24 +423,40 @@ impl Store {
         &self,
         service_name: Option<&str>,
         states: &[CallbackState],
+        keep: impl Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
         let index = &self.inner.trees.by_service_state;
-        let iter = match service_name {
+        let keys = match service_name {
             Some(name) => index.scan_prefix(keys::service_prefix(name)),
             None => index.iter(),
         };
+        let ids = keys
+            .map(|item| {
+                let (key, _) = item?;
+                Ok(keys::split_service_state_key(&key)
+                    .filter(|(_, state, _)| states.contains(state))
+                    .map(|(_, _, id)| id.to_string()))
+            })
+            .filter_map(Result::transpose);
+        self.collect_records(ids, keep, limit)
+    }
+
+    /// Reads the records of `ids` (skipping ones gone since the index was read), keeping those
+    /// that pass `keep`, until `limit` are found.
+    fn collect_records(
+        &self,
+        ids: impl Iterator<Item = Result<String, StoreError>>,
+        keep: impl Fn(&ServiceRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
         let mut out = Vec::new();
-        for item in iter {
+        for id in ids {
             if out.len() >= limit {
                 break;
             }
-            let (key, _) = item?;
-            let Some((_, state, id)) = keys::split_service_state_key(&key) else {
-                continue;
-            };
-            if states.contains(&state) {
-                if let Some(record) = self.service(id)? {
+            if let Some(record) = self.service(&id?)? {
+                if keep(&record) {
                     out.push(record);
                 }
             }
@@ -455,13 +481,14 @@ impl Store {
         Ok(counts)
     }
 
-    /// Removes up to `limit` services whose expiry time is at or before `now`, with everything
-    /// stored for them. Work is proportional to what is due: a range scan of `by_expiry`.
-    /// Returns the ids removed.
+    /// Looks at up to `limit` expiry-index entries due at `now` and removes their services with
+    /// everything stored for them (entries left behind by a reschedule are only dropped). Work
+    /// is proportional to what is due: a range scan of `by_expiry`. When `scanned < limit`,
+    /// nothing due is left.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Purged, StoreError> {
         let due: Vec<(Vec<u8>, String)> = self
             .inner
             .trees
@@ -500,7 +527,10 @@ impl Store {
             }))?;
             removed.extend(gone);
         }
-        Ok(removed)
+        Ok(Purged {
+            scanned: due.len(),
+            removed,
+        })
     }
 
     fn service_transaction<T, E>(
@@ -603,5 +633,90 @@ impl IndexKeys {
         }
         tx.4.remove(self.service_state.as_slice())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::options::Preset;
+
+    fn record(id: &str, expire_at: u64) -> ServiceRecord {
+        ServiceRecord {
+            id: id.into(),
+            service_name: "chat-delay".into(),
+            preset: Preset::ChatDelayed,
+            options: BTreeMap::new(),
+            user_data: BTreeMap::new(),
+            owner: None,
+            customer_number: None,
+            device_os: None,
+            device_notification_id: None,
+            state: CallbackState::Queued,
+            reason: None,
+            created_at: Timestamp::from_millis(0),
+            desired_time: Timestamp::from_millis(0),
+            expire_at: Timestamp::from_millis(expire_at),
+            queued_at: None,
+            state_history: Vec::new(),
+            routing_history: Vec::new(),
+            reserved_agent: None,
+            chat_session_id: None,
+        }
+    }
+
+    #[test]
+    fn stale_expiry_entries_are_dropped_without_ending_the_run_early() {
+        let store = Store::open_temporary().unwrap();
+        // Entries whose service is gone (as a race with a delete could leave them), sorted
+        // before the one service that is really due.
+        let stale = crate::expiry::BATCH + 3;
+        for i in 0..stale {
+            let key = keys::time_key(Timestamp::from_millis(5), &format!("gone{i:05}"));
+            store.inner.trees.by_expiry.insert(key, &[]).unwrap();
+        }
+        store.insert_service(&record("zz-due", 6)).unwrap();
+
+        let removed = crate::expiry::run_once(&store, Timestamp::from_millis(10)).unwrap();
+
+        assert_eq!(
+            removed, 1,
+            "the due service behind a full batch of stale entries"
+        );
+        assert!(store.service("zz-due").unwrap().is_none());
+        assert!(
+            store.inner.trees.by_expiry.is_empty(),
+            "stale entries dropped"
+        );
+    }
+
+    #[test]
+    fn queries_filter_before_they_limit() {
+        let store = Store::open_temporary().unwrap();
+        for i in 0..10 {
+            let mut r = record(&format!("s{i}"), 1_000);
+            r.customer_number = Some("555".into());
+            r.owner = Some(if i < 8 { "other" } else { "me" }.into());
+            store.insert_service(&r).unwrap();
+        }
+        let mine = |r: &ServiceRecord| r.owner.as_deref() == Some("me");
+
+        let by_customer = store.services_by_customer("555", mine, 2).unwrap();
+        let by_state = store
+            .services_in_states(Some("chat-delay"), &[CallbackState::Queued], mine, 2)
+            .unwrap();
+        let completed = store
+            .services_in_states(None, &[CallbackState::Completed], |_| true, 100)
+            .unwrap();
+
+        assert_eq!(
+            by_customer.len(),
+            2,
+            "both of mine, past 8 of another user's"
+        );
+        assert_eq!(by_state.len(), 2);
+        assert!(completed.is_empty());
     }
 }

@@ -992,3 +992,60 @@ async fn a_service_created_without_gms_user_is_visible_to_anyone() {
         "anyone may cancel an ownerless service"
     );
 }
+
+#[tokio::test]
+async fn desired_and_expiration_times_follow_the_injected_clock() {
+    // Arrange: time stands still at 2030-01-01T00:00:00Z.
+    let start = callbackd::domain::time::Timestamp::parse_iso("2030-01-01T00:00:00Z").unwrap();
+    let clock = callbackd::clock::ManualClock::new(start);
+    let app = crate::helpers::spawn_app_with_clock(clock.clone()).await;
+    let query = |id: String| {
+        let app = &app;
+        async move {
+            let path = format!("/genesys/1/service/callback?_id={id}");
+            json(app.get(&path, Some(GMS_USER)).await).await[0].clone()
+        }
+    };
+
+    // Act
+    let now = app.create("chat-delay", &[("_customer_number", "1")]).await;
+    let later = app
+        .create(
+            "chat-delay",
+            &[
+                ("_customer_number", "1"),
+                ("_desired_time", "2030-01-01T01:00:00Z"),
+            ],
+        )
+        .await;
+    let too_old = app
+        .post_form(
+            "/genesys/1/service/callback/chat-delay",
+            Some(GMS_USER),
+            &[
+                ("_customer_number", "1"),
+                ("_desired_time", "2029-12-30T23:59:59Z"),
+            ],
+        )
+        .await;
+    clock.advance_secs(7200);
+    let after_two_hours = app.create("chat-delay", &[("_customer_number", "1")]).await;
+
+    // Assert
+    let now = query(now).await;
+    assert_eq!(now["_callback_state"], "QUEUED");
+    assert_eq!(now["_desired_time"], "2030-01-01T00:00:00.000Z");
+    assert_eq!(now["_expiration_time"], "2030-01-02T00:00:00.000Z");
+    let later = query(later).await;
+    assert_eq!(later["_callback_state"], "SCHEDULED");
+    assert_eq!(later["_expiration_time"], "2030-01-02T01:00:00.000Z");
+    assert_eq!(too_old.status(), 400, "would expire at once");
+    let body = json(too_old).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("_desired_time"),
+        "{body}"
+    );
+    let after = query(after_two_hours).await;
+    assert_eq!(after["_desired_time"], "2030-01-01T02:00:00.000Z");
+    app.stop().await;
+}

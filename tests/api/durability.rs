@@ -159,29 +159,47 @@ async fn services_that_expired_while_stopped_are_removed_at_start() {
     let data_dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data_dir.path(), &never);
     let client = reqwest::Client::new();
-    let create = |desired: &'static str| {
+    let response = client
+        .put(format!(
+            "{}/genesys/1/admin/services/short-lived",
+            server.address
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "preset": "Request-Chat",
+            "options": {"_target": "Support@StatServer.GA", "_ttl": "1"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let create = |service: &'static str| {
         let client = client.clone();
         let address = server.address.clone();
         async move {
             let response = client
-                .post(format!("{address}/genesys/1/service/callback/chat-delay"))
-                .form(&[("_customer_number", "555"), ("_desired_time", desired)])
+                .post(format!("{address}/genesys/1/service/{service}"))
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(response.status(), 200);
+            assert_eq!(response.status(), 200, "create {service}");
             response.json::<serde_json::Value>().await.unwrap()["_id"]
                 .as_str()
                 .unwrap()
                 .to_string()
         }
     };
-    // Desired two days ago with a one-day _ttl: already past its expiry time.
-    let expired = create("2000-01-01T00:00:00.000Z").await;
-    let alive = create("2100-01-01T00:00:00.000Z").await;
+    let short = create("short-lived").await;
+    let long = create("request-chat").await;
+    let created = std::time::Instant::now();
+
+    // The process runs on the wall clock, so its 1 s _ttl has to really pass.
+    while created.elapsed() < Duration::from_millis(1_100) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        record_exists(&client, &server.address, &expired).await,
-        "not removed while running"
+        record_exists(&client, &server.address, &short).await,
+        "past its expiry but not removed: the job never ran"
     );
     let (status, _) = server.terminate(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
@@ -189,12 +207,12 @@ async fn services_that_expired_while_stopped_are_removed_at_start() {
     let restarted = ServerProcess::start(data_dir.path(), &never);
 
     assert!(
-        !record_exists(&client, &restarted.address, &expired).await,
-        "expired one removed"
+        !record_exists(&client, &restarted.address, &short).await,
+        "expired one removed at start"
     );
     assert!(
-        record_exists(&client, &restarted.address, &alive).await,
-        "future one kept"
+        record_exists(&client, &restarted.address, &long).await,
+        "one-day one kept"
     );
 }
 

@@ -4,14 +4,15 @@
 //! - [`ServerProcess`]: the real `callbackd` binary as a child process, for restarts, SIGKILL
 //!   and SIGTERM.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use callbackd::clock::{Clock, ManualClock, SystemClock};
 use callbackd::config::Config;
 use callbackd::App;
 use reqwest::{Method, RequestBuilder, Response};
@@ -38,7 +39,7 @@ pub struct TestApp {
     /// A client without connection reuse surprises.
     pub client: reqwest::Client,
     /// Kept so the data directory lives as long as the server.
-    pub data_dir: TempDir,
+    _data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -61,10 +62,21 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], after `adjust` changed the configuration.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    start(adjust, Arc::new(SystemClock)).await
+}
+
+/// Like [`spawn_app`], with time standing still at `clock` until the test moves it.
+pub async fn spawn_app_with_clock(clock: ManualClock) -> TestApp {
+    start(|_| {}, Arc::new(clock)).await
+}
+
+async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data_dir.path());
     adjust(&mut config);
-    let app = App::build(config).await.expect("server builds");
+    let app = App::build_with_clock(config, clock)
+        .await
+        .expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -78,7 +90,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         address: format!("http://{addr}"),
         host: addr.to_string(),
         client: reqwest::Client::new(),
-        data_dir,
+        _data_dir: data_dir,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -243,11 +255,6 @@ impl ServerProcess {
                 ),
             }
         }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// SIGKILL: no chance to flush or clean up.
