@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use callbackd::config::Config;
 use callbackd::domain::options::Preset;
-use callbackd::domain::service::{CallbackState, ServiceRecord};
+use callbackd::domain::service::ServiceRecord;
 use callbackd::domain::time::Timestamp;
 use callbackd::store::Store;
 use callbackd::App;
@@ -323,25 +323,18 @@ fn expiry_table() {
 }
 
 fn record(i: u64, expire_at: u64) -> ServiceRecord {
-    ServiceRecord {
-        id: format!("{i:016x}-bench"),
-        service_name: "chat-delay".into(),
-        preset: Preset::ChatDelayed,
-        options: BTreeMap::from([("_ttl".to_string(), "86400".to_string())]),
-        user_data: BTreeMap::from([("usr_reason".to_string(), "billing".to_string())]),
-        owner: Some("bench-user".into()),
-        customer_number: Some(format!("{}", 4_000_000_000 + i)),
-        device_os: None,
-        device_notification_id: None,
-        state: CallbackState::Queued,
-        reason: None,
-        created_at: Timestamp::from_millis(0),
-        desired_time: Timestamp::from_millis(0),
-        expire_at: Timestamp::from_millis(expire_at),
-        queued_at: None,
-        state_history: Vec::new(),
-        routing_history: Vec::new(),
-        reserved_agent: None,
-        chat_session_id: None,
-    }
+    let mut record = ServiceRecord::new(
+        format!("{i:016x}-bench"),
+        "chat-delay",
+        Preset::ChatDelayed,
+        Timestamp::from_millis(0),
+    );
+    record.options.insert("_ttl".into(), "86400".into());
+    record
+        .user_data
+        .insert("usr_reason".into(), "billing".into());
+    record.owner = Some("bench-user".into());
+    record.customer_number = Some(format!("{}", 4_000_000_000 + i));
+    record.expire_at = Timestamp::from_millis(expire_at);
+    record
 }

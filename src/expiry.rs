@@ -76,34 +76,20 @@ pub async fn schedule(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::domain::options::Preset;
-    use crate::domain::service::{CallbackState, ServiceRecord};
+    use crate::domain::service::ServiceRecord;
 
     fn record(id: &str, expire_at: u64) -> ServiceRecord {
-        ServiceRecord {
-            id: id.into(),
-            service_name: "chat-delay".into(),
-            preset: Preset::ChatDelayed,
-            options: BTreeMap::new(),
-            user_data: BTreeMap::new(),
-            owner: None,
-            customer_number: Some("555".into()),
-            device_os: None,
-            device_notification_id: None,
-            state: CallbackState::Queued,
-            reason: None,
-            created_at: Timestamp::from_millis(0),
-            desired_time: Timestamp::from_millis(0),
-            expire_at: Timestamp::from_millis(expire_at),
-            queued_at: None,
-            state_history: Vec::new(),
-            routing_history: Vec::new(),
-            reserved_agent: None,
-            chat_session_id: None,
-        }
+        let mut record = ServiceRecord::new(
+            id,
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.customer_number = Some("555".into());
+        record.expire_at = Timestamp::from_millis(expire_at);
+        record
     }
 
     #[test]

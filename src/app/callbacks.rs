@@ -63,29 +63,23 @@ pub async fn create_service(
     } else {
         CallbackState::Queued
     };
-    let mut record = ServiceRecord {
-        id: Uuid::new_v4().to_string(),
-        service_name: service_name.to_string(),
-        preset: service.config.preset,
-        options,
-        user_data: request.user_data,
-        owner: owner.map(str::to_string),
-        customer_number: request.customer_number,
-        device_os: request.device_os.map(|p| p.as_str().to_string()),
-        device_notification_id: request.device_notification_id,
-        state: initial,
-        reason: None,
-        created_at: now,
-        desired_time,
-        expire_at,
-        // Only services that wait for an agent sit in a virtual queue from the start; an
-        // immediate chat enters it when its chat arrives.
-        queued_at: (!scheduled && settings.wait_for_agent).then_some(now),
-        state_history: Vec::new(),
-        routing_history: Vec::new(),
-        reserved_agent: None,
-        chat_session_id: None,
-    };
+    let mut record = ServiceRecord::new(
+        Uuid::new_v4().to_string(),
+        service_name,
+        service.config.preset,
+        now,
+    );
+    record.options = options;
+    record.user_data = request.user_data;
+    record.owner = owner.map(str::to_string);
+    record.customer_number = request.customer_number;
+    record.device_os = request.device_os.map(|p| p.as_str().to_string());
+    record.device_notification_id = request.device_notification_id;
+    record.desired_time = desired_time;
+    record.expire_at = expire_at;
+    // Only services that wait for an agent sit in a virtual queue from the start; an
+    // immediate chat enters it when its chat arrives.
+    record.queued_at = (!scheduled && settings.wait_for_agent).then_some(now);
     record.enter(initial, None, now, "created");
 
     state.store.insert_service(&record)?;

@@ -241,6 +241,37 @@ pub enum LifecycleError {
 }
 
 impl ServiceRecord {
+    /// A QUEUED service created at `now`, desired now, expiring at `now`, with no options, user
+    /// data or history yet: the caller fills in what it knows.
+    pub fn new(
+        id: impl Into<String>,
+        service_name: impl Into<String>,
+        preset: Preset,
+        now: Timestamp,
+    ) -> Self {
+        ServiceRecord {
+            id: id.into(),
+            service_name: service_name.into(),
+            preset,
+            options: BTreeMap::new(),
+            user_data: BTreeMap::new(),
+            owner: None,
+            customer_number: None,
+            device_os: None,
+            device_notification_id: None,
+            state: CallbackState::Queued,
+            reason: None,
+            created_at: now,
+            desired_time: now,
+            expire_at: now,
+            queued_at: None,
+            state_history: Vec::new(),
+            routing_history: Vec::new(),
+            reserved_agent: None,
+            chat_session_id: None,
+        }
+    }
+
     /// True until the service is COMPLETED.
     pub fn is_active(&self) -> bool {
         self.state != CallbackState::Completed
@@ -395,27 +426,15 @@ mod tests {
     use super::*;
 
     fn record(state: CallbackState) -> ServiceRecord {
-        ServiceRecord {
-            id: "s1".into(),
-            service_name: "chat-delay".into(),
-            preset: Preset::ChatDelayed,
-            options: BTreeMap::new(),
-            user_data: BTreeMap::new(),
-            owner: None,
-            customer_number: None,
-            device_os: None,
-            device_notification_id: None,
-            state,
-            reason: None,
-            created_at: Timestamp::from_millis(0),
-            desired_time: Timestamp::from_millis(0),
-            expire_at: Timestamp::from_millis(86_400_000),
-            queued_at: None,
-            state_history: Vec::new(),
-            routing_history: Vec::new(),
-            reserved_agent: None,
-            chat_session_id: None,
-        }
+        let mut record = ServiceRecord::new(
+            "s1",
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.state = state;
+        record.expire_at = Timestamp::from_millis(86_400_000);
+        record
     }
 
     #[test]

@@ -64,36 +64,22 @@ fn write_version(meta: &Tree, version: u32) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::domain::options::Preset;
-    use crate::domain::service::{CallbackState, ServiceRecord};
+    use crate::domain::service::ServiceRecord;
     use crate::domain::time::Timestamp;
     use crate::store::{keys, Store};
 
     fn record(id: &str, customer: &str) -> ServiceRecord {
-        ServiceRecord {
-            id: id.into(),
-            service_name: "chat-delay".into(),
-            preset: Preset::ChatDelayed,
-            options: BTreeMap::new(),
-            user_data: BTreeMap::from([("usr_reason".to_string(), "billing".to_string())]),
-            owner: None,
-            customer_number: Some(customer.into()),
-            device_os: None,
-            device_notification_id: None,
-            state: CallbackState::Queued,
-            reason: None,
-            created_at: Timestamp::from_millis(1_000),
-            desired_time: Timestamp::from_millis(1_000),
-            expire_at: Timestamp::from_millis(86_401_000),
-            queued_at: Some(Timestamp::from_millis(1_000)),
-            state_history: Vec::new(),
-            routing_history: Vec::new(),
-            reserved_agent: None,
-            chat_session_id: None,
-        }
+        let created = Timestamp::from_millis(1_000);
+        let mut record = ServiceRecord::new(id, "chat-delay", Preset::ChatDelayed, created);
+        record
+            .user_data
+            .insert("usr_reason".into(), "billing".into());
+        record.customer_number = Some(customer.into());
+        record.expire_at = created.plus_secs(86_400);
+        record.queued_at = Some(created);
+        record
     }
 
     /// Writes a database exactly as schema version 1 laid it out: records, expiry and

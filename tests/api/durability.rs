@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use crate::helpers::{ServerProcess, ADMIN_TOKEN, GMS_USER};
 
-/// Creates services from `workers` concurrent clients until `stop` flips; returns the ids
-/// whose create was answered 200.
+/// Creates services from `workers` concurrent clients until `stop` flips, pushing the id of
+/// every create answered 200 onto `acknowledged`.
 async fn create_stream(
     address: String,
     workers: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<String> {
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    acknowledged: Arc<Mutex<Vec<String>>>,
+) {
     let mut tasks = Vec::new();
     for worker in 0..workers {
         let address = address.clone();
@@ -47,8 +47,6 @@ async fn create_stream(
     for task in tasks {
         task.await.expect("worker ends");
     }
-    let ids = acknowledged.lock().unwrap().clone();
-    ids
 }
 
 async fn record_exists(client: &reqwest::Client, address: &str, id: &str) -> bool {
@@ -67,31 +65,24 @@ async fn every_acknowledged_create_survives_sigkill() {
     let data_dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data_dir.path(), &[]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stream = tokio::spawn(create_stream(server.address.clone(), 16, stop.clone()));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = tokio::spawn(create_stream(
+        server.address.clone(),
+        16,
+        stop.clone(),
+        acknowledged.clone(),
+    ));
 
-    // Act: kill -9 once a few hundred creates were acknowledged, mid-stream.
-    let client = reqwest::Client::new();
-    let address = server.address.clone();
+    // Act: kill -9 once the clients saw 300 creates acknowledged, mid-stream.
     crate::helpers::eventually(Duration::from_secs(60), "300 acknowledged creates", || {
-        let client = client.clone();
-        let address = address.clone();
-        async move {
-            let body: serde_json::Value = client
-                .get(format!("{address}/genesys/1/admin/callback/watermarks"))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (body["total"].as_u64()? >= 300).then_some(())
-        }
+        let count = acknowledged.lock().unwrap().len();
+        async move { (count >= 300).then_some(()) }
     })
     .await;
     server.kill9();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let acknowledged = stream.await.expect("stream ends");
+    stream.await.expect("stream ends");
+    let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() >= 300,
         "only {} acknowledged",
@@ -99,6 +90,7 @@ async fn every_acknowledged_create_survives_sigkill() {
     );
 
     // Assert: after a restart on the same directory, every acknowledged id is there.
+    let client = reqwest::Client::new();
     let restarted = ServerProcess::start(data_dir.path(), &[]);
     let mut missing = Vec::new();
     for id in &acknowledged {
