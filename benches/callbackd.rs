@@ -6,7 +6,8 @@
 //! 16 and 64 connections: callbackd's `POST /genesys/1/service/callback/chat-delay` (durable
 //! acknowledgement), and a bare warp endpoint that parses the same form, inserts a record
 //! and an expiry index entry into sled and acknowledges through the same kind of group commit.
-//! The ratio callbackd / bare is the figure that matters on a shared, noisy machine.
+//! The ratio callbackd / bare is the figure that matters on a shared, noisy machine. Every
+//! measured run starts after `sync`, and which server goes first alternates per row.
 //!
 //! expiry: removes the services due among many stored, by index range scan.
 //!
@@ -63,15 +64,25 @@ fn create_table(seconds: u64) {
     println!("| clients | bare req/s | bare p50 | bare p99 | callbackd req/s | callbackd p50 | callbackd p99 | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let script = write_script();
-    for clients in [1u32, 16, 64] {
-        // Warm both up briefly, then measure them one after the other.
+    for (cell, clients) in [1u32, 16, 64].into_iter().enumerate() {
         let bare_url = format!("http://{bare_addr}/bare");
         let callbackd_url =
             format!("http://{callbackd_addr}/genesys/1/service/callback/chat-delay");
         wrk(&bare_url, &script, clients, 1);
         wrk(&callbackd_url, &script, clients, 1);
-        let bare = wrk(&bare_url, &script, clients, seconds);
-        let ours = wrk(&callbackd_url, &script, clients, seconds);
+        // Each run starts with no dirty pages left by the other (the kernel writing them back
+        // would slow the second one's flushes), and the order alternates between cells.
+        let measure = |url: &str| {
+            settle();
+            wrk(url, &script, clients, seconds)
+        };
+        let (bare, ours) = if cell % 2 == 0 {
+            let bare = measure(&bare_url);
+            (bare, measure(&callbackd_url))
+        } else {
+            let ours = measure(&callbackd_url);
+            (measure(&bare_url), ours)
+        };
         println!(
             "| {clients} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
             bare.rps,
@@ -214,6 +225,13 @@ fn write_script() -> tempfile::NamedTempFile {
     );
     std::fs::write(file.path(), script).expect("script written");
     file
+}
+
+/// Writes every dirty page out (`sync`) so the next run does not pay for the previous one's.
+fn settle() {
+    if let Err(err) = Command::new("sync").status() {
+        eprintln!("sync failed ({err}); figures may carry the previous run's writeback");
+    }
 }
 
 /// One wrk run's figures.
