@@ -8,6 +8,7 @@
 //! - [`config`]: typed configuration (file, `CALLBACKD_*` environment, flags).
 //! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
 //! - [`domain`]: pure types and rules: options, `_target`, the service lifecycle.
+//! - [`center`]: the embedded contact center: agents, their states, Stat Server statistics.
 //! - [`store`]: the only module that knows sled and bincode: trees, keys, codec, migrations,
 //!   group commit.
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
@@ -19,6 +20,7 @@
 //! Dependencies point one way: `http` -> `app` -> `domain` and `store`.
 
 pub mod app;
+pub mod center;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -1,0 +1,233 @@
+//! Agents: who they are (configuration), what they are doing (live state), and which routing
+//! targets they belong to. Pure: no I/O, time passed in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::target::{Target, TargetName, TargetType};
+use crate::domain::time::Timestamp;
+
+/// An agent as configured (`PUT /genesys/1/admin/agents/{id}`, `data/agents.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// Unique id, used in URLs and as the `A` target name.
+    pub id: String,
+    /// Display name (the nickname shown in chats).
+    pub name: String,
+    /// Agent groups (`GA` and `GC` targets).
+    pub groups: Vec<String>,
+    /// The place the agent sits at (`AP` target).
+    pub place: Option<String>,
+    /// Place groups of that place (`GP` targets).
+    pub place_groups: Vec<String>,
+    /// Skill levels (`?:English>=5` targets).
+    pub skills: BTreeMap<String, i64>,
+    /// Interactions the agent handles at once, per media (`{"chat":2,"voice":1}`).
+    pub capacity: BTreeMap<String, u32>,
+    /// Joins routed chats without an explicit accept.
+    pub auto_answer: bool,
+}
+
+/// What an agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AgentState {
+    /// Not working: counts nowhere.
+    LoggedOut,
+    /// Logged in, not taking work.
+    NotReady,
+    /// Logged in and taking work.
+    Ready,
+}
+
+impl AgentState {
+    /// The wire name (`ready`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::NotReady => "not_ready",
+            AgentState::Ready => "ready",
+        }
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "ready" => Ok(AgentState::Ready),
+            "not_ready" => Ok(AgentState::NotReady),
+            "logged_out" => Ok(AgentState::LoggedOut),
+            other => Err(format!(
+                "`{other}` is not an agent state: use ready, not_ready or logged_out"
+            )),
+        }
+    }
+}
+
+/// An agent with its live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Configuration.
+    pub config: AgentConfig,
+    /// Current state.
+    pub state: AgentState,
+    /// When `state` was entered.
+    pub state_since: Timestamp,
+    /// When the agent last became free for work (ready, or finished or released work):
+    /// the longest-idle agent is the one with the oldest `idle_since`.
+    pub idle_since: Timestamp,
+    /// Services reserved for this agent, waiting for the customer (at most one at a time).
+    pub reserved: BTreeSet<String>,
+    /// Interactions in progress, per media, with their service ids.
+    pub active: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Agent {
+    /// A newly configured agent: logged out until told otherwise.
+    pub fn new(config: AgentConfig, now: Timestamp) -> Self {
+        Self {
+            config,
+            state: AgentState::LoggedOut,
+            state_since: now,
+            idle_since: now,
+            reserved: BTreeSet::new(),
+            active: BTreeMap::new(),
+        }
+    }
+
+    /// Logged in (ready or not ready).
+    pub fn is_logged_in(&self) -> bool {
+        self.state != AgentState::LoggedOut
+    }
+
+    /// Interactions of `media` in progress.
+    pub fn active_count(&self, media: &str) -> u32 {
+        self.active.get(media).map_or(0, |s| s.len() as u32)
+    }
+
+    /// Ready, with room for one more interaction of `media`.
+    pub fn is_ready_for(&self, media: &str) -> bool {
+        self.state == AgentState::Ready
+            && self.active_count(media) < self.config.capacity.get(media).copied().unwrap_or(0)
+    }
+
+    /// Ready for at least one media it has capacity for.
+    pub fn is_ready_for_any(&self) -> bool {
+        self.config
+            .capacity
+            .keys()
+            .any(|media| self.is_ready_for(media))
+    }
+
+    /// Can be reserved for a `media` interaction now (DESIGN.md §5: logged in, ready, free
+    /// capacity for the media, not reserved).
+    pub fn is_available_for(&self, media: &str) -> bool {
+        self.reserved.is_empty() && self.is_ready_for(media)
+    }
+
+    /// Whether the agent is part of `target`.
+    pub fn is_member_of(&self, target: &Target) -> bool {
+        let config = &self.config;
+        match (&target.name, target.kind) {
+            (TargetName::Skill(expr), _) => {
+                expr.matches(|skill: &str| config.skills.get(skill).copied())
+            }
+            (TargetName::Named(name), TargetType::Agent) => config.id == *name,
+            (TargetName::Named(name), TargetType::AgentPlace) => {
+                config.place.as_deref() == Some(name.as_str())
+            }
+            (TargetName::Named(name), TargetType::AgentGroup | TargetType::CampaignGroup) => {
+                config.groups.iter().any(|g| g == name)
+            }
+            (TargetName::Named(name), TargetType::PlaceGroup) => {
+                config.place_groups.iter().any(|g| g == name)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        let config = AgentConfig {
+            id: "kristi".into(),
+            name: "Kristi Sippola".into(),
+            groups: vec!["Billing".into()],
+            place: Some("place_101".into()),
+            place_groups: vec!["Floor1".into()],
+            skills: BTreeMap::from([("English".into(), 20), ("Loans".into(), 2)]),
+            capacity: BTreeMap::from([("chat".into(), 2), ("voice".into(), 1)]),
+            auto_answer: true,
+        };
+        Agent::new(config, Timestamp::from_millis(0))
+    }
+
+    #[test]
+    fn membership_follows_the_target_type() {
+        let a = agent();
+        let cases = [
+            ("kristi@StatServer.A", true),
+            ("other@StatServer.A", false),
+            ("place_101@StatServer.AP", true),
+            ("Billing@StatServer.GA", true),
+            ("Support@StatServer.GA", false),
+            ("Billing@StatServer.GC", true),
+            ("Floor1@StatServer.GP", true),
+            ("?:English=20&;Loans=2@StatServer.GA", true),
+            ("?:English>20@StatServer.GA", false),
+            ("?:Spanish>0|Loans>1@StatServer.GA", true),
+        ];
+        for (target, expected) in cases {
+            let target = Target::parse(target).unwrap();
+            assert_eq!(a.is_member_of(&target), expected, "{target}");
+        }
+    }
+
+    #[test]
+    fn a_new_agent_is_logged_out_and_capacity_limits_readiness() {
+        let mut a = agent();
+        assert_eq!(a.state, AgentState::LoggedOut);
+        assert!(!a.is_available_for("chat"));
+
+        a.state = AgentState::Ready;
+        assert!(a.is_available_for("chat"));
+        assert!(!a.is_available_for("email"), "no capacity for email");
+        a.active
+            .entry("chat".into())
+            .or_default()
+            .extend(["s1".to_string(), "s2".to_string()]);
+        assert!(!a.is_ready_for("chat"), "two chats fill a capacity of 2");
+        assert!(a.is_ready_for("voice"));
+        assert!(a.is_ready_for_any());
+
+        a.reserved.insert("s3".into());
+        assert!(
+            !a.is_available_for("voice"),
+            "a pending reservation blocks more"
+        );
+    }
+
+    #[test]
+    fn states_parse_from_the_wire_names() {
+        for state in [
+            AgentState::Ready,
+            AgentState::NotReady,
+            AgentState::LoggedOut,
+        ] {
+            assert_eq!(state.as_str().parse::<AgentState>(), Ok(state));
+        }
+        assert!("busy".parse::<AgentState>().unwrap_err().contains("ready"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The embedded contact center: agents and their live states, and the Stat Server
+//! statistics computed from them.
+//!
+//! - [`agent`]: agent configuration, states, capacity, target membership.
+//! - [`stats`]: the Stat Server statistics of a routing target.
+
+pub mod agent;
+pub mod stats;
