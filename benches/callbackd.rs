@@ -112,6 +112,7 @@ async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         services_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
+        agents_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
         admin_token: Some("bench".into()),
         ..Config::default()
     };

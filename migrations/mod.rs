@@ -13,6 +13,8 @@
 mod m0001_initial;
 #[path = "0002_customer_index.rs"]
 mod m0002_customer_index;
+#[path = "0003_agents.rs"]
+mod m0003_agents;
 
 use crate::store::StoreError;
 
@@ -27,4 +29,8 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Versions are consecutive from 1.
-pub const MIGRATIONS: &[Migration] = &[m0001_initial::MIGRATION, m0002_customer_index::MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[
+    m0001_initial::MIGRATION,
+    m0002_customer_index::MIGRATION,
+    m0003_agents::MIGRATION,
+];

@@ -17,6 +17,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// TOML file with the configured services loaded into an empty database.
     pub services_file: PathBuf,
+    /// TOML file with the demo agents loaded into an empty database.
+    pub agents_file: PathBuf,
     /// Bearer token for the admin and agent APIs. `None`: use or generate
     /// `<data_dir>/admin_token`. `Some("")`: admin API disabled (every call is 403).
     pub admin_token: Option<String>,
@@ -39,6 +41,7 @@ impl Default for Config {
                 .expect("DEFAULT_LISTEN is a valid address"),
             data_dir: PathBuf::from("data"),
             services_file: PathBuf::from("data/services.toml"),
+            agents_file: PathBuf::from("data/agents.toml"),
             admin_token: None,
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
@@ -85,6 +88,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     services_file: Option<PathBuf>,
+    agents_file: Option<PathBuf>,
     admin_token: Option<String>,
     max_body_bytes: Option<u64>,
     expiry_schedule: Option<String>,
@@ -153,6 +157,9 @@ impl Config {
         if let Some(services) = file.services_file {
             self.services_file = services;
         }
+        if let Some(agents) = file.agents_file {
+            self.agents_file = agents;
+        }
         if file.admin_token.is_some() {
             self.admin_token = file.admin_token;
         }
@@ -177,6 +184,7 @@ impl Config {
                 "CALLBACKD_LISTEN" => self.listen = parse_listen(&value, &name)?,
                 "CALLBACKD_DATA_DIR" => self.data_dir = PathBuf::from(value),
                 "CALLBACKD_SERVICES_FILE" => self.services_file = PathBuf::from(value),
+                "CALLBACKD_AGENTS_FILE" => self.agents_file = PathBuf::from(value),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
                 "CALLBACKD_MAX_BODY_BYTES" => {
                     self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {

@@ -9,9 +9,11 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
+use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
+use crate::domain::time::Timestamp;
 use crate::expiry;
 use crate::store::{Store, StoreError};
 
@@ -29,6 +31,14 @@ pub enum StartupError {
         path: PathBuf,
         /// Why.
         source: StoreError,
+    },
+    /// The agents file is unreadable or invalid.
+    #[error("agents file {path}: {message}")]
+    AgentsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
     /// The configured-services file is unreadable or invalid.
     #[error("configured services file {path}: {message}")]
@@ -77,6 +87,15 @@ pub(crate) async fn build(
             count = services.len(),
             file = %config.services_file.display(),
             "configured services loaded into the new database"
+        );
+    }
+    if !store.agents_seeded().map_err(store_err)? {
+        let agents = read_agents_file(&config.agents_file, clock.now())?;
+        store.seed_agents(&agents).map_err(store_err)?;
+        tracing::info!(
+            count = agents.len(),
+            file = %config.agents_file.display(),
+            "demo agents loaded into the new database"
         );
     }
     let catalog = Catalog::default();
@@ -195,6 +214,73 @@ pub fn read_services_file(
         .collect()
 }
 
+/// One entry of the agents file: `[id]` with the agent's configuration and starting state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentEntry {
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    place: Option<String>,
+    #[serde(default)]
+    place_groups: Vec<String>,
+    #[serde(default)]
+    skills: BTreeMap<String, i64>,
+    #[serde(default)]
+    capacity: BTreeMap<String, u32>,
+    #[serde(default)]
+    auto_answer: bool,
+    state: Option<String>,
+}
+
+/// Reads and validates the agents file; every agent's state starts at `now`.
+///
+/// # Errors
+/// The file cannot be read, is not valid TOML, or has an invalid agent (named).
+pub fn read_agents_file(path: &Path, now: Timestamp) -> Result<Vec<AgentRecord>, StartupError> {
+    let file_error = |message: String| StartupError::AgentsFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        file_error(format!(
+            "cannot read it ({err}); give the file with agents_file or CALLBACKD_AGENTS_FILE"
+        ))
+    })?;
+    let entries: BTreeMap<String, AgentEntry> =
+        toml::from_str(&text).map_err(|err| file_error(err.to_string()))?;
+    entries
+        .into_iter()
+        .map(|(id, entry)| {
+            let state = match &entry.state {
+                Some(state) => state
+                    .parse::<AgentState>()
+                    .map_err(|m| file_error(format!("[{id}] state: {m}")))?,
+                None => AgentState::LoggedOut,
+            };
+            let config = AgentConfig {
+                id: id.clone(),
+                name: entry.name,
+                groups: entry.groups,
+                place: entry.place,
+                place_groups: entry.place_groups,
+                skills: entry.skills,
+                capacity: entry.capacity,
+                auto_answer: entry.auto_answer,
+            };
+            config
+                .validate()
+                .map_err(|(field, m)| file_error(format!("[{id}] {field}: {m}")))?;
+            Ok(AgentRecord {
+                config,
+                state,
+                state_since: now,
+                idle_since: now,
+            })
+        })
+        .collect()
+}
+
 /// The admin token: configured, or kept in `<data_dir>/admin_token`, or generated there.
 fn resolve_admin_token(config: &Config) -> Result<Option<String>, StartupError> {
     if let Some(token) = &config.admin_token {
@@ -282,6 +368,17 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
+    }
+
+    #[test]
+    fn the_shipped_agents_file_is_valid_and_has_ready_agents() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml");
+        let agents = read_agents_file(&path, Timestamp::from_millis(0)).unwrap();
+        assert!(agents.len() >= 4);
+        assert!(agents.iter().any(|a| a.state == AgentState::Ready));
+        assert!(agents
+            .iter()
+            .any(|a| a.config.groups.contains(&"Billing".to_string())));
     }
 
     #[test]

@@ -74,6 +74,95 @@ impl FromStr for AgentState {
     }
 }
 
+/// What is stored of an agent: its configuration and state. Reservations and active
+/// interactions are not stored here: they follow from the services that name the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Configuration.
+    pub config: AgentConfig,
+    /// Last state.
+    pub state: AgentState,
+    /// When `state` was entered.
+    pub state_since: Timestamp,
+    /// When the agent last became free for work.
+    pub idle_since: Timestamp,
+}
+
+impl AgentRecord {
+    /// The live agent this record describes, with no work yet.
+    pub fn into_agent(self) -> Agent {
+        Agent {
+            config: self.config,
+            state: self.state,
+            state_since: self.state_since,
+            idle_since: self.idle_since,
+            reserved: BTreeSet::new(),
+            active: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&Agent> for AgentRecord {
+    fn from(agent: &Agent) -> Self {
+        Self {
+            config: agent.config.clone(),
+            state: agent.state,
+            state_since: agent.state_since,
+            idle_since: agent.idle_since,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Checks the id, name, capacities and media names.
+    ///
+    /// # Errors
+    /// A message naming the bad field and how to fix it.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let ok_id = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok_id {
+            return Err((
+                "id".into(),
+                format!(
+                    "`{}` is not a usable agent id: use 1-64 letters, digits, `-`, `_` or `.`",
+                    self.id
+                ),
+            ));
+        }
+        if self.name.trim().is_empty() || self.name.len() > 128 {
+            return Err((
+                "name".into(),
+                "give a display name of 1-128 characters".into(),
+            ));
+        }
+        for (media, capacity) in &self.capacity {
+            if media.is_empty() || !media.chars().all(|c| c.is_ascii_lowercase()) {
+                return Err((
+                    format!("capacity.{media}"),
+                    "media names are lowercase words such as chat or voice".into(),
+                ));
+            }
+            if *capacity > 100 {
+                return Err((
+                    format!("capacity.{media}"),
+                    format!("{capacity} interactions at once is too many: use 0-100"),
+                ));
+            }
+        }
+        for group in self.groups.iter().chain(&self.place_groups) {
+            if group.trim().is_empty() {
+                return Err(("groups".into(), "group names cannot be empty".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An agent with its live state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {

@@ -118,7 +118,10 @@ mod tests {
         let store = Store::from_db(db).unwrap();
 
         assert_eq!(store.schema_version().unwrap(), latest_version());
-        assert_eq!(store.migrations_applied(), ["0002_customer_index"]);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0002_customer_index", "0003_agents"]
+        );
         let ids: Vec<String> = store
             .services_by_customer("555", |_| true, 10)
             .unwrap()

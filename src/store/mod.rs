@@ -14,6 +14,7 @@
 //! | `by_desired_time` | desired_time ++ id (SCHEDULED only) | () |
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
+//! | `agents` | agent id | [`AgentRecord`] |
 
 mod codec;
 mod commit;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use crate::center::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -43,6 +45,7 @@ pub(crate) mod tree {
     pub const BY_DESIRED_TIME: &str = "by_desired_time";
     pub const BY_CUSTOMER: &str = "by_customer";
     pub const BY_SERVICE_STATE: &str = "by_service_state";
+    pub const AGENTS: &str = "agents";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -51,6 +54,7 @@ pub(crate) mod format {
     pub const META: u8 = 1;
     pub const TEMPLATE: u8 = 1;
     pub const SERVICE: u8 = 1;
+    pub const AGENT: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -59,6 +63,7 @@ const PURGE_CHUNK: usize = 100;
 /// Keys of the `meta` tree.
 mod meta_key {
     pub const TEMPLATES_SEEDED: &[u8] = b"templates_seeded";
+    pub const AGENTS_SEEDED: &[u8] = b"agents_seeded";
 }
 
 /// A storage failure. Messages are for operators (logs), not for API clients.
@@ -135,6 +140,7 @@ struct Trees {
     by_desired_time: Tree,
     by_customer: Tree,
     by_service_state: Tree,
+    agents: Tree,
 }
 
 impl Trees {
@@ -147,6 +153,7 @@ impl Trees {
             by_desired_time: db.open_tree(tree::BY_DESIRED_TIME)?,
             by_customer: db.open_tree(tree::BY_CUSTOMER)?,
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
+            agents: db.open_tree(tree::AGENTS)?,
         })
     }
 }
@@ -324,6 +331,84 @@ impl Store {
             .templates
             .remove(name.as_bytes())?
             .is_some())
+    }
+
+    // ----- agents -----
+
+    /// Whether the agents were ever seeded from the agents file.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn agents_seeded(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .meta
+            .contains_key(meta_key::AGENTS_SEEDED)?)
+    }
+
+    /// Stores `agents` and marks the seeding done, in one transaction.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn seed_agents(&self, agents: &[AgentRecord]) -> Result<(), StoreError> {
+        let encoded = agents
+            .iter()
+            .map(|a| Ok((a.config.id.clone(), codec::encode(format::AGENT, a)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let marker = codec::encode(format::META, &true)?;
+        let trees = &self.inner.trees;
+        (&trees.agents, &trees.meta)
+            .transaction(|(tree, meta)| {
+                for (id, bytes) in &encoded {
+                    tree.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                meta.insert(meta_key::AGENTS_SEEDED, marker.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
+    }
+
+    /// Every stored agent.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.inner
+            .trees
+            .agents
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                codec::decode(
+                    format::AGENT,
+                    &value,
+                    &format!("agent {}", String::from_utf8_lossy(&key)),
+                )
+            })
+            .collect()
+    }
+
+    /// Creates or replaces an agent.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        let bytes = codec::encode(format::AGENT, agent)?;
+        self.inner
+            .trees
+            .agents
+            .insert(agent.config.id.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Removes an agent; false if there was none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.trees.agents.remove(id.as_bytes())?.is_some())
     }
 
     // ----- service records -----

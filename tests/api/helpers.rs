@@ -30,6 +30,11 @@ pub fn services_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml")
 }
 
+/// The demo agents shipped in `data/agents.toml`.
+pub fn agents_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml")
+}
+
 /// A server running inside the test process.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
@@ -50,6 +55,7 @@ pub fn test_config(data_dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
         services_file: services_file(),
+        agents_file: agents_file(),
         admin_token: Some(ADMIN_TOKEN.to_string()),
         ..Config::default()
     }
@@ -200,6 +206,7 @@ impl ServerProcess {
             .arg("serve")
             .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("CALLBACKD_SERVICES_FILE", services_file())
+            .env("CALLBACKD_AGENTS_FILE", agents_file())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
