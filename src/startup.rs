@@ -144,6 +144,7 @@ pub(crate) async fn build(
             admin_token,
             fallback_host: local.to_string(),
         }),
+        agent_writes: Arc::default(),
     };
     Ok((state, listener))
 }

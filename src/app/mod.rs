@@ -5,6 +5,7 @@
 //! group commit before returning, so a returned `Ok` is durable.
 
 pub mod admin;
+pub mod agents;
 pub mod callbacks;
 mod catalog;
 mod error;
@@ -30,6 +31,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings fixed at start-up that requests need.
     pub settings: Arc<RuntimeSettings>,
+    /// Held across an agent's read-change-write, so concurrent changes of agents do not lose
+    /// one another (an async lock: it is held across the durable wait).
+    pub agent_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -37,7 +37,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// Passes only requests carrying `Authorization: Bearer <admin token>`.
-fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub(super) fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     let expected = state.settings.admin_token.clone();
     header_text("authorization")
         .and_then(move |header: Option<String>| {

@@ -66,10 +66,13 @@ pub fn json_body<T: DeserializeOwned + Send>(
                     "this endpoint takes a JSON body: send Content-Type: application/json".into(),
                 )));
             }
-            serde_json::from_slice::<T>(&body).map_err(|err| {
-                warp::reject::custom(ApiError::BadRequest(format!(
-                    "the JSON body is not valid: {err}"
-                )))
+            let mut json = serde_json::Deserializer::from_slice(&body);
+            serde_path_to_error::deserialize::<_, T>(&mut json).map_err(|err| {
+                let message = match err.path().to_string().as_str() {
+                    "." | "" => format!("the JSON body is not valid: {}", err.inner()),
+                    path => format!("field `{path}` in the JSON body: {}", err.inner()),
+                };
+                warp::reject::custom(ApiError::BadRequest(message))
             })
         },
     )

@@ -3,9 +3,11 @@
 //!
 //! - [`callback`]: the customer-facing GMS Callback and Service APIs.
 //! - [`admin`]: the administrator API (bearer token).
+//! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
+mod agent;
 mod callback;
 mod error;
 mod form;
@@ -23,7 +25,8 @@ use crate::app::AppState;
 /// Every route of the server, with errors turned into GMS error bodies.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     callback::routes(state.clone())
-        .or(admin::routes(state))
+        .or(admin::routes(state.clone()))
+        .or(agent::routes(state))
         .recover(error::handle_rejection)
 }
 

@@ -6,5 +6,6 @@ mod helpers;
 mod durability;
 
 mod admin;
+mod agents;
 mod callbacks;
 mod errors;

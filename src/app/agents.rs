@@ -1,0 +1,99 @@
+//! Agents of the embedded contact center: configuration (admin API) and state (agent
+//! desktop API). Every change is stored durably before it is answered.
+
+use super::{AppError, AppState};
+use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::domain::options::FieldError;
+
+/// Creates or replaces agent `config.id`. A new agent is logged out; a replaced one keeps its
+/// state. Returns the stored agent and whether it is new.
+///
+/// # Errors
+/// A bad field (400), storage failure.
+pub async fn put_agent(
+    state: &AppState,
+    config: AgentConfig,
+) -> Result<(AgentRecord, bool), AppError> {
+    config
+        .validate()
+        .map_err(|(field, message)| FieldError::new(field, message))?;
+    let _serialized = state.agent_writes.lock().await;
+    let now = state.clock.now();
+    let existing = state
+        .store
+        .agents()?
+        .into_iter()
+        .find(|a| a.config.id == config.id);
+    let created = existing.is_none();
+    let record = match existing {
+        Some(old) => AgentRecord { config, ..old },
+        None => AgentRecord {
+            config,
+            state: AgentState::LoggedOut,
+            state_since: now,
+            idle_since: now,
+        },
+    };
+    state.store.put_agent(&record)?;
+    state.store.wait_durable().await?;
+    tracing::info!(agent = %record.config.id, created, "agent saved");
+    Ok((record, created))
+}
+
+/// Removes an agent.
+///
+/// # Errors
+/// Unknown agent (404), storage failure.
+pub async fn delete_agent(state: &AppState, id: &str) -> Result<(), AppError> {
+    let _serialized = state.agent_writes.lock().await;
+    if !state.store.delete_agent(id)? {
+        return Err(unknown_agent(id));
+    }
+    state.store.wait_durable().await?;
+    tracing::info!(agent = %id, "agent deleted");
+    Ok(())
+}
+
+/// Every agent, by id.
+///
+/// # Errors
+/// Storage failure.
+pub fn list_agents(state: &AppState) -> Result<Vec<AgentRecord>, AppError> {
+    Ok(state.store.agents()?)
+}
+
+/// Sets an agent's state. Becoming ready starts its idle time (longest idle is routed first).
+///
+/// # Errors
+/// Unknown agent (404), storage failure.
+pub async fn set_agent_state(
+    state: &AppState,
+    id: &str,
+    new_state: AgentState,
+) -> Result<AgentRecord, AppError> {
+    let _serialized = state.agent_writes.lock().await;
+    let mut record = state
+        .store
+        .agents()?
+        .into_iter()
+        .find(|a| a.config.id == id)
+        .ok_or_else(|| unknown_agent(id))?;
+    if record.state != new_state {
+        let now = state.clock.now();
+        record.state = new_state;
+        record.state_since = now;
+        if new_state == AgentState::Ready {
+            record.idle_since = now;
+        }
+        state.store.put_agent(&record)?;
+        state.store.wait_durable().await?;
+        tracing::info!(agent = %id, state = %new_state, "agent state changed");
+    }
+    Ok(record)
+}
+
+fn unknown_agent(id: &str) -> AppError {
+    AppError::NotFound(format!(
+        "no agent has the id `{id}`: list them with GET /genesys/1/admin/agents"
+    ))
+}

@@ -1,0 +1,150 @@
+//! Agents: the admin API for their configuration (`/genesys/1/admin/agents`) and the agent
+//! desktop API for their state (`/genesys/1/agent/{id}/state`). Both need the bearer token.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::admin::admin_auth;
+use super::error::respond;
+use super::form;
+use super::{reply, with_state};
+use crate::app::{agents, AppError, AppState};
+use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::domain::options::FieldError;
+
+/// The agent routes.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    agents_list(state.clone())
+        .or(agents_put(state.clone()))
+        .unify()
+        .or(agents_delete(state.clone()))
+        .unify()
+        .or(agent_state(state))
+        .unify()
+}
+
+/// An agent as the API shows it.
+fn agent_view(agent: &AgentRecord) -> serde_json::Value {
+    let config = &agent.config;
+    serde_json::json!({
+        "id": config.id,
+        "name": config.name,
+        "groups": config.groups,
+        "place": config.place,
+        "place_groups": config.place_groups,
+        "skills": config.skills,
+        "capacity": config.capacity,
+        "auto_answer": config.auto_answer,
+        "state": agent.state.as_str(),
+        "state_since": agent.state_since.to_iso(),
+        "idle_since": agent.idle_since.to_iso(),
+    })
+}
+
+/// GET /genesys/1/admin/agents
+fn agents_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "admin" / "agents")
+        .and(warp::get())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .map(|state: AppState| {
+            respond(agents::list_agents(&state), |list| {
+                let views: Vec<_> = list.iter().map(agent_view).collect();
+                reply::json(StatusCode::OK, &views)
+            })
+        })
+}
+
+/// The body of `PUT /genesys/1/admin/agents/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentBody {
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    place: Option<String>,
+    #[serde(default)]
+    place_groups: Vec<String>,
+    #[serde(default)]
+    skills: BTreeMap<String, i64>,
+    #[serde(default)]
+    capacity: BTreeMap<String, u32>,
+    #[serde(default)]
+    auto_answer: bool,
+}
+
+/// PUT /genesys/1/admin/agents/{id}
+fn agents_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "admin" / "agents" / String)
+        .and(warp::put())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::json_body::<AgentBody>(limit))
+        .then(|id: String, state: AppState, body: AgentBody| async move {
+            let config = AgentConfig {
+                id,
+                name: body.name,
+                groups: body.groups,
+                place: body.place,
+                place_groups: body.place_groups,
+                skills: body.skills,
+                capacity: body.capacity,
+                auto_answer: body.auto_answer,
+            };
+            respond(
+                agents::put_agent(&state, config).await,
+                |(agent, created)| {
+                    let status = if created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    };
+                    reply::json(status, &agent_view(&agent))
+                },
+            )
+        })
+}
+
+/// DELETE /genesys/1/admin/agents/{id}
+fn agents_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "admin" / "agents" / String)
+        .and(warp::delete())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .then(|id: String, state: AppState| async move {
+            respond(agents::delete_agent(&state, &id).await, |()| {
+                reply::json(StatusCode::OK, &serde_json::json!({ "deleted": id }))
+            })
+        })
+}
+
+/// The body of `POST /genesys/1/agent/{id}/state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateBody {
+    state: String,
+}
+
+/// POST /genesys/1/agent/{id}/state
+fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "agent" / String / "state")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::json_body::<StateBody>(limit))
+        .then(|id: String, state: AppState, body: StateBody| async move {
+            let result = match body.state.parse::<AgentState>() {
+                Ok(new_state) => agents::set_agent_state(&state, &id, new_state).await,
+                Err(message) => Err(AppError::from(FieldError::new("state", message))),
+            };
+            respond(result, |agent| {
+                reply::json(StatusCode::OK, &agent_view(&agent))
+            })
+        })
+}
