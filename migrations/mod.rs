@@ -15,8 +15,13 @@ mod m0001_initial;
 mod m0002_customer_index;
 #[path = "0003_agents.rs"]
 mod m0003_agents;
+#[path = "0004_service_format_2.rs"]
+mod m0004_service_format_2;
 
 use crate::store::StoreError;
+
+#[cfg(test)]
+pub use m0004_service_format_2::ServiceRecordV1;
 
 /// One migration step.
 pub struct Migration {
@@ -33,4 +38,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0001_initial::MIGRATION,
     m0002_customer_index::MIGRATION,
     m0003_agents::MIGRATION,
+    m0004_service_format_2::MIGRATION,
 ];

@@ -166,6 +166,18 @@ pub enum RoutingEventKind {
     Released { agent: String, why: String },
 }
 
+/// Where a waiting service is in its `_target` list, kept so that routing resumes at the same
+/// step, with the same target set and the same remaining step time, after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteProgress {
+    /// 0-based index of the current step.
+    pub step: u16,
+    /// When the current step was entered.
+    pub step_entered_at: Timestamp,
+    /// Indices of the steps whose targets form the current target set.
+    pub target_set: Vec<u16>,
+}
+
 /// A stored service instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
@@ -207,6 +219,10 @@ pub struct ServiceRecord {
     pub reserved_agent: Option<String>,
     /// The chat session carrying its chat, if started.
     pub chat_session_id: Option<String>,
+    /// Routing progress while it waits in a virtual queue.
+    pub route: Option<RouteProgress>,
+    /// When the customer confirmed the reserved agent (`connect`).
+    pub confirmed_at: Option<Timestamp>,
 }
 
 /// A lifecycle rule that a request broke.
@@ -269,6 +285,8 @@ impl ServiceRecord {
             routing_history: Vec::new(),
             reserved_agent: None,
             chat_session_id: None,
+            route: None,
+            confirmed_at: None,
         }
     }
 

@@ -64,27 +64,43 @@ fn write_version(meta: &Tree, version: u32) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::domain::options::Preset;
-    use crate::domain::service::ServiceRecord;
+    use crate::domain::service::CallbackState;
     use crate::domain::time::Timestamp;
     use crate::store::{keys, Store};
 
-    fn record(id: &str, customer: &str) -> ServiceRecord {
+    /// A service as schema 1 stored it (service format 1).
+    fn record_v1(id: &str, customer: &str) -> steps::ServiceRecordV1 {
         let created = Timestamp::from_millis(1_000);
-        let mut record = ServiceRecord::new(id, "chat-delay", Preset::ChatDelayed, created);
-        record
-            .user_data
-            .insert("usr_reason".into(), "billing".into());
-        record.customer_number = Some(customer.into());
-        record.expire_at = created.plus_secs(86_400);
-        record.queued_at = Some(created);
-        record
+        steps::ServiceRecordV1 {
+            id: id.into(),
+            service_name: "chat-delay".into(),
+            preset: Preset::ChatDelayed,
+            options: BTreeMap::from([("_ttl".to_string(), "86400".to_string())]),
+            user_data: BTreeMap::from([("usr_reason".to_string(), "billing".to_string())]),
+            owner: Some("alice".into()),
+            customer_number: Some(customer.into()),
+            device_os: None,
+            device_notification_id: None,
+            state: CallbackState::Queued,
+            reason: None,
+            created_at: created,
+            desired_time: created,
+            expire_at: created.plus_secs(86_400),
+            queued_at: Some(created),
+            state_history: Vec::new(),
+            routing_history: Vec::new(),
+            reserved_agent: None,
+            chat_session_id: None,
+        }
     }
 
-    /// Writes a database exactly as schema version 1 laid it out: records, expiry and
-    /// service-state index, and no customer index.
-    fn write_schema_v1(db: &sled::Db, records: &[ServiceRecord]) {
+    /// Writes a database exactly as schema version 1 laid it out: format-1 records, expiry
+    /// and service-state index, and no customer index.
+    fn write_schema_v1(db: &sled::Db, records: &[steps::ServiceRecordV1]) {
         (MIGRATIONS[0].apply)(db).unwrap();
         let meta = db.open_tree(tree::META).unwrap();
         write_version(&meta, 1).unwrap();
@@ -93,7 +109,7 @@ mod tests {
         let by_state = db.open_tree(tree::BY_SERVICE_STATE).unwrap();
         for r in records {
             services
-                .insert(r.id.as_bytes(), codec::encode(format::SERVICE, r).unwrap())
+                .insert(r.id.as_bytes(), codec::encode(1, r).unwrap())
                 .unwrap();
             by_expiry
                 .insert(keys::time_key(r.expire_at, &r.id), &[])
@@ -112,7 +128,11 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().unwrap();
         write_schema_v1(
             &db,
-            &[record("a", "555"), record("b", "555"), record("c", "777")],
+            &[
+                record_v1("a", "555"),
+                record_v1("b", "555"),
+                record_v1("c", "777"),
+            ],
         );
 
         let store = Store::from_db(db).unwrap();
@@ -120,8 +140,20 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), latest_version());
         assert_eq!(
             store.migrations_applied(),
-            ["0002_customer_index", "0003_agents"]
+            [
+                "0002_customer_index",
+                "0003_agents",
+                "0004_service_format_2"
+            ]
         );
+        let a = store
+            .service("a")
+            .unwrap()
+            .expect("a readable in the new format");
+        assert_eq!(a.owner.as_deref(), Some("alice"));
+        assert_eq!(a.user_data["usr_reason"], "billing");
+        assert_eq!(a.expire_at, Timestamp::from_millis(1_000).plus_secs(86_400));
+        assert_eq!(a.route, None);
         let ids: Vec<String> = store
             .services_by_customer("555", |_| true, 10)
             .unwrap()

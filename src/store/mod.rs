@@ -53,7 +53,7 @@ pub(crate) mod tree {
 pub(crate) mod format {
     pub const META: u8 = 1;
     pub const TEMPLATE: u8 = 1;
-    pub const SERVICE: u8 = 1;
+    pub const SERVICE: u8 = 2;
     pub const AGENT: u8 = 1;
 }
 
