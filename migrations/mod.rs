@@ -17,6 +17,8 @@ mod m0002_customer_index;
 mod m0003_agents;
 #[path = "0004_service_format_2.rs"]
 mod m0004_service_format_2;
+#[path = "0005_notifications.rs"]
+mod m0005_notifications;
 
 use crate::store::StoreError;
 
@@ -39,4 +41,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0002_customer_index::MIGRATION,
     m0003_agents::MIGRATION,
     m0004_service_format_2::MIGRATION,
+    m0005_notifications::MIGRATION,
 ];

@@ -4,7 +4,9 @@
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
 //! - [`service`]: the service record and its lifecycle.
+//! - [`notification`]: customer-bound notifications.
 
+pub mod notification;
 pub mod options;
 pub mod service;
 pub mod skill;

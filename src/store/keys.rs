@@ -72,6 +72,21 @@ pub fn split_service_state_key(key: &[u8]) -> Option<(&str, CallbackState, &str)
     Some((name, state, id))
 }
 
+/// `service id ++ 0 ++ seq (u64 BE)`: a service's notifications in order.
+pub fn notification_key(service_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = notification_prefix(service_id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The prefix of every [`notification_key`] of one service.
+pub fn notification_prefix(service_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service_id.len() + 9);
+    key.extend_from_slice(service_id.as_bytes());
+    key.push(SEP);
+    key
+}
+
 /// The id part of a key that ends with `0 ++ id` (customer index).
 pub fn id_after_separator(key: &[u8]) -> Option<&str> {
     let sep = key.iter().position(|b| *b == SEP)?;

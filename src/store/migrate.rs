@@ -143,7 +143,8 @@ mod tests {
             [
                 "0002_customer_index",
                 "0003_agents",
-                "0004_service_format_2"
+                "0004_service_format_2",
+                "0005_notifications"
             ]
         );
         let a = store

@@ -15,6 +15,7 @@
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `agents` | agent id | [`AgentRecord`] |
+//! | `notifications` | service id ++ 0 ++ seq | [`Notification`] |
 
 mod codec;
 mod commit;
@@ -31,6 +32,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use crate::center::agent::AgentRecord;
+use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -46,6 +48,7 @@ pub(crate) mod tree {
     pub const BY_CUSTOMER: &str = "by_customer";
     pub const BY_SERVICE_STATE: &str = "by_service_state";
     pub const AGENTS: &str = "agents";
+    pub const NOTIFICATIONS: &str = "notifications";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -55,6 +58,7 @@ pub(crate) mod format {
     pub const TEMPLATE: u8 = 1;
     pub const SERVICE: u8 = 2;
     pub const AGENT: u8 = 1;
+    pub const NOTIFICATION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -141,6 +145,7 @@ struct Trees {
     by_customer: Tree,
     by_service_state: Tree,
     agents: Tree,
+    notifications: Tree,
 }
 
 impl Trees {
@@ -154,6 +159,7 @@ impl Trees {
             by_customer: db.open_tree(tree::BY_CUSTOMER)?,
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
             agents: db.open_tree(tree::AGENTS)?,
+            notifications: db.open_tree(tree::NOTIFICATIONS)?,
         })
     }
 }
@@ -411,6 +417,82 @@ impl Store {
         Ok(self.inner.trees.agents.remove(id.as_bytes())?.is_some())
     }
 
+    // ----- notifications -----
+
+    /// Stores a notification for the customer of `service_id`.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn add_notification(
+        &self,
+        service_id: &str,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Notification, StoreError> {
+        let seq = self.inner.db.generate_id()?;
+        let notification = Notification {
+            seq,
+            tag,
+            message: message.to_string(),
+            created_at: now,
+            delivered: false,
+        };
+        self.inner.trees.notifications.insert(
+            keys::notification_key(service_id, seq),
+            codec::encode(format::NOTIFICATION, &notification)?,
+        )?;
+        Ok(notification)
+    }
+
+    /// The notifications of a service, oldest first.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+        self.inner
+            .trees
+            .notifications
+            .scan_prefix(keys::notification_prefix(service_id))
+            .map(|item| {
+                let (_, value) = item?;
+                codec::decode(format::NOTIFICATION, &value, "notification")
+            })
+            .collect()
+    }
+
+    /// The undelivered notifications of a service, oldest first, marked delivered.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn take_undelivered(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+        let mut taken = Vec::new();
+        for mut notification in self.notifications(service_id)? {
+            if notification.delivered {
+                continue;
+            }
+            notification.delivered = true;
+            self.inner.trees.notifications.insert(
+                keys::notification_key(service_id, notification.seq),
+                codec::encode(format::NOTIFICATION, &notification)?,
+            )?;
+            taken.push(notification);
+        }
+        Ok(taken)
+    }
+
+    /// Removes every notification of a service.
+    fn delete_notifications(&self, service_id: &str) -> Result<(), StoreError> {
+        let tree = &self.inner.trees.notifications;
+        let mut batch = sled::Batch::default();
+        for item in tree.scan_prefix(keys::notification_prefix(service_id)) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
     // ----- service records -----
 
     /// Stores a new service record with its index entries, in one transaction.
@@ -465,14 +547,6 @@ impl Store {
             tx.0.insert(id.as_bytes(), bytes)?;
             Ok(Some(record))
         })
-    }
-
-    /// Removes a service and everything stored for it. False if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_service(&self, id: &str) -> Result<bool, StoreError> {
-        infallible(self.service_transaction(|tx| delete_in(tx, id)))
     }
 
     /// Services of one customer number that pass `keep`, at most `limit`.
@@ -588,6 +662,11 @@ impl Store {
                 Ok((key.to_vec(), id))
             })
             .collect::<Result<_, StoreError>>()?;
+        // What belongs to a service goes before the record: a crash in between leaves a record
+        // that the next run removes, never things that belong to nothing.
+        for (_, id) in &due {
+            self.delete_notifications(id)?;
+        }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
         for chunk in due.chunks(PURGE_CHUNK) {
@@ -788,5 +867,51 @@ mod tests {
         );
         assert_eq!(by_state.len(), 2);
         assert!(completed.is_empty());
+    }
+
+    #[test]
+    fn notifications_are_taken_once_in_order_and_expire_with_their_service() {
+        let store = Store::open_temporary().unwrap();
+        store.insert_service(&record("s1", 50)).unwrap();
+        let now = Timestamp::from_millis(1);
+        for n in 0..3 {
+            let message = serde_json::json!({ "n": n });
+            store
+                .add_notification("s1", format!("tag.{n}"), &message, now)
+                .unwrap();
+        }
+        store
+            .add_notification("s10", "other".into(), &serde_json::json!({}), now)
+            .unwrap();
+
+        let first: Vec<String> = store
+            .take_undelivered("s1")
+            .unwrap()
+            .into_iter()
+            .map(|n| n.tag)
+            .collect();
+        let second = store.take_undelivered("s1").unwrap();
+
+        assert_eq!(
+            first,
+            ["tag.0", "tag.1", "tag.2"],
+            "in order, only this service's"
+        );
+        assert!(second.is_empty(), "delivered ones are not taken again");
+        assert!(store
+            .notifications("s1")
+            .unwrap()
+            .iter()
+            .all(|n| n.delivered));
+        crate::expiry::run_once(&store, Timestamp::from_millis(50)).unwrap();
+        assert!(
+            store.notifications("s1").unwrap().is_empty(),
+            "gone with the service"
+        );
+        assert_eq!(
+            store.notifications("s10").unwrap().len(),
+            1,
+            "the other one stays"
+        );
     }
 }
