@@ -10,7 +10,7 @@ use super::form::{self, Fields, Json};
 use super::views::{query_entry, ServiceCreated, StartChatDialog, WillNotify};
 use super::{client, reply, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
-use crate::app::{AppError, AppState};
+use crate::app::{notifications, AppError, AppState};
 
 /// The customer-facing routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -23,8 +23,28 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(callback_reschedule(state.clone()))
         .unify()
-        .or(service_create(state))
+        .or(service_create(state.clone()))
         .unify()
+        .or(notifications_retrieve(state))
+        .unify()
+}
+
+/// POST /genesys/1/service/{id}/retrieve-notifications
+fn notifications_retrieve(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "retrieve-notifications")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .then(
+            |id: String, state: AppState, client: Client, _fields: Fields| async move {
+                let messages = notifications::retrieve(&state, &id, client.gms_user()).await;
+                respond(messages, |messages| reply::json(StatusCode::OK, &messages))
+            },
+        )
 }
 
 /// POST /genesys/1/service/callback/{name}

@@ -1049,3 +1049,25 @@ async fn desired_and_expiration_times_follow_the_injected_clock() {
     assert_eq!(after["_desired_time"], "2030-01-01T02:00:00.000Z");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retrieve_notifications_is_empty_for_a_new_service_and_private_to_its_user() {
+    let app = spawn_app().await;
+    let id = app.create("chat-delay", &[("_customer_number", "1")]).await;
+    let path = format!("/genesys/1/service/{id}/retrieve-notifications");
+
+    let own = app.post_form(&path, Some(GMS_USER), &[]).await;
+    let other = app.post_form(&path, Some("someone-else"), &[]).await;
+    let unknown = app
+        .post_form(
+            "/genesys/1/service/nope/retrieve-notifications",
+            Some(GMS_USER),
+            &[],
+        )
+        .await;
+
+    assert_eq!(own.status(), 200);
+    assert_eq!(json(own).await, serde_json::json!([]));
+    assert_eq!(other.status(), 403);
+    assert_eq!(unknown.status(), 404);
+}
