@@ -9,6 +9,7 @@ pub mod agents;
 pub mod callbacks;
 mod catalog;
 mod error;
+pub mod lifecycle;
 pub mod notifications;
 
 use std::sync::Arc;

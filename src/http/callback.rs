@@ -7,9 +7,10 @@ use warp::{Filter, Rejection};
 
 use super::error::{respond, ApiError};
 use super::form::{self, Fields, Json};
-use super::views::{query_entry, ServiceCreated, StartChatDialog, WillNotify};
+use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, WillNotify};
 use super::{client, reply, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
+use crate::app::lifecycle::{self, Connect};
 use crate::app::{notifications, AppError, AppState};
 
 /// The customer-facing routes.
@@ -25,8 +26,57 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(service_create(state.clone()))
         .unify()
-        .or(notifications_retrieve(state))
+        .or(notifications_retrieve(state.clone()))
         .unify()
+        .or(service_connect(state.clone()))
+        .unify()
+        .or(service_status(state))
+        .unify()
+}
+
+/// POST /genesys/1/service/{id}/connect
+fn service_connect(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "connect")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .then(|id: String, state: AppState, client: Client, _fields: Fields| async move {
+            let connected = lifecycle::connect(&state, &id, client.gms_user()).await;
+            respond(connected, |connected| match connected {
+                Connect::Ready(record) => reply::json(
+                    StatusCode::OK,
+                    &StartChatDialog::new(&record, &client.base_url),
+                ),
+                Connect::NotYet => ApiError::ServiceUnavailable(
+                    "no agent is available for this service yet: wait for the service.agentavailable notification".into(),
+                )
+                .into_response(),
+            })
+        })
+}
+
+/// POST /genesys/1/service/{id}/status
+fn service_status(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "status")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .map(
+            |id: String, state: AppState, client: Client, _fields: Fields| {
+                respond(
+                    lifecycle::status(&state, &id, client.gms_user()),
+                    |status| reply::json(StatusCode::OK, &status_view(&id, status)),
+                )
+            },
+        )
 }
 
 /// POST /genesys/1/service/{id}/retrieve-notifications

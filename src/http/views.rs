@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::app::lifecycle::Status;
 use crate::domain::options::ValidService;
 use crate::domain::service::{RoutingEventKind, ServiceRecord};
 
@@ -96,6 +97,26 @@ impl ServiceCreated {
             id: record.id.clone(),
         }
     }
+}
+
+/// The `status` reply of seed 003: the message and the tag a push would carry.
+pub fn status_view(id: &str, status: Status) -> Value {
+    let (status, dialog, tag) = match status {
+        Status::Waiting => (
+            "waiting",
+            "waiting_for_agent.html",
+            format!("a2c.advanced.service.statuschanged.{id}"),
+        ),
+        Status::Available => (
+            "available",
+            "agent_available.html",
+            format!("a2c.advanced.service.agentavailable.{id}"),
+        ),
+    };
+    serde_json::json!({
+        "message": { "_id": id, "_status": status, "_dialog": dialog },
+        "tag": tag,
+    })
 }
 
 /// A record as the GMS callback query shows it: the `_` fields, then the user data.

@@ -1071,3 +1071,63 @@ async fn retrieve_notifications_is_empty_for_a_new_service_and_private_to_its_us
     assert_eq!(other.status(), 403);
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn before_an_agent_is_reserved_connect_is_503_and_status_says_waiting() {
+    let app = spawn_app().await;
+    // An agent group nobody is in: the service keeps waiting.
+    let id = app
+        .create(
+            "chat-delay",
+            &[
+                ("_customer_number", "1"),
+                ("_target", "Nobody@StatServer.GA"),
+            ],
+        )
+        .await;
+
+    let connect = app
+        .post_form(
+            &format!("/genesys/1/service/{id}/connect"),
+            Some(GMS_USER),
+            &[],
+        )
+        .await;
+    let status = app
+        .post_form(
+            &format!("/genesys/1/service/{id}/status"),
+            Some(GMS_USER),
+            &[],
+        )
+        .await;
+
+    assert_eq!(connect.status(), 503);
+    assert_eq!(
+        json(status).await,
+        serde_json::json!({
+            "message": {"_id": id, "_status": "waiting", "_dialog": "waiting_for_agent.html"},
+            "tag": format!("a2c.advanced.service.statuschanged.{id}")
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_immediate_chat_can_connect_at_once() {
+    let app = spawn_app().await;
+    let id = app
+        .create("chat-immediate", &[("_customer_number", "1")])
+        .await;
+
+    let connect = app
+        .post_form(
+            &format!("/genesys/1/service/{id}/connect"),
+            Some(GMS_USER),
+            &[],
+        )
+        .await;
+
+    assert_eq!(connect.status(), 200);
+    let dialog = json(connect).await;
+    assert_eq!(dialog["_action"], "StartChat");
+    assert_eq!(dialog["_id"], id.as_str());
+}

@@ -1,0 +1,86 @@
+//! The customer's side of routing: confirming a reserved agent (`connect`, seed 000) and
+//! polling for one (`status`, seed 003).
+
+use super::callbacks::{check_owner, not_found, update};
+use super::{AppError, AppState, Requester};
+use crate::domain::options;
+use crate::domain::service::{CallbackState, ServiceRecord};
+
+/// What `connect` found.
+#[derive(Debug)]
+pub enum Connect {
+    /// An agent is reserved (or none is needed): the customer may start the chat.
+    Ready(Box<ServiceRecord>),
+    /// No agent is available yet (503).
+    NotYet,
+}
+
+/// The customer confirms they are ready for the reserved agent. Records the first
+/// confirmation time, which stops the no-confirmation timeout.
+///
+/// # Errors
+/// Unknown id (404), another user's service (403), storage failure.
+pub async fn connect(
+    state: &AppState,
+    service_id: &str,
+    requester: Requester<'_>,
+) -> Result<Connect, AppError> {
+    let now = state.clock.now();
+    let mut ready = false;
+    let record = update(state, service_id, |record| {
+        check_owner(record, requester)?;
+        ready = is_agent_available(record);
+        if ready && record.state == CallbackState::Routing && record.confirmed_at.is_none() {
+            record.confirmed_at = Some(now);
+        }
+        Ok(())
+    })?;
+    if !ready {
+        return Ok(Connect::NotYet);
+    }
+    state.store.wait_durable().await?;
+    Ok(Connect::Ready(Box::new(record)))
+}
+
+/// What `status` reports (seed 003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Still waiting for an agent.
+    Waiting,
+    /// An agent is available.
+    Available,
+}
+
+/// The service's availability as the customer's app polls for it.
+///
+/// # Errors
+/// Unknown id (404), another user's service (403), storage failure.
+pub fn status(
+    state: &AppState,
+    service_id: &str,
+    requester: Requester<'_>,
+) -> Result<Status, AppError> {
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
+    check_owner(&record, requester)?;
+    Ok(if is_agent_available(&record) {
+        Status::Available
+    } else {
+        Status::Waiting
+    })
+}
+
+/// A service that waits for an agent has one once it is ROUTING (reserved) or PROCESSING;
+/// one that does not wait may start its chat while it is active.
+fn is_agent_available(record: &ServiceRecord) -> bool {
+    if options::waits_for_agent(&record.options) {
+        matches!(
+            record.state,
+            CallbackState::Routing | CallbackState::Processing
+        )
+    } else {
+        record.is_active()
+    }
+}
