@@ -9,7 +9,7 @@ use crate::domain::target::{Statistic, Target};
 /// The statistics of one target at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// `RStatAgentsReady`: members ready for any media they handle.
+    /// `RStatAgentsReady`: members ready for any media they handle, and not reserved.
     #[serde(rename = "RStatAgentsReady")]
     pub ready: i64,
     /// `RStatAgentsReadyvoice`: members ready for voice.
@@ -39,10 +39,12 @@ impl Stats {
             ..Stats::default()
         };
         for agent in agents.into_iter().filter(|a| a.is_member_of(target)) {
+            // An agent holding a reservation is spoken for: not ready for new work.
+            let free = agent.reserved.is_empty();
             stats.total += i64::from(agent.is_logged_in());
-            stats.ready += i64::from(agent.is_ready_for_any());
-            stats.ready_voice += i64::from(agent.is_ready_for("voice"));
-            stats.ready_chat += i64::from(agent.is_ready_for("chat"));
+            stats.ready += i64::from(free && agent.is_ready_for_any());
+            stats.ready_voice += i64::from(agent.is_available_for("voice"));
+            stats.ready_chat += i64::from(agent.is_available_for("chat"));
         }
         stats
     }
@@ -92,6 +94,8 @@ mod tests {
             .entry("chat".into())
             .or_default()
             .insert("s".into());
+        let mut reserved = agent("f", "Billing", AgentState::Ready, &[("chat", 2)]);
+        reserved.reserved.insert("s2".into());
         let agents = [
             agent(
                 "a",
@@ -102,6 +106,7 @@ mod tests {
             agent("b", "Billing", AgentState::NotReady, &[("chat", 2)]),
             agent("c", "Billing", AgentState::LoggedOut, &[("chat", 2)]),
             busy,
+            reserved,
             agent("e", "Support", AgentState::Ready, &[("voice", 1)]),
         ];
         let billing = Target::parse("Billing@StatServer.GA").unwrap();
@@ -114,11 +119,11 @@ mod tests {
                 ready: 1,
                 ready_voice: 1,
                 ready_chat: 1,
-                total: 3,
+                total: 4,
                 calls_waiting: 3
             }
         );
-        assert_eq!(stats.get(Statistic::RStatAgentsTotal), 3);
+        assert_eq!(stats.get(Statistic::RStatAgentsTotal), 4);
         let skill = Target::parse("?:English>=10@StatServer.GA").unwrap();
         assert_eq!(Stats::of(&skill, &agents, 0).ready, 2, "a and e");
     }
