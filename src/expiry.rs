@@ -9,32 +9,34 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::clock::Clock;
 use crate::domain::time::Timestamp;
+use crate::router::core::Event;
+use crate::router::RouterHandle;
 use crate::store::{Store, StoreError};
 
 /// Services removed per storage batch.
 pub(crate) const BATCH: usize = 1000;
 
 /// Removes every service due at `now`. Work is proportional to the number due (an index range
-/// scan), not to the number stored. Returns how many were removed.
+/// scan), not to the number stored. Returns the ids removed.
 ///
 /// # Errors
 /// Storage failure (what was removed before it stays removed).
-pub fn run_once(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
-    let mut total = 0;
+pub fn run_once(store: &Store, now: Timestamp) -> Result<Vec<String>, StoreError> {
+    let mut removed = Vec::new();
     loop {
         let purged = store.purge_expired(now, BATCH)?;
-        total += purged.removed.len();
         for id in &purged.removed {
             tracing::debug!(service_id = %id, "service expired and removed");
         }
+        removed.extend(purged.removed);
         if purged.scanned < BATCH {
             break;
         }
     }
-    if total > 0 {
-        tracing::info!(removed = total, "expired services removed");
+    if !removed.is_empty() {
+        tracing::info!(removed = removed.len(), "expired services removed");
     }
-    Ok(total)
+    Ok(removed)
 }
 
 /// Starts a scheduler running [`run_once`] on the cron `schedule` (six fields, with seconds).
@@ -44,6 +46,7 @@ pub fn run_once(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
 pub async fn schedule(
     store: Store,
     clock: Arc<dyn Clock>,
+    router: RouterHandle,
     schedule: &str,
 ) -> Result<JobScheduler, String> {
     let scheduler = JobScheduler::new()
@@ -52,11 +55,16 @@ pub async fn schedule(
     let job = Job::new_async(schedule, move |_id, _scheduler| {
         let store = store.clone();
         let clock = clock.clone();
+        let router = router.clone();
         Box::pin(async move {
             let now = clock.now();
             // sled calls block; keep them off the async workers.
             match tokio::task::spawn_blocking(move || run_once(&store, now)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(removed)) => {
+                    for service in removed {
+                        router.send(Event::Removed { service });
+                    }
+                }
                 Ok(Err(err)) => tracing::error!(error = %err, "expiry run failed"),
                 Err(err) => tracing::error!(error = %err, "expiry task panicked"),
             }
@@ -101,7 +109,7 @@ mod tests {
 
         let removed = run_once(&store, Timestamp::from_millis(20)).unwrap();
 
-        assert_eq!(removed, 2);
+        assert_eq!(removed, ["a", "b"]);
         assert!(store.service("a").unwrap().is_none());
         assert!(store.service("b").unwrap().is_none());
         assert!(store.service("c").unwrap().is_some());
@@ -114,7 +122,7 @@ mod tests {
         assert_eq!(left, ["c"], "the customer index forgot the removed ones");
         assert_eq!(store.active_counts().unwrap()["chat-delay"], 1);
         assert_eq!(
-            run_once(&store, Timestamp::from_millis(20)).unwrap(),
+            run_once(&store, Timestamp::from_millis(20)).unwrap().len(),
             0,
             "nothing twice"
         );
@@ -131,9 +139,15 @@ mod tests {
             })
             .unwrap();
 
-        assert_eq!(run_once(&store, Timestamp::from_millis(50)).unwrap(), 0);
+        assert_eq!(
+            run_once(&store, Timestamp::from_millis(50)).unwrap().len(),
+            0
+        );
         assert!(store.service("a").unwrap().is_some());
-        assert_eq!(run_once(&store, Timestamp::from_millis(100)).unwrap(), 1);
+        assert_eq!(
+            run_once(&store, Timestamp::from_millis(100)).unwrap().len(),
+            1
+        );
     }
 
     #[test]
@@ -143,7 +157,7 @@ mod tests {
             store.insert_service(&record(&format!("s{i}"), 5)).unwrap();
         }
         assert_eq!(
-            run_once(&store, Timestamp::from_millis(5)).unwrap(),
+            run_once(&store, Timestamp::from_millis(5)).unwrap().len(),
             BATCH + 5
         );
     }

@@ -15,6 +15,7 @@
 //!   group commit.
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
+//! - [`router`]: the routing state machine and the task that owns it.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
 //!   the admin token, binding the listener.
@@ -44,11 +45,14 @@ use crate::app::AppState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 
-/// A built server: storage open, configuration loaded, listener bound, not yet serving.
+/// A built server: storage open, configuration loaded, router running, listener bound, not
+/// yet serving.
 pub struct App {
     listener: TcpListener,
     state: AppState,
     config: Config,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    router_task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -70,11 +74,13 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartupError> {
-        let (state, listener) = startup::build(&config, clock).await?;
+        let built = startup::build(&config, clock).await?;
         Ok(App {
-            listener,
-            state,
+            listener: built.listener,
+            state: built.state,
             config,
+            shutdown: built.shutdown,
+            router_task: built.router_task,
         })
     }
 
@@ -101,10 +107,13 @@ impl App {
             listener,
             state,
             config,
+            shutdown: stop_tasks,
+            router_task,
         } = self;
         let mut scheduler = expiry::schedule(
             state.store.clone(),
             state.clock.clone(),
+            state.router.clone(),
             &config.expiry_schedule,
         )
         .await
@@ -120,6 +129,12 @@ impl App {
 
         if let Err(err) = scheduler.shutdown().await {
             tracing::warn!(error = %err, "expiry scheduler did not stop cleanly");
+        }
+        let _ = stop_tasks.send(true);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), router_task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "router task failed"),
+            Err(_) => tracing::error!("router task did not stop within 10 s"),
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
+use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError};
 
 /// Connections waiting to be accepted. The default of 128 makes thousands of clients that
@@ -61,11 +63,18 @@ pub enum StartupError {
     Jobs(String),
 }
 
-/// Opens everything and binds the listener.
-pub(crate) async fn build(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> Result<(AppState, TcpListener), StartupError> {
+/// What `build` hands to the `App`.
+pub(crate) struct Built {
+    pub state: AppState,
+    pub listener: TcpListener,
+    /// Flipped to true to stop the background tasks.
+    pub shutdown: watch::Sender<bool>,
+    /// The router task.
+    pub router_task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens everything, starts the router and binds the listener.
+pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartupError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot create the data directory {}",
@@ -122,9 +131,9 @@ pub(crate) async fn build(
             .map_err(|err| StartupError::Jobs(err.to_string()))?
             .map_err(store_err)?
     };
-    if caught_up > 0 {
+    if !caught_up.is_empty() {
         tracing::info!(
-            removed = caught_up,
+            removed = caught_up.len(),
             "removed services that expired while stopped"
         );
     }
@@ -134,9 +143,20 @@ pub(crate) async fn build(
         what: "cannot read the listener address".into(),
         source,
     })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (router, router_task) = router::task::start(
+        RouterContext {
+            store: store.clone(),
+            clock: clock.clone(),
+            stat_servers: config.stat_servers.clone(),
+        },
+        shutdown_rx,
+    )
+    .map_err(store_err)?;
     let state = AppState {
         store,
         catalog,
+        router,
         clock,
         settings: Arc::new(RuntimeSettings {
             stat_servers: config.stat_servers.clone(),
@@ -146,7 +166,12 @@ pub(crate) async fn build(
         }),
         agent_writes: Arc::default(),
     };
-    Ok((state, listener))
+    Ok(Built {
+        state,
+        listener,
+        shutdown,
+        router_task,
+    })
 }
 
 async fn open_store(path: PathBuf) -> Result<Store, StartupError> {

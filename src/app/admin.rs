@@ -8,6 +8,7 @@ use super::{AppError, AppState};
 use crate::domain::options::{ConfiguredService, FieldError, Preset, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::router::core::Event;
 
 /// Creates or replaces the configured service `name`. Returns it and whether it is new.
 ///
@@ -113,6 +114,11 @@ pub async fn bulk_cancel(
         }
     }
     state.store.wait_durable().await?;
+    for service in &outcome.cancelled {
+        state.router.send(Event::Removed {
+            service: service.clone(),
+        });
+    }
     tracing::info!(cancelled = outcome.cancelled.len(), "bulk cancel");
     Ok(outcome)
 }

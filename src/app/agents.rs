@@ -4,6 +4,7 @@
 use super::{AppError, AppState};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
+use crate::router::core::Event;
 
 /// Creates or replaces agent `config.id`. A new agent is logged out; a replaced one keeps its
 /// state. Returns the stored agent and whether it is new.
@@ -36,6 +37,9 @@ pub async fn put_agent(
     };
     state.store.put_agent(&record)?;
     state.store.wait_durable().await?;
+    state
+        .router
+        .send(Event::AgentUpdated(record.clone().into_agent()));
     tracing::info!(agent = %record.config.id, created, "agent saved");
     Ok((record, created))
 }
@@ -50,6 +54,9 @@ pub async fn delete_agent(state: &AppState, id: &str) -> Result<(), AppError> {
         return Err(unknown_agent(id));
     }
     state.store.wait_durable().await?;
+    state.router.send(Event::AgentRemoved {
+        agent: id.to_string(),
+    });
     tracing::info!(agent = %id, "agent deleted");
     Ok(())
 }
@@ -87,6 +94,9 @@ pub async fn set_agent_state(
         }
         state.store.put_agent(&record)?;
         state.store.wait_durable().await?;
+        state
+            .router
+            .send(Event::AgentUpdated(record.clone().into_agent()));
         tracing::info!(agent = %id, state = %new_state, "agent state changed");
     }
     Ok(record)

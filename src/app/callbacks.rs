@@ -14,6 +14,8 @@ use crate::domain::service::{
     expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
 };
 use crate::domain::time::Timestamp;
+use crate::router::core::Event;
+use crate::router::task::queued_service;
 use crate::store::UpdateError;
 
 /// A service just created and stored durably.
@@ -85,6 +87,7 @@ pub async fn create_service(
     state.store.insert_service(&record)?;
     state.store.wait_durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
+    route(state, &record);
     Ok(Created {
         record,
         settings,
@@ -223,6 +226,9 @@ pub async fn cancel_callback(
         Ok(())
     })?;
     state.store.wait_durable().await?;
+    state.router.send(Event::Removed {
+        service: id.to_string(),
+    });
     tracing::info!(service_id = %id, "service cancelled by the customer");
     Ok(record)
 }
@@ -301,8 +307,32 @@ pub async fn reschedule_callback(
         Ok(())
     })?;
     state.store.wait_durable().await?;
+    if change.new_desired_time.is_some() {
+        // Out of its queue until its new time, or (re)queued now: the router follows.
+        state.router.send(Event::Removed {
+            service: id.to_string(),
+        });
+        route(state, &record);
+    }
     tracing::info!(service_id = %id, "service rescheduled or updated");
     Ok(record)
+}
+
+/// Tells the router about a stored service: into its queue if it waits for an agent now, or
+/// onto the schedule if it waits for its desired time.
+pub(crate) fn route(state: &AppState, record: &ServiceRecord) {
+    match record.state {
+        CallbackState::Queued if record.queued_at.is_some() => {
+            match queued_service(record, &state.settings.stat_servers) {
+                Ok(service) => state.router.send(Event::Queued(service)),
+                Err(message) => {
+                    tracing::error!(service_id = %record.id, %message, "cannot route the service")
+                }
+            }
+        }
+        CallbackState::Scheduled => state.router.scheduled_changed(),
+        _ => {}
+    }
 }
 
 fn apply_user_data(user_data: &mut BTreeMap<String, String>, changes: &[(String, String)]) {

@@ -18,6 +18,7 @@ pub use catalog::Catalog;
 pub use error::AppError;
 
 use crate::clock::Clock;
+use crate::router::RouterHandle;
 use crate::store::Store;
 
 /// Everything a request handler can reach. Cheap to clone (every field is shared).
@@ -29,6 +30,9 @@ pub struct AppState {
     /// Configured services, validated, kept in memory because every create reads one. Written
     /// only by the admin API, which updates the store first and then this cache.
     pub catalog: Catalog,
+    /// The router task's handle: use cases tell it what changed (after their own write is
+    /// durable) and ask it about queues; it owns the live routing state.
+    pub router: RouterHandle,
     /// The time source (a `ManualClock` in tests), so no rule reads the wall clock itself.
     pub clock: Arc<dyn Clock>,
     /// Settings fixed at start-up that requests need.

@@ -255,6 +255,7 @@ const KNOWN_OPTIONS: &[(&str, OptionKind)] = &[
     ("_mandatory_customer_lookup_keys", OptionKind::List),
     ("_max_queued_callbacks_per_service", OptionKind::Seconds),
     ("_enable_in_queue_checking", OptionKind::Bool),
+    ("_user_confirm_timeout", OptionKind::Seconds),
 ];
 
 /// The typed settings of a service, derived from its options.
@@ -284,7 +285,13 @@ pub struct ServiceSettings {
     pub overwritable: BTreeSet<String>,
     /// `_mandatory_customer_lookup_keys`: request keys that must be present.
     pub mandatory_lookup_keys: Vec<String>,
+    /// `_user_confirm_timeout`: seconds a reserved agent waits for the customer's `connect`
+    /// (services with `_wait_for_user_confirm`) before the reservation is released.
+    pub user_confirm_timeout_secs: u64,
 }
+
+/// `_user_confirm_timeout` when unset.
+pub const DEFAULT_USER_CONFIRM_TIMEOUT_SECS: u64 = 60;
 
 impl ServiceSettings {
     /// Validates every known option in `options` and builds the typed view.
@@ -359,6 +366,10 @@ impl ServiceSettings {
             priority_increment_interval_secs: number("_urs_vq_priority_increment_interval"),
             overwritable,
             mandatory_lookup_keys: list("_mandatory_customer_lookup_keys"),
+            user_confirm_timeout_secs: match get("_user_confirm_timeout").trim() {
+                "" => DEFAULT_USER_CONFIRM_TIMEOUT_SECS,
+                value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),
+            },
         })
     }
 }

@@ -623,6 +623,38 @@ impl Store {
         Ok(out)
     }
 
+    /// The earliest desired time of a SCHEDULED service.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn next_scheduled(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .by_desired_time
+            .first()?
+            .and_then(|(key, _)| keys::split_time_key(&key).map(|(at, _)| at)))
+    }
+
+    /// Ids of up to `limit` SCHEDULED services whose desired time is at or before `now`.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn due_scheduled(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner
+            .trees
+            .by_desired_time
+            .range(..keys::time_upper_bound(now))
+            .take(limit)
+            .map(|item| {
+                let (key, _) = item?;
+                Ok(keys::split_time_key(&key)
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// Number of services not yet COMPLETED, per configured service (index keys only).
     ///
     /// # Errors
@@ -831,7 +863,8 @@ mod tests {
         let removed = crate::expiry::run_once(&store, Timestamp::from_millis(10)).unwrap();
 
         assert_eq!(
-            removed, 1,
+            removed,
+            ["zz-due"],
             "the due service behind a full batch of stale entries"
         );
         assert!(store.service("zz-due").unwrap().is_none());

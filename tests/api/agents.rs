@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{json, spawn_app, TestApp};
+use crate::helpers::{demo_agents_file, json, spawn_app, spawn_app_with, TestApp};
 
 async fn agents(app: &TestApp) -> Vec<Value> {
     let response = app
@@ -25,7 +25,7 @@ async fn set_state(app: &TestApp, id: &str, state: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn the_demo_contact_center_is_there_on_first_start() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| config.agents_file = demo_agents_file()).await;
 
     let list = agents(&app).await;
 

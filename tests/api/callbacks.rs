@@ -1028,17 +1028,18 @@ async fn desired_and_expiration_times_follow_the_injected_clock() {
             ],
         )
         .await;
+    let later_before = query(later.clone()).await;
+    let now_before = query(now.clone()).await;
     clock.advance_secs(7200);
     let after_two_hours = app.create("chat-delay", &[("_customer_number", "1")]).await;
 
     // Assert
-    let now = query(now).await;
-    assert_eq!(now["_callback_state"], "QUEUED");
+    assert_eq!(now_before["_callback_state"], "QUEUED");
+    let now = now_before;
     assert_eq!(now["_desired_time"], "2030-01-01T00:00:00.000Z");
     assert_eq!(now["_expiration_time"], "2030-01-02T00:00:00.000Z");
-    let later = query(later).await;
-    assert_eq!(later["_callback_state"], "SCHEDULED");
-    assert_eq!(later["_expiration_time"], "2030-01-02T01:00:00.000Z");
+    assert_eq!(later_before["_callback_state"], "SCHEDULED");
+    assert_eq!(later_before["_expiration_time"], "2030-01-02T01:00:00.000Z");
     assert_eq!(too_old.status(), 400, "would expire at once");
     let body = json(too_old).await;
     assert!(
@@ -1047,6 +1048,32 @@ async fn desired_and_expiration_times_follow_the_injected_clock() {
     );
     let after = query(after_two_hours).await;
     assert_eq!(after["_desired_time"], "2030-01-01T02:00:00.000Z");
+    // Two hours passed chat-delay's 900 s _urs_queued_ttl with nobody ready: it timed out.
+    let first = crate::helpers::eventually(
+        std::time::Duration::from_secs(5),
+        "the first service to time out",
+        || {
+            let query = &query;
+            let id = now["_id"].as_str().unwrap().to_string();
+            async move {
+                let entry = query(id).await;
+                (entry["_callback_state"] == "COMPLETED").then_some(entry)
+            }
+        },
+    )
+    .await;
+    assert_eq!(first["_callback_reason"], "FAIL_TIMEOUT_TTL");
+    // The router starts the scheduled one on its next wake-up: its desired time has passed.
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(5),
+        "the scheduled service to enter its queue",
+        || {
+            let query = &query;
+            let later = later.clone();
+            async move { (query(later).await["_callback_state"] == "QUEUED").then_some(()) }
+        },
+    )
+    .await;
     app.stop().await;
 }
 

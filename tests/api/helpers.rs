@@ -30,8 +30,14 @@ pub fn services_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml")
 }
 
-/// The demo agents shipped in `data/agents.toml`.
+/// The demo agents of `data/agents.toml`, all logged out: a test server routes nothing until
+/// its test makes agents ready.
 pub fn agents_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/fixtures/agents.toml")
+}
+
+/// The demo contact center exactly as shipped (some agents ready).
+pub fn demo_agents_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml")
 }
 
