@@ -9,3 +9,4 @@ mod admin;
 mod agents;
 mod callbacks;
 mod errors;
+mod routing;
