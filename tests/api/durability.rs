@@ -247,3 +247,95 @@ async fn admin_changes_to_configured_services_survive_a_restart() {
     );
     assert!(names.contains(&"chat-delay"), "{names:?}");
 }
+
+/// The admin view of a service on a server process.
+async fn record(client: &reqwest::Client, address: &str, id: &str) -> serde_json::Value {
+    client
+        .get(format!("{address}/genesys/1/admin/callback/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn agent_state(client: &reqwest::Client, address: &str, agent: &str, state: &str) {
+    let response = client
+        .post(format!("{address}/genesys/1/agent/{agent}/state"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "state": state }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
+    // Arrange: kristi (Billing) reserved for A; B waits behind it.
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data_dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let create = |number: &'static str| {
+        let client = client.clone();
+        let address = server.address.clone();
+        async move {
+            let response = client
+                .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+                .form(&[("_customer_number", number)])
+                .send()
+                .await
+                .unwrap();
+            response.json::<serde_json::Value>().await.unwrap()["_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    agent_state(&client, &server.address, "kristi", "ready").await;
+    let a = create("1").await;
+    let address = server.address.clone();
+    crate::helpers::eventually(Duration::from_secs(10), "A reserved", || {
+        let client = client.clone();
+        let (address, a) = (address.clone(), a.clone());
+        async move {
+            (record(&client, &address, &a).await["_callback_state"] == "ROUTING").then_some(())
+        }
+    })
+    .await;
+    let b = create("2").await;
+    let b_before = record(&client, &server.address, &b).await;
+
+    // Act
+    server.kill9();
+    let restarted = ServerProcess::start(data_dir.path(), &[]);
+
+    // Assert: A keeps kristi, B still waits with the same routing history.
+    let a_after = record(&client, &restarted.address, &a).await;
+    let b_after = record(&client, &restarted.address, &b).await;
+    assert_eq!(a_after["_callback_state"], "ROUTING");
+    assert_eq!(a_after["_reserved_agent"], "kristi");
+    assert_eq!(
+        b_after["_callback_state"], "QUEUED",
+        "kristi is not given out twice"
+    );
+    assert_eq!(
+        b_after["routing_history"], b_before["routing_history"],
+        "B resumes its step instead of starting over"
+    );
+    // And routing goes on: marco (Billing and Support) takes B.
+    agent_state(&client, &restarted.address, "marco", "ready").await;
+    let address = restarted.address.clone();
+    let b_routed = crate::helpers::eventually(Duration::from_secs(10), "B reserved", || {
+        let client = client.clone();
+        let (address, b) = (address.clone(), b.clone());
+        async move {
+            let r = record(&client, &address, &b).await;
+            (r["_callback_state"] == "ROUTING").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(b_routed["_reserved_agent"], "marco");
+}
