@@ -11,6 +11,7 @@ mod catalog;
 mod error;
 pub mod lifecycle;
 pub mod notifications;
+pub mod queues;
 
 use std::sync::Arc;
 

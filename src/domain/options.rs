@@ -256,6 +256,8 @@ const KNOWN_OPTIONS: &[(&str, OptionKind)] = &[
     ("_max_queued_callbacks_per_service", OptionKind::Seconds),
     ("_enable_in_queue_checking", OptionKind::Bool),
     ("_user_confirm_timeout", OptionKind::Seconds),
+    ("_agent_ready_threshold_eta", OptionKind::Seconds),
+    ("_agent_ready_threshold_position", OptionKind::Seconds),
 ];
 
 /// The typed settings of a service, derived from its options.
@@ -288,6 +290,10 @@ pub struct ServiceSettings {
     /// `_user_confirm_timeout`: seconds a reserved agent waits for the customer's `connect`
     /// (services with `_wait_for_user_confirm`) before the reservation is released.
     pub user_confirm_timeout_secs: u64,
+    /// `_agent_ready_threshold_eta` and `_agent_ready_threshold_position`: when both the ETA
+    /// (seconds) and the position are at most these, `check-queue-position` says the agent is
+    /// about ready.
+    pub agent_ready_threshold: (u64, u64),
 }
 
 /// `_user_confirm_timeout` when unset.
@@ -311,6 +317,8 @@ impl ServiceSettings {
         let flag = |name: &str| get(name).trim().eq_ignore_ascii_case("true");
         let number = |name: &str| get(name).trim().parse::<u64>().unwrap_or(0);
         let signed = |name: &str| get(name).trim().parse::<i64>().unwrap_or(0);
+        let number_or =
+            |name: &str, default: u64| get(name).trim().parse::<u64>().unwrap_or(default);
         let list = |name: &str| -> Vec<String> {
             get(name)
                 .split(',')
@@ -366,6 +374,10 @@ impl ServiceSettings {
             priority_increment_interval_secs: number("_urs_vq_priority_increment_interval"),
             overwritable,
             mandatory_lookup_keys: list("_mandatory_customer_lookup_keys"),
+            agent_ready_threshold: (
+                number_or("_agent_ready_threshold_eta", 35),
+                number_or("_agent_ready_threshold_position", 5),
+            ),
             user_confirm_timeout_secs: match get("_user_confirm_timeout").trim() {
                 "" => DEFAULT_USER_CONFIRM_TIMEOUT_SECS,
                 value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),

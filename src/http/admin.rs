@@ -14,7 +14,7 @@ use super::form::{self, Fields};
 use super::views::{configured_service, query_entry, record_detail};
 use super::{header_text, reply, with_state};
 use crate::app::admin::{self, QueueQuery};
-use crate::app::{AppError, AppState};
+use crate::app::{queues, AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
 
 /// The admin routes.
@@ -32,8 +32,58 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(callback_cancel(state.clone()))
         .unify()
-        .or(callback_get(state))
+        .or(callback_get(state.clone()))
         .unify()
+        .or(stats_get(state.clone()))
+        .unify()
+        .or(queues_list(state))
+        .unify()
+}
+
+/// GET /genesys/1/admin/stats?target=<target string>
+fn stats_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "admin" / "stats")
+        .and(warp::get())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::query_fields())
+        .then(|state: AppState, fields: Fields| async move {
+            let target = fields
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "target")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let stats = if target.is_empty() {
+                Err(FieldError::new(
+                    "target",
+                    "give a target, e.g. ?target=Billing@StatServer.GA",
+                )
+                .into())
+            } else {
+                queues::stats(&state, &target).await
+            };
+            respond(stats, |stats| {
+                let mut body = serde_json::to_value(stats).unwrap_or_default();
+                if let Some(object) = body.as_object_mut() {
+                    object.insert("target".into(), serde_json::Value::String(target));
+                }
+                reply::json(StatusCode::OK, &body)
+            })
+        })
+}
+
+/// GET /genesys/1/admin/queues
+fn queues_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "admin" / "queues")
+        .and(warp::get())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .then(|state: AppState| async move {
+            respond(queues::queues(&state).await, |list| {
+                reply::json(StatusCode::OK, &list)
+            })
+        })
 }
 
 /// Passes only requests carrying `Authorization: Bearer <admin token>`.

@@ -11,7 +11,7 @@ use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, Wi
 use super::{client, reply, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
-use crate::app::{notifications, AppError, AppState};
+use crate::app::{notifications, queues, AppError, AppState};
 
 /// The customer-facing routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -30,8 +30,42 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(service_connect(state.clone()))
         .unify()
-        .or(service_status(state))
+        .or(service_status(state.clone()))
         .unify()
+        .or(queue_position(state))
+        .unify()
+}
+
+/// POST or GET /genesys/1/service/{id}/check-queue-position
+fn queue_position(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "check-queue-position")
+        .and(warp::post().or(warp::get()).unify())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .then(
+            |id: String, state: AppState, client: Client, _fields: Fields| async move {
+                let position = queues::check_queue_position(&state, &id, client.gms_user()).await;
+                respond(position, |p| {
+                    let eta = p
+                        .eta_secs
+                        .map_or_else(|| serde_json::json!("n/a"), |e| serde_json::json!(e));
+                    reply::json(
+                        StatusCode::OK,
+                        &serde_json::json!({
+                            "_position": p.position,
+                            "_eta": eta,
+                            "_total_waiting": p.total_waiting,
+                            "_agent_ready_threshold_passed": p.threshold_passed,
+                            "_agent_ready_threshold_passed_reason": p.reason,
+                        }),
+                    )
+                })
+            },
+        )
 }
 
 /// POST /genesys/1/service/{id}/connect

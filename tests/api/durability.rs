@@ -306,6 +306,19 @@ async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
     })
     .await;
     let b = create("2").await;
+    // B's first step is skipped (nobody in Billing is free), so it settles in step 2.
+    let address = server.address.clone();
+    crate::helpers::eventually(Duration::from_secs(10), "B in step 2", || {
+        let client = client.clone();
+        let (address, b) = (address.clone(), b.clone());
+        async move {
+            let history = record(&client, &address, &b).await["routing_history"].clone();
+            (history.as_array()?.last()?["step"] == 2).then_some(())
+        }
+    })
+    .await;
+    // A durable write flushes everything written before it, the router's writes included.
+    create("3").await;
     let b_before = record(&client, &server.address, &b).await;
 
     // Act

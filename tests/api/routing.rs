@@ -212,3 +212,127 @@ async fn cancelling_a_reserved_service_frees_its_agent_for_the_next() {
     let next = wait_for_state(&app, &second, "ROUTING").await;
     assert_eq!(next["_reserved_agent"], "kristi");
 }
+
+async fn queue_position(app: &TestApp, id: &str, method: Method) -> Value {
+    let mut request = app
+        .request(
+            method,
+            &format!("/genesys/1/service/{id}/check-queue-position"),
+        )
+        .header("gms_user", GMS_USER);
+    if request.try_clone().is_some() {
+        request = request.header("content-length", "0");
+    }
+    json(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn check_queue_position_follows_the_queue_and_estimates_once_agents_leave() {
+    let app = spawn_app().await;
+    let a = app.create("chat-delay", &[("_customer_number", "1")]).await;
+    let b = app.create("chat-delay", &[("_customer_number", "2")]).await;
+    let c = app.create("chat-delay", &[("_customer_number", "3")]).await;
+
+    let third = queue_position(&app, &c, Method::POST).await;
+    assert_eq!(
+        third,
+        json!({
+            "_position": 3, "_eta": "n/a", "_total_waiting": 3,
+            "_agent_ready_threshold_passed": true,
+            "_agent_ready_threshold_passed_reason": "eta n/a"
+        })
+    );
+    assert_eq!(
+        queue_position(&app, &a, Method::GET).await["_position"],
+        1,
+        "GET too"
+    );
+
+    // Two departures give the router a rate to estimate from.
+    set_state(&app, "kristi", "ready").await;
+    wait_for_state(&app, &a, "ROUTING").await;
+    set_state(&app, "marco", "ready").await;
+    wait_for_state(&app, &b, "ROUTING").await;
+
+    let last = queue_position(&app, &c, Method::POST).await;
+    assert_eq!(last["_position"], 1);
+    assert_eq!(last["_total_waiting"], 1);
+    assert!(
+        last["_eta"].is_u64(),
+        "a number once departures were seen: {last}"
+    );
+    assert_eq!(last["_agent_ready_threshold_passed"], true);
+    assert_eq!(
+        last["_agent_ready_threshold_passed_reason"],
+        "eta  <= 35 and position <=5 "
+    );
+    let reserved = queue_position(&app, &a, Method::POST).await;
+    assert_eq!(reserved["_position"], 0);
+    assert_eq!(
+        reserved["_agent_ready_threshold_passed_reason"],
+        "agent available"
+    );
+}
+
+#[tokio::test]
+async fn statistics_and_queues_reflect_agents_and_waiting_services() {
+    let app = spawn_app().await;
+    let stats = |target: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .admin(Method::GET, "/genesys/1/admin/stats")
+                .query(&[("target", target)])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), json(response).await)
+        }
+    };
+    // A target nobody serves keeps its service waiting.
+    app.create(
+        "chat-delay",
+        &[
+            ("_customer_number", "1"),
+            ("_target", "Nobody@StatServer.GA"),
+        ],
+    )
+    .await;
+    set_state(&app, "kristi", "ready").await;
+    set_state(&app, "jonas", "not_ready").await;
+
+    let (status, billing) = stats("Billing@StatServer.GA").await;
+    let (_, nobody) = stats("Nobody@StatServer.GA").await;
+    let (_, english) = stats("?:English>=15@StatServer.GA").await;
+    let (bad, _) = stats("Billing@Elsewhere.GA").await;
+    let (garbage, message) = stats("Billing").await;
+
+    assert_eq!(status, 200);
+    assert_eq!(billing["RStatAgentsReady"], 1, "{billing}");
+    assert_eq!(billing["RStatAgentsReadychat"], 1);
+    assert_eq!(billing["RStatAgentsReadyvoice"], 1);
+    assert_eq!(billing["RStatAgentsTotal"], 1);
+    assert_eq!(nobody["StatCallsWaiting"], 1, "{nobody}");
+    assert_eq!(
+        english["RStatAgentsTotal"], 1,
+        "kristi (20); jonas (5) does not match"
+    );
+    assert_eq!(bad, 400);
+    assert_eq!(garbage, 400);
+    assert!(message["message"].as_str().unwrap().contains("target"));
+
+    let queues = json(
+        app.admin(Method::GET, "/genesys/1/admin/queues")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let billing_vq = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "billing_vq")
+        .expect("billing_vq listed");
+    assert_eq!(billing_vq["waiting"], 1, "{queues}");
+}
