@@ -2,7 +2,7 @@
 //! desktop API). Every change is stored durably before it is answered.
 
 use super::{AppError, AppState};
-use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
 use crate::router::core::Event;
 
@@ -61,12 +61,28 @@ pub async fn delete_agent(state: &AppState, id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Every agent, by id.
+/// Every agent with its live state (reservations and interactions), by id. The router owns
+/// the live state; if it has stopped, the stored agents are listed without it.
 ///
 /// # Errors
 /// Storage failure.
-pub fn list_agents(state: &AppState) -> Result<Vec<AgentRecord>, AppError> {
-    Ok(state.store.agents()?)
+pub async fn list_agents(state: &AppState) -> Result<Vec<Agent>, AppError> {
+    let live = state
+        .router
+        .query(|router, _| router.agents().cloned().collect::<Vec<Agent>>())
+        .await;
+    match live {
+        Some(mut agents) => {
+            agents.sort_by(|a, b| a.config.id.cmp(&b.config.id));
+            Ok(agents)
+        }
+        None => Ok(state
+            .store
+            .agents()?
+            .into_iter()
+            .map(AgentRecord::into_agent)
+            .collect()),
+    }
 }
 
 /// Sets an agent's state. Becoming ready starts its idle time (longest idle is routed first).

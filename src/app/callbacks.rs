@@ -48,6 +48,12 @@ pub async fn create_service(
     let request = CreateRequest::parse(fields)?;
     let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
     request.check_mandatory(service_name, &settings)?;
+    check_protections(
+        state,
+        service_name,
+        &settings,
+        request.customer_number.as_deref(),
+    )?;
 
     let now = state.clock.now();
     let desired_time = request.desired_time.unwrap_or(now);
@@ -316,6 +322,40 @@ pub async fn reschedule_callback(
     }
     tracing::info!(service_id = %id, "service rescheduled or updated");
     Ok(record)
+}
+
+/// GMS's protections against floods and duplicates (503 when they refuse).
+fn check_protections(
+    state: &AppState,
+    service_name: &str,
+    settings: &ServiceSettings,
+    customer_number: Option<&str>,
+) -> Result<(), AppError> {
+    if let Some(max) = settings.max_queued_callbacks {
+        let queued = state.store.count_in_states(
+            service_name,
+            &[CallbackState::Scheduled, CallbackState::Queued],
+        )?;
+        if queued as u64 >= max {
+            return Err(AppError::Unavailable(format!(
+                "the maximum number of queued callbacks for service `{service_name}` is reached ({max}, _max_queued_callbacks_per_service): try again later"
+            )));
+        }
+    }
+    if let (true, Some(number)) = (settings.in_queue_checking, customer_number) {
+        let active = state.store.services_by_customer(
+            number,
+            |r| r.service_name == service_name && r.is_active(),
+            1,
+        )?;
+        if let Some(existing) = active.first() {
+            return Err(AppError::Unavailable(format!(
+                "a callback for customer number {number} is already in the queue of service `{service_name}` ({}, {}; _enable_in_queue_checking): cancel it or wait until it completes",
+                existing.id, existing.state
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Tells the router about a stored service: into its queue if it waits for an agent now, or

@@ -22,6 +22,9 @@ pub enum AppError {
     /// The requester may not see or change this.
     #[error("{0}")]
     Forbidden(String),
+    /// A GMS protection refuses new work for now (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// The service's state does not allow the operation.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),

@@ -294,6 +294,10 @@ pub struct ServiceSettings {
     /// (seconds) and the position are at most these, `check-queue-position` says the agent is
     /// about ready.
     pub agent_ready_threshold: (u64, u64),
+    /// `_max_queued_callbacks_per_service`: SCHEDULED and QUEUED services allowed at once.
+    pub max_queued_callbacks: Option<u64>,
+    /// `_enable_in_queue_checking`: one active service per customer number.
+    pub in_queue_checking: bool,
 }
 
 /// `_user_confirm_timeout` when unset.
@@ -374,6 +378,11 @@ impl ServiceSettings {
             priority_increment_interval_secs: number("_urs_vq_priority_increment_interval"),
             overwritable,
             mandatory_lookup_keys: list("_mandatory_customer_lookup_keys"),
+            max_queued_callbacks: match get("_max_queued_callbacks_per_service").trim() {
+                "" => None,
+                value => value.parse().ok(),
+            },
+            in_queue_checking: flag("_enable_in_queue_checking"),
             agent_ready_threshold: (
                 number_or("_agent_ready_threshold_eta", 35),
                 number_or("_agent_ready_threshold_position", 5),

@@ -13,7 +13,7 @@ use super::error::respond;
 use super::form;
 use super::{reply, with_state};
 use crate::app::{agents, AppError, AppState};
-use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
 
 /// The agent routes.
@@ -25,6 +25,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(agent_state(state))
         .unify()
+}
+
+/// An agent with its live work, as the admin list shows it.
+fn live_agent_view(agent: &Agent) -> serde_json::Value {
+    let mut view = agent_view(&AgentRecord::from(agent));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("reserved".into(), serde_json::json!(agent.reserved));
+        object.insert("active".into(), serde_json::json!(agent.active));
+    }
+    view
 }
 
 /// An agent as the API shows it.
@@ -51,9 +61,9 @@ fn agents_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::get())
         .and(admin_auth(&state))
         .and(with_state(state))
-        .map(|state: AppState| {
-            respond(agents::list_agents(&state), |list| {
-                let views: Vec<_> = list.iter().map(agent_view).collect();
+        .then(|state: AppState| async move {
+            respond(agents::list_agents(&state).await, |list| {
+                let views: Vec<_> = list.iter().map(live_agent_view).collect();
                 reply::json(StatusCode::OK, &views)
             })
         })

@@ -118,6 +118,7 @@ impl From<AppError> for ApiError {
                 ApiError::NotFound(err.to_string())
             }
             AppError::Forbidden(message) => ApiError::Forbidden(message),
+            AppError::Unavailable(message) => ApiError::ServiceUnavailable(message),
             AppError::Store(StoreError::ShuttingDown) => {
                 ApiError::ServiceUnavailable("the server is shutting down: retry shortly".into())
             }

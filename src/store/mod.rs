@@ -655,6 +655,27 @@ impl Store {
             .collect()
     }
 
+    /// Number of services of `service_name` in `states` (index keys only).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn count_in_states(
+        &self,
+        service_name: &str,
+        states: &[CallbackState],
+    ) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for state in states {
+            let mut prefix = keys::service_prefix(service_name);
+            prefix.push(state.code());
+            for item in self.inner.trees.by_service_state.scan_prefix(prefix) {
+                item?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Number of services not yet COMPLETED, per configured service (index keys only).
     ///
     /// # Errors

@@ -109,6 +109,20 @@ async fn a_ready_agent_is_reserved_and_the_customer_is_told_and_connects() {
     let dialog = json(connect).await;
     assert_eq!(dialog["_action"], "StartChat");
     assert!(detail(&app, &id).await["_callback_state"] == "ROUTING");
+    let agents = json(
+        app.admin(Method::GET, "/genesys/1/admin/agents")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let kristi = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "kristi")
+        .unwrap();
+    assert_eq!(kristi["reserved"], json!([id]), "live state: {kristi}");
 }
 
 #[tokio::test]
@@ -335,4 +349,65 @@ async fn statistics_and_queues_reflect_agents_and_waiting_services() {
         .find(|q| q["name"] == "billing_vq")
         .expect("billing_vq listed");
     assert_eq!(billing_vq["waiting"], 1, "{queues}");
+}
+
+#[tokio::test]
+async fn gms_protections_refuse_floods_and_duplicates_with_503() {
+    let app = spawn_app().await;
+    configure(
+        &app,
+        "guarded",
+        json!({"_max_queued_callbacks_per_service": "2", "_enable_in_queue_checking": "true"}),
+    )
+    .await;
+    let create = |number: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/genesys/1/service/callback/guarded",
+                Some(GMS_USER),
+                &[("_customer_number", number)],
+            )
+            .await
+        }
+    };
+
+    let first = create("1").await;
+    let duplicate = create("1").await;
+    let second = create("2").await;
+    let third = create("3").await;
+
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        duplicate.status(),
+        503,
+        "same customer number already queued"
+    );
+    let message = json(duplicate).await["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("_enable_in_queue_checking"), "{message}");
+    assert_eq!(second.status(), 200);
+    assert_eq!(third.status(), 503, "two are queued already");
+    let message = json(third).await["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("_max_queued_callbacks_per_service"),
+        "{message}"
+    );
+
+    // Once one leaves the queue, there is room again.
+    let id = json(first).await["_id"].as_str().unwrap().to_string();
+    let cancel = app
+        .request(
+            Method::DELETE,
+            &format!("/genesys/1/service/callback/guarded/{id}"),
+        )
+        .header("gms_user", GMS_USER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(create("3").await.status(), 200);
+    assert_eq!(create("1").await.status(), 503, "full again");
 }
