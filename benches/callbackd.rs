@@ -11,8 +11,13 @@
 //!
 //! expiry: removes the services due among many stored, by index range scan.
 //!
+//! routing: drives the router core (`Router::handle`) directly, in-process on one thread, with
+//! no HTTP and no storage: 10,000 services with 15-step `_target` lists arrive at 1,000 per
+//! second of simulated time over 200 agents, until all are routed; then the cost of one
+//! check-queue-position (`position` + `eta_secs`) with 10,000 waiting in one virtual queue.
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), and `BENCH_ONLY` to
-//! `create` or `expiry` to run one table.
+//! `create`, `expiry` or `routing` to run one table (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,33 +25,49 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use callbackd::center::agent::{Agent, AgentConfig, AgentState};
 use callbackd::config::Config;
 use callbackd::domain::options::Preset;
-use callbackd::domain::service::ServiceRecord;
+use callbackd::domain::service::{RoutingEventKind, ServiceRecord};
+use callbackd::domain::target::TargetList;
 use callbackd::domain::time::Timestamp;
+use callbackd::router::core::{Effect, Event, Priority, QueuedService, Router};
 use callbackd::store::Store;
 use callbackd::App;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use warp::Filter;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
 fn main() {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        eprintln!("the benchmark drives load with wrk: install it with `apt-get install -y wrk`");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let runs = |table: &str| only.is_empty() || only == table;
+    if !["", "create", "expiry", "routing"].contains(&only.as_str()) {
+        eprintln!("BENCH_ONLY is `{only}`: use create, expiry or routing (or leave it unset)");
         std::process::exit(2);
     }
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    if only != "expiry" {
+    if runs("create") {
+        if Command::new("wrk").arg("--version").output().is_err() {
+            eprintln!(
+                "the create table drives load with wrk: install it with `apt-get install -y wrk`"
+            );
+            std::process::exit(2);
+        }
+        let seconds: u64 = std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
         create_table(seconds);
         println!();
     }
-    if only != "create" {
+    if runs("expiry") {
         expiry_table();
+        println!();
+    }
+    if runs("routing") {
+        routing_table();
     }
 }
 
@@ -360,4 +381,491 @@ fn record(i: u64, expire_at: u64) -> ServiceRecord {
     record.customer_number = Some(format!("{}", 4_000_000_000 + i));
     record.expire_at = Timestamp::from_millis(expire_at);
     record
+}
+
+// ---- routing: the router core, in-process ----
+
+/// Agents in the simulated contact center.
+const ROUTING_AGENTS: usize = 200;
+/// Services queued in the routing run, and waiting in the position run.
+const ROUTING_SERVICES: usize = 10_000;
+/// Check-queue-position calls measured, spread over the queue.
+const POSITION_CALLS: usize = 1_000;
+/// The agent groups; every agent has one of them first, so every group has members.
+const GROUPS: [&str; 10] = [
+    "Billing",
+    "Support",
+    "Sales",
+    "Loans",
+    "Cards",
+    "Mortgages",
+    "Fraud",
+    "Retention",
+    "Tech",
+    "Premium",
+];
+/// The skill-expression targets some steps use (a contact center configures a handful).
+const SKILL_TARGETS: [&str; 4] = [
+    "?:English>=7@StatServer.GA",
+    "?:English>=5&Loans>=3@StatServer.GA",
+    "?:Spanish>=4|Tech>=8@StatServer.GA",
+    "?:!(Tech>=5)&English>=3@StatServer.GA",
+];
+/// The fixed seed of every random choice: each run routes the same workload.
+const SEED: u64 = 0x00ca_11ba_c4d0;
+/// Simulated time starts here (ms since the epoch); the router only ever sees this clock.
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// The router's clock `ms` milliseconds into the simulation.
+fn sim(ms: u64) -> Timestamp {
+    Timestamp::from_millis(EPOCH_MS + ms)
+}
+
+/// Routing throughput and latency, then check-queue-position cost, as one table.
+fn routing_table() {
+    let routing = measure_routing();
+    let position = measure_position();
+    println!(
+        "routing, on the router core in-process (single thread, no HTTP, no storage): \
+         {ROUTING_AGENTS} agents, {ROUTING_SERVICES} services with 15-step `_target` lists \
+         queued at 1000/s of simulated time"
+    );
+    println!();
+    println!("| measured | calls | decisions | decisions/s | p50 | p99 | keeps up with 1000 services/s |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    let per_second = routing.decisions as f64 / routing.busy.as_secs_f64();
+    println!(
+        "| `handle` (queued, ticks, agent ready, started, ended) | {} | {} | {per_second:.0} | {} | {} | {} |",
+        routing.latencies.len(),
+        routing.decisions,
+        micros(percentile(&routing.latencies, 0.50)),
+        micros(percentile(&routing.latencies, 0.99)),
+        if per_second >= 1000.0 { "yes" } else { "no" }
+    );
+    println!(
+        "| `position` + `eta_secs`, {} waiting in one queue | {} | - | - | {} | {} | - |",
+        position.waiting,
+        position.latencies.len(),
+        micros(percentile(&position.latencies, 0.50)),
+        micros(percentile(&position.latencies, 0.99)),
+    );
+    println!(
+        "  all {} routed by {:.0} s of simulated time (at most {} waiting at once; {} steps \
+         timed out, {} skipped by their statistic), {:.2} s of wall time spent in `handle`",
+        routing.decisions,
+        routing.simulated.as_secs_f64(),
+        routing.peak_waiting,
+        routing.steps_timed_out,
+        routing.steps_skipped,
+        routing.busy.as_secs_f64()
+    );
+}
+
+/// What the routing run measured.
+struct RoutingRun {
+    /// Wall time of every `handle` call, sorted.
+    latencies: Vec<Duration>,
+    /// Reservations made (`Effect::Reserved`).
+    decisions: usize,
+    /// Wall time spent inside `handle`, all calls together.
+    busy: Duration,
+    /// Simulated time from the first arrival to the last reservation.
+    simulated: Duration,
+    /// The most services waiting at once.
+    peak_waiting: usize,
+    /// Steps that ended on their timeout, and steps skipped by their statistic check.
+    steps_timed_out: usize,
+    steps_skipped: usize,
+}
+
+/// Something the simulation makes happen at a simulated time, outside the router.
+#[derive(Debug)]
+enum Pending {
+    /// Service `n` is queued.
+    Arrive(usize),
+    /// Agent `n` becomes ready.
+    Ready(usize),
+    /// The customer confirms: the reservation becomes an interaction.
+    Start { service: String, agent: String },
+    /// The interaction is over.
+    End { service: String, agent: String },
+}
+
+/// The simulation's future events in time order (ties in the order they were added).
+#[derive(Default)]
+struct Agenda {
+    events: BTreeMap<(u64, u64), Pending>,
+    added: u64,
+}
+
+impl Agenda {
+    fn push(&mut self, at_ms: u64, pending: Pending) {
+        self.events.insert((at_ms, self.added), pending);
+        self.added += 1;
+    }
+
+    fn next_at(&self) -> Option<u64> {
+        self.events.keys().next().map(|(at, _)| *at)
+    }
+
+    fn pop(&mut self) -> Option<(u64, Pending)> {
+        self.events
+            .pop_first()
+            .map(|((at, _), pending)| (at, pending))
+    }
+}
+
+/// Routing throughput: what the router task would do, minus the task, HTTP and storage.
+///
+/// 200 agents log in not ready at t=0 and become ready over the first 10 s; services arrive
+/// one per simulated ms (1,000/s) for 10 s, so a backlog builds up and walks its target
+/// steps (timers fire through `Event::Tick` at `next_wakeup`, as the task sends them). Every
+/// reservation is confirmed 1-3 s later (`Started`) and ends 10-60 s after that (`Ended`),
+/// freeing the agent for the next service, until all 10,000 are routed. Building the
+/// services (parsing `_target`) happens before, outside the measured calls.
+fn measure_routing() -> RoutingRun {
+    let mut simulation = Simulation::new();
+    simulation.run();
+    let Simulation {
+        latencies: mut sorted,
+        decisions,
+        timed_out,
+        last_decision_ms,
+        peak_waiting,
+        steps_timed_out,
+        steps_skipped,
+        ..
+    } = simulation;
+    assert_eq!(timed_out, 0, "no service may reach its `_urs_queued_ttl`");
+    assert_eq!(decisions, ROUTING_SERVICES, "every service is routed once");
+    let busy = sorted.iter().sum();
+    sorted.sort_unstable();
+    RoutingRun {
+        latencies: sorted,
+        decisions,
+        busy,
+        simulated: Duration::from_millis(last_decision_ms),
+        peak_waiting,
+        steps_timed_out,
+        steps_skipped,
+    }
+}
+
+/// The contact center around the router: the agenda of outside events, and what came out.
+struct Simulation {
+    router: Router,
+    agenda: Agenda,
+    agents: Vec<Agent>,
+    /// Built before the run; each is taken when it arrives.
+    services: Vec<Option<QueuedService>>,
+    rng: StdRng,
+    /// Wall time of every `handle` call, in call order.
+    latencies: Vec<Duration>,
+    decisions: usize,
+    timed_out: usize,
+    last_decision_ms: u64,
+    waiting: usize,
+    peak_waiting: usize,
+    steps_timed_out: usize,
+    steps_skipped: usize,
+}
+
+impl Simulation {
+    /// The agents (logged in, not ready) and the services, built from the fixed seed, with
+    /// every arrival and every agent becoming ready on the agenda.
+    fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(SEED);
+        let agents = bench_agents(&mut rng);
+        let services = (0..ROUTING_SERVICES)
+            .map(|n| Some(bench_service(n, None, &mut rng)))
+            .collect();
+        let mut agenda = Agenda::default();
+        for n in 0..agents.len() {
+            agenda.push(n as u64 * 50, Pending::Ready(n));
+        }
+        for n in 0..ROUTING_SERVICES {
+            agenda.push(n as u64, Pending::Arrive(n));
+        }
+        let mut router = Router::new();
+        for agent in &agents {
+            router.handle(Event::AgentUpdated(agent.clone()), sim(0));
+        }
+        Self {
+            router,
+            agenda,
+            agents,
+            services,
+            rng,
+            latencies: Vec::with_capacity(20 * ROUTING_SERVICES),
+            decisions: 0,
+            timed_out: 0,
+            last_decision_ms: 0,
+            waiting: 0,
+            peak_waiting: 0,
+            steps_timed_out: 0,
+            steps_skipped: 0,
+        }
+    }
+
+    /// Feeds the router until nothing is left to happen, timing every `handle` call.
+    fn run(&mut self) {
+        while let Some((now, event)) = self.next_event() {
+            if matches!(event, Event::Queued(_)) {
+                self.waiting += 1;
+                self.peak_waiting = self.peak_waiting.max(self.waiting);
+            }
+            let started = Instant::now();
+            let effects = self.router.handle(event, sim(now));
+            self.latencies.push(started.elapsed());
+            self.apply(effects, now);
+        }
+    }
+
+    /// The next thing to tell the router, and when: a timer due no later than the next
+    /// outside event is ticked first, at its time, as the router task does.
+    fn next_event(&mut self) -> Option<(u64, Event)> {
+        let wake = self
+            .router
+            .next_wakeup()
+            .map(|at| at.as_millis() - EPOCH_MS);
+        match (wake, self.agenda.next_at()) {
+            (None, None) => None,
+            (Some(wake), next) if next.is_none_or(|at| wake <= at) => Some((wake, Event::Tick)),
+            _ => {
+                let (now, pending) = self.agenda.pop()?;
+                Some((now, self.outside_event(pending, now)))
+            }
+        }
+    }
+
+    /// The router event for an outside event; a confirmed interaction is given its end.
+    fn outside_event(&mut self, pending: Pending, now: u64) -> Event {
+        match pending {
+            Pending::Arrive(n) => {
+                Event::Queued(self.services[n].take().expect("each service arrives once"))
+            }
+            Pending::Ready(n) => {
+                let mut agent = self.agents[n].clone();
+                agent.state = AgentState::Ready;
+                Event::AgentUpdated(agent)
+            }
+            Pending::Start { service, agent } => {
+                let end = now + self.rng.random_range(10_000..=60_000);
+                let ending = Pending::End {
+                    service: service.clone(),
+                    agent: agent.clone(),
+                };
+                self.agenda.push(end, ending);
+                Event::Started { service, agent }
+            }
+            Pending::End { service, agent } => Event::Ended { service, agent },
+        }
+    }
+
+    /// Counts the router's decisions; a reservation is confirmed 1-3 s later.
+    fn apply(&mut self, effects: Vec<Effect>, now: u64) {
+        for effect in effects {
+            match effect {
+                Effect::Reserved { service, agent } => {
+                    self.decisions += 1;
+                    self.waiting -= 1;
+                    self.last_decision_ms = now;
+                    let confirm = now + self.rng.random_range(1_000..=3_000);
+                    self.agenda.push(confirm, Pending::Start { service, agent });
+                }
+                Effect::QueueTimedOut { .. } => {
+                    self.timed_out += 1;
+                    self.waiting -= 1;
+                }
+                Effect::History { event, .. } => match event.kind {
+                    RoutingEventKind::TimedOut => self.steps_timed_out += 1,
+                    RoutingEventKind::Skipped { .. } => self.steps_skipped += 1,
+                    _ => {}
+                },
+                Effect::Requeued { .. } => self.waiting += 1,
+            }
+        }
+    }
+}
+
+/// What the check-queue-position run measured.
+struct PositionRun {
+    /// Wall time of every `position` + `eta_secs` pair, sorted.
+    latencies: Vec<Duration>,
+    /// Services waiting in the queue when asked.
+    waiting: usize,
+}
+
+/// The cost of one check-queue-position: `position` then `eta_secs`, as `app::queues` asks
+/// them, for services spread from the head to the tail of one virtual queue of 10,000.
+///
+/// The first services take the 10 agents that are ready (one per group), so the queue has
+/// departures and `eta_secs` computes an estimate instead of answering "n/a"; those agents
+/// stay reserved, so everything queued after them waits.
+fn measure_position() -> PositionRun {
+    const QUEUE: &str = "VQ_Position";
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut router = Router::new();
+    for (n, mut agent) in bench_agents(&mut rng).into_iter().enumerate() {
+        if n < GROUPS.len() {
+            agent.state = AgentState::Ready;
+        }
+        router.handle(Event::AgentUpdated(agent), sim(0));
+    }
+    let mut waiting: Vec<String> = Vec::with_capacity(ROUTING_SERVICES);
+    let mut n = 0;
+    while waiting.len() < ROUTING_SERVICES {
+        let service = bench_service(n, Some(QUEUE), &mut rng);
+        let id = service.id.clone();
+        let effects = router.handle(Event::Queued(service), sim(n as u64));
+        if !effects.iter().any(|e| matches!(e, Effect::Reserved { .. })) {
+            waiting.push(id);
+        }
+        n += 1;
+    }
+    let now = sim(n as u64);
+    let asked: Vec<&String> = waiting
+        .iter()
+        .step_by(ROUTING_SERVICES / POSITION_CALLS)
+        .collect();
+    let check = |id: &str| {
+        let (position, total) = router.position(id, now).expect("the service is waiting");
+        (position, total, router.eta_secs(id, now))
+    };
+    // Once unmeasured, to check the answers and warm the caches.
+    for id in &asked {
+        let (_, total, eta) = check(id);
+        assert_eq!(
+            total, ROUTING_SERVICES,
+            "everything queued after the agents waits"
+        );
+        assert!(eta.is_some(), "the queue has departures, so an ETA");
+    }
+    let mut latencies: Vec<Duration> = asked
+        .iter()
+        .map(|id| {
+            let started = Instant::now();
+            std::hint::black_box(check(id));
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort_unstable();
+    PositionRun {
+        latencies,
+        waiting: ROUTING_SERVICES,
+    }
+}
+
+/// 200 agents, logged in and not ready: each in one of the groups (round robin) and maybe a
+/// second, with English and some of Spanish, Loans and Tech, 2 chats and 1 voice at once.
+fn bench_agents(rng: &mut StdRng) -> Vec<Agent> {
+    (0..ROUTING_AGENTS)
+        .map(|n| {
+            let mut groups = vec![GROUPS[n % GROUPS.len()].to_string()];
+            if rng.random_bool(0.5) {
+                let second = GROUPS[rng.random_range(0..GROUPS.len())].to_string();
+                if !groups.contains(&second) {
+                    groups.push(second);
+                }
+            }
+            let mut skills = BTreeMap::from([("English".to_string(), rng.random_range(1..=10))]);
+            for (skill, share) in [("Spanish", 0.4), ("Loans", 0.3), ("Tech", 0.3)] {
+                if rng.random_bool(share) {
+                    skills.insert(skill.to_string(), rng.random_range(1..=10));
+                }
+            }
+            let config = AgentConfig {
+                id: format!("agent-{n:03}"),
+                name: format!("Agent {n}"),
+                groups,
+                place: Some(format!("place_{n:03}")),
+                place_groups: vec![format!("Floor{}", n % 4)],
+                skills,
+                capacity: BTreeMap::from([("chat".into(), 2), ("voice".into(), 1)]),
+                auto_answer: false,
+            };
+            let mut agent = Agent::new(config, sim(0));
+            agent.state = AgentState::NotReady;
+            agent
+        })
+        .collect()
+}
+
+/// Service `n`, queued at `n` ms: 70% chat, 30% voice; in the virtual queue of its home group
+/// unless `queue` is given; 80% default priority, 10% a fixed higher one, 10% growing with
+/// time; three hours to wait (more than the backlog takes to drain).
+fn bench_service(n: usize, queue: Option<&str>, rng: &mut StdRng) -> QueuedService {
+    let home = GROUPS[rng.random_range(0..GROUPS.len())];
+    let media = if rng.random_bool(0.7) {
+        "chat"
+    } else {
+        "voice"
+    };
+    let priority = match rng.random_range(0..10) {
+        0 => Priority {
+            base: 10,
+            ..Priority::default()
+        },
+        1 => Priority {
+            base: 0,
+            increment: 2,
+            interval_secs: 30,
+        },
+        _ => Priority::default(),
+    };
+    QueuedService {
+        id: format!("service-{n:05}"),
+        virtual_queue: queue.map_or_else(|| format!("VQ_{home}"), str::to_owned),
+        media: media.into(),
+        targets: bench_targets(home, rng),
+        queued_at: sim(n as u64),
+        deadline: sim(n as u64).plus_secs(3 * 3600),
+        priority,
+        progress: None,
+    }
+}
+
+/// A 15-step `_target` list: the home group first and last; in between mostly groups, some
+/// skill expressions, a fifth of the steps with a statistic check (skip when nobody is ready,
+/// or when many already wait); timeouts of 5-60 s, `clear` true on a third of the steps.
+fn bench_targets(home: &str, rng: &mut StdRng) -> TargetList {
+    let group = |name: &str| format!("{name}@StatServer.GA");
+    let mut steps = Vec::with_capacity(15);
+    for index in 0..15 {
+        let target = match index {
+            0 | 14 => group(home),
+            _ if rng.random_bool(0.2) => {
+                SKILL_TARGETS[rng.random_range(0..SKILL_TARGETS.len())].to_string()
+            }
+            _ => group(GROUPS[rng.random_range(0..GROUPS.len())]),
+        };
+        let mut step = serde_json::json!({ "target": target });
+        if index < 14 {
+            step["timeout"] = rng.random_range(5..=60).into();
+            step["clear"] = rng.random_bool(1.0 / 3.0).into();
+        }
+        if index > 0 && rng.random_bool(0.2) {
+            let (statistic, operator, value) = if rng.random_bool(0.5) {
+                ("RStatAgentsReady", "<", 1)
+            } else {
+                ("StatCallsWaiting", ">", 200)
+            };
+            step["stat_to_check"] = statistic.into();
+            step["stat_operator"] = operator.into();
+            step["stat_value"] = value.into();
+        }
+        steps.push(step);
+    }
+    let list = serde_json::Value::Array(steps).to_string();
+    TargetList::parse(&list).unwrap_or_else(|e| panic!("bench `_target` {list}: {e}"))
+}
+
+/// The nearest-rank percentile `p` (0-1) of sorted durations.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = (sorted.len() as f64 * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
