@@ -9,8 +9,6 @@
 //! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
 //! - [`domain`]: pure types and rules: options, `_target`, the service lifecycle.
 //! - [`center`]: the embedded contact center: agents, their states, Stat Server statistics.
-//! - [`router`]: the routing state machine: target steps, agent choice, queue order and
-//!   position (pure; a task feeds it events and persists its effects).
 //! - [`store`]: the only module that knows sled and bincode: trees, keys, codec, migrations,
 //!   group commit.
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.

@@ -293,7 +293,9 @@ pub async fn reschedule_callback(
     change: &Reschedule,
 ) -> Result<ServiceRecord, AppError> {
     let now = state.clock.now();
+    let mut before = CallbackState::Queued;
     let record = update(state, id, |record| {
+        before = record.state;
         check_owner(record, requester)?;
         check_service(record, service_name)?;
         if !record.is_active() {
@@ -313,12 +315,17 @@ pub async fn reschedule_callback(
         Ok(())
     })?;
     state.store.wait_durable().await?;
-    if change.new_desired_time.is_some() {
-        // Out of its queue until its new time, or (re)queued now: the router follows.
-        state.router.send(Event::Removed {
-            service: id.to_string(),
-        });
-        route(state, &record);
+    // The router follows only a real move: out of the queue until the new time, or into it.
+    match (before, record.state) {
+        (CallbackState::Queued, CallbackState::Scheduled) => {
+            state.router.send(Event::Removed {
+                service: id.to_string(),
+            });
+            state.router.scheduled_changed();
+        }
+        (CallbackState::Scheduled, CallbackState::Queued) => route(state, &record),
+        (CallbackState::Scheduled, CallbackState::Scheduled) => state.router.scheduled_changed(),
+        _ => {}
     }
     tracing::info!(service_id = %id, "service rescheduled or updated");
     Ok(record)

@@ -4,7 +4,7 @@
 use super::callbacks::{check_owner, not_found, update};
 use super::{AppError, AppState, Requester};
 use crate::domain::options;
-use crate::domain::service::{CallbackState, ServiceRecord};
+use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
 
 /// What `connect` found.
 #[derive(Debug)]
@@ -19,27 +19,44 @@ pub enum Connect {
 /// confirmation time, which stops the no-confirmation timeout.
 ///
 /// # Errors
-/// Unknown id (404), another user's service (403), storage failure.
+/// Unknown id (404), another user's service (403), a finished service (400), storage failure.
 pub async fn connect(
     state: &AppState,
     service_id: &str,
     requester: Requester<'_>,
 ) -> Result<Connect, AppError> {
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
+    check_owner(&record, requester)?;
+    if !record.is_active() {
+        return Err(LifecycleError::Completed {
+            id: record.id.clone(),
+            reason: record.reason.map(|r| r.to_string()).unwrap_or_default(),
+            action: "connected",
+        }
+        .into());
+    }
+    if !is_agent_available(&record) {
+        return Ok(Connect::NotYet);
+    }
+    if record.state != CallbackState::Routing || record.confirmed_at.is_some() {
+        return Ok(Connect::Ready(Box::new(record)));
+    }
+    // First confirmation of a reservation: record it, unless the reservation ended meanwhile.
     let now = state.clock.now();
-    let mut ready = false;
-    let record = update(state, service_id, |record| {
-        check_owner(record, requester)?;
-        ready = is_agent_available(record);
-        if ready && record.state == CallbackState::Routing && record.confirmed_at.is_none() {
+    let confirmed = update(state, service_id, |record| {
+        if record.state == CallbackState::Routing && record.confirmed_at.is_none() {
             record.confirmed_at = Some(now);
         }
         Ok(())
     })?;
-    if !ready {
+    if !is_agent_available(&confirmed) {
         return Ok(Connect::NotYet);
     }
     state.store.wait_durable().await?;
-    Ok(Connect::Ready(Box::new(record)))
+    Ok(Connect::Ready(Box::new(confirmed)))
 }
 
 /// What `status` reports (seed 003).

@@ -345,7 +345,9 @@ impl ServiceRecord {
         self.desired_time = desired;
         self.expire_at = expire_at;
         let state = if desired > now {
+            // Out of its queue until then: it starts its `_target` list afresh at that time.
             self.queued_at = None;
+            self.route = None;
             CallbackState::Scheduled
         } else {
             if self.queued_at.is_none() && options::waits_for_agent(&self.options) {

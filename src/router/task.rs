@@ -148,11 +148,13 @@ const SCHEDULED_BATCH: usize = 1000;
 
 impl RouterTask {
     /// Rebuilds the routing state from storage: agents with their reservations and
-    /// interactions, then the services that wait, are reserved or are being handled.
+    /// interactions, then the services that wait or are reserved. A reservation whose agent is
+    /// gone or logged out (the change was stored, the requeue was not) is put back in its
+    /// queue first, so the store and the router start from the same picture.
     fn restore(&mut self) -> Result<(), StoreError> {
         let now = self.context.clock.now();
-        let store = &self.context.store;
-        let unfinished = store.services_in_states(
+        let store = self.context.store.clone();
+        let mut unfinished = store.services_in_states(
             None,
             &[
                 CallbackState::Queued,
@@ -167,42 +169,73 @@ impl RouterTask {
             .into_iter()
             .map(|record| record.into_agent())
             .collect();
-        for record in &unfinished {
-            let Some(agent_id) = &record.reserved_agent else {
+        for record in &mut unfinished {
+            if record.state != CallbackState::Routing {
                 continue;
-            };
-            let Some(agent) = agents.iter_mut().find(|a| a.config.id == *agent_id) else {
+            }
+            let holder = record
+                .reserved_agent
+                .as_ref()
+                .and_then(|id| agents.iter().find(|a| a.config.id == *id));
+            if holder.is_some_and(Agent::is_logged_in) {
+                continue;
+            }
+            if let Outcome::Applied(requeued) = self.update(&record.id, |r| {
+                if r.state != CallbackState::Routing {
+                    return false;
+                }
+                r.reserved_agent = None;
+                r.confirmed_at = None;
+                r.enter(
+                    CallbackState::Queued,
+                    None,
+                    now,
+                    "its agent left while stopped; back in the queue",
+                );
+                true
+            }) {
+                *record = *requeued;
+            }
+        }
+        for record in &unfinished {
+            let Some(agent) = record
+                .reserved_agent
+                .as_ref()
+                .and_then(|id| agents.iter_mut().find(|a| a.config.id == *id))
+            else {
                 continue;
             };
             if record.state == CallbackState::Processing {
-                let media = record
-                    .options
-                    .get("_media_type")
-                    .cloned()
-                    .unwrap_or_else(|| "chat".into());
+                let media =
+                    ServiceSettings::from_options(&record.options, &self.context.stat_servers)
+                        .map_or_else(|_| "chat".to_string(), |s| s.media_type);
                 agent
                     .active
                     .entry(media)
                     .or_default()
                     .insert(record.id.clone());
-            } else {
+            } else if record.state == CallbackState::Routing {
                 agent.reserved.insert(record.id.clone());
-                self.track_confirmation(record);
             }
         }
-        for agent in agents {
-            self.router.handle(Event::AgentUpdated(agent), now);
-        }
         let mut effects = Vec::new();
+        for agent in agents {
+            effects.extend(self.router.handle(Event::AgentUpdated(agent), now));
+        }
         for record in &unfinished {
-            if record.queued_at.is_none() {
-                continue; // an immediate chat that has not started: not in a queue
+            // Being handled by an agent, or an immediate chat not started: not in a queue.
+            let routable = matches!(record.state, CallbackState::Queued | CallbackState::Routing);
+            if !routable || record.queued_at.is_none() {
+                continue;
             }
             match queued_service(record, &self.context.stat_servers) {
                 Ok(service) => effects.extend(self.router.handle(Event::Queued(service), now)),
                 Err(message) => {
                     tracing::error!(service_id = %record.id, %message, "cannot resume routing")
                 }
+            }
+            if record.state == CallbackState::Routing {
+                self.track_confirmation(record);
             }
         }
         tracing::info!(
@@ -298,14 +331,19 @@ impl RouterTask {
         let mut effects = Vec::new();
         for id in due {
             let started = self.update(&id, |record| {
-                if record.state == CallbackState::Scheduled && record.desired_time <= now {
-                    if options::waits_for_agent(&record.options) {
-                        record.queued_at = Some(now);
-                    }
-                    record.enter(CallbackState::Queued, None, now, "desired time reached");
+                if record.state != CallbackState::Scheduled || record.desired_time > now {
+                    return false;
                 }
+                if options::waits_for_agent(&record.options) {
+                    record.queued_at = Some(now);
+                }
+                record.route = None;
+                record.enter(CallbackState::Queued, None, now, "desired time reached");
+                true
             });
-            let Some(record) = started else { continue };
+            let Outcome::Applied(record) = started else {
+                continue;
+            };
             if record.queued_at.is_some() {
                 match queued_service(&record, &self.context.stat_servers) {
                     Ok(service) => effects.extend(self.router.handle(Event::Queued(service), now)),
@@ -316,7 +354,8 @@ impl RouterTask {
         effects
     }
 
-    /// Releases reservations the customer did not confirm in time.
+    /// Releases reservations the customer did not confirm in time. The check and the release
+    /// are one transaction, so a `connect` that commits first wins.
     fn release_unconfirmed(&mut self, now: Timestamp) -> Vec<Effect> {
         let mut effects = Vec::new();
         while let Some((at, id)) = self.confirm_deadlines.first().cloned() {
@@ -324,19 +363,22 @@ impl RouterTask {
                 break;
             }
             self.confirm_deadlines.remove(&(at, id.clone()));
-            let Ok(Some(record)) = self.context.store.service(&id) else {
-                continue;
-            };
-            if record.state != CallbackState::Routing || record.confirmed_at.is_some() {
-                continue;
-            }
-            effects.extend(self.router.handle(
-                Event::Released {
-                    service: id.clone(),
-                },
-                now,
-            ));
-            self.update(&id, |record| {
+            let timeout = self
+                .context
+                .store
+                .service(&id)
+                .ok()
+                .flatten()
+                .and_then(|r| self.confirm_timeout(&r));
+            let outcome = self.update(&id, |record| {
+                // Only the reservation this deadline was set for.
+                let due = timeout.map(|t| reserved_at(record).plus_secs(t));
+                if record.state != CallbackState::Routing
+                    || record.confirmed_at.is_some()
+                    || due != Some(at)
+                {
+                    return false;
+                }
                 record.reserved_agent = None;
                 record.enter(
                     CallbackState::Completed,
@@ -344,42 +386,73 @@ impl RouterTask {
                     now,
                     "the customer did not confirm the agent in time",
                 );
+                true
             });
-            tracing::info!(service_id = %id, "reservation released: not confirmed");
+            if let Outcome::Applied(_) = outcome {
+                effects.extend(self.router.handle(
+                    Event::Released {
+                        service: id.clone(),
+                    },
+                    now,
+                ));
+                tracing::info!(service_id = %id, "reservation released: not confirmed");
+            }
         }
         effects
     }
 
-    /// Writes the router's effects to the store.
+    /// Writes the router's effects to the store. Each effect is written only if the record is
+    /// still in the state the router assumed; when a request changed it first (a cancel, an
+    /// expiry), the router is told to forget the service, and what that frees is persisted too.
     fn persist(&mut self, effects: Vec<Effect>, now: Timestamp) {
-        for effect in effects {
-            match effect {
+        let mut pending: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = pending.pop_front() {
+            let forget = match effect {
                 Effect::History { service, event } => {
                     let progress = self.router.progress(&service).map(to_route);
                     self.update(&service, |record| {
+                        if !record.is_active() {
+                            return false;
+                        }
                         record.routing_history.push(event.clone());
                         if progress.is_some() {
                             record.route = progress.clone();
                         }
+                        true
                     });
+                    None
                 }
                 Effect::Reserved { service, agent } => {
-                    let reserved = self.update(&service, |record| {
+                    let outcome = self.update(&service, |record| {
+                        if record.state != CallbackState::Queued {
+                            return false;
+                        }
                         record.reserved_agent = Some(agent.clone());
+                        record.confirmed_at = None;
                         record.enter(
                             CallbackState::Routing,
                             None,
                             now,
                             format!("agent {agent} reserved"),
                         );
+                        true
                     });
-                    if let Some(record) = reserved {
-                        self.on_reserved(&record, now);
+                    match outcome {
+                        Outcome::Applied(record) => {
+                            self.on_reserved(&record, now);
+                            None
+                        }
+                        Outcome::Refused | Outcome::Gone => Some(service),
                     }
                 }
                 Effect::Requeued { service, agent } => {
                     self.confirm_deadlines.retain(|(_, id)| *id != service);
-                    self.update(&service, |record| {
+                    let outcome = self.update(&service, |record| {
+                        if record.state != CallbackState::Routing
+                            || record.reserved_agent.as_deref() != Some(agent.as_str())
+                        {
+                            return false;
+                        }
                         record.reserved_agent = None;
                         record.confirmed_at = None;
                         record.enter(
@@ -388,18 +461,27 @@ impl RouterTask {
                             now,
                             format!("agent {agent} left; back in the queue"),
                         );
+                        true
                     });
+                    match outcome {
+                        Outcome::Applied(_) => None,
+                        Outcome::Refused | Outcome::Gone => Some(service),
+                    }
                 }
                 Effect::QueueTimedOut { service } => {
-                    let timed_out = self.update(&service, |record| {
+                    let outcome = self.update(&service, |record| {
+                        if record.state != CallbackState::Queued {
+                            return false;
+                        }
                         record.enter(
                             CallbackState::Completed,
                             Some(CallbackReason::FailTimeoutTtl),
                             now,
                             "no agent within _urs_queued_ttl",
                         );
+                        true
                     });
-                    if timed_out.is_some() {
+                    if let Outcome::Applied(_) = outcome {
                         let message = serde_json::json!({
                             "_id": service,
                             "_callback_state": "COMPLETED",
@@ -412,14 +494,20 @@ impl RouterTask {
                             now,
                         );
                     }
+                    None
                 }
+            };
+            if let Some(service) = forget {
+                tracing::debug!(service_id = %service, "routing change refused: the service changed first");
+                pending.extend(self.router.handle(Event::Removed { service }, now));
             }
         }
     }
 
-    /// After a reservation: tell the customer, and start waiting for their confirmation.
+    /// After a reservation: a service that asks the customer to confirm gets the
+    /// agent-available notification and a deadline for the confirmation.
     fn on_reserved(&mut self, record: &ServiceRecord, now: Timestamp) {
-        if !options::waits_for_agent(&record.options) {
+        if self.confirm_timeout(record).is_none() {
             return;
         }
         let (tag, message) = notification::agent_available(&record.id);
@@ -427,26 +515,25 @@ impl RouterTask {
         self.track_confirmation(record);
     }
 
-    /// Services that wait for the customer's confirmation get a deadline for it.
+    /// `_user_confirm_timeout` of a service that waits for the customer's confirmation.
+    fn confirm_timeout(&self, record: &ServiceRecord) -> Option<u64> {
+        let settings =
+            ServiceSettings::from_options(&record.options, &self.context.stat_servers).ok()?;
+        settings
+            .wait_for_user_confirm
+            .then_some(settings.user_confirm_timeout_secs)
+    }
+
+    /// A reserved service that waits for the customer's confirmation gets a deadline for it.
     fn track_confirmation(&mut self, record: &ServiceRecord) {
-        let confirm = record
-            .options
-            .get("_wait_for_user_confirm")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        if !confirm || record.confirmed_at.is_some() {
+        let Some(timeout) = self.confirm_timeout(record) else {
+            return;
+        };
+        if record.confirmed_at.is_some() {
             return;
         }
-        let timeout = ServiceSettings::from_options(&record.options, &self.context.stat_servers)
-            .map(|s| s.user_confirm_timeout_secs)
-            .unwrap_or(options::DEFAULT_USER_CONFIRM_TIMEOUT_SECS);
-        let reserved_at = record
-            .state_history
-            .iter()
-            .rev()
-            .find(|change| change.state == CallbackState::Routing)
-            .map_or(record.created_at, |change| change.at);
         self.confirm_deadlines
-            .insert((reserved_at.plus_secs(timeout), record.id.clone()));
+            .insert((reserved_at(record).plus_secs(timeout), record.id.clone()));
     }
 
     fn notify(&self, service: &str, tag: String, message: &serde_json::Value, now: Timestamp) {
@@ -459,28 +546,45 @@ impl RouterTask {
         }
     }
 
-    /// Changes a stored service; `None` (logged) when it is gone or storage failed.
-    fn update(
-        &self,
-        id: &str,
-        mut change: impl FnMut(&mut ServiceRecord),
-    ) -> Option<ServiceRecord> {
-        let result = self
-            .context
-            .store
-            .update_service::<std::convert::Infallible>(id, |record| {
-                change(record);
+    /// Changes a stored service if `change` accepts it (returns true) in its current state.
+    fn update(&self, id: &str, mut change: impl FnMut(&mut ServiceRecord) -> bool) -> Outcome {
+        let result = self.context.store.update_service::<()>(id, |record| {
+            if change(record) {
                 Ok(())
-            });
+            } else {
+                Err(())
+            }
+        });
         match result {
-            Ok(record) => record,
+            Ok(Some(record)) => Outcome::Applied(Box::new(record)),
+            Ok(None) => Outcome::Gone,
+            Err(UpdateError::Rejected(())) => Outcome::Refused,
             Err(UpdateError::Store(err)) => {
                 tracing::error!(service_id = %id, error = %err, "cannot store a routing change");
-                None
+                Outcome::Refused
             }
-            Err(UpdateError::Rejected(never)) => match never {},
         }
     }
+}
+
+/// What became of a change to a stored service.
+enum Outcome {
+    /// Written; the record as it is now.
+    Applied(Box<ServiceRecord>),
+    /// The record's state no longer allows it (a cancel or a release got there first).
+    Refused,
+    /// The service no longer exists (expired).
+    Gone,
+}
+
+/// When the current reservation of a ROUTING service was made.
+fn reserved_at(record: &ServiceRecord) -> Timestamp {
+    record
+        .state_history
+        .iter()
+        .rev()
+        .find(|change| change.state == CallbackState::Routing)
+        .map_or(record.created_at, |change| change.at)
 }
 
 fn to_route(progress: Progress) -> RouteProgress {

@@ -411,3 +411,47 @@ async fn gms_protections_refuse_floods_and_duplicates_with_503() {
     assert_eq!(create("3").await.status(), 200);
     assert_eq!(create("1").await.status(), 503, "full again");
 }
+
+#[tokio::test]
+async fn an_agent_logging_out_puts_its_reserved_service_back_for_the_next_agent() {
+    let app = spawn_app().await;
+    set_state(&app, "kristi", "ready").await;
+    let id = app.create("chat-delay", &[("_customer_number", "1")]).await;
+    wait_for_state(&app, &id, "ROUTING").await;
+
+    set_state(&app, "kristi", "logged_out").await;
+
+    let requeued = wait_for_state(&app, &id, "QUEUED").await;
+    assert_eq!(requeued["_reserved_agent"], Value::Null);
+    set_state(&app, "marco", "ready").await;
+    let next = wait_for_state(&app, &id, "ROUTING").await;
+    assert_eq!(next["_reserved_agent"], "marco");
+}
+
+#[tokio::test]
+async fn a_service_rescheduled_into_the_future_waits_for_its_time_then_routes() {
+    let app = spawn_app().await;
+    let id = app.create("chat-delay", &[("_customer_number", "1")]).await;
+    let in_a_second = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+
+    let moved = app
+        .request(
+            Method::PUT,
+            &format!("/genesys/1/service/callback/chat-delay/{id}"),
+        )
+        .header("gms_user", GMS_USER)
+        .form(&[("_new_desired_time", in_a_second.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    set_state(&app, "kristi", "ready").await;
+
+    // A ready agent does not take it before its time...
+    assert_eq!(detail(&app, &id).await["_callback_state"], "SCHEDULED");
+    // ...and the router starts it when the time comes.
+    let routed = wait_for_state(&app, &id, "ROUTING").await;
+    assert_eq!(routed["_reserved_agent"], "kristi");
+}
