@@ -20,11 +20,7 @@ pub async fn put_agent(
         .map_err(|(field, message)| FieldError::new(field, message))?;
     let _serialized = state.agent_writes.lock().await;
     let now = state.clock.now();
-    let existing = state
-        .store
-        .agents()?
-        .into_iter()
-        .find(|a| a.config.id == config.id);
+    let existing = state.store.agent(&config.id)?;
     let created = existing.is_none();
     let record = match existing {
         Some(old) => AgentRecord { config, ..old },
@@ -95,12 +91,7 @@ pub async fn set_agent_state(
     new_state: AgentState,
 ) -> Result<AgentRecord, AppError> {
     let _serialized = state.agent_writes.lock().await;
-    let mut record = state
-        .store
-        .agents()?
-        .into_iter()
-        .find(|a| a.config.id == id)
-        .ok_or_else(|| unknown_agent(id))?;
+    let mut record = state.store.agent(id)?.ok_or_else(|| unknown_agent(id))?;
     if record.state != new_state {
         let now = state.clock.now();
         record.state = new_state;

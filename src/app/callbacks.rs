@@ -339,9 +339,11 @@ fn check_protections(
     customer_number: Option<&str>,
 ) -> Result<(), AppError> {
     if let Some(max) = settings.max_queued_callbacks {
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
         let queued = state.store.count_in_states(
             service_name,
             &[CallbackState::Scheduled, CallbackState::Queued],
+            limit,
         )?;
         if queued as u64 >= max {
             return Err(AppError::Unavailable(format!(

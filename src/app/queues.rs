@@ -24,6 +24,16 @@ pub struct QueuePosition {
     pub reason: String,
 }
 
+/// Where the router has a service.
+enum Place {
+    /// Waiting: position, total, ETA.
+    Waiting(usize, usize, Option<u64>),
+    /// Reserved or being handled: the number still waiting in its queue.
+    Served(usize),
+    /// Not in a queue.
+    NotQueued,
+}
+
 /// Where the service stands in its virtual queue.
 ///
 /// # Errors
@@ -44,48 +54,49 @@ pub async fn check_queue_position(
         .virtual_queue
         .clone()
         .unwrap_or_else(|| record.service_name.clone());
-    if matches!(
-        record.state,
-        CallbackState::Routing | CallbackState::Processing
-    ) {
-        let total = router_unavailable(
-            state
-                .router
-                .query(move |router, now| {
-                    router
+    let handled = record.state == CallbackState::Processing;
+    let id = service_id.to_string();
+    // One question, so the answer cannot mix two moments of the queue.
+    let place = router_unavailable(
+        state
+            .router
+            .query(move |router, now| {
+                if let Some((position, total)) = router.position(&id, now) {
+                    return Place::Waiting(position, total, router.eta_secs(&id, now));
+                }
+                if handled || router.reserved_agent(&id).is_some() {
+                    let total = router
                         .queues(now)
                         .into_iter()
                         .find(|q| q.name == queue)
-                        .map_or(0, |q| q.waiting)
-                })
-                .await,
-        )?;
-        return Ok(QueuePosition {
-            position: 0,
-            total_waiting: total,
-            eta_secs: Some(0),
-            threshold_passed: true,
-            reason: "agent available".into(),
-        });
-    }
-    let id = service_id.to_string();
-    let answer = state
-        .router
-        .query(move |router, now| {
-            router
-                .position(&id, now)
-                .map(|(position, total)| (position, total, router.eta_secs(&id, now)))
-        })
-        .await;
-    let Some((position, total_waiting, eta_secs)) = router_unavailable(answer)? else {
-        return Err(FieldError::new(
-            "_id",
-            format!(
-                "service {service_id} is {} and not waiting in a queue: ask again once it is QUEUED",
-                record.state
-            ),
-        )
-        .into());
+                        .map_or(0, |q| q.waiting);
+                    return Place::Served(total);
+                }
+                Place::NotQueued
+            })
+            .await,
+    )?;
+    let (position, total_waiting, eta_secs) = match place {
+        Place::Waiting(position, total, eta) => (position, total, eta),
+        Place::Served(total) => {
+            return Ok(QueuePosition {
+                position: 0,
+                total_waiting: total,
+                eta_secs: Some(0),
+                threshold_passed: true,
+                reason: "agent available".into(),
+            })
+        }
+        Place::NotQueued => {
+            return Err(FieldError::new(
+                "_id",
+                format!(
+                    "service {service_id} is {} and not waiting in a queue: ask again once it is QUEUED",
+                    record.state
+                ),
+            )
+            .into())
+        }
     };
     let (threshold_passed, reason) = match eta_secs {
         None => (true, "eta n/a".to_string()),

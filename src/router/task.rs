@@ -95,6 +95,7 @@ pub fn start(
     let mut task = RouterTask {
         router: Router::new(),
         confirm_deadlines: BTreeSet::new(),
+        scheduled_retry_at: None,
         context,
     };
     task.restore()?;
@@ -140,11 +141,16 @@ struct RouterTask {
     router: Router,
     /// (deadline, service): reservations waiting for the customer's `connect`.
     confirm_deadlines: BTreeSet<(Timestamp, String)>,
+    /// Set after a storage failure on scheduled services: do not look again before then.
+    scheduled_retry_at: Option<Timestamp>,
     context: RouterContext,
 }
 
 /// Scheduled services started per wake-up.
 const SCHEDULED_BATCH: usize = 1000;
+
+/// How long to wait before looking at scheduled services again after a storage failure.
+const SCHEDULED_RETRY_SECS: u64 = 5;
 
 impl RouterTask {
     /// Rebuilds the routing state from storage: agents with their reservations and
@@ -291,6 +297,10 @@ impl RouterTask {
             tracing::error!(error = %err, "cannot read scheduled services");
             None
         });
+        let scheduled = match (scheduled, self.scheduled_retry_at) {
+            (Some(at), Some(retry)) => Some(at.max(retry)),
+            (at, _) => at,
+        };
         [
             self.router.next_wakeup(),
             self.confirm_deadlines.first().map(|(at, _)| *at),
@@ -304,27 +314,43 @@ impl RouterTask {
     async fn apply(&mut self, batch: Vec<Command>) {
         let now = self.context.clock.now();
         let mut effects = Vec::new();
+        let mut questions = Vec::new();
+        let mut changed = false;
         for command in batch {
             match command {
-                Command::Event(event) => effects.extend(self.router.handle(*event, now)),
-                Command::Query(question) => question(&self.router, now),
-                Command::Scheduled => {}
+                Command::Event(event) => {
+                    changed = true;
+                    effects.extend(self.router.handle(*event, now));
+                }
+                Command::Query(question) => questions.push(question),
+                Command::Scheduled => changed = true,
             }
         }
         effects.extend(self.start_scheduled(now));
         effects.extend(self.release_unconfirmed(now));
-        self.persist(effects, now);
-        if let Err(err) = self.context.store.wait_durable().await {
-            tracing::error!(error = %err, "routing changes may not be durable");
+        if changed || !effects.is_empty() {
+            self.persist(effects, now);
+            if let Err(err) = self.context.store.wait_durable().await {
+                tracing::error!(error = %err, "routing changes may not be durable");
+            }
+        }
+        // Answered once the batch is durable, so no answer reports what a crash could undo.
+        for question in questions {
+            question(&self.router, now);
         }
     }
 
     /// Moves SCHEDULED services whose time has come into their queues.
     fn start_scheduled(&mut self, now: Timestamp) -> Vec<Effect> {
+        if self.scheduled_retry_at.is_some_and(|at| at > now) {
+            return Vec::new();
+        }
+        self.scheduled_retry_at = None;
         let due = match self.context.store.due_scheduled(now, SCHEDULED_BATCH) {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!(error = %err, "cannot read scheduled services");
+                self.scheduled_retry_at = Some(now.plus_secs(SCHEDULED_RETRY_SECS));
                 return Vec::new();
             }
         };
@@ -341,8 +367,17 @@ impl RouterTask {
                 record.enter(CallbackState::Queued, None, now, "desired time reached");
                 true
             });
-            let Outcome::Applied(record) = started else {
-                continue;
+            let record = match started {
+                Outcome::Applied(record) => record,
+                Outcome::Gone => continue,
+                // Not SCHEDULED any more is fine; an unreadable record would be due forever:
+                // look again later instead of spinning on it.
+                Outcome::Refused => {
+                    if self.context.store.service(&id).is_err() {
+                        self.scheduled_retry_at = Some(now.plus_secs(SCHEDULED_RETRY_SECS));
+                    }
+                    continue;
+                }
             };
             if record.queued_at.is_some() {
                 match queued_service(&record, &self.context.stat_servers) {

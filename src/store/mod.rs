@@ -396,6 +396,21 @@ impl Store {
             .collect()
     }
 
+    /// The agent with this id.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        match self.inner.trees.agents.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(codec::decode(
+                format::AGENT,
+                &bytes,
+                &format!("agent {id}"),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// Creates or replaces an agent.
     ///
     /// # Errors
@@ -655,7 +670,8 @@ impl Store {
             .collect()
     }
 
-    /// Number of services of `service_name` in `states` (index keys only).
+    /// Number of services of `service_name` in `states`, counting no further than `limit`
+    /// (index keys only).
     ///
     /// # Errors
     /// Storage failed.
@@ -663,6 +679,7 @@ impl Store {
         &self,
         service_name: &str,
         states: &[CallbackState],
+        limit: usize,
     ) -> Result<usize, StoreError> {
         let mut count = 0;
         for state in states {
@@ -671,6 +688,9 @@ impl Store {
             for item in self.inner.trees.by_service_state.scan_prefix(prefix) {
                 item?;
                 count += 1;
+                if count >= limit {
+                    return Ok(count);
+                }
             }
         }
         Ok(count)
