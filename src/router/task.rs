@@ -315,21 +315,21 @@ impl RouterTask {
         let now = self.context.clock.now();
         let mut effects = Vec::new();
         let mut questions = Vec::new();
-        let mut changed = false;
         for command in batch {
             match command {
-                Command::Event(event) => {
-                    changed = true;
-                    effects.extend(self.router.handle(*event, now));
-                }
+                Command::Event(event) => effects.extend(self.router.handle(*event, now)),
                 Command::Query(question) => questions.push(question),
-                Command::Scheduled => changed = true,
+                Command::Scheduled => {}
             }
         }
-        effects.extend(self.start_scheduled(now));
-        effects.extend(self.release_unconfirmed(now));
-        if changed || !effects.is_empty() {
-            self.persist(effects, now);
+        let (scheduled, started) = self.start_scheduled(now);
+        let (released, unconfirmed) = self.release_unconfirmed(now);
+        effects.extend(scheduled);
+        effects.extend(released);
+        let visible = self.persist(effects, now) || started || unconfirmed;
+        // Flush what customers can see before answering anyone; history alone rides on the
+        // next group commit (or sled's own periodic flush).
+        if visible {
             if let Err(err) = self.context.store.wait_durable().await {
                 tracing::error!(error = %err, "routing changes may not be durable");
             }
@@ -340,10 +340,11 @@ impl RouterTask {
         }
     }
 
-    /// Moves SCHEDULED services whose time has come into their queues.
-    fn start_scheduled(&mut self, now: Timestamp) -> Vec<Effect> {
+    /// Moves SCHEDULED services whose time has come into their queues. Returns the router's
+    /// effects and whether any service was started.
+    fn start_scheduled(&mut self, now: Timestamp) -> (Vec<Effect>, bool) {
         if self.scheduled_retry_at.is_some_and(|at| at > now) {
-            return Vec::new();
+            return (Vec::new(), false);
         }
         self.scheduled_retry_at = None;
         let due = match self.context.store.due_scheduled(now, SCHEDULED_BATCH) {
@@ -351,10 +352,11 @@ impl RouterTask {
             Err(err) => {
                 tracing::error!(error = %err, "cannot read scheduled services");
                 self.scheduled_retry_at = Some(now.plus_secs(SCHEDULED_RETRY_SECS));
-                return Vec::new();
+                return (Vec::new(), false);
             }
         };
         let mut effects = Vec::new();
+        let mut started_any = false;
         for id in due {
             let started = self.update(&id, |record| {
                 if record.state != CallbackState::Scheduled || record.desired_time > now {
@@ -379,6 +381,7 @@ impl RouterTask {
                     continue;
                 }
             };
+            started_any = true;
             if record.queued_at.is_some() {
                 match queued_service(&record, &self.context.stat_servers) {
                     Ok(service) => effects.extend(self.router.handle(Event::Queued(service), now)),
@@ -386,13 +389,15 @@ impl RouterTask {
                 }
             }
         }
-        effects
+        (effects, started_any)
     }
 
     /// Releases reservations the customer did not confirm in time. The check and the release
-    /// are one transaction, so a `connect` that commits first wins.
-    fn release_unconfirmed(&mut self, now: Timestamp) -> Vec<Effect> {
+    /// are one transaction, so a `connect` that commits first wins. Returns the router's
+    /// effects and whether any reservation was released.
+    fn release_unconfirmed(&mut self, now: Timestamp) -> (Vec<Effect>, bool) {
         let mut effects = Vec::new();
+        let mut released_any = false;
         while let Some((at, id)) = self.confirm_deadlines.first().cloned() {
             if at > now {
                 break;
@@ -424,6 +429,7 @@ impl RouterTask {
                 true
             });
             if let Outcome::Applied(_) = outcome {
+                released_any = true;
                 effects.extend(self.router.handle(
                     Event::Released {
                         service: id.clone(),
@@ -433,28 +439,39 @@ impl RouterTask {
                 tracing::info!(service_id = %id, "reservation released: not confirmed");
             }
         }
-        effects
+        (effects, released_any)
     }
 
     /// Writes the router's effects to the store. Each effect is written only if the record is
     /// still in the state the router assumed; when a request changed it first (a cancel, an
     /// expiry), the router is told to forget the service, and what that frees is persisted too.
-    fn persist(&mut self, effects: Vec<Effect>, now: Timestamp) {
+    ///
+    /// Returns whether a change a customer can see (a state, a notification) was written;
+    /// routing history alone is progress the router can redo, and need not wait for a flush.
+    fn persist(&mut self, effects: Vec<Effect>, now: Timestamp) -> bool {
+        let mut visible = false;
         let mut pending: std::collections::VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
             let forget = match effect {
                 Effect::History { service, event } => {
+                    // A step entered, skipped and the next entered come together: one write.
+                    let mut events = vec![event];
+                    while let Some(Effect::History { service: next, .. }) = pending.front() {
+                        if *next != service {
+                            break;
+                        }
+                        if let Some(Effect::History { event, .. }) = pending.pop_front() {
+                            events.push(event);
+                        }
+                    }
                     let progress = self.router.progress(&service).map(to_route);
-                    self.update(&service, |record| {
-                        if !record.is_active() {
-                            return false;
-                        }
-                        record.routing_history.push(event.clone());
-                        if progress.is_some() {
-                            record.route = progress.clone();
-                        }
-                        true
-                    });
+                    let stored =
+                        self.context
+                            .store
+                            .append_routing(&service, &events, progress.as_ref());
+                    if let Err(err) = stored {
+                        tracing::error!(service_id = %service, error = %err, "cannot store routing history");
+                    }
                     None
                 }
                 Effect::Reserved { service, agent } => {
@@ -474,6 +491,7 @@ impl RouterTask {
                     });
                     match outcome {
                         Outcome::Applied(record) => {
+                            visible = true;
                             self.on_reserved(&record, now);
                             None
                         }
@@ -499,7 +517,10 @@ impl RouterTask {
                         true
                     });
                     match outcome {
-                        Outcome::Applied(_) => None,
+                        Outcome::Applied(_) => {
+                            visible = true;
+                            None
+                        }
                         Outcome::Refused | Outcome::Gone => Some(service),
                     }
                 }
@@ -517,6 +538,7 @@ impl RouterTask {
                         true
                     });
                     if let Outcome::Applied(_) = outcome {
+                        visible = true;
                         let message = serde_json::json!({
                             "_id": service,
                             "_callback_state": "COMPLETED",
@@ -537,6 +559,7 @@ impl RouterTask {
                 pending.extend(self.router.handle(Event::Removed { service }, now));
             }
         }
+        visible
     }
 
     /// After a reservation: a service that asks the customer to confirm gets the

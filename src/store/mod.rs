@@ -34,7 +34,7 @@ use sled::{Transactional, Tree};
 use crate::center::agent::AgentRecord;
 use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
-use crate::domain::service::{CallbackState, ServiceRecord};
+use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
 use commit::Committer;
 
@@ -562,6 +562,41 @@ impl Store {
             tx.0.insert(id.as_bytes(), bytes)?;
             Ok(Some(record))
         })
+    }
+
+    /// Appends routing history to an active service and stores its progress. History changes
+    /// no index key, so this is a compare-and-swap on the record alone, cheaper than the
+    /// transaction over every index that [`Store::update_service`] needs. Returns false when
+    /// the service is gone or no longer active.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn append_routing(
+        &self,
+        id: &str,
+        events: &[RoutingEvent],
+        progress: Option<&RouteProgress>,
+    ) -> Result<bool, StoreError> {
+        let services = &self.inner.trees.services;
+        loop {
+            let Some(current) = services.get(id.as_bytes())? else {
+                return Ok(false);
+            };
+            let mut record = decode_service(id, &current)?;
+            if !record.is_active() {
+                return Ok(false);
+            }
+            record.routing_history.extend(events.iter().cloned());
+            if let Some(progress) = progress {
+                record.route = Some(progress.clone());
+            }
+            let new = codec::encode(format::SERVICE, &record)?;
+            match services.compare_and_swap(id.as_bytes(), Some(current), Some(new))? {
+                Ok(()) => return Ok(true),
+                // Changed under us (a request or the expiry job): read it again.
+                Err(_) => continue,
+            }
+        }
     }
 
     /// Services of one customer number that pass `keep`, at most `limit`.
