@@ -189,8 +189,7 @@ pub fn query_callbacks(
 ) -> Result<Vec<ServiceRecord>, AppError> {
     let keep = |record: &ServiceRecord| query.matches(record, requester);
     let mut found = if let Some(id) = &query.id {
-        let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
-        check_owner(&record, requester)?;
+        let record = owned_service(state, id, requester)?;
         if keep(&record) {
             vec![record]
         } else {
@@ -423,6 +422,20 @@ fn check_service(record: &ServiceRecord, service_name: &str) -> Result<(), AppEr
             record.id, record.service_name
         )))
     }
+}
+
+/// The stored service `id`, if `requester` may see it.
+///
+/// # Errors
+/// Unknown id (404), another user's service (403), storage failure.
+pub(crate) fn owned_service(
+    state: &AppState,
+    id: &str,
+    requester: Requester<'_>,
+) -> Result<ServiceRecord, AppError> {
+    let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
+    check_owner(&record, requester)?;
+    Ok(record)
 }
 
 /// Whether `requester` may see `record`: services created without a `gms_user` are open to all.

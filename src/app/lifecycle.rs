@@ -1,7 +1,7 @@
 //! The customer's side of routing: confirming a reserved agent (`connect`, seed 000) and
 //! polling for one (`status`, seed 003).
 
-use super::callbacks::{check_owner, not_found, update};
+use super::callbacks::{owned_service, update};
 use super::{AppError, AppState, Requester};
 use crate::domain::options;
 use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
@@ -25,11 +25,7 @@ pub async fn connect(
     service_id: &str,
     requester: Requester<'_>,
 ) -> Result<Connect, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    check_owner(&record, requester)?;
+    let record = owned_service(state, service_id, requester)?;
     if !record.is_active() {
         return Err(LifecycleError::Completed {
             id: record.id.clone(),
@@ -77,11 +73,7 @@ pub fn status(
     service_id: &str,
     requester: Requester<'_>,
 ) -> Result<Status, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    check_owner(&record, requester)?;
+    let record = owned_service(state, service_id, requester)?;
     Ok(if is_agent_available(&record) {
         Status::Available
     } else {

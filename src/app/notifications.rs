@@ -1,7 +1,7 @@
 //! Customer-bound notifications, for clients without a push channel (seed 000
 //! `retrieve-notifications`).
 
-use super::callbacks::{check_owner, not_found};
+use super::callbacks::owned_service;
 use super::{AppError, AppState, Requester};
 
 /// The messages not yet delivered to the customer of `service_id`, oldest first; they count
@@ -14,11 +14,8 @@ pub async fn retrieve(
     service_id: &str,
     requester: Requester<'_>,
 ) -> Result<Vec<serde_json::Value>, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    check_owner(&record, requester)?;
+    // 404 or 403 before anything is marked delivered.
+    owned_service(state, service_id, requester)?;
     let taken = state.store.take_undelivered(service_id)?;
     state.store.wait_durable().await?;
     Ok(taken

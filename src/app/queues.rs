@@ -1,7 +1,7 @@
 //! Questions about the queues, answered by the router: a service's place in its virtual
 //! queue (`check-queue-position`, seed 000), Stat Server statistics, queue summaries.
 
-use super::callbacks::{check_owner, not_found};
+use super::callbacks::owned_service;
 use super::{AppError, AppState, Requester};
 use crate::center::stats::Stats;
 use crate::domain::options::{FieldError, ServiceSettings};
@@ -43,11 +43,7 @@ pub async fn check_queue_position(
     service_id: &str,
     requester: Requester<'_>,
 ) -> Result<QueuePosition, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    check_owner(&record, requester)?;
+    let record = owned_service(state, service_id, requester)?;
     let settings = ServiceSettings::from_options(&record.options, &state.settings.stat_servers)?;
     let (eta_limit, position_limit) = settings.agent_ready_threshold;
     let queue = settings
