@@ -93,7 +93,7 @@ pub async fn create_service(
     state.store.insert_service(&record)?;
     state.store.wait_durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
-    route(state, &record);
+    route(state, &record, &settings);
     Ok(Created {
         record,
         settings,
@@ -322,7 +322,12 @@ pub async fn reschedule_callback(
             });
             state.router.scheduled_changed();
         }
-        (CallbackState::Scheduled, CallbackState::Queued) => route(state, &record),
+        (CallbackState::Scheduled, CallbackState::Queued) => {
+            match ServiceSettings::from_options(&record.options, &state.settings.stat_servers) {
+                Ok(settings) => route(state, &record, &settings),
+                Err(err) => tracing::error!(service_id = %id, error = %err, "cannot route"),
+            }
+        }
         (CallbackState::Scheduled, CallbackState::Scheduled) => state.router.scheduled_changed(),
         _ => {}
     }
@@ -368,16 +373,11 @@ fn check_protections(
 
 /// Tells the router about a stored service: into its queue if it waits for an agent now, or
 /// onto the schedule if it waits for its desired time.
-pub(crate) fn route(state: &AppState, record: &ServiceRecord) {
+pub(crate) fn route(state: &AppState, record: &ServiceRecord, settings: &ServiceSettings) {
     match record.state {
-        CallbackState::Queued if record.queued_at.is_some() => {
-            match queued_service(record, &state.settings.stat_servers) {
-                Ok(service) => state.router.send(Event::Queued(service)),
-                Err(message) => {
-                    tracing::error!(service_id = %record.id, %message, "cannot route the service")
-                }
-            }
-        }
+        CallbackState::Queued if record.queued_at.is_some() => state
+            .router
+            .send(Event::Queued(queued_service(record, settings))),
         CallbackState::Scheduled => state.router.scheduled_changed(),
         _ => {}
     }

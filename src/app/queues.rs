@@ -46,10 +46,7 @@ pub async fn check_queue_position(
     let record = owned_service(state, service_id, requester)?;
     let settings = ServiceSettings::from_options(&record.options, &state.settings.stat_servers)?;
     let (eta_limit, position_limit) = settings.agent_ready_threshold;
-    let queue = settings
-        .virtual_queue
-        .clone()
-        .unwrap_or_else(|| record.service_name.clone());
+    let queue = settings.queue_name(&record.service_name);
     let handled = record.state == CallbackState::Processing;
     let id = service_id.to_string();
     // One question, so the answer cannot mix two moments of the queue.

@@ -395,6 +395,16 @@ impl ServiceSettings {
     }
 }
 
+impl ServiceSettings {
+    /// The virtual queue a service of `service_name` waits in: `_urs_virtual_queue`, or the
+    /// service's name when that is unset.
+    pub fn queue_name(&self, service_name: &str) -> String {
+        self.virtual_queue
+            .clone()
+            .unwrap_or_else(|| service_name.to_string())
+    }
+}
+
 /// `_ttl` in seconds (0 when missing or not a number; validation refuses both).
 pub fn ttl_secs(options: &BTreeMap<String, String>) -> u64 {
     options

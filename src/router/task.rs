@@ -4,8 +4,10 @@
 //! order: events for the [`Router`] core, questions about it (positions, statistics), and
 //! nudges when a SCHEDULED service appears. The task wakes by itself for the next step
 //! timeout, queue deadline, confirmation deadline or scheduled start. Each effect of the
-//! core is written to the store, then the batch is group-committed before the task takes
-//! the next command, so what was routed survives a crash and is never routed twice.
+//! core is written to the store; a batch that changed what a customer can see (a reservation,
+//! a release, a timeout) is group-committed before anyone's question is answered, so what a
+//! client was told survives a crash and is never routed twice. Routing history alone rides on
+//! the next group commit: the router redoes it from the last stored progress.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -96,6 +98,7 @@ pub fn start(
         router: Router::new(),
         confirm_deadlines: BTreeSet::new(),
         scheduled_retry_at: None,
+        next_scheduled: None,
         context,
     };
     task.restore()?;
@@ -103,23 +106,13 @@ pub fn start(
     Ok((RouterHandle { commands: tx }, handle))
 }
 
-/// The QueuedService the router needs for a stored service that waits for an agent.
-///
-/// # Errors
-/// The stored options no longer validate (a message for the log).
-pub fn queued_service(
-    record: &ServiceRecord,
-    stat_servers: &[String],
-) -> Result<QueuedService, String> {
-    let settings = ServiceSettings::from_options(&record.options, stat_servers)
-        .map_err(|err| err.to_string())?;
+/// The QueuedService the router needs for a stored service that waits for an agent, with
+/// the settings its options give.
+pub fn queued_service(record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
     let queued_at = record.queued_at.unwrap_or(record.created_at);
-    Ok(QueuedService {
+    QueuedService {
         id: record.id.clone(),
-        virtual_queue: settings
-            .virtual_queue
-            .clone()
-            .unwrap_or_else(|| record.service_name.clone()),
+        virtual_queue: settings.queue_name(&record.service_name),
         media: settings.media_type.clone(),
         targets: settings.target.clone(),
         queued_at,
@@ -134,7 +127,7 @@ pub fn queued_service(
             step_entered_at: route.step_entered_at,
             target_set: route.target_set.iter().map(|i| usize::from(*i)).collect(),
         }),
-    })
+    }
 }
 
 struct RouterTask {
@@ -143,6 +136,10 @@ struct RouterTask {
     confirm_deadlines: BTreeSet<(Timestamp, String)>,
     /// Set after a storage failure on scheduled services: do not look again before then.
     scheduled_retry_at: Option<Timestamp>,
+    /// The earliest desired time in the scheduled index, as last read (re-read when a
+    /// request says the schedule changed and after each look): kept so the request path
+    /// never reads the index.
+    next_scheduled: Option<Timestamp>,
     context: RouterContext,
 }
 
@@ -212,9 +209,9 @@ impl RouterTask {
                 continue;
             };
             if record.state == CallbackState::Processing {
-                let media =
-                    ServiceSettings::from_options(&record.options, &self.context.stat_servers)
-                        .map_or_else(|_| "chat".to_string(), |s| s.media_type);
+                let media = self
+                    .settings_of(record)
+                    .map_or_else(|| "chat".to_string(), |s| s.media_type);
                 agent
                     .active
                     .entry(media)
@@ -234,16 +231,17 @@ impl RouterTask {
             if !routable || record.queued_at.is_none() {
                 continue;
             }
-            match queued_service(record, &self.context.stat_servers) {
-                Ok(service) => effects.extend(self.router.handle(Event::Queued(service), now)),
-                Err(message) => {
-                    tracing::error!(service_id = %record.id, %message, "cannot resume routing")
-                }
-            }
+            let Some(settings) = self.settings_of(record) else {
+                continue;
+            };
+            let service = queued_service(record, &settings);
+            effects.extend(self.router.handle(Event::Queued(service), now));
             if record.state == CallbackState::Routing {
-                self.track_confirmation(record);
+                self.track_confirmation(record, &settings);
             }
         }
+        // Services whose desired time passed while stopped start on the first wake-up.
+        self.next_scheduled = store.next_scheduled()?;
         tracing::info!(
             agents = self.router.agents().count(),
             services = unfinished.len(),
@@ -283,7 +281,10 @@ impl RouterTask {
                     None => break,
                 },
                 // A timer of the router, a confirmation deadline or a scheduled start is due.
-                () = sleep => self.apply(vec![Command::Event(Box::new(Event::Tick))]).await,
+                () = sleep => {
+                    let wake = vec![Command::Event(Box::new(Event::Tick)), Command::Scheduled];
+                    self.apply(wake).await
+                }
                 // The service is stopping.
                 _ = shutdown.changed() => break,
             }
@@ -293,11 +294,7 @@ impl RouterTask {
 
     /// The earliest of the router's timers, the confirmation deadlines and scheduled starts.
     fn next_wakeup(&self) -> Option<Timestamp> {
-        let scheduled = self.context.store.next_scheduled().unwrap_or_else(|err| {
-            tracing::error!(error = %err, "cannot read scheduled services");
-            None
-        });
-        let scheduled = match (scheduled, self.scheduled_retry_at) {
+        let scheduled = match (self.next_scheduled, self.scheduled_retry_at) {
             (Some(at), Some(retry)) => Some(at.max(retry)),
             (at, _) => at,
         };
@@ -315,14 +312,19 @@ impl RouterTask {
         let now = self.context.clock.now();
         let mut effects = Vec::new();
         let mut questions = Vec::new();
+        let mut look_at_schedule = false;
         for command in batch {
             match command {
                 Command::Event(event) => effects.extend(self.router.handle(*event, now)),
                 Command::Query(question) => questions.push(question),
-                Command::Scheduled => {}
+                Command::Scheduled => look_at_schedule = true,
             }
         }
-        let (scheduled, started) = self.start_scheduled(now);
+        let (scheduled, started) = if look_at_schedule {
+            self.start_scheduled(now)
+        } else {
+            (Vec::new(), false)
+        };
         let (released, unconfirmed) = self.release_unconfirmed(now);
         effects.extend(scheduled);
         effects.extend(released);
@@ -383,12 +385,16 @@ impl RouterTask {
             };
             started_any = true;
             if record.queued_at.is_some() {
-                match queued_service(&record, &self.context.stat_servers) {
-                    Ok(service) => effects.extend(self.router.handle(Event::Queued(service), now)),
-                    Err(message) => tracing::error!(service_id = %id, %message, "cannot route"),
+                if let Some(settings) = self.settings_of(&record) {
+                    let service = queued_service(&record, &settings);
+                    effects.extend(self.router.handle(Event::Queued(service), now));
                 }
             }
         }
+        self.next_scheduled = self.context.store.next_scheduled().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot read scheduled services");
+            None
+        });
         (effects, started_any)
     }
 
@@ -403,20 +409,13 @@ impl RouterTask {
                 break;
             }
             self.confirm_deadlines.remove(&(at, id.clone()));
-            let timeout = self
-                .context
-                .store
-                .service(&id)
-                .ok()
-                .flatten()
-                .and_then(|r| self.confirm_timeout(&r));
+            let stat_servers = &self.context.stat_servers;
             let outcome = self.update(&id, |record| {
-                // Only the reservation this deadline was set for.
-                let due = timeout.map(|t| reserved_at(record).plus_secs(t));
-                if record.state != CallbackState::Routing
-                    || record.confirmed_at.is_some()
-                    || due != Some(at)
-                {
+                // Only the unconfirmed reservation this deadline was set for.
+                let due = ServiceSettings::from_options(&record.options, stat_servers)
+                    .ok()
+                    .and_then(|settings| confirmation_deadline(record, &settings));
+                if record.state != CallbackState::Routing || due != Some(at) {
                     return false;
                 }
                 record.reserved_agent = None;
@@ -565,33 +564,34 @@ impl RouterTask {
     /// After a reservation: a service that asks the customer to confirm gets the
     /// agent-available notification and a deadline for the confirmation.
     fn on_reserved(&mut self, record: &ServiceRecord, now: Timestamp) {
-        if self.confirm_timeout(record).is_none() {
+        let Some(settings) = self.settings_of(record) else {
+            return;
+        };
+        if !settings.wait_for_user_confirm {
             return;
         }
         let (tag, message) = notification::agent_available(&record.id);
         self.notify(&record.id, tag, &message, now);
-        self.track_confirmation(record);
-    }
-
-    /// `_user_confirm_timeout` of a service that waits for the customer's confirmation.
-    fn confirm_timeout(&self, record: &ServiceRecord) -> Option<u64> {
-        let settings =
-            ServiceSettings::from_options(&record.options, &self.context.stat_servers).ok()?;
-        settings
-            .wait_for_user_confirm
-            .then_some(settings.user_confirm_timeout_secs)
+        self.track_confirmation(record, &settings);
     }
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.
-    fn track_confirmation(&mut self, record: &ServiceRecord) {
-        let Some(timeout) = self.confirm_timeout(record) else {
-            return;
-        };
-        if record.confirmed_at.is_some() {
-            return;
+    fn track_confirmation(&mut self, record: &ServiceRecord, settings: &ServiceSettings) {
+        if let Some(deadline) = confirmation_deadline(record, settings) {
+            self.confirm_deadlines.insert((deadline, record.id.clone()));
         }
-        self.confirm_deadlines
-            .insert((reserved_at(record).plus_secs(timeout), record.id.clone()));
+    }
+
+    /// The typed settings of a stored service; `None` (logged) when its options no longer
+    /// validate, e.g. after `stat_servers` changed.
+    fn settings_of(&self, record: &ServiceRecord) -> Option<ServiceSettings> {
+        match ServiceSettings::from_options(&record.options, &self.context.stat_servers) {
+            Ok(settings) => Some(settings),
+            Err(err) => {
+                tracing::error!(service_id = %record.id, error = %err, "cannot route the service");
+                None
+            }
+        }
     }
 
     fn notify(&self, service: &str, tag: String, message: &serde_json::Value, now: Timestamp) {
@@ -633,6 +633,12 @@ enum Outcome {
     Refused,
     /// The service no longer exists (expired).
     Gone,
+}
+
+/// When an unconfirmed reservation of a service that asks for confirmation is released.
+fn confirmation_deadline(record: &ServiceRecord, settings: &ServiceSettings) -> Option<Timestamp> {
+    (settings.wait_for_user_confirm && record.confirmed_at.is_none())
+        .then(|| reserved_at(record).plus_secs(settings.user_confirm_timeout_secs))
 }
 
 /// When the current reservation of a ROUTING service was made.
