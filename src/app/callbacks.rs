@@ -2,14 +2,11 @@
 //! Service APIs).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::{AppError, AppState, Requester};
-use crate::domain::options::{
-    self, check_field_name, CreateRequest, FieldError, ServiceSettings, ValidService,
-};
+use crate::domain::options::{self, check_field_name, CreateRequest, FieldError, ServiceSettings};
 use crate::domain::service::{
     expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
 };
@@ -25,8 +22,6 @@ pub struct Created {
     pub record: ServiceRecord,
     /// The settings in force for it (after request overrides).
     pub settings: ServiceSettings,
-    /// The configured service it came from.
-    pub service: Arc<ValidService>,
     /// `_verbose=true` was asked for.
     pub verbose: bool,
 }
@@ -97,7 +92,6 @@ pub async fn create_service(
     Ok(Created {
         record,
         settings,
-        service,
         verbose: request.verbose,
     })
 }
