@@ -28,6 +28,39 @@ pub struct Config {
     pub expiry_schedule: String,
     /// Names accepted as the `<StatServer>` part of a routing target.
     pub stat_servers: Vec<String>,
+    /// Where chats go whose id matches no service (seeds 000/001 `inbound_chat`).
+    pub inbound_chat: InboundChat,
+}
+
+/// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
+/// routed to an agent group instead of being refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundChat {
+    /// `app_selected_agent_group`: the agent group (`GA` target) that takes such chats;
+    /// empty turns the fallback off (404 for unknown ids).
+    #[serde(default = "default_inbound_group")]
+    pub app_selected_agent_group: String,
+    /// `app_find_agent_timeout`: seconds to find an agent before giving up.
+    #[serde(default = "default_find_agent_timeout")]
+    pub app_find_agent_timeout: u64,
+}
+
+fn default_inbound_group() -> String {
+    "Support".to_string()
+}
+
+fn default_find_agent_timeout() -> u64 {
+    60
+}
+
+impl Default for InboundChat {
+    fn default() -> Self {
+        InboundChat {
+            app_selected_agent_group: default_inbound_group(),
+            app_find_agent_timeout: default_find_agent_timeout(),
+        }
+    }
 }
 
 /// Default listen address, as GMS clients expect it.
@@ -46,6 +79,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
+            inbound_chat: InboundChat::default(),
         }
     }
 }
@@ -93,6 +127,7 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
+    inbound_chat: Option<InboundChat>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -171,6 +206,9 @@ impl Config {
         }
         if let Some(servers) = file.stat_servers {
             self.stat_servers = servers;
+        }
+        if let Some(inbound) = file.inbound_chat {
+            self.inbound_chat = inbound;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::center::chat::{ChatServer, NoListener};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
@@ -143,12 +144,20 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         what: "cannot read the listener address".into(),
         source,
     })?;
+    let chat = ChatServer::new(store.clone(), clock.clone(), Arc::new(NoListener));
+    let restored = chat.restore().map_err(store_err)?;
+    if restored > 0 {
+        tracing::info!(sessions = restored, "open chat sessions restored");
+    }
+    let inbound_chat = inbound_chat_service(config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     let (router, router_task) = router::task::start(
         RouterContext {
             store: store.clone(),
             clock: clock.clone(),
             stat_servers: config.stat_servers.clone(),
+            chats,
         },
         shutdown_rx,
     )
@@ -157,21 +166,42 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         store,
         catalog,
         router,
+        chat,
         clock,
         settings: Arc::new(RuntimeSettings {
             stat_servers: config.stat_servers.clone(),
             max_body_bytes: config.max_body_bytes,
             admin_token,
             fallback_host: local.to_string(),
+            inbound_chat,
         }),
         agent_writes: Arc::default(),
     };
+    // Ends when the router task drops its sender, at shutdown.
+    tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
     Ok(Built {
         state,
         listener,
         shutdown,
         router_task,
     })
+}
+
+/// The service inbound chats without a matching service are created from, if configured.
+fn inbound_chat_service(
+    config: &Config,
+) -> Result<Option<Arc<crate::domain::options::ValidService>>, StartupError> {
+    let inbound = &config.inbound_chat;
+    if inbound.app_selected_agent_group.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::app::chat::inbound_service(
+        inbound.app_selected_agent_group.trim(),
+        inbound.app_find_agent_timeout,
+        &config.stat_servers,
+    )
+    .map(Some)
+    .map_err(|err| StartupError::Jobs(format!("[inbound_chat] app_selected_agent_group: {err}")))
 }
 
 async fn open_store(path: PathBuf) -> Result<Store, StartupError> {

@@ -1,5 +1,6 @@
 //! The error of the use-case layer. `http` turns it into a status and a GMS error body.
 
+use crate::center::chat::ChatError;
 use crate::domain::options::{FieldError, OptionError};
 use crate::domain::service::LifecycleError;
 use crate::store::StoreError;
@@ -31,4 +32,16 @@ pub enum AppError {
     /// Storage failed (logged; clients see a generic message).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ChatError> for AppError {
+    fn from(err: ChatError) -> Self {
+        match err {
+            ChatError::NotFound(message) => AppError::NotFound(message),
+            ChatError::Closed(_) | ChatError::Refused(_) => {
+                AppError::InvalidField(FieldError::new("chat", err.to_string()))
+            }
+            ChatError::Store(err) => AppError::Store(err),
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod agents;
 pub mod callbacks;
 mod catalog;
+pub mod chat;
 mod error;
 pub mod lifecycle;
 pub mod notifications;
@@ -18,7 +19,9 @@ use std::sync::Arc;
 pub use catalog::Catalog;
 pub use error::AppError;
 
+use crate::center::chat::ChatServer;
 use crate::clock::Clock;
+use crate::domain::options::ValidService;
 use crate::router::RouterHandle;
 use crate::store::Store;
 
@@ -34,6 +37,8 @@ pub struct AppState {
     /// The router task's handle: use cases tell it what changed (after their own write is
     /// durable) and ask it about queues; it owns the live routing state.
     pub router: RouterHandle,
+    /// The embedded chat server: open chat sessions and their transcripts.
+    pub chat: ChatServer,
     /// The time source (a `ManualClock` in tests), so no rule reads the wall clock itself.
     pub clock: Arc<dyn Clock>,
     /// Settings fixed at start-up that requests need.
@@ -62,6 +67,9 @@ pub struct RuntimeSettings {
     pub admin_token: Option<String>,
     /// Used in URLs when a request has no Host header.
     pub fallback_host: String,
+    /// The service that inbound chats without a matching service are created from; `None`
+    /// refuses them (404).
+    pub inbound_chat: Option<Arc<ValidService>>,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -72,6 +80,10 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("fallback_host", &self.fallback_host)
+            .field(
+                "inbound_chat",
+                &self.inbound_chat.as_ref().map(|s| &s.settings.target),
+            )
             .finish()
     }
 }

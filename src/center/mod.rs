@@ -3,6 +3,8 @@
 //!
 //! - [`agent`]: agent configuration, states, capacity, target membership.
 //! - [`stats`]: the Stat Server statistics of a routing target.
+//! - [`chat`]: the Chat Server: sessions, participants, transcripts.
 
 pub mod agent;
+pub mod chat;
 pub mod stats;

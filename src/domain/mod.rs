@@ -5,7 +5,9 @@
 //! - [`options`]: presets, configured services, option validation, create requests.
 //! - [`service`]: the service record and its lifecycle.
 //! - [`notification`]: customer-bound notifications.
+//! - [`chat`]: the chat transcript and its wire rows.
 
+pub mod chat;
 pub mod notification;
 pub mod options;
 pub mod service;

@@ -4,11 +4,14 @@
 //! - [`callback`]: the customer-facing GMS Callback and Service APIs.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
+//! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats.
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
 mod agent;
 mod callback;
+mod chat;
+mod desktop;
 mod error;
 mod form;
 mod reply;
@@ -25,6 +28,8 @@ use crate::app::AppState;
 /// Every route of the server, with errors turned into GMS error bodies.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     callback::routes(state.clone())
+        .or(chat::routes(state.clone()))
+        .or(desktop::routes(state.clone()))
         .or(admin::routes(state.clone()))
         .or(agent::routes(state))
         .recover(error::handle_rejection)

@@ -75,6 +75,34 @@ impl RouterHandle {
     }
 }
 
+/// The handover of a chat to the agent the router reserved for it .
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatAssigned {
+    /// The service.
+    pub service: String,
+    /// The agent.
+    pub agent: String,
+    /// The agent's display name.
+    pub nickname: String,
+    /// The agent joins without accepting.
+    pub auto_answer: bool,
+}
+
+/// What the router task asks of chats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatCommand {
+    /// An agent was found for a waiting chat.
+    Assigned(ChatAssigned),
+    /// The service ended without an agent (its queue timed out): close its chat with a
+    /// last message.
+    Close {
+        /// The service.
+        service: String,
+        /// The message shown to the customer.
+        message: String,
+    },
+}
+
 /// What the task needs from the rest of the service.
 pub struct RouterContext {
     /// The database.
@@ -83,6 +111,8 @@ pub struct RouterContext {
     pub clock: Arc<dyn Clock>,
     /// Stat Server names accepted in targets (to re-read stored options).
     pub stat_servers: Vec<String>,
+    /// Where chats that found their agent, or lost their queue, are announced.
+    pub chats: mpsc::UnboundedSender<ChatCommand>,
 }
 
 /// Loads agents and unfinished services into a new router and starts its task.
@@ -491,7 +521,7 @@ impl RouterTask {
                     match outcome {
                         Outcome::Applied(record) => {
                             visible = true;
-                            self.on_reserved(&record, now);
+                            pending.extend(self.on_reserved(&record, &agent, now));
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
@@ -536,8 +566,15 @@ impl RouterTask {
                         );
                         true
                     });
-                    if let Outcome::Applied(_) = outcome {
+                    if let Outcome::Applied(record) = outcome {
                         visible = true;
+                        if record.chat_session_id.is_some() {
+                            let _ = self.context.chats.send(ChatCommand::Close {
+                                service: service.clone(),
+                                message: "No agent is available right now. Please try again later."
+                                    .to_string(),
+                            });
+                        }
                         let message = serde_json::json!({
                             "_id": service,
                             "_callback_state": "COMPLETED",
@@ -561,18 +598,66 @@ impl RouterTask {
         visible
     }
 
-    /// After a reservation: a service that asks the customer to confirm gets the
-    /// agent-available notification and a deadline for the confirmation.
-    fn on_reserved(&mut self, record: &ServiceRecord, now: Timestamp) {
-        let Some(settings) = self.settings_of(record) else {
-            return;
-        };
-        if !settings.wait_for_user_confirm {
-            return;
+    /// After a reservation: a chat that is already waiting starts with the agent at once
+    /// (PROCESSING, handed to the chat server); a service that asks the customer to confirm
+    /// gets the agent-available notification and a deadline for the confirmation.
+    fn on_reserved(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
+        if record.chat_session_id.is_some() {
+            return self.start_waiting_chat(record, agent, now);
         }
-        let (tag, message) = notification::agent_available(&record.id);
-        self.notify(&record.id, tag, &message, now);
-        self.track_confirmation(record, &settings);
+        let Some(settings) = self.settings_of(record) else {
+            return Vec::new();
+        };
+        if settings.wait_for_user_confirm {
+            let (tag, message) = notification::agent_available(&record.id);
+            self.notify(&record.id, tag, &message, now);
+            self.track_confirmation(record, &settings);
+        }
+        Vec::new()
+    }
+
+    /// The chat of `record` waited in the queue and now has `agent`: the service becomes
+    /// PROCESSING, the reservation an interaction, and the chat server lets the agent in.
+    fn start_waiting_chat(
+        &mut self,
+        record: &ServiceRecord,
+        agent: &str,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let outcome = self.update(&record.id, |r| {
+            if r.state != CallbackState::Routing || r.reserved_agent.as_deref() != Some(agent) {
+                return false;
+            }
+            r.confirmed_at = Some(now);
+            r.enter(
+                CallbackState::Processing,
+                None,
+                now,
+                format!("chat routed to agent {agent}"),
+            );
+            true
+        });
+        if !matches!(outcome, Outcome::Applied(_)) {
+            return Vec::new();
+        }
+        let (nickname, auto_answer) = self.router.agent(agent).map_or_else(
+            || (agent.to_string(), true),
+            |a| (a.config.name.clone(), a.config.auto_answer),
+        );
+        let effects = self.router.handle(
+            Event::Started {
+                service: record.id.clone(),
+                agent: agent.to_string(),
+            },
+            now,
+        );
+        let _ = self.context.chats.send(ChatCommand::Assigned(ChatAssigned {
+            service: record.id.clone(),
+            agent: agent.to_string(),
+            nickname,
+            auto_answer,
+        }));
+        effects
     }
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.

@@ -87,6 +87,16 @@ pub fn notification_prefix(service_id: &str) -> Vec<u8> {
     key
 }
 
+/// `session id ++ 0 ++ position (u64 BE)`: a transcript event.
+pub fn transcript_key(session_id: &str, position: u64) -> Vec<u8> {
+    notification_key(session_id, position)
+}
+
+/// The prefix of every [`transcript_key`] of one chat session.
+pub fn transcript_prefix(session_id: &str) -> Vec<u8> {
+    notification_prefix(session_id)
+}
+
 /// The id part of a key that ends with `0 ++ id` (customer index).
 pub fn id_after_separator(key: &[u8]) -> Option<&str> {
     let sep = key.iter().position(|b| *b == SEP)?;

@@ -16,7 +16,10 @@
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `agents` | agent id | [`AgentRecord`] |
 //! | `notifications` | service id ++ 0 ++ seq | [`Notification`] |
+//! | `chat_sessions` | chat session id | [`ChatSession`](crate::center::chat::ChatSession) |
+//! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
 
+mod chat;
 mod codec;
 mod commit;
 mod keys;
@@ -49,6 +52,8 @@ pub(crate) mod tree {
     pub const BY_SERVICE_STATE: &str = "by_service_state";
     pub const AGENTS: &str = "agents";
     pub const NOTIFICATIONS: &str = "notifications";
+    pub const CHAT_SESSIONS: &str = "chat_sessions";
+    pub const TRANSCRIPTS: &str = "transcripts";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -59,6 +64,8 @@ pub(crate) mod format {
     pub const SERVICE: u8 = 2;
     pub const AGENT: u8 = 1;
     pub const NOTIFICATION: u8 = 1;
+    pub const CHAT_SESSION: u8 = 1;
+    pub const TRANSCRIPT_EVENT: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -146,6 +153,8 @@ struct Trees {
     by_service_state: Tree,
     agents: Tree,
     notifications: Tree,
+    chat_sessions: Tree,
+    transcripts: Tree,
 }
 
 impl Trees {
@@ -160,6 +169,8 @@ impl Trees {
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
             agents: db.open_tree(tree::AGENTS)?,
             notifications: db.open_tree(tree::NOTIFICATIONS)?,
+            chat_sessions: db.open_tree(tree::CHAT_SESSIONS)?,
+            transcripts: db.open_tree(tree::TRANSCRIPTS)?,
         })
     }
 }
@@ -508,6 +519,19 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the chat session of a service that is due to expire at `now` (a service
+    /// rescheduled meanwhile keeps it).
+    fn delete_chat_of(&self, service_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
+            return Ok(());
+        };
+        let record = decode_service(service_id, &bytes)?;
+        match record.chat_session_id {
+            Some(session_id) if record.expire_at <= now => self.delete_chat_session(&session_id),
+            _ => Ok(()),
+        }
+    }
+
     // ----- service records -----
 
     /// Stores a new service record with its index entries, in one transaction.
@@ -521,6 +545,23 @@ impl Store {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
             Ok(())
+        }))
+    }
+
+    /// Stores a new service record unless one with its id exists; false when it does.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn insert_service_if_absent(&self, record: &ServiceRecord) -> Result<bool, StoreError> {
+        let bytes = codec::encode(format::SERVICE, record)?;
+        let index = IndexKeys::of(record);
+        infallible(self.service_transaction(|tx| {
+            if tx.0.get(record.id.as_bytes())?.is_some() {
+                return Ok(false);
+            }
+            tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
+            index.insert(tx)?;
+            Ok(true)
         }))
     }
 
@@ -774,6 +815,7 @@ impl Store {
         // that the next run removes, never things that belong to nothing.
         for (_, id) in &due {
             self.delete_notifications(id)?;
+            self.delete_chat_of(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.

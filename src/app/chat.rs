@@ -1,0 +1,633 @@
+//! Chat: the customer's Chat API v1 (seed 003), the agent's side of a chat, and what a chat
+//! means for its service.
+//!
+//! A chat starts on `ixn/chat`. A service whose agent is already reserved (Chat-Delayed,
+//! Request-Chat-Poll) becomes PROCESSING at once and its agent joins; one that did not wait
+//! (Chat-Immediate, Request-Chat, and inbound chats that match no service) enters its virtual
+//! queue now, and the router task hands its agent over when it finds one. When the session
+//! closes (either side leaves, a workflow closes it, idle control closes it) the service
+//! completes and the agent's capacity is freed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::callbacks::{check_owner, not_found, route, update};
+use super::{AppError, AppState, Requester};
+use crate::center::chat::{ChatError, Closed, Customer, CustomerView, StartChat};
+use crate::domain::chat::{customer_nickname, is_web_url, EventKind, TranscriptEvent};
+use crate::domain::options::{self, FieldError, ServiceSettings, ValidService};
+use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
+use crate::router::core::Event;
+use crate::router::task::ChatCommand;
+
+/// A chat reply for the customer: the session view plus how to render it.
+#[derive(Debug)]
+pub struct ChatReply {
+    /// The service id.
+    pub service_id: String,
+    /// The session and the rows to show.
+    pub view: CustomerView,
+    /// The chat was just created (`chatIxnState` `CONNECTED`).
+    pub created: bool,
+}
+
+/// The fields of `ixn/chat` (seed 003), read from the request.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// The customer details and the push mode.
+    pub start: StartChat,
+}
+
+impl StartRequest {
+    /// Reads `firstName`, `lastName`, `email`, `subject`, `userDisplayName`, `notify_by` and
+    /// `clientTimeZoneOffset`; other fields (`_verbose`, `subscriptionID`, business data)
+    /// are ignored here.
+    ///
+    /// # Errors
+    /// `notify_by` other than `comet`.
+    pub fn parse(fields: &[(String, String)]) -> Result<Self, FieldError> {
+        let get = |name: &str| {
+            fields
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let comet = match get("notify_by").as_deref() {
+            None => false,
+            Some("comet") => true,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "notify_by",
+                    format!("`{other}` is not a notification mode: use `comet`, or leave it out to poll with refresh"),
+                ))
+            }
+        };
+        let first_name = get("firstName");
+        let last_name = get("lastName");
+        let nickname = customer_nickname(
+            get("userDisplayName").as_deref(),
+            first_name.as_deref(),
+            last_name.as_deref(),
+        );
+        Ok(StartRequest {
+            start: StartChat {
+                customer: Customer {
+                    first_name,
+                    last_name,
+                    email: get("email"),
+                    subject: get("subject"),
+                    nickname,
+                    time_zone_offset: get("clientTimeZoneOffset"),
+                    user_id: String::new(),
+                    secure_key: String::new(),
+                },
+                comet,
+            },
+        })
+    }
+}
+
+/// Starts the chat of a service (`POST /genesys/1/service/{id}/ixn/chat`). A second call
+/// returns the existing chat: one service has exactly one chat session. An id that matches
+/// no service starts an inbound chat routed to the fallback agent group, when one is
+/// configured.
+///
+/// # Errors
+/// Unknown id without a fallback (404), another user's service (403), a finished service
+/// (400), no agent available yet for a service that waits for one (503), storage failure.
+pub async fn start_chat(
+    state: &AppState,
+    service_id: &str,
+    requester: Requester<'_>,
+    request: StartRequest,
+) -> Result<ChatReply, AppError> {
+    let record = match state.store.service(service_id)? {
+        Some(record) => {
+            check_owner(&record, requester)?;
+            record
+        }
+        None => create_inbound(state, service_id, requester).await?,
+    };
+    if record.chat_session_id.is_some() {
+        let view = state.chat.view(&record).await?;
+        return Ok(ChatReply {
+            service_id: record.id,
+            view,
+            created: false,
+        });
+    }
+    if !record.is_active() {
+        return Err(completed(&record, "chatted with").into());
+    }
+    let waits = options::waits_for_agent(&record.options);
+    if waits && !matches!(record.state, CallbackState::Routing) {
+        return Err(no_agent_yet(&record.id));
+    }
+    let settings = settings_of(state, &record)?;
+
+    let view = state.chat.create(&record, request.start).await?;
+    let session_id = view.session.id.clone();
+    let now = state.clock.now();
+    let linked = update(state, service_id, |r| {
+        if r.chat_session_id.is_some() || !r.is_active() {
+            return Err(AppError::Lifecycle(LifecycleError::Completed {
+                id: r.id.clone(),
+                reason: "its chat changed meanwhile".into(),
+                action: "chatted with",
+            }));
+        }
+        r.chat_session_id = Some(session_id.clone());
+        match r.state {
+            CallbackState::Routing if r.reserved_agent.is_some() => {
+                r.confirmed_at = r.confirmed_at.or(Some(now));
+                r.enter(
+                    CallbackState::Processing,
+                    None,
+                    now,
+                    "chat started with the reserved agent",
+                );
+            }
+            CallbackState::Queued | CallbackState::Scheduled if !waits => {
+                r.queued_at = Some(now);
+                r.route = None;
+                r.enter(CallbackState::Queued, None, now, "chat started; queued");
+            }
+            _ => return Err(no_agent_yet(&r.id)),
+        }
+        Ok(())
+    });
+    let linked = match linked {
+        Ok(linked) => linked,
+        Err(err) => {
+            // The service moved on between the two writes: the new session is not its chat.
+            let _ = state.chat.close(service_id, None).await;
+            return Err(err);
+        }
+    };
+    state.store.wait_durable().await?;
+    tracing::info!(service_id = %service_id, state = %linked.state, "chat started");
+
+    match (&linked.state, &linked.reserved_agent) {
+        (CallbackState::Processing, Some(agent)) => {
+            state.router.send(Event::Started {
+                service: linked.id.clone(),
+                agent: agent.clone(),
+            });
+            hand_over(state, &linked.id, agent).await;
+        }
+        _ => route(state, &linked, &settings),
+    }
+    Ok(ChatReply {
+        service_id: linked.id,
+        view,
+        created: true,
+    })
+}
+
+/// What the customer asks of a started chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerAction {
+    /// `refresh`, optionally from a position and with a message.
+    Refresh {
+        /// `transcriptPosition`.
+        from: Option<u64>,
+        /// `message`.
+        message: Option<String>,
+    },
+    /// `send` a message.
+    Send(String),
+    /// `startTyping`.
+    StartTyping,
+    /// `stopTyping`.
+    StopTyping,
+    /// `customNotice` with its text.
+    CustomNotice(String),
+    /// `disconnect`.
+    Disconnect,
+}
+
+/// Applies a customer's chat action (`/ixn/chat/{refresh,send,...}`).
+///
+/// # Errors
+/// Unknown id (404), another user's (403), no agent available yet (503), no chat started
+/// (404), a closed session for anything but refresh and disconnect (400), storage failure.
+pub async fn customer_action(
+    state: &AppState,
+    service_id: &str,
+    requester: Requester<'_>,
+    action: CustomerAction,
+) -> Result<ChatReply, AppError> {
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
+    check_owner(&record, requester)?;
+    if record.chat_session_id.is_none() {
+        let waiting = options::waits_for_agent(&record.options)
+            && matches!(
+                record.state,
+                CallbackState::Scheduled | CallbackState::Queued
+            );
+        return Err(if waiting {
+            no_agent_yet(service_id)
+        } else {
+            AppError::NotFound(format!(
+                "service `{service_id}` has no chat yet: start it with POST /genesys/1/service/{service_id}/ixn/chat"
+            ))
+        });
+    }
+    let view = match action {
+        CustomerAction::Refresh { from, message } => {
+            state.chat.refresh(&record, from, message).await?
+        }
+        CustomerAction::Send(message) => state.chat.refresh(&record, None, Some(message)).await?,
+        CustomerAction::StartTyping => {
+            state
+                .chat
+                .customer_notice(&record, EventKind::TypingStarted, "")
+                .await?
+        }
+        CustomerAction::StopTyping => {
+            state
+                .chat
+                .customer_notice(&record, EventKind::TypingStopped, "")
+                .await?
+        }
+        CustomerAction::CustomNotice(text) => {
+            state
+                .chat
+                .customer_notice(&record, EventKind::Custom, &text)
+                .await?
+        }
+        CustomerAction::Disconnect => {
+            let (view, closed) = state.chat.disconnect(&record).await?;
+            if let Some(closed) = closed {
+                settle(state, &closed, CallbackReason::Cancelled).await?;
+            }
+            view
+        }
+    };
+    Ok(ChatReply {
+        service_id: record.id,
+        view,
+        created: false,
+    })
+}
+
+/// One interaction of an agent, for the agent desktop.
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    /// The service.
+    pub record: ServiceRecord,
+    /// `reserved` (waiting for the customer), `invited` (chat waiting for accept) or
+    /// `active`.
+    pub status: &'static str,
+    /// The chat, when one started: the session and its whole transcript.
+    pub chat: Option<(crate::center::chat::ChatSession, Vec<TranscriptEvent>)>,
+}
+
+/// The interactions reserved for or handled by `agent_id`.
+///
+/// # Errors
+/// Unknown agent (404), storage failure.
+pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Interaction>, AppError> {
+    let agent = agent_id.to_string();
+    let work = state
+        .router
+        .query(move |router, _| {
+            router.agent(&agent).map(|a| {
+                let mut ids: Vec<String> = a.reserved.iter().cloned().collect();
+                ids.extend(a.active.values().flatten().cloned());
+                ids
+            })
+        })
+        .await
+        .ok_or_else(|| AppError::Unavailable("the router is stopping: try again".into()))?
+        .ok_or_else(|| unknown_agent(agent_id))?;
+    let mut found = Vec::with_capacity(work.len());
+    for id in work {
+        let Some(record) = state.store.service(&id)? else {
+            continue;
+        };
+        let chat = match record.chat_session_id {
+            Some(_) => Some(state.chat.full_view(&record).await?),
+            None => None,
+        };
+        let status = match (&record.state, &chat) {
+            (CallbackState::Routing, _) => "reserved",
+            (_, Some((session, _))) if session.agent.as_ref().is_some_and(|a| !a.joined) => {
+                "invited"
+            }
+            _ => "active",
+        };
+        found.push(Interaction {
+            record,
+            status,
+            chat,
+        });
+    }
+    Ok(found)
+}
+
+/// What an agent does in a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    /// Accept an invitation (agents without `auto_answer`).
+    Accept,
+    /// Send a message.
+    Message(String),
+    /// Start or stop typing.
+    Typing(bool),
+    /// Push a URL to the customer.
+    PushUrl(String),
+    /// Leave: the chat ends.
+    Leave,
+}
+
+/// Applies an agent's chat action. Returns the event it added, if any.
+///
+/// # Errors
+/// Unknown service (404), a chat that is not this agent's or not joined (400), an invalid
+/// URL (400), storage failure.
+pub async fn agent_action(
+    state: &AppState,
+    agent_id: &str,
+    service_id: &str,
+    action: AgentAction,
+) -> Result<Option<TranscriptEvent>, AppError> {
+    if state.store.service(service_id)?.is_none() {
+        return Err(not_found(service_id));
+    }
+    let chat = &state.chat;
+    let event = match action {
+        AgentAction::Accept => {
+            chat.accept(service_id, agent_id).await?;
+            None
+        }
+        AgentAction::Message(text) => {
+            if text.trim().is_empty() {
+                return Err(FieldError::new("text", "the message is empty: send some text").into());
+            }
+            Some(
+                chat.agent_event(service_id, agent_id, EventKind::Message, &text)
+                    .await?,
+            )
+        }
+        AgentAction::Typing(typing) => {
+            let kind = if typing {
+                EventKind::TypingStarted
+            } else {
+                EventKind::TypingStopped
+            };
+            Some(chat.agent_event(service_id, agent_id, kind, "").await?)
+        }
+        AgentAction::PushUrl(url) => {
+            if !is_web_url(url.trim()) {
+                return Err(FieldError::new(
+                    "url",
+                    format!(
+                        "`{url}` is not a web address: send an absolute http:// or https:// URL"
+                    ),
+                )
+                .into());
+            }
+            Some(
+                chat.agent_event(service_id, agent_id, EventKind::PushUrl, url.trim())
+                    .await?,
+            )
+        }
+        AgentAction::Leave => {
+            let closed = chat.agent_leave(service_id, agent_id).await?;
+            settle(state, &closed, CallbackReason::Cancelled).await?;
+            None
+        }
+    };
+    Ok(event)
+}
+
+/// The whole chat of a service as its agent sees it (hidden events included).
+///
+/// # Errors
+/// Unknown service (404), no chat (404), not this agent's (400), storage failure.
+pub async fn agent_transcript(
+    state: &AppState,
+    agent_id: &str,
+    service_id: &str,
+) -> Result<(crate::center::chat::ChatSession, Vec<TranscriptEvent>), AppError> {
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
+    let (session, transcript) = state.chat.full_view(&record).await?;
+    if session.agent.as_ref().map(|a| a.id.as_str()) != Some(agent_id) {
+        return Err(ChatError::Refused(format!(
+            "the chat of service `{service_id}` is not routed to agent `{agent_id}`"
+        ))
+        .into());
+    }
+    Ok((session, transcript))
+}
+
+/// Runs what the router task asks of chats until the router stops.
+pub async fn run_commands(state: AppState, mut commands: mpsc::UnboundedReceiver<ChatCommand>) {
+    while let Some(command) = commands.recv().await {
+        match command {
+            ChatCommand::Assigned(assigned) => {
+                if let Err(err) = state
+                    .chat
+                    .assign_agent(
+                        &assigned.service,
+                        &assigned.agent,
+                        &assigned.nickname,
+                        assigned.auto_answer,
+                    )
+                    .await
+                {
+                    tracing::warn!(service_id = %assigned.service, error = %err, "cannot hand the chat to its agent");
+                }
+            }
+            ChatCommand::Close { service, message } => {
+                if let Err(err) = state.chat.close(&service, Some(&message)).await {
+                    tracing::warn!(service_id = %service, error = %err, "cannot close the chat");
+                }
+            }
+        }
+    }
+}
+
+/// Completes the service of a closed chat: `AGENT_CONNECTED` when an agent joined, else
+/// `unanswered`; the agent's capacity is freed, or the service leaves its queue.
+///
+/// # Errors
+/// Storage failure.
+pub async fn settle(
+    state: &AppState,
+    closed: &Closed,
+    unanswered: CallbackReason,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let joined = closed.agent.as_ref().is_some_and(|a| a.joined);
+    let reason = if joined {
+        CallbackReason::AgentConnected
+    } else {
+        unanswered
+    };
+    let mut was_processing = false;
+    let result = state
+        .store
+        .update_service::<()>(&closed.service_id, |record| {
+            if !record.is_active() {
+                return Err(());
+            }
+            was_processing = record.state == CallbackState::Processing;
+            record.enter(CallbackState::Completed, Some(reason), now, "chat ended");
+            Ok(())
+        });
+    match result {
+        Ok(_) | Err(crate::store::UpdateError::Rejected(())) => {}
+        Err(crate::store::UpdateError::Store(err)) => return Err(err.into()),
+    }
+    state.store.wait_durable().await?;
+    let service = closed.service_id.clone();
+    match (&closed.agent, was_processing) {
+        (Some(agent), true) => state.router.send(Event::Ended {
+            service,
+            agent: agent.id.clone(),
+        }),
+        _ => state.router.send(Event::Removed { service }),
+    }
+    tracing::info!(service_id = %closed.service_id, reason = %reason, "chat ended; service completed");
+    Ok(())
+}
+
+/// Hands the chat of `service_id` to `agent` (its name and auto-answer come from the router).
+async fn hand_over(state: &AppState, service_id: &str, agent: &str) {
+    let id = agent.to_string();
+    let config = state
+        .router
+        .query(move |router, _| router.agent(&id).map(|a| a.config.clone()))
+        .await
+        .flatten();
+    let (nickname, auto_answer) = config.map_or_else(
+        || (agent.to_string(), true),
+        |config| (config.name, config.auto_answer),
+    );
+    if let Err(err) = state
+        .chat
+        .assign_agent(service_id, agent, &nickname, auto_answer)
+        .await
+    {
+        tracing::warn!(service_id = %service_id, error = %err, "cannot hand the chat to its agent");
+    }
+}
+
+/// An inbound chat whose id matches no service (unknown, or expired and removed): a new
+/// service with that id, routed to the fallback agent group (seeds 000/001 `inbound_chat`:
+/// `app_selected_agent_group`, `app_find_agent_timeout`).
+async fn create_inbound(
+    state: &AppState,
+    service_id: &str,
+    requester: Requester<'_>,
+) -> Result<ServiceRecord, AppError> {
+    let Some(fallback) = state.settings.inbound_chat.clone() else {
+        return Err(not_found(service_id));
+    };
+    let usable = !service_id.is_empty()
+        && service_id.len() <= 64
+        && service_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !usable {
+        return Err(not_found(service_id));
+    }
+    let now = state.clock.now();
+    let mut record = ServiceRecord::new(
+        service_id,
+        fallback.config.name.clone(),
+        fallback.config.preset,
+        now,
+    );
+    record.options = fallback.effective.clone();
+    record.owner = requester.map(str::to_string);
+    record.expire_at = now.plus_secs(fallback.settings.ttl_secs);
+    record.enter(
+        CallbackState::Queued,
+        None,
+        now,
+        "inbound chat without a matching service",
+    );
+    if !state.store.insert_service_if_absent(&record)? {
+        // Created concurrently by another request with the same id.
+        let existing = state
+            .store
+            .service(service_id)?
+            .ok_or_else(|| not_found(service_id))?;
+        check_owner(&existing, requester)?;
+        return Ok(existing);
+    }
+    tracing::info!(service_id = %service_id, group = ?fallback.settings.target, "inbound chat without a service: routed to the fallback group");
+    Ok(record)
+}
+
+fn settings_of(state: &AppState, record: &ServiceRecord) -> Result<ServiceSettings, AppError> {
+    ServiceSettings::from_options(&record.options, &state.settings.stat_servers).map_err(|err| {
+        tracing::error!(service_id = %record.id, error = %err, "stored options no longer validate");
+        AppError::Unavailable(format!(
+            "service `{}` cannot be routed with its stored options ({err}): ask the administrator",
+            record.id
+        ))
+    })
+}
+
+fn no_agent_yet(service_id: &str) -> AppError {
+    AppError::Unavailable(format!(
+        "no agent is available for service `{service_id}` yet: wait for the agent-available notification (or poll POST /genesys/1/service/{service_id}/status)"
+    ))
+}
+
+fn completed(record: &ServiceRecord, action: &'static str) -> LifecycleError {
+    LifecycleError::Completed {
+        id: record.id.clone(),
+        reason: record.reason.map(|r| r.to_string()).unwrap_or_default(),
+        action,
+    }
+}
+
+fn unknown_agent(agent_id: &str) -> AppError {
+    AppError::NotFound(format!(
+        "no agent has the id `{agent_id}`: list them with GET /genesys/1/admin/agents"
+    ))
+}
+
+/// The fallback for inbound chats, from the `[inbound_chat]` settings.
+///
+/// # Errors
+/// The group or timeout do not make a valid service.
+pub fn inbound_service(
+    group: &str,
+    find_agent_timeout_secs: u64,
+    stat_servers: &[String],
+) -> Result<Arc<ValidService>, crate::domain::options::OptionError> {
+    let stat_server = stat_servers
+        .first()
+        .map_or("StatServer", String::as_str)
+        .to_string();
+    let options = BTreeMap::from([
+        ("_target".to_string(), format!("{group}@{stat_server}.GA")),
+        (
+            "_urs_queued_ttl".to_string(),
+            find_agent_timeout_secs.to_string(),
+        ),
+    ]);
+    crate::domain::options::ConfiguredService {
+        name: "inbound-chat".to_string(),
+        preset: crate::domain::options::Preset::ChatImmediate,
+        options,
+    }
+    .validate(stat_servers)
+    .map(Arc::new)
+}

@@ -1,0 +1,698 @@
+//! The embedded Chat Server: chat sessions, their participants and transcripts.
+//!
+//! One service has at most one chat session. Sessions that are open live in memory (with
+//! their transcript, so a refresh reads no storage); every change is written to the store and
+//! group-committed before the caller hears of it, and only then pushed to the customer. A
+//! session's lock is held across that wait, so the events of one session are numbered,
+//! stored and pushed in one order. Closed sessions leave memory and are read back from the
+//! store when a customer fetches their last transcript.
+//!
+//! What a closed session means for its service (completing it, freeing the agent) is the
+//! caller's business: operations that close a session return [`Closed`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::domain::chat::{customer_rows, EventKind, NewEvent, TranscriptEvent, UserType};
+use crate::domain::service::ServiceRecord;
+use crate::domain::time::Timestamp;
+use crate::store::{Store, StoreError};
+
+/// A chat session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSession {
+    /// The chat session id (`chatSessionId`), 16 characters as Chat Server's.
+    pub id: String,
+    /// The service it belongs to.
+    pub service_id: String,
+    /// The service's `gms_user`, whose CometD clients get its pushes.
+    pub owner: Option<String>,
+    /// When it was created (`startedAt`; transcript seconds count from here).
+    pub created_at: Timestamp,
+    /// Who the customer is.
+    pub customer: Customer,
+    /// `notify_by=comet`: transcript changes are pushed, and replies are short.
+    pub comet: bool,
+    /// The agent routed to it, once there is one.
+    pub agent: Option<SessionAgent>,
+    /// When it was closed; a closed session takes no new events.
+    pub closed_at: Option<Timestamp>,
+    /// The position the next event gets (events are numbered from 1).
+    pub next_position: u64,
+    /// The first position the customer has not been shown by a poll-mode refresh.
+    pub client_position: u64,
+    /// Placed on hold by a workflow (ESP `PlaceOnHold`).
+    pub on_hold: bool,
+    /// The language set by ESP `ConfigureSession`.
+    pub language: Option<String>,
+    /// Loaded back from storage after a restart (ESP `GetSessionInfo` `IsRestored`).
+    pub restored: bool,
+}
+
+impl ChatSession {
+    /// `chatIxnState`: `DISCONNECTED` once closed, else `CONNECTED` for the reply that
+    /// created it and `TRANSCRIPT` afterwards.
+    pub fn ixn_state(&self, just_created: bool) -> &'static str {
+        if self.closed_at.is_some() {
+            "DISCONNECTED"
+        } else if just_created {
+            "CONNECTED"
+        } else {
+            "TRANSCRIPT"
+        }
+    }
+
+    /// The chat object of seed 003 without the verbose fields: state, session id, position,
+    /// service message, start time and, when given, the rows to show. Pushes
+    /// (`service.chat.refresh.<id>`) carry the same object.
+    pub fn wire(&self, state: &str, rows: Option<&[[String; 5]]>) -> serde_json::Value {
+        let message = if self.closed_at.is_some() {
+            "Chat was finished"
+        } else {
+            "Chat service is available"
+        };
+        let mut object = serde_json::json!({
+            "chatIxnState": state,
+            "chatSessionId": self.id,
+            "transcriptPosition": self.next_position.to_string(),
+            "chatServiceMessage": message,
+            "startedAt": self.created_at.to_iso(),
+        });
+        if let (Some(rows), Some(map)) = (rows, object.as_object_mut()) {
+            map.insert("transcriptToShow".into(), serde_json::json!(rows));
+        }
+        object
+    }
+}
+
+/// The customer of a chat session, as `ixn/chat` gave it (seed 003).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// `firstName`.
+    pub first_name: Option<String>,
+    /// `lastName`.
+    pub last_name: Option<String>,
+    /// `email`.
+    pub email: Option<String>,
+    /// `subject`.
+    pub subject: Option<String>,
+    /// The nickname shown in the transcript.
+    pub nickname: String,
+    /// `clientTimeZoneOffset`, echoed in verbose replies.
+    pub time_zone_offset: Option<String>,
+    /// `userId`, as Chat Server assigns one to each participant.
+    pub user_id: String,
+    /// `secureKey`.
+    pub secure_key: String,
+}
+
+/// The agent of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAgent {
+    /// The agent id.
+    pub id: String,
+    /// The nickname shown (the agent's name).
+    pub nickname: String,
+    /// Whether the agent joined (at once with `auto_answer`, else on accept).
+    pub joined: bool,
+}
+
+/// What `ixn/chat` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct StartChat {
+    /// The customer's details.
+    pub customer: Customer,
+    /// `notify_by=comet`.
+    pub comet: bool,
+}
+
+/// The customer's view after an operation: the session and what is new for them.
+#[derive(Debug, Clone)]
+pub struct CustomerView {
+    /// The session as it is now.
+    pub session: ChatSession,
+    /// Transcript rows the customer had not seen (or from the asked position).
+    pub rows: Vec<[String; 5]>,
+}
+
+/// A session was closed by this operation; the caller settles its service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The service of the session.
+    pub service_id: String,
+    /// The agent that was in it, if any.
+    pub agent: Option<SessionAgent>,
+}
+
+/// Why a chat operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// There is no such session (or no session for the service).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation needs an open session.
+    #[error(
+        "chat session `{0}` is closed: no more events can be added; refresh to read its transcript"
+    )]
+    Closed(String),
+    /// The agent is not the one in the session, or has not joined.
+    #[error("{0}")]
+    Refused(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Told about transcript changes once they are durable (the push layer implements it).
+pub trait TranscriptListener: Send + Sync + 'static {
+    /// `events` (only those the customer may see, never empty) were added to `session`.
+    fn transcript_changed(&self, session: &ChatSession, events: &[TranscriptEvent]);
+}
+
+/// A listener that does nothing.
+#[derive(Debug, Default)]
+pub struct NoListener;
+
+impl TranscriptListener for NoListener {
+    fn transcript_changed(&self, _session: &ChatSession, _events: &[TranscriptEvent]) {}
+}
+
+/// An open session in memory.
+struct Live {
+    session: ChatSession,
+    transcript: Vec<TranscriptEvent>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Live>>;
+
+/// The chat server. Cheap to clone.
+#[derive(Clone)]
+pub struct ChatServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ChatServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatServer").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    listener: Arc<dyn TranscriptListener>,
+    /// Open sessions by service id.
+    open: Mutex<HashMap<String, Slot>>,
+    /// Open sessions' service ids by chat session id.
+    by_session: Mutex<HashMap<String, String>>,
+}
+
+impl ChatServer {
+    /// A chat server over `store`, pushing through `listener`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, listener: Arc<dyn TranscriptListener>) -> Self {
+        ChatServer {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                listener,
+                open: Mutex::new(HashMap::new()),
+                by_session: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Loads the open sessions after a restart; they report `IsRestored`. A session whose
+    /// service is gone or finished (the crash came between the two writes) is closed.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn restore(&self) -> Result<usize, StoreError> {
+        let store = &self.inner.store;
+        let now = self.inner.clock.now();
+        let mut restored = 0;
+        for mut session in store.chat_sessions(|s| s.closed_at.is_none())? {
+            let service = store.service(&session.service_id)?;
+            let current = service.as_ref().is_some_and(|record| {
+                record.is_active() && record.chat_session_id.as_deref() == Some(&session.id)
+            });
+            session.restored = true;
+            if !current {
+                session.closed_at = Some(now);
+                store.put_chat_session(&session)?;
+                continue;
+            }
+            store.put_chat_session(&session)?;
+            let transcript = store.transcript(&session.id)?;
+            self.insert_open(Live {
+                session,
+                transcript,
+            });
+            restored += 1;
+        }
+        Ok(restored)
+    }
+
+    /// Creates the chat session of `record` (not yet linked to it: the caller stores the
+    /// link). Durable when this returns.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub async fn create(
+        &self,
+        record: &ServiceRecord,
+        start: StartChat,
+    ) -> Result<CustomerView, ChatError> {
+        let now = self.inner.clock.now();
+        let mut customer = start.customer;
+        customer.user_id = random_id(16);
+        customer.secure_key = random_id(16);
+        let session = ChatSession {
+            id: random_id(16),
+            service_id: record.id.clone(),
+            owner: record.owner.clone(),
+            created_at: now,
+            customer,
+            comet: start.comet,
+            agent: None,
+            closed_at: None,
+            next_position: 1,
+            client_position: 1,
+            on_hold: false,
+            language: None,
+            restored: false,
+        };
+        self.inner.store.put_chat_session(&session)?;
+        self.inner.store.wait_durable().await?;
+        self.insert_open(Live {
+            session: session.clone(),
+            transcript: Vec::new(),
+        });
+        tracing::info!(service_id = %record.id, chat_session_id = %session.id, "chat session created");
+        Ok(CustomerView {
+            session,
+            rows: Vec::new(),
+        })
+    }
+
+    /// The session of `record` as it is, showing no rows and marking nothing seen.
+    ///
+    /// # Errors
+    /// No session, storage failure.
+    pub async fn view(&self, record: &ServiceRecord) -> Result<CustomerView, ChatError> {
+        let slot = self.slot(record)?;
+        let live = slot.lock().await;
+        Ok(CustomerView {
+            session: live.session.clone(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// The customer's view of the session of `service_id`: the rows from `from`, or those not
+    /// shown yet; with `message`, the customer's message is added first.
+    ///
+    /// # Errors
+    /// No session, a message for a closed session, storage failure.
+    pub async fn refresh(
+        &self,
+        record: &ServiceRecord,
+        from: Option<u64>,
+        message: Option<String>,
+    ) -> Result<CustomerView, ChatError> {
+        let slot = self.slot(record)?;
+        let mut live = slot.lock().await;
+        if let Some(text) = message {
+            let nickname = live.session.customer.nickname.clone();
+            let event = NewEvent::new(EventKind::Message, &nickname, &text, UserType::Client);
+            self.append(&mut live, vec![event]).await?;
+        }
+        let from = from.unwrap_or(live.session.client_position).max(1);
+        let rows = customer_rows(&live.transcript, from, live.session.created_at);
+        // Only poll mode tracks what the customer was shown; kept in memory, stored with
+        // the next write (after a restart a customer may be shown a few rows again).
+        live.session.client_position = live.session.next_position;
+        Ok(CustomerView {
+            session: live.session.clone(),
+            rows,
+        })
+    }
+
+    /// The customer's notice: typing started or stopped, or a custom notice.
+    ///
+    /// # Errors
+    /// No session, a closed session, storage failure.
+    pub async fn customer_notice(
+        &self,
+        record: &ServiceRecord,
+        kind: EventKind,
+        text: &str,
+    ) -> Result<CustomerView, ChatError> {
+        let slot = self.slot(record)?;
+        let mut live = slot.lock().await;
+        let nickname = live.session.customer.nickname.clone();
+        let added = self
+            .append(
+                &mut live,
+                vec![NewEvent::new(kind, &nickname, text, UserType::Client)],
+            )
+            .await?;
+        let rows = customer_rows(&added, 0, live.session.created_at);
+        Ok(CustomerView {
+            session: live.session.clone(),
+            rows,
+        })
+    }
+
+    /// The customer leaves: the session closes. Disconnecting a closed session changes
+    /// nothing and closes nothing.
+    ///
+    /// # Errors
+    /// No session, storage failure.
+    pub async fn disconnect(
+        &self,
+        record: &ServiceRecord,
+    ) -> Result<(CustomerView, Option<Closed>), ChatError> {
+        let slot = self.slot(record)?;
+        let mut live = slot.lock().await;
+        let closed = if live.session.closed_at.is_none() {
+            let nickname = live.session.customer.nickname.clone();
+            let left = NewEvent::new(EventKind::Left, &nickname, "", UserType::Client);
+            Some(self.close_live(&mut live, Some(left)).await?)
+        } else {
+            None
+        };
+        Ok((
+            CustomerView {
+                session: live.session.clone(),
+                rows: Vec::new(),
+            },
+            closed,
+        ))
+    }
+
+    /// An agent was routed to the session of `service_id`; with `auto_answer` it joins at
+    /// once (`Notice.Joined`), else it is invited and joins on [`ChatServer::accept`].
+    ///
+    /// # Errors
+    /// No open session, storage failure.
+    pub async fn assign_agent(
+        &self,
+        service_id: &str,
+        agent_id: &str,
+        nickname: &str,
+        auto_answer: bool,
+    ) -> Result<(), ChatError> {
+        let slot = self.open_slot(service_id)?;
+        let mut live = slot.lock().await;
+        if live.session.closed_at.is_some() {
+            return Err(ChatError::Closed(live.session.id.clone()));
+        }
+        live.session.agent = Some(SessionAgent {
+            id: agent_id.to_string(),
+            nickname: nickname.to_string(),
+            joined: false,
+        });
+        if auto_answer {
+            self.join(&mut live).await
+        } else {
+            self.inner.store.put_chat_session(&live.session)?;
+            self.inner.store.wait_durable().await?;
+            Ok(())
+        }
+    }
+
+    /// The invited agent accepts the chat and joins it.
+    ///
+    /// # Errors
+    /// No open session, another agent's, already joined, storage failure.
+    pub async fn accept(&self, service_id: &str, agent_id: &str) -> Result<(), ChatError> {
+        let slot = self.open_slot(service_id)?;
+        let mut live = slot.lock().await;
+        match &live.session.agent {
+            Some(agent) if agent.id == agent_id && !agent.joined => self.join(&mut live).await,
+            Some(agent) if agent.id == agent_id => Err(ChatError::Refused(format!(
+                "agent `{agent_id}` has already joined the chat of service `{service_id}`"
+            ))),
+            _ => Err(not_agents(service_id, agent_id)),
+        }
+    }
+
+    /// Adds the agent's event (message, typing, pushed URL).
+    ///
+    /// # Errors
+    /// No open session, not this agent's or not joined yet, storage failure.
+    pub async fn agent_event(
+        &self,
+        service_id: &str,
+        agent_id: &str,
+        kind: EventKind,
+        text: &str,
+    ) -> Result<TranscriptEvent, ChatError> {
+        let slot = self.open_slot(service_id)?;
+        let mut live = slot.lock().await;
+        let nickname = self.joined_agent(&live.session, service_id, agent_id)?;
+        let mut added = self
+            .append(
+                &mut live,
+                vec![NewEvent::new(kind, &nickname, text, UserType::Agent)],
+            )
+            .await?;
+        Ok(added.remove(0))
+    }
+
+    /// The agent leaves: the session closes (one agent per session).
+    ///
+    /// # Errors
+    /// No open session, not this agent's, storage failure.
+    pub async fn agent_leave(&self, service_id: &str, agent_id: &str) -> Result<Closed, ChatError> {
+        let slot = self.open_slot(service_id)?;
+        let mut live = slot.lock().await;
+        let nickname = match &live.session.agent {
+            Some(agent) if agent.id == agent_id => agent.nickname.clone(),
+            _ => return Err(not_agents(service_id, agent_id)),
+        };
+        let left = NewEvent::new(EventKind::Left, &nickname, "", UserType::Agent);
+        self.close_live(&mut live, Some(left)).await
+    }
+
+    /// Closes the session of `service_id` from outside (the queue timed out, the service
+    /// was cancelled), with an optional last message from the system. `None` when it has
+    /// no open session.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn close(
+        &self,
+        service_id: &str,
+        message: Option<&str>,
+    ) -> Result<Option<Closed>, ChatError> {
+        let Ok(slot) = self.open_slot(service_id) else {
+            return Ok(None);
+        };
+        let mut live = slot.lock().await;
+        if live.session.closed_at.is_some() {
+            return Ok(None);
+        }
+        let last = message
+            .map(|text| NewEvent::new(EventKind::Message, "system", text, UserType::External));
+        self.close_live(&mut live, last).await.map(Some)
+    }
+
+    /// The session and its whole transcript, as the agent (or an administrator) sees it.
+    ///
+    /// # Errors
+    /// No session, storage failure.
+    pub async fn full_view(
+        &self,
+        record: &ServiceRecord,
+    ) -> Result<(ChatSession, Vec<TranscriptEvent>), ChatError> {
+        let slot = self.slot(record)?;
+        let live = slot.lock().await;
+        Ok((live.session.clone(), live.transcript.clone()))
+    }
+
+    /// The agent of the open session of `service_id`, if any.
+    pub async fn agent_of(&self, service_id: &str) -> Option<SessionAgent> {
+        let slot = self.open_slot(service_id).ok()?;
+        let live = slot.lock().await;
+        live.session.agent.clone()
+    }
+
+    /// Open sessions in memory.
+    pub fn open_count(&self) -> usize {
+        lock(&self.inner.open).len()
+    }
+
+    // ----- inside a session's lock -----
+
+    /// Numbers, stores and (once durable) pushes `events`. Returns them numbered.
+    async fn append(
+        &self,
+        live: &mut Live,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<TranscriptEvent>, ChatError> {
+        if live.session.closed_at.is_some() {
+            return Err(ChatError::Closed(live.session.id.clone()));
+        }
+        self.append_unchecked(live, events).await
+    }
+
+    async fn append_unchecked(
+        &self,
+        live: &mut Live,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<TranscriptEvent>, ChatError> {
+        let now = self.inner.clock.now();
+        let mut session = live.session.clone();
+        let numbered: Vec<TranscriptEvent> = events
+            .into_iter()
+            .map(|event| {
+                let position = session.next_position;
+                session.next_position += 1;
+                event.at(position, now)
+            })
+            .collect();
+        self.inner.store.append_transcript(&session, &numbered)?;
+        live.session = session;
+        live.transcript.extend(numbered.iter().cloned());
+        self.inner.store.wait_durable().await?;
+        self.announce(&live.session, &numbered);
+        Ok(numbered)
+    }
+
+    /// Hands the customer-visible part of `events` to the listener (comet sessions only).
+    fn announce(&self, session: &ChatSession, events: &[TranscriptEvent]) {
+        if !session.comet {
+            return;
+        }
+        let visible: Vec<TranscriptEvent> = events
+            .iter()
+            .filter(|e| e.visibility.customer_sees())
+            .cloned()
+            .collect();
+        if !visible.is_empty() {
+            self.inner.listener.transcript_changed(session, &visible);
+        }
+    }
+
+    async fn join(&self, live: &mut Live) -> Result<(), ChatError> {
+        let Some(agent) = live.session.agent.as_mut() else {
+            return Ok(());
+        };
+        agent.joined = true;
+        let nickname = agent.nickname.clone();
+        let joined = NewEvent::new(EventKind::Joined, &nickname, "", UserType::Agent);
+        self.append(live, vec![joined]).await.map(drop)
+    }
+
+    /// Adds `last` (if any), marks the session closed and takes it out of memory.
+    async fn close_live(
+        &self,
+        live: &mut Live,
+        last: Option<NewEvent>,
+    ) -> Result<Closed, ChatError> {
+        live.session.closed_at = Some(self.inner.clock.now());
+        self.append_unchecked(live, last.into_iter().collect())
+            .await?;
+        lock(&self.inner.open).remove(&live.session.service_id);
+        lock(&self.inner.by_session).remove(&live.session.id);
+        tracing::info!(service_id = %live.session.service_id, chat_session_id = %live.session.id, "chat session closed");
+        Ok(Closed {
+            service_id: live.session.service_id.clone(),
+            agent: live.session.agent.clone(),
+        })
+    }
+
+    fn joined_agent(
+        &self,
+        session: &ChatSession,
+        service_id: &str,
+        agent_id: &str,
+    ) -> Result<String, ChatError> {
+        match &session.agent {
+            Some(agent) if agent.id == agent_id && agent.joined => Ok(agent.nickname.clone()),
+            Some(agent) if agent.id == agent_id => Err(ChatError::Refused(format!(
+                "agent `{agent_id}` has not joined the chat of service `{service_id}` yet: accept it first (POST /genesys/1/agent/{agent_id}/interactions/{service_id}/accept)"
+            ))),
+            _ => Err(not_agents(service_id, agent_id)),
+        }
+    }
+
+    // ----- finding sessions -----
+
+    fn insert_open(&self, live: Live) {
+        let service_id = live.session.service_id.clone();
+        lock(&self.inner.by_session).insert(live.session.id.clone(), service_id.clone());
+        lock(&self.inner.open).insert(service_id, Arc::new(tokio::sync::Mutex::new(live)));
+    }
+
+    /// The open session of a service.
+    fn open_slot(&self, service_id: &str) -> Result<Slot, ChatError> {
+        lock(&self.inner.open)
+            .get(service_id)
+            .cloned()
+            .ok_or_else(|| {
+                ChatError::NotFound(format!("service `{service_id}` has no open chat session"))
+            })
+    }
+
+    /// The session of `record`: the open one, or the closed one read back from storage.
+    fn slot(&self, record: &ServiceRecord) -> Result<Slot, ChatError> {
+        if let Ok(slot) = self.open_slot(&record.id) {
+            return Ok(slot);
+        }
+        let missing = || {
+            ChatError::NotFound(format!(
+                "service `{}` has no chat session: start one with POST /genesys/1/service/{}/ixn/chat",
+                record.id, record.id
+            ))
+        };
+        let session_id = record.chat_session_id.as_deref().ok_or_else(missing)?;
+        let session = self
+            .inner
+            .store
+            .chat_session(session_id)?
+            .ok_or_else(missing)?;
+        let transcript = self.inner.store.transcript(session_id)?;
+        Ok(Arc::new(tokio::sync::Mutex::new(Live {
+            session,
+            transcript,
+        })))
+    }
+
+    /// The service id of the chat session `session_id` (open or stored).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn service_of_session(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(service) = lock(&self.inner.by_session).get(session_id) {
+            return Ok(Some(service.clone()));
+        }
+        Ok(self
+            .inner
+            .store
+            .chat_session(session_id)?
+            .map(|s| s.service_id))
+    }
+}
+
+fn not_agents(service_id: &str, agent_id: &str) -> ChatError {
+    ChatError::Refused(format!(
+        "the chat of service `{service_id}` is not routed to agent `{agent_id}`: see GET /genesys/1/agent/{agent_id}/interactions"
+    ))
+}
+
+/// A random alphanumeric id of `len` characters (about 5.95 bits each).
+fn random_id(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), len)
+}
+
+/// Locks a std mutex; a panic elsewhere while holding it does not make the map unusable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,211 @@
+//! Chat API v1 (seed 003): `POST /genesys/1/service/{id}/ixn/chat` and
+//! `/ixn/chat/{refresh,send,startTyping,stopTyping,customNotice,disconnect}`.
+//!
+//! Poll mode answers the chat object; comet mode (`notify_by=comet` when the chat started)
+//! answers `{"_id","comet_channel":"/_genesys"}` and pushes the transcript instead, unless
+//! `_verbose=true` asks for the whole object. Starting and disconnecting always answer the
+//! chat object (seeds 000 and 003).
+
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::error::respond;
+use super::form::{self, Fields, Json};
+use super::{client, reply, with_state, Client};
+use crate::app::chat::{self, ChatReply, CustomerAction, StartRequest};
+use crate::app::{AppError, AppState};
+use crate::domain::options::FieldError;
+
+/// The customer's chat routes.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    start(state.clone()).or(action(state)).unify()
+}
+
+/// POST /genesys/1/service/{id}/ixn/chat
+fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "ixn" / "chat")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .then(
+            |id: String, state: AppState, client: Client, fields: Fields| async move {
+                let verbose = verbose(&fields);
+                let started = match StartRequest::parse(&fields) {
+                    Ok(request) => chat::start_chat(&state, &id, client.gms_user(), request).await,
+                    Err(err) => Err(err.into()),
+                };
+                respond(started, |reply| {
+                    let body = if reply.view.session.comet && !verbose {
+                        // Seed 000: the comet-mode start answers the channel to listen on.
+                        short_reply(&reply)
+                    } else {
+                        chat_object(&reply, verbose, &client)
+                    };
+                    reply::json(StatusCode::OK, &body)
+                })
+            },
+        )
+}
+
+/// POST /genesys/1/service/{id}/ixn/chat/{action}
+fn action(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "service" / String / "ixn" / "chat" / String)
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and(form::fields(limit, Json::Refused))
+        .then(
+            |id: String, name: String, state: AppState, client: Client, fields: Fields| async move {
+                let verbose = verbose(&fields);
+                let disconnect = name == "disconnect";
+                let result = match parse_action(&name, &fields) {
+                    Ok(action) => {
+                        chat::customer_action(&state, &id, client.gms_user(), action).await
+                    }
+                    Err(err) => Err(err),
+                };
+                respond(result, |reply| {
+                    let body = if reply.view.session.comet && !verbose && !disconnect {
+                        short_reply(&reply)
+                    } else {
+                        chat_object(&reply, verbose, &client)
+                    };
+                    reply::json(StatusCode::OK, &body)
+                })
+            },
+        )
+}
+
+/// The action named in the URL, with its fields.
+fn parse_action(name: &str, fields: &Fields) -> Result<CustomerAction, AppError> {
+    let message = field(fields, "message");
+    Ok(match name {
+        "refresh" => CustomerAction::Refresh {
+            from: transcript_position(fields)?,
+            message: message.filter(|m| !m.trim().is_empty()),
+        },
+        "send" => CustomerAction::Send(message.filter(|m| !m.trim().is_empty()).ok_or_else(
+            || FieldError::new("message", "send needs the text to send in `message`"),
+        )?),
+        "startTyping" => CustomerAction::StartTyping,
+        "stopTyping" => CustomerAction::StopTyping,
+        "customNotice" => CustomerAction::CustomNotice(message.unwrap_or_default()),
+        "disconnect" => CustomerAction::Disconnect,
+        other => {
+            return Err(AppError::NotFound(format!(
+                "there is no chat operation `{other}`: use refresh, send, startTyping, stopTyping, customNotice or disconnect"
+            )))
+        }
+    })
+}
+
+/// `transcriptPosition`: a position from 1.
+fn transcript_position(fields: &Fields) -> Result<Option<u64>, FieldError> {
+    match field(fields, "transcriptPosition") {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(position) if position >= 1 => Ok(Some(position)),
+            _ => Err(FieldError::new(
+                "transcriptPosition",
+                format!("`{text}` is not a transcript position: use a whole number from 1 (1 replays the whole transcript)"),
+            )),
+        },
+    }
+}
+
+/// The last value of field `name` (body fields come after query fields, so the body wins).
+fn field(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn verbose(fields: &Fields) -> bool {
+    field(fields, "_verbose").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// `{"_id","comet_channel":"/_genesys"}`.
+fn short_reply(reply: &ChatReply) -> Value {
+    json!({ "_id": reply.service_id, "comet_channel": "/_genesys" })
+}
+
+/// The chat object of seed 003; `verbose` adds the participant, server and URL fields.
+fn chat_object(reply: &ChatReply, verbose: bool, client: &Client) -> Value {
+    let session = &reply.view.session;
+    let state = session.ixn_state(reply.created);
+    // The start reply and the disconnect reply carry no transcript rows (seed 003); every
+    // other reply shows what is new for the customer, possibly nothing.
+    let rows = (!reply.created && session.closed_at.is_none() || !reply.view.rows.is_empty())
+        .then_some(reply.view.rows.as_slice());
+    let mut object = session.wire(state, rows);
+    if !verbose {
+        return object;
+    }
+    let (host, port) = host_and_port(&client.base_url);
+    let base = format!("/genesys/1/service/{}/ixn/chat", reply.service_id);
+    if let Some(map) = object.as_object_mut() {
+        let customer = &session.customer;
+        let mut add = |key: &str, value: Value| {
+            map.insert(key.to_string(), value);
+        };
+        add("userId", json!(customer.user_id));
+        add("secureKey", json!(customer.secure_key));
+        add("checkChatServiceLoadBalancerPath", json!(""));
+        add("chatServerLoadBalancerAlias", json!("callbackd"));
+        add("chatServerHost", json!(host));
+        add("chatWebApiPort", json!(port));
+        add("isTLSrequired", json!("false"));
+        add(
+            "clientTimeZoneOffset",
+            json!(customer
+                .time_zone_offset
+                .clone()
+                .unwrap_or_else(|| "0".into())),
+        );
+        add("_chatIxnAPI_SEND_URL", json!(format!("{base}/send")));
+        add("_chatIxnAPI_REFRESH_URL", json!(format!("{base}/refresh")));
+        add(
+            "_chatIxnAPI_START_TYPING_URL",
+            json!(format!("{base}/startTyping")),
+        );
+        add(
+            "_chatIxnAPI_STOP_TYPING_URL",
+            json!(format!("{base}/stopTyping")),
+        );
+        add(
+            "_chatIxnAPI_DISCONNECT_URL",
+            json!(format!("{base}/disconnect")),
+        );
+        add(
+            "_chatIxnAPI_REFRESH_FROM_START_URL",
+            json!(format!("{base}/refresh?transcriptPosition=1")),
+        );
+        add(
+            "_chatIxnAPI_SEND_CUSTOM_URL",
+            json!(format!("{base}/customNotice")),
+        );
+        if session.comet {
+            add("comet_channel", json!("/_genesys"));
+        }
+    }
+    object
+}
+
+/// The host and port of `http://host[:port]`.
+fn host_and_port(base_url: &str) -> (String, String) {
+    let authority = base_url.trim_start_matches("http://");
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => {
+            (host.to_string(), port.to_string())
+        }
+        _ => (authority.to_string(), "80".to_string()),
+    }
+}

@@ -1,0 +1,233 @@
+//! The agent desktop's chat routes (DESIGN §6.4, bearer token): the agent's interactions,
+//! accepting a chat, and chatting in it.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::admin::admin_auth;
+use super::error::respond;
+use super::{form, reply, with_state};
+use crate::app::chat::{self, AgentAction, Interaction};
+use crate::app::AppState;
+use crate::center::chat::ChatSession;
+use crate::domain::chat::TranscriptEvent;
+
+/// The agent desktop chat routes.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    interactions(state.clone())
+        .or(accept(state.clone()))
+        .unify()
+        .or(transcript(state.clone()))
+        .unify()
+        .or(message(state.clone()))
+        .unify()
+        .or(typing(state.clone()))
+        .unify()
+        .or(push_url(state.clone()))
+        .unify()
+        .or(leave(state))
+        .unify()
+}
+
+/// GET /genesys/1/agent/{agent}/interactions
+fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "agent" / String / "interactions")
+        .and(warp::get())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .then(|agent: String, state: AppState| async move {
+            respond(chat::interactions(&state, &agent).await, |list| {
+                let views: Vec<Value> = list.iter().map(interaction_view).collect();
+                reply::json(StatusCode::OK, &views)
+            })
+        })
+}
+
+/// POST /genesys/1/agent/{agent}/interactions/{service}/accept
+fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "accept")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .then(
+            |agent: String, service: String, state: AppState| async move {
+                let result =
+                    chat::agent_action(&state, &agent, &service, AgentAction::Accept).await;
+                respond(result, |_| {
+                    reply::json(StatusCode::OK, &json!({ "accepted": service }))
+                })
+            },
+        )
+}
+
+/// GET /genesys/1/agent/{agent}/chat/{service}?transcriptPosition=N
+fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String)
+        .and(warp::get())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::query_fields())
+        .then(
+            |agent: String, service: String, state: AppState, query: form::Fields| async move {
+                let from = query
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "transcriptPosition")
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1);
+                let result = chat::agent_transcript(&state, &agent, &service).await;
+                respond(result, |(session, events)| {
+                    reply::json(StatusCode::OK, &chat_view(&session, &events, from))
+                })
+            },
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    typing: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushUrlBody {
+    url: String,
+}
+
+/// POST /genesys/1/agent/{agent}/chat/{service}/message `{"text"}`
+fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "message")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::json_body::<MessageBody>(limit))
+        .then(
+            |agent: String, service: String, state: AppState, body: MessageBody| async move {
+                event_reply(
+                    chat::agent_action(&state, &agent, &service, AgentAction::Message(body.text))
+                        .await,
+                )
+            },
+        )
+}
+
+/// POST /genesys/1/agent/{agent}/chat/{service}/typing `{"typing":bool}`
+fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "typing")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::json_body::<TypingBody>(limit))
+        .then(
+            |agent: String, service: String, state: AppState, body: TypingBody| async move {
+                event_reply(
+                    chat::agent_action(&state, &agent, &service, AgentAction::Typing(body.typing))
+                        .await,
+                )
+            },
+        )
+}
+
+/// POST /genesys/1/agent/{agent}/chat/{service}/push-url `{"url"}`
+fn push_url(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "push-url")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .and(form::json_body::<PushUrlBody>(limit))
+        .then(
+            |agent: String, service: String, state: AppState, body: PushUrlBody| async move {
+                event_reply(
+                    chat::agent_action(&state, &agent, &service, AgentAction::PushUrl(body.url))
+                        .await,
+                )
+            },
+        )
+}
+
+/// POST /genesys/1/agent/{agent}/chat/{service}/leave
+fn leave(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "leave")
+        .and(warp::post())
+        .and(admin_auth(&state))
+        .and(with_state(state))
+        .then(
+            |agent: String, service: String, state: AppState| async move {
+                let result = chat::agent_action(&state, &agent, &service, AgentAction::Leave).await;
+                respond(result, |_| {
+                    reply::json(StatusCode::OK, &json!({ "left": service }))
+                })
+            },
+        )
+}
+
+fn event_reply(result: Result<Option<TranscriptEvent>, crate::app::AppError>) -> Response {
+    respond(result, |event| {
+        let body = event.map_or(Value::Null, |e| {
+            json!({ "transcriptPosition": e.position, "type": e.kind.as_str(), "text": e.text })
+        });
+        reply::json(StatusCode::OK, &body)
+    })
+}
+
+/// An interaction as the agent desktop shows it.
+fn interaction_view(interaction: &Interaction) -> Value {
+    let record = &interaction.record;
+    let mut view = json!({
+        "service_id": record.id,
+        "service_name": record.service_name,
+        "status": interaction.status,
+        "callback_state": record.state.as_str(),
+        "customer_number": record.customer_number,
+        "user_data": record.user_data,
+    });
+    if let (Some((session, events)), Some(map)) = (&interaction.chat, view.as_object_mut()) {
+        map.insert("chat".into(), chat_view(session, events, 1));
+    }
+    view
+}
+
+/// A chat as its agent sees it: every event from `from`, hidden ones included, with their
+/// visibility.
+fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from: u64) -> Value {
+    let customer = &session.customer;
+    let rows: Vec<Value> = events
+        .iter()
+        .filter(|e| e.position >= from)
+        .map(|e| {
+            json!({
+                "position": e.position,
+                "row": e.row(session.created_at),
+                "visibility": e.visibility.as_str(),
+            })
+        })
+        .collect();
+    json!({
+        "chatSessionId": session.id,
+        "state": session.ixn_state(false),
+        "startedAt": session.created_at.to_iso(),
+        "transcriptPosition": session.next_position,
+        "customer": {
+            "nickname": customer.nickname,
+            "firstName": customer.first_name,
+            "lastName": customer.last_name,
+            "email": customer.email,
+            "subject": customer.subject,
+        },
+        "agent": session.agent.as_ref().map(|a| json!({"id": a.id, "nickname": a.nickname, "joined": a.joined})),
+        "transcript": rows,
+    })
+}

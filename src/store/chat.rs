@@ -1,0 +1,124 @@
+//! Chat sessions and their transcripts.
+//!
+//! A session and the event that changed it are written in one transaction, so a stored
+//! session's `next_position` always says how many events its transcript has.
+
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+
+use super::{codec, format, keys, tx_error, Store, StoreError};
+use crate::center::chat::ChatSession;
+use crate::domain::chat::TranscriptEvent;
+
+impl Store {
+    /// Stores a chat session (new, or changed without a new event).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn put_chat_session(&self, session: &ChatSession) -> Result<(), StoreError> {
+        self.inner.trees.chat_sessions.insert(
+            session.id.as_bytes(),
+            codec::encode(format::CHAT_SESSION, session)?,
+        )?;
+        Ok(())
+    }
+
+    /// Appends `events` to a session's transcript and stores the session with them, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn append_transcript(
+        &self,
+        session: &ChatSession,
+        events: &[TranscriptEvent],
+    ) -> Result<(), StoreError> {
+        let session_bytes = codec::encode(format::CHAT_SESSION, session)?;
+        let event_bytes = events
+            .iter()
+            .map(|event| {
+                Ok((
+                    keys::transcript_key(&session.id, event.position),
+                    codec::encode(format::TRANSCRIPT_EVENT, event)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let trees = &self.inner.trees;
+        (&trees.chat_sessions, &trees.transcripts)
+            .transaction(|(sessions, transcripts)| {
+                sessions.insert(session.id.as_bytes(), session_bytes.as_slice())?;
+                for (key, value) in &event_bytes {
+                    transcripts.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    /// The chat session `id`.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn chat_session(&self, id: &str) -> Result<Option<ChatSession>, StoreError> {
+        self.inner
+            .trees
+            .chat_sessions
+            .get(id.as_bytes())?
+            .map(|bytes| codec::decode(format::CHAT_SESSION, &bytes, &format!("chat session {id}")))
+            .transpose()
+    }
+
+    /// Every stored chat session that `keep` accepts (start-up restores the open ones).
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn chat_sessions(
+        &self,
+        mut keep: impl FnMut(&ChatSession) -> bool,
+    ) -> Result<Vec<ChatSession>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.inner.trees.chat_sessions.iter() {
+            let (_, bytes) = item?;
+            let session: ChatSession = codec::decode(format::CHAT_SESSION, &bytes, "chat session")?;
+            if keep(&session) {
+                found.push(session);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The transcript of a session, in order.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptEvent>, StoreError> {
+        self.inner
+            .trees
+            .transcripts
+            .scan_prefix(keys::transcript_prefix(session_id))
+            .map(|item| {
+                let (_, bytes) = item?;
+                codec::decode(format::TRANSCRIPT_EVENT, &bytes, "transcript event")
+            })
+            .collect()
+    }
+
+    /// Removes a chat session and its transcript.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_chat_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let transcripts = &self.inner.trees.transcripts;
+        let mut batch = sled::Batch::default();
+        for item in transcripts.scan_prefix(keys::transcript_prefix(session_id)) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+        transcripts.apply_batch(batch)?;
+        self.inner
+            .trees
+            .chat_sessions
+            .remove(session_id.as_bytes())?;
+        Ok(())
+    }
+}
