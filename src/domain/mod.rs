@@ -5,7 +5,13 @@
 //! - [`options`]: presets, configured services, option validation, create requests.
 //! - [`service`]: the service record and its lifecycle.
 //! - [`notification`]: customer-bound notifications.
+//! - [`kv`]: the Chat Server key-value collection format (`EventAttributes`).
+//! - [`esp`]: ESP requests to a chat session, parsed and validated.
+//! - [`idle`]: chat inactivity control with an injected time.
 
+pub mod esp;
+pub mod idle;
+pub mod kv;
 pub mod notification;
 pub mod options;
 pub mod service;
