@@ -6,8 +6,14 @@
 //! - [`service`]: the service record and its lifecycle.
 //! - [`notification`]: customer-bound notifications.
 //! - [`chat`]: the chat transcript and its wire rows.
+//! - [`kv`]: the Chat Server key-value collection format (`EventAttributes`).
+//! - [`esp`]: ESP requests to a chat session, parsed and validated.
+//! - [`idle`]: chat inactivity control with an injected time.
 
 pub mod chat;
+pub mod esp;
+pub mod idle;
+pub mod kv;
 pub mod notification;
 pub mod options;
 pub mod service;
