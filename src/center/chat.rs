@@ -570,7 +570,7 @@ impl ChatServer {
         }
         let visible: Vec<TranscriptEvent> = events
             .iter()
-            .filter(|e| e.visibility.customer_sees())
+            .filter(|e| e.visibility.visible_to_customer())
             .cloned()
             .collect();
         if !visible.is_empty() {

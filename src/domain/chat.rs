@@ -83,47 +83,7 @@ impl UserType {
 }
 
 /// Who may see an event (ESP `Visibility`, seeds 002 and 004).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Visibility {
-    /// Everyone (`ALL`, the default).
-    #[default]
-    All,
-    /// Agents and supervisors only (`INT`).
-    Internal,
-    /// Supervisors only (`VIP`).
-    Supervisors,
-}
-
-impl Visibility {
-    /// Parses `ALL`, `INT` or `VIP`.
-    ///
-    /// # Errors
-    /// Any other value, with the accepted ones.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        match value.trim() {
-            "ALL" | "" => Ok(Visibility::All),
-            "INT" => Ok(Visibility::Internal),
-            "VIP" => Ok(Visibility::Supervisors),
-            other => Err(format!(
-                "`{other}` is not a visibility: use ALL (everyone), INT (agents and supervisors) or VIP (supervisors)"
-            )),
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::All => "ALL",
-            Visibility::Internal => "INT",
-            Visibility::Supervisors => "VIP",
-        }
-    }
-
-    /// Whether the customer sees events with this visibility.
-    pub fn customer_sees(self) -> bool {
-        self == Visibility::All
-    }
-}
+pub use super::esp::Visibility;
 
 /// One event of a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,7 +185,7 @@ pub fn customer_rows<'a>(
 ) -> Vec<[String; 5]> {
     events
         .into_iter()
-        .filter(|e| e.position >= from && e.visibility.customer_sees())
+        .filter(|e| e.position >= from && e.visibility.visible_to_customer())
         .map(|e| e.row(started_at))
         .collect()
 }
@@ -298,8 +258,8 @@ mod tests {
     fn the_customer_sees_only_visible_events_from_the_position_on() {
         let events = [
             event(1, EventKind::Joined, 1, Visibility::All),
-            event(2, EventKind::Message, 2, Visibility::Internal),
-            event(3, EventKind::Message, 3, Visibility::Supervisors),
+            event(2, EventKind::Message, 2, Visibility::Int),
+            event(3, EventKind::Message, 3, Visibility::Vip),
             event(4, EventKind::TypingStarted, 4, Visibility::All),
         ];
         let start = Timestamp::from_millis(1_000_000);
@@ -308,14 +268,6 @@ mod tests {
         assert_eq!(all[1][0], "Notice.TypingStarted");
         assert_eq!(customer_rows(&events, 2, start).len(), 1);
         assert!(customer_rows(&events, 5, start).is_empty());
-    }
-
-    #[test]
-    fn visibility_accepts_the_three_values_only() {
-        assert_eq!(Visibility::parse("INT"), Ok(Visibility::Internal));
-        assert_eq!(Visibility::parse("VIP"), Ok(Visibility::Supervisors));
-        assert_eq!(Visibility::parse("ALL"), Ok(Visibility::All));
-        assert!(Visibility::parse("all").unwrap_err().contains("ALL"));
     }
 
     #[test]
