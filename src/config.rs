@@ -5,8 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::push::HttpCallbackSettings;
 
 /// Everything callbackd needs to start.
 #[derive(Debug, Clone)]
@@ -28,6 +31,9 @@ pub struct Config {
     pub expiry_schedule: String,
     /// Names accepted as the `<StatServer>` part of a routing target.
     pub stat_servers: Vec<String>,
+    /// How `_device_os=httpcb` notifications are POSTed: timeout, attempts, backoff (file
+    /// keys `httpcb_timeout_ms`, `httpcb_attempts`, `httpcb_backoff_ms`).
+    pub httpcb: HttpCallbackSettings,
 }
 
 /// Default listen address, as GMS clients expect it.
@@ -46,6 +52,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
+            httpcb: HttpCallbackSettings::default(),
         }
     }
 }
@@ -93,6 +100,9 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
+    httpcb_timeout_ms: Option<u64>,
+    httpcb_attempts: Option<u32>,
+    httpcb_backoff_ms: Option<u64>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -172,6 +182,15 @@ impl Config {
         if let Some(servers) = file.stat_servers {
             self.stat_servers = servers;
         }
+        if let Some(ms) = file.httpcb_timeout_ms {
+            self.httpcb.timeout = Duration::from_millis(ms);
+        }
+        if let Some(attempts) = file.httpcb_attempts {
+            self.httpcb.attempts = attempts;
+        }
+        if let Some(ms) = file.httpcb_backoff_ms {
+            self.httpcb.backoff = Duration::from_millis(ms);
+        }
         Ok(())
     }
 
@@ -209,6 +228,13 @@ impl Config {
                     "{} bytes is too small for a GMS request: use at least 1024",
                     self.max_body_bytes
                 ),
+            });
+        }
+        if self.httpcb.attempts == 0 || self.httpcb.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "httpcb_attempts",
+                source_name: "configuration".into(),
+                message: "httpcb_attempts and httpcb_timeout_ms must be at least 1".into(),
             });
         }
         if self.stat_servers.is_empty() {

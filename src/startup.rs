@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
+use crate::push::{HttpCallbacks, NoComet, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError};
 
@@ -71,6 +72,8 @@ pub(crate) struct Built {
     pub shutdown: watch::Sender<bool>,
     /// The router task.
     pub router_task: tokio::task::JoinHandle<()>,
+    /// The HTTP callback worker of the push layer.
+    pub push_task: tokio::task::JoinHandle<()>,
 }
 
 /// Opens everything, starts the router and binds the listener.
@@ -144,11 +147,17 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (http_callbacks, push_task) =
+        HttpCallbacks::start(store.clone(), config.httpcb.clone(), shutdown_rx.clone());
+    // Until the CometD server is merged, nobody is subscribed: comet notifications wait for
+    // retrieve-notifications.
+    let notifier = Notifier::new(store.clone(), Arc::new(NoComet), http_callbacks);
     let (router, router_task) = router::task::start(
         RouterContext {
             store: store.clone(),
             clock: clock.clone(),
             stat_servers: config.stat_servers.clone(),
+            notifier: notifier.clone(),
         },
         shutdown_rx,
     )
@@ -165,12 +174,14 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             fallback_host: local.to_string(),
         }),
         agent_writes: Arc::default(),
+        notifier,
     };
     Ok(Built {
         state,
         listener,
         shutdown,
         router_task,
+        push_task,
     })
 }
 

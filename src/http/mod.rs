@@ -4,6 +4,7 @@
 //! - [`callback`]: the customer-facing GMS Callback and Service APIs.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
+//! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
@@ -11,6 +12,7 @@ mod agent;
 mod callback;
 mod error;
 mod form;
+mod notify;
 mod reply;
 mod views;
 
@@ -25,6 +27,7 @@ use crate::app::AppState;
 /// Every route of the server, with errors turned into GMS error bodies.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     callback::routes(state.clone())
+        .or(notify::routes(state.clone()))
         .or(admin::routes(state.clone()))
         .or(agent::routes(state))
         .recover(error::handle_rejection)

@@ -7,7 +7,8 @@
 //! core is written to the store; a batch that changed what a customer can see (a reservation,
 //! a release, a timeout) is group-committed before anyone's question is answered, so what a
 //! client was told survives a crash and is never routed twice. Routing history alone rides on
-//! the next group commit: the router redoes it from the last stored progress.
+//! the next group commit: the router redoes it from the last stored progress. Notifications
+//! are stored with the batch and pushed only after its group commit.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::core::{Effect, Event, Priority, Progress, QueuedService, Router};
 use crate::center::agent::Agent;
 use crate::clock::Clock;
-use crate::domain::notification;
-use crate::domain::options::{self, ServiceSettings};
+use crate::domain::notification::{self, Notification};
+use crate::domain::options::{self, Preset, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
 
 /// A question answered on the task, with the routing state and the current time.
@@ -83,6 +85,8 @@ pub struct RouterContext {
     pub clock: Arc<dyn Clock>,
     /// Stat Server names accepted in targets (to re-read stored options).
     pub stat_servers: Vec<String>,
+    /// Stores customer notifications, and pushes them once the batch is durable.
+    pub notifier: Notifier,
 }
 
 /// Loads agents and unfinished services into a new router and starts its task.
@@ -99,6 +103,7 @@ pub fn start(
         confirm_deadlines: BTreeSet::new(),
         scheduled_retry_at: None,
         next_scheduled: None,
+        outbox: Vec::new(),
         context,
     };
     task.restore()?;
@@ -140,6 +145,8 @@ struct RouterTask {
     /// request says the schedule changed and after each look): kept so the request path
     /// never reads the index.
     next_scheduled: Option<Timestamp>,
+    /// Notifications stored by the current batch, pushed once it is durable.
+    outbox: Vec<(PushTarget, Notification)>,
     context: RouterContext,
 }
 
@@ -256,6 +263,8 @@ impl RouterTask {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Notifications stored while restoring.
+        self.deliver_when_durable().await;
         loop {
             let wake = self.next_wakeup();
             let sleep = async {
@@ -336,9 +345,29 @@ impl RouterTask {
                 tracing::error!(error = %err, "routing changes may not be durable");
             }
         }
+        self.deliver_when_durable().await;
         // Answered once the batch is durable, so no answer reports what a crash could undo.
         for question in questions {
             question(&self.router, now);
+        }
+    }
+
+    /// Pushes the notifications stored so far, after a group commit (one that already covered
+    /// them costs little). If the flush fails nothing is pushed: what survives is polled.
+    async fn deliver_when_durable(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        match self.context.store.wait_durable().await {
+            Ok(()) => {
+                for (target, notification) in &outbox {
+                    self.context.notifier.deliver(target, notification);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, count = outbox.len(), "notifications may not be durable; not pushed");
+            }
         }
     }
 
@@ -516,8 +545,12 @@ impl RouterTask {
                         true
                     });
                     match outcome {
-                        Outcome::Applied(_) => {
+                        Outcome::Applied(record) => {
                             visible = true;
+                            if record.preset == Preset::RequestChatPoll {
+                                let (tag, message) = notification::poll_status(&service, false);
+                                self.notify(&record, tag, &message, now);
+                            }
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
@@ -536,19 +569,10 @@ impl RouterTask {
                         );
                         true
                     });
-                    if let Outcome::Applied(_) = outcome {
+                    if let Outcome::Applied(record) = outcome {
                         visible = true;
-                        let message = serde_json::json!({
-                            "_id": service,
-                            "_callback_state": "COMPLETED",
-                            "_callback_reason": "FAIL_TIMEOUT_TTL",
-                        });
-                        self.notify(
-                            &service,
-                            format!("service.queuetimeout.{service}"),
-                            &message,
-                            now,
-                        );
+                        let (tag, message) = notification::queue_timeout(&service);
+                        self.notify(&record, tag, &message, now);
                     }
                     None
                 }
@@ -564,6 +588,10 @@ impl RouterTask {
     /// After a reservation: a service that asks the customer to confirm gets the
     /// agent-available notification and a deadline for the confirmation.
     fn on_reserved(&mut self, record: &ServiceRecord, now: Timestamp) {
+        if record.preset == Preset::RequestChatPoll {
+            let (tag, message) = notification::poll_status(&record.id, true);
+            self.notify(record, tag, &message, now);
+        }
         let Some(settings) = self.settings_of(record) else {
             return;
         };
@@ -571,7 +599,7 @@ impl RouterTask {
             return;
         }
         let (tag, message) = notification::agent_available(&record.id);
-        self.notify(&record.id, tag, &message, now);
+        self.notify(record, tag, &message, now);
         self.track_confirmation(record, &settings);
     }
 
@@ -594,13 +622,21 @@ impl RouterTask {
         }
     }
 
-    fn notify(&self, service: &str, tag: String, message: &serde_json::Value, now: Timestamp) {
-        if let Err(err) = self
-            .context
-            .store
-            .add_notification(service, tag, message, now)
-        {
-            tracing::error!(service_id = %service, error = %err, "cannot store a notification");
+    /// Stores a notification for the customer of `record`; it is pushed once the batch is
+    /// durable.
+    fn notify(
+        &mut self,
+        record: &ServiceRecord,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) {
+        let target = PushTarget::of(record);
+        match self.context.notifier.record(&target, tag, message, now) {
+            Ok(stored) => self.outbox.push((target, stored)),
+            Err(err) => {
+                tracing::error!(service_id = %record.id, error = %err, "cannot store a notification")
+            }
         }
     }
 

@@ -144,7 +144,8 @@ mod tests {
                 "0002_customer_index",
                 "0003_agents",
                 "0004_service_format_2",
-                "0005_notifications"
+                "0005_notifications",
+                "0006_push"
             ]
         );
         let a = store

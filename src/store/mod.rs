@@ -15,12 +15,17 @@
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `agents` | agent id | [`AgentRecord`] |
-//! | `notifications` | service id ++ 0 ++ seq | [`Notification`] |
+//! | `notifications` | service id ++ 0 ++ seq | [`Notification`] (customer-bound) |
+//! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
+//! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`] (agent-bound) |
+//!
+//! The notification methods live in `notifications.rs`.
 
 mod codec;
 mod commit;
 mod keys;
 pub mod migrate;
+mod notifications;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -32,7 +37,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use crate::center::agent::AgentRecord;
-use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -49,6 +53,8 @@ pub(crate) mod tree {
     pub const BY_SERVICE_STATE: &str = "by_service_state";
     pub const AGENTS: &str = "agents";
     pub const NOTIFICATIONS: &str = "notifications";
+    pub const UNDELIVERED: &str = "undelivered";
+    pub const AGENT_NOTIFICATIONS: &str = "agent_notifications";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -146,6 +152,8 @@ struct Trees {
     by_service_state: Tree,
     agents: Tree,
     notifications: Tree,
+    undelivered: Tree,
+    agent_notifications: Tree,
 }
 
 impl Trees {
@@ -160,6 +168,8 @@ impl Trees {
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
             agents: db.open_tree(tree::AGENTS)?,
             notifications: db.open_tree(tree::NOTIFICATIONS)?,
+            undelivered: db.open_tree(tree::UNDELIVERED)?,
+            agent_notifications: db.open_tree(tree::AGENT_NOTIFICATIONS)?,
         })
     }
 }
@@ -432,82 +442,6 @@ impl Store {
         Ok(self.inner.trees.agents.remove(id.as_bytes())?.is_some())
     }
 
-    // ----- notifications -----
-
-    /// Stores a notification for the customer of `service_id`.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn add_notification(
-        &self,
-        service_id: &str,
-        tag: String,
-        message: &serde_json::Value,
-        now: Timestamp,
-    ) -> Result<Notification, StoreError> {
-        let seq = self.inner.db.generate_id()?;
-        let notification = Notification {
-            seq,
-            tag,
-            message: message.to_string(),
-            created_at: now,
-            delivered: false,
-        };
-        self.inner.trees.notifications.insert(
-            keys::notification_key(service_id, seq),
-            codec::encode(format::NOTIFICATION, &notification)?,
-        )?;
-        Ok(notification)
-    }
-
-    /// The notifications of a service, oldest first.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
-        self.inner
-            .trees
-            .notifications
-            .scan_prefix(keys::notification_prefix(service_id))
-            .map(|item| {
-                let (_, value) = item?;
-                codec::decode(format::NOTIFICATION, &value, "notification")
-            })
-            .collect()
-    }
-
-    /// The undelivered notifications of a service, oldest first, marked delivered.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn take_undelivered(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
-        let mut taken = Vec::new();
-        for mut notification in self.notifications(service_id)? {
-            if notification.delivered {
-                continue;
-            }
-            notification.delivered = true;
-            self.inner.trees.notifications.insert(
-                keys::notification_key(service_id, notification.seq),
-                codec::encode(format::NOTIFICATION, &notification)?,
-            )?;
-            taken.push(notification);
-        }
-        Ok(taken)
-    }
-
-    /// Removes every notification of a service.
-    fn delete_notifications(&self, service_id: &str) -> Result<(), StoreError> {
-        let tree = &self.inner.trees.notifications;
-        let mut batch = sled::Batch::default();
-        for item in tree.scan_prefix(keys::notification_prefix(service_id)) {
-            let (key, _) = item?;
-            batch.remove(key);
-        }
-        tree.apply_batch(batch)?;
-        Ok(())
-    }
-
     // ----- service records -----
 
     /// Stores a new service record with its index entries, in one transaction.
@@ -773,7 +707,7 @@ impl Store {
         // What belongs to a service goes before the record: a crash in between leaves a record
         // that the next run removes, never things that belong to nothing.
         for (_, id) in &due {
-            self.delete_notifications(id)?;
+            self.delete_notifications_if_expired(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
@@ -986,20 +920,20 @@ mod tests {
         for n in 0..3 {
             let message = serde_json::json!({ "n": n });
             store
-                .add_notification("s1", format!("tag.{n}"), &message, now)
+                .add_notification("s1", None, format!("tag.{n}"), &message, now)
                 .unwrap();
         }
         store
-            .add_notification("s10", "other".into(), &serde_json::json!({}), now)
+            .add_notification("s10", None, "other".into(), &serde_json::json!({}), now)
             .unwrap();
 
         let first: Vec<String> = store
-            .take_undelivered("s1")
+            .take_undelivered("s1", None)
             .unwrap()
             .into_iter()
             .map(|n| n.tag)
             .collect();
-        let second = store.take_undelivered("s1").unwrap();
+        let second = store.take_undelivered("s1", None).unwrap();
 
         assert_eq!(
             first,
