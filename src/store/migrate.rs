@@ -173,6 +173,59 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_v5_database_gets_its_undelivered_comet_notifications_indexed() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..5] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 5).unwrap();
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        let notifications = db.open_tree(tree::NOTIFICATIONS).unwrap();
+        let now = Timestamp::from_millis(1_000);
+        for (id, device_os, delivered) in [
+            ("comet-1", Some("comet"), false),
+            ("comet-2", Some("comet"), true),
+            ("polling", None, false),
+        ] {
+            let mut record = crate::domain::service::ServiceRecord::new(
+                id,
+                "chat-delay",
+                Preset::ChatDelayed,
+                now,
+            );
+            record.owner = Some("alice".into());
+            record.device_os = device_os.map(str::to_string);
+            services
+                .insert(id, codec::encode(2, &record).unwrap())
+                .unwrap();
+            let notification = crate::domain::notification::Notification {
+                seq: 7,
+                tag: format!("t.{id}"),
+                message: "{}".into(),
+                created_at: now,
+                delivered,
+            };
+            notifications
+                .insert(
+                    keys::notification_key(id, 7),
+                    codec::encode(1, &notification).unwrap(),
+                )
+                .unwrap();
+        }
+
+        let store = Store::from_db(db).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0006_push"]);
+        let listed: Vec<String> = store
+            .undelivered_for_user("alice", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(listed, ["comet-1"], "undelivered and comet only");
+    }
+
+    #[test]
     fn a_new_database_gets_every_migration_and_reopening_applies_none() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

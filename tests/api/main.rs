@@ -9,4 +9,5 @@ mod admin;
 mod agents;
 mod callbacks;
 mod errors;
+mod notifications;
 mod routing;
