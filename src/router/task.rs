@@ -264,7 +264,10 @@ impl RouterTask {
         mut shutdown: watch::Receiver<bool>,
     ) {
         // Notifications stored while restoring.
-        self.deliver_when_durable().await;
+        if !self.outbox.is_empty() {
+            let durable = self.context.store.wait_durable().await;
+            self.deliver_outbox(durable);
+        }
         loop {
             let wake = self.next_wakeup();
             let sleep = async {
@@ -337,29 +340,31 @@ impl RouterTask {
         let (released, unconfirmed) = self.release_unconfirmed(now);
         effects.extend(scheduled);
         effects.extend(released);
-        let visible = self.persist(effects, now) || started || unconfirmed;
-        // Flush what customers can see before answering anyone; history alone rides on the
-        // next group commit (or sled's own periodic flush).
+        let visible =
+            self.persist(effects, now) || started || unconfirmed || !self.outbox.is_empty();
+        // Flush what customers can see before answering anyone or pushing notifications;
+        // history alone rides on the next group commit (or sled's own periodic flush).
         if visible {
-            if let Err(err) = self.context.store.wait_durable().await {
+            let durable = self.context.store.wait_durable().await;
+            if let Err(err) = &durable {
                 tracing::error!(error = %err, "routing changes may not be durable");
             }
+            self.deliver_outbox(durable);
         }
-        self.deliver_when_durable().await;
         // Answered once the batch is durable, so no answer reports what a crash could undo.
         for question in questions {
             question(&self.router, now);
         }
     }
 
-    /// Pushes the notifications stored so far, after a group commit (one that already covered
-    /// them costs little). If the flush fails nothing is pushed: what survives is polled.
-    async fn deliver_when_durable(&mut self) {
-        if self.outbox.is_empty() {
+    /// Pushes the notifications stored so far, given the outcome of the group commit that
+    /// followed them. If the flush failed nothing is pushed: what survives is polled.
+    fn deliver_outbox(&mut self, durable: Result<(), StoreError>) {
+        let outbox = std::mem::take(&mut self.outbox);
+        if outbox.is_empty() {
             return;
         }
-        let outbox = std::mem::take(&mut self.outbox);
-        match self.context.store.wait_durable().await {
+        match durable {
             Ok(()) => {
                 for (target, notification) in &outbox {
                     self.context.notifier.deliver(target, notification);
