@@ -15,9 +15,9 @@
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `agents` | agent id | [`AgentRecord`] |
-//! | `notifications` | service id ++ 0 ++ seq | [`Notification`] (customer-bound) |
+//! | `notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (customer-bound) |
 //! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
-//! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`] (agent-bound) |
+//! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (agent-bound) |
 //!
 //! The notification methods live in `notifications.rs`.
 
