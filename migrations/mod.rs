@@ -19,6 +19,8 @@ mod m0003_agents;
 mod m0004_service_format_2;
 #[path = "0005_notifications.rs"]
 mod m0005_notifications;
+#[path = "0006_push.rs"]
+mod m0006_push;
 
 use crate::store::StoreError;
 
@@ -42,4 +44,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0003_agents::MIGRATION,
     m0004_service_format_2::MIGRATION,
     m0005_notifications::MIGRATION,
+    m0006_push::MIGRATION,
 ];

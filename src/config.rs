@@ -5,8 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::push::HttpCallbackSettings;
 
 /// Everything callbackd needs to start.
 #[derive(Debug, Clone)]
@@ -30,6 +33,9 @@ pub struct Config {
     pub stat_servers: Vec<String>,
     /// Where chats go whose id matches no service (seeds 000/001 `inbound_chat`).
     pub inbound_chat: InboundChat,
+    /// How `_device_os=httpcb` notifications are POSTed: timeout, attempts, backoff (file
+    /// keys `httpcb_timeout_ms`, `httpcb_attempts`, `httpcb_backoff_ms`).
+    pub httpcb: HttpCallbackSettings,
 }
 
 /// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
@@ -80,6 +86,7 @@ impl Default for Config {
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
             inbound_chat: InboundChat::default(),
+            httpcb: HttpCallbackSettings::default(),
         }
     }
 }
@@ -128,6 +135,9 @@ struct FileConfig {
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
     inbound_chat: Option<InboundChat>,
+    httpcb_timeout_ms: Option<u64>,
+    httpcb_attempts: Option<u32>,
+    httpcb_backoff_ms: Option<u64>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -210,6 +220,15 @@ impl Config {
         if let Some(inbound) = file.inbound_chat {
             self.inbound_chat = inbound;
         }
+        if let Some(ms) = file.httpcb_timeout_ms {
+            self.httpcb.timeout = Duration::from_millis(ms);
+        }
+        if let Some(attempts) = file.httpcb_attempts {
+            self.httpcb.attempts = attempts;
+        }
+        if let Some(ms) = file.httpcb_backoff_ms {
+            self.httpcb.backoff = Duration::from_millis(ms);
+        }
         Ok(())
     }
 
@@ -247,6 +266,13 @@ impl Config {
                     "{} bytes is too small for a GMS request: use at least 1024",
                     self.max_body_bytes
                 ),
+            });
+        }
+        if self.httpcb.attempts == 0 || self.httpcb.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "httpcb_attempts",
+                source_name: "configuration".into(),
+                message: "httpcb_attempts and httpcb_timeout_ms must be at least 1".into(),
             });
         }
         if self.stat_servers.is_empty() {

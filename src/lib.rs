@@ -14,6 +14,7 @@
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
 //! - [`router`]: the routing state machine and the task that owns it.
+//! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
 //!   the admin token, binding the listener.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod domain;
 pub mod expiry;
 pub mod http;
+pub mod push;
 pub mod router;
 pub mod startup;
 pub mod store;
@@ -51,6 +53,7 @@ pub struct App {
     config: Config,
     shutdown: tokio::sync::watch::Sender<bool>,
     router_task: tokio::task::JoinHandle<()>,
+    push_task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -79,6 +82,7 @@ impl App {
             config,
             shutdown: built.shutdown,
             router_task: built.router_task,
+            push_task: built.push_task,
         })
     }
 
@@ -107,6 +111,7 @@ impl App {
             config,
             shutdown: stop_tasks,
             router_task,
+            push_task,
         } = self;
         let mut scheduler = expiry::schedule(
             state.store.clone(),
@@ -133,6 +138,11 @@ impl App {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "router task failed"),
             Err(_) => tracing::error!("router task did not stop within 10 s"),
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), push_task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "http callback worker failed"),
+            Err(_) => tracing::error!("http callback worker did not stop within 10 s"),
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {

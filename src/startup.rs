@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
+use crate::push::{HttpCallbacks, NoComet, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError};
 
@@ -72,6 +73,8 @@ pub(crate) struct Built {
     pub shutdown: watch::Sender<bool>,
     /// The router task.
     pub router_task: tokio::task::JoinHandle<()>,
+    /// The HTTP callback worker of the push layer.
+    pub push_task: tokio::task::JoinHandle<()>,
 }
 
 /// Opens everything, starts the router and binds the listener.
@@ -152,12 +155,18 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     let inbound_chat = inbound_chat_service(config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
+    let (http_callbacks, push_task) =
+        HttpCallbacks::start(store.clone(), config.httpcb.clone(), shutdown_rx.clone());
+    // Until the CometD server is merged, nobody is subscribed: comet notifications wait for
+    // retrieve-notifications.
+    let notifier = Notifier::new(store.clone(), Arc::new(NoComet), http_callbacks);
     let (router, router_task) = router::task::start(
         RouterContext {
             store: store.clone(),
             clock: clock.clone(),
             stat_servers: config.stat_servers.clone(),
             chats,
+            notifier: notifier.clone(),
         },
         shutdown_rx,
     )
@@ -176,6 +185,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             inbound_chat,
         }),
         agent_writes: Arc::default(),
+        notifier,
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
@@ -184,6 +194,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         listener,
         shutdown,
         router_task,
+        push_task,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::callbacks::{not_found, update};
-use super::{AppError, AppState};
+use super::{notifications, AppError, AppState};
 use crate::domain::options::{ConfiguredService, FieldError, Preset, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -102,9 +102,13 @@ pub async fn bulk_cancel(
     }
     let now = state.clock.now();
     let mut outcome = BulkCancel::default();
+    let mut records = Vec::new();
     for id in ids {
         match update(state, id, |record| Ok(record.cancel(reason, now)?)) {
-            Ok(_) => outcome.cancelled.push(id.clone()),
+            Ok(record) => {
+                outcome.cancelled.push(id.clone());
+                records.push(record);
+            }
             Err(AppError::NotFound(_)) => outcome.not_found.push(id.clone()),
             Err(AppError::Lifecycle(err)) => outcome.refused.push(Refused {
                 id: id.clone(),
@@ -113,7 +117,9 @@ pub async fn bulk_cancel(
             Err(other) => return Err(other),
         }
     }
+    let outbox = notifications::record_cancelled(state, &records, reason);
     state.store.wait_durable().await?;
+    notifications::deliver(state, &outbox);
     for service in &outcome.cancelled {
         state.router.send(Event::Removed {
             service: service.clone(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::{AppError, AppState, Requester};
+use super::{notifications, AppError, AppState, Requester};
 use crate::domain::options::{self, check_field_name, CreateRequest, FieldError, ServiceSettings};
 use crate::domain::service::{
     expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
@@ -224,7 +224,9 @@ pub async fn cancel_callback(
         record.cancel(CallbackReason::Cancelled, now)?;
         Ok(())
     })?;
+    let outbox = notifications::record_cancelled(state, [&record], CallbackReason::Cancelled);
     state.store.wait_durable().await?;
+    notifications::deliver(state, &outbox);
     state.router.send(Event::Removed {
         service: id.to_string(),
     });

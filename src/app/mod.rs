@@ -43,6 +43,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings fixed at start-up that requests need.
     pub settings: Arc<RuntimeSettings>,
+    /// Stores customer notifications and pushes them (CometD, HTTP callback) once durable.
+    /// Shared with the router task, which notifies about routing changes.
+    pub notifier: crate::push::Notifier,
     /// Held across an agent's read-change-write, so concurrent changes of agents do not lose
     /// one another (an async lock: it is held across the durable wait).
     pub agent_writes: Arc<tokio::sync::Mutex<()>>,

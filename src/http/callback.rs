@@ -11,7 +11,7 @@ use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, Wi
 use super::{client, reply, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
-use crate::app::{notifications, queues, AppError, AppState};
+use crate::app::{queues, AppError, AppState};
 
 /// The customer-facing routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -25,8 +25,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(callback_reschedule(state.clone()))
         .unify()
         .or(service_create(state.clone()))
-        .unify()
-        .or(notifications_retrieve(state.clone()))
         .unify()
         .or(service_connect(state.clone()))
         .unify()
@@ -109,24 +107,6 @@ fn service_status(
                     lifecycle::status(&state, &id, client.gms_user()),
                     |status| reply::json(StatusCode::OK, &status_view(&id, status)),
                 )
-            },
-        )
-}
-
-/// POST /genesys/1/service/{id}/retrieve-notifications
-fn notifications_retrieve(
-    state: AppState,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.settings.max_body_bytes;
-    warp::path!("genesys" / "1" / "service" / String / "retrieve-notifications")
-        .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(client(&state))
-        .and(form::fields(limit, Json::Refused))
-        .then(
-            |id: String, state: AppState, client: Client, _fields: Fields| async move {
-                let messages = notifications::retrieve(&state, &id, client.gms_user()).await;
-                respond(messages, |messages| reply::json(StatusCode::OK, &messages))
             },
         )
 }

@@ -5,6 +5,7 @@
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
 //! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats.
+//! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
@@ -14,6 +15,7 @@ mod chat;
 mod desktop;
 mod error;
 mod form;
+mod notify;
 mod reply;
 mod views;
 
@@ -30,6 +32,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     callback::routes(state.clone())
         .or(chat::routes(state.clone()))
         .or(desktop::routes(state.clone()))
+        .or(notify::routes(state.clone()))
         .or(admin::routes(state.clone()))
         .or(agent::routes(state))
         .recover(error::handle_rejection)

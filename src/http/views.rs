@@ -101,22 +101,8 @@ impl ServiceCreated {
 
 /// The `status` reply of seed 003: the message and the tag a push would carry.
 pub fn status_view(id: &str, status: Status) -> Value {
-    let (status, dialog, tag) = match status {
-        Status::Waiting => (
-            "waiting",
-            "waiting_for_agent.html",
-            format!("a2c.advanced.service.statuschanged.{id}"),
-        ),
-        Status::Available => (
-            "available",
-            "agent_available.html",
-            format!("a2c.advanced.service.agentavailable.{id}"),
-        ),
-    };
-    serde_json::json!({
-        "message": { "_id": id, "_status": status, "_dialog": dialog },
-        "tag": tag,
-    })
+    let (tag, message) = crate::domain::notification::poll_status(id, status == Status::Available);
+    serde_json::json!({ "message": message, "tag": tag })
 }
 
 /// A record as the GMS callback query shows it: the `_` fields, then the user data.

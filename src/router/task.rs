@@ -7,7 +7,8 @@
 //! core is written to the store; a batch that changed what a customer can see (a reservation,
 //! a release, a timeout) is group-committed before anyone's question is answered, so what a
 //! client was told survives a crash and is never routed twice. Routing history alone rides on
-//! the next group commit: the router redoes it from the last stored progress.
+//! the next group commit: the router redoes it from the last stored progress. Notifications
+//! are stored with the batch and pushed only after its group commit.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::core::{Effect, Event, Priority, Progress, QueuedService, Router};
 use crate::center::agent::Agent;
 use crate::clock::Clock;
-use crate::domain::notification;
-use crate::domain::options::{self, ServiceSettings};
+use crate::domain::notification::{self, Notification};
+use crate::domain::options::{self, Preset, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
 
 /// A question answered on the task, with the routing state and the current time.
@@ -113,6 +115,8 @@ pub struct RouterContext {
     pub stat_servers: Vec<String>,
     /// Where chats that found their agent, or lost their queue, are announced.
     pub chats: mpsc::UnboundedSender<ChatCommand>,
+    /// Stores customer notifications, and pushes them once the batch is durable.
+    pub notifier: Notifier,
 }
 
 /// Loads agents and unfinished services into a new router and starts its task.
@@ -129,6 +133,7 @@ pub fn start(
         confirm_deadlines: BTreeSet::new(),
         scheduled_retry_at: None,
         next_scheduled: None,
+        outbox: Vec::new(),
         context,
     };
     task.restore()?;
@@ -170,6 +175,8 @@ struct RouterTask {
     /// request says the schedule changed and after each look): kept so the request path
     /// never reads the index.
     next_scheduled: Option<Timestamp>,
+    /// Notifications stored by the current batch, pushed once it is durable.
+    outbox: Vec<(PushTarget, Notification)>,
     context: RouterContext,
 }
 
@@ -286,6 +293,11 @@ impl RouterTask {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Notifications stored while restoring.
+        if !self.outbox.is_empty() {
+            let durable = self.context.store.wait_durable().await;
+            self.deliver_outbox(durable);
+        }
         loop {
             let wake = self.next_wakeup();
             let sleep = async {
@@ -358,17 +370,39 @@ impl RouterTask {
         let (released, unconfirmed) = self.release_unconfirmed(now);
         effects.extend(scheduled);
         effects.extend(released);
-        let visible = self.persist(effects, now) || started || unconfirmed;
-        // Flush what customers can see before answering anyone; history alone rides on the
-        // next group commit (or sled's own periodic flush).
+        let visible =
+            self.persist(effects, now) || started || unconfirmed || !self.outbox.is_empty();
+        // Flush what customers can see before answering anyone or pushing notifications;
+        // history alone rides on the next group commit (or sled's own periodic flush).
         if visible {
-            if let Err(err) = self.context.store.wait_durable().await {
+            let durable = self.context.store.wait_durable().await;
+            if let Err(err) = &durable {
                 tracing::error!(error = %err, "routing changes may not be durable");
             }
+            self.deliver_outbox(durable);
         }
         // Answered once the batch is durable, so no answer reports what a crash could undo.
         for question in questions {
             question(&self.router, now);
+        }
+    }
+
+    /// Pushes the notifications stored so far, given the outcome of the group commit that
+    /// followed them. If the flush failed nothing is pushed: what survives is polled.
+    fn deliver_outbox(&mut self, durable: Result<(), StoreError>) {
+        let outbox = std::mem::take(&mut self.outbox);
+        if outbox.is_empty() {
+            return;
+        }
+        match durable {
+            Ok(()) => {
+                for (target, notification) in &outbox {
+                    self.context.notifier.deliver(target, notification);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, count = outbox.len(), "notifications may not be durable; not pushed");
+            }
         }
     }
 
@@ -546,8 +580,12 @@ impl RouterTask {
                         true
                     });
                     match outcome {
-                        Outcome::Applied(_) => {
+                        Outcome::Applied(record) => {
                             visible = true;
+                            if record.preset == Preset::RequestChatPoll {
+                                let (tag, message) = notification::poll_status(&service, false);
+                                self.notify(&record, tag, &message, now);
+                            }
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
@@ -575,17 +613,8 @@ impl RouterTask {
                                     .to_string(),
                             });
                         }
-                        let message = serde_json::json!({
-                            "_id": service,
-                            "_callback_state": "COMPLETED",
-                            "_callback_reason": "FAIL_TIMEOUT_TTL",
-                        });
-                        self.notify(
-                            &service,
-                            format!("service.queuetimeout.{service}"),
-                            &message,
-                            now,
-                        );
+                        let (tag, message) = notification::queue_timeout(&service);
+                        self.notify(&record, tag, &message, now);
                     }
                     None
                 }
@@ -599,18 +628,23 @@ impl RouterTask {
     }
 
     /// After a reservation: a chat that is already waiting starts with the agent at once
-    /// (PROCESSING, handed to the chat server); a service that asks the customer to confirm
-    /// gets the agent-available notification and a deadline for the confirmation.
+    /// (PROCESSING, handed to the chat server); a Request-Chat-Poll service is told its agent
+    /// is available; a service that asks the customer to confirm gets the agent-available
+    /// notification and a deadline for the confirmation.
     fn on_reserved(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
         if record.chat_session_id.is_some() {
             return self.start_waiting_chat(record, agent, now);
+        }
+        if record.preset == Preset::RequestChatPoll {
+            let (tag, message) = notification::poll_status(&record.id, true);
+            self.notify(record, tag, &message, now);
         }
         let Some(settings) = self.settings_of(record) else {
             return Vec::new();
         };
         if settings.wait_for_user_confirm {
             let (tag, message) = notification::agent_available(&record.id);
-            self.notify(&record.id, tag, &message, now);
+            self.notify(record, tag, &message, now);
             self.track_confirmation(record, &settings);
         }
         Vec::new()
@@ -679,13 +713,21 @@ impl RouterTask {
         }
     }
 
-    fn notify(&self, service: &str, tag: String, message: &serde_json::Value, now: Timestamp) {
-        if let Err(err) = self
-            .context
-            .store
-            .add_notification(service, tag, message, now)
-        {
-            tracing::error!(service_id = %service, error = %err, "cannot store a notification");
+    /// Stores a notification for the customer of `record`; it is pushed once the batch is
+    /// durable.
+    fn notify(
+        &mut self,
+        record: &ServiceRecord,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) {
+        let target = PushTarget::of(record);
+        match self.context.notifier.record(&target, tag, message, now) {
+            Ok(stored) => self.outbox.push((target, stored)),
+            Err(err) => {
+                tracing::error!(service_id = %record.id, error = %err, "cannot store a notification")
+            }
         }
     }
 

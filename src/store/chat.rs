@@ -6,9 +6,10 @@
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{codec, format, keys, tx_error, Store, StoreError};
+use super::{codec, decode_service, format, keys, tx_error, Store, StoreError};
 use crate::center::chat::ChatSession;
 use crate::domain::chat::TranscriptEvent;
+use crate::domain::time::Timestamp;
 
 impl Store {
     /// Stores a chat session (new, or changed without a new event).
@@ -120,5 +121,22 @@ impl Store {
             .chat_sessions
             .remove(session_id.as_bytes())?;
         Ok(())
+    }
+
+    /// Removes the chat session of a service that is due to expire at `now` (a service
+    /// rescheduled meanwhile keeps it).
+    pub(super) fn delete_chat_of(
+        &self,
+        service_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
+            return Ok(());
+        };
+        let record = decode_service(service_id, &bytes)?;
+        match record.chat_session_id {
+            Some(session_id) if record.expire_at <= now => self.delete_chat_session(&session_id),
+            _ => Ok(()),
+        }
     }
 }

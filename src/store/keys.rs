@@ -97,6 +97,27 @@ pub fn transcript_prefix(session_id: &str) -> Vec<u8> {
     notification_prefix(session_id)
 }
 
+/// `gms_user ++ 0 ++ seq (u64 BE)`: one user's undelivered comet notifications in order.
+pub fn undelivered_key(gms_user: &str, seq: u64) -> Vec<u8> {
+    let mut key = undelivered_prefix(gms_user);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The prefix of every [`undelivered_key`] of one user.
+pub fn undelivered_prefix(gms_user: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(gms_user.len() + 9);
+    key.extend_from_slice(gms_user.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// The sequence number at the end of a [`notification_key`] or an [`undelivered_key`].
+pub fn seq_at_end(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[start..].try_into().ok()?))
+}
+
 /// The id part of a key that ends with `0 ++ id` (customer index).
 pub fn id_after_separator(key: &[u8]) -> Option<&str> {
     let sep = key.iter().position(|b| *b == SEP)?;
@@ -138,5 +159,8 @@ mod tests {
         assert_eq!(id_after_separator(&customer_key("555", "abc")), Some("abc"));
         assert!(customer_key("555", "x").starts_with(&customer_prefix("555")));
         assert!(!customer_key("5551", "x").starts_with(&customer_prefix("555")));
+        assert_eq!(seq_at_end(&undelivered_key("alice", 7)), Some(7));
+        assert_eq!(seq_at_end(&notification_key("s1", 300)), Some(300));
+        assert!(!undelivered_key("alice2", 1).starts_with(&undelivered_prefix("alice")));
     }
 }

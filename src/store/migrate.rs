@@ -144,7 +144,8 @@ mod tests {
                 "0002_customer_index",
                 "0003_agents",
                 "0004_service_format_2",
-                "0005_notifications"
+                "0005_notifications",
+                "0006_push"
             ]
         );
         let a = store
@@ -169,6 +170,59 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_schema_v5_database_gets_its_undelivered_comet_notifications_indexed() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..5] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 5).unwrap();
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        let notifications = db.open_tree(tree::NOTIFICATIONS).unwrap();
+        let now = Timestamp::from_millis(1_000);
+        for (id, device_os, delivered) in [
+            ("comet-1", Some("comet"), false),
+            ("comet-2", Some("comet"), true),
+            ("polling", None, false),
+        ] {
+            let mut record = crate::domain::service::ServiceRecord::new(
+                id,
+                "chat-delay",
+                Preset::ChatDelayed,
+                now,
+            );
+            record.owner = Some("alice".into());
+            record.device_os = device_os.map(str::to_string);
+            services
+                .insert(id, codec::encode(2, &record).unwrap())
+                .unwrap();
+            let notification = crate::domain::notification::Notification {
+                seq: 7,
+                tag: format!("t.{id}"),
+                message: "{}".into(),
+                created_at: now,
+                delivered,
+            };
+            notifications
+                .insert(
+                    keys::notification_key(id, 7),
+                    codec::encode(1, &notification).unwrap(),
+                )
+                .unwrap();
+        }
+
+        let store = Store::from_db(db).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0006_push"]);
+        let listed: Vec<String> = store
+            .undelivered_for_user("alice", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(listed, ["comet-1"], "undelivered and comet only");
     }
 
     #[test]

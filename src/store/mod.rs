@@ -15,15 +15,20 @@
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `agents` | agent id | [`AgentRecord`] |
-//! | `notifications` | service id ++ 0 ++ seq | [`Notification`] |
+//! | `notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (customer-bound) |
+//! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
+//! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (agent-bound) |
 //! | `chat_sessions` | chat session id | [`ChatSession`](crate::center::chat::ChatSession) |
 //! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
+//!
+//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`.
 
 mod chat;
 mod codec;
 mod commit;
 mod keys;
 pub mod migrate;
+mod notifications;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -35,7 +40,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use crate::center::agent::AgentRecord;
-use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -54,6 +58,8 @@ pub(crate) mod tree {
     pub const NOTIFICATIONS: &str = "notifications";
     pub const CHAT_SESSIONS: &str = "chat_sessions";
     pub const TRANSCRIPTS: &str = "transcripts";
+    pub const UNDELIVERED: &str = "undelivered";
+    pub const AGENT_NOTIFICATIONS: &str = "agent_notifications";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -155,6 +161,8 @@ struct Trees {
     notifications: Tree,
     chat_sessions: Tree,
     transcripts: Tree,
+    undelivered: Tree,
+    agent_notifications: Tree,
 }
 
 impl Trees {
@@ -171,6 +179,8 @@ impl Trees {
             notifications: db.open_tree(tree::NOTIFICATIONS)?,
             chat_sessions: db.open_tree(tree::CHAT_SESSIONS)?,
             transcripts: db.open_tree(tree::TRANSCRIPTS)?,
+            undelivered: db.open_tree(tree::UNDELIVERED)?,
+            agent_notifications: db.open_tree(tree::AGENT_NOTIFICATIONS)?,
         })
     }
 }
@@ -441,95 +451,6 @@ impl Store {
     /// Storage failed.
     pub fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.inner.trees.agents.remove(id.as_bytes())?.is_some())
-    }
-
-    // ----- notifications -----
-
-    /// Stores a notification for the customer of `service_id`.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn add_notification(
-        &self,
-        service_id: &str,
-        tag: String,
-        message: &serde_json::Value,
-        now: Timestamp,
-    ) -> Result<Notification, StoreError> {
-        let seq = self.inner.db.generate_id()?;
-        let notification = Notification {
-            seq,
-            tag,
-            message: message.to_string(),
-            created_at: now,
-            delivered: false,
-        };
-        self.inner.trees.notifications.insert(
-            keys::notification_key(service_id, seq),
-            codec::encode(format::NOTIFICATION, &notification)?,
-        )?;
-        Ok(notification)
-    }
-
-    /// The notifications of a service, oldest first.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
-        self.inner
-            .trees
-            .notifications
-            .scan_prefix(keys::notification_prefix(service_id))
-            .map(|item| {
-                let (_, value) = item?;
-                codec::decode(format::NOTIFICATION, &value, "notification")
-            })
-            .collect()
-    }
-
-    /// The undelivered notifications of a service, oldest first, marked delivered.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn take_undelivered(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
-        let mut taken = Vec::new();
-        for mut notification in self.notifications(service_id)? {
-            if notification.delivered {
-                continue;
-            }
-            notification.delivered = true;
-            self.inner.trees.notifications.insert(
-                keys::notification_key(service_id, notification.seq),
-                codec::encode(format::NOTIFICATION, &notification)?,
-            )?;
-            taken.push(notification);
-        }
-        Ok(taken)
-    }
-
-    /// Removes every notification of a service.
-    fn delete_notifications(&self, service_id: &str) -> Result<(), StoreError> {
-        let tree = &self.inner.trees.notifications;
-        let mut batch = sled::Batch::default();
-        for item in tree.scan_prefix(keys::notification_prefix(service_id)) {
-            let (key, _) = item?;
-            batch.remove(key);
-        }
-        tree.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Removes the chat session of a service that is due to expire at `now` (a service
-    /// rescheduled meanwhile keeps it).
-    fn delete_chat_of(&self, service_id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
-            return Ok(());
-        };
-        let record = decode_service(service_id, &bytes)?;
-        match record.chat_session_id {
-            Some(session_id) if record.expire_at <= now => self.delete_chat_session(&session_id),
-            _ => Ok(()),
-        }
     }
 
     // ----- service records -----
@@ -814,7 +735,7 @@ impl Store {
         // What belongs to a service goes before the record: a crash in between leaves a record
         // that the next run removes, never things that belong to nothing.
         for (_, id) in &due {
-            self.delete_notifications(id)?;
+            self.delete_notifications_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
@@ -1028,20 +949,20 @@ mod tests {
         for n in 0..3 {
             let message = serde_json::json!({ "n": n });
             store
-                .add_notification("s1", format!("tag.{n}"), &message, now)
+                .add_notification("s1", None, format!("tag.{n}"), &message, now)
                 .unwrap();
         }
         store
-            .add_notification("s10", "other".into(), &serde_json::json!({}), now)
+            .add_notification("s10", None, "other".into(), &serde_json::json!({}), now)
             .unwrap();
 
         let first: Vec<String> = store
-            .take_undelivered("s1")
+            .take_undelivered("s1", None)
             .unwrap()
             .into_iter()
             .map(|n| n.tag)
             .collect();
-        let second = store.take_undelivered("s1").unwrap();
+        let second = store.take_undelivered("s1", None).unwrap();
 
         assert_eq!(
             first,

@@ -10,4 +10,5 @@ mod agents;
 mod callbacks;
 mod chat;
 mod errors;
+mod notifications;
 mod routing;

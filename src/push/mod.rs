@@ -1,0 +1,424 @@
+//! Notification fan-out: where a customer-bound notification goes once it is stored.
+//!
+//! Every notification is first stored ([`Notifier::record`]); the caller waits for the group
+//! commit and only then hands it to [`Notifier::deliver`], so nothing is pushed that a crash
+//! could take back. Delivery follows the service's `_device_os`:
+//!
+//! - `comet`: published to every CometD client of the service's owner (`gms_user`) through a
+//!   [`CometSink`]; if at least one client got it, it is marked delivered. A client that
+//!   subscribes later gets what its user missed through [`Notifier::replay`].
+//! - `httpcb`: POSTed by a background worker ([`httpcb`]) to the `_device_notification_id`
+//!   URL, with retries; a 2xx marks it delivered.
+//! - none: nothing is pushed; the app polls `retrieve-notifications`.
+//!
+//! Whatever is not marked delivered is returned by `retrieve-notifications`. Marking is not
+//! waited for (no group commit): after a crash a notification may be delivered twice, never
+//! lost. The pushed JSON is the same for both channels: [`envelope`].
+//!
+//! This module must not know how CometD works: the CometD server implements [`CometSink`].
+
+pub mod httpcb;
+
+use std::sync::Arc;
+
+use crate::domain::notification::Notification;
+use crate::domain::service::ServiceRecord;
+use crate::domain::time::Timestamp;
+use crate::store::{Store, StoreError};
+
+pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
+
+/// Where comet pushes go (implemented by the CometD server).
+pub trait CometSink: Send + Sync + 'static {
+    /// Queues {"id","message","tag"} for every subscribed client of `gms_user`; returns how many clients got it.
+    fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize;
+    /// Queues it for one client (replay after subscribe); returns whether it was queued.
+    fn publish_to(&self, client_id: &str, tag: &str, message: &serde_json::Value) -> bool;
+}
+
+/// The [`CometSink`] used while no CometD server runs: nobody is subscribed, so every comet
+/// notification waits for `retrieve-notifications` (or a replay once CometD exists).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoComet;
+
+impl CometSink for NoComet {
+    fn publish(&self, _gms_user: &str, _tag: &str, _message: &serde_json::Value) -> usize {
+        0
+    }
+
+    fn publish_to(&self, _client_id: &str, _tag: &str, _message: &serde_json::Value) -> bool {
+        false
+    }
+}
+
+/// The JSON a push carries, on every channel (seed 000 "Push Notification Data"):
+/// `{"id":"<32 hex>","message":{...},"tag":"<tag>"}`.
+pub fn envelope(tag: &str, message: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "id": uuid::Uuid::new_v4().simple().to_string(),
+        "message": message,
+        "tag": tag,
+    })
+}
+
+/// How a service's customer is reached, from its `_device_os`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// CometD clients of the owner.
+    Comet,
+    /// HTTP POST to this URL (`_device_notification_id`).
+    HttpCallback {
+        /// Where the POST goes.
+        url: String,
+    },
+    /// No push: the app polls.
+    None,
+}
+
+/// Everything the push layer needs to know about a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// The service the notifications are about.
+    pub service_id: String,
+    /// Its owner's `gms_user`; CometD pushes go only to clients of this user.
+    pub owner: Option<String>,
+    /// The channel chosen at creation.
+    pub provider: Provider,
+}
+
+impl PushTarget {
+    /// The push target of a stored service. An `httpcb` service without a URL (which
+    /// creation refuses) falls back to polling.
+    pub fn of(record: &ServiceRecord) -> PushTarget {
+        let provider = match (
+            record.device_os.as_deref(),
+            record.device_notification_id.as_deref(),
+        ) {
+            (Some("comet"), _) => Provider::Comet,
+            (Some("httpcb"), Some(url)) => Provider::HttpCallback {
+                url: url.to_string(),
+            },
+            _ => Provider::None,
+        };
+        PushTarget {
+            service_id: record.id.clone(),
+            owner: record.owner.clone(),
+            provider,
+        }
+    }
+
+    /// The user whose CometD clients should get this service's notifications: the owner of a
+    /// comet service. A service without owner gets no comet push (a CometD client is always
+    /// bound to a `gms_user`).
+    pub fn comet_user(&self) -> Option<&str> {
+        match self.provider {
+            Provider::Comet => self.owner.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Notifications most replayed to one subscribing client.
+const REPLAY_LIMIT: usize = 1000;
+
+/// Stores and pushes customer-bound notifications. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    store: Store,
+    comet: Arc<dyn CometSink>,
+    http: HttpCallbacks,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A notifier that pushes comet notifications through `comet` and HTTP callbacks through
+    /// the worker behind `http`.
+    pub fn new(store: Store, comet: Arc<dyn CometSink>, http: HttpCallbacks) -> Notifier {
+        Notifier { store, comet, http }
+    }
+
+    /// Stores a notification for the customer of `target` (not durable yet: wait for the
+    /// group commit, then [`Notifier::deliver`] it).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn record(
+        &self,
+        target: &PushTarget,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Notification, StoreError> {
+        self.store
+            .add_notification(&target.service_id, target.comet_user(), tag, message, now)
+    }
+
+    /// Pushes a stored, durable notification over the service's channel. Failures are
+    /// logged: the notification stays undelivered for `retrieve-notifications`.
+    pub fn deliver(&self, target: &PushTarget, notification: &Notification) {
+        match &target.provider {
+            Provider::Comet => {
+                let Some(user) = target.comet_user() else {
+                    return;
+                };
+                let message = parse(&notification.message);
+                if self.comet.publish(user, &notification.tag, &message) > 0 {
+                    self.mark(target, notification.seq);
+                }
+            }
+            Provider::HttpCallback { url } => {
+                let body = envelope(&notification.tag, &parse(&notification.message));
+                self.http.post(httpcb::Job {
+                    service_id: target.service_id.clone(),
+                    seq: notification.seq,
+                    url: url.clone(),
+                    body: body.to_string(),
+                });
+            }
+            Provider::None => {}
+        }
+    }
+
+    /// Pushes a message over CometD without storing it, whatever the service's `_device_os`
+    /// (the caller chose comet, as chat's `notify_by=comet` does; the durable record is
+    /// elsewhere, e.g. the transcript). Returns how many clients got it; 0 for a service
+    /// without owner.
+    pub fn transient(&self, target: &PushTarget, tag: &str, message: &serde_json::Value) -> usize {
+        match target.owner.as_deref() {
+            Some(user) => self.comet.publish(user, tag, message),
+            None => 0,
+        }
+    }
+
+    /// Sends `gms_user`'s undelivered comet notifications, oldest first, to the client that
+    /// just subscribed, marking each one delivered as it is queued. Returns how many were sent.
+    ///
+    /// # Errors
+    /// Storage failed (what was sent before stays sent).
+    pub fn replay(&self, gms_user: &str, client_id: &str) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        for (service_id, notification) in self.store.undelivered_for_user(gms_user, REPLAY_LIMIT)? {
+            let message = parse(&notification.message);
+            if !self
+                .comet
+                .publish_to(client_id, &notification.tag, &message)
+            {
+                // The client went away: the rest waits for the next one.
+                break;
+            }
+            self.store
+                .mark_delivered(&service_id, Some(gms_user), notification.seq)?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    fn mark(&self, target: &PushTarget, seq: u64) {
+        if let Err(err) = self
+            .store
+            .mark_delivered(&target.service_id, target.comet_user(), seq)
+        {
+            tracing::error!(service_id = %target.service_id, error = %err, "cannot mark a notification delivered; it may be delivered again");
+        }
+    }
+}
+
+/// A stored message back as JSON (it was written from a JSON value; text if it somehow is not).
+pub(crate) fn parse(message: &str) -> serde_json::Value {
+    serde_json::from_str(message).unwrap_or_else(|_| serde_json::Value::String(message.into()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::options::Preset;
+
+    /// A CometSink that records what it was given; `clients` says how many clients each user
+    /// has subscribed.
+    #[derive(Default)]
+    pub struct RecordingSink {
+        pub clients: Mutex<HashMap<String, usize>>,
+        pub published: Mutex<Vec<(String, String, serde_json::Value)>>,
+        pub sent_to: Mutex<Vec<(String, String)>>,
+    }
+
+    impl CometSink for RecordingSink {
+        fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize {
+            let clients = self
+                .clients
+                .lock()
+                .unwrap()
+                .get(gms_user)
+                .copied()
+                .unwrap_or(0);
+            self.published
+                .lock()
+                .unwrap()
+                .push((gms_user.into(), tag.into(), message.clone()));
+            clients
+        }
+
+        fn publish_to(&self, client_id: &str, tag: &str, _message: &serde_json::Value) -> bool {
+            self.sent_to
+                .lock()
+                .unwrap()
+                .push((client_id.into(), tag.into()));
+            true
+        }
+    }
+
+    fn setup() -> (Store, Arc<RecordingSink>, Notifier) {
+        let store = Store::open_temporary().unwrap();
+        let sink = Arc::new(RecordingSink::default());
+        let notifier = Notifier::new(store.clone(), sink.clone(), HttpCallbacks::disabled());
+        (store, sink, notifier)
+    }
+
+    fn target(id: &str, owner: Option<&str>, device_os: Option<&str>) -> PushTarget {
+        let mut record = ServiceRecord::new(
+            id,
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.owner = owner.map(str::to_string);
+        record.device_os = device_os.map(str::to_string);
+        PushTarget::of(&record)
+    }
+
+    const NOW: Timestamp = Timestamp::from_millis(1);
+
+    #[test]
+    fn a_notification_is_stored_before_it_is_pushed_and_marked_when_a_client_got_it() {
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 2);
+        let target = target("s1", Some("alice"), Some("comet"));
+
+        let stored = notifier
+            .record(&target, "t.s1".into(), &json!({"_id": "s1"}), NOW)
+            .unwrap();
+        assert!(
+            sink.published.lock().unwrap().is_empty(),
+            "record pushes nothing"
+        );
+        assert!(!store.notifications("s1").unwrap()[0].delivered);
+        notifier.deliver(&target, &stored);
+
+        assert_eq!(
+            *sink.published.lock().unwrap(),
+            [(
+                "alice".to_string(),
+                "t.s1".to_string(),
+                json!({"_id": "s1"})
+            )]
+        );
+        assert!(store.notifications("s1").unwrap()[0].delivered);
+        assert!(store
+            .take_undelivered("s1", Some("alice"))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_push_nobody_received_stays_for_polling() {
+        let (store, sink, notifier) = setup();
+        let target = target("s1", Some("alice"), Some("comet"));
+
+        let stored = notifier
+            .record(&target, "t".into(), &json!({}), NOW)
+            .unwrap();
+        notifier.deliver(&target, &stored);
+
+        assert_eq!(sink.published.lock().unwrap().len(), 1, "tried");
+        assert_eq!(
+            store.take_undelivered("s1", Some("alice")).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn services_without_owner_or_comet_get_no_comet_push() {
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 1);
+        for target in [
+            target("s1", None, Some("comet")),
+            target("s2", Some("alice"), None),
+        ] {
+            let stored = notifier
+                .record(&target, "t".into(), &json!({}), NOW)
+                .unwrap();
+            notifier.deliver(&target, &stored);
+        }
+
+        assert!(sink.published.lock().unwrap().is_empty());
+        assert_eq!(store.take_undelivered("s1", None).unwrap().len(), 1);
+        assert_eq!(store.take_undelivered("s2", None).unwrap().len(), 1);
+        assert!(
+            notifier.replay("alice", "c1").unwrap() == 0,
+            "nothing indexed for comet"
+        );
+    }
+
+    #[test]
+    fn replay_sends_a_users_missed_notifications_oldest_first_once() {
+        let (store, sink, notifier) = setup();
+        let a = target("a", Some("alice"), Some("comet"));
+        let b = target("b", Some("alice"), Some("comet"));
+        let bob = target("c", Some("bob"), Some("comet"));
+        for (target, tag) in [(&a, "1"), (&b, "2"), (&bob, "bob"), (&a, "3")] {
+            let stored = notifier
+                .record(target, tag.into(), &json!({}), NOW)
+                .unwrap();
+            notifier.deliver(target, &stored);
+        }
+
+        assert_eq!(notifier.replay("alice", "client-1").unwrap(), 3);
+        assert_eq!(notifier.replay("alice", "client-2").unwrap(), 0, "once");
+
+        let sent: Vec<(String, String)> = sink.sent_to.lock().unwrap().clone();
+        let tags: Vec<&str> = sent.iter().map(|(_, tag)| tag.as_str()).collect();
+        assert_eq!(tags, ["1", "2", "3"]);
+        assert!(sent.iter().all(|(client, _)| client == "client-1"));
+        assert!(store
+            .take_undelivered("a", Some("alice"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.take_undelivered("c", Some("bob")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn transient_pushes_are_not_stored() {
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 1);
+
+        let got = notifier.transient(
+            &target("s1", Some("alice"), None),
+            "service.chat.refresh.s1",
+            &json!({}),
+        );
+        let nobody = notifier.transient(&target("s2", None, None), "t", &json!({}));
+
+        assert_eq!((got, nobody), (1, 0));
+        assert!(store.notifications("s1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_envelope_has_a_32_hex_id_the_message_and_the_tag() {
+        let pushed = envelope("t.1", &json!({"_id": "1"}));
+        let id = pushed["id"].as_str().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(pushed["message"], json!({"_id": "1"}));
+        assert_eq!(pushed["tag"], "t.1");
+    }
+}

@@ -1,0 +1,480 @@
+//! Notifications, both ways.
+//!
+//! - Customer-bound (`notifications`): what the push layer sends and `retrieve-notifications`
+//!   returns. A notification of a service that pushes over CometD is also listed in the
+//!   `undelivered` index under its owner's `gms_user` until it is delivered, in the same
+//!   transaction as the notification itself, so a CometD client that subscribes can be sent
+//!   what its user missed without scanning every notification.
+//! - Agent-bound (`agent_notifications`): what the customer sends the agent desktop, returned
+//!   once by `retrieve-agent-notifications`.
+//!
+//! Both trees are keyed `service id ++ 0 ++ seq`, with `seq` from `sled::Db::generate_id`
+//! (increasing across the database, and across restarts), so one prefix scan gives a service's
+//! notifications in order, and the index keys `gms_user ++ 0 ++ seq` order a user's
+//! notifications across services.
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::{codec, format, keys, Store, StoreError};
+use crate::domain::notification::Notification;
+use crate::domain::time::Timestamp;
+
+impl Store {
+    // ----- customer-bound -----
+
+    /// Stores a notification for the customer of `service_id`. `comet_user` is the
+    /// `gms_user` whose CometD clients should receive it (a comet service with an owner): it
+    /// is then listed in the `undelivered` index until delivered, in the same transaction.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn add_notification(
+        &self,
+        service_id: &str,
+        comet_user: Option<&str>,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Notification, StoreError> {
+        let seq = self.inner.db.generate_id()?;
+        let notification = Notification {
+            seq,
+            tag,
+            message: message.to_string(),
+            created_at: now,
+            delivered: false,
+        };
+        let key = keys::notification_key(service_id, seq);
+        let bytes = codec::encode(format::NOTIFICATION, &notification)?;
+        let index = comet_user.map(|user| keys::undelivered_key(user, seq));
+        let trees = &self.inner.trees;
+        (&trees.notifications, &trees.undelivered)
+            .transaction(|(notifications, undelivered)| {
+                notifications.insert(key.as_slice(), bytes.as_slice())?;
+                if let Some(index) = &index {
+                    undelivered.insert(index.as_slice(), service_id.as_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        Ok(notification)
+    }
+
+    /// The customer-bound notifications of a service, oldest first.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+        scan(&self.inner.trees.notifications, service_id)
+    }
+
+    /// Whether notification `seq` of `service_id` is stored and not yet delivered.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn is_undelivered(&self, service_id: &str, seq: u64) -> Result<bool, StoreError> {
+        match self
+            .inner
+            .trees
+            .notifications
+            .get(keys::notification_key(service_id, seq))?
+        {
+            Some(bytes) => {
+                let notification: Notification =
+                    codec::decode(format::NOTIFICATION, &bytes, "notification")?;
+                Ok(!notification.delivered)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Marks one notification delivered and drops it from the `undelivered` index
+    /// (`comet_user` as given to [`Store::add_notification`]). Returns true if this call
+    /// delivered it: false when it was delivered already (a poll or another push got there
+    /// first) or is gone.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn mark_delivered(
+        &self,
+        service_id: &str,
+        comet_user: Option<&str>,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let key = keys::notification_key(service_id, seq);
+        let index = comet_user.map(|user| keys::undelivered_key(user, seq));
+        let trees = &self.inner.trees;
+        (&trees.notifications, &trees.undelivered)
+            .transaction(|(notifications, undelivered)| {
+                if let Some(index) = &index {
+                    undelivered.remove(index.as_slice())?;
+                }
+                mark_in(notifications, &key)
+            })
+            .map_err(tx_error)
+    }
+
+    /// The undelivered notifications of a service, oldest first, each marked delivered by
+    /// this call (so two concurrent polls never both get one).
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn take_undelivered(
+        &self,
+        service_id: &str,
+        comet_user: Option<&str>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut taken = Vec::new();
+        for mut notification in self.notifications(service_id)? {
+            if notification.delivered {
+                continue;
+            }
+            if self.mark_delivered(service_id, comet_user, notification.seq)? {
+                notification.delivered = true;
+                taken.push(notification);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Up to `limit` undelivered comet notifications of `gms_user`, oldest first, with their
+    /// service ids. Index entries left behind (the notification is gone or was delivered
+    /// without the index being told) are dropped on the way.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn undelivered_for_user(
+        &self,
+        gms_user: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Notification)>, StoreError> {
+        let trees = &self.inner.trees;
+        let mut found = Vec::new();
+        for item in trees
+            .undelivered
+            .scan_prefix(keys::undelivered_prefix(gms_user))
+        {
+            if found.len() >= limit {
+                break;
+            }
+            let (index_key, service_id) = item?;
+            let service_id = String::from_utf8_lossy(&service_id).into_owned();
+            let stored = match keys::seq_at_end(&index_key) {
+                Some(seq) => trees
+                    .notifications
+                    .get(keys::notification_key(&service_id, seq))?,
+                None => None,
+            };
+            let notification = match stored {
+                Some(bytes) => Some(codec::decode::<Notification>(
+                    format::NOTIFICATION,
+                    &bytes,
+                    &format!("notification of service {service_id}"),
+                )?),
+                None => None,
+            };
+            match notification {
+                Some(notification) if !notification.delivered => {
+                    found.push((service_id, notification))
+                }
+                _ => {
+                    trees.undelivered.remove(index_key)?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    // ----- agent-bound -----
+
+    /// Stores a notification from the customer of `service_id` for the agent desktop;
+    /// `message` is JSON text, kept as given (the agent desktop gets it as a string).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn add_agent_notification(
+        &self,
+        service_id: &str,
+        tag: String,
+        message: String,
+        now: Timestamp,
+    ) -> Result<Notification, StoreError> {
+        let seq = self.inner.db.generate_id()?;
+        let notification = Notification {
+            seq,
+            tag,
+            message,
+            created_at: now,
+            delivered: false,
+        };
+        self.inner.trees.agent_notifications.insert(
+            keys::notification_key(service_id, seq),
+            codec::encode(format::NOTIFICATION, &notification)?,
+        )?;
+        Ok(notification)
+    }
+
+    /// The agent-bound notifications of a service, oldest first.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn agent_notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+        scan(&self.inner.trees.agent_notifications, service_id)
+    }
+
+    /// The agent-bound notifications of a service not yet retrieved, oldest first, each
+    /// marked retrieved by this call.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn take_agent_notifications(
+        &self,
+        service_id: &str,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let tree = &self.inner.trees.agent_notifications;
+        let mut taken = Vec::new();
+        for mut notification in self.agent_notifications(service_id)? {
+            if notification.delivered {
+                continue;
+            }
+            let key = keys::notification_key(service_id, notification.seq);
+            if tree.transaction(|tx| mark_in(tx, &key)).map_err(tx_error)? {
+                notification.delivered = true;
+                taken.push(notification);
+            }
+        }
+        Ok(taken)
+    }
+
+    // ----- expiry -----
+
+    /// Removes every notification of an expired service, both ways, and its `undelivered`
+    /// index entries. A service whose expiry moved (rescheduled) keeps them; one whose record
+    /// is gone loses them (nothing else would ever remove them).
+    pub(super) fn delete_notifications_if_expired(
+        &self,
+        service_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let owner = match self.service(service_id)? {
+            Some(record) if record.expire_at > now => return Ok(()),
+            Some(record) => record.owner,
+            None => None,
+        };
+        let trees = &self.inner.trees;
+        let prefix = keys::notification_prefix(service_id);
+        // Index entries first: a crash part-way leaves index entries that point at nothing
+        // (dropped when next read), never a notification that replay cannot find.
+        let mut index = sled::Batch::default();
+        let mut notifications = sled::Batch::default();
+        for item in trees.notifications.scan_prefix(&prefix) {
+            let (key, _) = item?;
+            if let (Some(owner), Some(seq)) = (&owner, keys::seq_at_end(&key)) {
+                index.remove(keys::undelivered_key(owner, seq));
+            }
+            notifications.remove(key);
+        }
+        trees.undelivered.apply_batch(index)?;
+        trees.notifications.apply_batch(notifications)?;
+        let mut agent = sled::Batch::default();
+        for item in trees.agent_notifications.scan_prefix(&prefix) {
+            let (key, _) = item?;
+            agent.remove(key);
+        }
+        trees.agent_notifications.apply_batch(agent)?;
+        Ok(())
+    }
+}
+
+/// Every notification under `service_id` in `tree`, oldest first.
+fn scan(tree: &sled::Tree, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+    tree.scan_prefix(keys::notification_prefix(service_id))
+        .map(|item| {
+            let (_, value) = item?;
+            codec::decode(
+                format::NOTIFICATION,
+                &value,
+                &format!("notification of service {service_id}"),
+            )
+        })
+        .collect()
+}
+
+/// Inside a transaction: marks the notification at `key` delivered; false if it already was
+/// or is gone.
+fn mark_in(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> Result<bool, ConflictableTransactionError<StoreError>> {
+    let Some(bytes) = tree.get(key)? else {
+        return Ok(false);
+    };
+    let mut notification: Notification =
+        codec::decode(format::NOTIFICATION, &bytes, "notification")
+            .map_err(ConflictableTransactionError::Abort)?;
+    if notification.delivered {
+        return Ok(false);
+    }
+    notification.delivered = true;
+    let bytes = codec::encode(format::NOTIFICATION, &notification)
+        .map_err(ConflictableTransactionError::Abort)?;
+    tree.insert(key, bytes)?;
+    Ok(true)
+}
+
+fn tx_error(err: TransactionError<StoreError>) -> StoreError {
+    match err {
+        TransactionError::Abort(err) => err,
+        TransactionError::Storage(err) => err.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::service::ServiceRecord;
+
+    fn service(store: &Store, id: &str, owner: Option<&str>, expire_at: u64) {
+        let mut record = ServiceRecord::new(
+            id,
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.owner = owner.map(str::to_string);
+        record.expire_at = Timestamp::from_millis(expire_at);
+        store.insert_service(&record).unwrap();
+    }
+
+    fn tags(notifications: &[Notification]) -> Vec<&str> {
+        notifications.iter().map(|n| n.tag.as_str()).collect()
+    }
+
+    const NOW: Timestamp = Timestamp::from_millis(1);
+
+    #[test]
+    fn a_users_undelivered_comet_notifications_are_listed_in_order_across_services() {
+        let store = Store::open_temporary().unwrap();
+        service(&store, "s1", Some("alice"), 50);
+        service(&store, "s2", Some("alice"), 50);
+        let add = |id: &str, user: Option<&str>, tag: &str| {
+            store
+                .add_notification(id, user, tag.into(), &json!({}), NOW)
+                .unwrap()
+        };
+        let first = add("s1", Some("alice"), "a");
+        add("s2", Some("alice"), "b");
+        add("s1", Some("alice"), "c");
+        add("s1", None, "not comet");
+        add("s3", Some("bob"), "bob's");
+
+        store
+            .mark_delivered("s1", Some("alice"), first.seq)
+            .unwrap();
+        let listed = store.undelivered_for_user("alice", 100).unwrap();
+
+        let listed: Vec<(&str, &str)> = listed
+            .iter()
+            .map(|(id, n)| (id.as_str(), n.tag.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [("s2", "b"), ("s1", "c")],
+            "oldest first, delivered and non-comet ones left out"
+        );
+        assert_eq!(store.undelivered_for_user("alice", 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn delivering_twice_counts_once_and_a_poll_empties_the_index() {
+        let store = Store::open_temporary().unwrap();
+        let n = store
+            .add_notification("s1", Some("alice"), "t".into(), &json!({"x": 1}), NOW)
+            .unwrap();
+        store
+            .add_notification("s1", Some("alice"), "u".into(), &json!({}), NOW)
+            .unwrap();
+
+        assert!(store.mark_delivered("s1", Some("alice"), n.seq).unwrap());
+        assert!(!store.mark_delivered("s1", Some("alice"), n.seq).unwrap());
+        let polled = store.take_undelivered("s1", Some("alice")).unwrap();
+
+        assert_eq!(tags(&polled), ["u"], "the pushed one is not polled again");
+        assert!(store
+            .take_undelivered("s1", Some("alice"))
+            .unwrap()
+            .is_empty());
+        assert!(store.inner.trees.undelivered.is_empty(), "index emptied");
+    }
+
+    #[test]
+    fn stale_index_entries_are_dropped_when_read() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .inner
+            .trees
+            .undelivered
+            .insert(keys::undelivered_key("alice", 9), "gone".as_bytes())
+            .unwrap();
+
+        assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
+        assert!(store.inner.trees.undelivered.is_empty());
+    }
+
+    #[test]
+    fn agent_notifications_are_taken_once_in_order() {
+        let store = Store::open_temporary().unwrap();
+        for tag in ["a", "b"] {
+            store
+                .add_agent_notification("s1", tag.into(), "{}".into(), NOW)
+                .unwrap();
+        }
+        store
+            .add_agent_notification("s10", "other".into(), "{}".into(), NOW)
+            .unwrap();
+
+        assert_eq!(
+            tags(&store.take_agent_notifications("s1").unwrap()),
+            ["a", "b"]
+        );
+        assert!(store.take_agent_notifications("s1").unwrap().is_empty());
+        assert_eq!(
+            store.agent_notifications("s1").unwrap().len(),
+            2,
+            "kept for the admin view"
+        );
+    }
+
+    #[test]
+    fn expiry_removes_notifications_both_ways_and_their_index_entries() {
+        let store = Store::open_temporary().unwrap();
+        service(&store, "s1", Some("alice"), 50);
+        service(&store, "s2", Some("alice"), 500);
+        for id in ["s1", "s2"] {
+            store
+                .add_notification(id, Some("alice"), format!("{id}.c"), &json!({}), NOW)
+                .unwrap();
+            store
+                .add_agent_notification(id, format!("{id}.a"), "{}".into(), NOW)
+                .unwrap();
+        }
+
+        crate::expiry::run_once(&store, Timestamp::from_millis(50)).unwrap();
+
+        assert!(store.notifications("s1").unwrap().is_empty());
+        assert!(store.agent_notifications("s1").unwrap().is_empty());
+        let left = store.undelivered_for_user("alice", 10).unwrap();
+        assert_eq!(left.len(), 1, "only the live service's entry is left");
+        assert_eq!(left[0].0, "s2");
+        assert_eq!(store.agent_notifications("s2").unwrap().len(), 1);
+        assert_eq!(
+            store.inner.trees.undelivered.len(),
+            1,
+            "no index entry left behind"
+        );
+    }
+}
