@@ -14,6 +14,7 @@
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
 //! - [`router`]: the routing state machine and the task that owns it.
+//! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
 //!   the admin token, binding the listener.
@@ -23,6 +24,7 @@
 pub mod app;
 pub mod center;
 pub mod clock;
+pub mod cometd;
 pub mod config;
 pub mod domain;
 pub mod expiry;
