@@ -28,6 +28,27 @@ pub struct Config {
     pub expiry_schedule: String,
     /// Names accepted as the `<StatServer>` part of a routing target.
     pub stat_servers: Vec<String>,
+    /// The CometD server's pacing (`[cometd]` in the file).
+    pub cometd: CometdConfig,
+}
+
+/// `[cometd]`: how long connects are held and when silent clients are dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CometdConfig {
+    /// How long a `/meta/connect` is held when nothing is pending (advice `timeout`).
+    pub timeout_ms: u64,
+    /// A client that does not connect again within this long after a connect reply is dropped.
+    pub max_interval_ms: u64,
+}
+
+impl Default for CometdConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 60_000,
+            max_interval_ms: 30_000,
+        }
+    }
 }
 
 /// Default listen address, as GMS clients expect it.
@@ -46,6 +67,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
+            cometd: CometdConfig::default(),
         }
     }
 }
@@ -93,6 +115,7 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
+    cometd: Option<CometdConfig>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -172,6 +195,9 @@ impl Config {
         if let Some(servers) = file.stat_servers {
             self.stat_servers = servers;
         }
+        if let Some(cometd) = file.cometd {
+            self.cometd = cometd;
+        }
         Ok(())
     }
 
@@ -210,6 +236,18 @@ impl Config {
                     self.max_body_bytes
                 ),
             });
+        }
+        for (setting, value) in [
+            ("cometd.timeout_ms", self.cometd.timeout_ms),
+            ("cometd.max_interval_ms", self.cometd.max_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    source_name: "configuration".into(),
+                    message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
+                });
+            }
         }
         if self.stat_servers.is_empty() {
             return Err(ConfigError::Invalid {
@@ -302,6 +340,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("CALLBACKD_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn the_cometd_section_sets_its_timeouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "[cometd]\ntimeout_ms = 2000\n").unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.cometd.timeout_ms, 2000);
+        assert_eq!(config.cometd.max_interval_ms, 30_000, "default kept");
+
+        std::fs::write(&file, "[cometd]\nmax_interval_ms = 0\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("cometd.max_interval_ms"), "{err}");
     }
 
     #[test]

@@ -119,7 +119,15 @@ impl App {
         .await
         .map_err(StartupError::Jobs)?;
 
+        let cometd_sweeper = tokio::spawn(state.bayeux.clone().sweep_until(stop_tasks.subscribe()));
+
         let routes = http::routes(state.clone());
+        let bayeux = state.bayeux.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Answer held long-polls now, or the graceful stop would wait out their timeouts.
+            bayeux.shutdown();
+        };
         warp::serve(routes)
             .incoming(listener)
             .graceful(shutdown)
@@ -135,6 +143,11 @@ impl App {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "router task failed"),
             Err(_) => tracing::error!("router task did not stop within 10 s"),
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), cometd_sweeper).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "CometD sweeper failed"),
+            Err(_) => tracing::error!("CometD sweeper did not stop within 10 s"),
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::app::{AppState, Catalog, RuntimeSettings};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::clock::Clock;
+use crate::cometd::{Bayeux, BayeuxSettings};
 use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
@@ -153,6 +154,16 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         shutdown_rx,
     )
     .map_err(store_err)?;
+    let (bayeux, announcements) = Bayeux::new(
+        BayeuxSettings {
+            timeout_ms: config.cometd.timeout_ms,
+            max_interval_ms: config.cometd.max_interval_ms,
+            ..BayeuxSettings::default()
+        },
+        clock.clone(),
+    );
+    // Nothing replays notifications to new subscribers yet: announcements are discarded.
+    drop(announcements);
     let state = AppState {
         store,
         catalog,
@@ -165,6 +176,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             fallback_host: local.to_string(),
         }),
         agent_writes: Arc::default(),
+        bayeux,
     };
     Ok(Built {
         state,

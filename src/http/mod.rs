@@ -4,11 +4,13 @@
 //! - [`callback`]: the customer-facing GMS Callback and Service APIs.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
+//! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
 mod agent;
 mod callback;
+mod cometd;
 mod error;
 mod form;
 mod reply;
@@ -26,7 +28,8 @@ use crate::app::AppState;
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     callback::routes(state.clone())
         .or(admin::routes(state.clone()))
-        .or(agent::routes(state))
+        .or(agent::routes(state.clone()))
+        .or(cometd::routes(state))
         .recover(error::handle_rejection)
 }
 

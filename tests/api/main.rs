@@ -8,5 +8,6 @@ mod durability;
 mod admin;
 mod agents;
 mod callbacks;
+mod cometd;
 mod errors;
 mod routing;
