@@ -1,5 +1,6 @@
 //! The CometD transports on `/genesys/cometd`: long-polling POSTs (with the `/handshake`,
-//! `/connect`, ... suffixes CometD clients append) and the websocket. Both hand each body to
+//! `/connect`, ... suffixes CometD clients append), callback-polling GETs (JSONP) and the
+//! websocket. Both hand each body to
 //! [`Bayeux::handle`]; nothing about Bayeux itself is decided here.
 //!
 //! The `gms_user` header binds the client: on long-polling it is read from every request, on
@@ -17,7 +18,8 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
-use super::{form, header_text, reply, with_state};
+use super::form::{self, Fields};
+use super::{header_text, reply, with_state};
 use crate::app::AppState;
 use crate::cometd::{Bayeux, BayeuxError};
 
@@ -27,6 +29,8 @@ const MAX_IN_FLIGHT_PER_SOCKET: usize = 16;
 /// The CometD routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     cometd_websocket(state.clone())
+        .or(cometd_jsonp(state.clone()))
+        .unify()
         .or(cometd_poll(state))
         .unify()
 }
@@ -69,6 +73,60 @@ async fn poll_cometd(state: AppState, gms_user: Option<String>, body: Bytes) -> 
         Ok(replies) => reply::json(StatusCode::OK, &replies),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// GET /genesys/cometd[/suffix]?jsonp=<callback>&message=<Bayeux JSON> (callback-polling,
+/// which CometD's JavaScript client uses cross-domain without CORS)
+fn cometd_jsonp(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    cometd_path()
+        .and(warp::get())
+        .and(with_state(state))
+        .and(header_text("gms_user"))
+        .and(form::query_fields())
+        .then(jsonp_cometd)
+}
+
+/// One callback-polling request: the `message` parameter is the body; the reply array is
+/// wrapped in a call of the `jsonp` function.
+async fn jsonp_cometd(state: AppState, gms_user: Option<String>, fields: Fields) -> Response {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let callback = field("jsonp").unwrap_or("jsonpcallback");
+    if !is_js_name(callback) {
+        return ApiError::BadRequest(
+            "`jsonp` must be a JavaScript function name such as _cometd_callback_1 (letters, digits, _, $, .)".into(),
+        )
+        .into_response();
+    }
+    let Some(message) = field("message") else {
+        return ApiError::BadRequest(
+            "GET /genesys/cometd is callback-polling: give the Bayeux messages in the `message` query parameter, or open a websocket, or POST them".into(),
+        )
+        .into_response();
+    };
+    match state
+        .bayeux
+        .handle(gms_user.as_deref(), message.as_bytes())
+        .await
+    {
+        Ok(replies) => reply::javascript(format!("{callback}({replies})")),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// `name` is safe to emit as a function to call: an identifier, possibly dotted, short.
+fn is_js_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 128
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
 /// GET /genesys/cometd (websocket upgrade)

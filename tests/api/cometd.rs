@@ -287,11 +287,41 @@ async fn other_paths_and_methods_are_refused() {
         .unwrap();
     assert_eq!(response.status(), 404, "unknown suffix");
     let response = app.get("/genesys/cometd", Some(GMS_USER)).await;
+    assert_eq!(response.status(), 400, "GET without upgrade or message");
+    let error = json(response).await;
     assert!(
-        response.status().is_client_error(),
-        "GET without upgrade: {}",
-        response.status()
+        error["message"].as_str().unwrap().contains("`message`"),
+        "{error}"
     );
+    let response = app
+        .get("/genesys/cometd?jsonp=alert(1)&message=[]", Some(GMS_USER))
+        .await;
+    assert_eq!(response.status(), 400, "not a function name");
+}
+
+#[tokio::test]
+async fn callback_polling_wraps_the_reply_in_the_jsonp_function() {
+    let app = spawn_app().await;
+    let message = r#"[{"channel":"/meta/handshake","version":"1.0","id":"1","supportedConnectionTypes":["callback-polling"]}]"#;
+    let response = app
+        .request(Method::GET, "/genesys/cometd/handshake")
+        .query(&[("jsonp", "_cometd_callback_1"), ("message", message)])
+        .header("gms_user", GMS_USER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/javascript;charset=UTF-8"
+    );
+    let text = response.text().await.unwrap();
+    let inner = text
+        .strip_prefix("_cometd_callback_1(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a call of the callback: {text}"));
+    let reply: Value = serde_json::from_str(inner).unwrap();
+    assert_eq!(reply[0]["successful"], json!(true), "{reply}");
 }
 
 #[tokio::test]
