@@ -36,6 +36,8 @@ pub struct Config {
     /// How `_device_os=httpcb` notifications are POSTed: timeout, attempts, backoff (file
     /// keys `httpcb_timeout_ms`, `httpcb_attempts`, `httpcb_backoff_ms`).
     pub httpcb: HttpCallbackSettings,
+    /// The CometD server's pacing (`[cometd]` in the file).
+    pub cometd: CometdConfig,
 }
 
 /// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
@@ -69,6 +71,25 @@ impl Default for InboundChat {
     }
 }
 
+/// `[cometd]`: how long connects are held and when silent clients are dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CometdConfig {
+    /// How long a `/meta/connect` is held when nothing is pending (advice `timeout`).
+    pub timeout_ms: u64,
+    /// A client that does not connect again within this long after a connect reply is dropped.
+    pub max_interval_ms: u64,
+}
+
+impl Default for CometdConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 60_000,
+            max_interval_ms: 30_000,
+        }
+    }
+}
+
 /// Default listen address, as GMS clients expect it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -87,6 +108,7 @@ impl Default for Config {
             stat_servers: vec!["StatServer".to_string()],
             inbound_chat: InboundChat::default(),
             httpcb: HttpCallbackSettings::default(),
+            cometd: CometdConfig::default(),
         }
     }
 }
@@ -138,6 +160,7 @@ struct FileConfig {
     httpcb_timeout_ms: Option<u64>,
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
+    cometd: Option<CometdConfig>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -229,6 +252,9 @@ impl Config {
         if let Some(ms) = file.httpcb_backoff_ms {
             self.httpcb.backoff = Duration::from_millis(ms);
         }
+        if let Some(cometd) = file.cometd {
+            self.cometd = cometd;
+        }
         Ok(())
     }
 
@@ -274,6 +300,18 @@ impl Config {
                 source_name: "configuration".into(),
                 message: "httpcb_attempts and httpcb_timeout_ms must be at least 1".into(),
             });
+        }
+        for (setting, value) in [
+            ("cometd.timeout_ms", self.cometd.timeout_ms),
+            ("cometd.max_interval_ms", self.cometd.max_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    source_name: "configuration".into(),
+                    message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
+                });
+            }
         }
         if self.stat_servers.is_empty() {
             return Err(ConfigError::Invalid {
@@ -366,6 +404,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("CALLBACKD_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn the_cometd_section_sets_its_timeouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "[cometd]\ntimeout_ms = 2000\n").unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.cometd.timeout_ms, 2000);
+        assert_eq!(config.cometd.max_interval_ms, 30_000, "default kept");
+
+        std::fs::write(&file, "[cometd]\nmax_interval_ms = 0\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("cometd.max_interval_ms"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
 //! - [`router`]: the routing state machine and the task that owns it.
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
+//! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
 //!   the admin token, binding the listener.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod center;
 pub mod clock;
+pub mod cometd;
 pub mod config;
 pub mod domain;
 pub mod expiry;
@@ -122,7 +124,15 @@ impl App {
         .await
         .map_err(StartupError::Jobs)?;
 
+        let cometd_sweeper = tokio::spawn(state.bayeux.clone().sweep_until(stop_tasks.subscribe()));
+
         let routes = http::routes(state.clone());
+        let bayeux = state.bayeux.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Answer held long-polls now, or the graceful stop would wait out their timeouts.
+            bayeux.shutdown();
+        };
         warp::serve(routes)
             .incoming(listener)
             .graceful(shutdown)
@@ -143,6 +153,11 @@ impl App {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "http callback worker failed"),
             Err(_) => tracing::error!("http callback worker did not stop within 10 s"),
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), cometd_sweeper).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "CometD sweeper failed"),
+            Err(_) => tracing::error!("CometD sweeper did not stop within 10 s"),
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {

@@ -11,13 +11,15 @@ use tokio::sync::watch;
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
-use crate::center::chat::{ChatServer, NoListener};
+use crate::center::chat::ChatServer;
 use crate::clock::Clock;
+use crate::cometd::{Bayeux, BayeuxSettings};
 use crate::config::Config;
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
-use crate::push::{HttpCallbacks, NoComet, Notifier};
+use crate::push::comet::{replay_to_subscribers, ChatPushes};
+use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError};
 
@@ -147,19 +149,30 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         what: "cannot read the listener address".into(),
         source,
     })?;
-    let chat = ChatServer::new(store.clone(), clock.clone(), Arc::new(NoListener));
-    let restored = chat.restore().map_err(store_err)?;
-    if restored > 0 {
-        tracing::info!(sessions = restored, "open chat sessions restored");
-    }
     let inbound_chat = inbound_chat_service(config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     let (http_callbacks, push_task) =
         HttpCallbacks::start(store.clone(), config.httpcb.clone(), shutdown_rx.clone());
-    // Until the CometD server is merged, nobody is subscribed: comet notifications wait for
-    // retrieve-notifications.
-    let notifier = Notifier::new(store.clone(), Arc::new(NoComet), http_callbacks);
+    let (bayeux, subscribed) = Bayeux::new(
+        BayeuxSettings {
+            timeout_ms: config.cometd.timeout_ms,
+            max_interval_ms: config.cometd.max_interval_ms,
+            ..BayeuxSettings::default()
+        },
+        clock.clone(),
+    );
+    let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
+    tokio::spawn(replay_to_subscribers(notifier.clone(), subscribed));
+    let chat = ChatServer::new(
+        store.clone(),
+        clock.clone(),
+        Arc::new(ChatPushes::new(notifier.clone())),
+    );
+    let restored = chat.restore().map_err(store_err)?;
+    if restored > 0 {
+        tracing::info!(sessions = restored, "open chat sessions restored");
+    }
     let (router, router_task) = router::task::start(
         RouterContext {
             store: store.clone(),
@@ -186,6 +199,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         }),
         agent_writes: Arc::default(),
         notifier,
+        bayeux,
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));

@@ -49,6 +49,9 @@ pub struct AppState {
     /// Held across an agent's read-change-write, so concurrent changes of agents do not lose
     /// one another (an async lock: it is held across the durable wait).
     pub agent_writes: Arc<tokio::sync::Mutex<()>>,
+    /// The CometD server: its clients and their pending pushes. Owned by `cometd`; the push
+    /// layer publishes through it, `http::cometd` feeds it requests.
+    pub bayeux: crate::cometd::Bayeux,
 }
 
 impl std::fmt::Debug for AppState {

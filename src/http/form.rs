@@ -79,7 +79,7 @@ pub fn json_body<T: DeserializeOwned + Send>(
 }
 
 /// The raw body, at most `limit` bytes.
-fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+pub(super) fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| async move {

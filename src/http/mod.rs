@@ -6,12 +6,14 @@
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
 //! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
+//! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
 mod agent;
 mod callback;
 mod chat;
+mod cometd;
 mod desktop;
 mod error;
 mod form;
@@ -34,7 +36,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(desktop::routes(state.clone()))
         .or(notify::routes(state.clone()))
         .or(admin::routes(state.clone()))
-        .or(agent::routes(state))
+        .or(agent::routes(state.clone()))
+        .or(cometd::routes(state))
         .recover(error::handle_rejection)
 }
 

@@ -19,6 +19,16 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     }
 }
 
+/// 200 with a JavaScript `body` (CometD callback-polling) and the no-cache headers.
+pub fn javascript(body: String) -> Response {
+    let mut response = with_headers(StatusCode::OK, body.into_bytes());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript;charset=UTF-8"),
+    );
+    response
+}
+
 fn with_headers(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = Response::new(bytes.into());
     *response.status_mut() = status;

@@ -17,6 +17,7 @@
 //!
 //! This module must not know how CometD works: the CometD server implements [`CometSink`].
 
+pub mod comet;
 pub mod httpcb;
 
 use std::sync::Arc;

@@ -9,6 +9,8 @@ mod admin;
 mod agents;
 mod callbacks;
 mod chat;
+mod cometd;
 mod errors;
 mod notifications;
+mod push;
 mod routing;

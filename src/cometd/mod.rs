@@ -1,0 +1,482 @@
+//! The CometD (Bayeux 1.0) server: handshake, connect, subscribe, unsubscribe, disconnect,
+//! and pushes on `/_genesys`, for any transport.
+//!
+//! [`Bayeux::handle`] takes one request body (long-polling POST or websocket text frame) and
+//! returns the reply array; a `/meta/connect` with nothing queued is held until a push
+//! arrives, the same client connects again, or the timeout passes. [`Bayeux::publish`] is how
+//! the rest of the server reaches a customer. No warp here: the HTTP and websocket plumbing
+//! lives in `http::cometd`.
+//!
+//! Every client is bound to the `gms_user` header it handshook with: a handshake without one is
+//! refused (`403::gms_user header required`), and a request naming the client with another (or
+//! no) `gms_user` gets `402::Unknown client`, exactly as if the id did not exist, so ids of
+//! other users cannot even be probed.
+//!
+//! All client state sits behind one `std` mutex: it is only held for map operations, never
+//! across an `.await`, and wakers are plain oneshot senders fired under it (sending on a
+//! oneshot never blocks).
+
+mod clients;
+pub mod protocol;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+pub use protocol::{BayeuxError, Message, GENESYS_CHANNEL};
+
+use crate::clock::Clock;
+use clients::{Clients, Wake};
+
+/// One customer-bound push: `{"id","message","tag"}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Push {
+    /// 32 lowercase hex digits, random.
+    pub id: String,
+    /// What the customer's app reads (a chat refresh, a status change, ...).
+    pub message: serde_json::Value,
+    /// What kind of push it is, e.g. `service.chat.refresh.<id>`.
+    pub tag: String,
+}
+
+impl Push {
+    /// A push with a new random id.
+    pub fn new(tag: impl Into<String>, message: serde_json::Value) -> Push {
+        Push {
+            id: format!("{:032x}", rand::random::<u128>()),
+            message,
+            tag: tag.into(),
+        }
+    }
+}
+
+/// How the server paces its clients.
+#[derive(Debug, Clone)]
+pub struct BayeuxSettings {
+    /// How long a `/meta/connect` is held when nothing is queued (advice `timeout`).
+    pub timeout_ms: u64,
+    /// How long clients wait between a connect reply and the next connect (advice `interval`).
+    pub interval_ms: u64,
+    /// A client not heard from for this long after its last connect reply is dropped.
+    pub max_interval_ms: u64,
+    /// At most this many undelivered pushes per client; later ones are refused for it.
+    pub max_queue: usize,
+}
+
+impl Default for BayeuxSettings {
+    fn default() -> Self {
+        BayeuxSettings {
+            timeout_ms: 60_000,
+            interval_ms: 0,
+            max_interval_ms: 30_000,
+            max_queue: 1000,
+        }
+    }
+}
+
+/// A client subscribed to /_genesys (the push layer replays undelivered notifications to its
+/// user).
+#[derive(Debug, Clone)]
+pub struct Subscribed {
+    /// The user it handshook with.
+    pub gms_user: String,
+    /// The client, for [`Bayeux::publish_to`].
+    pub client_id: String,
+}
+
+/// The Bayeux server. Cheap to clone; clones share the clients.
+#[derive(Clone)]
+pub struct Bayeux {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: BayeuxSettings,
+    clock: Arc<dyn Clock>,
+    /// Every client. A `std` mutex: held only for map work, never across an await.
+    clients: Mutex<Clients>,
+    /// Tells the push layer about new `/_genesys` subscriptions.
+    subscribed: mpsc::UnboundedSender<Subscribed>,
+    /// True once the server is stopping: held connects are answered, new ones refused.
+    stopping: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Bayeux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bayeux")
+            .field("settings", &self.shared.settings)
+            .field("clients", &self.client_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a held connect ended.
+enum Held {
+    /// Answered early, and why.
+    Woke(Wake),
+    /// Nothing happened within the timeout.
+    TimedOut,
+}
+
+/// Characters of a client id: lowercase base 36, as CometD's own ids.
+const CLIENT_ID_ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// 26 base-36 characters: about 134 random bits.
+const CLIENT_ID_LEN: usize = 26;
+
+impl Bayeux {
+    /// A server with no clients, and the receiving end of its subscription announcements.
+    /// Drop the receiver if nothing replays notifications: announcements are then discarded.
+    pub fn new(
+        settings: BayeuxSettings,
+        clock: Arc<dyn Clock>,
+    ) -> (Bayeux, mpsc::UnboundedReceiver<Subscribed>) {
+        let (subscribed, announcements) = mpsc::unbounded_channel();
+        let bayeux = Bayeux {
+            shared: Arc::new(Shared {
+                settings,
+                clock,
+                clients: Mutex::new(Clients::default()),
+                subscribed,
+                stopping: watch::Sender::new(false),
+            }),
+        };
+        (bayeux, announcements)
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &BayeuxSettings {
+        &self.shared.settings
+    }
+
+    /// Queues `push` for every client of `gms_user` subscribed to /_genesys and wakes their
+    /// held long-polls. Returns how many clients it was queued for (a client whose queue is
+    /// full is not counted).
+    pub fn publish(&self, gms_user: &str, push: &Push) -> usize {
+        let push = Arc::new(push.clone());
+        let max_queue = self.shared.settings.max_queue;
+        self.lock().publish(gms_user, &push, max_queue)
+    }
+
+    /// Queues `push` for one client only (used to replay to the client that just subscribed).
+    /// Returns whether it was queued: not for an unknown or unsubscribed client, nor a full
+    /// queue.
+    pub fn publish_to(&self, client_id: &str, push: &Push) -> bool {
+        let push = Arc::new(push.clone());
+        let max_queue = self.shared.settings.max_queue;
+        self.lock().publish_to(client_id, &push, max_queue).is_ok()
+    }
+
+    /// Handles one request body (long-polling transport) from a client that sent header
+    /// `gms_user`; resolves when the reply is ready (a held `/meta/connect` waits up to
+    /// `timeout_ms` or until a push arrives). Returns the JSON reply array.
+    ///
+    /// # Errors
+    /// The body is not Bayeux (not JSON, no `channel`, ...): the error says what to fix.
+    pub async fn handle(
+        &self,
+        gms_user: Option<&str>,
+        body: &[u8],
+    ) -> Result<serde_json::Value, BayeuxError> {
+        let messages = protocol::parse(body)?;
+        let gms_user = gms_user.filter(|user| !user.trim().is_empty());
+        let mut replies = Vec::with_capacity(messages.len());
+        for message in &messages {
+            match message.channel.as_str() {
+                protocol::HANDSHAKE => replies.push(self.handshake(gms_user, message)),
+                protocol::CONNECT => self.connect(gms_user, message, &mut replies).await,
+                protocol::SUBSCRIBE => replies.push(self.subscribe(gms_user, message, true)),
+                protocol::UNSUBSCRIBE => replies.push(self.subscribe(gms_user, message, false)),
+                protocol::DISCONNECT => replies.push(self.disconnect(gms_user, message)),
+                _ => replies.push(self.refuse(gms_user, message)),
+            }
+        }
+        Ok(Value::Array(replies))
+    }
+
+    /// Removes clients not seen for max_interval; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = self.shared.clock.now();
+        let removed = self.lock().sweep(now, self.shared.settings.max_interval_ms);
+        if removed > 0 {
+            tracing::debug!(removed, "dropped CometD clients that stopped connecting");
+        }
+        removed
+    }
+
+    /// Sweeps every third of `max_interval` (at least every 10 s) until `shutdown` turns true.
+    pub async fn sweep_until(self, mut shutdown: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.shared.settings.max_interval_ms / 3)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Time to look for clients that went away.
+                _ = ticks.tick() => {
+                    self.sweep();
+                }
+                // The server is stopping (or whoever could stop us is gone).
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers every held long-poll at once (server shutdown) and refuses new ones.
+    pub fn shutdown(&self) {
+        self.shared.stopping.send_replace(true);
+        // Under the lock, so a connect that saw "not stopping" has registered its hold.
+        self.lock().wake_all(Wake::Shutdown);
+    }
+
+    /// Whether [`Bayeux::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.shared.stopping.borrow()
+    }
+
+    /// Resolves once [`Bayeux::shutdown`] is called (websocket loops close on it).
+    pub async fn stopped(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        // The sender lives as long as `self`, so this only ends when stopping turns true.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Connected clients (for metrics/benchmark).
+    pub fn client_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Clients> {
+        // Nothing panics under this lock; if something ever did, the map is still usable.
+        self.shared
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopping_reply(message: &Message) -> Value {
+        protocol::failure(
+            message,
+            "503::the server is shutting down",
+            Some(json!({"reconnect": "handshake", "interval": 1000})),
+        )
+    }
+
+    /// `/meta/handshake`: a new client bound to `gms_user`.
+    fn handshake(&self, gms_user: Option<&str>, message: &Message) -> Value {
+        let Some(gms_user) = gms_user else {
+            return protocol::failure(
+                message,
+                "403::gms_user header required",
+                Some(json!({"reconnect": "none"})),
+            );
+        };
+        if let Some(types) = &message.supported_connection_types {
+            if !types
+                .iter()
+                .any(|t| protocol::CONNECTION_TYPES.contains(&t.as_str()))
+            {
+                return protocol::failure(
+                    message,
+                    "406::no supported connection type: use long-polling, callback-polling or websocket",
+                    Some(json!({"reconnect": "none"})),
+                );
+            }
+        }
+        if self.is_stopping() {
+            return Self::stopping_reply(message);
+        }
+        let now = self.shared.clock.now();
+        let client_id = {
+            let mut clients = self.lock();
+            let mut client_id = new_client_id();
+            while clients.get_own(&client_id).is_some() {
+                client_id = new_client_id();
+            }
+            clients.add(client_id.clone(), gms_user, now);
+            client_id
+        };
+        protocol::handshake_reply(message, &client_id, &self.shared.settings)
+    }
+
+    /// `/meta/connect`: answered at once when something is queued, on the client's first
+    /// connect, or when it asks for `advice.timeout` 0; otherwise held.
+    async fn connect(&self, gms_user: Option<&str>, message: &Message, replies: &mut Vec<Value>) {
+        let settings = &self.shared.settings;
+        let Some(client_id) = message.client_id.as_deref() else {
+            replies.push(protocol::unknown_client(message));
+            return;
+        };
+        let timeout_ms = message
+            .advice_timeout
+            .map_or(settings.timeout_ms, |asked| asked.min(settings.timeout_ms));
+        let now = self.shared.clock.now();
+        // Looking at the queue and registering the hold happen under the lock that publish
+        // queues and wakes under, so no push can slip in between and be missed.
+        let (waiter, advice) = {
+            let mut clients = self.lock();
+            if self.is_stopping() {
+                replies.push(Self::stopping_reply(message));
+                return;
+            }
+            let Some(client) = clients.get_mut(client_id, gms_user) else {
+                replies.push(protocol::unknown_client(message));
+                return;
+            };
+            client.last_seen = now;
+            let first = !client.connected;
+            client.connected = true;
+            let advice = (first || message.has_advice).then(|| protocol::connect_advice(settings));
+            if first || timeout_ms == 0 || client.has_pending() {
+                // An older held connect of this client gives way to this one.
+                client.wake(Wake::Replaced);
+                let pending = client.take_pending();
+                drop(clients);
+                deliver(replies, &pending);
+                replies.push(protocol::connect_reply(message, advice));
+                return;
+            }
+            (client.hold(), advice)
+        };
+
+        let held = tokio::select! {
+            // A push, a newer connect of this client, a disconnect or the shutdown.
+            woke = waiter => Held::Woke(woke.unwrap_or(Wake::Removed)),
+            // Nothing for the client: answer empty so that it connects again.
+            () = tokio::time::sleep(Duration::from_millis(timeout_ms)) => Held::TimedOut,
+        };
+        match held {
+            Held::Woke(Wake::Replaced) => replies.push(protocol::connect_reply(message, None)),
+            Held::Woke(Wake::Removed) => replies.push(protocol::connect_reply(
+                message,
+                Some(json!({"reconnect": "none"})),
+            )),
+            Held::Woke(Wake::Push | Wake::Shutdown) | Held::TimedOut => {
+                let pending = {
+                    let mut clients = self.lock();
+                    let Some(client) = clients.get_own(client_id) else {
+                        drop(clients);
+                        replies.push(protocol::unknown_client(message));
+                        return;
+                    };
+                    client.clear_finished_hold();
+                    client.last_seen = self.shared.clock.now();
+                    client.take_pending()
+                };
+                deliver(replies, &pending);
+                replies.push(protocol::connect_reply(message, advice));
+            }
+        }
+    }
+
+    /// `/meta/subscribe` (`subscribe`) and `/meta/unsubscribe`: only `/_genesys`.
+    fn subscribe(&self, gms_user: Option<&str>, message: &Message, subscribe: bool) -> Value {
+        let refusal = match message.subscriptions() {
+            Err(problem) => Some(format!("400::{problem}")),
+            Ok(channels) => channels
+                .into_iter()
+                .find(|channel| *channel != GENESYS_CHANNEL)
+                .map(|channel| {
+                    format!("403::cannot subscribe to {channel}: only /_genesys carries pushes")
+                }),
+        };
+        let now = self.shared.clock.now();
+        let newly_subscribed = {
+            let mut clients = self.lock();
+            let Some(client) = message
+                .client_id
+                .as_deref()
+                .and_then(|id| clients.get_mut(id, gms_user))
+            else {
+                return protocol::unknown_client(message);
+            };
+            client.last_seen = now;
+            if let Some(refusal) = refusal {
+                return protocol::failure(message, &refusal, None);
+            }
+            let newly = subscribe && !client.subscribed;
+            client.subscribed = subscribe;
+            newly.then(|| Subscribed {
+                gms_user: client.gms_user.to_string(),
+                client_id: message.client_id.clone().unwrap_or_default(),
+            })
+        };
+        if let Some(subscribed) = newly_subscribed {
+            // Nobody listening means nothing is replayed; that is the listener's choice.
+            let _ = self.shared.subscribed.send(subscribed);
+        }
+        protocol::subscription_reply(message)
+    }
+
+    /// `/meta/disconnect`: the client is forgotten; its held connect is answered.
+    fn disconnect(&self, gms_user: Option<&str>, message: &Message) -> Value {
+        let mut clients = self.lock();
+        let known = message
+            .client_id
+            .as_deref()
+            .filter(|id| clients.get_mut(id, gms_user).is_some());
+        match known {
+            Some(id) => {
+                clients.remove(id, Wake::Removed);
+                Value::Object(protocol::success(message))
+            }
+            None => protocol::unknown_client(message),
+        }
+    }
+
+    /// Any other channel: unknown `/meta/` channels, and publishing, which customers may not do.
+    fn refuse(&self, gms_user: Option<&str>, message: &Message) -> Value {
+        if message.is_meta() {
+            return protocol::failure(
+                message,
+                &format!(
+                    "400::unknown meta channel {}: use handshake, connect, subscribe, unsubscribe or disconnect",
+                    message.channel
+                ),
+                None,
+            );
+        }
+        let now = self.shared.clock.now();
+        {
+            let mut clients = self.lock();
+            let Some(client) = message
+                .client_id
+                .as_deref()
+                .and_then(|id| clients.get_mut(id, gms_user))
+            else {
+                return protocol::unknown_client(message);
+            };
+            client.last_seen = now;
+        }
+        protocol::failure(
+            message,
+            &format!(
+                "403::publishing to {} is not allowed: clients only receive, on /_genesys; send requests to the GMS REST API",
+                message.channel
+            ),
+            None,
+        )
+    }
+}
+
+/// Appends the deliveries for `pending`, oldest first.
+fn deliver(replies: &mut Vec<Value>, pending: &[Arc<Push>]) {
+    replies.extend(pending.iter().map(|push| protocol::delivery(push)));
+}
+
+/// A new unguessable client id.
+fn new_client_id() -> String {
+    let mut rng = rand::rng();
+    (0..CLIENT_ID_LEN)
+        .map(|_| char::from(CLIENT_ID_ALPHABET[rng.random_range(0..CLIENT_ID_ALPHABET.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,605 @@
+//! Tests of [`Bayeux`] as a whole: the exchanges of seed 003 and the rules around them.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::domain::time::Timestamp;
+
+const ALICE: &str = "alice";
+const BOB: &str = "bob";
+
+fn server(settings: BayeuxSettings) -> (Bayeux, mpsc::UnboundedReceiver<Subscribed>, ManualClock) {
+    let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
+    let (bayeux, subscribed) = Bayeux::new(settings, Arc::new(clock.clone()));
+    (bayeux, subscribed, clock)
+}
+
+/// Short held connects, so that a test that gets it wrong fails quickly.
+fn quick() -> BayeuxSettings {
+    BayeuxSettings {
+        timeout_ms: 5_000,
+        ..BayeuxSettings::default()
+    }
+}
+
+async fn send(bayeux: &Bayeux, gms_user: Option<&str>, body: Value) -> Value {
+    bayeux
+        .handle(gms_user, body.to_string().as_bytes())
+        .await
+        .expect("a Bayeux body")
+}
+
+async fn handshake(bayeux: &Bayeux, gms_user: &str) -> String {
+    let reply = send(
+        bayeux,
+        Some(gms_user),
+        json!([{"version":"1.0","minimumVersion":"0.9","channel":"/meta/handshake",
+                "supportedConnectionTypes":["long-polling","callback-polling"],
+                "advice":{"timeout":60000,"interval":0},"id":"1"}]),
+    )
+    .await;
+    assert_eq!(reply[0]["successful"], json!(true), "{reply}");
+    reply[0]["clientId"].as_str().expect("clientId").to_string()
+}
+
+/// Handshake, subscribe to /_genesys and make the first connect: a client ready to be held.
+async fn ready(bayeux: &Bayeux, gms_user: &str) -> String {
+    let id = handshake(bayeux, gms_user).await;
+    let reply = send(
+        bayeux,
+        Some(gms_user),
+        json!([{"channel":"/meta/subscribe","subscription":"/_genesys","id":"2","clientId":id},
+               {"channel":"/meta/connect","connectionType":"long-polling","id":"3","clientId":id}]),
+    )
+    .await;
+    assert_eq!(reply.as_array().map(Vec::len), Some(2), "{reply}");
+    id
+}
+
+fn connect(id: &str, message_id: &str) -> Value {
+    json!([{"channel":"/meta/connect","connectionType":"long-polling","id":message_id,"clientId":id}])
+}
+
+/// Waits until a connect of `id` is held.
+async fn until_held(bayeux: &Bayeux, id: &str) {
+    let start = Instant::now();
+    while !bayeux.lock().get_own(id).is_some_and(|c| c.is_held()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "connect never held"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_handshake_gives_an_unguessable_id_and_advice() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!({"version":"1.0","minimumVersion":"0.9","channel":"/meta/handshake","id":"0"}),
+    )
+    .await;
+    let reply = &reply[0];
+    let id = reply["clientId"].as_str().unwrap();
+    assert_eq!(id.len(), 26);
+    assert!(id
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+    assert_eq!(reply["id"], json!("0"));
+    assert_eq!(reply["channel"], json!("/meta/handshake"));
+    assert_eq!(reply["successful"], json!(true));
+    assert_eq!(reply["version"], json!("1.0"));
+    assert_eq!(
+        reply["advice"],
+        json!({"reconnect":"retry","interval":0,"timeout":60000})
+    );
+    assert_ne!(
+        handshake(&bayeux, ALICE).await,
+        id,
+        "each handshake is a new client"
+    );
+    assert_eq!(bayeux.client_count(), 2);
+}
+
+#[tokio::test]
+async fn a_handshake_without_gms_user_is_refused() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    for user in [None, Some(""), Some("  ")] {
+        let reply = send(&bayeux, user, json!({"channel":"/meta/handshake","id":"0"})).await;
+        assert_eq!(reply[0]["successful"], json!(false), "{user:?}");
+        assert_eq!(reply[0]["error"], json!("403::gms_user header required"));
+        assert_eq!(reply[0]["advice"]["reconnect"], json!("none"));
+    }
+    assert_eq!(bayeux.client_count(), 0);
+}
+
+#[tokio::test]
+async fn a_handshake_with_no_common_transport_is_refused() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!({"channel":"/meta/handshake","supportedConnectionTypes":["iframe"]}),
+    )
+    .await;
+    assert_eq!(reply[0]["successful"], json!(false));
+    assert!(reply[0]["error"].as_str().unwrap().starts_with("406::"));
+}
+
+#[tokio::test]
+async fn the_first_connect_is_answered_at_once_with_advice() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = handshake(&bayeux, ALICE).await;
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "3")).await;
+    assert_eq!(
+        reply,
+        json!([{"id":"3","successful":true,"channel":"/meta/connect",
+                "advice":{"interval":0,"reconnect":"retry","timeout":60000}}])
+    );
+}
+
+#[tokio::test]
+async fn a_connect_asking_for_timeout_zero_is_answered_at_once_with_advice() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = ready(&bayeux, ALICE).await;
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!([{"channel":"/meta/connect","connectionType":"long-polling",
+                "advice":{"timeout":0},"id":"4","clientId":id}]),
+    )
+    .await;
+    assert_eq!(reply[0]["successful"], json!(true));
+    assert_eq!(reply[0]["advice"]["timeout"], json!(60000));
+}
+
+#[tokio::test]
+async fn subscribe_and_connect_in_one_batch_get_two_replies_in_order() {
+    let (bayeux, mut subscribed, _) = server(BayeuxSettings::default());
+    let id = handshake(&bayeux, ALICE).await;
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!([{"channel":"/meta/subscribe","subscription":"/_genesys","id":"2","clientId":id},
+               {"channel":"/meta/connect","connectionType":"long-polling","id":"3","clientId":id}]),
+    )
+    .await;
+    assert_eq!(
+        reply[0],
+        json!({"id":"2","subscription":"/_genesys","successful":true,"channel":"/meta/subscribe"})
+    );
+    assert_eq!(reply[1]["channel"], json!("/meta/connect"));
+    assert_eq!(reply[1]["successful"], json!(true));
+    let announced = subscribed.try_recv().expect("subscription announced");
+    assert_eq!(
+        (announced.gms_user.as_str(), announced.client_id.as_str()),
+        (ALICE, id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_is_announced_once() {
+    let (bayeux, mut subscribed, _) = server(BayeuxSettings::default());
+    let id = ready(&bayeux, ALICE).await;
+    subscribed.try_recv().expect("first subscribe announced");
+    let again = json!({"channel":"/meta/subscribe","subscription":"/_genesys","clientId":id});
+    send(&bayeux, Some(ALICE), again).await;
+    assert!(subscribed.try_recv().is_err(), "already subscribed");
+}
+
+#[tokio::test]
+async fn only_genesys_may_be_subscribed() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = handshake(&bayeux, ALICE).await;
+    let cases = [
+        (json!("/chat/room"), "403::"),
+        (json!(["/_genesys", "/other"]), "403::"),
+        (json!("/_genesys/**"), "403::"),
+        (json!(42), "400::"),
+    ];
+    for (subscription, expected) in cases {
+        for channel in ["/meta/subscribe", "/meta/unsubscribe"] {
+            let reply = send(
+                &bayeux,
+                Some(ALICE),
+                json!({"channel":channel,"subscription":subscription,"id":"5","clientId":id}),
+            )
+            .await;
+            assert_eq!(
+                reply[0]["successful"],
+                json!(false),
+                "{channel} {subscription}"
+            );
+            assert_eq!(reply[0]["subscription"], subscription, "echoed");
+            let error = reply[0]["error"].as_str().unwrap();
+            assert!(
+                error.starts_with(expected),
+                "{channel} {subscription}: {error}"
+            );
+        }
+    }
+    let missing = send(
+        &bayeux,
+        Some(ALICE),
+        json!({"channel":"/meta/subscribe","clientId":id}),
+    )
+    .await;
+    assert!(missing[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("`subscription` is missing"));
+}
+
+#[tokio::test]
+async fn unsubscribe_and_disconnect_answer_as_in_seed_003() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = ready(&bayeux, ALICE).await;
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!([{"channel":"/meta/unsubscribe","subscription":"/_genesys","id":"9","clientId":id}]),
+    )
+    .await;
+    assert_eq!(
+        reply,
+        json!([{"id":"9","subscription":"/_genesys","successful":true,"channel":"/meta/unsubscribe"}])
+    );
+    assert_eq!(
+        bayeux.publish(ALICE, &Push::new("t", json!({}))),
+        0,
+        "unsubscribed"
+    );
+
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!([{"channel":"/meta/disconnect","id":"10","clientId":id}]),
+    )
+    .await;
+    assert_eq!(
+        reply,
+        json!([{"id":"10","successful":true,"channel":"/meta/disconnect"}])
+    );
+    assert_eq!(bayeux.client_count(), 0);
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "11")).await;
+    assert_eq!(reply[0]["error"], json!("402::Unknown client"), "gone");
+}
+
+#[tokio::test]
+async fn unknown_or_missing_client_ids_get_402_with_handshake_advice() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    for message in [
+        json!({"channel":"/meta/connect","clientId":"nosuchclient","id":"1"}),
+        json!({"channel":"/meta/connect","id":"1"}),
+        json!({"channel":"/meta/subscribe","subscription":"/_genesys","clientId":"x","id":"1"}),
+        json!({"channel":"/meta/unsubscribe","subscription":"/_genesys","clientId":"x","id":"1"}),
+        json!({"channel":"/meta/disconnect","clientId":"x","id":"1"}),
+        json!({"channel":"/chat","data":{},"clientId":"x","id":"1"}),
+    ] {
+        let reply = send(&bayeux, Some(ALICE), message.clone()).await;
+        assert_eq!(reply[0]["successful"], json!(false), "{message}");
+        assert_eq!(reply[0]["error"], json!("402::Unknown client"), "{message}");
+        assert_eq!(
+            reply[0]["advice"],
+            json!({"reconnect":"handshake","interval":0}),
+            "{message}"
+        );
+        assert_eq!(reply[0]["id"], json!("1"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_id_used_with_another_gms_user_is_unknown() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = ready(&bayeux, ALICE).await;
+    for user in [Some(BOB), None] {
+        for message in [
+            connect(&id, "4"),
+            json!({"channel":"/meta/subscribe","subscription":"/_genesys","clientId":id}),
+            json!({"channel":"/meta/disconnect","clientId":id}),
+        ] {
+            let reply = send(&bayeux, user, message.clone()).await;
+            assert_eq!(
+                reply[0]["error"],
+                json!("402::Unknown client"),
+                "{user:?} {message}"
+            );
+        }
+    }
+    assert_eq!(bayeux.client_count(), 1, "bob could not disconnect alice");
+}
+
+#[tokio::test]
+async fn clients_may_not_publish_and_unknown_meta_channels_are_refused() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    let id = handshake(&bayeux, ALICE).await;
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!([{"channel":"/_genesys","data":{"x":1},"id":"6","clientId":id},
+               {"channel":"/meta/ping","id":"7","clientId":id}]),
+    )
+    .await;
+    assert_eq!(reply[0]["successful"], json!(false));
+    assert!(reply[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("403::publishing"));
+    assert_eq!(reply[0]["channel"], json!("/_genesys"));
+    assert_eq!(reply[1]["successful"], json!(false));
+    assert!(reply[1]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("400::unknown meta channel /meta/ping"));
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_bayeux_are_errors() {
+    let (bayeux, _, _) = server(BayeuxSettings::default());
+    for body in [&b"not json"[..], b"[]", b"{\"id\":\"1\"}", b"", b"[{}]"] {
+        assert!(
+            bayeux.handle(Some(ALICE), body).await.is_err(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_held_connect_is_answered_as_soon_as_something_is_published() {
+    let (bayeux, _, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let started = Instant::now();
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+
+    let push = Push::new("service.chat.refresh.1", json!({"transcriptPosition":"2"}));
+    assert_eq!(bayeux.publish(ALICE, &push), 1);
+    let reply = held.await.unwrap();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "not held to the timeout"
+    );
+    assert_eq!(
+        reply,
+        json!([
+            {"channel":"/_genesys","data":{"id":push.id,"message":{"transcriptPosition":"2"},
+                                           "tag":"service.chat.refresh.1"}},
+            {"id":"4","successful":true,"channel":"/meta/connect"}
+        ])
+    );
+    assert!(
+        !bayeux.lock().get_own(&id).unwrap().has_pending(),
+        "delivered once"
+    );
+}
+
+#[tokio::test]
+async fn pushes_queued_between_connects_come_with_the_next_connect() {
+    let (bayeux, _, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let first = Push::new("a", json!(1));
+    let second = Push::new("b", json!(2));
+    bayeux.publish(ALICE, &first);
+    bayeux.publish(ALICE, &second);
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "4")).await;
+    let tags: Vec<&Value> = reply
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["data"]["tag"])
+        .collect();
+    assert_eq!(tags, [&json!("a"), &json!("b"), &Value::Null], "{reply}");
+}
+
+#[tokio::test]
+async fn a_held_connect_times_out_empty() {
+    let (bayeux, _, _) = server(BayeuxSettings {
+        timeout_ms: 50,
+        ..BayeuxSettings::default()
+    });
+    let id = ready(&bayeux, ALICE).await;
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "4")).await;
+    assert_eq!(
+        reply,
+        json!([{"id":"4","successful":true,"channel":"/meta/connect"}])
+    );
+    assert!(!bayeux.lock().get_own(&id).unwrap().is_held());
+}
+
+#[tokio::test]
+async fn a_second_connect_releases_the_first_at_once() {
+    let (bayeux, _, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let started = Instant::now();
+    let first = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+    let second = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "5")).await }
+    });
+
+    let first = first.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "released early");
+    assert_eq!(
+        first,
+        json!([{"id":"4","successful":true,"channel":"/meta/connect"}])
+    );
+    // The second is the one held now, and gets the push.
+    until_held(&bayeux, &id).await;
+    bayeux.publish(ALICE, &Push::new("t", json!({})));
+    let second = second.await.unwrap();
+    assert_eq!(second[0]["data"]["tag"], json!("t"));
+    assert_eq!(second[1]["id"], json!("5"));
+}
+
+#[tokio::test]
+async fn a_client_of_another_user_never_sees_the_push() {
+    let (bayeux, _, _) = server(BayeuxSettings {
+        timeout_ms: 100,
+        ..BayeuxSettings::default()
+    });
+    let alice = ready(&bayeux, ALICE).await;
+    let bob = ready(&bayeux, BOB).await;
+    assert_eq!(bayeux.publish(ALICE, &Push::new("for-alice", json!({}))), 1);
+    let bobs = send(&bayeux, Some(BOB), connect(&bob, "4")).await;
+    assert_eq!(
+        bobs.as_array().map(Vec::len),
+        Some(1),
+        "only the connect reply: {bobs}"
+    );
+    let alices = send(&bayeux, Some(ALICE), connect(&alice, "4")).await;
+    assert_eq!(alices[0]["data"]["tag"], json!("for-alice"));
+}
+
+#[tokio::test]
+async fn publish_to_reaches_one_subscribed_client() {
+    let (bayeux, _, _) = server(quick());
+    let one = ready(&bayeux, ALICE).await;
+    let other = ready(&bayeux, ALICE).await;
+    let unsubscribed = handshake(&bayeux, ALICE).await;
+    let push = Push::new("replay", json!({}));
+    assert!(bayeux.publish_to(&one, &push));
+    assert!(!bayeux.publish_to(&unsubscribed, &push), "not subscribed");
+    assert!(!bayeux.publish_to("nosuchclient", &push), "unknown");
+    assert!(bayeux.lock().get_own(&one).unwrap().has_pending());
+    assert!(!bayeux.lock().get_own(&other).unwrap().has_pending());
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_further_pushes_for_that_client() {
+    let (bayeux, _, _) = server(BayeuxSettings {
+        max_queue: 2,
+        ..quick()
+    });
+    let id = ready(&bayeux, ALICE).await;
+    assert_eq!(bayeux.publish(ALICE, &Push::new("1", json!({}))), 1);
+    assert_eq!(bayeux.publish(ALICE, &Push::new("2", json!({}))), 1);
+    assert_eq!(bayeux.publish(ALICE, &Push::new("3", json!({}))), 0, "full");
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "4")).await;
+    assert_eq!(
+        reply.as_array().map(Vec::len),
+        Some(3),
+        "two pushes and the reply"
+    );
+    assert_eq!(
+        bayeux.publish(ALICE, &Push::new("4", json!({}))),
+        1,
+        "drained"
+    );
+}
+
+#[tokio::test]
+async fn sweep_drops_clients_that_stopped_connecting() {
+    let (bayeux, _, clock) = server(BayeuxSettings {
+        max_interval_ms: 30_000,
+        ..quick()
+    });
+    let quiet = ready(&bayeux, ALICE).await;
+    clock.advance_secs(20);
+    let active = ready(&bayeux, ALICE).await;
+    clock.advance_secs(10);
+    assert_eq!(bayeux.sweep(), 1, "30 s after its last connect reply");
+    let reply = send(&bayeux, Some(ALICE), connect(&quiet, "9")).await;
+    assert_eq!(reply[0]["error"], json!("402::Unknown client"));
+    assert_eq!(bayeux.client_count(), 1);
+    clock.advance_secs(19);
+    assert_eq!(bayeux.sweep(), 0);
+    let reply = send(
+        &bayeux,
+        Some(ALICE),
+        json!({"channel":"/meta/connect","advice":{"timeout":0},"clientId":active}),
+    )
+    .await;
+    assert!(reply[0].get("error").is_none(), "{reply}");
+}
+
+#[tokio::test]
+async fn sweep_keeps_a_client_whose_connect_is_held() {
+    let (bayeux, _, clock) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+    clock.advance_secs(3600);
+    assert_eq!(bayeux.sweep(), 0);
+    bayeux.publish(ALICE, &Push::new("t", json!({})));
+    held.await.unwrap();
+    // Seen when answered: a whole max interval from now.
+    assert_eq!(bayeux.sweep(), 0);
+    clock.advance_secs(30);
+    assert_eq!(bayeux.sweep(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_connects_and_refuses_new_ones() {
+    let (bayeux, _, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let started = Instant::now();
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+    bayeux.shutdown();
+    let reply = held.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(reply[0]["successful"], json!(true));
+    bayeux.stopped().await;
+
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "5")).await;
+    assert_eq!(reply[0]["successful"], json!(false));
+    assert!(reply[0]["error"].as_str().unwrap().starts_with("503::"));
+    let reply = send(&bayeux, Some(ALICE), json!({"channel":"/meta/handshake"})).await;
+    assert_eq!(reply[0]["successful"], json!(false));
+}
+
+#[tokio::test]
+async fn a_disconnect_answers_the_held_connect() {
+    let (bayeux, _, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+    send(
+        &bayeux,
+        Some(ALICE),
+        json!({"channel":"/meta/disconnect","clientId":id}),
+    )
+    .await;
+    let reply = held.await.unwrap();
+    assert_eq!(reply[0]["advice"]["reconnect"], json!("none"));
+}
+
+#[test]
+fn push_ids_are_32_lowercase_hex_digits() {
+    let push = Push::new("tag", json!({}));
+    assert_eq!(push.id.len(), 32);
+    assert!(push
+        .id
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    assert_ne!(push.id, Push::new("tag", json!({})).id);
+}
