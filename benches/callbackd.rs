@@ -16,8 +16,14 @@
 //! second of simulated time over 200 agents, until all are routed; then the cost of one
 //! check-queue-position (`position` + `eta_secs`) with 10,000 waiting in one virtual queue.
 //!
-//! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), and `BENCH_ONLY` to
-//! `create`, `expiry` or `routing` to run one table (only `create` needs wrk).
+//! chat: 1,000 poll-mode chats at once over HTTP against one callbackd in this process, each
+//! exchanging 20 messages, the customer and the agent taking turns while the other side polls;
+//! messages/s and the latency from a send to the other side's first poll that returns it
+//! (see `callbackd/chat.rs`).
+//!
+//! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
+//! change the number of chats (default 1000), and `BENCH_ONLY` to `create`, `expiry`,
+//! `routing` or `chat` to run one table (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,13 +45,22 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use warp::Filter;
 
+// Not `benches/chat.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/chat.rs"]
+mod chat;
+
+/// The admin token of the callbackd the benchmark starts.
+const ADMIN_TOKEN: &str = "bench";
+
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
 fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing"].contains(&only.as_str()) {
-        eprintln!("BENCH_ONLY is `{only}`: use create, expiry or routing (or leave it unset)");
+    if !["", "create", "expiry", "routing", "chat"].contains(&only.as_str()) {
+        eprintln!(
+            "BENCH_ONLY is `{only}`: use create, expiry, routing or chat (or leave it unset)"
+        );
         std::process::exit(2);
     }
     if runs("create") {
@@ -68,6 +83,14 @@ fn main() {
     }
     if runs("routing") {
         routing_table();
+        println!();
+    }
+    if runs("chat") {
+        let chats: usize = std::env::var("BENCH_CHATS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1000);
+        chat::chat_table(chats, 20);
     }
 }
 
@@ -134,7 +157,7 @@ async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<
         data_dir: dir.to_path_buf(),
         services_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
         agents_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
-        admin_token: Some("bench".into()),
+        admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
     };
     let app = App::build(config).await.expect("callbackd builds");
