@@ -3,12 +3,14 @@
 //!
 //! This module only reads and validates settings; it opens no files other than the config file.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::idle::{IdleChanges, IdleSettings};
 use crate::push::HttpCallbackSettings;
 
 /// Everything callbackd needs to start.
@@ -38,6 +40,9 @@ pub struct Config {
     pub httpcb: HttpCallbackSettings,
     /// The CometD server's pacing (`[cometd]` in the file).
     pub cometd: CometdConfig,
+    /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
+    /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
+    pub idle_control: IdleSettings,
 }
 
 /// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
@@ -109,6 +114,7 @@ impl Default for Config {
             inbound_chat: InboundChat::default(),
             httpcb: HttpCallbackSettings::default(),
             cometd: CometdConfig::default(),
+            idle_control: IdleSettings::default(),
         }
     }
 }
@@ -157,6 +163,7 @@ struct FileConfig {
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
     inbound_chat: Option<InboundChat>,
+    idle_control: Option<BTreeMap<String, toml::Value>>,
     httpcb_timeout_ms: Option<u64>,
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
@@ -242,6 +249,9 @@ impl Config {
         }
         if let Some(inbound) = file.inbound_chat {
             self.inbound_chat = inbound;
+        }
+        if let Some(table) = file.idle_control {
+            self.idle_control = idle_settings(&table, &source)?;
         }
         if let Some(ms) = file.httpcb_timeout_ms {
             self.httpcb.timeout = Duration::from_millis(ms);
@@ -332,6 +342,45 @@ impl Config {
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin_token")
     }
+}
+
+/// `[idle_control]`, read with the rules of ESP `IdleControlConfigure` on top of the
+/// built-in defaults.
+fn idle_settings(
+    table: &BTreeMap<String, toml::Value>,
+    source: &str,
+) -> Result<IdleSettings, ConfigError> {
+    let params: BTreeMap<String, String> = table
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        })
+        .collect();
+    let invalid = |err: crate::domain::options::FieldError| ConfigError::Invalid {
+        setting: "idle_control",
+        source_name: source.to_string(),
+        message: err.to_string(),
+    };
+    if let Some(unknown) = params
+        .keys()
+        .find(|key| !crate::domain::idle::PARAMETERS.contains(&key.as_str()))
+    {
+        return Err(ConfigError::Invalid {
+            setting: "idle_control",
+            source_name: source.to_string(),
+            message: format!(
+                "unknown key `{unknown}`: use {}",
+                crate::domain::idle::PARAMETERS.join(", ")
+            ),
+        });
+    }
+    let changes = IdleChanges::parse(&params).map_err(invalid)?;
+    let defaults = IdleSettings::default();
+    defaults.apply(&changes, &defaults).map_err(invalid)
 }
 
 fn parse_listen(value: &str, source: &str) -> Result<SocketAddr, ConfigError> {

@@ -168,6 +168,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         store.clone(),
         clock.clone(),
         Arc::new(ChatPushes::new(notifier.clone())),
+        config.idle_control.clone(),
     );
     let restored = chat.restore().map_err(store_err)?;
     if restored > 0 {
@@ -203,6 +204,11 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
+    // Ends at shutdown.
+    tokio::spawn(crate::app::chat::run_idle_control(
+        state.clone(),
+        shutdown.subscribe(),
+    ));
     Ok(Built {
         state,
         listener,

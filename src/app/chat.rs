@@ -11,12 +11,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
 
 use super::callbacks::{check_owner, not_found, route, update};
 use super::{AppError, AppState, Requester};
-use crate::center::chat::{ChatError, Closed, Customer, CustomerView, StartChat};
+use crate::center::chat::{ChatError, Closed, Customer, CustomerView, EspOutcome, StartChat};
 use crate::domain::chat::{customer_nickname, is_web_url, EventKind, TranscriptEvent};
+use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
 use crate::router::core::Event;
@@ -430,6 +433,72 @@ pub async fn agent_transcript(
         .into());
     }
     Ok((session, transcript))
+}
+
+/// An ESP request to a chat session (`POST /genesys/1/admin/chat/{id}/esp/{Method}`, seeds
+/// 002 and 004). `target` is the chat session id or the interaction (service) id; an explicit
+/// `InteractionId` parameter wins over it, as in Chat Server.
+///
+/// # Errors
+/// Bad method or parameters (400, naming them), no such session (404), a closed session
+/// for a request that changes it (400), storage failure.
+pub async fn esp(
+    state: &AppState,
+    target: &str,
+    method: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<EspOutcome, AppError> {
+    let request = esp::parse(method, params)?;
+    let key = request.interaction_id().unwrap_or(target).to_string();
+    let service_id = match state.store.service(&key)? {
+        Some(_) => key,
+        None => state.chat.service_of_session(&key)?.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no chat session or interaction has the id `{key}`: use the chatSessionId of a chat, or its service id"
+            ))
+        })?,
+    };
+    let record = state
+        .store
+        .service(&service_id)?
+        .ok_or_else(|| not_found(&service_id))?;
+    let outcome = state.chat.esp(&record, request).await?;
+    if let EspOutcome::Close {
+        closed: Some(closed),
+        ..
+    } = &outcome
+    {
+        settle(state, closed, CallbackReason::CancelledByAdmin).await?;
+    }
+    Ok(outcome)
+}
+
+/// Runs idle control until shutdown: sleeps until the next session's deadline, posts its
+/// alert or closes it (completing its service).
+pub async fn run_idle_control(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let wait = state.chat.next_idle_deadline().map(|at| {
+            let now = state.clock.now();
+            Duration::from_millis(at.as_millis().saturating_sub(now.as_millis()))
+        });
+        let sleep = async {
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {
+                for closed in state.chat.run_idle_control().await {
+                    if let Err(err) = settle(&state, &closed, CallbackReason::Cancelled).await {
+                        tracing::warn!(service_id = %closed.service_id, error = %err, "cannot complete an idle chat's service");
+                    }
+                }
+            }
+            () = state.chat.idle_changed() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 /// Runs what the router task asks of chats until the router stops.

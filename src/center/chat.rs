@@ -10,7 +10,7 @@
 //! What a closed session means for its service (completing it, freeing the agent) is the
 //! caller's business: operations that close a session return [`Closed`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::domain::chat::{customer_rows, EventKind, NewEvent, TranscriptEvent, UserType};
+use crate::domain::esp::{EspCommon, EspRequest, Language, NoticeType};
+use crate::domain::idle::{IdleAction, IdleSettings, IdleState};
 use crate::domain::service::ServiceRecord;
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
@@ -51,6 +53,11 @@ pub struct ChatSession {
     pub language: Option<String>,
     /// Loaded back from storage after a restart (ESP `GetSessionInfo` `IsRestored`).
     pub restored: bool,
+    /// Inactivity control for this session: the configured defaults, changed by ESP
+    /// `IdleControlConfigure`.
+    pub idle: IdleSettings,
+    /// When the session was last active and which idle alerts it has had.
+    pub idle_state: IdleState,
 }
 
 impl ChatSession {
@@ -148,6 +155,32 @@ pub struct Closed {
     pub agent: Option<SessionAgent>,
 }
 
+/// What an ESP request did (the fields of Chat Server's `Event3rdServerResponse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EspOutcome {
+    /// A message or notice was added at this transcript position (`ScriptPos`, from 0).
+    Posted {
+        /// `ScriptPos`.
+        script_pos: u64,
+    },
+    /// Done; nothing to report but the time.
+    Done,
+    /// `CloseSession`: whether the session is closed now (`IsClosed`), and what closed.
+    Close {
+        /// `IsClosed`.
+        is_closed: bool,
+        /// Set when this request closed it: the caller settles the service.
+        closed: Option<Closed>,
+    },
+    /// `GetSessionInfo`.
+    Info {
+        /// `CreatedAt`.
+        created_at: Timestamp,
+        /// `IsRestored`.
+        restored: bool,
+    },
+}
+
 /// Why a chat operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -209,11 +242,24 @@ struct Inner {
     open: Mutex<HashMap<String, Slot>>,
     /// Open sessions' service ids by chat session id.
     by_session: Mutex<HashMap<String, String>>,
+    /// Idle control for new sessions and for `reset-parameters`.
+    idle_defaults: IdleSettings,
+    /// (when, service id): idle-control deadlines. An entry may be stale (the session was
+    /// active since); it is checked against the session when it comes due.
+    idle_deadlines: Mutex<BTreeSet<(Timestamp, String)>>,
+    /// Wakes the idle-control task when an earlier deadline appears.
+    idle_changed: tokio::sync::Notify,
 }
 
 impl ChatServer {
-    /// A chat server over `store`, pushing through `listener`.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, listener: Arc<dyn TranscriptListener>) -> Self {
+    /// A chat server over `store`, pushing through `listener`, with `idle_defaults` for
+    /// new sessions.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        listener: Arc<dyn TranscriptListener>,
+        idle_defaults: IdleSettings,
+    ) -> Self {
         ChatServer {
             inner: Arc::new(Inner {
                 store,
@@ -221,6 +267,9 @@ impl ChatServer {
                 listener,
                 open: Mutex::new(HashMap::new()),
                 by_session: Mutex::new(HashMap::new()),
+                idle_defaults,
+                idle_deadlines: Mutex::new(BTreeSet::new()),
+                idle_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -247,6 +296,7 @@ impl ChatServer {
             }
             store.put_chat_session(&session)?;
             let transcript = store.transcript(&session.id)?;
+            self.watch_idle(&session);
             self.insert_open(Live {
                 session,
                 transcript,
@@ -284,6 +334,8 @@ impl ChatServer {
             on_hold: false,
             language: None,
             restored: false,
+            idle: self.inner.idle_defaults.clone(),
+            idle_state: IdleState::new(now),
         };
         self.inner.store.put_chat_session(&session)?;
         self.inner.store.wait_durable().await?;
@@ -291,6 +343,7 @@ impl ChatServer {
             session: session.clone(),
             transcript: Vec::new(),
         });
+        self.watch_idle(&session);
         tracing::info!(service_id = %record.id, chat_session_id = %session.id, "chat session created");
         Ok(CustomerView {
             session,
@@ -526,6 +579,220 @@ impl ChatServer {
         lock(&self.inner.open).len()
     }
 
+    // ----- idle control -----
+
+    /// The earliest idle-control deadline, if any session has one.
+    pub fn next_idle_deadline(&self) -> Option<Timestamp> {
+        lock(&self.inner.idle_deadlines).first().map(|(at, _)| *at)
+    }
+
+    /// Resolves when a new idle-control deadline was set (it may be earlier than the one
+    /// being waited for).
+    pub async fn idle_changed(&self) {
+        self.inner.idle_changed.notified().await;
+    }
+
+    /// Runs the idle-control actions due at the clock's now: alerts are posted as system
+    /// messages, and a session idle for `timeout-close` is closed with its closing message.
+    /// Returns the sessions it closed, for the caller to settle their services.
+    pub async fn run_idle_control(&self) -> Vec<Closed> {
+        let now = self.inner.clock.now();
+        let due: Vec<String> = {
+            let mut deadlines = lock(&self.inner.idle_deadlines);
+            let mut due = Vec::new();
+            while let Some((at, service)) = deadlines.first().cloned() {
+                if at > now {
+                    break;
+                }
+                deadlines.remove(&(at, service.clone()));
+                due.push(service);
+            }
+            due
+        };
+        let mut closed = Vec::new();
+        for service_id in due {
+            let Ok(slot) = self.open_slot(&service_id) else {
+                continue;
+            };
+            let mut live = slot.lock().await;
+            if live.session.closed_at.is_some() {
+                continue;
+            }
+            let idle = live.session.idle.clone();
+            let action = live.session.idle_state.due(&idle, now);
+            let result = match action {
+                None => {
+                    // Stale entry: the session was active since; watch its real deadline.
+                    self.watch_idle(&live.session);
+                    continue;
+                }
+                Some(IdleAction::Alert { text } | IdleAction::SecondAlert { text }) => {
+                    let alert =
+                        NewEvent::new(EventKind::Message, "system", &text, UserType::External);
+                    self.append(&mut live, vec![alert]).await.map(|_| None)
+                }
+                Some(IdleAction::Close { text }) => {
+                    let last =
+                        NewEvent::new(EventKind::Message, "system", &text, UserType::External);
+                    self.close_live(&mut live, Some(last)).await.map(Some)
+                }
+            };
+            match result {
+                Ok(Some(done)) => closed.push(done),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(service_id = %service_id, error = %err, "idle control failed");
+                }
+            }
+        }
+        closed
+    }
+
+    /// Registers the session's next idle-control deadline.
+    fn watch_idle(&self, session: &ChatSession) {
+        if session.closed_at.is_some() {
+            return;
+        }
+        let Some(at) = session.idle_state.next_deadline(&session.idle) else {
+            return;
+        };
+        let earliest = {
+            let mut deadlines = lock(&self.inner.idle_deadlines);
+            deadlines.insert((at, session.service_id.clone()));
+            deadlines.first().map(|(first, _)| *first)
+        };
+        if earliest == Some(at) {
+            self.inner.idle_changed.notify_one();
+        }
+    }
+
+    // ----- ESP requests (seeds 002 and 004) -----
+
+    /// Applies an ESP request to the session of `record`.
+    ///
+    /// # Errors
+    /// No session, a closed session for a request that changes it, a bad idle-control
+    /// configuration, storage failure.
+    pub async fn esp(
+        &self,
+        record: &ServiceRecord,
+        request: EspRequest,
+    ) -> Result<EspOutcome, ChatError> {
+        let slot = self.slot(record)?;
+        let mut live = slot.lock().await;
+        let now = self.inner.clock.now();
+        match request {
+            EspRequest::GetSessionInfo { .. } => Ok(EspOutcome::Info {
+                created_at: live.session.created_at,
+                restored: live.session.restored,
+            }),
+            EspRequest::Message {
+                text,
+                message_type,
+                common,
+            } => {
+                let mut event = esp_event(EventKind::Message, &text, &common);
+                event.message_type = message_type;
+                self.post(&mut live, event).await
+            }
+            EspRequest::Notice {
+                notice_type,
+                text,
+                common,
+            } => {
+                let kind = match notice_type {
+                    NoticeType::PushedUrl => EventKind::PushUrl,
+                    NoticeType::Custom => EventKind::Custom,
+                };
+                let event = esp_event(kind, text.as_deref().unwrap_or(""), &common);
+                self.post(&mut live, event).await
+            }
+            EspRequest::CloseSession {
+                close_if_no_agents,
+                purge,
+                ..
+            } => {
+                if live.session.closed_at.is_some() {
+                    return Ok(EspOutcome::Close {
+                        is_closed: true,
+                        closed: None,
+                    });
+                }
+                let agent_present = live.session.agent.as_ref().is_some_and(|a| a.joined);
+                if close_if_no_agents && agent_present {
+                    return Ok(EspOutcome::Close {
+                        is_closed: false,
+                        closed: None,
+                    });
+                }
+                // Purge closes without telling anyone; a normal close says so in the chat.
+                let last = (!purge).then(|| {
+                    NewEvent::new(
+                        EventKind::Left,
+                        "system",
+                        "the session was closed",
+                        UserType::External,
+                    )
+                });
+                let closed = self.close_live(&mut live, last).await?;
+                Ok(EspOutcome::Close {
+                    is_closed: true,
+                    closed: Some(closed),
+                })
+            }
+            EspRequest::PlaceOnHold { .. } => {
+                self.check_open(&live)?;
+                live.session.on_hold = true;
+                self.save(&live).await?;
+                Ok(EspOutcome::Done)
+            }
+            EspRequest::IdleControlConfigure { changes, .. } => {
+                self.check_open(&live)?;
+                let idle = live
+                    .session
+                    .idle
+                    .apply(&changes, &self.inner.idle_defaults)
+                    .map_err(|err| ChatError::Refused(err.to_string()))?;
+                live.session.idle = idle;
+                self.save(&live).await?;
+                Ok(EspOutcome::Done)
+            }
+            EspRequest::ConfigureSession {
+                async_idle_reset,
+                language,
+                ..
+            } => {
+                self.check_open(&live)?;
+                if async_idle_reset {
+                    live.session.idle_state = IdleState::new(now);
+                }
+                if let Some(language) = language {
+                    live.session.language = Some(match language {
+                        Language::Code(code) => code,
+                        Language::Name(name) => name,
+                    });
+                }
+                self.save(&live).await?;
+                Ok(EspOutcome::Done)
+            }
+        }
+    }
+
+    async fn post(&self, live: &mut Live, event: NewEvent) -> Result<EspOutcome, ChatError> {
+        let added = self.append(live, vec![event]).await?;
+        let position = added.first().map_or(1, |e| e.position);
+        Ok(EspOutcome::Posted {
+            script_pos: position - 1,
+        })
+    }
+
+    fn check_open(&self, live: &Live) -> Result<(), ChatError> {
+        match live.session.closed_at {
+            Some(_) => Err(ChatError::Closed(live.session.id.clone())),
+            None => Ok(()),
+        }
+    }
+
     // ----- inside a session's lock -----
 
     /// Numbers, stores and (once durable) pushes `events`. Returns them numbered.
@@ -555,12 +822,30 @@ impl ChatServer {
                 event.at(position, now)
             })
             .collect();
+        // What the participants do counts as activity; what the system says does not.
+        for event in &numbered {
+            if event.user_type != UserType::External {
+                let idle = session.idle.clone();
+                session
+                    .idle_state
+                    .activity(&idle, event.kind.is_notice(), now);
+            }
+        }
         self.inner.store.append_transcript(&session, &numbered)?;
         live.session = session;
         live.transcript.extend(numbered.iter().cloned());
+        self.watch_idle(&live.session);
         self.inner.store.wait_durable().await?;
         self.announce(&live.session, &numbered);
         Ok(numbered)
+    }
+
+    /// Stores a change of the session that adds no event.
+    async fn save(&self, live: &Live) -> Result<(), ChatError> {
+        self.inner.store.put_chat_session(&live.session)?;
+        self.watch_idle(&live.session);
+        self.inner.store.wait_durable().await?;
+        Ok(())
     }
 
     /// Hands the customer-visible part of `events` to the listener (comet sessions only).
@@ -677,6 +962,18 @@ impl ChatServer {
             .chat_session(session_id)?
             .map(|s| s.service_id))
     }
+}
+
+/// An event from a workflow: the given nickname or `system`, its visibility and attributes.
+fn esp_event(kind: EventKind, text: &str, common: &EspCommon) -> NewEvent {
+    let nickname = common.nickname.as_deref().unwrap_or("system");
+    let mut event = NewEvent::new(kind, nickname, text, UserType::External);
+    event.visibility = common.visibility;
+    event.attributes = common
+        .event_attributes
+        .as_ref()
+        .and_then(|attributes| serde_json::to_string(attributes).ok());
+    event
 }
 
 fn not_agents(service_id: &str, agent_id: &str) -> ChatError {

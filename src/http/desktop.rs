@@ -208,10 +208,16 @@ fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from: u64) -> Va
         .iter()
         .filter(|e| e.position >= from)
         .map(|e| {
+            let attributes = e
+                .attributes
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<Value>(text).ok());
             json!({
                 "position": e.position,
                 "row": e.row(session.created_at),
                 "visibility": e.visibility.as_str(),
+                "message_type": e.message_type,
+                "attributes": attributes,
             })
         })
         .collect();

@@ -4,7 +4,8 @@
 //! - [`callback`]: the customer-facing GMS Callback and Service APIs.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
-//! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats.
+//! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats;
+//!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
@@ -16,6 +17,7 @@ mod chat;
 mod cometd;
 mod desktop;
 mod error;
+mod esp;
 mod form;
 mod notify;
 mod reply;
@@ -34,6 +36,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     callback::routes(state.clone())
         .or(chat::routes(state.clone()))
         .or(desktop::routes(state.clone()))
+        .or(esp::routes(state.clone()))
         .or(notify::routes(state.clone()))
         .or(admin::routes(state.clone()))
         .or(agent::routes(state.clone()))
