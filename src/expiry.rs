@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::center::chat::ChatServer;
 use crate::clock::Clock;
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
@@ -47,6 +48,7 @@ pub async fn schedule(
     store: Store,
     clock: Arc<dyn Clock>,
     router: RouterHandle,
+    chat: ChatServer,
     schedule: &str,
 ) -> Result<JobScheduler, String> {
     let scheduler = JobScheduler::new()
@@ -56,12 +58,14 @@ pub async fn schedule(
         let store = store.clone();
         let clock = clock.clone();
         let router = router.clone();
+        let chat = chat.clone();
         Box::pin(async move {
             let now = clock.now();
             // sled calls block; keep them off the async workers.
             match tokio::task::spawn_blocking(move || run_once(&store, now)).await {
                 Ok(Ok(removed)) => {
                     for service in removed {
+                        chat.forget(&service);
                         router.send(Event::Removed { service });
                     }
                 }

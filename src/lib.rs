@@ -119,6 +119,7 @@ impl App {
             state.store.clone(),
             state.clock.clone(),
             state.router.clone(),
+            state.chat.clone(),
             &config.expiry_schedule,
         )
         .await

@@ -170,7 +170,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         Arc::new(ChatPushes::new(notifier.clone())),
         config.idle_control.clone(),
     );
-    let restored = chat.restore().map_err(store_err)?;
+    let (restored, unassigned) = chat.restore().map_err(store_err)?;
     if restored > 0 {
         tracing::info!(sessions = restored, "open chat sessions restored");
     }
@@ -204,6 +204,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
+    for (service, agent) in unassigned {
+        let state = state.clone();
+        tokio::spawn(async move { crate::app::chat::hand_over(&state, &service, &agent).await });
+    }
     // Ends at shutdown.
     tokio::spawn(crate::app::chat::run_idle_control(
         state.clone(),

@@ -574,7 +574,7 @@ pub async fn settle(
 }
 
 /// Hands the chat of `service_id` to `agent` (its name and auto-answer come from the router).
-async fn hand_over(state: &AppState, service_id: &str, agent: &str) {
+pub async fn hand_over(state: &AppState, service_id: &str, agent: &str) {
     let id = agent.to_string();
     let config = state
         .router

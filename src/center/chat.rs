@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::domain::chat::{customer_rows, EventKind, NewEvent, TranscriptEvent, UserType};
 use crate::domain::esp::{EspCommon, EspRequest, Language, NoticeType};
 use crate::domain::idle::{IdleAction, IdleSettings, IdleState};
-use crate::domain::service::ServiceRecord;
+use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
 
@@ -276,19 +276,33 @@ impl ChatServer {
 
     /// Loads the open sessions after a restart; they report `IsRestored`. A session whose
     /// service is gone or finished (the crash came between the two writes) is closed.
+    /// Returns how many were restored, and the (service, agent) pairs whose service went
+    /// PROCESSING but whose agent was never let into the chat (the crash came between
+    /// those two writes): the caller hands them over again.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn restore(&self) -> Result<usize, StoreError> {
+    pub fn restore(&self) -> Result<(usize, Vec<(String, String)>), StoreError> {
         let store = &self.inner.store;
         let now = self.inner.clock.now();
         let mut restored = 0;
+        let mut unassigned = Vec::new();
         for mut session in store.chat_sessions(|s| s.closed_at.is_none())? {
             let service = store.service(&session.service_id)?;
             let current = service.as_ref().is_some_and(|record| {
                 record.is_active() && record.chat_session_id.as_deref() == Some(&session.id)
             });
             session.restored = true;
+            let handed_over = session.agent.is_some();
+            let waiting_agent = service
+                .as_ref()
+                .filter(|record| {
+                    current && !handed_over && record.state == CallbackState::Processing
+                })
+                .and_then(|record| record.reserved_agent.clone());
+            if let Some(agent) = waiting_agent {
+                unassigned.push((session.service_id.clone(), agent));
+            }
             if !current {
                 session.closed_at = Some(now);
                 store.put_chat_session(&session)?;
@@ -303,7 +317,7 @@ impl ChatServer {
             });
             restored += 1;
         }
-        Ok(restored)
+        Ok((restored, unassigned))
     }
 
     /// Creates the chat session of `record` (not yet linked to it: the caller stores the
@@ -572,6 +586,17 @@ impl ChatServer {
         let slot = self.open_slot(service_id).ok()?;
         let live = slot.lock().await;
         live.session.agent.clone()
+    }
+
+    /// Drops the session of an expired service from memory (the store already removed it).
+    pub fn forget(&self, service_id: &str) {
+        if let Some(slot) = lock(&self.inner.open).remove(service_id) {
+            if let Ok(live) = slot.try_lock() {
+                lock(&self.inner.by_session).remove(&live.session.id);
+            } else {
+                lock(&self.inner.by_session).retain(|_, service| service != service_id);
+            }
+        }
     }
 
     /// Open sessions in memory.
