@@ -11,6 +11,7 @@ mod callbacks;
 mod chat;
 mod cometd;
 mod errors;
+mod node_client;
 mod notifications;
 mod push;
 mod routing;
