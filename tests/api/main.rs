@@ -12,6 +12,7 @@ mod chat;
 mod cometd;
 mod errors;
 mod esp;
+mod node_client;
 mod notifications;
 mod push;
 mod routing;
