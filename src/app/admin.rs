@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use super::callbacks::{not_found, update};
 use super::{notifications, AppError, AppState};
+use crate::center::chat::ChatSession;
+use crate::domain::chat::TranscriptEvent;
+use crate::domain::notification::Notification;
 use crate::domain::options::{ConfiguredService, FieldError, Preset, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -49,12 +52,35 @@ pub async fn delete_service(state: &AppState, name: &str) -> Result<(), AppError
     Ok(())
 }
 
-/// One stored service in full.
+/// One stored service with everything kept for it.
+#[derive(Debug)]
+pub struct CallbackDetail {
+    /// The record: options snapshot, state and routing history.
+    pub record: ServiceRecord,
+    /// Customer-bound notifications, oldest first, with their delivered flags.
+    pub notifications: Vec<Notification>,
+    /// Agent-bound notifications, oldest first.
+    pub agent_notifications: Vec<Notification>,
+    /// The chat session and its whole transcript, if a chat started.
+    pub chat: Option<(ChatSession, Vec<TranscriptEvent>)>,
+}
+
+/// One stored service in full (DESIGN §6.3): record, notifications, transcript.
 ///
 /// # Errors
 /// Unknown id (404), storage failure.
-pub fn callback_detail(state: &AppState, id: &str) -> Result<ServiceRecord, AppError> {
-    state.store.service(id)?.ok_or_else(|| not_found(id))
+pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetail, AppError> {
+    let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
+    let chat = match record.chat_session_id {
+        Some(_) => Some(state.chat.full_view(&record).await?),
+        None => None,
+    };
+    Ok(CallbackDetail {
+        notifications: state.store.notifications(id)?,
+        agent_notifications: state.store.agent_notifications(id)?,
+        chat,
+        record,
+    })
 }
 
 /// The outcome of a bulk cancel, per id.
@@ -124,6 +150,9 @@ pub async fn bulk_cancel(
         state.router.send(Event::Removed {
             service: service.clone(),
         });
+    }
+    for record in &records {
+        super::callbacks::close_cancelled_chat(state, record).await;
     }
     tracing::info!(cancelled = outcome.cancelled.len(), "bulk cancel");
     Ok(outcome)

@@ -230,8 +230,23 @@ pub async fn cancel_callback(
     state.router.send(Event::Removed {
         service: id.to_string(),
     });
+    close_cancelled_chat(state, &record).await;
     tracing::info!(service_id = %id, "service cancelled by the customer");
     Ok(record)
+}
+
+/// A cancelled service's chat (an immediate chat waiting in its queue) ends with it.
+pub(crate) async fn close_cancelled_chat(state: &AppState, record: &ServiceRecord) {
+    if record.chat_session_id.is_none() {
+        return;
+    }
+    if let Err(err) = state
+        .chat
+        .close(&record.id, Some("The chat was cancelled."))
+        .await
+    {
+        tracing::warn!(service_id = %record.id, error = %err, "cannot close the cancelled service's chat");
+    }
 }
 
 /// A reschedule request (`PUT .../callback/{name}/{id}`).

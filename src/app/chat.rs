@@ -130,9 +130,24 @@ pub async fn start_chat(
     if waits && !matches!(record.state, CallbackState::Routing) {
         return Err(no_agent_yet(&record.id));
     }
+    if request.start.comet && record.owner.is_none() {
+        return Err(FieldError::new(
+            "notify_by",
+            "comet mode pushes the transcript to the CometD clients of the service's gms_user, and this service has none: send the gms_user header when creating the service, or leave notify_by out and poll with refresh",
+        )
+        .into());
+    }
     let settings = settings_of(state, &record)?;
 
-    let view = state.chat.create(&record, request.start).await?;
+    let (view, created) = state.chat.create(&record, request.start).await?;
+    if !created {
+        // Another ixn/chat for this service got there first: its session is the chat.
+        return Ok(ChatReply {
+            service_id: record.id,
+            view,
+            created: false,
+        });
+    }
     let session_id = view.session.id.clone();
     let now = state.clock.now();
     let linked = update(state, service_id, |r| {

@@ -321,7 +321,8 @@ impl ChatServer {
     }
 
     /// Creates the chat session of `record` (not yet linked to it: the caller stores the
-    /// link). Durable when this returns.
+    /// link). Durable when this returns. When the service already has an open session (two
+    /// `ixn/chat` at once), that one is returned with `false`: one service, one chat.
     ///
     /// # Errors
     /// Storage failed.
@@ -329,7 +330,7 @@ impl ChatServer {
         &self,
         record: &ServiceRecord,
         start: StartChat,
-    ) -> Result<CustomerView, ChatError> {
+    ) -> Result<(CustomerView, bool), ChatError> {
         let now = self.inner.clock.now();
         let mut customer = start.customer;
         customer.user_id = random_id(16);
@@ -351,18 +352,52 @@ impl ChatServer {
             idle: self.inner.idle_defaults.clone(),
             idle_state: IdleState::new(now),
         };
-        self.inner.store.put_chat_session(&session)?;
-        self.inner.store.wait_durable().await?;
-        self.insert_open(Live {
+        // Claim the service's place first, so a concurrent create finds this session.
+        let slot = Arc::new(tokio::sync::Mutex::new(Live {
             session: session.clone(),
             transcript: Vec::new(),
-        });
-        self.watch_idle(&session);
+        }));
+        let live = slot.clone().lock_owned().await;
+        let existing = {
+            let mut open = lock(&self.inner.open);
+            match open.get(&record.id) {
+                Some(existing) => Some(existing.clone()),
+                None => {
+                    open.insert(record.id.clone(), slot);
+                    None
+                }
+            }
+        };
+        if let Some(existing) = existing {
+            drop(live);
+            let other = existing.lock().await;
+            return Ok((
+                CustomerView {
+                    session: other.session.clone(),
+                    rows: Vec::new(),
+                },
+                false,
+            ));
+        }
+        lock(&self.inner.by_session).insert(session.id.clone(), record.id.clone());
+        let stored = match self.inner.store.put_chat_session(&session) {
+            Ok(()) => self.inner.store.wait_durable().await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = stored {
+            lock(&self.inner.open).remove(&record.id);
+            lock(&self.inner.by_session).remove(&session.id);
+            return Err(err.into());
+        }
+        self.watch_idle(&live.session);
         tracing::info!(service_id = %record.id, chat_session_id = %session.id, "chat session created");
-        Ok(CustomerView {
-            session,
-            rows: Vec::new(),
-        })
+        Ok((
+            CustomerView {
+                session,
+                rows: Vec::new(),
+            },
+            true,
+        ))
     }
 
     /// The session of `record` as it is, showing no rows and marking nothing seen.
@@ -420,13 +455,15 @@ impl ChatServer {
         let slot = self.slot(record)?;
         let mut live = slot.lock().await;
         let nickname = live.session.customer.nickname.clone();
-        let added = self
-            .append(
-                &mut live,
-                vec![NewEvent::new(kind, &nickname, text, UserType::Client)],
-            )
-            .await?;
-        let rows = customer_rows(&added, 0, live.session.created_at);
+        self.append(
+            &mut live,
+            vec![NewEvent::new(kind, &nickname, text, UserType::Client)],
+        )
+        .await?;
+        // Like a refresh: what the customer had not been shown, this notice included.
+        let from = live.session.client_position.max(1);
+        let rows = customer_rows(&live.transcript, from, live.session.created_at);
+        live.session.client_position = live.session.next_position;
         Ok(CustomerView {
             session: live.session.clone(),
             rows,
@@ -829,16 +866,22 @@ impl ChatServer {
         if live.session.closed_at.is_some() {
             return Err(ChatError::Closed(live.session.id.clone()));
         }
-        self.append_unchecked(live, events).await
+        self.append_unchecked(live, events, false).await
     }
 
+    /// Appends without checking that the session is open; with `closing`, the session is
+    /// closed in the same write (memory changes only once the write is made).
     async fn append_unchecked(
         &self,
         live: &mut Live,
         events: Vec<NewEvent>,
+        closing: bool,
     ) -> Result<Vec<TranscriptEvent>, ChatError> {
         let now = self.inner.clock.now();
         let mut session = live.session.clone();
+        if closing {
+            session.closed_at = Some(now);
+        }
         let numbered: Vec<TranscriptEvent> = events
             .into_iter()
             .map(|event| {
@@ -904,8 +947,7 @@ impl ChatServer {
         live: &mut Live,
         last: Option<NewEvent>,
     ) -> Result<Closed, ChatError> {
-        live.session.closed_at = Some(self.inner.clock.now());
-        self.append_unchecked(live, last.into_iter().collect())
+        self.append_unchecked(live, last.into_iter().collect(), true)
             .await?;
         lock(&self.inner.open).remove(&live.session.service_id);
         lock(&self.inner.by_session).remove(&live.session.id);

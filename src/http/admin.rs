@@ -234,15 +234,48 @@ fn services_delete(
         })
 }
 
+/// Stored notifications as the admin detail shows them.
+fn notifications_view(
+    notifications: &[crate::domain::notification::Notification],
+) -> serde_json::Value {
+    notifications
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "seq": n.seq,
+                "tag": n.tag,
+                "message": serde_json::from_str::<serde_json::Value>(&n.message)
+                    .unwrap_or_else(|_| serde_json::Value::String(n.message.clone())),
+                "created_at": n.created_at.to_iso(),
+                "delivered": n.delivered,
+            })
+        })
+        .collect()
+}
+
 /// GET /genesys/1/admin/callback/{id}
 fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callback" / String)
         .and(warp::get())
         .and(admin_auth(&state))
         .and(with_state(state))
-        .map(|id: String, state: AppState| {
-            respond(admin::callback_detail(&state, &id), |record| {
-                reply::json(StatusCode::OK, &record_detail(&record))
+        .then(|id: String, state: AppState| async move {
+            respond(admin::callback_detail(&state, &id).await, |detail| {
+                let mut view = record_detail(&detail.record);
+                if let Some(map) = view.as_object_mut() {
+                    map.insert(
+                        "notifications".into(),
+                        notifications_view(&detail.notifications),
+                    );
+                    map.insert(
+                        "agent_notifications".into(),
+                        notifications_view(&detail.agent_notifications),
+                    );
+                    if let Some((session, events)) = &detail.chat {
+                        map.insert("chat".into(), super::desktop::chat_view(session, events, 1));
+                    }
+                }
+                reply::json(StatusCode::OK, &view)
             })
         })
 }

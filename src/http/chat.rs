@@ -13,7 +13,7 @@ use warp::{Filter, Rejection};
 
 use super::error::respond;
 use super::form::{self, Fields, Json};
-use super::{client, reply, with_state, Client};
+use super::{client, reply, to_completion, with_state, Client};
 use crate::app::chat::{self, ChatReply, CustomerAction, StartRequest};
 use crate::app::{AppError, AppState};
 use crate::domain::options::FieldError;
@@ -35,7 +35,14 @@ fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
             |id: String, state: AppState, client: Client, fields: Fields| async move {
                 let verbose = verbose(&fields);
                 let started = match StartRequest::parse(&fields) {
-                    Ok(request) => chat::start_chat(&state, &id, client.gms_user(), request).await,
+                    Ok(request) => {
+                        let (state, id, user) =
+                            (state.clone(), id.clone(), client.gms_user.clone());
+                        to_completion(async move {
+                            chat::start_chat(&state, &id, user.as_deref(), request).await
+                        })
+                        .await
+                    }
                     Err(err) => Err(err.into()),
                 };
                 respond(started, |reply| {
@@ -65,7 +72,12 @@ fn action(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
                 let disconnect = name == "disconnect";
                 let result = match parse_action(&name, &fields) {
                     Ok(action) => {
-                        chat::customer_action(&state, &id, client.gms_user(), action).await
+                        let (state, id, user) =
+                            (state.clone(), id.clone(), client.gms_user.clone());
+                        to_completion(async move {
+                            chat::customer_action(&state, &id, user.as_deref(), action).await
+                        })
+                        .await
                     }
                     Err(err) => Err(err),
                 };

@@ -9,11 +9,12 @@ use warp::{Filter, Rejection};
 
 use super::admin::admin_auth;
 use super::error::respond;
-use super::{form, reply, with_state};
+use super::{form, reply, to_completion, with_state};
 use crate::app::chat::{self, AgentAction, Interaction};
 use crate::app::AppState;
 use crate::center::chat::ChatSession;
 use crate::domain::chat::TranscriptEvent;
+use crate::domain::options::FieldError;
 
 /// The agent desktop chat routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -54,8 +55,13 @@ fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(with_state(state))
         .then(
             |agent: String, service: String, state: AppState| async move {
-                let result =
-                    chat::agent_action(&state, &agent, &service, AgentAction::Accept).await;
+                let result = agent_action(
+                    state.clone(),
+                    agent.clone(),
+                    service.clone(),
+                    AgentAction::Accept,
+                )
+                .await;
                 respond(result, |_| {
                     reply::json(StatusCode::OK, &json!({ "accepted": service }))
                 })
@@ -72,14 +78,26 @@ fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(form::query_fields())
         .then(
             |agent: String, service: String, state: AppState, query: form::Fields| async move {
-                let from = query
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == "transcriptPosition")
-                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1);
-                let result = chat::agent_transcript(&state, &agent, &service).await;
-                respond(result, |(session, events)| {
+                let from = match query.iter().rev().find(|(k, _)| k == "transcriptPosition") {
+                    None => Ok(1),
+                    Some((_, v)) => v.trim().parse::<u64>().ok().filter(|p| *p >= 1).ok_or_else(
+                        || {
+                            crate::app::AppError::from(FieldError::new(
+                                "transcriptPosition",
+                                format!(
+                                    "`{v}` is not a transcript position: use a whole number from 1"
+                                ),
+                            ))
+                        },
+                    ),
+                };
+                let result = match from {
+                    Ok(from) => chat::agent_transcript(&state, &agent, &service)
+                        .await
+                        .map(|view| (view, from)),
+                    Err(err) => Err(err),
+                };
+                respond(result, |((session, events), from)| {
                     reply::json(StatusCode::OK, &chat_view(&session, &events, from))
                 })
             },
@@ -115,8 +133,13 @@ fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
         .then(
             |agent: String, service: String, state: AppState, body: MessageBody| async move {
                 event_reply(
-                    chat::agent_action(&state, &agent, &service, AgentAction::Message(body.text))
-                        .await,
+                    agent_action(
+                        state.clone(),
+                        agent.clone(),
+                        service.clone(),
+                        AgentAction::Message(body.text),
+                    )
+                    .await,
                 )
             },
         )
@@ -133,8 +156,13 @@ fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .then(
             |agent: String, service: String, state: AppState, body: TypingBody| async move {
                 event_reply(
-                    chat::agent_action(&state, &agent, &service, AgentAction::Typing(body.typing))
-                        .await,
+                    agent_action(
+                        state.clone(),
+                        agent.clone(),
+                        service.clone(),
+                        AgentAction::Typing(body.typing),
+                    )
+                    .await,
                 )
             },
         )
@@ -151,8 +179,13 @@ fn push_url(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
         .then(
             |agent: String, service: String, state: AppState, body: PushUrlBody| async move {
                 event_reply(
-                    chat::agent_action(&state, &agent, &service, AgentAction::PushUrl(body.url))
-                        .await,
+                    agent_action(
+                        state.clone(),
+                        agent.clone(),
+                        service.clone(),
+                        AgentAction::PushUrl(body.url),
+                    )
+                    .await,
                 )
             },
         )
@@ -166,12 +199,28 @@ fn leave(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(with_state(state))
         .then(
             |agent: String, service: String, state: AppState| async move {
-                let result = chat::agent_action(&state, &agent, &service, AgentAction::Leave).await;
+                let result = agent_action(
+                    state.clone(),
+                    agent.clone(),
+                    service.clone(),
+                    AgentAction::Leave,
+                )
+                .await;
                 respond(result, |_| {
                     reply::json(StatusCode::OK, &json!({ "left": service }))
                 })
             },
         )
+}
+
+/// An agent's chat action, run to its end even if the desktop goes away.
+async fn agent_action(
+    state: AppState,
+    agent: String,
+    service: String,
+    action: AgentAction,
+) -> Result<Option<TranscriptEvent>, crate::app::AppError> {
+    to_completion(async move { chat::agent_action(&state, &agent, &service, action).await }).await
 }
 
 fn event_reply(result: Result<Option<TranscriptEvent>, crate::app::AppError>) -> Response {
@@ -202,7 +251,7 @@ fn interaction_view(interaction: &Interaction) -> Value {
 
 /// A chat as its agent sees it: every event from `from`, hidden ones included, with their
 /// visibility.
-fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from: u64) -> Value {
+pub(super) fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from: u64) -> Value {
     let customer = &session.customer;
     let rows: Vec<Value> = events
         .iter()

@@ -12,7 +12,7 @@ use warp::{Filter, Rejection};
 use super::admin::admin_auth;
 use super::error::respond;
 use super::form::{self, Fields, Json};
-use super::{reply, with_state};
+use super::{reply, to_completion, with_state};
 use crate::app::{chat, AppState};
 use crate::center::chat::EspOutcome;
 
@@ -29,7 +29,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 // Chat Server takes every value as a string; a repeated key keeps the last.
                 let params: BTreeMap<String, String> = fields.into_iter().collect();
                 let now = state.clock.now();
-                let result = chat::esp(&state, &target, &method, &params).await;
+                let result = {
+                    let state = state.clone();
+                    to_completion(async move { chat::esp(&state, &target, &method, &params).await })
+                        .await
+                };
                 respond(result, |outcome| {
                     reply::json(StatusCode::OK, &response(&outcome, &now.to_iso()))
                 })

@@ -44,6 +44,20 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .recover(error::handle_rejection)
 }
 
+/// Runs a state-changing operation to its end even if the client goes away: hyper drops a
+/// handler's future when its connection closes, and a chat half-closed (its service never
+/// completed) or a service linked to a chat but not handed to its agent would stay that way.
+async fn to_completion<T: Send + 'static>(
+    operation: impl std::future::Future<Output = Result<T, crate::app::AppError>> + Send + 'static,
+) -> Result<T, crate::app::AppError> {
+    tokio::spawn(operation).await.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "an operation panicked or was cancelled");
+        Err(crate::app::AppError::Unavailable(
+            "the operation did not finish: try again".into(),
+        ))
+    })
+}
+
 /// Hands the shared state to a handler.
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())

@@ -453,3 +453,70 @@ async fn an_inbound_chat_without_a_service_goes_to_the_fallback_group() {
     .await;
     assert_eq!(rows(&joined)[0][..2], ["Notice.Joined", "Marco Rossi"]);
 }
+
+#[tokio::test]
+async fn cancelling_a_queued_chat_closes_it() {
+    let app = spawn_app().await;
+    let id = app
+        .create("chat-immediate", &[("_customer_number", "5551234")])
+        .await;
+    let (status, _) = chat(&app, &id, "", &[]).await;
+    assert_eq!(status, 200);
+    let response = app
+        .request(
+            Method::DELETE,
+            &format!("/genesys/1/service/callback/chat-immediate/{id}"),
+        )
+        .header("gms_user", GMS_USER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, after) = chat(&app, &id, "refresh", &[]).await;
+    assert_eq!(after["chatIxnState"], "DISCONNECTED", "{after}");
+    assert_eq!(rows(&after)[0][2], "The chat was cancelled.");
+    let (status, _) = chat(&app, &id, "send", &[("message", "hello?")]).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn two_chat_starts_at_once_make_one_session() {
+    let app = spawn_app().await;
+    let id = app
+        .create("chat-immediate", &[("_customer_number", "5551234")])
+        .await;
+    let (first, second) = tokio::join!(chat(&app, &id, "", &[]), chat(&app, &id, "", &[]));
+    assert_eq!((first.0, second.0), (200, 200));
+    assert_eq!(first.1["chatSessionId"], second.1["chatSessionId"]);
+    // The customer's own notices are shown once, then not again.
+    let (_, typing) = chat(&app, &id, "startTyping", &[]).await;
+    assert_eq!(rows(&typing).len(), 1);
+    let (_, quiet) = chat(&app, &id, "refresh", &[]).await;
+    assert!(rows(&quiet).is_empty(), "{quiet}");
+}
+
+#[tokio::test]
+async fn comet_mode_needs_a_gms_user_to_push_to() {
+    let app = spawn_app().await;
+    let response = app
+        .post_form(
+            "/genesys/1/service/request-chat",
+            None,
+            &[("_verbose", "false")],
+        )
+        .await;
+    let id = json(response).await["_id"].as_str().unwrap().to_string();
+    let response = app
+        .post_form(
+            &format!("/genesys/1/service/{id}/ixn/chat"),
+            None,
+            &[("notify_by", "comet")],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let body = json(response).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("gms_user"),
+        "{body}"
+    );
+}
