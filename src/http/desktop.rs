@@ -80,16 +80,20 @@ fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
             |agent: String, service: String, state: AppState, query: form::Fields| async move {
                 let from = match query.iter().rev().find(|(k, _)| k == "transcriptPosition") {
                     None => Ok(1),
-                    Some((_, v)) => v.trim().parse::<u64>().ok().filter(|p| *p >= 1).ok_or_else(
-                        || {
-                            crate::app::AppError::from(FieldError::new(
-                                "transcriptPosition",
-                                format!(
+                    Some((_, v)) => {
+                        v.trim()
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|p| *p >= 1)
+                            .ok_or_else(|| {
+                                crate::app::AppError::from(FieldError::new(
+                                    "transcriptPosition",
+                                    format!(
                                     "`{v}` is not a transcript position: use a whole number from 1"
                                 ),
-                            ))
-                        },
-                    ),
+                                ))
+                            })
+                    }
                 };
                 let result = match from {
                     Ok(from) => chat::agent_transcript(&state, &agent, &service)

@@ -139,6 +139,15 @@ async fn messages_and_notices_reach_whom_their_visibility_allows() {
         json!({"tier": "gold", "score": {"value": "9"}})
     );
     assert_eq!(agent["transcript"][3]["visibility"], "VIP");
+    // The admin detail shows the whole record: notifications and transcript too.
+    let detail = crate::chat::detail(&app, &id).await;
+    assert_eq!(detail["chat"]["transcript"].as_array().unwrap().len(), 6);
+    let notifications = detail["notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "{detail}");
+    assert_eq!(
+        notifications[0]["tag"],
+        format!("service.agentavailable.{id}")
+    );
     assert_eq!(agent["transcript"][1]["row"][1], "workflow");
     assert_eq!(agent["transcript"][1]["row"][4], "EXTERNAL");
 }
