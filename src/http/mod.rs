@@ -25,6 +25,8 @@ mod views;
 
 use std::convert::Infallible;
 
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 pub use error::ApiError;
@@ -33,14 +35,21 @@ use crate::app::AppState;
 
 /// Every route of the server, with errors turned into GMS error bodies.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    callback::routes(state.clone())
-        .or(chat::routes(state.clone()))
-        .or(desktop::routes(state.clone()))
-        .or(esp::routes(state.clone()))
-        .or(notify::routes(state.clone()))
-        .or(admin::routes(state.clone()))
-        .or(agent::routes(state.clone()))
-        .or(cometd::routes(state))
+    // Each group is boxed: one filter type per group instead of one type nesting them all,
+    // which keeps compile times (and the release build's type recursion) in bounds.
+    let groups: [BoxedFilter<(Response,)>; 8] = [
+        callback::routes(state.clone()).boxed(),
+        chat::routes(state.clone()).boxed(),
+        desktop::routes(state.clone()).boxed(),
+        esp::routes(state.clone()).boxed(),
+        notify::routes(state.clone()).boxed(),
+        admin::routes(state.clone()).boxed(),
+        agent::routes(state.clone()).boxed(),
+        cometd::routes(state).boxed(),
+    ];
+    let [first, rest @ ..] = groups;
+    rest.into_iter()
+        .fold(first, |routes, group| routes.or(group).unify().boxed())
         .recover(error::handle_rejection)
 }
 
