@@ -16,8 +16,19 @@
 //! second of simulated time over 200 agents, until all are routed; then the cost of one
 //! check-queue-position (`position` + `eta_secs`) with 10,000 waiting in one virtual queue.
 //!
-//! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), and `BENCH_ONLY` to
-//! `create`, `expiry` or `routing` to run one table (only `create` needs wrk).
+//! cometd: 10,000 CometD long-polling clients against callbackd running as its own process
+//! (the release binary), next to a bare warp long-poll server in another: how long they take
+//! to handshake at once, server memory per idle client, then one service per client and
+//! pushes to random clients at 1,000/s, latency from the triggering request to receipt (see
+//! `callbackd/cometd.rs`).
+//!
+//! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CLIENTS` to
+//! change the number of CometD clients (default 10000), and `BENCH_ONLY` to `create`,
+//! `expiry`, `routing` or `cometd` to run one table (only `create` needs wrk).
+
+// Serving callbackd's routes in-process (the create table) nests warp's filter types deeper
+// than the default limit of 128 in optimized builds since the CometD routes were added.
+#![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,13 +50,21 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use warp::Filter;
 
+// Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/cometd.rs"]
+mod cometd;
+
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
 fn main() {
+    // Started again by the cometd table as its bare long-poll server: serve, never return.
+    cometd::serve_bare_if_asked();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing"].contains(&only.as_str()) {
-        eprintln!("BENCH_ONLY is `{only}`: use create, expiry or routing (or leave it unset)");
+    if !["", "create", "expiry", "routing", "cometd"].contains(&only.as_str()) {
+        eprintln!(
+            "BENCH_ONLY is `{only}`: use create, expiry, routing or cometd (or leave it unset)"
+        );
         std::process::exit(2);
     }
     if runs("create") {
@@ -68,6 +87,14 @@ fn main() {
     }
     if runs("routing") {
         routing_table();
+        println!();
+    }
+    if runs("cometd") {
+        let clients: usize = std::env::var("BENCH_CLIENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000);
+        cometd::cometd_table(clients);
     }
 }
 
