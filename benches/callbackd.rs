@@ -21,9 +21,16 @@
 //! messages/s and the latency from a send to the other side's first poll that returns it
 //! (see `callbackd/chat.rs`).
 //!
+//! cometd: 10,000 CometD long-polling clients against callbackd running as its own process
+//! (the release binary), next to a bare warp long-poll server in another: how long they take
+//! to handshake at once, server memory per idle client, then one service per client and
+//! pushes to random clients at 1,000/s, latency from the triggering request to receipt (see
+//! `callbackd/cometd.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
-//! change the number of chats (default 1000), and `BENCH_ONLY` to `create`, `expiry`,
-//! `routing` or `chat` to run one table (only `create` needs wrk).
+//! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
+//! (default 10000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat` or `cometd` to
+//! run one table (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,15 +58,20 @@ mod chat;
 
 /// The admin token of the callbackd the benchmark starts.
 const ADMIN_TOKEN: &str = "bench";
+// Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/cometd.rs"]
+mod cometd;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
 fn main() {
+    // Started again by the cometd table as its bare long-poll server: serve, never return.
+    cometd::serve_bare_if_asked();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing", "chat"].contains(&only.as_str()) {
+    if !["", "create", "expiry", "routing", "chat", "cometd"].contains(&only.as_str()) {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing or chat (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat or cometd (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -91,6 +103,13 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(1000);
         chat::chat_table(chats, 20);
+    }
+    if runs("cometd") {
+        let clients: usize = std::env::var("BENCH_CLIENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000);
+        cometd::cometd_table(clients);
     }
 }
 
