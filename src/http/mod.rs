@@ -37,15 +37,17 @@ use crate::app::AppState;
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     // Each group is boxed: one filter type per group instead of one type nesting them all,
     // which keeps compile times (and the release build's type recursion) in bounds.
+    // CometD comes first: its held long-polls are the requests that live longest, and a
+    // request matched by the first group carries the least `or` state while it waits.
     let groups: [BoxedFilter<(Response,)>; 8] = [
+        cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
         desktop::routes(state.clone()).boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),
-        agent::routes(state.clone()).boxed(),
-        cometd::routes(state).boxed(),
+        agent::routes(state).boxed(),
     ];
     let [first, rest @ ..] = groups;
     rest.into_iter()
