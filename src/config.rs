@@ -470,6 +470,35 @@ mod tests {
     }
 
     #[test]
+    fn idle_control_and_inbound_chat_come_from_their_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(
+            &file,
+            "[idle_control]\nenabled = true\ntimeout-alert = 5\nmessage-alert = \"Hello?\"\ntimeout-close = 10\n\n[inbound_chat]\napp_selected_agent_group = \"Billing\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert!(config.idle_control.enabled);
+        assert_eq!(config.idle_control.timeout_alert_secs, 5);
+        assert_eq!(config.idle_control.message_alert, "Hello?");
+        assert_eq!(config.idle_control.timeout_close_secs, 10);
+        assert_eq!(config.inbound_chat.app_selected_agent_group, "Billing");
+        assert_eq!(config.inbound_chat.app_find_agent_timeout, 60);
+
+        std::fs::write(&file, "[idle_control]\ntimeout-alarm = 5\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("timeout-alarm"), "{err}");
+        std::fs::write(
+            &file,
+            "[idle_control]\ntimeout-alert = 20\ntimeout-close = 10\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("idle_control"), "{err}");
+    }
+
+    #[test]
     fn a_missing_required_file_is_an_error() {
         let err = Config::load(
             Some(Path::new("/nonexistent/callbackd.toml")),
