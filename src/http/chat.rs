@@ -155,8 +155,9 @@ fn chat_object(reply: &ChatReply, verbose: bool, client: &Client) -> Value {
     let state = session.ixn_state(reply.created);
     // The start reply and the disconnect reply carry no transcript rows (seed 003); every
     // other reply shows what is new for the customer, possibly nothing.
-    let rows = (!reply.created && session.closed_at.is_none() || !reply.view.rows.is_empty())
-        .then_some(reply.view.rows.as_slice());
+    let start_or_end = reply.created || session.closed_at.is_some();
+    let has_rows = !reply.view.rows.is_empty();
+    let rows = (has_rows || !start_or_end).then_some(reply.view.rows.as_slice());
     let mut object = session.wire(state, rows);
     if !verbose {
         return object;
