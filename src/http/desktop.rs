@@ -128,69 +128,46 @@ struct PushUrlBody {
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/message `{"text"}`
 fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.settings.max_body_bytes;
-    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "message")
-        .and(warp::post())
-        .and(admin_auth(&state))
-        .and(with_state(state))
-        .and(form::json_body::<MessageBody>(limit))
-        .then(
-            |agent: String, service: String, state: AppState, body: MessageBody| async move {
-                event_reply(
-                    agent_action(
-                        state.clone(),
-                        agent.clone(),
-                        service.clone(),
-                        AgentAction::Message(body.text),
-                    )
-                    .await,
-                )
-            },
-        )
+    chat_post(state, "message", |body: MessageBody| {
+        AgentAction::Message(body.text)
+    })
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/typing `{"typing":bool}`
 fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.settings.max_body_bytes;
-    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "typing")
-        .and(warp::post())
-        .and(admin_auth(&state))
-        .and(with_state(state))
-        .and(form::json_body::<TypingBody>(limit))
-        .then(
-            |agent: String, service: String, state: AppState, body: TypingBody| async move {
-                event_reply(
-                    agent_action(
-                        state.clone(),
-                        agent.clone(),
-                        service.clone(),
-                        AgentAction::Typing(body.typing),
-                    )
-                    .await,
-                )
-            },
-        )
+    chat_post(state, "typing", |body: TypingBody| {
+        AgentAction::Typing(body.typing)
+    })
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/push-url `{"url"}`
 fn push_url(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    chat_post(state, "push-url", |body: PushUrlBody| {
+        AgentAction::PushUrl(body.url)
+    })
+}
+
+/// POST /genesys/1/agent/{agent}/chat/{service}/{name} with a JSON body `B`, turned into the
+/// agent's action by `action`; answers the transcript event it added.
+fn chat_post<B>(
+    state: AppState,
+    name: &'static str,
+    action: fn(B) -> AgentAction,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
+where
+    B: serde::de::DeserializeOwned + Send + 'static,
+{
     let limit = state.settings.max_body_bytes;
-    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "push-url")
+    warp::path!("genesys" / "1" / "agent" / String / "chat" / String / ..)
+        .and(warp::path(name))
+        .and(warp::path::end())
         .and(warp::post())
         .and(admin_auth(&state))
         .and(with_state(state))
-        .and(form::json_body::<PushUrlBody>(limit))
+        .and(form::json_body::<B>(limit))
         .then(
-            |agent: String, service: String, state: AppState, body: PushUrlBody| async move {
-                event_reply(
-                    agent_action(
-                        state.clone(),
-                        agent.clone(),
-                        service.clone(),
-                        AgentAction::PushUrl(body.url),
-                    )
-                    .await,
-                )
+            move |agent: String, service: String, state: AppState, body: B| async move {
+                event_reply(agent_action(state, agent, service, action(body)).await)
             },
         )
 }
