@@ -205,8 +205,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
     for (service, agent) in unassigned {
-        let state = state.clone();
-        tokio::spawn(async move { crate::app::chat::hand_over(&state, &service, &agent).await });
+        state.router.chat_started(service, agent);
     }
     // Ends at shutdown.
     tokio::spawn(crate::app::chat::run_idle_control(

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::callbacks::{check_owner, not_found, route, update};
 use super::{AppError, AppState, Requester};
-use crate::center::chat::{ChatError, Closed, Customer, CustomerView, EspOutcome, StartChat};
-use crate::domain::chat::{customer_nickname, is_web_url, EventKind, TranscriptEvent};
+use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
+use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
@@ -36,64 +36,6 @@ pub struct ChatReply {
     pub created: bool,
 }
 
-/// The fields of `ixn/chat` (seed 003), read from the request.
-#[derive(Debug, Clone, Default)]
-pub struct StartRequest {
-    /// The customer details and the push mode.
-    pub start: StartChat,
-}
-
-impl StartRequest {
-    /// Reads `firstName`, `lastName`, `email`, `subject`, `userDisplayName`, `notify_by` and
-    /// `clientTimeZoneOffset`; other fields (`_verbose`, `subscriptionID`, business data)
-    /// are ignored here.
-    ///
-    /// # Errors
-    /// `notify_by` other than `comet`.
-    pub fn parse(fields: &[(String, String)]) -> Result<Self, FieldError> {
-        let get = |name: &str| {
-            fields
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let comet = match get("notify_by").as_deref() {
-            None => false,
-            Some("comet") => true,
-            Some(other) => {
-                return Err(FieldError::new(
-                    "notify_by",
-                    format!("`{other}` is not a notification mode: use `comet`, or leave it out to poll with refresh"),
-                ))
-            }
-        };
-        let first_name = get("firstName");
-        let last_name = get("lastName");
-        let nickname = customer_nickname(
-            get("userDisplayName").as_deref(),
-            first_name.as_deref(),
-            last_name.as_deref(),
-        );
-        Ok(StartRequest {
-            start: StartChat {
-                customer: Customer {
-                    first_name,
-                    last_name,
-                    email: get("email"),
-                    subject: get("subject"),
-                    nickname,
-                    time_zone_offset: get("clientTimeZoneOffset"),
-                    user_id: String::new(),
-                    secure_key: String::new(),
-                },
-                comet,
-            },
-        })
-    }
-}
-
 /// Starts the chat of a service (`POST /genesys/1/service/{id}/ixn/chat`). A second call
 /// returns the existing chat: one service has exactly one chat session. An id that matches
 /// no service starts an inbound chat routed to the fallback agent group, when one is
@@ -106,7 +48,7 @@ pub async fn start_chat(
     state: &AppState,
     service_id: &str,
     requester: Requester<'_>,
-    request: StartRequest,
+    start: StartChat,
 ) -> Result<ChatReply, AppError> {
     let record = match state.store.service(service_id)? {
         Some(record) => {
@@ -130,7 +72,7 @@ pub async fn start_chat(
     if waits && !matches!(record.state, CallbackState::Routing) {
         return Err(no_agent_yet(&record.id));
     }
-    if request.start.comet && record.owner.is_none() {
+    if start.comet && record.owner.is_none() {
         return Err(FieldError::new(
             "notify_by",
             "comet mode pushes the transcript to the CometD clients of the service's gms_user, and this service has none: send the gms_user header when creating the service, or leave notify_by out and poll with refresh",
@@ -139,7 +81,7 @@ pub async fn start_chat(
     }
     let settings = settings_of(state, &record)?;
 
-    let (view, created) = state.chat.create(&record, request.start).await?;
+    let (view, created) = state.chat.create(&record, start).await?;
     if !created {
         // Another ixn/chat for this service got there first: its session is the chat.
         return Ok(ChatReply {
@@ -191,11 +133,7 @@ pub async fn start_chat(
 
     match (&linked.state, &linked.reserved_agent) {
         (CallbackState::Processing, Some(agent)) => {
-            state.router.send(Event::Started {
-                service: linked.id.clone(),
-                agent: agent.clone(),
-            });
-            hand_over(state, &linked.id, agent).await;
+            state.router.chat_started(linked.id.clone(), agent.clone());
         }
         _ => route(state, &linked, &settings),
     }
@@ -586,27 +524,6 @@ pub async fn settle(
     }
     tracing::info!(service_id = %closed.service_id, reason = %reason, "chat ended; service completed");
     Ok(())
-}
-
-/// Hands the chat of `service_id` to `agent` (its name and auto-answer come from the router).
-pub async fn hand_over(state: &AppState, service_id: &str, agent: &str) {
-    let id = agent.to_string();
-    let config = state
-        .router
-        .query(move |router, _| router.agent(&id).map(|a| a.config.clone()))
-        .await
-        .flatten();
-    let (nickname, auto_answer) = config.map_or_else(
-        || (agent.to_string(), true),
-        |config| (config.name, config.auto_answer),
-    );
-    if let Err(err) = state
-        .chat
-        .assign_agent(service_id, agent, &nickname, auto_answer)
-        .await
-    {
-        tracing::warn!(service_id = %service_id, error = %err, "cannot hand the chat to its agent");
-    }
 }
 
 /// An inbound chat whose id matches no service (unknown, or expired and removed): a new

@@ -627,12 +627,8 @@ impl ChatServer {
 
     /// Drops the session of an expired service from memory (the store already removed it).
     pub fn forget(&self, service_id: &str) {
-        if let Some(slot) = lock(&self.inner.open).remove(service_id) {
-            if let Ok(live) = slot.try_lock() {
-                lock(&self.inner.by_session).remove(&live.session.id);
-            } else {
-                lock(&self.inner.by_session).retain(|_, service| service != service_id);
-            }
+        if lock(&self.inner.open).remove(service_id).is_some() {
+            lock(&self.inner.by_session).retain(|_, service| service != service_id);
         }
     }
 

@@ -14,8 +14,10 @@ use warp::{Filter, Rejection};
 use super::error::respond;
 use super::form::{self, Fields, Json};
 use super::{client, reply, to_completion, with_state, Client};
-use crate::app::chat::{self, ChatReply, CustomerAction, StartRequest};
+use crate::app::chat::{self, ChatReply, CustomerAction};
 use crate::app::{AppError, AppState};
+use crate::center::chat::{Customer, StartChat};
+use crate::domain::chat::customer_nickname;
 use crate::domain::options::FieldError;
 
 /// The customer's chat routes.
@@ -34,7 +36,7 @@ fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .then(
             |id: String, state: AppState, client: Client, fields: Fields| async move {
                 let verbose = verbose(&fields);
-                let started = match StartRequest::parse(&fields) {
+                let started = match parse_start(&fields) {
                     Ok(request) => {
                         let (state, id, user) =
                             (state.clone(), id.clone(), client.gms_user.clone());
@@ -113,6 +115,47 @@ fn parse_action(name: &str, fields: &Fields) -> Result<CustomerAction, AppError>
                 "there is no chat operation `{other}`: use refresh, send, startTyping, stopTyping, customNotice or disconnect"
             )))
         }
+    })
+}
+
+/// The fields of `ixn/chat` (seed 003): `firstName`, `lastName`, `email`, `subject`,
+/// `userDisplayName`, `notify_by` and `clientTimeZoneOffset`; other fields (`_verbose`,
+/// `subscriptionID`, business data) are not the chat's.
+fn parse_start(fields: &Fields) -> Result<StartChat, FieldError> {
+    let get = |name: &str| {
+        field(fields, name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let comet = match get("notify_by").as_deref() {
+        None => false,
+        Some("comet") => true,
+        Some(other) => {
+            return Err(FieldError::new(
+                "notify_by",
+                format!("`{other}` is not a notification mode: use `comet`, or leave it out to poll with refresh"),
+            ))
+        }
+    };
+    let first_name = get("firstName");
+    let last_name = get("lastName");
+    let nickname = customer_nickname(
+        get("userDisplayName").as_deref(),
+        first_name.as_deref(),
+        last_name.as_deref(),
+    );
+    Ok(StartChat {
+        customer: Customer {
+            first_name,
+            last_name,
+            email: get("email"),
+            subject: get("subject"),
+            nickname,
+            time_zone_offset: get("clientTimeZoneOffset"),
+            user_id: String::new(),
+            secure_key: String::new(),
+        },
+        comet,
     })
 }
 

@@ -37,29 +37,11 @@ pub trait CometSink: Send + Sync + 'static {
     fn publish_to(&self, client_id: &str, tag: &str, message: &serde_json::Value) -> bool;
 }
 
-/// The [`CometSink`] used while no CometD server runs: nobody is subscribed, so every comet
-/// notification waits for `retrieve-notifications` (or a replay once CometD exists).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoComet;
-
-impl CometSink for NoComet {
-    fn publish(&self, _gms_user: &str, _tag: &str, _message: &serde_json::Value) -> usize {
-        0
-    }
-
-    fn publish_to(&self, _client_id: &str, _tag: &str, _message: &serde_json::Value) -> bool {
-        false
-    }
-}
-
 /// The JSON a push carries, on every channel (seed 000 "Push Notification Data"):
 /// `{"id":"<32 hex>","message":{...},"tag":"<tag>"}`.
 pub fn envelope(tag: &str, message: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "id": uuid::Uuid::new_v4().simple().to_string(),
-        "message": message,
-        "tag": tag,
-    })
+    let push = crate::cometd::Push::new(tag, message.clone());
+    serde_json::json!({ "id": push.id, "message": push.message, "tag": push.tag })
 }
 
 /// How a service's customer is reached, from its `_device_os`.

@@ -37,6 +37,14 @@ enum Command {
     Query(Query),
     /// A SCHEDULED service was created or moved: look at the scheduled index again.
     Scheduled,
+    /// A chat started with its reserved agent: the reservation becomes an interaction and
+    /// the chat side is told to let the agent in.
+    ChatStarted {
+        /// The service.
+        service: String,
+        /// The reserved agent.
+        agent: String,
+    },
 }
 
 /// Sends work to the router task. Cheap to clone.
@@ -56,6 +64,13 @@ impl RouterHandle {
     pub fn send(&self, event: Event) {
         // The task only stops at shutdown, when nothing needs routing any more.
         let _ = self.commands.send(Command::Event(Box::new(event)));
+    }
+
+    /// Tells the router that the chat of `service` started with its reserved `agent` (or, at
+    /// start-up, that a started chat never got its agent): the router counts the interaction
+    /// and hands the chat over to the agent through the chat channel.
+    pub fn chat_started(&self, service: String, agent: String) {
+        let _ = self.commands.send(Command::ChatStarted { service, agent });
     }
 
     /// Tells the router that the scheduled services changed.
@@ -360,6 +375,14 @@ impl RouterTask {
                 Command::Event(event) => effects.extend(self.router.handle(*event, now)),
                 Command::Query(question) => questions.push(question),
                 Command::Scheduled => look_at_schedule = true,
+                Command::ChatStarted { service, agent } => {
+                    let started = Event::Started {
+                        service: service.clone(),
+                        agent: agent.clone(),
+                    };
+                    effects.extend(self.router.handle(started, now));
+                    self.assign_chat(service, agent);
+                }
             }
         }
         let (scheduled, started) = if look_at_schedule {
@@ -674,10 +697,6 @@ impl RouterTask {
         if !matches!(outcome, Outcome::Applied(_)) {
             return Vec::new();
         }
-        let (nickname, auto_answer) = self.router.agent(agent).map_or_else(
-            || (agent.to_string(), true),
-            |a| (a.config.name.clone(), a.config.auto_answer),
-        );
         let effects = self.router.handle(
             Event::Started {
                 service: record.id.clone(),
@@ -685,13 +704,23 @@ impl RouterTask {
             },
             now,
         );
+        self.assign_chat(record.id.clone(), agent.to_string());
+        effects
+    }
+
+    /// Tells the chat side to let `agent` into the chat of `service`, with the agent's name
+    /// and auto-answer setting.
+    fn assign_chat(&self, service: String, agent: String) {
+        let (nickname, auto_answer) = self.router.agent(&agent).map_or_else(
+            || (agent.clone(), true),
+            |a| (a.config.name.clone(), a.config.auto_answer),
+        );
         let _ = self.context.chats.send(ChatCommand::Assigned(ChatAssigned {
-            service: record.id.clone(),
-            agent: agent.to_string(),
+            service,
+            agent,
             nickname,
             auto_answer,
         }));
-        effects
     }
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.

@@ -6,39 +6,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, json, spawn_app, TestApp, GMS_USER};
-
-pub async fn set_state(app: &TestApp, agent: &str, state: &str) {
-    let response = app
-        .admin(Method::POST, &format!("/genesys/1/agent/{agent}/state"))
-        .json(&json!({ "state": state }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{agent} -> {state}");
-}
-
-pub async fn detail(app: &TestApp, id: &str) -> Value {
-    json(
-        app.admin(Method::GET, &format!("/genesys/1/admin/callback/{id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-pub async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> Value {
-    eventually(
-        Duration::from_secs(10),
-        &format!("{id} to be {state}"),
-        || async {
-            let record = detail(app, id).await;
-            (record["_callback_state"] == state).then_some(record)
-        },
-    )
-    .await
-}
+use crate::helpers::{
+    detail, eventually, json, set_state, spawn_app, wait_for_state, TestApp, GMS_USER,
+};
 
 /// POSTs a customer chat operation (`""` is `ixn/chat` itself).
 pub async fn chat(app: &TestApp, id: &str, op: &str, fields: &[(&str, &str)]) -> (u16, Value) {
@@ -216,20 +186,6 @@ async fn a_chat_delayed_chat_runs_from_start_to_the_agent_leaving() {
     let record = wait_for_state(&app, &id, "COMPLETED").await;
     assert_eq!(record["_callback_reason"], "AGENT_CONNECTED");
     // kristi's chat capacity is free again.
-    let agents = json(
-        app.admin(Method::GET, "/genesys/1/admin/agents")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let kristi = agents
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == "kristi")
-        .unwrap()
-        .clone();
     eventually(Duration::from_secs(5), "kristi to be free", || async {
         let agents = json(
             app.admin(Method::GET, "/genesys/1/admin/agents")
@@ -252,7 +208,6 @@ async fn a_chat_delayed_chat_runs_from_start_to_the_agent_leaving() {
             .then_some(())
     })
     .await;
-    assert_eq!(kristi["id"], "kristi");
 
     // A closed chat takes no more messages, but its last transcript can still be read.
     let (status, refused) = chat(&app, &id, "send", &[("message", "anyone?")]).await;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::chat::{agent_chat, chat, confirmed_chat_delay, wait_for_state};
+use crate::chat::{agent_chat, chat, confirmed_chat_delay};
+use crate::helpers::wait_for_state;
 use crate::helpers::{eventually, json, spawn_app, ServerProcess, TestApp, ADMIN_TOKEN, GMS_USER};
 
 async fn esp(app: &TestApp, target: &str, method: &str, params: &[(&str, &str)]) -> (u16, Value) {
@@ -140,7 +141,7 @@ async fn messages_and_notices_reach_whom_their_visibility_allows() {
     );
     assert_eq!(agent["transcript"][3]["visibility"], "VIP");
     // The admin detail shows the whole record: notifications and transcript too.
-    let detail = crate::chat::detail(&app, &id).await;
+    let detail = crate::helpers::detail(&app, &id).await;
     assert_eq!(detail["chat"]["transcript"].as_array().unwrap().len(), 6);
     let notifications = detail["notifications"].as_array().unwrap();
     assert_eq!(notifications.len(), 1, "{detail}");

@@ -175,6 +175,40 @@ pub async fn json(response: Response) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: not JSON ({err}): {text}"))
 }
 
+/// Sets an agent's state through the agent desktop API (200 expected).
+pub async fn set_state(app: &TestApp, agent: &str, state: &str) {
+    let response = app
+        .admin(Method::POST, &format!("/genesys/1/agent/{agent}/state"))
+        .json(&serde_json::json!({ "state": state }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{agent} -> {state}");
+}
+
+/// The admin detail of a service.
+pub async fn detail(app: &TestApp, id: &str) -> serde_json::Value {
+    let response = app
+        .admin(Method::GET, &format!("/genesys/1/admin/callback/{id}"))
+        .send()
+        .await
+        .unwrap();
+    json(response).await
+}
+
+/// Waits until the service is in `state`; returns its admin detail.
+pub async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> serde_json::Value {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{id} to be {state}"),
+        || async {
+            let record = detail(app, id).await;
+            (record["_callback_state"] == state).then_some(record)
+        },
+    )
+    .await
+}
+
 /// Polls `check` until it returns `Some`, or fails after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where

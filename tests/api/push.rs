@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::chat::{agent_post, chat, set_state, wait_for_state};
+use crate::chat::{agent_post, chat};
 use crate::helpers::{json, spawn_app, ServerProcess, GMS_USER};
+use crate::helpers::{set_state, wait_for_state};
 
 /// A long-polling CometD client of one `gms_user`.
 struct Client {

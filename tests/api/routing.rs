@@ -6,39 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, json, spawn_app, TestApp, GMS_USER};
-
-async fn set_state(app: &TestApp, agent: &str, state: &str) {
-    let response = app
-        .admin(Method::POST, &format!("/genesys/1/agent/{agent}/state"))
-        .json(&json!({ "state": state }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{agent} -> {state}");
-}
-
-async fn detail(app: &TestApp, id: &str) -> Value {
-    let response = app
-        .admin(Method::GET, &format!("/genesys/1/admin/callback/{id}"))
-        .send()
-        .await
-        .unwrap();
-    json(response).await
-}
-
-/// Waits until the service is in `state`; returns its admin detail.
-async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> Value {
-    eventually(
-        Duration::from_secs(10),
-        &format!("{id} to be {state}"),
-        || async {
-            let record = detail(app, id).await;
-            (record["_callback_state"] == state).then_some(record)
-        },
-    )
-    .await
-}
+use crate::helpers::{detail, json, set_state, spawn_app, wait_for_state, TestApp, GMS_USER};
 
 /// A Chat-Delayed service for the Billing group with the given extra options.
 async fn configure(app: &TestApp, name: &str, options: Value) {
