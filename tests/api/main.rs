@@ -5,6 +5,7 @@ mod helpers;
 
 mod durability;
 
+mod abuse;
 mod admin;
 mod agents;
 mod callbacks;
