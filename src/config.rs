@@ -33,8 +33,6 @@ pub struct Config {
     pub expiry_schedule: String,
     /// Names accepted as the `<StatServer>` part of a routing target.
     pub stat_servers: Vec<String>,
-    /// Where chats go whose id matches no service (seeds 000/001 `inbound_chat`).
-    pub inbound_chat: InboundChat,
     /// How `_device_os=httpcb` notifications are POSTed: timeout, attempts, backoff (file
     /// keys `httpcb_timeout_ms`, `httpcb_attempts`, `httpcb_backoff_ms`).
     pub httpcb: HttpCallbackSettings,
@@ -43,37 +41,21 @@ pub struct Config {
     /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
     /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
     pub idle_control: IdleSettings,
+    /// Who may create and reach services (`[security]` in the file).
+    pub security: SecurityConfig,
+    /// The address clients reach callbackd at (`public_url`, e.g. `https://gms.example.com`),
+    /// used to build the URLs in dialogs (`_start_chat_url`, `_comet_url`). `None`: built
+    /// from the request's `Host` header, which a client can set to anything.
+    pub public_url: Option<String>,
 }
 
-/// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
-/// routed to an agent group instead of being refused.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboundChat {
-    /// `app_selected_agent_group`: the agent group (`GA` target) that takes such chats;
-    /// empty turns the fallback off (404 for unknown ids).
-    #[serde(default = "default_inbound_group")]
-    pub app_selected_agent_group: String,
-    /// `app_find_agent_timeout`: seconds to find an agent before giving up.
-    #[serde(default = "default_find_agent_timeout")]
-    pub app_find_agent_timeout: u64,
-}
-
-fn default_inbound_group() -> String {
-    "Support".to_string()
-}
-
-fn default_find_agent_timeout() -> u64 {
-    60
-}
-
-impl Default for InboundChat {
-    fn default() -> Self {
-        InboundChat {
-            app_selected_agent_group: default_inbound_group(),
-            app_find_agent_timeout: default_find_agent_timeout(),
-        }
-    }
+/// `[security]`: the GMS behaviours that trade safety for compatibility, all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Accept services created without a `gms_user` header (GMS does). Such a service is
+    /// reachable by anyone who holds its id, and is never listed by a query.
+    pub allow_anonymous_services: bool,
 }
 
 /// `[cometd]`: how long connects are held and when silent clients are dropped.
@@ -111,10 +93,11 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
-            inbound_chat: InboundChat::default(),
             httpcb: HttpCallbackSettings::default(),
             cometd: CometdConfig::default(),
             idle_control: IdleSettings::default(),
+            security: SecurityConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -162,12 +145,13 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     expiry_schedule: Option<String>,
     stat_servers: Option<Vec<String>>,
-    inbound_chat: Option<InboundChat>,
     idle_control: Option<BTreeMap<String, toml::Value>>,
     httpcb_timeout_ms: Option<u64>,
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
     cometd: Option<CometdConfig>,
+    security: Option<SecurityConfig>,
+    public_url: Option<String>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -247,9 +231,6 @@ impl Config {
         if let Some(servers) = file.stat_servers {
             self.stat_servers = servers;
         }
-        if let Some(inbound) = file.inbound_chat {
-            self.inbound_chat = inbound;
-        }
         if let Some(table) = file.idle_control {
             self.idle_control = idle_settings(&table, &source)?;
         }
@@ -264,6 +245,12 @@ impl Config {
         }
         if let Some(cometd) = file.cometd {
             self.cometd = cometd;
+        }
+        if let Some(security) = file.security {
+            self.security = security;
+        }
+        if let Some(url) = file.public_url {
+            self.public_url = Some(parse_public_url(&url, &source)?);
         }
         Ok(())
     }
@@ -287,6 +274,7 @@ impl Config {
                     })?
                 }
                 "CALLBACKD_EXPIRY_SCHEDULE" => self.expiry_schedule = value,
+                "CALLBACKD_PUBLIC_URL" => self.public_url = Some(parse_public_url(&value, &name)?),
                 _ => {}
             }
         }
@@ -383,6 +371,25 @@ fn idle_settings(
     defaults.apply(&changes, &defaults).map_err(invalid)
 }
 
+/// `http(s)://host[:port][/prefix]`, kept without its trailing `/` so paths can be appended.
+fn parse_public_url(value: &str, source: &str) -> Result<String, ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        setting: "public_url",
+        source_name: source.to_string(),
+        message: format!("`{value}` {message}: write it like https://gms.example.com"),
+    };
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| invalid("does not start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || value.contains(['?', '#']) || value.chars().any(|c| !c.is_ascii_graphic())
+    {
+        return Err(invalid("is not a plain URL with a host"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
 fn parse_listen(value: &str, source: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| ConfigError::Invalid {
         setting: "listen",
@@ -470,12 +477,12 @@ mod tests {
     }
 
     #[test]
-    fn idle_control_and_inbound_chat_come_from_their_sections() {
+    fn idle_control_comes_from_its_section() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("callbackd.toml");
         std::fs::write(
             &file,
-            "[idle_control]\nenabled = true\ntimeout-alert = 5\nmessage-alert = \"Hello?\"\ntimeout-close = 10\n\n[inbound_chat]\napp_selected_agent_group = \"Billing\"\n",
+            "[idle_control]\nenabled = true\ntimeout-alert = 5\nmessage-alert = \"Hello?\"\ntimeout-close = 10\n",
         )
         .unwrap();
         let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
@@ -483,8 +490,6 @@ mod tests {
         assert_eq!(config.idle_control.timeout_alert_secs, 5);
         assert_eq!(config.idle_control.message_alert, "Hello?");
         assert_eq!(config.idle_control.timeout_close_secs, 10);
-        assert_eq!(config.inbound_chat.app_selected_agent_group, "Billing");
-        assert_eq!(config.inbound_chat.app_find_agent_timeout, 60);
 
         std::fs::write(&file, "[idle_control]\ntimeout-alarm = 5\n").unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
@@ -496,6 +501,41 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("idle_control"), "{err}");
+    }
+
+    #[test]
+    fn security_and_public_url_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(&[]), &Overrides::default())
+        };
+        let config = load("").unwrap();
+        assert!(!config.security.allow_anonymous_services, "off by default");
+        assert_eq!(config.public_url, None);
+
+        let config = load(
+            "public_url = \"https://gms.example.com/\"\n[security]\nallow_anonymous_services = true\n",
+        )
+        .unwrap();
+        assert!(config.security.allow_anonymous_services);
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://gms.example.com")
+        );
+
+        for bad in [
+            "gms.example.com",
+            "http://",
+            "https://a b",
+            "https://x/?q=1",
+        ] {
+            let err = load(&format!("public_url = \"{bad}\"\n")).unwrap_err();
+            assert!(err.to_string().contains("public_url"), "{bad}: {err}");
+        }
+        let err = load("[security]\nallow_anonymous = true\n").unwrap_err();
+        assert!(err.to_string().contains("allow_anonymous"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,13 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })?;
     let db_dir = config.db_dir();
     let store = open_store(db_dir.clone()).await?;
+    make_private(&config.data_dir).map_err(|source| StartupError::Io {
+        what: format!(
+            "cannot make the data directory {} private (mode 0700, files 0600)",
+            config.data_dir.display()
+        ),
+        source,
+    })?;
     let store_err = |source| StartupError::Store {
         path: db_dir.clone(),
         source,
@@ -149,7 +156,6 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         what: "cannot read the listener address".into(),
         source,
     })?;
-    let inbound_chat = inbound_chat_service(config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     let (http_callbacks, push_task) =
@@ -196,7 +202,8 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             max_body_bytes: config.max_body_bytes,
             admin_token,
             fallback_host: local.to_string(),
-            inbound_chat,
+            allow_anonymous_services: config.security.allow_anonymous_services,
+            public_url: config.public_url.clone(),
         }),
         agent_writes: Arc::default(),
         notifier,
@@ -219,23 +226,6 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         router_task,
         push_task,
     })
-}
-
-/// The service inbound chats without a matching service are created from, if configured.
-fn inbound_chat_service(
-    config: &Config,
-) -> Result<Option<Arc<crate::domain::options::ValidService>>, StartupError> {
-    let inbound = &config.inbound_chat;
-    if inbound.app_selected_agent_group.trim().is_empty() {
-        return Ok(None);
-    }
-    crate::app::chat::inbound_service(
-        inbound.app_selected_agent_group.trim(),
-        inbound.app_find_agent_timeout,
-        &config.stat_servers,
-    )
-    .map(Some)
-    .map_err(|err| StartupError::Jobs(format!("[inbound_chat] app_selected_agent_group: {err}")))
 }
 
 async fn open_store(path: PathBuf) -> Result<Store, StartupError> {
@@ -407,6 +397,32 @@ fn resolve_admin_token(config: &Config) -> Result<Option<String>, StartupError> 
 fn generate_token() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes `dir` and everything in it readable by its owner only: directories 0700, files
+/// 0600. The database holds customers' data and the directory the admin token; files sled
+/// creates later are inside the 0700 directory, so no other user can reach them either.
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    pending.push(entry.path());
+                } else if kind.is_file() {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -40,6 +40,13 @@ pub async fn create_service(
         .catalog
         .get(service_name)
         .ok_or_else(|| AppError::UnknownService(service_name.to_string()))?;
+    if owner.is_none() && !state.settings.allow_anonymous_services {
+        return Err(FieldError::new(
+            "gms_user",
+            "the header `gms_user` is required: it identifies the user the service belongs to (set [security] allow_anonymous_services to accept services without one)",
+        )
+        .into());
+    }
     let request = CreateRequest::parse(fields)?;
     let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
     request.check_mandatory(service_name, &settings)?;
@@ -154,12 +161,11 @@ impl CallbackQuery {
         Ok(query)
     }
 
-    fn matches(&self, record: &ServiceRecord, requester: Requester<'_>) -> bool {
-        owned_by(record, requester)
-            && self
-                .service_name
-                .as_ref()
-                .is_none_or(|name| *name == record.service_name)
+    /// Whether `record` passes the query's filters (not who may see it).
+    fn matches(&self, record: &ServiceRecord) -> bool {
+        self.service_name
+            .as_ref()
+            .is_none_or(|name| *name == record.service_name)
             && self
                 .customer_number
                 .as_ref()
@@ -172,7 +178,9 @@ impl CallbackQuery {
     }
 }
 
-/// Runs a callback query for `requester`: records of other `gms_user`s are never returned.
+/// Runs a callback query for `requester`. A query by `_id` answers that service to whoever
+/// may reach it; every other query lists only the requester's own services, so a request
+/// without a `gms_user` lists nothing (a service created without one is never listed).
 ///
 /// # Errors
 /// Unknown `_id` (404), an `_id` of another user (403), storage failure.
@@ -181,15 +189,20 @@ pub fn query_callbacks(
     requester: Requester<'_>,
     query: &CallbackQuery,
 ) -> Result<Vec<ServiceRecord>, AppError> {
-    let keep = |record: &ServiceRecord| query.matches(record, requester);
-    let mut found = if let Some(id) = &query.id {
+    if let Some(id) = &query.id {
         let record = owned_service(state, id, requester)?;
-        if keep(&record) {
+        return Ok(if query.matches(&record) {
             vec![record]
         } else {
             Vec::new()
-        }
-    } else if let Some(number) = &query.customer_number {
+        });
+    }
+    let Some(user) = requester else {
+        return Ok(Vec::new());
+    };
+    let keep =
+        |record: &ServiceRecord| record.owner.as_deref() == Some(user) && query.matches(record);
+    let mut found = if let Some(number) = &query.customer_number {
         state
             .store
             .services_by_customer(number, keep, QUERY_LIMIT)?
@@ -449,7 +462,37 @@ pub(crate) fn owned_service(
     Ok(record)
 }
 
-/// Whether `requester` may see `record`: services created without a `gms_user` are open to all.
+/// Checks that service `id` exists and that `requester` may reach it, before a request's
+/// body is looked at (DESIGN §7: 404, then 403, then 400).
+///
+/// # Errors
+/// Unknown id (404), another user's service (403), storage failure.
+pub fn check_access(state: &AppState, id: &str, requester: Requester<'_>) -> Result<(), AppError> {
+    owned_service(state, id, requester).map(drop)
+}
+
+/// Like [`check_access`] for `.../callback/{name}/{id}`: the configured service and the
+/// service instance exist, the requester may reach it, and it belongs to that service.
+///
+/// # Errors
+/// Unknown name or id, or an id of another configured service (404); another user's
+/// service (403); storage failure.
+pub fn check_callback_access(
+    state: &AppState,
+    service_name: &str,
+    id: &str,
+    requester: Requester<'_>,
+) -> Result<(), AppError> {
+    if state.catalog.get(service_name).is_none() {
+        return Err(AppError::UnknownService(service_name.to_string()));
+    }
+    let record = owned_service(state, id, requester)?;
+    check_service(&record, service_name)
+}
+
+/// Whether `requester` may reach `record` by its id. A service created without a `gms_user`
+/// (only where `[security] allow_anonymous_services` is set) is reachable by whoever holds
+/// its unguessable id, as in GMS; it is never listed.
 pub(crate) fn owned_by(record: &ServiceRecord, requester: Requester<'_>) -> bool {
     record.owner.is_none() || record.owner.as_deref() == requester
 }

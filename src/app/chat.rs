@@ -3,13 +3,12 @@
 //!
 //! A chat starts on `ixn/chat`. A service whose agent is already reserved (Chat-Delayed,
 //! Request-Chat-Poll) becomes PROCESSING at once and its agent joins; one that did not wait
-//! (Chat-Immediate, Request-Chat, and inbound chats that match no service) enters its virtual
+//! (Chat-Immediate, Request-Chat) enters its virtual
 //! queue now, and the router task hands its agent over when it finds one. When the session
 //! closes (either side leaves, a workflow closes it, idle control closes it) the service
 //! completes and the agent's capacity is freed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use super::{AppError, AppState, Requester};
 use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
-use crate::domain::options::{self, FieldError, ServiceSettings, ValidService};
+use crate::domain::options::{self, FieldError, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
@@ -38,11 +37,10 @@ pub struct ChatReply {
 
 /// Starts the chat of a service (`POST /genesys/1/service/{id}/ixn/chat`). A second call
 /// returns the existing chat: one service has exactly one chat session. An id that matches
-/// no service starts an inbound chat routed to the fallback agent group, when one is
-/// configured.
+/// no service is a 404 (ids are chosen by the server, DESIGN §7).
 ///
 /// # Errors
-/// Unknown id without a fallback (404), another user's service (403), a finished service
+/// Unknown id (404), another user's service (403), a finished service
 /// (400), no agent available yet for a service that waits for one (503), storage failure.
 pub async fn start_chat(
     state: &AppState,
@@ -50,13 +48,11 @@ pub async fn start_chat(
     requester: Requester<'_>,
     start: StartChat,
 ) -> Result<ChatReply, AppError> {
-    let record = match state.store.service(service_id)? {
-        Some(record) => {
-            check_owner(&record, requester)?;
-            record
-        }
-        None => create_inbound(state, service_id, requester).await?,
-    };
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
+    check_owner(&record, requester)?;
     if record.chat_session_id.is_some() {
         let view = state.chat.view(&record).await?;
         return Ok(ChatReply {
@@ -526,54 +522,6 @@ pub async fn settle(
     Ok(())
 }
 
-/// An inbound chat whose id matches no service (unknown, or expired and removed): a new
-/// service with that id, routed to the fallback agent group (seeds 000/001 `inbound_chat`:
-/// `app_selected_agent_group`, `app_find_agent_timeout`).
-async fn create_inbound(
-    state: &AppState,
-    service_id: &str,
-    requester: Requester<'_>,
-) -> Result<ServiceRecord, AppError> {
-    let Some(fallback) = state.settings.inbound_chat.clone() else {
-        return Err(not_found(service_id));
-    };
-    let usable = !service_id.is_empty()
-        && service_id.len() <= 64
-        && service_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !usable {
-        return Err(not_found(service_id));
-    }
-    let now = state.clock.now();
-    let mut record = ServiceRecord::new(
-        service_id,
-        fallback.config.name.clone(),
-        fallback.config.preset,
-        now,
-    );
-    record.options = fallback.effective.clone();
-    record.owner = requester.map(str::to_string);
-    record.expire_at = now.plus_secs(fallback.settings.ttl_secs);
-    record.enter(
-        CallbackState::Queued,
-        None,
-        now,
-        "inbound chat without a matching service",
-    );
-    if !state.store.insert_service_if_absent(&record)? {
-        // Created concurrently by another request with the same id.
-        let existing = state
-            .store
-            .service(service_id)?
-            .ok_or_else(|| not_found(service_id))?;
-        check_owner(&existing, requester)?;
-        return Ok(existing);
-    }
-    tracing::info!(service_id = %service_id, group = ?fallback.settings.target, "inbound chat without a service: routed to the fallback group");
-    Ok(record)
-}
-
 fn settings_of(state: &AppState, record: &ServiceRecord) -> Result<ServiceSettings, AppError> {
     ServiceSettings::from_options(&record.options, &state.settings.stat_servers).map_err(|err| {
         tracing::error!(service_id = %record.id, error = %err, "stored options no longer validate");
@@ -602,33 +550,4 @@ fn unknown_agent(agent_id: &str) -> AppError {
     AppError::NotFound(format!(
         "no agent has the id `{agent_id}`: list them with GET /genesys/1/admin/agents"
     ))
-}
-
-/// The fallback for inbound chats, from the `[inbound_chat]` settings.
-///
-/// # Errors
-/// The group or timeout do not make a valid service.
-pub fn inbound_service(
-    group: &str,
-    find_agent_timeout_secs: u64,
-    stat_servers: &[String],
-) -> Result<Arc<ValidService>, crate::domain::options::OptionError> {
-    let stat_server = stat_servers
-        .first()
-        .map_or("StatServer", String::as_str)
-        .to_string();
-    let options = BTreeMap::from([
-        ("_target".to_string(), format!("{group}@{stat_server}.GA")),
-        (
-            "_urs_queued_ttl".to_string(),
-            find_agent_timeout_secs.to_string(),
-        ),
-    ]);
-    crate::domain::options::ConfiguredService {
-        name: "inbound-chat".to_string(),
-        preset: crate::domain::options::Preset::ChatImmediate,
-        options,
-    }
-    .validate(stat_servers)
-    .map(Arc::new)
 }

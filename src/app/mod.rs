@@ -21,7 +21,6 @@ pub use error::AppError;
 
 use crate::center::chat::ChatServer;
 use crate::clock::Clock;
-use crate::domain::options::ValidService;
 use crate::router::RouterHandle;
 use crate::store::Store;
 
@@ -73,9 +72,10 @@ pub struct RuntimeSettings {
     pub admin_token: Option<String>,
     /// Used in URLs when a request has no Host header.
     pub fallback_host: String,
-    /// The service that inbound chats without a matching service are created from; `None`
-    /// refuses them (404).
-    pub inbound_chat: Option<Arc<ValidService>>,
+    /// Services may be created without a `gms_user` (`[security] allow_anonymous_services`).
+    pub allow_anonymous_services: bool,
+    /// `public_url`: the base of URLs in replies; `None` builds them from the `Host` header.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -86,10 +86,8 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("fallback_host", &self.fallback_host)
-            .field(
-                "inbound_chat",
-                &self.inbound_chat.as_ref().map(|s| &s.settings.target),
-            )
+            .field("allow_anonymous_services", &self.allow_anonymous_services)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }

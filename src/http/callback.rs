@@ -8,7 +8,7 @@ use warp::{Filter, Rejection};
 use super::error::{respond, ApiError};
 use super::form::{self, Fields, Json};
 use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, WillNotify};
-use super::{client, reply, with_state, Client};
+use super::{callback_access, client, reply, service_access, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
 use crate::app::{queues, AppError, AppState};
@@ -43,6 +43,8 @@ fn queue_position(
         .and(warp::post().or(warp::get()).unify())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(service_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
         .then(
             |id: String, state: AppState, client: Client, _fields: Fields| async move {
@@ -75,6 +77,8 @@ fn service_connect(
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(service_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
         .then(|id: String, state: AppState, client: Client, _fields: Fields| async move {
             let connected = lifecycle::connect(&state, &id, client.gms_user()).await;
@@ -100,6 +104,8 @@ fn service_status(
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(service_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
         .map(
             |id: String, state: AppState, client: Client, _fields: Fields| {
@@ -224,6 +230,8 @@ fn callback_cancel(
         .and(warp::delete())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(callback_access)
+        .untuple_one()
         .then(cancel_callback)
 }
 
@@ -243,6 +251,8 @@ fn callback_reschedule(
         .and(warp::put())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(callback_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Accepted))
         .then(reschedule_callback)
 }

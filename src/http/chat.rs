@@ -13,7 +13,7 @@ use warp::{Filter, Rejection};
 
 use super::error::respond;
 use super::form::{self, Fields, Json};
-use super::{client, reply, to_completion, with_state, Client};
+use super::{client, reply, service_access, to_completion, with_state, Client};
 use crate::app::chat::{self, ChatReply, CustomerAction};
 use crate::app::{AppError, AppState};
 use crate::center::chat::{Customer, StartChat};
@@ -32,6 +32,8 @@ fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(service_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
         .then(
             |id: String, state: AppState, client: Client, fields: Fields| async move {
@@ -67,6 +69,13 @@ fn action(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(
+            |id: String, name: String, state: AppState, client: Client| async move {
+                let (id, state, client) = service_access(id, state, client).await?;
+                Ok::<_, Rejection>((id, name, state, client))
+            },
+        )
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
         .then(
             |id: String, name: String, state: AppState, client: Client, fields: Fields| async move {
@@ -205,7 +214,7 @@ fn chat_object(reply: &ChatReply, verbose: bool, client: &Client) -> Value {
     if !verbose {
         return object;
     }
-    let (host, port) = host_and_port(&client.base_url);
+    let (host, port, tls) = host_and_port(&client.base_url);
     let base = format!("/genesys/1/service/{}/ixn/chat", reply.service_id);
     if let Some(map) = object.as_object_mut() {
         let customer = &session.customer;
@@ -218,7 +227,7 @@ fn chat_object(reply: &ChatReply, verbose: bool, client: &Client) -> Value {
         add("chatServerLoadBalancerAlias", json!("callbackd"));
         add("chatServerHost", json!(host));
         add("chatWebApiPort", json!(port));
-        add("isTLSrequired", json!("false"));
+        add("isTLSrequired", json!(tls.to_string()));
         add(
             "clientTimeZoneOffset",
             json!(customer
@@ -255,13 +264,39 @@ fn chat_object(reply: &ChatReply, verbose: bool, client: &Client) -> Value {
     object
 }
 
-/// The host and port of `http://host[:port]`.
-fn host_and_port(base_url: &str) -> (String, String) {
-    let authority = base_url.trim_start_matches("http://");
+/// The host, the port and whether TLS is used, of `http[s]://host[:port][/prefix]`.
+fn host_and_port(base_url: &str) -> (String, String, bool) {
+    let (tls, rest) = match base_url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, base_url.trim_start_matches("http://")),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let default_port = if tls { "443" } else { "80" };
     match authority.rsplit_once(':') {
         Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => {
-            (host.to_string(), port.to_string())
+            (host.to_string(), port.to_string(), tls)
         }
-        _ => (authority.to_string(), "80".to_string()),
+        _ => (authority.to_string(), default_port.to_string(), tls),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn host_and_port_read_the_base_url() {
+        for (base, expected) in [
+            ("http://127.0.0.1:8080", ("127.0.0.1", "8080", false)),
+            ("http://gms.example.com", ("gms.example.com", "80", false)),
+            ("https://gms.example.com", ("gms.example.com", "443", true)),
+            (
+                "https://gms.example.com:8443/gms",
+                ("gms.example.com", "8443", true),
+            ),
+        ] {
+            let (host, port, tls) = host_and_port(base);
+            assert_eq!((host.as_str(), port.as_str(), tls), expected, "{base}");
+        }
     }
 }

@@ -74,12 +74,17 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
     warp::any().map(move || state.clone())
 }
 
-/// Who is calling and how they reached us: the `gms_user` header and the `Host` header.
+/// The longest `gms_user` accepted (DESIGN §7): an identity, not a place to store data.
+pub const MAX_GMS_USER_BYTES: usize = 256;
+
+/// Who is calling and how they reached us: the `gms_user` header and the base of the URLs
+/// put in replies.
 #[derive(Debug, Clone)]
 struct Client {
     /// `gms_user`, the end user's identity set by the client or its security gateway.
     gms_user: Option<String>,
-    /// `http://<Host>`, for URLs in replies (`_start_chat_url`).
+    /// `public_url` when configured, else `http://<Host>`: for URLs in replies
+    /// (`_start_chat_url`, `_comet_url`).
     base_url: String,
 }
 
@@ -91,35 +96,76 @@ impl Client {
 
 fn client(state: &AppState) -> impl Filter<Extract = (Client,), Error = Rejection> + Clone {
     let fallback = state.settings.fallback_host.clone();
-    header_text("gms_user").and(header_text("host")).map(
-        move |gms_user: Option<String>, host: Option<String>| Client {
-            gms_user: gms_user.filter(|u| !u.trim().is_empty()),
-            base_url: format!("http://{}", host.unwrap_or_else(|| fallback.clone())),
+    let public_url = state.settings.public_url.clone();
+    header_text("gms_user").and(header_text("host")).and_then(
+        move |gms_user: Option<String>, host: Option<String>| {
+            let base_url = public_url.clone().unwrap_or_else(|| {
+                format!("http://{}", host.unwrap_or_else(|| fallback.clone()))
+            });
+            async move {
+                let gms_user = gms_user.filter(|u| !u.trim().is_empty());
+                if gms_user.as_ref().is_some_and(|u| u.len() > MAX_GMS_USER_BYTES) {
+                    return Err(warp::reject::custom(ApiError::BadRequest(format!(
+                        "header `gms_user` is longer than {MAX_GMS_USER_BYTES} bytes: send the user's identity, not data"
+                    ))));
+                }
+                Ok(Client { gms_user, base_url })
+            }
         },
     )
 }
 
+/// Checks that the service `{id}` of the path exists (404) and that the caller may reach it
+/// (403) before anything else of the request is read, so that a stranger learns nothing
+/// from how the body is judged (DESIGN §7). Use as `.and_then(service_access).untuple_one()`
+/// after the path, the state and the [`client`]; the use case checks again inside its own
+/// transaction, since the service can change between the two.
+async fn service_access(
+    id: String,
+    state: AppState,
+    client: Client,
+) -> Result<(String, AppState, Client), Rejection> {
+    crate::app::callbacks::check_access(&state, &id, client.gms_user())
+        .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
+    Ok((id, state, client))
+}
+
+/// [`service_access`] for `.../callback/{name}/{id}` paths.
+async fn callback_access(
+    name: String,
+    id: String,
+    state: AppState,
+    client: Client,
+) -> Result<(String, String, AppState, Client), Rejection> {
+    crate::app::callbacks::check_callback_access(&state, &name, &id, client.gms_user())
+        .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
+    Ok((name, id, state, client))
+}
+
 /// The header `name` as text, if present. A value that is not visible ASCII is our own 400
 /// naming the header: warp's built-in rejection for it would lose to a 405 from a sibling
-/// route with another method.
+/// route with another method. A header given twice is a 400 too: a gateway that appends the
+/// real `gms_user` or `Authorization` must not lose to a forged first one.
 fn header_text(
     name: &'static str,
 ) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
-    warp::header::value(name)
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify()
-        .and_then(move |value: Option<warp::http::HeaderValue>| async move {
-            match value {
-                None => Ok(None),
-                Some(value) => value
-                    .to_str()
-                    .map(|text| Some(text.to_string()))
-                    .map_err(|_| {
-                        warp::reject::custom(ApiError::BadRequest(format!(
-                            "header `{name}` is not printable ASCII: send it as ASCII text"
-                        )))
-                    }),
-            }
-        })
+    warp::header::headers_cloned().and_then(move |headers: warp::http::HeaderMap| async move {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(warp::reject::custom(ApiError::BadRequest(format!(
+                "header `{name}` is given more than once: send it once"
+            ))));
+        }
+        value
+            .to_str()
+            .map(|text| Some(text.to_string()))
+            .map_err(|_| {
+                warp::reject::custom(ApiError::BadRequest(format!(
+                    "header `{name}` is not printable ASCII: send it as ASCII text"
+                )))
+            })
+    })
 }

@@ -9,7 +9,7 @@ use warp::{Filter, Rejection};
 
 use super::error::{respond, ApiError};
 use super::form::{self, Fields, Json};
-use super::{client, reply, with_state, Client};
+use super::{client, reply, service_access, with_state, Client};
 use crate::app::{notifications, AppError, AppState};
 use crate::domain::notification::NotificationText;
 
@@ -36,6 +36,8 @@ fn service_post(
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(client(&state))
+        .and_then(service_access)
+        .untuple_one()
         .and(form::fields(limit, Json::Refused))
 }
 

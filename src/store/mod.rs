@@ -469,23 +469,6 @@ impl Store {
         }))
     }
 
-    /// Stores a new service record unless one with its id exists; false when it does.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn insert_service_if_absent(&self, record: &ServiceRecord) -> Result<bool, StoreError> {
-        let bytes = codec::encode(format::SERVICE, record)?;
-        let index = IndexKeys::of(record);
-        infallible(self.service_transaction(|tx| {
-            if tx.0.get(record.id.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
-            index.insert(tx)?;
-            Ok(true)
-        }))
-    }
-
     /// The service record with this id.
     ///
     /// # Errors

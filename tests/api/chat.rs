@@ -7,7 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    detail, eventually, json, set_state, spawn_app, wait_for_state, TestApp, GMS_USER,
+    detail, eventually, json, set_state, spawn_app, spawn_app_with, wait_for_state, TestApp,
+    GMS_USER,
 };
 
 /// POSTs a customer chat operation (`""` is `ixn/chat` itself).
@@ -392,24 +393,6 @@ async fn chat_operations_check_the_owner_and_the_fields() {
 }
 
 #[tokio::test]
-async fn an_inbound_chat_without_a_service_goes_to_the_fallback_group() {
-    let app = spawn_app().await;
-    set_state(&app, "marco", "ready").await;
-    let id = "inbound-0001";
-    let (status, started) = chat(&app, id, "", &[("firstName", "Ann")]).await;
-    assert_eq!(status, 200, "{started}");
-    let record = wait_for_state(&app, id, "PROCESSING").await;
-    // Support is the default fallback group; marco is its ready member.
-    assert_eq!(record["_reserved_agent"], "marco");
-    let joined = eventually(Duration::from_secs(5), "marco to join", || async {
-        let (_, object) = chat(&app, id, "refresh", &[]).await;
-        (!rows(&object).is_empty()).then_some(object)
-    })
-    .await;
-    assert_eq!(rows(&joined)[0][..2], ["Notice.Joined", "Marco Rossi"]);
-}
-
-#[tokio::test]
 async fn cancelling_a_queued_chat_closes_it() {
     let app = spawn_app().await;
     let id = app
@@ -452,7 +435,8 @@ async fn two_chat_starts_at_once_make_one_session() {
 
 #[tokio::test]
 async fn comet_mode_needs_a_gms_user_to_push_to() {
-    let app = spawn_app().await;
+    // Only a service created without a gms_user has nobody to push to.
+    let app = spawn_app_with(|config| config.security.allow_anonymous_services = true).await;
     let response = app
         .post_form(
             "/genesys/1/service/request-chat",

@@ -117,6 +117,7 @@ async fn sigterm_stops_cleanly_with_exit_code_zero_and_keeps_the_data() {
             "{}/genesys/1/service/callback/chat-delay",
             server.address
         ))
+        .header("gms_user", GMS_USER)
         .form(&[("_customer_number", "4082652649")])
         .send()
         .await
@@ -171,6 +172,7 @@ async fn services_that_expired_while_stopped_are_removed_at_start() {
         async move {
             let response = client
                 .post(format!("{address}/genesys/1/service/{service}"))
+                .header("gms_user", GMS_USER)
                 .send()
                 .await
                 .unwrap();
@@ -284,6 +286,7 @@ async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
         async move {
             let response = client
                 .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+                .header("gms_user", GMS_USER)
                 .form(&[("_customer_number", number)])
                 .send()
                 .await

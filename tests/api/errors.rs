@@ -411,6 +411,7 @@ async fn hostile_requests_get_their_exact_4xx_with_the_error_shape() {
         Hostile::new("override on a service that allows none", Method::POST, "/genesys/1/service/request-chat").expect(400)
             .form(&[("_ttl", "1")]),
         Hostile::new("reschedule with nothing to change", Method::PUT, format!("{CHAT_DELAY}/{id}")).expect(400)
+            .header("gms_user", GMS_USER)
             .form(&[]),
         Hostile::new("reschedule with a NUL in a field name", Method::PUT, format!("{CHAT_DELAY}/{id}"))
             .expect(400)
@@ -418,7 +419,7 @@ async fn hostile_requests_get_their_exact_4xx_with_the_error_shape() {
             .body("application/x-www-form-urlencoded", "usr%00reason=x"),
         Hostile::new("reschedule of an unknown id", Method::PUT, format!("{CHAT_DELAY}/nope")).expect(404)
             .form(&[("usr_reason", "x")]),
-        Hostile::new("cancel on an unknown service", Method::DELETE, format!("/genesys/1/service/callback/no-such/{id}")).expect(403),
+        Hostile::new("cancel on an unknown service", Method::DELETE, format!("/genesys/1/service/callback/no-such/{id}")).expect(404),
         Hostile::new("admin bulk cancel with a text body", Method::POST, "/genesys/1/admin/callback/cancel").expect(400)
             .header("authorization", &bearer)
             .body("application/json", "not json"),

@@ -109,6 +109,11 @@ async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestA
 }
 
 impl TestApp {
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
+    }
+
     /// A request to `path` (absolute, starting with `/`).
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
