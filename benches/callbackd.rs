@@ -174,8 +174,12 @@ async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
-        services_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
-        agents_file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
+        services_file: callbackd::config::SeedFile::File(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
+        ),
+        agents_file: callbackd::config::SeedFile::File(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
+        ),
         admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
     };

@@ -20,10 +20,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding the database (`db/`) and the generated admin token.
     pub data_dir: PathBuf,
-    /// TOML file with the configured services loaded into an empty database.
-    pub services_file: PathBuf,
-    /// TOML file with the demo agents loaded into an empty database.
-    pub agents_file: PathBuf,
+    /// The configured services loaded into an empty database.
+    pub services_file: SeedFile,
+    /// The agents loaded into an empty database.
+    pub agents_file: SeedFile,
     /// Bearer token for the admin and agent APIs. `None`: use or generate
     /// `<data_dir>/admin_token`. `Some("")`: admin API disabled (every call is 403).
     pub admin_token: Option<String>,
@@ -47,6 +47,63 @@ pub struct Config {
     /// used to build the URLs in dialogs (`_start_chat_url`, `_comet_url`). `None`: built
     /// from the request's `Host` header, which a client can set to anything.
     pub public_url: Option<String>,
+}
+
+/// Where the configured services or the agents loaded into an empty database come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedFile {
+    /// The file at this path relative to the working directory (`data/services.toml`) when
+    /// it exists, else the demo built into the binary: an installed binary started from `/`
+    /// serves the demo contact center, a checkout serves its own `data/`.
+    Demo(PathBuf),
+    /// This file, which must exist (named by the config file, the environment or a flag).
+    File(PathBuf),
+    /// Nothing: no configured services, no agents (`--no-demo`).
+    Empty,
+}
+
+impl SeedFile {
+    /// The TOML text to load and where it came from (for logs and errors); `None` for
+    /// [`SeedFile::Empty`].
+    ///
+    /// # Errors
+    /// A [`SeedFile::File`] that cannot be read, or a demo override that exists but cannot be
+    /// read.
+    pub fn read(&self, builtin: &'static str) -> Result<Option<(String, String)>, SeedError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| SeedError {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        match self {
+            SeedFile::Empty => Ok(None),
+            SeedFile::File(path) => Ok(Some((read(path)?, path.display().to_string()))),
+            SeedFile::Demo(path) if path.exists() => {
+                Ok(Some((read(path)?, path.display().to_string())))
+            }
+            SeedFile::Demo(_) => Ok(Some((builtin.to_string(), "the built-in demo".into()))),
+        }
+    }
+
+    /// Where it comes from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SeedFile::Demo(path) => format!("{} or the built-in demo", path.display()),
+            SeedFile::File(path) => path.display().to_string(),
+            SeedFile::Empty => "nothing (--no-demo)".into(),
+        }
+    }
+}
+
+/// A seed file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct SeedError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
 }
 
 /// `[security]`: the GMS behaviours that trade safety for compatibility, all off by default.
@@ -87,8 +144,8 @@ impl Default for Config {
                 .parse()
                 .expect("DEFAULT_LISTEN is a valid address"),
             data_dir: PathBuf::from("data"),
-            services_file: PathBuf::from("data/services.toml"),
-            agents_file: PathBuf::from("data/agents.toml"),
+            services_file: SeedFile::Demo(PathBuf::from("data/services.toml")),
+            agents_file: SeedFile::Demo(PathBuf::from("data/agents.toml")),
             admin_token: None,
             max_body_bytes: 64 * 1024,
             expiry_schedule: "*/5 * * * * *".to_string(),
@@ -161,6 +218,12 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--services-file`.
+    pub services_file: Option<PathBuf>,
+    /// `--agents-file`.
+    pub agents_file: Option<PathBuf>,
+    /// `--no-demo`: no configured services and no agents in a new database.
+    pub no_demo: bool,
 }
 
 impl Config {
@@ -197,6 +260,16 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
         }
+        if let Some(path) = &overrides.services_file {
+            config.services_file = SeedFile::File(path.clone());
+        }
+        if let Some(path) = &overrides.agents_file {
+            config.agents_file = SeedFile::File(path.clone());
+        }
+        if overrides.no_demo {
+            config.services_file = SeedFile::Empty;
+            config.agents_file = SeedFile::Empty;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -214,10 +287,10 @@ impl Config {
             self.data_dir = dir;
         }
         if let Some(services) = file.services_file {
-            self.services_file = services;
+            self.services_file = SeedFile::File(services);
         }
         if let Some(agents) = file.agents_file {
-            self.agents_file = agents;
+            self.agents_file = SeedFile::File(agents);
         }
         if file.admin_token.is_some() {
             self.admin_token = file.admin_token;
@@ -263,8 +336,8 @@ impl Config {
             match name.as_str() {
                 "CALLBACKD_LISTEN" => self.listen = parse_listen(&value, &name)?,
                 "CALLBACKD_DATA_DIR" => self.data_dir = PathBuf::from(value),
-                "CALLBACKD_SERVICES_FILE" => self.services_file = PathBuf::from(value),
-                "CALLBACKD_AGENTS_FILE" => self.agents_file = PathBuf::from(value),
+                "CALLBACKD_SERVICES_FILE" => self.services_file = SeedFile::File(value.into()),
+                "CALLBACKD_AGENTS_FILE" => self.agents_file = SeedFile::File(value.into()),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
                 "CALLBACKD_MAX_BODY_BYTES" => {
                     self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {
@@ -427,7 +500,7 @@ mod tests {
         .unwrap();
         let overrides = Overrides {
             listen: Some("127.0.0.1:3333".into()),
-            data_dir: None,
+            ..Overrides::default()
         };
         let config = Config::load(
             Some(&file),

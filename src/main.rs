@@ -16,10 +16,13 @@ const DEFAULT_CONFIG: &str = "data/callbackd.toml";
 #[derive(Debug, Parser)]
 #[command(
     name = "callbackd",
-    version,
-    about = "Callback and chat routing with the GMS API"
+    about = "Callback and chat routing with the GMS API",
+    disable_version_flag = true
 )]
 struct Cli {
+    /// Print the version and the database schema version it writes, then exit.
+    #[arg(long, short = 'V')]
+    version: bool,
     /// Config file (TOML). Default: data/callbackd.toml if it exists.
     #[arg(long, global = true, env = "CALLBACKD_CONFIG")]
     config: Option<PathBuf>,
@@ -29,6 +32,17 @@ struct Cli {
     /// Directory for the database and the admin token.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Configured services loaded into a new database (default: data/services.toml if it
+    /// exists, else the built-in demo).
+    #[arg(long, global = true)]
+    services_file: Option<PathBuf>,
+    /// Agents loaded into a new database (default: data/agents.toml if it exists, else the
+    /// built-in demo).
+    #[arg(long, global = true)]
+    agents_file: Option<PathBuf>,
+    /// Start a new database with no configured services and no agents.
+    #[arg(long, global = true)]
+    no_demo: bool,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -54,6 +68,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        println!(
+            "callbackd {} (database schema {})",
+            env!("CARGO_PKG_VERSION"),
+            callbackd::store::migrate::latest_version()
+        );
+        return ExitCode::SUCCESS;
+    }
     init_logging(cli.log_format);
     let config = match load_config(&cli) {
         Ok(config) => config,
@@ -92,6 +114,9 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
         data_dir: cli.data_dir.clone(),
+        services_file: cli.services_file.clone(),
+        agents_file: cli.agents_file.clone(),
+        no_demo: cli.no_demo,
     };
     Config::load(Some(&file), required, std::env::vars(), &overrides).map_err(|e| e.to_string())
 }
@@ -122,15 +147,15 @@ fn migrate(config: &Config) -> Result<(), String> {
 }
 
 fn check_config(config: &Config) -> Result<(), String> {
-    let services =
-        callbackd::startup::read_services_file(&config.services_file, &config.stat_servers)
+    let (services, source) =
+        callbackd::startup::read_services(&config.services_file, &config.stat_servers)
             .map_err(|e| e.to_string())?;
     println!(
-        "configuration is valid: listen {}, data in {}, {} configured services in {}",
+        "configuration is valid: listen {}, data in {}, {} configured services from {}",
         config.listen,
         config.data_dir.display(),
         services.len(),
-        config.services_file.display()
+        source
     );
     Ok(())
 }

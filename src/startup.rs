@@ -14,7 +14,7 @@ use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::center::chat::ChatServer;
 use crate::clock::Clock;
 use crate::cometd::{Bayeux, BayeuxSettings};
-use crate::config::Config;
+use crate::config::{Config, SeedFile};
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
@@ -41,16 +41,16 @@ pub enum StartupError {
     /// The agents file is unreadable or invalid.
     #[error("agents file {path}: {message}")]
     AgentsFile {
-        /// The file.
-        path: PathBuf,
+        /// The file (or "the built-in demo").
+        path: String,
         /// What is wrong.
         message: String,
     },
     /// The configured-services file is unreadable or invalid.
     #[error("configured services file {path}: {message}")]
     ServicesFile {
-        /// The file.
-        path: PathBuf,
+        /// The file (or "the built-in demo").
+        path: String,
         /// What is wrong.
         message: String,
     },
@@ -103,21 +103,21 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     };
 
     if !store.templates_seeded().map_err(store_err)? {
-        let services = read_services_file(&config.services_file, &config.stat_servers)?;
+        let (services, source) = read_services(&config.services_file, &config.stat_servers)?;
         store.seed_templates(&services).map_err(store_err)?;
         tracing::info!(
             count = services.len(),
-            file = %config.services_file.display(),
+            from = %source,
             "configured services loaded into the new database"
         );
     }
     if !store.agents_seeded().map_err(store_err)? {
-        let agents = read_agents_file(&config.agents_file, clock.now())?;
+        let (agents, source) = read_agents(&config.agents_file, clock.now())?;
         store.seed_agents(&agents).map_err(store_err)?;
         tracing::info!(
             count = agents.len(),
-            file = %config.agents_file.display(),
-            "demo agents loaded into the new database"
+            from = %source,
+            "agents loaded into the new database"
         );
     }
     let catalog = Catalog::default();
@@ -254,25 +254,48 @@ struct ServiceEntry {
     options: BTreeMap<String, String>,
 }
 
-/// Reads and validates the configured-services file.
+/// The demo's configured services, built into the binary (the checkout's `data/services.toml`).
+pub const DEMO_SERVICES: &str = include_str!("../data/services.toml");
+
+/// The demo contact center's agents, built into the binary (the checkout's `data/agents.toml`).
+pub const DEMO_AGENTS: &str = include_str!("../data/agents.toml");
+
+/// Reads and validates the configured services; answers them with where they came from.
 ///
 /// # Errors
 /// The file cannot be read, is not valid TOML, or has an invalid service (named).
-pub fn read_services_file(
-    path: &Path,
+pub fn read_services(
+    seed: &SeedFile,
+    stat_servers: &[String],
+) -> Result<(Vec<ConfiguredService>, String), StartupError> {
+    let Some((text, source)) = seed.read(DEMO_SERVICES).map_err(|err| {
+        StartupError::ServicesFile {
+            path: err.path.display().to_string(),
+            message: format!(
+                "cannot read it ({}); give the file with --services-file or CALLBACKD_SERVICES_FILE, or start with --no-demo",
+                err.source
+            ),
+        }
+    })?
+    else {
+        return Ok((Vec::new(), seed.describe()));
+    };
+    let services = parse_services(&text, &source, stat_servers)?;
+    Ok((services, source))
+}
+
+/// Parses and validates a configured-services TOML text read from `source`.
+fn parse_services(
+    text: &str,
+    source: &str,
     stat_servers: &[String],
 ) -> Result<Vec<ConfiguredService>, StartupError> {
     let file_error = |message: String| StartupError::ServicesFile {
-        path: path.to_path_buf(),
+        path: source.to_string(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        file_error(format!(
-            "cannot read it ({err}); give the file with --config or CALLBACKD_SERVICES_FILE"
-        ))
-    })?;
     let entries: BTreeMap<String, ServiceEntry> =
-        toml::from_str(&text).map_err(|err| file_error(err.to_string()))?;
+        toml::from_str(text).map_err(|err| file_error(err.to_string()))?;
     entries
         .into_iter()
         .map(|(name, entry)| {
@@ -313,22 +336,41 @@ struct AgentEntry {
     state: Option<String>,
 }
 
-/// Reads and validates the agents file; every agent's state starts at `now`.
+/// Reads and validates the agents; every agent's state starts at `now`. Answers them with
+/// where they came from.
 ///
 /// # Errors
 /// The file cannot be read, is not valid TOML, or has an invalid agent (named).
-pub fn read_agents_file(path: &Path, now: Timestamp) -> Result<Vec<AgentRecord>, StartupError> {
+pub fn read_agents(
+    seed: &SeedFile,
+    now: Timestamp,
+) -> Result<(Vec<AgentRecord>, String), StartupError> {
+    let Some((text, source)) = seed.read(DEMO_AGENTS).map_err(|err| StartupError::AgentsFile {
+        path: err.path.display().to_string(),
+        message: format!(
+            "cannot read it ({}); give the file with --agents-file or CALLBACKD_AGENTS_FILE, or start with --no-demo",
+            err.source
+        ),
+    })?
+    else {
+        return Ok((Vec::new(), seed.describe()));
+    };
+    let agents = parse_agents(&text, &source, now)?;
+    Ok((agents, source))
+}
+
+/// Parses and validates an agents TOML text read from `source`.
+fn parse_agents(
+    text: &str,
+    source: &str,
+    now: Timestamp,
+) -> Result<Vec<AgentRecord>, StartupError> {
     let file_error = |message: String| StartupError::AgentsFile {
-        path: path.to_path_buf(),
+        path: source.to_string(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        file_error(format!(
-            "cannot read it ({err}); give the file with agents_file or CALLBACKD_AGENTS_FILE"
-        ))
-    })?;
     let entries: BTreeMap<String, AgentEntry> =
-        toml::from_str(&text).map_err(|err| file_error(err.to_string()))?;
+        toml::from_str(text).map_err(|err| file_error(err.to_string()))?;
     entries
         .into_iter()
         .map(|(id, entry)| {
@@ -463,8 +505,13 @@ mod tests {
 
     #[test]
     fn the_shipped_services_file_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml");
-        let services = read_services_file(&path, &["StatServer".to_string()]).unwrap();
+        // The built-in demo: the binary started from any directory serves these.
+        let (services, source) = read_services(
+            &SeedFile::Demo("/nonexistent/services.toml".into()),
+            &["StatServer".to_string()],
+        )
+        .unwrap();
+        assert_eq!(source, "the built-in demo");
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         for expected in [
             "chat-delay",
@@ -478,8 +525,12 @@ mod tests {
 
     #[test]
     fn the_shipped_agents_file_is_valid_and_has_ready_agents() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml");
-        let agents = read_agents_file(&path, Timestamp::from_millis(0)).unwrap();
+        let (agents, source) = read_agents(
+            &SeedFile::Demo("/nonexistent/agents.toml".into()),
+            Timestamp::from_millis(0),
+        )
+        .unwrap();
+        assert_eq!(source, "the built-in demo");
         assert!(agents.len() >= 4);
         assert!(agents.iter().any(|a| a.state == AgentState::Ready));
         assert!(agents

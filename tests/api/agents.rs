@@ -25,7 +25,10 @@ async fn set_state(app: &TestApp, id: &str, state: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn the_demo_contact_center_is_there_on_first_start() {
-    let app = spawn_app_with(|config| config.agents_file = demo_agents_file()).await;
+    let app = spawn_app_with(|config| {
+        config.agents_file = callbackd::config::SeedFile::File(demo_agents_file())
+    })
+    .await;
 
     let list = agents(&app).await;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use callbackd::clock::{Clock, ManualClock, SystemClock};
-use callbackd::config::Config;
+use callbackd::config::{Config, SeedFile};
 use callbackd::App;
 use reqwest::{Method, RequestBuilder, Response};
 use tempfile::TempDir;
@@ -60,8 +60,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
-        services_file: services_file(),
-        agents_file: agents_file(),
+        services_file: SeedFile::File(services_file()),
+        agents_file: SeedFile::File(agents_file()),
         admin_token: Some(ADMIN_TOKEN.to_string()),
         ..Config::default()
     }
@@ -249,16 +249,35 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("serve")
-            .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("CALLBACKD_SERVICES_FILE", services_file())
-            .env("CALLBACKD_AGENTS_FILE", agents_file())
+            .env("CALLBACKD_AGENTS_FILE", agents_file());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self::spawn(command)
+    }
+
+    /// Starts `callbackd` as an installed binary would run: from `working_dir`, with `args`
+    /// and none of the checkout's files named.
+    pub fn start_installed(working_dir: &Path, args: &[&str]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        command
+            .current_dir(working_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CALLBACKD_SERVICES_FILE")
+            .env_remove("CALLBACKD_AGENTS_FILE")
+            .env_remove("CALLBACKD_CONFIG");
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> ServerProcess {
+        command
+            .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
         let mut child = command.spawn().expect("callbackd starts");
         let stderr = child.stderr.take().expect("stderr piped");
         let (tx, logs) = mpsc::channel();

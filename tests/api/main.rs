@@ -2,6 +2,7 @@
 //! directory and talks HTTP to it.
 
 mod helpers;
+mod install;
 
 mod durability;
 
