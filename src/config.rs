@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::chat_limits::ChatLimits;
 use crate::domain::idle::{IdleChanges, IdleSettings};
 use crate::push::HttpCallbackSettings;
 
@@ -43,6 +44,9 @@ pub struct Config {
     /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
     /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
     pub idle_control: IdleSettings,
+    /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
+    /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
+    pub chat: ChatLimits,
 }
 
 /// The `[inbound_chat]` settings: a chat started on an unknown or expired service id is
@@ -115,6 +119,7 @@ impl Default for Config {
             httpcb: HttpCallbackSettings::default(),
             cometd: CometdConfig::default(),
             idle_control: IdleSettings::default(),
+            chat: ChatLimits::default(),
         }
     }
 }
@@ -168,6 +173,7 @@ struct FileConfig {
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
     cometd: Option<CometdConfig>,
+    chat: Option<ChatLimits>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -264,6 +270,9 @@ impl Config {
         }
         if let Some(cometd) = file.cometd {
             self.cometd = cometd;
+        }
+        if let Some(chat) = file.chat {
+            self.chat = chat;
         }
         Ok(())
     }
@@ -496,6 +505,21 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("idle_control"), "{err}");
+    }
+
+    #[test]
+    fn the_chat_section_sets_the_limits_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "[chat]\nmax_message_bytes = 100\n").unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.chat.max_message_bytes, 100);
+        assert_eq!(config.chat.max_messages_per_second, 5, "default kept");
+        assert_eq!(config.chat.max_transcript_events, 1000, "default kept");
+
+        std::fs::write(&file, "[chat]\nmax_messages = 3\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("max_messages"), "{err}");
     }
 
     #[test]

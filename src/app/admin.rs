@@ -166,7 +166,7 @@ pub fn watermarks(
     state: &AppState,
     service_name: Option<&str>,
 ) -> Result<BTreeMap<String, u64>, AppError> {
-    let mut counts = state.store.active_counts()?;
+    let mut counts = state.store.active_counts();
     if let Some(name) = service_name {
         // A deleted configured service may still have active services: those count too.
         let count = counts.remove(name);
