@@ -72,7 +72,7 @@ pub struct CallbackDetail {
 pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetail, AppError> {
     let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
     let chat = match record.chat_session_id {
-        Some(_) => Some(state.chat.full_view(&record).await?),
+        Some(_) => Some(state.chat.full_view(&record, 1).await?),
         None => None,
     };
     Ok(CallbackDetail {
