@@ -103,6 +103,66 @@ async fn a_cancelled_or_expired_service_leaves_its_owners_list() {
     assert_eq!(ids(&open), vec![kept], "only the open one");
 }
 
+#[tokio::test]
+async fn watermarks_counted_in_memory_survive_a_restart_and_owners_find_their_services() {
+    // Arrange: the real binary on a data directory that outlives it.
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let watermarks = |address: String| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("{address}/genesys/1/admin/callback/watermarks"))
+                .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            json(response).await
+        }
+    };
+    let server = crate::helpers::ServerProcess::start(dir.path(), &[]);
+    let mut created_ids = Vec::new();
+    for _ in 0..3 {
+        let created = client
+            .post(format!("{}{CHAT_DELAY}", server.address))
+            .header("gms_user", USER_B)
+            .form(&[("_customer_number", "5550100")])
+            .send()
+            .await
+            .unwrap();
+        created_ids.push(json(created).await["_id"].as_str().unwrap().to_string());
+    }
+    let cancel = client
+        .delete(format!("{}{CHAT_DELAY}/{}", server.address, created_ids[0]))
+        .header("gms_user", USER_B)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    let before = watermarks(server.address.clone()).await;
+    server.kill9();
+
+    // Act
+    let server = crate::helpers::ServerProcess::start(dir.path(), &[]);
+    let after = watermarks(server.address.clone()).await;
+    let listed = client
+        .get(format!("{}{CHAT_DELAY}", server.address))
+        .header("gms_user", USER_B)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(before["services"]["chat-delay"], 2, "{before}");
+    assert_eq!(after, before, "the same counts after a restart");
+    created_ids.sort();
+    assert_eq!(
+        ids(&json(listed).await),
+        created_ids,
+        "B's three, one COMPLETED"
+    );
+}
+
 // ----- chat limits -----
 
 /// Starts a chat-immediate chat as the seeds' user; returns its service id.
