@@ -27,10 +27,15 @@
 //! pushes to random clients at 1,000/s, latency from the triggering request to receipt (see
 //! `callbackd/cometd.rs`).
 //!
+//! scans: the per-service callback query asked by a user who owns nothing, among many stored
+//! services of another user, before (the old full scan) and now (the owner index), and create
+//! latency while 8 such queries loop (see `callbackd/scans.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
-//! (default 10000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat` or `cometd` to
-//! run one table (only `create` needs wrk).
+//! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), and
+//! `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`, `cometd` or `scans` to run one table
+//! (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +66,8 @@ const ADMIN_TOKEN: &str = "bench";
 // Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
 #[path = "callbackd/cometd.rs"]
 mod cometd;
+#[path = "callbackd/scans.rs"]
+mod scans;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
@@ -69,9 +76,9 @@ fn main() {
     cometd::serve_bare_if_asked();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing", "chat", "cometd"].contains(&only.as_str()) {
+    if !["", "create", "expiry", "routing", "chat", "cometd", "scans"].contains(&only.as_str()) {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat or cometd (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd or scans (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -110,6 +117,14 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(10_000);
         cometd::cometd_table(clients);
+        println!();
+    }
+    if runs("scans") {
+        let stored: u64 = std::env::var("BENCH_STORED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200_000);
+        scans::scans_table(stored);
     }
 }
 

@@ -21,6 +21,8 @@ mod m0004_service_format_2;
 mod m0005_notifications;
 #[path = "0006_push.rs"]
 mod m0006_push;
+#[path = "0007_owner_index.rs"]
+mod m0007_owner_index;
 
 use crate::store::StoreError;
 
@@ -45,4 +47,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0004_service_format_2::MIGRATION,
     m0005_notifications::MIGRATION,
     m0006_push::MIGRATION,
+    m0007_owner_index::MIGRATION,
 ];

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::chat_limits::ChatLimits;
 use crate::domain::idle::{IdleChanges, IdleSettings};
 use crate::push::HttpCallbackSettings;
 
@@ -47,6 +48,9 @@ pub struct Config {
     /// used to build the URLs in dialogs (`_start_chat_url`, `_comet_url`). `None`: built
     /// from the request's `Host` header, which a client can set to anything.
     pub public_url: Option<String>,
+    /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
+    /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
+    pub chat: ChatLimits,
 }
 
 /// Where the configured services or the agents loaded into an empty database come from.
@@ -155,6 +159,7 @@ impl Default for Config {
             idle_control: IdleSettings::default(),
             security: SecurityConfig::default(),
             public_url: None,
+            chat: ChatLimits::default(),
         }
     }
 }
@@ -209,6 +214,7 @@ struct FileConfig {
     cometd: Option<CometdConfig>,
     security: Option<SecurityConfig>,
     public_url: Option<String>,
+    chat: Option<ChatLimits>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -324,6 +330,9 @@ impl Config {
         }
         if let Some(url) = file.public_url {
             self.public_url = Some(parse_public_url(&url, &source)?);
+        }
+        if let Some(chat) = file.chat {
+            self.chat = chat;
         }
         Ok(())
     }
@@ -609,6 +618,21 @@ mod tests {
         }
         let err = load("[security]\nallow_anonymous = true\n").unwrap_err();
         assert!(err.to_string().contains("allow_anonymous"), "{err}");
+    }
+
+    #[test]
+    fn the_chat_section_sets_the_limits_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "[chat]\nmax_message_bytes = 100\n").unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.chat.max_message_bytes, 100);
+        assert_eq!(config.chat.max_messages_per_second, 5, "default kept");
+        assert_eq!(config.chat.max_transcript_events, 1000, "default kept");
+
+        std::fs::write(&file, "[chat]\nmax_messages = 3\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("max_messages"), "{err}");
     }
 
     #[test]

@@ -100,6 +100,7 @@ mod tests {
             Timestamp::from_millis(0),
         );
         record.customer_number = Some("555".into());
+        record.owner = Some("alice".into());
         record.expire_at = Timestamp::from_millis(expire_at);
         record
     }
@@ -124,7 +125,14 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(left, ["c"], "the customer index forgot the removed ones");
-        assert_eq!(store.active_counts().unwrap()["chat-delay"], 1);
+        let owned: Vec<String> = store
+            .services_of_owner("alice", "chat-delay", |_| true, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(owned, ["c"], "the owner index forgot the removed ones");
+        assert_eq!(store.active_counts()["chat-delay"], 1);
         assert_eq!(
             run_once(&store, Timestamp::from_millis(20)).unwrap().len(),
             0,

@@ -175,6 +175,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         clock.clone(),
         Arc::new(ChatPushes::new(notifier.clone())),
         config.idle_control.clone(),
+        config.chat,
     );
     let (restored, unassigned) = chat.restore().map_err(store_err)?;
     if restored > 0 {

@@ -72,7 +72,7 @@ pub struct CallbackDetail {
 pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetail, AppError> {
     let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
     let chat = match record.chat_session_id {
-        Some(_) => Some(state.chat.full_view(&record).await?),
+        Some(_) => Some(state.chat.full_view(&record, 1).await?),
         None => None,
     };
     Ok(CallbackDetail {
@@ -166,7 +166,7 @@ pub fn watermarks(
     state: &AppState,
     service_name: Option<&str>,
 ) -> Result<BTreeMap<String, u64>, AppError> {
-    let mut counts = state.store.active_counts()?;
+    let mut counts = state.store.active_counts();
     if let Some(name) = service_name {
         // A deleted configured service may still have active services: those count too.
         let count = counts.remove(name);

@@ -206,15 +206,15 @@ pub fn query_callbacks(
         state
             .store
             .services_by_customer(number, keep, QUERY_LIMIT)?
-    } else {
-        let states = query
-            .state
-            .as_ref()
-            .map_or_else(|| CallbackState::ALL.to_vec(), StateFilter::states);
-        let name = query.service_name.as_deref();
+    } else if let Some(name) = &query.service_name {
+        // The per-service query reads the asker's own index keys only: asking as a user with
+        // no services costs one seek, however many services others have.
         state
             .store
-            .services_in_states(name, &states, keep, QUERY_LIMIT)?
+            .services_of_owner(user, name, keep, QUERY_LIMIT)?
+    } else {
+        // Parse refuses a query with neither a service, an id nor a customer number.
+        Vec::new()
     };
     found.sort_by_key(|r| r.created_at);
     Ok(found)

@@ -238,8 +238,10 @@ pub struct Interaction {
     /// `reserved` (waiting for the customer), `invited` (chat waiting for accept) or
     /// `active`.
     pub status: &'static str,
-    /// The chat, when one started: the session and its whole transcript.
-    pub chat: Option<(crate::center::chat::ChatSession, Vec<TranscriptEvent>)>,
+    /// The chat, when one started: the session, which says its transcript position. The
+    /// transcript itself is read through [`agent_transcript`] from a position, so a poll of
+    /// the list does not carry it again and again.
+    pub chat: Option<crate::center::chat::ChatSession>,
 }
 
 /// The interactions reserved for or handled by `agent_id`.
@@ -266,14 +268,12 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             continue;
         };
         let chat = match record.chat_session_id {
-            Some(_) => Some(state.chat.full_view(&record).await?),
+            Some(_) => Some(state.chat.session(&record).await?),
             None => None,
         };
         let status = match (&record.state, &chat) {
             (CallbackState::Routing, _) => "reserved",
-            (_, Some((session, _))) if session.agent.as_ref().is_some_and(|a| !a.joined) => {
-                "invited"
-            }
+            (_, Some(session)) if session.agent.as_ref().is_some_and(|a| !a.joined) => "invited",
             _ => "active",
         };
         found.push(Interaction {
@@ -361,7 +361,8 @@ pub async fn agent_action(
     Ok(event)
 }
 
-/// The whole chat of a service as its agent sees it (hidden events included).
+/// The chat of a service as its agent sees it (hidden events included), from transcript
+/// position `from` on.
 ///
 /// # Errors
 /// Unknown service (404), no chat (404), not this agent's (400), storage failure.
@@ -369,12 +370,13 @@ pub async fn agent_transcript(
     state: &AppState,
     agent_id: &str,
     service_id: &str,
+    from: u64,
 ) -> Result<(crate::center::chat::ChatSession, Vec<TranscriptEvent>), AppError> {
     let record = state
         .store
         .service(service_id)?
         .ok_or_else(|| not_found(service_id))?;
-    let (session, transcript) = state.chat.full_view(&record).await?;
+    let (session, transcript) = state.chat.full_view(&record, from).await?;
     if session.agent.as_ref().map(|a| a.id.as_str()) != Some(agent_id) {
         return Err(ChatError::Refused(format!(
             "the chat of service `{service_id}` is not routed to agent `{agent_id}`"

@@ -1,6 +1,7 @@
 //! The error of the use-case layer. `http` turns it into a status and a GMS error body.
 
 use crate::center::chat::ChatError;
+use crate::domain::chat_limits::LimitError;
 use crate::domain::options::{FieldError, OptionError};
 use crate::domain::service::LifecycleError;
 use crate::store::StoreError;
@@ -29,6 +30,9 @@ pub enum AppError {
     /// The service's state does not allow the operation.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
+    /// A chat limit refused a message: too large or transcript full (413), too fast (429).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// Storage failed (logged; clients see a generic message).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -41,6 +45,7 @@ impl From<ChatError> for AppError {
             ChatError::Closed(_) | ChatError::Refused(_) => {
                 AppError::InvalidField(FieldError::new("chat", err.to_string()))
             }
+            ChatError::Limit(err) => AppError::Limit(err),
             ChatError::Store(err) => AppError::Store(err),
         }
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::domain::chat::{customer_rows, EventKind, NewEvent, TranscriptEvent, UserType};
+use crate::domain::chat_limits::{ChatLimits, LimitError, MessageBucket};
 use crate::domain::esp::{EspCommon, EspRequest, Language, NoticeType};
 use crate::domain::idle::{IdleAction, IdleSettings, IdleState};
 use crate::domain::service::{CallbackState, ServiceRecord};
@@ -195,6 +196,9 @@ pub enum ChatError {
     /// The agent is not the one in the session, or has not joined.
     #[error("{0}")]
     Refused(String),
+    /// A `[chat]` limit refused the event (413 or 429).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -218,6 +222,16 @@ impl TranscriptListener for NoListener {
 struct Live {
     session: ChatSession,
     transcript: Vec<TranscriptEvent>,
+    /// How fast its customer may add events (memory only: a restart refills it).
+    bucket: MessageBucket,
+}
+
+/// Who adds an event, for the limits: the customer is rate-limited, every participant is
+/// held to the size and transcript limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    Customer,
+    Participant,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Live>>;
@@ -244,6 +258,8 @@ struct Inner {
     by_session: Mutex<HashMap<String, String>>,
     /// Idle control for new sessions and for `reset-parameters`.
     idle_defaults: IdleSettings,
+    /// The `[chat]` limits on message size, rate and transcript length.
+    limits: ChatLimits,
     /// (when, service id): idle-control deadlines. An entry may be stale (the session was
     /// active since); it is checked against the session when it comes due.
     idle_deadlines: Mutex<BTreeSet<(Timestamp, String)>>,
@@ -253,12 +269,13 @@ struct Inner {
 
 impl ChatServer {
     /// A chat server over `store`, pushing through `listener`, with `idle_defaults` for
-    /// new sessions.
+    /// new sessions and `limits` for every session.
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         listener: Arc<dyn TranscriptListener>,
         idle_defaults: IdleSettings,
+        limits: ChatLimits,
     ) -> Self {
         ChatServer {
             inner: Arc::new(Inner {
@@ -268,6 +285,7 @@ impl ChatServer {
                 open: Mutex::new(HashMap::new()),
                 by_session: Mutex::new(HashMap::new()),
                 idle_defaults,
+                limits,
                 idle_deadlines: Mutex::new(BTreeSet::new()),
                 idle_changed: tokio::sync::Notify::new(),
             }),
@@ -314,6 +332,7 @@ impl ChatServer {
             self.insert_open(Live {
                 session,
                 transcript,
+                bucket: MessageBucket::new(&self.inner.limits, now),
             });
             restored += 1;
         }
@@ -356,6 +375,7 @@ impl ChatServer {
         let slot = Arc::new(tokio::sync::Mutex::new(Live {
             session: session.clone(),
             transcript: Vec::new(),
+            bucket: MessageBucket::new(&self.inner.limits, now),
         }));
         let live = slot.clone().lock_owned().await;
         let existing = {
@@ -429,7 +449,8 @@ impl ChatServer {
         if let Some(text) = message {
             let nickname = live.session.customer.nickname.clone();
             let event = NewEvent::new(EventKind::Message, &nickname, &text, UserType::Client);
-            self.append(&mut live, vec![event]).await?;
+            self.append_limited(&mut live, event, "message", Sender::Customer)
+                .await?;
         }
         let from = from.unwrap_or(live.session.client_position).max(1);
         let rows = customer_rows(&live.transcript, from, live.session.created_at);
@@ -455,11 +476,9 @@ impl ChatServer {
         let slot = self.slot(record)?;
         let mut live = slot.lock().await;
         let nickname = live.session.customer.nickname.clone();
-        self.append(
-            &mut live,
-            vec![NewEvent::new(kind, &nickname, text, UserType::Client)],
-        )
-        .await?;
+        let event = NewEvent::new(kind, &nickname, text, UserType::Client);
+        self.append_limited(&mut live, event, "message", Sender::Customer)
+            .await?;
         // Like a refresh: what the customer had not been shown, this notice included.
         let from = live.session.client_position.max(1);
         let rows = customer_rows(&live.transcript, from, live.session.created_at);
@@ -558,13 +577,14 @@ impl ChatServer {
         let slot = self.open_slot(service_id)?;
         let mut live = slot.lock().await;
         let nickname = self.joined_agent(&live.session, service_id, agent_id)?;
-        let mut added = self
-            .append(
-                &mut live,
-                vec![NewEvent::new(kind, &nickname, text, UserType::Agent)],
-            )
-            .await?;
-        Ok(added.remove(0))
+        let field = match kind {
+            EventKind::PushUrl => "url",
+            EventKind::TypingStarted | EventKind::TypingStopped => "typing",
+            _ => "text",
+        };
+        let event = NewEvent::new(kind, &nickname, text, UserType::Agent);
+        self.append_limited(&mut live, event, field, Sender::Participant)
+            .await
     }
 
     /// The agent leaves: the session closes (one agent per session).
@@ -605,17 +625,32 @@ impl ChatServer {
         self.close_live(&mut live, last).await.map(Some)
     }
 
-    /// The session and its whole transcript, as the agent (or an administrator) sees it.
+    /// The session and its transcript from position `from` on, as the agent (or an
+    /// administrator) sees it; `from` 1 is the whole transcript. Only the events asked for
+    /// are copied, so a poll for what is new costs what is new.
     ///
     /// # Errors
     /// No session, storage failure.
     pub async fn full_view(
         &self,
         record: &ServiceRecord,
+        from: u64,
     ) -> Result<(ChatSession, Vec<TranscriptEvent>), ChatError> {
         let slot = self.slot(record)?;
         let live = slot.lock().await;
-        Ok((live.session.clone(), live.transcript.clone()))
+        // Positions are 1, 2, 3, ... in order; the search only guards against a gap.
+        let start = live.transcript.partition_point(|e| e.position < from);
+        Ok((live.session.clone(), live.transcript[start..].to_vec()))
+    }
+
+    /// The session of `record` without its transcript (the agent's interaction list).
+    ///
+    /// # Errors
+    /// No session, storage failure.
+    pub async fn session(&self, record: &ServiceRecord) -> Result<ChatSession, ChatError> {
+        let slot = self.slot(record)?;
+        let live = slot.lock().await;
+        Ok(live.session.clone())
     }
 
     /// The agent of the open session of `service_id`, if any.
@@ -751,7 +786,7 @@ impl ChatServer {
             } => {
                 let mut event = esp_event(EventKind::Message, &text, &common);
                 event.message_type = message_type;
-                self.post(&mut live, event).await
+                self.post(&mut live, event, "MessageText").await
             }
             EspRequest::Notice {
                 notice_type,
@@ -763,7 +798,7 @@ impl ChatServer {
                     NoticeType::Custom => EventKind::Custom,
                 };
                 let event = esp_event(kind, text.as_deref().unwrap_or(""), &common);
-                self.post(&mut live, event).await
+                self.post(&mut live, event, "NoticeText").await
             }
             EspRequest::CloseSession {
                 close_if_no_agents,
@@ -836,11 +871,17 @@ impl ChatServer {
         }
     }
 
-    async fn post(&self, live: &mut Live, event: NewEvent) -> Result<EspOutcome, ChatError> {
-        let added = self.append(live, vec![event]).await?;
-        let position = added.first().map_or(1, |e| e.position);
+    async fn post(
+        &self,
+        live: &mut Live,
+        event: NewEvent,
+        field: &'static str,
+    ) -> Result<EspOutcome, ChatError> {
+        let added = self
+            .append_limited(live, event, field, Sender::Participant)
+            .await?;
         Ok(EspOutcome::Posted {
-            script_pos: position - 1,
+            script_pos: added.position - 1,
         })
     }
 
@@ -852,6 +893,31 @@ impl ChatServer {
     }
 
     // ----- inside a session's lock -----
+
+    /// Appends one event from a participant after the `[chat]` limits allow it: its text
+    /// (carried in the request field `field`) is not too large, the transcript has room,
+    /// and a customer is not sending too fast. The rate token is taken last, so a refused
+    /// message costs the sender none. What the system adds itself (joins, idle alerts, the
+    /// last event of a close) is not limited: it cannot be flooded from outside.
+    async fn append_limited(
+        &self,
+        live: &mut Live,
+        event: NewEvent,
+        field: &'static str,
+        sender: Sender,
+    ) -> Result<TranscriptEvent, ChatError> {
+        if live.session.closed_at.is_some() {
+            return Err(ChatError::Closed(live.session.id.clone()));
+        }
+        let limits = &self.inner.limits;
+        limits.check_size(field, &event.text)?;
+        limits.check_room(field, live.session.next_position.saturating_sub(1))?;
+        if sender == Sender::Customer {
+            live.bucket.take(limits, self.inner.clock.now())?;
+        }
+        let mut added = self.append(live, vec![event]).await?;
+        Ok(added.remove(0))
+    }
 
     /// Numbers, stores and (once durable) pushes `events`. Returns them numbered.
     async fn append(
@@ -1005,9 +1071,11 @@ impl ChatServer {
             .chat_session(session_id)?
             .ok_or_else(missing)?;
         let transcript = self.inner.store.transcript(session_id)?;
+        let bucket = MessageBucket::new(&self.inner.limits, self.inner.clock.now());
         Ok(Arc::new(tokio::sync::Mutex::new(Live {
             session,
             transcript,
+            bucket,
         })))
     }
 

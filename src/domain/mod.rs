@@ -6,11 +6,13 @@
 //! - [`service`]: the service record and its lifecycle.
 //! - [`notification`]: customer-bound notifications.
 //! - [`chat`]: the chat transcript and its wire rows.
+//! - [`chat_limits`]: per-session chat limits (message size, rate, transcript length).
 //! - [`kv`]: the Chat Server key-value collection format (`EventAttributes`).
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
 
 pub mod chat;
+pub mod chat_limits;
 pub mod esp;
 pub mod idle;
 pub mod kv;

@@ -96,7 +96,7 @@ fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                     }
                 };
                 let result = match from {
-                    Ok(from) => chat::agent_transcript(&state, &agent, &service)
+                    Ok(from) => chat::agent_transcript(&state, &agent, &service, from)
                         .await
                         .map(|view| (view, from)),
                     Err(err) => Err(err),
@@ -224,16 +224,40 @@ fn interaction_view(interaction: &Interaction) -> Value {
         "customer_number": record.customer_number,
         "user_data": record.user_data,
     });
-    if let (Some((session, events)), Some(map)) = (&interaction.chat, view.as_object_mut()) {
-        map.insert("chat".into(), chat_view(session, events, 1));
+    if let (Some(session), Some(map)) = (&interaction.chat, view.as_object_mut()) {
+        map.insert("chat".into(), chat_summary(session));
     }
     view
+}
+
+/// A chat without its transcript: where the transcript stands (`transcriptPosition`, the
+/// position the next event gets; `lastPosition` and `transcriptCount`, both the number of
+/// events so far), for the desktop to fetch what is new with
+/// `GET .../chat/{service}?transcriptPosition=N`.
+fn chat_summary(session: &ChatSession) -> Value {
+    let customer = &session.customer;
+    let count = session.next_position.saturating_sub(1);
+    json!({
+        "chatSessionId": session.id,
+        "state": session.ixn_state(false),
+        "startedAt": session.created_at.to_iso(),
+        "transcriptPosition": session.next_position,
+        "lastPosition": count,
+        "transcriptCount": count,
+        "customer": {
+            "nickname": customer.nickname,
+            "firstName": customer.first_name,
+            "lastName": customer.last_name,
+            "email": customer.email,
+            "subject": customer.subject,
+        },
+        "agent": session.agent.as_ref().map(|a| json!({"id": a.id, "nickname": a.nickname, "joined": a.joined})),
+    })
 }
 
 /// A chat as its agent sees it: every event from `from`, hidden ones included, with their
 /// visibility.
 pub(super) fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from: u64) -> Value {
-    let customer = &session.customer;
     let rows: Vec<Value> = events
         .iter()
         .filter(|e| e.position >= from)
@@ -251,19 +275,9 @@ pub(super) fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from:
             })
         })
         .collect();
-    json!({
-        "chatSessionId": session.id,
-        "state": session.ixn_state(false),
-        "startedAt": session.created_at.to_iso(),
-        "transcriptPosition": session.next_position,
-        "customer": {
-            "nickname": customer.nickname,
-            "firstName": customer.first_name,
-            "lastName": customer.last_name,
-            "email": customer.email,
-            "subject": customer.subject,
-        },
-        "agent": session.agent.as_ref().map(|a| json!({"id": a.id, "nickname": a.nickname, "joined": a.joined})),
-        "transcript": rows,
-    })
+    let mut view = chat_summary(session);
+    if let Some(map) = view.as_object_mut() {
+        map.insert("transcript".into(), Value::Array(rows));
+    }
+    view
 }

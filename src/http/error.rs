@@ -10,6 +10,7 @@ use warp::Rejection;
 
 use super::reply;
 use crate::app::AppError;
+use crate::domain::chat_limits::LimitError;
 use crate::store::StoreError;
 
 /// An error as a client sees it.
@@ -25,10 +26,17 @@ pub enum ApiError {
     NotFound(String),
     /// 405: the path exists with other methods.
     MethodNotAllowed,
-    /// 413: the body is over the limit (bytes).
-    PayloadTooLarge(u64),
+    /// 413: the body, or a chat message in it, is over a limit; the message names which.
+    PayloadTooLarge(String),
     /// 415: a body type this endpoint does not take.
     UnsupportedMediaType(String),
+    /// 429: too many requests; retry after this many seconds.
+    TooManyRequests {
+        /// What was refused and which setting limits it.
+        message: String,
+        /// Sent as `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// 503: try again later.
     ServiceUnavailable(String),
     /// 500: our fault; the cause is logged, not sent.
@@ -55,6 +63,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +79,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal => "InternalError",
         }
@@ -82,29 +92,45 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::UnsupportedMediaType(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::TooManyRequests { message: m, .. }
             | ApiError::ServiceUnavailable(m) => m.clone(),
             ApiError::MethodNotAllowed => {
                 "this path does not take that method: see docs/api.md for the methods it takes"
                     .into()
             }
-            ApiError::PayloadTooLarge(limit) => format!(
-                "the request body is larger than {limit} bytes: send less (the limit is max_body_bytes)"
-            ),
             ApiError::Internal => {
                 "the server failed to handle the request; it is logged, and nothing was changed unless a later query shows it".into()
             }
         }
     }
 
-    /// The error as a reply.
+    /// 413 for a request body over `max_body_bytes`.
+    pub fn body_too_large(limit: u64) -> Self {
+        ApiError::PayloadTooLarge(format!(
+            "the request body is larger than {limit} bytes: send less (the limit is max_body_bytes)"
+        ))
+    }
+
+    /// The error as a reply (a 429 says when to retry in `Retry-After`).
     pub fn into_response(self) -> Response {
-        reply::json(
+        let mut response = reply::json(
             self.status(),
             &ErrorBody {
                 exception: self.exception(),
                 message: self.message(),
             },
-        )
+        );
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        response
     }
 }
 
@@ -118,6 +144,13 @@ impl From<AppError> for ApiError {
                 ApiError::NotFound(err.to_string())
             }
             AppError::Forbidden(message) => ApiError::Forbidden(message),
+            AppError::Limit(LimitError::TooFast {
+                retry_after_secs, ..
+            }) => ApiError::TooManyRequests {
+                message: err.to_string(),
+                retry_after_secs,
+            },
+            AppError::Limit(_) => ApiError::PayloadTooLarge(err.to_string()),
             AppError::Unavailable(message) => ApiError::ServiceUnavailable(message),
             AppError::Store(StoreError::ShuttingDown) => {
                 ApiError::ServiceUnavailable("the server is shutting down: retry shortly".into())

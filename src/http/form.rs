@@ -84,7 +84,7 @@ pub(super) fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Reject
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| async move {
             if declared.is_some_and(|len| len > limit) {
-                return Err(warp::reject::custom(ApiError::PayloadTooLarge(limit)));
+                return Err(warp::reject::custom(ApiError::body_too_large(limit)));
             }
             read_limited(stream, limit)
                 .await
@@ -104,7 +104,7 @@ where
             ApiError::BadRequest(format!("the request body could not be read: {err}"))
         })?;
         if (out.len() + chunk.remaining()) as u64 > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+            return Err(ApiError::body_too_large(limit));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();

@@ -72,6 +72,51 @@ pub fn split_service_state_key(key: &[u8]) -> Option<(&str, CallbackState, &str)
     Some((name, state, id))
 }
 
+/// `owner ++ 0 ++ service_name ++ 0 ++ id`: one user's services, grouped by configured
+/// service, so the per-service query reads only the asker's own.
+pub fn owner_key(owner: &str, service_name: &str, id: &str) -> Vec<u8> {
+    let mut key = owner_prefix(owner, service_name);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of every [`owner_key`] of one user and one configured service.
+pub fn owner_prefix(owner: &str, service_name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(owner.len() + service_name.len() + 40);
+    key.extend_from_slice(owner.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(service_name.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// The id at the end of an [`owner_key`] (after its second separator).
+pub fn id_after_owner_prefix(key: &[u8]) -> Option<&str> {
+    let first = key.iter().position(|b| *b == SEP)?;
+    let rest = &key[first + 1..];
+    let second = rest.iter().position(|b| *b == SEP)?;
+    std::str::from_utf8(&rest[second + 1..]).ok()
+}
+
+/// The prefix of every [`service_state_key`] of one configured service in one state.
+pub fn service_state_prefix(service_name: &str, state: CallbackState) -> Vec<u8> {
+    let mut key = service_prefix(service_name);
+    key.push(state.code());
+    key
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there is none).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// `service id ++ 0 ++ seq (u64 BE)`: a service's notifications in order.
 pub fn notification_key(service_id: &str, seq: u64) -> Vec<u8> {
     let mut key = notification_prefix(service_id);
@@ -162,5 +207,17 @@ mod tests {
         assert_eq!(seq_at_end(&undelivered_key("alice", 7)), Some(7));
         assert_eq!(seq_at_end(&notification_key("s1", 300)), Some(300));
         assert!(!undelivered_key("alice2", 1).starts_with(&undelivered_prefix("alice")));
+        let key = owner_key("alice", "chat-delay", "abc");
+        assert_eq!(id_after_owner_prefix(&key), Some("abc"));
+        assert!(key.starts_with(&owner_prefix("alice", "chat-delay")));
+        assert!(!owner_key("alice", "chat-delay2", "x")
+            .starts_with(&owner_prefix("alice", "chat-delay")));
+        assert!(!owner_key("alice2", "chat-delay", "x")
+            .starts_with(&owner_prefix("alice", "chat-delay")));
+        assert!(service_state_key("a", CallbackState::Queued, "x")
+            .starts_with(&service_state_prefix("a", CallbackState::Queued)));
+        assert_eq!(prefix_end(b"ab\0"), Some(b"ab\x01".to_vec()));
+        assert_eq!(prefix_end(&[7, 255]), Some(vec![8]));
+        assert_eq!(prefix_end(&[255]), None);
     }
 }

@@ -145,7 +145,8 @@ mod tests {
                 "0003_agents",
                 "0004_service_format_2",
                 "0005_notifications",
-                "0006_push"
+                "0006_push",
+                "0007_owner_index"
             ]
         );
         let a = store
@@ -215,7 +216,10 @@ mod tests {
 
         let store = Store::from_db(db).unwrap();
 
-        assert_eq!(store.migrations_applied(), ["0006_push"]);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0006_push", "0007_owner_index"]
+        );
         let listed: Vec<String> = store
             .undelivered_for_user("alice", 10)
             .unwrap()
@@ -223,6 +227,56 @@ mod tests {
             .map(|(id, _)| id)
             .collect();
         assert_eq!(listed, ["comet-1"], "undelivered and comet only");
+    }
+
+    #[test]
+    fn a_schema_v6_database_gets_its_services_indexed_by_owner() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..6] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 6).unwrap();
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        let by_state = db.open_tree(tree::BY_SERVICE_STATE).unwrap();
+        let now = Timestamp::from_millis(1_000);
+        for (id, service, owner) in [
+            ("a1", "chat-delay", Some("alice")),
+            ("a2", "chat-delay", Some("alice")),
+            ("a3", "chat-immediate", Some("alice")),
+            ("b1", "chat-delay", Some("bob")),
+            ("n1", "chat-delay", None),
+        ] {
+            let mut record =
+                crate::domain::service::ServiceRecord::new(id, service, Preset::ChatDelayed, now);
+            record.owner = owner.map(str::to_string);
+            services
+                .insert(id, codec::encode(2, &record).unwrap())
+                .unwrap();
+            by_state
+                .insert(keys::service_state_key(service, record.state, id), &[])
+                .unwrap();
+        }
+
+        let store = Store::from_db(db).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0007_owner_index"]);
+        let owned = |owner: &str, service: &str| -> Vec<String> {
+            store
+                .services_of_owner(owner, service, |_| true, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(owned("alice", "chat-delay"), ["a1", "a2"]);
+        assert_eq!(owned("alice", "chat-immediate"), ["a3"]);
+        assert_eq!(owned("bob", "chat-delay"), ["b1"]);
+        assert!(owned("carol", "chat-delay").is_empty());
+        assert_eq!(
+            store.active_counts()["chat-delay"],
+            4,
+            "the counts are rebuilt from the index too"
+        );
     }
 
     #[test]

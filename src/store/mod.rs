@@ -14,6 +14,7 @@
 //! | `by_desired_time` | desired_time ++ id (SCHEDULED only) | () |
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
+//! | `by_owner` | gms_user ++ 0 ++ service name ++ 0 ++ id (owned services only) | () |
 //! | `agents` | agent id | [`AgentRecord`] |
 //! | `notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (customer-bound) |
 //! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
@@ -21,11 +22,13 @@
 //! | `chat_sessions` | chat session id | [`ChatSession`](crate::center::chat::ChatSession) |
 //! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
 //!
-//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`.
+//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`; the
+//! in-memory counts of active services in `counts.rs`.
 
 mod chat;
 mod codec;
 mod commit;
+mod counts;
 mod keys;
 pub mod migrate;
 mod notifications;
@@ -54,6 +57,7 @@ pub(crate) mod tree {
     pub const BY_DESIRED_TIME: &str = "by_desired_time";
     pub const BY_CUSTOMER: &str = "by_customer";
     pub const BY_SERVICE_STATE: &str = "by_service_state";
+    pub const BY_OWNER: &str = "by_owner";
     pub const AGENTS: &str = "agents";
     pub const NOTIFICATIONS: &str = "notifications";
     pub const CHAT_SESSIONS: &str = "chat_sessions";
@@ -157,6 +161,7 @@ struct Trees {
     by_desired_time: Tree,
     by_customer: Tree,
     by_service_state: Tree,
+    by_owner: Tree,
     agents: Tree,
     notifications: Tree,
     chat_sessions: Tree,
@@ -175,6 +180,7 @@ impl Trees {
             by_desired_time: db.open_tree(tree::BY_DESIRED_TIME)?,
             by_customer: db.open_tree(tree::BY_CUSTOMER)?,
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
+            by_owner: db.open_tree(tree::BY_OWNER)?,
             agents: db.open_tree(tree::AGENTS)?,
             notifications: db.open_tree(tree::NOTIFICATIONS)?,
             chat_sessions: db.open_tree(tree::CHAT_SESSIONS)?,
@@ -191,6 +197,8 @@ struct Inner {
     /// Declared after `db` users; dropped with the store, which makes it flush one last time.
     committer: Committer,
     migrations_applied: Vec<String>,
+    /// Active services per configured service, moved after each committed write.
+    active: counts::ActiveCounts,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -207,6 +215,7 @@ impl std::fmt::Debug for Store {
 
 /// Transactional views of the record tree and every index tree.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -236,6 +245,7 @@ impl Store {
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
         let migrations_applied = migrate::run(&db)?;
         let trees = Trees::open(&db)?;
+        let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
         let committer = Committer::start(db.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -243,6 +253,7 @@ impl Store {
                 trees,
                 committer,
                 migrations_applied,
+                active,
             }),
         })
     }
@@ -466,7 +477,11 @@ impl Store {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
             Ok(())
-        }))
+        }))?;
+        self.inner
+            .active
+            .moved(&record.service_name, None, Some(record.state));
+        Ok(())
     }
 
     /// The service record with this id.
@@ -492,11 +507,12 @@ impl Store {
         change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
     ) -> Result<Option<ServiceRecord>, UpdateError<E>> {
         let change = RefCell::new(change);
-        self.service_transaction(|tx| {
+        let changed = self.service_transaction(|tx| {
             let Some(bytes) = tx.0.get(id.as_bytes())? else {
                 return Ok(None);
             };
             let mut record = decode_service(id, &bytes).map_err(abort_store)?;
+            let was = record.state;
             let before = IndexKeys::of(&record);
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
@@ -505,8 +521,14 @@ impl Store {
             after.insert(tx)?;
             let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
             tx.0.insert(id.as_bytes(), bytes)?;
-            Ok(Some(record))
-        })
+            Ok(Some((record, was)))
+        })?;
+        Ok(changed.map(|(record, was)| {
+            self.inner
+                .active
+                .moved(&record.service_name, Some(was), Some(record.state));
+            record
+        }))
     }
 
     /// Appends routing history to an active service and stores its progress. History changes
@@ -581,16 +603,51 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
         let index = &self.inner.trees.by_service_state;
-        let keys = match service_name {
-            Some(name) => index.scan_prefix(keys::service_prefix(name)),
-            None => index.iter(),
+        let names = match service_name {
+            Some(name) => vec![name.to_string()],
+            None => counts::indexed_service_names(index)?,
         };
-        let ids = keys
+        // Key order (name, then state code, then id), reading only the wanted states' keys.
+        let mut states = states.to_vec();
+        states.sort_by_key(|s| s.code());
+        states.dedup();
+        let ids = names
+            .into_iter()
+            .flat_map(move |name| {
+                let states = states.clone();
+                states
+                    .into_iter()
+                    .map(move |state| index.scan_prefix(keys::service_state_prefix(&name, state)))
+            })
+            .flatten()
             .map(|item| {
                 let (key, _) = item?;
-                Ok(keys::split_service_state_key(&key)
-                    .filter(|(_, state, _)| states.contains(state))
-                    .map(|(_, _, id)| id.to_string()))
+                Ok(keys::split_service_state_key(&key).map(|(_, _, id)| id.to_string()))
+            })
+            .filter_map(Result::transpose);
+        self.collect_records(ids, keep, limit)
+    }
+
+    /// Services of `service_name` owned by `owner` that pass `keep`, at most `limit`: only
+    /// that user's index keys are read, so asking as a user with no services costs one seek.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn services_of_owner(
+        &self,
+        owner: &str,
+        service_name: &str,
+        keep: impl Fn(&ServiceRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let ids = self
+            .inner
+            .trees
+            .by_owner
+            .scan_prefix(keys::owner_prefix(owner, service_name))
+            .map(|item| {
+                let (key, _) = item?;
+                Ok(keys::id_after_owner_prefix(&key).map(str::to_string))
             })
             .filter_map(Result::transpose);
         self.collect_records(ids, keep, limit)
@@ -676,21 +733,10 @@ impl Store {
         Ok(count)
     }
 
-    /// Number of services not yet COMPLETED, per configured service (index keys only).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn active_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for item in self.inner.trees.by_service_state.iter() {
-            let (key, _) = item?;
-            if let Some((name, state, _)) = keys::split_service_state_key(&key) {
-                if state != CallbackState::Completed {
-                    *counts.entry(name.to_string()).or_insert(0) += 1;
-                }
-            }
-        }
-        Ok(counts)
+    /// Number of services not yet COMPLETED, per configured service (kept in memory: no
+    /// storage is read).
+    pub fn active_counts(&self) -> BTreeMap<String, u64> {
+        self.inner.active.snapshot()
     }
 
     /// Looks at up to `limit` expiry-index entries due at `now` and removes their services with
@@ -737,13 +783,16 @@ impl Store {
                         tx.1.remove(index_key.as_slice())?;
                         continue;
                     }
-                    if delete_in(tx, id)? {
-                        gone.push(id.clone());
+                    if let Some(record) = delete_in(tx, id)? {
+                        gone.push((record.service_name, record.state, id.clone()));
                     }
                 }
                 Ok(gone)
             }))?;
-            removed.extend(gone);
+            for (name, state, id) in gone {
+                self.inner.active.moved(&name, Some(state), None);
+                removed.push(id);
+            }
         }
         Ok(Purged {
             scanned: due.len(),
@@ -762,8 +811,9 @@ impl Store {
             &t.by_desired_time,
             &t.by_customer,
             &t.by_service_state,
+            &t.by_owner,
         )
-            .transaction(|(s, e, d, c, ss)| body((s, e, d, c, ss)))
+            .transaction(|(s, e, d, c, ss, o)| body((s, e, d, c, ss, o)))
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => UpdateError::Store(err.into()),
@@ -779,17 +829,18 @@ fn infallible<T>(result: Result<T, UpdateError<Infallible>>) -> Result<T, StoreE
     })
 }
 
-/// Removes a record and its index entries inside a transaction; false if it was not there.
+/// Removes a record and its index entries inside a transaction; returns what was removed
+/// (`None` if it was not there).
 fn delete_in<E>(
     tx: ServiceTx<'_>,
     id: &str,
-) -> Result<bool, ConflictableTransactionError<UpdateError<E>>> {
+) -> Result<Option<ServiceRecord>, ConflictableTransactionError<UpdateError<E>>> {
     let Some(bytes) = tx.0.remove(id.as_bytes())? else {
-        return Ok(false);
+        return Ok(None);
     };
     let record = decode_service(id, &bytes).map_err(abort_store)?;
     IndexKeys::of(&record).remove(tx)?;
-    Ok(true)
+    Ok(Some(record))
 }
 
 fn decode_service(id: &str, bytes: &[u8]) -> Result<ServiceRecord, StoreError> {
@@ -813,6 +864,7 @@ struct IndexKeys {
     desired: Option<Vec<u8>>,
     customer: Option<Vec<u8>>,
     service_state: Vec<u8>,
+    owner: Option<Vec<u8>>,
 }
 
 impl IndexKeys {
@@ -826,6 +878,10 @@ impl IndexKeys {
                 .as_deref()
                 .map(|number| keys::customer_key(number, &record.id)),
             service_state: keys::service_state_key(&record.service_name, record.state, &record.id),
+            owner: record
+                .owner
+                .as_deref()
+                .map(|owner| keys::owner_key(owner, &record.service_name, &record.id)),
         }
     }
 
@@ -838,6 +894,9 @@ impl IndexKeys {
             tx.3.insert(key.as_slice(), &[])?;
         }
         tx.4.insert(self.service_state.as_slice(), &[])?;
+        if let Some(key) = &self.owner {
+            tx.5.insert(key.as_slice(), &[])?;
+        }
         Ok(())
     }
 
@@ -850,6 +909,9 @@ impl IndexKeys {
             tx.3.remove(key.as_slice())?;
         }
         tx.4.remove(self.service_state.as_slice())?;
+        if let Some(key) = &self.owner {
+            tx.5.remove(key.as_slice())?;
+        }
         Ok(())
     }
 }
@@ -922,6 +984,39 @@ mod tests {
         );
         assert_eq!(by_state.len(), 2);
         assert!(completed.is_empty());
+    }
+
+    #[test]
+    fn active_counts_follow_every_write_and_match_a_rebuild() {
+        let store = Store::open_temporary().unwrap();
+        for i in 0..5 {
+            let mut r = record(&format!("s{i}"), 50 + i);
+            r.service_name = if i < 3 { "chat-delay" } else { "other" }.into();
+            store.insert_service(&r).unwrap();
+        }
+        store
+            .update_service::<()>("s0", |r| {
+                r.state = CallbackState::Completed;
+                Ok(())
+            })
+            .unwrap();
+        store
+            .update_service::<()>("s1", |r| {
+                r.state = CallbackState::Routing;
+                Ok(())
+            })
+            .unwrap();
+        crate::expiry::run_once(&store, Timestamp::from_millis(53)).unwrap();
+
+        let counted = store.active_counts();
+        let rebuilt = counts::ActiveCounts::rebuild(&store.inner.trees.by_service_state).unwrap();
+
+        assert_eq!(
+            counted,
+            BTreeMap::from([("other".to_string(), 1)]),
+            "s0 completed, s1-s3 expired, s4 left"
+        );
+        assert_eq!(rebuilt.snapshot(), counted, "memory and index agree");
     }
 
     #[test]

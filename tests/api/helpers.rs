@@ -82,6 +82,14 @@ pub async fn spawn_app_with_clock(clock: ManualClock) -> TestApp {
     start(|_| {}, Arc::new(clock)).await
 }
 
+/// Like [`spawn_app_with_clock`], after `adjust` changed the configuration.
+pub async fn spawn_app_with_clock_and(
+    clock: ManualClock,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    start(adjust, Arc::new(clock)).await
+}
+
 async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data_dir.path());

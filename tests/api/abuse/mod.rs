@@ -3,3 +3,4 @@
 //! Load-shaped cases stay bounded in count and time; their figures live in the benchmark.
 
 mod access;
+mod scans;
