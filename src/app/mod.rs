@@ -76,6 +76,9 @@ pub struct RuntimeSettings {
     /// The service that inbound chats without a matching service are created from; `None`
     /// refuses them (404).
     pub inbound_chat: Option<Arc<ValidService>>,
+    /// Where httpcb URLs may point (`[httpcb] allow`); shared with the push worker, which
+    /// checks the same rules again at connect.
+    pub egress: Arc<crate::push::egress::EgressPolicy>,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -90,6 +93,7 @@ impl std::fmt::Debug for RuntimeSettings {
                 "inbound_chat",
                 &self.inbound_chat.as_ref().map(|s| &s.settings.target),
             )
+            .field("egress", &self.egress)
             .finish()
     }
 }
