@@ -619,15 +619,9 @@ mod tests {
         assert!(!destination.can_start(2, later), "only one probe");
     }
 
-    #[tokio::test]
-    async fn one_destination_fills_only_its_own_queue_and_slots() {
-        let settings = HttpCallbackSettings {
-            destination_concurrency: 2,
-            destination_queue: 3,
-            ..HttpCallbackSettings::default()
-        };
+    fn dispatcher(settings: HttpCallbackSettings) -> Dispatcher {
         let policy = Arc::new(EgressPolicy::new(&[]));
-        let mut dispatcher = Dispatcher {
+        Dispatcher {
             store: Store::open_temporary().unwrap(),
             clients: Arc::new(Clients::build(&settings, policy).unwrap()),
             settings,
@@ -636,7 +630,78 @@ mod tests {
             retries: BTreeMap::new(),
             retry_counter: 0,
             running: JoinSet::new(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_in_a_row_open_the_breaker_drop_the_queue_and_refuse_new_jobs() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            breaker_failures: 2,
+            breaker_open: Duration::from_secs(30),
+            ..HttpCallbackSettings::default()
+        });
+        let now = Instant::now();
+        for _ in 0..5 {
+            dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), now);
+        }
+        dispatcher.destinations.get_mut("dead").unwrap().in_flight = 2;
+
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Failed,
+            now,
+        );
+        assert_eq!(dispatcher.retries.len(), 1, "the first failure is retried");
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Failed,
+            now,
+        );
+        dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), now);
+
+        let dead = &dispatcher.destinations["dead"];
+        assert!(dead.refuses(now), "open");
+        assert!(
+            dead.queue.is_empty(),
+            "queued jobs dropped, new ones refused"
+        );
+        assert_eq!(dispatcher.retries.len(), 1, "no retry once open");
+        dispatcher.release_retries(now + Duration::from_secs(10));
+        assert!(
+            dispatcher.destinations["dead"].queue.is_empty(),
+            "a due retry is refused too"
+        );
+
+        let later = now + Duration::from_secs(30);
+        dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), later);
+        let dead = dispatcher.destinations.get_mut("dead").unwrap();
+        assert!(
+            dead.can_start(4, later),
+            "after the open time one probe may run"
+        );
+        dead.in_flight = 1;
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Delivered,
+            later,
+        );
+        assert_eq!(
+            dispatcher.destinations["dead"].breaker,
+            Breaker::Closed,
+            "the probe closed it"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_destination_fills_only_its_own_queue_and_slots() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            destination_concurrency: 2,
+            destination_queue: 3,
+            ..HttpCallbackSettings::default()
+        });
         let now = Instant::now();
         for _ in 0..10 {
             dispatcher.enqueue("busy".into(), pending("http://10.0.0.1/"), now);
