@@ -31,11 +31,14 @@
 //! services of another user, before (the old full scan) and now (the owner index), and create
 //! latency while 8 such queries loop (see `callbackd/scans.rs`).
 //!
+//! httpcb: push latency to a healthy HTTP callback destination, alone and while 2,000
+//! notifications are queued to one that never answers (see `callbackd/httpcb.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), and
-//! `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`, `cometd` or `scans` to run one table
-//! (only `create` needs wrk).
+//! `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`, `cometd`, `scans` or `httpcb` to run
+//! one table (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -68,6 +71,9 @@ const ADMIN_TOKEN: &str = "bench";
 mod cometd;
 #[path = "callbackd/scans.rs"]
 mod scans;
+// Not `benches/httpcb.rs`, for the same reason.
+#[path = "callbackd/httpcb.rs"]
+mod httpcb;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
@@ -76,9 +82,13 @@ fn main() {
     cometd::serve_bare_if_asked();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing", "chat", "cometd", "scans"].contains(&only.as_str()) {
+    if ![
+        "", "create", "expiry", "routing", "chat", "cometd", "scans", "httpcb",
+    ]
+    .contains(&only.as_str())
+    {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd or scans (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, scans or httpcb (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -125,6 +135,10 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(200_000);
         scans::scans_table(stored);
+    }
+    if runs("httpcb") {
+        println!();
+        httpcb::httpcb_table();
     }
 }
 
@@ -186,7 +200,15 @@ fn create_table(seconds: u64) {
 
 /// Starts callbackd in-process on a free port.
 async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) {
-    let config = Config {
+    start_callbackd_with(dir, |_| {}).await
+}
+
+/// Like [`start_callbackd`], after `adjust` changed the configuration.
+async fn start_callbackd_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut Config),
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         services_file: callbackd::config::SeedFile::File(
@@ -198,6 +220,7 @@ async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<
         admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
     };
+    adjust(&mut config);
     let app = App::build(config).await.expect("callbackd builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();

@@ -34,8 +34,9 @@ pub struct Config {
     pub expiry_schedule: String,
     /// Names accepted as the `<StatServer>` part of a routing target.
     pub stat_servers: Vec<String>,
-    /// How `_device_os=httpcb` notifications are POSTed: timeout, attempts, backoff (file
-    /// keys `httpcb_timeout_ms`, `httpcb_attempts`, `httpcb_backoff_ms`).
+    /// How `_device_os=httpcb` notifications are POSTed and where they may go (`[httpcb]`
+    /// in the file; the older flat keys `httpcb_timeout_ms`, `httpcb_attempts`,
+    /// `httpcb_backoff_ms` are still read).
     pub httpcb: HttpCallbackSettings,
     /// The CometD server's pacing (`[cometd]` in the file).
     pub cometd: CometdConfig,
@@ -138,6 +139,29 @@ impl Default for CometdConfig {
     }
 }
 
+/// `[httpcb]` as written in the file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpcbFile {
+    /// Networks (`10.0.0.0/8`, `::1`) and URL prefixes (`http://127.0.0.1:8081/hooks/`)
+    /// that httpcb may reach although they are internal.
+    allow: Option<Vec<String>>,
+    /// Limit of one POST, connecting included.
+    timeout_ms: Option<u64>,
+    /// POSTs tried per notification.
+    attempts: Option<u32>,
+    /// Wait before the first retry, doubled before each further one.
+    backoff_ms: Option<u64>,
+    /// POSTs in flight at once to one destination (scheme, host and port).
+    destination_concurrency: Option<usize>,
+    /// Jobs waiting for one destination.
+    destination_queue: Option<usize>,
+    /// Failed POSTs in a row that open a destination's circuit breaker.
+    breaker_failures: Option<u32>,
+    /// How long an open breaker drops a destination's jobs.
+    breaker_open_ms: Option<u64>,
+}
+
 /// Default listen address, as GMS clients expect it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -211,6 +235,7 @@ struct FileConfig {
     httpcb_timeout_ms: Option<u64>,
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
+    httpcb: Option<HttpcbFile>,
     cometd: Option<CometdConfig>,
     security: Option<SecurityConfig>,
     public_url: Option<String>,
@@ -313,14 +338,58 @@ impl Config {
         if let Some(table) = file.idle_control {
             self.idle_control = idle_settings(&table, &source)?;
         }
-        if let Some(ms) = file.httpcb_timeout_ms {
+        let table = file.httpcb.unwrap_or_default();
+        // The flat keys are aliases of the table's; one setting given twice is refused so
+        // that nobody wonders which one counts.
+        let timeout_ms = alias(
+            table.timeout_ms,
+            file.httpcb_timeout_ms,
+            "httpcb.timeout_ms",
+            &source,
+        )?;
+        let attempts = alias(
+            table.attempts,
+            file.httpcb_attempts,
+            "httpcb.attempts",
+            &source,
+        )?;
+        let backoff_ms = alias(
+            table.backoff_ms,
+            file.httpcb_backoff_ms,
+            "httpcb.backoff_ms",
+            &source,
+        )?;
+        if let Some(ms) = timeout_ms {
             self.httpcb.timeout = Duration::from_millis(ms);
         }
-        if let Some(attempts) = file.httpcb_attempts {
+        if let Some(attempts) = attempts {
             self.httpcb.attempts = attempts;
         }
-        if let Some(ms) = file.httpcb_backoff_ms {
+        if let Some(ms) = backoff_ms {
             self.httpcb.backoff = Duration::from_millis(ms);
+        }
+        if let Some(allow) = table.allow {
+            self.httpcb.allow = allow
+                .iter()
+                .map(|rule| rule.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|message| ConfigError::Invalid {
+                    setting: "httpcb.allow",
+                    source_name: source.clone(),
+                    message,
+                })?;
+        }
+        if let Some(n) = table.destination_concurrency {
+            self.httpcb.destination_concurrency = n;
+        }
+        if let Some(n) = table.destination_queue {
+            self.httpcb.destination_queue = n;
+        }
+        if let Some(n) = table.breaker_failures {
+            self.httpcb.breaker_failures = n;
+        }
+        if let Some(ms) = table.breaker_open_ms {
+            self.httpcb.breaker_open = Duration::from_millis(ms);
         }
         if let Some(cometd) = file.cometd {
             self.cometd = cometd;
@@ -374,12 +443,25 @@ impl Config {
                 ),
             });
         }
-        if self.httpcb.attempts == 0 || self.httpcb.timeout.is_zero() {
-            return Err(ConfigError::Invalid {
-                setting: "httpcb_attempts",
-                source_name: "configuration".into(),
-                message: "httpcb_attempts and httpcb_timeout_ms must be at least 1".into(),
-            });
+        let httpcb = &self.httpcb;
+        for (setting, zero) in [
+            ("httpcb.attempts", httpcb.attempts == 0),
+            ("httpcb.timeout_ms", httpcb.timeout.is_zero()),
+            (
+                "httpcb.destination_concurrency",
+                httpcb.destination_concurrency == 0,
+            ),
+            ("httpcb.destination_queue", httpcb.destination_queue == 0),
+            ("httpcb.breaker_failures", httpcb.breaker_failures == 0),
+            ("httpcb.breaker_open_ms", httpcb.breaker_open.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    source_name: "configuration".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         for (setting, value) in [
             ("cometd.timeout_ms", self.cometd.timeout_ms),
@@ -411,6 +493,26 @@ impl Config {
     /// Where a generated admin token is kept.
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin_token")
+    }
+}
+
+/// One setting that may be written in the `[httpcb]` table or as its older flat key.
+fn alias<T>(
+    table: Option<T>,
+    flat: Option<T>,
+    setting: &'static str,
+    source: &str,
+) -> Result<Option<T>, ConfigError> {
+    match (table, flat) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            setting,
+            source_name: source.to_string(),
+            message: format!(
+                "given both in [httpcb] and as the flat key httpcb_{}; keep only the [httpcb] one",
+                setting.trim_start_matches("httpcb.")
+            ),
+        }),
+        (table, flat) => Ok(table.or(flat)),
     }
 }
 
@@ -645,5 +747,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_httpcb_section_sets_allow_and_isolation_and_the_flat_keys_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(&[]), &Overrides::default())
+        };
+
+        let config = load(
+            "[httpcb]\nallow = [\"10.0.0.0/8\", \"http://127.0.0.1:8081/hooks/\"]\ntimeout_ms = 700\ndestination_concurrency = 2\nbreaker_open_ms = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(config.httpcb.allow.len(), 2);
+        assert_eq!(config.httpcb.timeout, Duration::from_millis(700));
+        assert_eq!(config.httpcb.destination_concurrency, 2);
+        assert_eq!(config.httpcb.breaker_open, Duration::from_secs(1));
+        assert_eq!(config.httpcb.attempts, 4, "default kept");
+        assert!(
+            Config::default().httpcb.allow.is_empty(),
+            "public only by default"
+        );
+
+        let flat = load("httpcb_attempts = 2\nhttpcb_backoff_ms = 10\n").unwrap();
+        assert_eq!(flat.httpcb.attempts, 2);
+        assert_eq!(flat.httpcb.backoff, Duration::from_millis(10));
+
+        for (text, setting) in [
+            (
+                "httpcb_attempts = 2\n[httpcb]\nattempts = 3\n",
+                "httpcb.attempts",
+            ),
+            ("[httpcb]\nallow = [\"localhost\"]\n", "httpcb.allow"),
+            (
+                "[httpcb]\ndestination_queue = 0\n",
+                "httpcb.destination_queue",
+            ),
+            ("[httpcb]\nalow = []\n", "alow"),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(err.to_string().contains(setting), "{text}: {err}");
+        }
     }
 }

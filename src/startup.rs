@@ -19,6 +19,7 @@ use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry;
 use crate::push::comet::{replay_to_subscribers, ChatPushes};
+use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError};
@@ -158,8 +159,14 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
-    let (http_callbacks, push_task) =
-        HttpCallbacks::start(store.clone(), config.httpcb.clone(), shutdown_rx.clone());
+    // One policy for both checks: the early one at creation and the one at connect.
+    let egress = Arc::new(EgressPolicy::new(&config.httpcb.allow));
+    let (http_callbacks, push_task) = HttpCallbacks::start(
+        store.clone(),
+        config.httpcb.clone(),
+        egress.clone(),
+        shutdown_rx.clone(),
+    );
     let (bayeux, subscribed) = Bayeux::new(
         BayeuxSettings {
             timeout_ms: config.cometd.timeout_ms,
@@ -205,6 +212,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             fallback_host: local.to_string(),
             allow_anonymous_services: config.security.allow_anonymous_services,
             public_url: config.public_url.clone(),
+            egress,
         }),
         agent_writes: Arc::default(),
         notifier,

@@ -48,6 +48,7 @@ pub async fn create_service(
         .into());
     }
     let request = CreateRequest::parse(fields)?;
+    check_callback_url(state, &request).await?;
     let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
     request.check_mandatory(service_name, &settings)?;
     check_protections(
@@ -101,6 +102,24 @@ pub async fn create_service(
         settings,
         verbose: request.verbose,
     })
+}
+
+/// Refuses an httpcb URL that points inside (loopback, private, link-local, ...) unless
+/// `[httpcb] allow` lets it, so that the customer learns at creation what delivery would
+/// refuse anyway.
+async fn check_callback_url(state: &AppState, request: &CreateRequest) -> Result<(), FieldError> {
+    let Some(url) = request.device_notification_id.as_deref() else {
+        return Ok(());
+    };
+    if request.device_os != Some(options::PushProvider::HttpCallback) {
+        return Ok(());
+    }
+    state
+        .settings
+        .egress
+        .check_at_creation(url)
+        .await
+        .map_err(|refusal| FieldError::new("_device_notification_id", refusal.to_string()))
 }
 
 /// A GMS callback query (`GET /genesys/1/service/callback[/{name}]?...`).

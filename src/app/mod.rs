@@ -76,6 +76,9 @@ pub struct RuntimeSettings {
     pub allow_anonymous_services: bool,
     /// `public_url`: the base of URLs in replies; `None` builds them from the `Host` header.
     pub public_url: Option<String>,
+    /// Where httpcb URLs may point (`[httpcb] allow`); shared with the push worker, which
+    /// checks the same rules again at connect.
+    pub egress: Arc<crate::push::egress::EgressPolicy>,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("fallback_host", &self.fallback_host)
             .field("allow_anonymous_services", &self.allow_anonymous_services)
             .field("public_url", &self.public_url)
+            .field("egress", &self.egress)
             .finish()
     }
 }

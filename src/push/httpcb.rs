@@ -1,31 +1,55 @@
 //! `_device_os=httpcb`: notifications POSTed to the URL in `_device_notification_id`.
 //!
-//! One worker task takes jobs from a bounded queue and runs up to [`MAX_IN_FLIGHT`] POSTs at
-//! once. Each POST carries the push envelope (`{"id","message","tag"}`, as CometD pushes it)
-//! with `Content-Type: application/json`, has a timeout, and is retried with doubling backoff;
+//! Each POST carries the push envelope (`{"id","message","tag"}`, as CometD pushes it) with
+//! `Content-Type: application/json`, has a timeout, and is retried with doubling backoff;
 //! the first 2xx marks the notification delivered. Redirects are not followed (a 3xx is a
-//! failure). Before a retry the worker checks that nobody polled the notification meanwhile.
-//! After the last failure the notification stays undelivered for `retrieve-notifications`.
-//! Only `http://` URLs can be reached (the HTTP client is built without TLS); an `https://`
-//! one fails like an unreachable URL.
+//! failure) and no proxy is used, so the connection goes where [`egress`](super::egress)
+//! checked it may go. Before a retry the worker checks that nobody polled the notification
+//! meanwhile. Whatever is not delivered stays for `retrieve-notifications`. Only `http://`
+//! URLs can be reached (the HTTP client is built without TLS); an `https://` one fails like
+//! an unreachable URL.
+//!
+//! Destinations are isolated from one another, so that one endpoint that never answers
+//! cannot hold back everyone else's pushes (issue 9, item 9). A destination is the URL's
+//! origin (scheme, host and port). One worker task (the dispatcher) owns all the state, without locks:
+//!
+//! - each destination has its own bounded queue and at most
+//!   [`HttpCallbackSettings::destination_concurrency`] POSTs in flight; beyond its queue, its
+//!   notifications wait for polling;
+//! - free slots of the global limit ([`MAX_IN_FLIGHT`]) go round-robin to the destinations
+//!   with work, so a busy destination cannot starve a quiet one;
+//! - a circuit breaker per destination: after [`HttpCallbackSettings::breaker_failures`]
+//!   failures in a row it opens for [`HttpCallbackSettings::breaker_open`], dropping its
+//!   queue (the notifications stay stored) and every new job for it; then one probe POST
+//!   decides whether it closes again.
+//!
+//! Retries wait in a timer list, not in a task holding a slot.
 //!
 //! At shutdown the worker stops and drops the POSTs in flight: they were not acknowledged,
 //! so the notifications stay for polling.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use super::egress::{AllowRule, CheckedResolver, EgressPolicy, Route};
 use crate::store::Store;
 
-/// POSTs running at once.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// POSTs running at once, over all destinations.
+pub const MAX_IN_FLIGHT: usize = 256;
 
-/// Jobs waiting for the worker; beyond that, notifications wait for polling.
+/// Jobs handed over and not yet sorted by destination; beyond that, notifications wait for
+/// polling. The dispatcher empties it at once, so it fills only if the dispatcher stalls.
 const QUEUE: usize = 4096;
 
-/// How hard the worker tries to deliver.
+/// Destinations remembered at most; past this, idle ones and expired breakers are forgotten.
+const TRACKED_DESTINATIONS: usize = 4096;
+
+/// How hard the worker tries to deliver, and where it may deliver to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpCallbackSettings {
     /// Limit of one POST, connecting included.
@@ -34,6 +58,16 @@ pub struct HttpCallbackSettings {
     pub attempts: u32,
     /// Wait before the first retry; doubled before each further one.
     pub backoff: Duration,
+    /// Internal destinations the operator allows (`[httpcb] allow`); empty: public only.
+    pub allow: Vec<AllowRule>,
+    /// POSTs in flight at once to one destination.
+    pub destination_concurrency: usize,
+    /// Jobs waiting for one destination; more wait for polling.
+    pub destination_queue: usize,
+    /// Failed POSTs in a row that open a destination's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses jobs before one probe is let through.
+    pub breaker_open: Duration,
 }
 
 impl Default for HttpCallbackSettings {
@@ -42,6 +76,11 @@ impl Default for HttpCallbackSettings {
             timeout: Duration::from_secs(5),
             attempts: 4,
             backoff: Duration::from_millis(500),
+            allow: Vec::new(),
+            destination_concurrency: 4,
+            destination_queue: 256,
+            breaker_failures: 5,
+            breaker_open: Duration::from_secs(30),
         }
     }
 }
@@ -66,14 +105,16 @@ pub struct HttpCallbacks {
 }
 
 impl HttpCallbacks {
-    /// Starts the worker; it stops when `shutdown` turns true.
+    /// Starts the worker; it sends only where `policy` permits and stops when `shutdown`
+    /// turns true.
     pub fn start(
         store: Store,
         settings: HttpCallbackSettings,
+        policy: Arc<EgressPolicy>,
         shutdown: watch::Receiver<bool>,
     ) -> (HttpCallbacks, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(store, settings, rx, shutdown));
+        let handle = tokio::spawn(run(store, settings, policy, rx, shutdown));
         (HttpCallbacks { jobs: tx }, handle)
     }
 
@@ -98,61 +139,42 @@ impl HttpCallbacks {
     }
 }
 
-async fn run(
-    store: Store,
-    settings: HttpCallbackSettings,
-    mut jobs: mpsc::Receiver<Job>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let client = match reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(client) => client,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot build the http callback client; httpcb notifications wait for polling");
-            return;
-        }
-    };
-    let mut running = JoinSet::new();
-    loop {
-        tokio::select! {
-            // A new notification, while there is room for one more POST.
-            job = jobs.recv(), if running.len() < MAX_IN_FLIGHT => match job {
-                Some(job) => {
-                    running.spawn(deliver(store.clone(), client.clone(), settings.clone(), job));
-                }
-                None => break,
-            },
-            // A POST finished (its outcome is logged by itself).
-            Some(_) = running.join_next(), if !running.is_empty() => {}
-            // The service is stopping.
-            _ = shutdown.changed() => break,
-        }
-    }
-    running.abort_all();
-    tracing::info!("http callback worker stopped");
+/// The two HTTP clients: one whose resolver drops refused addresses, one for allowed
+/// prefixes. Neither follows redirects or uses a proxy (either would send the request
+/// somewhere that was not checked).
+struct Clients {
+    checked: reqwest::Client,
+    trusted: reqwest::Client,
+    policy: Arc<EgressPolicy>,
 }
 
-/// POSTs one notification until a 2xx or the last attempt.
-#[tracing::instrument(skip_all, fields(service_id = %job.service_id, seq = job.seq))]
-async fn deliver(store: Store, client: reqwest::Client, settings: HttpCallbackSettings, job: Job) {
-    let mut backoff = settings.backoff;
-    let attempts = settings.attempts.max(1);
-    for attempt in 1..=attempts {
-        if attempt > 1 {
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
-            match store.is_undelivered(&job.service_id, job.seq) {
-                Ok(true) => {}
-                Ok(false) => return, // polled meanwhile, or the service expired
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot read the notification; giving up");
-                    return;
-                }
+impl Clients {
+    fn build(settings: &HttpCallbackSettings, policy: Arc<EgressPolicy>) -> reqwest::Result<Self> {
+        let base = || {
+            reqwest::Client::builder()
+                .timeout(settings.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+        };
+        Ok(Clients {
+            checked: base()
+                .dns_resolver(Arc::new(CheckedResolver::new(policy.clone())))
+                .build()?,
+            trusted: base().build()?,
+            policy,
+        })
+    }
+
+    /// POSTs `job`; true on a 2xx.
+    async fn send(&self, job: &Job, attempt: u32) -> bool {
+        let client = match self.policy.screen(&job.url) {
+            Ok((_, Route::Checked)) => &self.checked,
+            Ok((_, Route::Trusted)) => &self.trusted,
+            Err(refusal) => {
+                tracing::warn!(%refusal, "http callback refused before connecting");
+                return false;
             }
-        }
+        };
         let sent = client
             .post(&job.url)
             .header("content-type", "application/json")
@@ -160,23 +182,542 @@ async fn deliver(store: Store, client: reqwest::Client, settings: HttpCallbackSe
             .send()
             .await;
         match sent {
-            Ok(response) if response.status().is_success() => {
-                if let Err(err) = store.mark_delivered(&job.service_id, None, job.seq) {
-                    tracing::error!(error = %err, "cannot mark the notification delivered");
-                }
-                tracing::debug!(attempt, "http callback delivered");
-                return;
-            }
+            Ok(response) if response.status().is_success() => true,
             Ok(response) => {
-                tracing::warn!(attempt, status = %response.status(), url = %job.url, "http callback refused")
+                tracing::warn!(attempt, status = %response.status(), url = %job.url, "http callback refused");
+                false
             }
             Err(err) => {
-                tracing::warn!(attempt, error = %err, url = %job.url, "http callback failed")
+                tracing::warn!(attempt, error = %error_chain(&err), url = %job.url, "http callback failed");
+                false
             }
         }
     }
-    tracing::warn!(
-        attempts,
-        "http callback gave up; the notification waits for retrieve-notifications"
-    );
+}
+
+/// An error with its causes (reqwest's own message hides a refused address's reason).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A job with the number of the attempt it is waiting for.
+struct Pending {
+    job: Job,
+    attempt: u32,
+}
+
+/// What one attempt came to.
+enum Outcome {
+    /// A 2xx: marked delivered.
+    Delivered,
+    /// No 2xx.
+    Failed,
+    /// Nothing sent: polled meanwhile, the service expired, or the store failed.
+    Settled,
+}
+
+/// A destination's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breaker {
+    /// POSTs flow, up to the destination's concurrency.
+    Closed,
+    /// Jobs are dropped until then.
+    Open { until: Instant },
+    /// One probe POST may run; its outcome closes or reopens the breaker.
+    HalfOpen,
+}
+
+/// One destination (origin): its queue, what is in flight, and its breaker.
+struct Destination {
+    queue: VecDeque<Pending>,
+    in_flight: usize,
+    failures: u32,
+    breaker: Breaker,
+    /// Listed in the dispatcher's round-robin `ready` list.
+    listed: bool,
+}
+
+impl Destination {
+    fn new() -> Self {
+        Destination {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            failures: 0,
+            breaker: Breaker::Closed,
+            listed: false,
+        }
+    }
+
+    /// Whether one more POST may start now (an expired open breaker turns half-open).
+    fn can_start(&mut self, limit: usize, now: Instant) -> bool {
+        if let Breaker::Open { until } = self.breaker {
+            if now >= until {
+                self.breaker = Breaker::HalfOpen;
+            }
+        }
+        match self.breaker {
+            Breaker::Closed => self.in_flight < limit,
+            Breaker::HalfOpen => self.in_flight == 0,
+            Breaker::Open { .. } => false,
+        }
+    }
+
+    /// Whether new jobs are refused (breaker open and not yet expired).
+    fn refuses(&self, now: Instant) -> bool {
+        matches!(self.breaker, Breaker::Open { until } if now < until)
+    }
+
+    /// Nothing queued, in flight or remembered: can be forgotten.
+    fn idle(&self, now: Instant) -> bool {
+        self.queue.is_empty() && self.in_flight == 0 && (self.failures == 0 || !self.refuses(now))
+    }
+}
+
+/// The destination of a URL: its origin (scheme, host, port), as HTTP clients pool
+/// connections; an unparsable URL is its own destination (it fails at once).
+fn destination_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => url.to_string(),
+    }
+}
+
+/// The worker's state; only the dispatcher task touches it.
+struct Dispatcher {
+    store: Store,
+    settings: HttpCallbackSettings,
+    clients: Arc<Clients>,
+    destinations: HashMap<String, Destination>,
+    /// Destinations with queued jobs, in the order they get the next free slot.
+    ready: VecDeque<String>,
+    /// Retries by due time (the counter keeps equal times apart).
+    retries: BTreeMap<(Instant, u64), (String, Pending)>,
+    retry_counter: u64,
+    running: JoinSet<(String, Pending, Outcome)>,
+}
+
+impl Dispatcher {
+    /// Queues a job for its destination, or drops it (left for polling) if the
+    /// destination's breaker is open or its queue is full.
+    fn enqueue(&mut self, host: String, pending: Pending, now: Instant) {
+        if self.destinations.len() >= TRACKED_DESTINATIONS && !self.destinations.contains_key(&host)
+        {
+            self.destinations.retain(|_, d| !d.idle(now));
+        }
+        let limit = self.settings.destination_queue;
+        let destination = self
+            .destinations
+            .entry(host.clone())
+            .or_insert_with(Destination::new);
+        if destination.refuses(now) {
+            tracing::debug!(destination = %host, service_id = %pending.job.service_id, "circuit open; left for retrieve-notifications");
+            return;
+        }
+        if destination.queue.len() >= limit {
+            tracing::warn!(destination = %host, service_id = %pending.job.service_id, "destination queue full; left for retrieve-notifications");
+            return;
+        }
+        destination.queue.push_back(pending);
+        if !destination.listed {
+            destination.listed = true;
+            self.ready.push_back(host);
+        }
+    }
+
+    /// Starts POSTs while global slots are free, one destination at a time in turn.
+    fn start_ready(&mut self, now: Instant) {
+        let limit = self.settings.destination_concurrency;
+        let mut turns = self.ready.len();
+        while self.running.len() < MAX_IN_FLIGHT && turns > 0 {
+            turns -= 1;
+            let Some(host) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(destination) = self.destinations.get_mut(&host) else {
+                continue;
+            };
+            if !destination.can_start(limit, now) {
+                // Relisted when one of its POSTs finishes or its breaker expires.
+                destination.listed = false;
+                continue;
+            }
+            let Some(pending) = destination.queue.pop_front() else {
+                destination.listed = false;
+                continue;
+            };
+            destination.in_flight += 1;
+            if destination.queue.is_empty() {
+                destination.listed = false;
+            } else {
+                self.ready.push_back(host.clone());
+                turns += 1;
+            }
+            self.running.spawn(attempt(
+                self.store.clone(),
+                self.clients.clone(),
+                host,
+                pending,
+            ));
+        }
+    }
+
+    /// Books an attempt's outcome: breaker, retry, relisting.
+    fn finished(&mut self, host: String, pending: Pending, outcome: Outcome, now: Instant) {
+        let Some(destination) = self.destinations.get_mut(&host) else {
+            return;
+        };
+        destination.in_flight = destination.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Delivered => {
+                destination.failures = 0;
+                destination.breaker = Breaker::Closed;
+            }
+            Outcome::Settled => {
+                if destination.breaker == Breaker::HalfOpen {
+                    // The probe sent nothing: let the next job probe.
+                    destination.breaker = Breaker::Open { until: now };
+                }
+            }
+            Outcome::Failed => {
+                destination.failures += 1;
+                if destination.failures >= self.settings.breaker_failures {
+                    let dropped = destination.queue.len();
+                    destination.queue.clear();
+                    destination.breaker = Breaker::Open {
+                        until: now + self.settings.breaker_open,
+                    };
+                    tracing::warn!(destination = %host, failures = destination.failures, dropped, "http callback destination keeps failing; circuit open, its notifications wait for retrieve-notifications");
+                } else if pending.attempt < self.settings.attempts.max(1) {
+                    let wait = self
+                        .settings
+                        .backoff
+                        .saturating_mul(1 << (pending.attempt - 1).min(16));
+                    self.retry_counter += 1;
+                    self.retries.insert(
+                        (now + wait, self.retry_counter),
+                        (
+                            host.clone(),
+                            Pending {
+                                job: pending.job,
+                                attempt: pending.attempt + 1,
+                            },
+                        ),
+                    );
+                } else {
+                    tracing::warn!(service_id = %pending.job.service_id, attempts = pending.attempt, "http callback gave up; the notification waits for retrieve-notifications");
+                }
+            }
+        }
+        let destination = self.destinations.get_mut(&host).expect("looked up above");
+        if !destination.queue.is_empty() && !destination.listed {
+            destination.listed = true;
+            self.ready.push_back(host);
+        }
+    }
+
+    /// Moves the retries that are due into their destinations' queues.
+    fn release_retries(&mut self, now: Instant) {
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (host, pending) = entry.remove();
+            self.enqueue(host, pending, now);
+        }
+    }
+
+    /// When the next retry is due.
+    fn next_retry(&self) -> Option<Instant> {
+        self.retries.keys().next().map(|(due, _)| *due)
+    }
+}
+
+async fn run(
+    store: Store,
+    settings: HttpCallbackSettings,
+    policy: Arc<EgressPolicy>,
+    mut jobs: mpsc::Receiver<Job>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let clients = match Clients::build(&settings, policy) {
+        Ok(clients) => Arc::new(clients),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the http callback client; httpcb notifications wait for polling");
+            return;
+        }
+    };
+    let mut dispatcher = Dispatcher {
+        store,
+        settings,
+        clients,
+        destinations: HashMap::new(),
+        ready: VecDeque::new(),
+        retries: BTreeMap::new(),
+        retry_counter: 0,
+        running: JoinSet::new(),
+    };
+    loop {
+        let next_retry = dispatcher.next_retry();
+        tokio::select! {
+            // A new notification: sorted into its destination's queue.
+            job = jobs.recv() => match job {
+                Some(job) => {
+                    let host = destination_of(&job.url);
+                    dispatcher.enqueue(host, Pending { job, attempt: 1 }, Instant::now());
+                }
+                None => break,
+            },
+            // A POST finished: book it (breaker, retry).
+            Some(done) = dispatcher.running.join_next(), if !dispatcher.running.is_empty() => {
+                if let Ok((host, pending, outcome)) = done {
+                    dispatcher.finished(host, pending, outcome, Instant::now());
+                }
+            }
+            // A retry is due.
+            _ = sleep_until(next_retry), if next_retry.is_some() => {
+                dispatcher.release_retries(Instant::now());
+            }
+            // The service is stopping.
+            _ = shutdown.changed() => break,
+        }
+        dispatcher.start_ready(Instant::now());
+    }
+    dispatcher.running.abort_all();
+    tracing::info!("http callback worker stopped");
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Tries one POST of a notification (checking first, on a retry, that it still waits).
+#[tracing::instrument(skip_all, fields(service_id = %pending.job.service_id, seq = pending.job.seq))]
+async fn attempt(
+    store: Store,
+    clients: Arc<Clients>,
+    host: String,
+    pending: Pending,
+) -> (String, Pending, Outcome) {
+    let job = &pending.job;
+    if pending.attempt > 1 {
+        match store.is_undelivered(&job.service_id, job.seq) {
+            Ok(true) => {}
+            Ok(false) => return (host, pending, Outcome::Settled), // polled, or expired
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the notification; giving up");
+                return (host, pending, Outcome::Settled);
+            }
+        }
+    }
+    if !clients.send(job, pending.attempt).await {
+        return (host, pending, Outcome::Failed);
+    }
+    if let Err(err) = store.mark_delivered(&job.service_id, None, job.seq) {
+        tracing::error!(error = %err, "cannot mark the notification delivered");
+    }
+    tracing::debug!(attempt = pending.attempt, "http callback delivered");
+    (host, pending, Outcome::Delivered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_at_connect() {
+        // Arrange: a listener on loopback, reached by name, with the default policy.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let settings = HttpCallbackSettings::default();
+        let clients = Clients::build(&settings, Arc::new(EgressPolicy::new(&[]))).unwrap();
+        let job = Job {
+            service_id: "s".into(),
+            seq: 1,
+            url: format!("http://localhost:{port}/push"),
+            body: "{}".into(),
+        };
+
+        // Act
+        let delivered = clients.send(&job, 1).await;
+
+        // Assert: the send failed without the listener ever seeing a connection.
+        assert!(!delivered);
+        assert_eq!(
+            listener.accept().map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::WouldBlock),
+            "no connection reached the loopback listener"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_allowed_network_is_reached_by_name() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let rules = ["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+        let clients = Clients::build(
+            &HttpCallbackSettings::default(),
+            Arc::new(EgressPolicy::new(&rules)),
+        )
+        .unwrap();
+        let job = Job {
+            service_id: "s".into(),
+            seq: 1,
+            url: format!("http://localhost:{port}/push"),
+            body: "{}".into(),
+        };
+
+        assert!(clients.send(&job, 1).await);
+        server.await.unwrap();
+    }
+
+    fn pending(url: &str) -> Pending {
+        Pending {
+            job: Job {
+                service_id: "s".into(),
+                seq: 1,
+                url: url.into(),
+                body: String::new(),
+            },
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn a_breaker_opens_after_failures_in_a_row_then_lets_one_probe_through() {
+        let mut destination = Destination::new();
+        let now = Instant::now();
+        assert!(destination.can_start(2, now));
+        destination.breaker = Breaker::Open {
+            until: now + Duration::from_secs(1),
+        };
+        assert!(destination.refuses(now));
+        assert!(!destination.can_start(2, now));
+        let later = now + Duration::from_secs(1);
+        assert!(!destination.refuses(later));
+        assert!(destination.can_start(2, later), "one probe");
+        destination.in_flight = 1;
+        assert!(!destination.can_start(2, later), "only one probe");
+    }
+
+    fn dispatcher(settings: HttpCallbackSettings) -> Dispatcher {
+        let policy = Arc::new(EgressPolicy::new(&[]));
+        Dispatcher {
+            store: Store::open_temporary().unwrap(),
+            clients: Arc::new(Clients::build(&settings, policy).unwrap()),
+            settings,
+            destinations: HashMap::new(),
+            ready: VecDeque::new(),
+            retries: BTreeMap::new(),
+            retry_counter: 0,
+            running: JoinSet::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_in_a_row_open_the_breaker_drop_the_queue_and_refuse_new_jobs() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            breaker_failures: 2,
+            breaker_open: Duration::from_secs(30),
+            ..HttpCallbackSettings::default()
+        });
+        let now = Instant::now();
+        for _ in 0..5 {
+            dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), now);
+        }
+        dispatcher.destinations.get_mut("dead").unwrap().in_flight = 2;
+
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Failed,
+            now,
+        );
+        assert_eq!(dispatcher.retries.len(), 1, "the first failure is retried");
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Failed,
+            now,
+        );
+        dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), now);
+
+        let dead = &dispatcher.destinations["dead"];
+        assert!(dead.refuses(now), "open");
+        assert!(
+            dead.queue.is_empty(),
+            "queued jobs dropped, new ones refused"
+        );
+        assert_eq!(dispatcher.retries.len(), 1, "no retry once open");
+        dispatcher.release_retries(now + Duration::from_secs(10));
+        assert!(
+            dispatcher.destinations["dead"].queue.is_empty(),
+            "a due retry is refused too"
+        );
+
+        let later = now + Duration::from_secs(30);
+        dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), later);
+        let dead = dispatcher.destinations.get_mut("dead").unwrap();
+        assert!(
+            dead.can_start(4, later),
+            "after the open time one probe may run"
+        );
+        dead.in_flight = 1;
+        dispatcher.finished(
+            "dead".into(),
+            pending("http://10.0.0.1/"),
+            Outcome::Delivered,
+            later,
+        );
+        assert_eq!(
+            dispatcher.destinations["dead"].breaker,
+            Breaker::Closed,
+            "the probe closed it"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_destination_fills_only_its_own_queue_and_slots() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            destination_concurrency: 2,
+            destination_queue: 3,
+            ..HttpCallbackSettings::default()
+        });
+        let now = Instant::now();
+        for _ in 0..10 {
+            dispatcher.enqueue("busy".into(), pending("http://10.0.0.1/"), now);
+        }
+        dispatcher.enqueue("quiet".into(), pending("http://10.0.0.2/"), now);
+
+        dispatcher.start_ready(now);
+
+        assert_eq!(dispatcher.destinations["busy"].in_flight, 2);
+        assert_eq!(
+            dispatcher.destinations["busy"].queue.len(),
+            1,
+            "3 queued, 2 started"
+        );
+        assert_eq!(dispatcher.destinations["quiet"].in_flight, 1);
+        assert_eq!(dispatcher.running.len(), 3);
+        dispatcher.running.abort_all();
+    }
 }

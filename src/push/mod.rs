@@ -18,6 +18,7 @@
 //! This module must not know how CometD works: the CometD server implements [`CometSink`].
 
 pub mod comet;
+pub mod egress;
 pub mod httpcb;
 
 use std::sync::Arc;

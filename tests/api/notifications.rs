@@ -81,11 +81,13 @@ async fn waiting_service(app: &TestApp, fields: &[(&str, &str)]) -> String {
     app.create("chat-delay", &all).await
 }
 
-/// A server whose HTTP callbacks retry quickly.
+/// A server whose HTTP callbacks retry quickly and may reach the loopback receivers of
+/// these tests (internal addresses are refused by default).
 async fn spawn_fast_retrying_app() -> TestApp {
     spawn_app_with(|config| {
         config.httpcb.timeout = Duration::from_secs(2);
         config.httpcb.backoff = Duration::from_millis(10);
+        config.httpcb.allow = vec!["127.0.0.0/8".parse().expect("network")];
     })
     .await
 }

@@ -3,4 +3,5 @@
 //! Load-shaped cases stay bounded in count and time; their figures live in the benchmark.
 
 mod access;
+mod httpcb;
 mod scans;
