@@ -27,10 +27,14 @@
 //! pushes to random clients at 1,000/s, latency from the triggering request to receipt (see
 //! `callbackd/cometd.rs`).
 //!
+//! cometd_sweep: 100,000 CometD clients expire at once; a probe's latency while the sweep
+//! drops them (see `callbackd/sweep.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
-//! (default 10000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat` or `cometd` to
-//! run one table (only `create` needs wrk).
+//! (default 10000), `BENCH_SWEEP_CLIENTS` the number of expired clients (default 100000), and
+//! `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`, `cometd` or `cometd_sweep` to run one
+//! table (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +65,9 @@ const ADMIN_TOKEN: &str = "bench";
 // Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
 #[path = "callbackd/cometd.rs"]
 mod cometd;
+// Not `benches/sweep.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/sweep.rs"]
+mod sweep;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
@@ -69,9 +76,19 @@ fn main() {
     cometd::serve_bare_if_asked();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
-    if !["", "create", "expiry", "routing", "chat", "cometd"].contains(&only.as_str()) {
+    if ![
+        "",
+        "create",
+        "expiry",
+        "routing",
+        "chat",
+        "cometd",
+        "cometd_sweep",
+    ]
+    .contains(&only.as_str())
+    {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat or cometd (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd or cometd_sweep (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -110,6 +127,13 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(10_000);
         cometd::cometd_table(clients);
+    }
+    if runs("cometd_sweep") {
+        let clients: usize = std::env::var("BENCH_SWEEP_CLIENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100_000);
+        sweep::sweep_table(clients);
     }
 }
 
