@@ -554,6 +554,46 @@ mod tests {
     }
 
     #[test]
+    fn the_http_section_and_the_cometd_limits_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(
+            &file,
+            "[http]\nheader_read_timeout_ms = 500\nmax_connections = 20\n\n[cometd]\nmax_clients_per_user = 4\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.http.header_read_timeout_ms, 500);
+        assert_eq!(config.http.idle_timeout_ms, 60_000, "default kept");
+        assert_eq!(config.http.max_connections, Some(20));
+        assert_eq!(config.cometd.max_clients_per_user, 4);
+        assert_eq!(config.cometd.max_clients, 100_000, "default kept");
+
+        for (text, setting) in [
+            ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+            (
+                "[http]\nheader_read_timeout_ms = 0\n",
+                "http.header_read_timeout_ms",
+            ),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[http]\nidle_timeout = 5\n", "idle_timeout"),
+            (
+                "[cometd]\nmax_clients_per_user = 0\n",
+                "cometd.max_clients_per_user",
+            ),
+            (
+                "[cometd]\nmax_clients_per_user = 5000\n",
+                "cometd.max_clients_per_user",
+            ),
+            ("[cometd]\nmax_clients = 0\n", "cometd.max_clients"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(setting), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn idle_control_and_inbound_chat_come_from_their_sections() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("callbackd.toml");
