@@ -34,11 +34,15 @@
 //! httpcb: push latency to a healthy HTTP callback destination, alone and while 2,000
 //! notifications are queued to one that never answers (see `callbackd/httpcb.rs`).
 //!
+//! cometd_sweep: 100,000 CometD clients expire at once; a probe's latency while the sweep
+//! drops them (see `callbackd/sweep.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
-//! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), and
-//! `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`, `cometd`, `scans` or `httpcb` to run
-//! one table (only `create` needs wrk).
+//! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
+//! number of expired clients (default 100000), and `BENCH_ONLY` to `create`, `expiry`,
+//! `routing`, `chat`, `cometd`, `cometd_sweep`, `scans` or `httpcb` to run one table (only
+//! `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -74,6 +78,9 @@ mod scans;
 // Not `benches/httpcb.rs`, for the same reason.
 #[path = "callbackd/httpcb.rs"]
 mod httpcb;
+// Not `benches/sweep.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/sweep.rs"]
+mod sweep;
 
 const FORM: &str = "_customer_number=4082652649&usr_customer_name=Bob+Markel&usr_reason=billing+question&_device_os=comet&_device_notification_id=b16416334828b1d26ef14f329628b55b";
 
@@ -83,12 +90,20 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |table: &str| only.is_empty() || only == table;
     if ![
-        "", "create", "expiry", "routing", "chat", "cometd", "scans", "httpcb",
+        "",
+        "create",
+        "expiry",
+        "routing",
+        "chat",
+        "cometd",
+        "cometd_sweep",
+        "scans",
+        "httpcb",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, scans or httpcb (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans or httpcb (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -139,6 +154,13 @@ fn main() {
     if runs("httpcb") {
         println!();
         httpcb::httpcb_table();
+    }
+    if runs("cometd_sweep") {
+        let clients: usize = std::env::var("BENCH_SWEEP_CLIENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100_000);
+        sweep::sweep_table(clients);
     }
 }
 

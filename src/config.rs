@@ -38,8 +38,10 @@ pub struct Config {
     /// in the file; the older flat keys `httpcb_timeout_ms`, `httpcb_attempts`,
     /// `httpcb_backoff_ms` are still read).
     pub httpcb: HttpCallbackSettings,
-    /// The CometD server's pacing (`[cometd]` in the file).
+    /// The CometD server's pacing and limits (`[cometd]` in the file).
     pub cometd: CometdConfig,
+    /// Connection limits and timeouts of the HTTP listener (`[http]` in the file).
+    pub http: HttpConfig,
     /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
     /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
     pub idle_control: IdleSettings,
@@ -120,7 +122,8 @@ pub struct SecurityConfig {
     pub allow_anonymous_services: bool,
 }
 
-/// `[cometd]`: how long connects are held and when silent clients are dropped.
+/// `[cometd]`: how long connects are held, when silent clients are dropped, and how many
+/// clients may exist.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CometdConfig {
@@ -128,6 +131,12 @@ pub struct CometdConfig {
     pub timeout_ms: u64,
     /// A client that does not connect again within this long after a connect reply is dropped.
     pub max_interval_ms: u64,
+    /// At most this many clients per `gms_user`; a further handshake is refused until one of
+    /// them disconnects or expires (a page reloaded a few times stays well under it).
+    pub max_clients_per_user: usize,
+    /// At most this many clients in all, so that handshakes under made-up `gms_user`s cannot
+    /// grow the client table without bound.
+    pub max_clients: usize,
 }
 
 impl Default for CometdConfig {
@@ -135,6 +144,37 @@ impl Default for CometdConfig {
         Self {
             timeout_ms: 60_000,
             max_interval_ms: 30_000,
+            max_clients_per_user: 16,
+            max_clients: 100_000,
+        }
+    }
+}
+
+/// The most clients one `gms_user` may be allowed: a removal scans the user's list, so it
+/// must stay short.
+pub const MAX_CLIENTS_PER_USER_CEILING: usize = 1024;
+
+/// `[http]`: what one TCP connection may cost the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request's headers must arrive within this long of its first byte, and a new
+    /// connection's first request within this long of the accept; otherwise it is closed.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this long. A held
+    /// CometD `/meta/connect` is a request in flight, so it is not idle.
+    pub idle_timeout_ms: u64,
+    /// At most this many connections at once; further ones wait in the listen backlog until
+    /// one closes. Absent: the open-file limit minus room for the database and logs.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: None,
         }
     }
 }
@@ -180,6 +220,7 @@ impl Default for Config {
             stat_servers: vec!["StatServer".to_string()],
             httpcb: HttpCallbackSettings::default(),
             cometd: CometdConfig::default(),
+            http: HttpConfig::default(),
             idle_control: IdleSettings::default(),
             security: SecurityConfig::default(),
             public_url: None,
@@ -240,6 +281,7 @@ struct FileConfig {
     security: Option<SecurityConfig>,
     public_url: Option<String>,
     chat: Option<ChatLimits>,
+    http: Option<HttpConfig>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -403,6 +445,9 @@ impl Config {
         if let Some(chat) = file.chat {
             self.chat = chat;
         }
+        if let Some(http) = file.http {
+            self.http = http;
+        }
         Ok(())
     }
 
@@ -474,6 +519,45 @@ impl Config {
                     message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
                 });
             }
+        }
+        if self.cometd.max_clients == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "cometd.max_clients",
+                source_name: "configuration".into(),
+                message: "0 would refuse every CometD handshake: use e.g. 100000".into(),
+            });
+        }
+        if !(1..=MAX_CLIENTS_PER_USER_CEILING).contains(&self.cometd.max_clients_per_user) {
+            return Err(ConfigError::Invalid {
+                setting: "cometd.max_clients_per_user",
+                source_name: "configuration".into(),
+                message: format!(
+                    "{} is out of range: use 1 to {MAX_CLIENTS_PER_USER_CEILING} (default 16)",
+                    self.cometd.max_clients_per_user
+                ),
+            });
+        }
+        for (setting, value) in [
+            (
+                "http.header_read_timeout_ms",
+                self.http.header_read_timeout_ms,
+            ),
+            ("http.idle_timeout_ms", self.http.idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    source_name: "configuration".into(),
+                    message: "0 ms would close every connection at once: use e.g. 10000 for header_read_timeout_ms, 60000 for idle_timeout_ms".into(),
+                });
+            }
+        }
+        if self.http.max_connections == Some(0) {
+            return Err(ConfigError::Invalid {
+                setting: "http.max_connections",
+                source_name: "configuration".into(),
+                message: "0 would serve nobody: leave it out to derive it from the open-file limit, or give a number such as 10000".into(),
+            });
         }
         if self.stat_servers.is_empty() {
             return Err(ConfigError::Invalid {
@@ -658,6 +742,46 @@ mod tests {
         std::fs::write(&file, "[cometd]\nmax_interval_ms = 0\n").unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("cometd.max_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_http_section_and_the_cometd_limits_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(
+            &file,
+            "[http]\nheader_read_timeout_ms = 500\nmax_connections = 20\n\n[cometd]\nmax_clients_per_user = 4\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.http.header_read_timeout_ms, 500);
+        assert_eq!(config.http.idle_timeout_ms, 60_000, "default kept");
+        assert_eq!(config.http.max_connections, Some(20));
+        assert_eq!(config.cometd.max_clients_per_user, 4);
+        assert_eq!(config.cometd.max_clients, 100_000, "default kept");
+
+        for (text, setting) in [
+            ("[http]\nidle_timeout_ms = 0\n", "http.idle_timeout_ms"),
+            (
+                "[http]\nheader_read_timeout_ms = 0\n",
+                "http.header_read_timeout_ms",
+            ),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[http]\nidle_timeout = 5\n", "idle_timeout"),
+            (
+                "[cometd]\nmax_clients_per_user = 0\n",
+                "cometd.max_clients_per_user",
+            ),
+            (
+                "[cometd]\nmax_clients_per_user = 5000\n",
+                "cometd.max_clients_per_user",
+            ),
+            ("[cometd]\nmax_clients = 0\n", "cometd.max_clients"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(setting), "{text}: {err}");
+        }
     }
 
     #[test]

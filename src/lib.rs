@@ -17,6 +17,8 @@
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
+//! - [`server`]: the HTTP connection loop: connection limit, header-read and idle timeouts,
+//!   accept backoff, graceful stop.
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
 //!   the admin token, binding the listener.
 //!
@@ -32,6 +34,7 @@ pub mod expiry;
 pub mod http;
 pub mod push;
 pub mod router;
+pub mod server;
 pub mod startup;
 pub mod store;
 
@@ -134,11 +137,8 @@ impl App {
             // Answer held long-polls now, or the graceful stop would wait out their timeouts.
             bayeux.shutdown();
         };
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        let limits = server::ConnectionLimits::from_config(&config.http);
+        server::serve(listener, routes, limits, shutdown).await;
         tracing::info!("stopped accepting; in-flight requests are answered");
 
         if let Err(err) = scheduler.shutdown().await {

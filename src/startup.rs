@@ -171,6 +171,8 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         BayeuxSettings {
             timeout_ms: config.cometd.timeout_ms,
             max_interval_ms: config.cometd.max_interval_ms,
+            max_clients_per_user: config.cometd.max_clients_per_user,
+            max_clients: config.cometd.max_clients,
             ..BayeuxSettings::default()
         },
         clock.clone(),

@@ -14,7 +14,14 @@
 //!
 //! All client state sits behind one `std` mutex: it is only held for map operations, never
 //! across an `.await`, and wakers are plain oneshot senders fired under it (sending on a
-//! oneshot never blocks).
+//! oneshot never blocks). The sweep takes it for one bounded chunk of due clients at a time
+//! and lets requests in between chunks.
+//!
+//! What one unauthenticated request can create is bounded: one handshake per request is
+//! served (the others in the same body are refused), at most `max_clients_per_user` clients
+//! per `gms_user` and `max_clients` in all; a refused handshake is an ordinary Bayeux failure
+//! whose advice makes the official client try again after `max_interval`, when clients that
+//! went away have expired.
 
 mod clients;
 pub mod protocol;
@@ -29,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 pub use protocol::{BayeuxError, Message, GENESYS_CHANNEL};
 
 use crate::clock::Clock;
-use clients::{Clients, Wake};
+use clients::{ClientLimits, Clients, Full, Wake};
 
 /// One customer-bound push: `{"id","message","tag"}`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -64,6 +71,10 @@ pub struct BayeuxSettings {
     pub max_interval_ms: u64,
     /// At most this many undelivered pushes per client; later ones are refused for it.
     pub max_queue: usize,
+    /// At most this many clients per `gms_user`.
+    pub max_clients_per_user: usize,
+    /// At most this many clients in all.
+    pub max_clients: usize,
 }
 
 impl Default for BayeuxSettings {
@@ -73,6 +84,8 @@ impl Default for BayeuxSettings {
             interval_ms: 0,
             max_interval_ms: 30_000,
             max_queue: 1000,
+            max_clients_per_user: 16,
+            max_clients: 100_000,
         }
     }
 }
@@ -125,6 +138,12 @@ enum Held {
 const CLIENT_ID_ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// 26 base-36 characters: about 134 random bits.
 const CLIENT_ID_LEN: usize = 26;
+/// Due clients a sweep removes per hold of the lock: about a hundred microseconds of work, so
+/// a request waits at most that long for the lock while 100,000 clients expire.
+const SWEEP_CHUNK: usize = 500;
+/// The sweep's pause between chunks. Yielding alone is not enough on a machine whose other
+/// cores are busy: the sweeping thread would keep its core and the requests waiting for it.
+const SWEEP_PAUSE: Duration = Duration::from_millis(1);
 
 impl Bayeux {
     /// A server with no clients, and the receiving end of its subscription announcements.
@@ -134,11 +153,16 @@ impl Bayeux {
         clock: Arc<dyn Clock>,
     ) -> (Bayeux, mpsc::UnboundedReceiver<Subscribed>) {
         let (subscribed, announcements) = mpsc::unbounded_channel();
+        let limits = ClientLimits {
+            max_interval_ms: settings.max_interval_ms,
+            max_clients: settings.max_clients,
+            max_clients_per_user: settings.max_clients_per_user,
+        };
         let bayeux = Bayeux {
             shared: Arc::new(Shared {
                 settings,
                 clock,
-                clients: Mutex::new(Clients::default()),
+                clients: Mutex::new(Clients::new(limits)),
                 subscribed,
                 stopping: watch::Sender::new(false),
             }),
@@ -183,9 +207,18 @@ impl Bayeux {
         let messages = protocol::parse(body)?;
         let gms_user = gms_user.filter(|user| !user.trim().is_empty());
         let mut replies = Vec::with_capacity(messages.len());
+        let mut handshakes = 0;
         for message in &messages {
             match message.channel.as_str() {
-                protocol::HANDSHAKE => replies.push(self.handshake(gms_user, message)),
+                // One handshake per request: a body of a thousand handshakes would otherwise
+                // make a thousand clients for the price of one request.
+                protocol::HANDSHAKE if handshakes > 0 => {
+                    replies.push(protocol::extra_handshake(message));
+                }
+                protocol::HANDSHAKE => {
+                    handshakes += 1;
+                    replies.push(self.handshake(gms_user, message));
+                }
                 protocol::CONNECT => self.connect(gms_user, message, &mut replies).await,
                 protocol::SUBSCRIBE => replies.push(self.subscribe(gms_user, message, true)),
                 protocol::UNSUBSCRIBE => replies.push(self.subscribe(gms_user, message, false)),
@@ -196,10 +229,20 @@ impl Bayeux {
         Ok(Value::Array(replies))
     }
 
-    /// Removes clients not seen for max_interval; returns how many.
-    pub fn sweep(&self) -> usize {
+    /// Removes clients not seen for max_interval (and not holding a connect); returns how
+    /// many. Works through the due clients in chunks of [`SWEEP_CHUNK`], pausing
+    /// [`SWEEP_PAUSE`] between chunks so that requests get the lock and the CPU.
+    pub async fn sweep(&self) -> usize {
         let now = self.shared.clock.now();
-        let removed = self.lock().sweep(now, self.shared.settings.max_interval_ms);
+        let mut removed = 0;
+        loop {
+            let swept = self.lock().sweep(now, SWEEP_CHUNK);
+            removed += swept.removed;
+            if !swept.more {
+                break;
+            }
+            tokio::time::sleep(SWEEP_PAUSE).await;
+        }
         if removed > 0 {
             tracing::debug!(removed, "dropped CometD clients that stopped connecting");
         }
@@ -216,7 +259,7 @@ impl Bayeux {
             tokio::select! {
                 // Time to look for clients that went away.
                 _ = ticks.tick() => {
-                    self.sweep();
+                    self.sweep().await;
                 }
                 // The server is stopping (or whoever could stop us is gone).
                 changed = shutdown.changed() => {
@@ -293,16 +336,22 @@ impl Bayeux {
             return Self::stopping_reply(message);
         }
         let now = self.shared.clock.now();
-        let client_id = {
+        let added = {
             let mut clients = self.lock();
             let mut client_id = new_client_id();
-            while clients.get_own(&client_id).is_some() {
+            while clients.contains(&client_id) {
                 client_id = new_client_id();
             }
-            clients.add(client_id.clone(), gms_user, now);
-            client_id
+            clients
+                .add(client_id.clone(), gms_user, now)
+                .map(|()| client_id)
         };
-        protocol::handshake_reply(message, &client_id, &self.shared.settings)
+        let settings = &self.shared.settings;
+        match added {
+            Ok(client_id) => protocol::handshake_reply(message, &client_id, settings),
+            Err(Full::User) => protocol::too_many_clients_of_user(message, settings),
+            Err(Full::Server) => protocol::too_many_clients(message, settings),
+        }
     }
 
     /// `/meta/connect`: answered at once when something is queued, on the client's first
@@ -325,11 +374,10 @@ impl Bayeux {
                 replies.push(Self::stopping_reply(message));
                 return;
             }
-            let Some(client) = clients.get_mut(client_id, gms_user) else {
+            let Some(client) = clients.seen(client_id, gms_user, now) else {
                 replies.push(protocol::unknown_client(message));
                 return;
             };
-            client.last_seen = now;
             let first = !client.connected;
             client.connected = true;
             let advice = (first || message.has_advice).then(|| protocol::connect_advice(settings));
@@ -360,13 +408,12 @@ impl Bayeux {
             Held::Woke(Wake::Push | Wake::Shutdown) | Held::TimedOut => {
                 let pending = {
                     let mut clients = self.lock();
-                    let Some(client) = clients.get_own(client_id) else {
+                    let Some(client) = clients.seen_own(client_id, self.shared.clock.now()) else {
                         drop(clients);
                         replies.push(protocol::unknown_client(message));
                         return;
                     };
                     client.clear_finished_hold();
-                    client.last_seen = self.shared.clock.now();
                     client.take_pending()
                 };
                 deliver(replies, &pending);
@@ -392,11 +439,10 @@ impl Bayeux {
             let Some(client) = message
                 .client_id
                 .as_deref()
-                .and_then(|id| clients.get_mut(id, gms_user))
+                .and_then(|id| clients.seen(id, gms_user, now))
             else {
                 return protocol::unknown_client(message);
             };
-            client.last_seen = now;
             if let Some(refusal) = refusal {
                 return protocol::failure(message, &refusal, None);
             }
@@ -445,14 +491,14 @@ impl Bayeux {
         let now = self.shared.clock.now();
         {
             let mut clients = self.lock();
-            let Some(client) = message
+            let known = message
                 .client_id
                 .as_deref()
-                .and_then(|id| clients.get_mut(id, gms_user))
-            else {
+                .and_then(|id| clients.seen(id, gms_user, now))
+                .is_some();
+            if !known {
                 return protocol::unknown_client(message);
-            };
-            client.last_seen = now;
+            }
         }
         protocol::failure(
             message,

@@ -320,6 +320,47 @@ pub fn delivery(push: &Push) -> Value {
     })
 }
 
+/// The reply to a second (third, ...) handshake in one request: only the first is served.
+/// No CometD client sends two, so it is told not to retry.
+pub fn extra_handshake(message: &Message) -> Value {
+    failure(
+        message,
+        "400:handshake:only one /meta/handshake per request is served; send each handshake in a request of its own",
+        Some(json!({"reconnect": "none"})),
+    )
+}
+
+/// The reply to a handshake of a user that has `max_clients_per_user` clients already. The
+/// advice makes the official client handshake again after `max_interval`, by when a client
+/// it left behind (a reloaded page) has expired.
+pub fn too_many_clients_of_user(message: &Message, settings: &BayeuxSettings) -> Value {
+    failure(
+        message,
+        &format!(
+            "403:max_clients_per_user,{}:this gms_user has as many CometD clients as allowed; disconnect one, or handshake again once an unused one has expired",
+            settings.max_clients_per_user
+        ),
+        Some(retry_later(settings)),
+    )
+}
+
+/// The reply to a handshake when the server holds `max_clients` clients.
+pub fn too_many_clients(message: &Message, settings: &BayeuxSettings) -> Value {
+    failure(
+        message,
+        &format!(
+            "503:max_clients,{}:the server holds as many CometD clients as it allows; handshake again later",
+            settings.max_clients
+        ),
+        Some(retry_later(settings)),
+    )
+}
+
+/// Handshake again, after `max_interval` (when unused clients have been swept).
+fn retry_later(settings: &BayeuxSettings) -> Value {
+    json!({"reconnect": "handshake", "interval": settings.max_interval_ms})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +475,33 @@ mod tests {
             })
         );
         assert!(reply.get("ext").is_none(), "no ack extension is offered");
+    }
+
+    #[test]
+    fn refused_handshakes_say_why_in_bayeux_form_and_when_to_retry() {
+        let mut message = Message::on(HANDSHAKE);
+        message.id = Some(json!("1"));
+        let settings = BayeuxSettings::default();
+        let user = too_many_clients_of_user(&message, &settings);
+        assert_eq!(user["successful"], json!(false));
+        let error = user["error"].as_str().unwrap();
+        assert!(error.starts_with("403:max_clients_per_user,16:"), "{error}");
+        assert_eq!(
+            user["advice"],
+            json!({"reconnect": "handshake", "interval": 30000})
+        );
+        let server = too_many_clients(&message, &settings);
+        assert!(server["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("503:max_clients,100000:"));
+        let extra = extra_handshake(&message);
+        assert!(extra["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("400:handshake:"));
+        assert_eq!(extra["advice"], json!({"reconnect": "none"}));
+        assert_eq!(extra["id"], json!("1"), "the id is echoed");
     }
 
     #[test]

@@ -514,12 +514,12 @@ async fn sweep_drops_clients_that_stopped_connecting() {
     clock.advance_secs(20);
     let active = ready(&bayeux, ALICE).await;
     clock.advance_secs(10);
-    assert_eq!(bayeux.sweep(), 1, "30 s after its last connect reply");
+    assert_eq!(bayeux.sweep().await, 1, "30 s after its last connect reply");
     let reply = send(&bayeux, Some(ALICE), connect(&quiet, "9")).await;
     assert_eq!(reply[0]["error"], json!("402::Unknown client"));
     assert_eq!(bayeux.client_count(), 1);
     clock.advance_secs(19);
-    assert_eq!(bayeux.sweep(), 0);
+    assert_eq!(bayeux.sweep().await, 0);
     let reply = send(
         &bayeux,
         Some(ALICE),
@@ -540,13 +540,13 @@ async fn sweep_keeps_a_client_whose_connect_is_held() {
     });
     until_held(&bayeux, &id).await;
     clock.advance_secs(3600);
-    assert_eq!(bayeux.sweep(), 0);
+    assert_eq!(bayeux.sweep().await, 0);
     bayeux.publish(ALICE, &Push::new("t", json!({})));
     held.await.unwrap();
     // Seen when answered: a whole max interval from now.
-    assert_eq!(bayeux.sweep(), 0);
+    assert_eq!(bayeux.sweep().await, 0);
     clock.advance_secs(30);
-    assert_eq!(bayeux.sweep(), 1);
+    assert_eq!(bayeux.sweep().await, 1);
 }
 
 #[tokio::test]

@@ -3,5 +3,6 @@
 //! Load-shaped cases stay bounded in count and time; their figures live in the benchmark.
 
 mod access;
+mod cometd;
 mod httpcb;
 mod scans;
