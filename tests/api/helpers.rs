@@ -336,6 +336,12 @@ impl ServerProcess {
         }
     }
 
+    /// Every log line printed so far.
+    pub fn logs(&mut self) -> Vec<String> {
+        self.seen.extend(self.logs.try_iter());
+        self.seen.clone()
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL sent");

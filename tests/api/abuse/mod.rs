@@ -5,4 +5,5 @@
 mod access;
 mod cometd;
 mod httpcb;
+mod logs;
 mod scans;
