@@ -225,23 +225,26 @@ async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<
     start_callbackd_with(dir, |_| {}).await
 }
 
+/// The configuration every benchmark starts callbackd with: port 0, the data in `dir`, the
+/// demo's services and agents from the checkout, the bench's admin token.
+fn bench_config(dir: &std::path::Path) -> Config {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        services_file: callbackd::config::SeedFile::File(root.join("data/services.toml")),
+        agents_file: callbackd::config::SeedFile::File(root.join("data/agents.toml")),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Config::default()
+    }
+}
+
 /// Like [`start_callbackd`], after `adjust` changed the configuration.
 async fn start_callbackd_with(
     dir: &std::path::Path,
     adjust: impl FnOnce(&mut Config),
 ) -> (SocketAddr, oneshot::Sender<()>) {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        services_file: callbackd::config::SeedFile::File(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
-        ),
-        agents_file: callbackd::config::SeedFile::File(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
-        ),
-        admin_token: Some(ADMIN_TOKEN.into()),
-        ..Config::default()
-    };
+    let mut config = bench_config(dir);
     adjust(&mut config);
     let app = App::build(config).await.expect("callbackd builds");
     let addr = app.local_addr();

@@ -214,14 +214,9 @@ async fn start_callbackd_with_store(
     tokio::sync::oneshot::Sender<()>,
 ) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = callbackd::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        services_file: callbackd::config::SeedFile::File(root.join("data/services.toml")),
-        agents_file: callbackd::config::SeedFile::File(root.join("tests/api/fixtures/agents.toml")),
-        admin_token: Some(ADMIN_TOKEN.into()),
-        ..callbackd::config::Config::default()
-    };
+    let mut config = super::bench_config(dir);
+    config.agents_file =
+        callbackd::config::SeedFile::File(root.join("tests/api/fixtures/agents.toml"));
     let app = callbackd::App::build(config)
         .await
         .expect("callbackd builds");

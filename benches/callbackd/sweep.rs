@@ -100,18 +100,7 @@ async fn start(
     clock: ManualClock,
     clients: usize,
 ) -> (SocketAddr, Bayeux, oneshot::Sender<()>) {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        services_file: callbackd::config::SeedFile::File(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/services.toml"),
-        ),
-        agents_file: callbackd::config::SeedFile::File(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/agents.toml"),
-        ),
-        admin_token: Some(ADMIN_TOKEN.into()),
-        ..Config::default()
-    };
+    let mut config = super::bench_config(dir);
     config.cometd.max_interval_ms = MAX_INTERVAL_MS;
     config.cometd.max_clients = clients.max(config.cometd.max_clients);
     let app = App::build_with_clock(config, Arc::new(clock))
