@@ -16,7 +16,7 @@ use callbackd::domain::service::{CallbackState, ServiceRecord};
 use callbackd::store::Store;
 use reqwest::Client;
 
-use super::{percentile, ADMIN_TOKEN};
+use super::percentile;
 
 const SERVICE: &str = "chat-delay";
 const OWNER: &str = "bench-user";

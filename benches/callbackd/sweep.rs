@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 
 use callbackd::clock::ManualClock;
 use callbackd::cometd::Bayeux;
-use callbackd::config::Config;
 use callbackd::domain::time::Timestamp;
 use callbackd::App;
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::{ms, percentile, ADMIN_TOKEN};
+use super::{ms, percentile};
 
 /// Clients of one `gms_user` (the server's default `max_clients_per_user`).
 const PER_USER: usize = 16;
