@@ -19,7 +19,7 @@ use warp::{Filter, Rejection};
 
 use super::error::ApiError;
 use super::form::{self, Fields};
-use super::{header_text, reply, with_state};
+use super::{gms_user_header, reply, with_state};
 use crate::app::AppState;
 use crate::cometd::{Bayeux, BayeuxError};
 
@@ -61,7 +61,7 @@ fn cometd_poll(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
     cometd_path()
         .and(warp::post())
         .and(with_state(state))
-        .and(header_text("gms_user"))
+        .and(gms_user_header())
         .and(form::body(limit))
         .then(poll_cometd)
 }
@@ -81,7 +81,7 @@ fn cometd_jsonp(state: AppState) -> impl Filter<Extract = (Response,), Error = R
     cometd_path()
         .and(warp::get())
         .and(with_state(state))
-        .and(header_text("gms_user"))
+        .and(gms_user_header())
         .and(form::query_fields())
         .then(jsonp_cometd)
 }
@@ -136,7 +136,7 @@ fn cometd_websocket(
     cometd_path()
         .and(warp::ws())
         .and(with_state(state))
-        .and(header_text("gms_user"))
+        .and(gms_user_header())
         .map(|ws: Ws, state: AppState, gms_user: Option<String>| {
             let limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
             ws.max_message_size(limit)

@@ -97,22 +97,30 @@ impl Client {
 fn client(state: &AppState) -> impl Filter<Extract = (Client,), Error = Rejection> + Clone {
     let fallback = state.settings.fallback_host.clone();
     let public_url = state.settings.public_url.clone();
-    header_text("gms_user").and(header_text("host")).and_then(
+    gms_user_header().and(header_text("host")).map(
         move |gms_user: Option<String>, host: Option<String>| {
-            let base_url = public_url.clone().unwrap_or_else(|| {
-                format!("http://{}", host.unwrap_or_else(|| fallback.clone()))
-            });
-            async move {
-                let gms_user = gms_user.filter(|u| !u.trim().is_empty());
-                if gms_user.as_ref().is_some_and(|u| u.len() > MAX_GMS_USER_BYTES) {
-                    return Err(warp::reject::custom(ApiError::BadRequest(format!(
-                        "header `gms_user` is longer than {MAX_GMS_USER_BYTES} bytes: send the user's identity, not data"
-                    ))));
-                }
-                Ok(Client { gms_user, base_url })
+            let base_url = public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", host.unwrap_or_else(|| fallback.clone())));
+            Client {
+                gms_user: gms_user.filter(|u| !u.trim().is_empty()),
+                base_url,
             }
         },
     )
+}
+
+/// The `gms_user` header, given at most once and at most [`MAX_GMS_USER_BYTES`] long (a 400
+/// naming the header otherwise), on every route that reads it, CometD's included.
+fn gms_user_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    header_text("gms_user").and_then(|gms_user: Option<String>| async move {
+        if gms_user.as_ref().is_some_and(|u| u.len() > MAX_GMS_USER_BYTES) {
+            return Err(warp::reject::custom(ApiError::BadRequest(format!(
+                "header `gms_user` is longer than {MAX_GMS_USER_BYTES} bytes: send the user's identity, not data"
+            ))));
+        }
+        Ok(gms_user)
+    })
 }
 
 /// Checks that the service `{id}` of the path exists (404) and that the caller may reach it
