@@ -91,7 +91,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })?;
     let db_dir = config.db_dir();
     let store = open_store(db_dir.clone()).await?;
-    make_private(&config.data_dir).map_err(|source| StartupError::Io {
+    make_private(&config.data_dir, &db_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot make the data directory {} private (mode 0700, files 0600)",
             config.data_dir.display()
@@ -452,29 +452,26 @@ fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Makes `dir` and everything in it readable by its owner only: directories 0700, files
-/// 0600. The database holds customers' data and the directory the admin token; files sled
-/// creates later are inside the 0700 directory, so no other user can reach them either.
-fn make_private(dir: &Path) -> std::io::Result<()> {
+/// Makes the data directory readable by its owner only: the directory 0700, and what
+/// callbackd keeps in it (the database directory, its files, the token) 0700 / 0600. Other
+/// files an operator put there are left alone; inside a 0700 directory nobody else reaches
+/// them anyway, and neither can anyone reach files sled creates later.
+fn make_private(data_dir: &Path, db_dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mut pending = vec![dir.to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    pending.push(entry.path());
-                } else if kind.is_file() {
-                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
-                }
+        let private_dir = std::fs::Permissions::from_mode(0o700);
+        std::fs::set_permissions(data_dir, private_dir.clone())?;
+        std::fs::set_permissions(db_dir, private_dir)?;
+        for entry in std::fs::read_dir(db_dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = dir;
+    let _ = (data_dir, db_dir);
     Ok(())
 }
 

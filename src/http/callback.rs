@@ -213,6 +213,12 @@ fn query_callbacks(
             return ApiError::from(AppError::UnknownService(name.clone())).into_response();
         }
     }
+    // A query by `_id` is about one service: who may reach it comes before its filters.
+    if let Some((_, id)) = fields.iter().find(|(key, _)| key == "_id") {
+        if let Err(err) = callbacks::check_access(state, id.trim(), client.gms_user()) {
+            return ApiError::from(err).into_response();
+        }
+    }
     let found = CallbackQuery::parse(service_name, fields)
         .map_err(AppError::from)
         .and_then(|query| callbacks::query_callbacks(state, client.gms_user(), &query));

@@ -145,6 +145,18 @@ async fn a_stranger_gets_403_and_an_unknown_id_404_before_the_body_is_read() {
         let status = send_bad_body(&app, method.clone(), &path, GMS_USER).await;
         assert_eq!(status, 404, "{method} {path} on an unknown id");
     }
+    // A query by `_id` is about one service too: access before its filters.
+    let response = app
+        .get(
+            &format!("/genesys/1/service/callback?_id={id}&_callback_state=BOGUS"),
+            Some(STRANGER),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        403,
+        "a stranger's query by _id with a bad filter"
+    );
     // The owner still gets the body judged.
     let status = send_bad_body(
         &app,
