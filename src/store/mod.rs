@@ -576,16 +576,11 @@ impl Store {
         keep: impl Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
-        let ids = self
-            .inner
-            .trees
-            .by_customer
-            .scan_prefix(keys::customer_prefix(customer_number))
-            .map(|item| {
-                let (key, _) = item?;
-                Ok(keys::id_after_separator(&key).map(str::to_string))
-            })
-            .filter_map(Result::transpose);
+        let ids = index_ids(
+            &self.inner.trees.by_customer,
+            keys::customer_prefix(customer_number),
+            keys::id_after_separator,
+        );
         self.collect_records(ids, keep, limit)
     }
 
@@ -611,20 +606,14 @@ impl Store {
         let mut states = states.to_vec();
         states.sort_by_key(|s| s.code());
         states.dedup();
-        let ids = names
-            .into_iter()
-            .flat_map(move |name| {
-                let states = states.clone();
-                states
-                    .into_iter()
-                    .map(move |state| index.scan_prefix(keys::service_state_prefix(&name, state)))
+        let ids = names.into_iter().flat_map(move |name| {
+            let states = states.clone();
+            states.into_iter().flat_map(move |state| {
+                index_ids(index, keys::service_state_prefix(&name, state), |key| {
+                    keys::split_service_state_key(key).map(|(_, _, id)| id)
+                })
             })
-            .flatten()
-            .map(|item| {
-                let (key, _) = item?;
-                Ok(keys::split_service_state_key(&key).map(|(_, _, id)| id.to_string()))
-            })
-            .filter_map(Result::transpose);
+        });
         self.collect_records(ids, keep, limit)
     }
 
@@ -640,16 +629,11 @@ impl Store {
         keep: impl Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
-        let ids = self
-            .inner
-            .trees
-            .by_owner
-            .scan_prefix(keys::owner_prefix(owner, service_name))
-            .map(|item| {
-                let (key, _) = item?;
-                Ok(keys::id_after_owner_prefix(&key).map(str::to_string))
-            })
-            .filter_map(Result::transpose);
+        let ids = index_ids(
+            &self.inner.trees.by_owner,
+            keys::owner_prefix(owner, service_name),
+            keys::id_after_owner_prefix,
+        );
         self.collect_records(ids, keep, limit)
     }
 
@@ -914,6 +898,21 @@ impl IndexKeys {
         }
         Ok(())
     }
+}
+
+/// The service ids named by the keys under `prefix` of the index `tree`, each read from its
+/// key by `id_of` (keys it cannot read are skipped).
+fn index_ids(
+    tree: &sled::Tree,
+    prefix: Vec<u8>,
+    id_of: fn(&[u8]) -> Option<&str>,
+) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+    tree.scan_prefix(prefix)
+        .map(move |item| {
+            let (key, _) = item?;
+            Ok(id_of(&key).map(str::to_string))
+        })
+        .filter_map(Result::transpose)
 }
 
 #[cfg(test)]
