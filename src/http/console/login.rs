@@ -31,7 +31,9 @@ pub fn routes(state: AppState, portal: Portal) -> warp::filters::BoxedFilter<(Re
     login_page(state.clone(), portal)
         .or(login_submit(state.clone(), portal))
         .unify()
-        .or(logout(state, portal))
+        .or(logout(state.clone(), portal))
+        .unify()
+        .or(session_info(state, portal))
         .unify()
         .boxed()
 }
@@ -143,6 +145,34 @@ fn logout(
                 Ok::<_, Rejection>(response)
             },
         )
+}
+
+/// GET /admin/session (or /agent/session): who is signed in, for the page's scripts
+/// `{"username","role","agent"?,"csrf","idle_timeout_secs"}`; 401 without a session. Only
+/// same-origin scripts can read it (no CORS), so handing them the CSRF token is safe.
+fn session_info(
+    state: AppState,
+    portal: Portal,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path(prefix(portal))
+        .and(warp::path("session"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(auth::optional_session(&state, portal))
+        .and(with_state(state))
+        .map(|session: Option<Session>, state: AppState| match session {
+            Some(session) => crate::http::reply::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "username": session.principal.username,
+                    "role": session.principal.role.as_str(),
+                    "agent": session.principal.agent_id,
+                    "csrf": session.csrf,
+                    "idle_timeout_secs": state.sessions.idle_timeout_secs(),
+                }),
+            ),
+            None => crate::http::ApiError::Unauthorized("not signed in".into()).into_response(),
+        })
 }
 
 /// Ends `session` (sign-out).
