@@ -42,6 +42,8 @@ pub struct Config {
     pub cometd: CometdConfig,
     /// Connection limits and timeouts of the HTTP listener (`[http]` in the file).
     pub http: HttpConfig,
+    /// Console and desktop sign-in sessions (`[sessions]`).
+    pub sessions: SessionConfig,
     /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
     /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
     pub idle_control: IdleSettings,
@@ -167,6 +169,9 @@ pub struct HttpConfig {
     /// At most this many connections at once; further ones wait in the listen backlog until
     /// one closes. Absent: the open-file limit minus room for the database and logs.
     pub max_connections: Option<usize>,
+    /// Mark the console's and the desktop's session cookies `Secure` (set it when callbackd is
+    /// reached over HTTPS, through a TLS proxy: browsers then never send the cookie in clear).
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
@@ -175,6 +180,23 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: None,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// `[sessions]`: signed-in users of the console and the agent desktop.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session with no request for this long ends (GMS's Callback UI: 20 minutes).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 20 * 60,
         }
     }
 }
@@ -221,6 +243,7 @@ impl Default for Config {
             httpcb: HttpCallbackSettings::default(),
             cometd: CometdConfig::default(),
             http: HttpConfig::default(),
+            sessions: SessionConfig::default(),
             idle_control: IdleSettings::default(),
             security: SecurityConfig::default(),
             public_url: None,
@@ -282,6 +305,7 @@ struct FileConfig {
     public_url: Option<String>,
     chat: Option<ChatLimits>,
     http: Option<HttpConfig>,
+    sessions: Option<SessionConfig>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -447,6 +471,16 @@ impl Config {
         }
         if let Some(http) = file.http {
             self.http = http;
+        }
+        if let Some(sessions) = file.sessions {
+            if sessions.idle_timeout_secs == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "sessions.idle_timeout_secs",
+                    source_name: source.clone(),
+                    message: "must be at least 1 second".into(),
+                });
+            }
+            self.sessions = sessions;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: `callbackd user ...`, through the database or the running server.
 //! - [`config`]: typed configuration (file, `CALLBACKD_*` environment, flags).
 //! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
 //! - [`domain`]: pure types and rules: options, `_target`, the service lifecycle.
@@ -26,6 +27,7 @@
 
 pub mod app;
 pub mod center;
+pub mod cli;
 pub mod clock;
 pub mod cometd;
 pub mod config;

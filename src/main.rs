@@ -64,6 +64,44 @@ enum Command {
     Migrate,
     /// Validate the configuration and the configured-services file, then exit.
     CheckConfig,
+    /// Manage the users of the console and the agent desktop (works while the server runs).
+    User {
+        #[command(subcommand)]
+        command: UserSubcommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserSubcommand {
+    /// Create a user; asks for the password (or reads it with --password-stdin).
+    Add {
+        /// The sign-in name.
+        name: String,
+        /// administrator, supervisor, monitor or agent.
+        #[arg(long)]
+        role: String,
+        /// The agent id an agent account acts as.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Read the password from one line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+    /// Remove a user (their sessions end).
+    Remove {
+        /// The sign-in name.
+        name: String,
+    },
+    /// Set a user's password (their sessions end).
+    Passwd {
+        /// The sign-in name.
+        name: String,
+        /// Read the password from one line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +133,7 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(config)),
         Command::Migrate => migrate(&config),
         Command::CheckConfig => check_config(&config),
+        Command::User { command } => runtime.block_on(user(&config, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +168,47 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("callbackd stopped");
+    Ok(())
+}
+
+async fn user(config: &Config, command: UserSubcommand) -> Result<(), String> {
+    use callbackd::cli::{PasswordSource, UserCommand};
+    let source = |stdin: bool| {
+        if stdin {
+            PasswordSource::Stdin
+        } else {
+            PasswordSource::Prompt
+        }
+    };
+    let (command, password) = match command {
+        UserSubcommand::Add {
+            name,
+            role,
+            agent,
+            password_stdin,
+        } => (
+            UserCommand::Add {
+                username: name,
+                role,
+                agent,
+            },
+            source(password_stdin),
+        ),
+        UserSubcommand::List => (UserCommand::List, PasswordSource::Stdin),
+        UserSubcommand::Remove { name } => (
+            UserCommand::Remove { username: name },
+            PasswordSource::Stdin,
+        ),
+        UserSubcommand::Passwd {
+            name,
+            password_stdin,
+        } => (
+            UserCommand::Passwd { username: name },
+            source(password_stdin),
+        ),
+    };
+    let output = callbackd::cli::run_user_command(config, command, password).await?;
+    println!("{output}");
     Ok(())
 }
 

@@ -136,6 +136,16 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     }
 
     let admin_token = resolve_admin_token(config)?;
+    let has_administrator = store
+        .accounts()
+        .map_err(store_err)?
+        .iter()
+        .any(|a| a.role == crate::domain::account::Role::Administrator);
+    if !has_administrator {
+        tracing::info!(
+            "no administrator account yet: create one with `callbackd user add NAME --role administrator`; until then, sign in at /admin/login as `admin` with the admin token"
+        );
+    }
 
     let caught_up = {
         let store = store.clone();
@@ -215,10 +225,12 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             allow_anonymous_services: config.security.allow_anonymous_services,
             public_url: config.public_url.clone(),
             egress,
+            secure_cookies: config.http.secure_cookies,
         }),
         agent_writes: Arc::default(),
         notifier,
         bayeux,
+        sessions: crate::app::sessions::Sessions::new(config.sessions.idle_timeout_secs),
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));

@@ -4,6 +4,7 @@
 //! [`AppState`], validate with the `domain` rules, write through the `store`, and wait for the
 //! group commit before returning, so a returned `Ok` is durable.
 
+pub mod accounts;
 pub mod admin;
 pub mod agents;
 pub mod callbacks;
@@ -13,6 +14,7 @@ mod error;
 pub mod lifecycle;
 pub mod notifications;
 pub mod queues;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -51,6 +53,9 @@ pub struct AppState {
     /// The CometD server: its clients and their pending pushes. Owned by `cometd`; the push
     /// layer publishes through it, `http::cometd` feeds it requests.
     pub bayeux: crate::cometd::Bayeux,
+    /// Signed-in console and desktop sessions, and recent failed sign-ins. In memory only:
+    /// a restart signs everyone out.
+    pub sessions: sessions::Sessions,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +84,8 @@ pub struct RuntimeSettings {
     /// Where httpcb URLs may point (`[httpcb] allow`); shared with the push worker, which
     /// checks the same rules again at connect.
     pub egress: Arc<crate::push::egress::EgressPolicy>,
+    /// Mark session cookies `Secure` (`[http] secure_cookies`).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -92,6 +99,7 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("allow_anonymous_services", &self.allow_anonymous_services)
             .field("public_url", &self.public_url)
             .field("egress", &self.egress)
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }

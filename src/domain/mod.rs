@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O, no clock, no storage.
 //!
+//! - [`account`]: console and desktop users: names, roles and what each role may do.
 //! - [`time`]: timestamps and their ISO 8601 wire form.
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
@@ -11,6 +12,7 @@
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
 
+pub mod account;
 pub mod chat;
 pub mod chat_limits;
 pub mod esp;

@@ -9,10 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::error::{respond, ApiError};
+use super::error::respond;
 use super::form::{self, Fields};
 use super::views::{configured_service, query_entry, record_detail};
-use super::{header_text, reply, with_state};
+use super::{reply, with_state};
 use crate::app::admin::{self, QueueQuery};
 use crate::app::{queues, AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
@@ -88,40 +88,7 @@ fn queues_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
 
 /// Passes only requests carrying `Authorization: Bearer <admin token>`.
 pub(super) fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    let expected = state.settings.admin_token.clone();
-    header_text("authorization")
-        .and_then(move |header: Option<String>| {
-            let expected = expected.clone();
-            async move {
-                let Some(expected) = expected.filter(|t| !t.is_empty()) else {
-                    return Err(warp::reject::custom(ApiError::Forbidden(
-                        "the admin API is disabled because no admin token is configured: set admin_token or CALLBACKD_ADMIN_TOKEN".into(),
-                    )));
-                };
-                let given = header
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .map(str::trim);
-                match given {
-                    Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-                    Some(_) => Err(warp::reject::custom(ApiError::Unauthorized(
-                        "the bearer token is wrong: use the admin token from the configuration or <data_dir>/admin_token".into(),
-                    ))),
-                    None => Err(warp::reject::custom(ApiError::Unauthorized(
-                        "send Authorization: Bearer <admin token> (the token is in the configuration or <data_dir>/admin_token)".into(),
-                    ))),
-                }
-            }
-        })
-        .untuple_one()
-}
-
-/// Compares without leaking where the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    super::auth::admin_token(state)
 }
 
 /// GET /genesys/1/admin/services

@@ -85,6 +85,11 @@ impl ApiError {
         }
     }
 
+    /// The message alone (for pages that show the error in place).
+    pub fn into_message(self) -> String {
+        self.message()
+    }
+
     fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m)
@@ -173,6 +178,9 @@ pub fn respond<T>(result: Result<T, AppError>, ok: impl FnOnce(T) -> Response) -
 
 /// Turns every rejection into a GMS error body: our own errors first, then warp's.
 pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(page) = rejection.find::<super::auth::PageRejection>() {
+        return Ok(super::console::page_rejection(page));
+    }
     let error = if let Some(err) = rejection.find::<ApiError>() {
         err.clone()
     } else if rejection.is_not_found() {

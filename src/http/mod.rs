@@ -8,19 +8,25 @@
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
+//! - [`auth`]: session cookies, CSRF and roles for the console, the desktop and their APIs.
+//! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
+//!   users API.
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
 mod agent;
+pub mod auth;
 mod callback;
 mod chat;
 mod cometd;
+pub mod console;
 mod desktop;
 mod error;
 mod esp;
 mod form;
 mod notify;
 mod reply;
+mod users;
 mod views;
 
 use std::convert::Infallible;
@@ -39,7 +45,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 8] = [
+    let groups: [BoxedFilter<(Response,)>; 10] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
@@ -47,7 +53,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),
-        agent::routes(state).boxed(),
+        agent::routes(state.clone()).boxed(),
+        users::routes(state.clone()),
+        console::routes(state),
     ];
     let [first, rest @ ..] = groups;
     rest.into_iter()

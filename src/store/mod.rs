@@ -21,10 +21,13 @@
 //! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (agent-bound) |
 //! | `chat_sessions` | chat session id | [`ChatSession`](crate::center::chat::ChatSession) |
 //! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
+//! | `accounts` | user name | a stored account (`accounts.rs`: its own versioned type, not the domain's) |
 //!
-//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`; the
+//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
+//! console users' in `accounts.rs`; the
 //! in-memory counts of active services in `counts.rs`.
 
+mod accounts;
 mod chat;
 mod codec;
 mod commit;
@@ -64,6 +67,7 @@ pub(crate) mod tree {
     pub const TRANSCRIPTS: &str = "transcripts";
     pub const UNDELIVERED: &str = "undelivered";
     pub const AGENT_NOTIFICATIONS: &str = "agent_notifications";
+    pub const ACCOUNTS: &str = "accounts";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -76,6 +80,7 @@ pub(crate) mod format {
     pub const NOTIFICATION: u8 = 1;
     pub const CHAT_SESSION: u8 = 1;
     pub const TRANSCRIPT_EVENT: u8 = 1;
+    pub const ACCOUNT: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -112,6 +117,10 @@ pub enum StoreError {
         /// Newest version this binary knows.
         supported: u32,
     },
+    /// Another process (a running server) holds the database's lock; sled lets one process
+    /// open it at a time.
+    #[error("the database is in use by another process (a running callbackd?): {0}")]
+    Locked(String),
     /// A flush failed; the change may not be durable.
     #[error("flushing the database failed: {0}")]
     Flush(String),
@@ -168,6 +177,7 @@ struct Trees {
     transcripts: Tree,
     undelivered: Tree,
     agent_notifications: Tree,
+    accounts: Tree,
 }
 
 impl Trees {
@@ -187,6 +197,7 @@ impl Trees {
             transcripts: db.open_tree(tree::TRANSCRIPTS)?,
             undelivered: db.open_tree(tree::UNDELIVERED)?,
             agent_notifications: db.open_tree(tree::AGENT_NOTIFICATIONS)?,
+            accounts: db.open_tree(tree::ACCOUNTS)?,
         })
     }
 }
@@ -229,7 +240,16 @@ impl Store {
     /// # Errors
     /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|err| match err {
+                // sled words its lock failure as an `Other` I/O error; this is how to know it.
+                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                    StoreError::Locked(io.to_string())
+                }
+                other => StoreError::from(other),
+            })?;
         Self::from_db(db)
     }
 

@@ -170,6 +170,78 @@ impl TestApp {
         body["_id"].as_str().expect("_id").to_string()
     }
 
+    /// Creates a console or desktop user through the users API (bearer token); `agent` for
+    /// the agent role.
+    pub async fn add_user(&self, username: &str, role: &str, agent: Option<&str>, password: &str) {
+        let response = self
+            .admin(Method::POST, "/genesys/1/admin/users")
+            .json(&serde_json::json!({
+                "username": username, "role": role, "agent": agent, "password": password,
+            }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        assert_eq!(
+            status,
+            201,
+            "add user {username}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Signs in through the form of `portal` (`admin` or `agent`) and returns the session:
+    /// its cookie and the CSRF token the landing page carries. Panics if the sign-in fails.
+    pub async fn sign_in(&self, portal: &str, username: &str, password: &str) -> SignedIn {
+        let response = self
+            .pages()
+            .post(format!("{}/{portal}/login", self.address))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(
+            response.status(),
+            303,
+            "sign in as {username} at /{portal}/login"
+        );
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.split(';').next().filter(|pair| pair.contains('=')))
+            .expect("a session cookie")
+            .to_string();
+        let session: serde_json::Value = self
+            .pages()
+            .get(format!("{}/{portal}/session", self.address))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("the session as JSON");
+        let csrf = session["csrf"].as_str().expect("csrf").to_string();
+        SignedIn { cookie, csrf }
+    }
+
+    /// A client that does not follow redirects, as pages' tests need (303s are asserted).
+    pub fn pages(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// A request to `path` with `session`'s cookie, not following redirects.
+    pub fn as_user(&self, session: &SignedIn, method: Method, path: &str) -> RequestBuilder {
+        self.pages()
+            .request(method, format!("{}{path}", self.address))
+            .header("cookie", &session.cookie)
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -179,6 +251,15 @@ impl TestApp {
             server.await.expect("server task ends");
         }
     }
+}
+
+/// A signed-in browser session, as a test holds it.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// `name=value` for the `Cookie` header.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
 }
 
 /// Reads a JSON body, failing the test with the status and raw text if it is not JSON.
@@ -376,4 +457,62 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The script's own steps time out after a few seconds each; this only catches a hung node.
+const NODE_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs `node tests/node/<script> <args...>` to its end and returns what it printed; panics
+/// with that output if it fails or hangs. Needs Node 20+ and `npm ci --prefix tests/node`
+/// (`scripts/test` does both checks).
+pub fn run_node(script: &str, args: &[&str]) -> String {
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        node_dir.join("node_modules").is_dir(),
+        "tests/node/node_modules is missing: run `npm ci --prefix tests/node` (needs Node 20+ and npm) before `cargo test`, or run scripts/test"
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    // Output goes to a file, so that a hung node can be killed and its output still shown.
+    let out_path = out_dir.path().join("node.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new("node")
+        .arg(node_dir.join(script))
+        .args(args)
+        .env(
+            "SCREENSHOT_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"),
+        )
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run `node` ({err}): install Node 20+"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > NODE_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    println!("{output}");
+    match status {
+        Some(status) => assert!(status.success(), "{script} failed ({status}):\n{output}"),
+        None => panic!("{script} still running after {NODE_DEADLINE:?}:\n{output}"),
+    }
+    output
+}
+
+/// Whether Debian's Chromium is installed (the browser tests need it; scripts/test installs
+/// it). A browser test panics with this message when it is missing: it is never skipped.
+pub fn require_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Chromium is missing: run scripts/test (it installs Debian's chromium and chromium-driver), or apt-get install -y chromium chromium-driver"
+    );
 }

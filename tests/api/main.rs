@@ -12,6 +12,7 @@ mod agents;
 mod callbacks;
 mod chat;
 mod cometd;
+mod console;
 mod errors;
 mod esp;
 mod node_client;

@@ -1,0 +1,177 @@
+//! Console and desktop users (`accounts` tree, keyed by user name).
+//!
+//! The stored value is its own type, [`StoredAccount`], not the domain's [`Account`], so that
+//! renaming a domain field cannot change the bytes on disk; its golden-bytes test pins the
+//! format.
+
+use serde::{Deserialize, Serialize};
+
+use super::{codec, format, Store, StoreError};
+use crate::domain::account::{Account, Role, Username};
+use crate::domain::time::Timestamp;
+
+/// Format 1 of a stored account. Change it only with a new format number and a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredAccount {
+    username: String,
+    /// 0 administrator, 1 supervisor, 2 monitor, 3 agent.
+    role: u8,
+    agent_id: Option<String>,
+    password_hash: String,
+    created_at_ms: u64,
+}
+
+impl StoredAccount {
+    fn from_account(account: &Account) -> Self {
+        Self {
+            username: account.username.as_str().to_string(),
+            role: match account.role {
+                Role::Administrator => 0,
+                Role::Supervisor => 1,
+                Role::Monitor => 2,
+                Role::Agent => 3,
+            },
+            agent_id: account.agent_id.clone(),
+            password_hash: account.password_hash.clone(),
+            created_at_ms: account.created_at.as_millis(),
+        }
+    }
+
+    fn into_account(self) -> Result<Account, StoreError> {
+        let what = || format!("account {}", self.username);
+        let role = match self.role {
+            0 => Role::Administrator,
+            1 => Role::Supervisor,
+            2 => Role::Monitor,
+            3 => Role::Agent,
+            other => {
+                return Err(StoreError::Corrupt {
+                    what: what(),
+                    reason: format!("unknown role {other}"),
+                })
+            }
+        };
+        let username = Username::parse(&self.username).map_err(|err| StoreError::Corrupt {
+            what: what(),
+            reason: err.message,
+        })?;
+        Ok(Account {
+            username,
+            role,
+            agent_id: self.agent_id,
+            password_hash: self.password_hash,
+            created_at: Timestamp::from_millis(self.created_at_ms),
+        })
+    }
+}
+
+impl Store {
+    /// Creates or replaces an account. Not yet durable: wait for the group commit.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        let bytes = codec::encode(format::ACCOUNT, &StoredAccount::from_account(account))?;
+        self.inner
+            .trees
+            .accounts
+            .insert(account.username.as_str().as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// The account named `username`.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        match self.inner.trees.accounts.get(username.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes, username)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every account, by name.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.inner
+            .trees
+            .accounts
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&value, &String::from_utf8_lossy(&key))
+            })
+            .collect()
+    }
+
+    /// Removes an account; false if there was none. Not yet durable.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_account(&self, username: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .accounts
+            .remove(username.as_bytes())?
+            .is_some())
+    }
+}
+
+fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError> {
+    let stored: StoredAccount =
+        codec::decode(format::ACCOUNT, bytes, &format!("account {username}"))?;
+    stored.into_account()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kristi() -> Account {
+        Account {
+            username: Username::parse("kristi").unwrap(),
+            role: Role::Agent,
+            agent_id: Some("kristi".into()),
+            password_hash: "$argon2id$x".into(),
+            created_at: Timestamp::from_millis(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn format_1_bytes_still_read() {
+        // Written by the first release that stored accounts; must decode forever.
+        let golden: &[u8] = &[
+            1, 6, 107, 114, 105, 115, 116, 105, 3, 1, 6, 107, 114, 105, 115, 116, 105, 11, 36, 97,
+            114, 103, 111, 110, 50, 105, 100, 36, 120, 253, 0, 104, 229, 207, 139, 1, 0, 0,
+        ];
+        let bytes =
+            codec::encode(format::ACCOUNT, &StoredAccount::from_account(&kristi())).unwrap();
+        assert_eq!(bytes, golden, "the stored format of an account changed");
+        assert_eq!(decode(golden, "kristi").unwrap(), kristi());
+    }
+
+    #[test]
+    fn accounts_are_stored_listed_and_removed() {
+        let store = Store::open_temporary().unwrap();
+        store.put_account(&kristi()).unwrap();
+        assert_eq!(store.account("kristi").unwrap(), Some(kristi()));
+        assert_eq!(store.accounts().unwrap().len(), 1);
+        assert!(store.delete_account("kristi").unwrap());
+        assert!(!store.delete_account("kristi").unwrap());
+        assert_eq!(store.account("kristi").unwrap(), None);
+    }
+
+    #[test]
+    fn an_unknown_role_is_refused_loudly() {
+        let mut stored = StoredAccount::from_account(&kristi());
+        stored.role = 9;
+        let bytes = codec::encode(format::ACCOUNT, &stored).unwrap();
+        assert!(matches!(
+            decode(&bytes, "kristi"),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

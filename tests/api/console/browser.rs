@@ -1,0 +1,17 @@
+//! The console in headless Chromium (tests/node/console_*.mjs, driven by playwright-core):
+//! each script fails on any console error in a page and saves screenshots under
+//! target/screenshots.
+
+use crate::helpers::{require_chromium, run_node, ServerProcess, ADMIN_TOKEN};
+
+#[test]
+fn an_administrator_signs_in_adds_a_supervisor_who_is_refused_the_users_page() {
+    require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let output = run_node("console_users.mjs", &[&server.address, ADMIN_TOKEN]);
+    assert!(
+        output.contains("ok   the administrator signed out"),
+        "{output}"
+    );
+}

@@ -1,0 +1,6 @@
+//! The Service Management console (`/admin/...`): its sign-in rules over HTTP, and its pages
+//! in a real browser.
+
+mod browser;
+mod signin;
+mod users;

@@ -1,0 +1,111 @@
+// Shared by the browser tests: launches Debian's Chromium through playwright-core, fails on
+// any console error or uncaught exception in a page, and saves screenshots under
+// target/screenshots (never committed). Each test script imports what it needs:
+//
+//   import { launch, newPage, shot, signIn, step, fail } from "./browser.mjs";
+//
+// Scripts get the server's address as argv[2] and the admin token as argv[3]
+// (see tests/api/browser.rs).
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const SCREENSHOTS = process.env.SCREENSHOT_DIR || join(here, "..", "..", "target", "screenshots");
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+/** Chromium as the machine has it: no downloads, no background networking. */
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+}
+
+const errors = [];
+
+/**
+ * A page in a new context (its own cookies) whose console errors and uncaught exceptions
+ * fail the test. `viewport` defaults to 1280x800.
+ */
+export async function newPage(browser, { viewport = { width: 1280, height: 800 }, name = "page" } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  page.expectedFailures = new Set();
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    const url = message.location().url || "";
+    // A page the test asked for knowing it answers 4xx (a 403 page, say) logs an error too.
+    if (message.text().startsWith("Failed to load resource") && page.expectedFailures.has(url)) return;
+    errors.push(`${name}: console error: ${message.text()} (${url})`);
+  });
+  page.on("pageerror", (error) => errors.push(`${name}: uncaught: ${error.message}`));
+  page.setDefaultTimeout(10_000);
+  return page;
+}
+
+/** Goes to `url`, which is expected to answer `status` (a 403 page): its load error is not a page error. */
+export async function gotoExpecting(page, url, status) {
+  page.expectedFailures.add(url);
+  const response = await page.goto(url);
+  if (response.status() !== status) fail(`${url} answered ${response.status()}, expected ${status}`);
+  return response;
+}
+
+/** Saves a full-page screenshot as target/screenshots/<name>.png. */
+export async function shot(page, name) {
+  const path = join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`screenshot ${path}`);
+}
+
+/**
+ * Signs in through the form of `portal` ("admin" or "agent") and waits for the landing page,
+ * or for `next` (a path of the portal) when given.
+ */
+export async function signIn(page, base, username, password, portal = "admin", next = null) {
+  if (next) page.expectedFailures.add(`${base}${next}`);
+  await page.goto(`${base}/${portal}/login${next ? `?next=${encodeURIComponent(next)}` : ""}`);
+  await page.getByLabel("User name").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await Promise.all([
+    page.waitForURL((url) => !url.pathname.endsWith("/login")),
+    page.getByRole("button", { name: "Sign in" }).click(),
+  ]);
+}
+
+/** Logs one step; the Rust side prints the output when the script fails. */
+export function step(message) {
+  console.log(`ok   ${message}`);
+}
+
+/** Throws with `message` (the script then exits non-zero). */
+export function fail(message) {
+  throw new Error(message);
+}
+
+/** Call at the end: fails if any page logged an error. */
+export function assertNoPageErrors() {
+  if (errors.length > 0) fail(`errors in pages:\n${errors.join("\n")}`);
+}
+
+/** Runs `body(browser)` with a browser, closes it, checks page errors, sets the exit code. */
+export async function run(body) {
+  const browser = await launch();
+  try {
+    await body(browser);
+    assertNoPageErrors();
+    console.log("done");
+  } catch (error) {
+    console.error(`FAIL ${error.stack || error}`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
