@@ -11,6 +11,7 @@ mod catalog;
 pub mod chat;
 mod error;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notifications;
 pub mod queues;
 
@@ -51,6 +52,10 @@ pub struct AppState {
     /// The CometD server: its clients and their pending pushes. Owned by `cometd`; the push
     /// layer publishes through it, `http::cometd` feeds it requests.
     pub bayeux: crate::cometd::Bayeux,
+    /// The Prometheus registry of this server (not a global: a test process runs many
+    /// servers). Requests are counted by `http`; the counters of the other modules are
+    /// registered in it at start-up.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +84,8 @@ pub struct RuntimeSettings {
     /// Where httpcb URLs may point (`[httpcb] allow`); shared with the push worker, which
     /// checks the same rules again at connect.
     pub egress: Arc<crate::push::egress::EgressPolicy>,
+    /// `GET /metrics` needs no token (`[metrics] public`).
+    pub metrics_public: bool,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -92,6 +99,7 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("allow_anonymous_services", &self.allow_anonymous_services)
             .field("public_url", &self.public_url)
             .field("egress", &self.egress)
+            .field("metrics_public", &self.metrics_public)
             .finish()
     }
 }

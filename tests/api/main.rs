@@ -14,6 +14,7 @@ mod chat;
 mod cometd;
 mod errors;
 mod esp;
+mod metrics;
 mod node_client;
 mod notifications;
 mod push;
