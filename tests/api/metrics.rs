@@ -345,3 +345,123 @@ async fn cometd_clients_and_held_connects_are_shown() {
     let answered = held.await.unwrap().unwrap();
     assert_eq!(answered.status(), 200);
 }
+
+/// A receiver on a free port answering 200 to every POST to `/push`; returns its URL.
+async fn accepting_receiver() -> String {
+    use warp::Filter;
+    let route = warp::path("push").and(warp::post()).map(warp::reply);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    format!("http://{addr}/push")
+}
+
+/// Sends an internal notification to service `id` (which pushes it to its device).
+async fn notify(app: &TestApp, id: &str) {
+    let response = app
+        .post_form(
+            &format!("/genesys/1/service/{id}/internal-notification"),
+            Some(GMS_USER),
+            &[
+                ("_display_message", "hello"),
+                ("_application_message", "APP"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200, "internal-notification");
+}
+
+#[tokio::test]
+async fn httpcb_deliveries_retries_and_failures_are_counted() {
+    // Arrange: one destination that answers, one port nobody listens on; two attempts each.
+    let delivering = accepting_receiver().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/push", listener.local_addr().expect("address"))
+    };
+    let app = spawn_app_with(|config| {
+        config.httpcb.attempts = 2;
+        config.httpcb.timeout = Duration::from_secs(2);
+        config.httpcb.backoff = Duration::from_millis(10);
+        config.httpcb.allow = vec!["127.0.0.0/8".parse().expect("network")];
+    })
+    .await;
+    for (number, url) in [("4082652649", &delivering), ("4082652650", &closed)] {
+        let id = app
+            .create(
+                "chat-delay",
+                &[
+                    ("_customer_number", number),
+                    ("_device_os", "httpcb"),
+                    ("_device_notification_id", url),
+                ],
+            )
+            .await;
+        notify(&app, &id).await;
+    }
+
+    // Act and assert: one delivered; the other failed, was tried again, and failed again.
+    eventually(Duration::from_secs(10), "the httpcb outcomes", || async {
+        let samples = scrape(&app).await;
+        let counted = |name: &str| value(&samples, name, &[]);
+        (counted("callbackd_httpcb_deliveries_total") == Some(1.0)
+            && counted("callbackd_httpcb_failures_total") == Some(2.0)
+            && counted("callbackd_httpcb_retries_total") == Some(1.0))
+        .then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_to_a_subscribed_cometd_client_is_counted() {
+    // Arrange: a client of the seeds' user subscribed to /_genesys, and a comet service.
+    let app = spawn_app().await;
+    let cometd = |body: serde_json::Value| {
+        app.request(Method::POST, "/genesys/cometd")
+            .header("gms_user", GMS_USER)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let reply: serde_json::Value =
+        cometd(json!([{"version":"1.0","channel":"/meta/handshake","id":"1"}]))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let client_id = reply[0]["clientId"].as_str().expect("clientId").to_string();
+    let subscribed: serde_json::Value = cometd(json!([{"channel":"/meta/subscribe",
+        "subscription":"/_genesys","clientId":client_id,"id":"2"}]))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(subscribed[0]["successful"], true, "{subscribed}");
+    let id = app
+        .create(
+            "chat-delay",
+            &[("_customer_number", "4082652649"), ("_device_os", "comet")],
+        )
+        .await;
+    let before = value(&scrape(&app).await, "callbackd_cometd_pushes_total", &[]).unwrap();
+
+    // Act
+    notify(&app, &id).await;
+
+    // Assert
+    eventually(
+        Duration::from_secs(10),
+        "the push to be counted",
+        || async {
+            let pushes = value(&scrape(&app).await, "callbackd_cometd_pushes_total", &[]);
+            (pushes == Some(before + 1.0)).then_some(())
+        },
+    )
+    .await;
+    app.stop().await;
+}
