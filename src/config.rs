@@ -56,6 +56,17 @@ pub struct Config {
     /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
     /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
     pub chat: ChatLimits,
+    /// Who may read `GET /metrics` (`[metrics]` in the file).
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: access to `GET /metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` without the admin bearer token (for a scraper on a trusted network).
+    /// Off by default: the metrics name services and queues.
+    pub public: bool,
 }
 
 /// Where the configured services or the agents loaded into an empty database come from.
@@ -248,6 +259,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             public_url: None,
             chat: ChatLimits::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -306,6 +318,7 @@ struct FileConfig {
     chat: Option<ChatLimits>,
     http: Option<HttpConfig>,
     sessions: Option<SessionConfig>,
+    metrics: Option<MetricsConfig>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -481,6 +494,9 @@ impl Config {
                 });
             }
             self.sessions = sessions;
+        }
+        if let Some(metrics) = file.metrics {
+            self.metrics = metrics;
         }
         Ok(())
     }
@@ -893,6 +909,23 @@ mod tests {
         std::fs::write(&file, "[chat]\nmax_messages = 3\n").unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("max_messages"), "{err}");
+    }
+
+    #[test]
+    fn the_metrics_section_makes_metrics_public_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(&[]), &Overrides::default())
+        };
+        assert!(
+            !load("").unwrap().metrics.public,
+            "token required by default"
+        );
+        assert!(load("[metrics]\npublic = true\n").unwrap().metrics.public);
+        let err = load("[metrics]\nopen = true\n").unwrap_err();
+        assert!(err.to_string().contains("open"), "{err}");
     }
 
     #[test]

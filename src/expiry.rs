@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::center::chat::ChatServer;
@@ -16,6 +17,23 @@ use crate::store::{Store, StoreError};
 
 /// Services removed per storage batch.
 pub(crate) const BATCH: usize = 1000;
+
+/// What the expiry job counts for `/metrics`. Clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryCounters {
+    /// Runs that finished (successfully or not).
+    pub runs: Counter,
+    /// Services removed.
+    pub removed: Counter,
+}
+
+impl ExpiryCounters {
+    /// Books one run that removed `removed` services.
+    pub fn ran(&self, removed: usize) {
+        self.runs.inc();
+        self.removed.inc_by(removed as u64);
+    }
+}
 
 /// Removes every service due at `now`. Work is proportional to the number due (an index range
 /// scan), not to the number stored. Returns the ids removed.
@@ -49,6 +67,7 @@ pub async fn schedule(
     clock: Arc<dyn Clock>,
     router: RouterHandle,
     chat: ChatServer,
+    counters: ExpiryCounters,
     schedule: &str,
 ) -> Result<JobScheduler, String> {
     let scheduler = JobScheduler::new()
@@ -59,17 +78,22 @@ pub async fn schedule(
         let clock = clock.clone();
         let router = router.clone();
         let chat = chat.clone();
+        let counters = counters.clone();
         Box::pin(async move {
             let now = clock.now();
             // sled calls block; keep them off the async workers.
             match tokio::task::spawn_blocking(move || run_once(&store, now)).await {
                 Ok(Ok(removed)) => {
+                    counters.ran(removed.len());
                     for service in removed {
                         chat.forget(&service);
                         router.send(Event::Removed { service });
                     }
                 }
-                Ok(Err(err)) => tracing::error!(error = %err, "expiry run failed"),
+                Ok(Err(err)) => {
+                    counters.ran(0);
+                    tracing::error!(error = %err, "expiry run failed");
+                }
                 Err(err) => tracing::error!(error = %err, "expiry task panicked"),
             }
         })

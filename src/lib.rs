@@ -18,6 +18,7 @@
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
+//! - [`metrics`]: the Prometheus registry behind `GET /metrics`.
 //! - [`server`]: the HTTP connection loop: connection limit, header-read and idle timeouts,
 //!   accept backoff, graceful stop.
 //! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
@@ -34,6 +35,7 @@ pub mod config;
 pub mod domain;
 pub mod expiry;
 pub mod http;
+pub mod metrics;
 pub mod push;
 pub mod router;
 pub mod server;
@@ -125,6 +127,7 @@ impl App {
             state.clock.clone(),
             state.router.clone(),
             state.chat.clone(),
+            state.metrics.expiry().clone(),
             &config.expiry_schedule,
         )
         .await

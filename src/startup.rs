@@ -17,7 +17,8 @@ use crate::cometd::{Bayeux, BayeuxSettings};
 use crate::config::{Config, SeedFile};
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
-use crate::expiry;
+use crate::expiry::{self, ExpiryCounters};
+use crate::metrics::{Metrics, Sources};
 use crate::push::comet::{replay_to_subscribers, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
@@ -147,6 +148,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         );
     }
 
+    let expiry_counters = ExpiryCounters::default();
     let caught_up = {
         let store = store.clone();
         let now = clock.now();
@@ -155,6 +157,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             .map_err(|err| StartupError::Jobs(err.to_string()))?
             .map_err(store_err)?
     };
+    expiry_counters.ran(caught_up.len());
     if !caught_up.is_empty() {
         tracing::info!(
             removed = caught_up.len(),
@@ -187,6 +190,12 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         },
         clock.clone(),
     );
+    let metrics = Metrics::new(Sources {
+        commit: store.commit_stats(),
+        cometd: bayeux.counters(),
+        httpcb: http_callbacks.counters(),
+        expiry: &expiry_counters,
+    });
     let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
     tokio::spawn(replay_to_subscribers(notifier.clone(), subscribed));
     let chat = ChatServer::new(
@@ -226,11 +235,13 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             public_url: config.public_url.clone(),
             egress,
             secure_cookies: config.http.secure_cookies,
+            metrics_public: config.metrics.public,
         }),
         agent_writes: Arc::default(),
         notifier,
         bayeux,
         sessions: crate::app::sessions::Sessions::new(config.sessions.idle_timeout_secs),
+        metrics,
     };
     // Ends when the router task drops its sender, at shutdown.
     tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));

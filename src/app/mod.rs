@@ -12,6 +12,7 @@ mod catalog;
 pub mod chat;
 mod error;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notifications;
 pub mod queues;
 pub mod sessions;
@@ -56,6 +57,10 @@ pub struct AppState {
     /// Signed-in console and desktop sessions, and recent failed sign-ins. In memory only:
     /// a restart signs everyone out.
     pub sessions: sessions::Sessions,
+    /// The Prometheus registry of this server (not a global: a test process runs many
+    /// servers). Requests are counted by `http`; the counters of the other modules are
+    /// registered in it at start-up.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,6 +91,8 @@ pub struct RuntimeSettings {
     pub egress: Arc<crate::push::egress::EgressPolicy>,
     /// Mark session cookies `Secure` (`[http] secure_cookies`).
     pub secure_cookies: bool,
+    /// `GET /metrics` needs no token (`[metrics] public`).
+    pub metrics_public: bool,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -100,6 +107,7 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("public_url", &self.public_url)
             .field("egress", &self.egress)
             .field("secure_cookies", &self.secure_cookies)
+            .field("metrics_public", &self.metrics_public)
             .finish()
     }
 }

@@ -29,6 +29,8 @@ pub mod protocol;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -115,6 +117,33 @@ struct Shared {
     subscribed: mpsc::UnboundedSender<Subscribed>,
     /// True once the server is stopping: held connects are answered, new ones refused.
     stopping: watch::Sender<bool>,
+    /// Counted for `/metrics`.
+    counters: CometdCounters,
+}
+
+/// What the CometD server counts for `/metrics`. Clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct CometdCounters {
+    /// Pushes queued for a client (one push to three clients counts three).
+    pub pushes: Counter,
+    /// `/meta/connect`s being held right now.
+    pub held_connects: Gauge,
+}
+
+/// Counts a held connect for as long as it lives, however its request ends.
+struct HeldConnect(Gauge);
+
+impl HeldConnect {
+    fn start(gauge: &Gauge) -> HeldConnect {
+        gauge.inc();
+        HeldConnect(gauge.clone())
+    }
+}
+
+impl Drop for HeldConnect {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl std::fmt::Debug for Bayeux {
@@ -165,6 +194,7 @@ impl Bayeux {
                 clients: Mutex::new(Clients::new(limits)),
                 subscribed,
                 stopping: watch::Sender::new(false),
+                counters: CometdCounters::default(),
             }),
         };
         (bayeux, announcements)
@@ -181,7 +211,9 @@ impl Bayeux {
     pub fn publish(&self, gms_user: &str, push: &Push) -> usize {
         let push = Arc::new(push.clone());
         let max_queue = self.shared.settings.max_queue;
-        self.lock().publish(gms_user, &push, max_queue)
+        let queued = self.lock().publish(gms_user, &push, max_queue);
+        self.shared.counters.pushes.inc_by(queued as u64);
+        queued
     }
 
     /// Queues `push` for one client only (used to replay to the client that just subscribed).
@@ -190,7 +222,11 @@ impl Bayeux {
     pub fn publish_to(&self, client_id: &str, push: &Push) -> bool {
         let push = Arc::new(push.clone());
         let max_queue = self.shared.settings.max_queue;
-        self.lock().publish_to(client_id, &push, max_queue).is_ok()
+        let queued = self.lock().publish_to(client_id, &push, max_queue).is_ok();
+        if queued {
+            self.shared.counters.pushes.inc();
+        }
+        queued
     }
 
     /// Handles one request body (long-polling transport) from a client that sent header
@@ -295,6 +331,11 @@ impl Bayeux {
         self.lock().len()
     }
 
+    /// Pushes and held connects, for `/metrics`.
+    pub fn counters(&self) -> &CometdCounters {
+        &self.shared.counters
+    }
+
     fn lock(&self) -> MutexGuard<'_, Clients> {
         // Nothing panics under this lock; if something ever did, the map is still usable.
         self.shared
@@ -393,6 +434,7 @@ impl Bayeux {
             (client.hold(), advice)
         };
 
+        let _holding = HeldConnect::start(&self.shared.counters.held_connects);
         let held = tokio::select! {
             // A push, a newer connect of this client, a disconnect or the shutdown.
             woke = waiter => Held::Woke(woke.unwrap_or(Wake::Removed)),

@@ -11,6 +11,7 @@
 //! - [`auth`]: session cookies, CSRF and roles for the console, the desktop and their APIs.
 //! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
 //!   users API.
+//! - [`metrics`]: `GET /metrics` (Prometheus); every request is counted in [`routes`].
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
@@ -24,6 +25,7 @@ mod desktop;
 mod error;
 mod esp;
 mod form;
+mod metrics;
 mod notify;
 mod reply;
 mod users;
@@ -39,13 +41,15 @@ pub use error::ApiError;
 
 use crate::app::AppState;
 
-/// Every route of the server, with errors turned into GMS error bodies.
+/// Every route of the server, with errors turned into GMS error bodies, and every answer
+/// counted by route template and status for `/metrics`.
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let metrics = state.metrics.clone();
     // Each group is boxed: one filter type per group instead of one type nesting them all,
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 10] = [
+    let groups: [BoxedFilter<(Response,)>; 11] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
@@ -53,6 +57,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),
+        metrics::routes(state.clone()).boxed(),
         agent::routes(state.clone()).boxed(),
         users::routes(state.clone()),
         console::routes(state),
@@ -61,6 +66,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     rest.into_iter()
         .fold(first, |routes, group| routes.or(group).unify().boxed())
         .recover(error::handle_rejection)
+        // Around everything, so that rejections (404, 401, ...) are counted with the status
+        // they were answered with.
+        .with(warp::log::custom(move |info| {
+            metrics.observe_request(
+                info.method().as_str(),
+                info.path(),
+                info.status().as_u16(),
+                info.elapsed(),
+            )
+        }))
 }
 
 /// Runs a state-changing operation to its end even if the client goes away: hyper drops a

@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -102,6 +103,18 @@ pub struct Job {
 #[derive(Debug, Clone)]
 pub struct HttpCallbacks {
     jobs: mpsc::Sender<Job>,
+    counters: HttpcbCounters,
+}
+
+/// What the worker counts for `/metrics`, per POST. Clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct HttpcbCounters {
+    /// POSTs answered 2xx: the notification is delivered.
+    pub deliveries: Counter,
+    /// Failed POSTs that are tried again later.
+    pub retries: Counter,
+    /// POSTs that failed (unreachable, timeout, not 2xx), retried or not.
+    pub failures: Counter,
 }
 
 impl HttpCallbacks {
@@ -114,15 +127,24 @@ impl HttpCallbacks {
         shutdown: watch::Receiver<bool>,
     ) -> (HttpCallbacks, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(store, settings, policy, rx, shutdown));
-        (HttpCallbacks { jobs: tx }, handle)
+        let counters = HttpcbCounters::default();
+        let handle = tokio::spawn(run(store, settings, policy, rx, shutdown, counters.clone()));
+        (HttpCallbacks { jobs: tx, counters }, handle)
+    }
+
+    /// Deliveries, retries and failures so far, for `/metrics`.
+    pub fn counters(&self) -> &HttpcbCounters {
+        &self.counters
     }
 
     /// A sender without worker: every job is dropped (logged) and its notification waits
     /// for polling. For tests and tools that never push.
     pub fn disabled() -> HttpCallbacks {
         let (tx, _) = mpsc::channel(1);
-        HttpCallbacks { jobs: tx }
+        HttpCallbacks {
+            jobs: tx,
+            counters: HttpcbCounters::default(),
+        }
     }
 
     /// Queues a POST; when the queue is full or the worker stopped, the notification waits
@@ -301,6 +323,8 @@ struct Dispatcher {
     retries: BTreeMap<(Instant, u64), (String, Pending)>,
     retry_counter: u64,
     running: JoinSet<(String, Pending, Outcome)>,
+    /// Shared with [`HttpCallbacks::counters`].
+    counters: HttpcbCounters,
 }
 
 impl Dispatcher {
@@ -376,6 +400,7 @@ impl Dispatcher {
         destination.in_flight = destination.in_flight.saturating_sub(1);
         match outcome {
             Outcome::Delivered => {
+                self.counters.deliveries.inc();
                 destination.failures = 0;
                 destination.breaker = Breaker::Closed;
             }
@@ -386,6 +411,7 @@ impl Dispatcher {
                 }
             }
             Outcome::Failed => {
+                self.counters.failures.inc();
                 destination.failures += 1;
                 if destination.failures >= self.settings.breaker_failures {
                     let dropped = destination.queue.len();
@@ -400,6 +426,7 @@ impl Dispatcher {
                         .backoff
                         .saturating_mul(1 << (pending.attempt - 1).min(16));
                     self.retry_counter += 1;
+                    self.counters.retries.inc();
                     self.retries.insert(
                         (now + wait, self.retry_counter),
                         (
@@ -445,6 +472,7 @@ async fn run(
     policy: Arc<EgressPolicy>,
     mut jobs: mpsc::Receiver<Job>,
     mut shutdown: watch::Receiver<bool>,
+    counters: HttpcbCounters,
 ) {
     let clients = match Clients::build(&settings, policy) {
         Ok(clients) => Arc::new(clients),
@@ -462,6 +490,7 @@ async fn run(
         retries: BTreeMap::new(),
         retry_counter: 0,
         running: JoinSet::new(),
+        counters,
     };
     loop {
         let next_retry = dispatcher.next_retry();
@@ -630,6 +659,7 @@ mod tests {
             retries: BTreeMap::new(),
             retry_counter: 0,
             running: JoinSet::new(),
+            counters: HttpcbCounters::default(),
         }
     }
 

@@ -7,11 +7,13 @@
 //! flush, because the thread only starts a flush after taking the waiter.
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::flush_stats::CommitStats;
 use super::StoreError;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
@@ -24,12 +26,12 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer thread for `db`.
-    pub fn start(db: sled::Db) -> Result<Self, StoreError> {
+    /// Starts the committer thread for `db`; it books every flush in `stats`.
+    pub fn start(db: sled::Db, stats: Arc<CommitStats>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Waiter>();
         let thread = std::thread::Builder::new()
             .name("sled-committer".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, rx, &stats))
             .map_err(|err| StoreError::Io(err.to_string()))?;
         Ok(Self {
             queue: Mutex::new(Some(tx)),
@@ -70,12 +72,15 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
+fn run(db: sled::Db, rx: mpsc::Receiver<Waiter>, stats: &CommitStats) {
     // `recv` returns Err once every sender is gone: the store is closing.
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let started = Instant::now();
         let result = db.flush().map(|_| ()).map_err(|err| err.to_string());
+        let ended = Instant::now();
+        let size = batch.len();
         if let Err(message) = &result {
             tracing::error!(error = %message, "flushing the database failed");
         }
@@ -83,6 +88,8 @@ fn run(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
             // The request may have gone away (client disconnected); nothing to tell then.
             let _ = waiter.send(result.clone());
         }
+        // Booked after the answers, so that the waiters do not wait for the bookkeeping.
+        stats.flushed(size, ended, ended - started);
     }
     if let Err(err) = db.flush() {
         tracing::error!(error = %err, "final flush of the database failed");

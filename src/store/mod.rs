@@ -32,6 +32,7 @@ mod chat;
 mod codec;
 mod commit;
 mod counts;
+mod flush_stats;
 mod keys;
 pub mod migrate;
 mod notifications;
@@ -50,6 +51,7 @@ use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
 use commit::Committer;
+pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 
 /// Tree names, in one place.
 pub(crate) mod tree {
@@ -210,6 +212,8 @@ struct Inner {
     migrations_applied: Vec<String>,
     /// Active services per configured service, moved after each committed write.
     active: counts::ActiveCounts,
+    /// What the committer measures about its flushes; written by its thread only.
+    commit_stats: Arc<CommitStats>,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -266,7 +270,8 @@ impl Store {
         let migrations_applied = migrate::run(&db)?;
         let trees = Trees::open(&db)?;
         let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
-        let committer = Committer::start(db.clone())?;
+        let commit_stats = Arc::new(CommitStats::default());
+        let committer = Committer::start(db.clone(), commit_stats.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -274,6 +279,7 @@ impl Store {
                 committer,
                 migrations_applied,
                 active,
+                commit_stats,
             }),
         })
     }
@@ -306,6 +312,26 @@ impl Store {
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
         Ok(())
+    }
+
+    /// The group committer's measurements (batch sizes, flush latencies) for `/metrics`.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.inner.commit_stats
+    }
+
+    /// p50, p99 and count of the group commit's flushes in the last [`FLUSH_WINDOW`].
+    pub fn flush_latency_last_minute(&self) -> FlushLatency {
+        self.inner
+            .commit_stats
+            .last_minute(std::time::Instant::now())
+    }
+
+    /// The database's size on disk, in bytes, as sled counts it.
+    ///
+    /// # Errors
+    /// sled cannot read its files' sizes.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
     }
 
     // ----- configured services -----

@@ -15,6 +15,7 @@ mod cometd;
 mod console;
 mod errors;
 mod esp;
+mod metrics;
 mod node_client;
 mod notifications;
 mod push;
