@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::domain::chat_limits::ChatLimits;
 use crate::domain::idle::{IdleChanges, IdleSettings};
 use crate::push::HttpCallbackSettings;
+use crate::store::StoreSettings;
 
 /// Everything callbackd needs to start.
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct Config {
     /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
     /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
     pub chat: ChatLimits,
+    /// How far an acknowledged write goes and the free-space floor (`[store]` in the file:
+    /// `sync = "device"` or `"os"`, `min_free_bytes`).
+    pub store: StoreSettings,
 }
 
 /// Where the configured services or the agents loaded into an empty database come from.
@@ -225,6 +229,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             public_url: None,
             chat: ChatLimits::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -282,6 +287,7 @@ struct FileConfig {
     public_url: Option<String>,
     chat: Option<ChatLimits>,
     http: Option<HttpConfig>,
+    store: Option<StoreSettings>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -447,6 +453,9 @@ impl Config {
         }
         if let Some(http) = file.http {
             self.http = http;
+        }
+        if let Some(store) = file.store {
+            self.store = store;
         }
         Ok(())
     }
@@ -859,6 +868,31 @@ mod tests {
         std::fs::write(&file, "[chat]\nmax_messages = 3\n").unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("max_messages"), "{err}");
+    }
+
+    #[test]
+    fn the_store_section_sets_sync_and_min_free_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(&[]), &Overrides::default())
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.store.sync, crate::store::SyncMode::Device, "default");
+        assert_eq!(config.store.min_free_bytes, 64 * 1024 * 1024, "default");
+
+        let config = load("[store]\nsync = \"os\"\nmin_free_bytes = 1000\n").unwrap();
+        assert_eq!(config.store.sync, crate::store::SyncMode::Os);
+        assert_eq!(config.store.min_free_bytes, 1000);
+
+        for (text, named) in [
+            ("[store]\nsync = \"disk\"\n", "disk"),
+            ("[store]\nmin_free = 5\n", "min_free"),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(err.to_string().contains(named), "{text}: {err}");
+        }
     }
 
     #[test]

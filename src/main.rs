@@ -134,7 +134,8 @@ async fn serve(config: Config) -> Result<(), String> {
 
 fn migrate(config: &Config) -> Result<(), String> {
     let path = config.db_dir();
-    let store = Store::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let store =
+        Store::open_with(&path, &config.store).map_err(|e| format!("{}: {e}", path.display()))?;
     if store.migrations_applied().is_empty() {
         println!("database {} is up to date", path.display());
     }
