@@ -163,7 +163,10 @@ impl From<AppError> for ApiError {
                 ApiError::ServiceUnavailable(DISK_FULL.into())
             }
             AppError::Store(StoreError::NoSpace(_)) => {
-                tracing::error!(error = %err, "storage failure: the disk is full");
+                // sled 0.34.7 keeps the first write error it meets (a "global error") and
+                // returns it from every later write and flush; only opening the database again
+                // clears it. See docs/decisions.md.
+                tracing::error!(error = %err, "storage failure: the disk is full; sled refuses every write from now on: free space, then restart callbackd (nothing acknowledged is lost)");
                 ApiError::ServiceUnavailable(DISK_FULL.into())
             }
             AppError::Store(err) => {
