@@ -2,12 +2,15 @@
 //!
 //! Run with `cargo bench --bench callbackd` (needs `wrk`: `apt-get install -y wrk`).
 //!
-//! create-service: `wrk` POSTs the same urlencoded form to two servers in this process, at 1,
-//! 16 and 64 connections: callbackd's `POST /genesys/1/service/callback/chat-delay` (durable
-//! acknowledgement), and a bare warp endpoint that parses the same form, inserts a record
-//! and an expiry index entry into sled and acknowledges through the same kind of group commit.
-//! The ratio callbackd / bare is the figure that matters on a shared, noisy machine. Every
-//! measured run starts after `sync`, and which server goes first alternates per row.
+//! create-service: `wrk` POSTs the same urlencoded form to three servers in this process, at
+//! 1, 16 and 64 connections: callbackd's `POST /genesys/1/service/callback/chat-delay` with
+//! `[store] sync = "device"` (the default: each group-commit flush is followed by
+//! `fdatasync`) and with `sync = "os"` (flush only), and a bare warp endpoint that parses the
+//! same form, inserts a record and an expiry index entry into sled and acknowledges through
+//! the same kind of group commit, with the default's `fdatasync`. Each column gives the syncs
+//! per second it made. The ratio callbackd / bare is the figure that matters on a shared,
+//! noisy machine. Every measured run starts after `sync`, and which server goes first
+//! rotates per row.
 //!
 //! expiry: removes the services due among many stored, by index range scan.
 //!
@@ -47,7 +50,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use callbackd::center::agent::{Agent, AgentConfig, AgentState};
@@ -57,7 +61,7 @@ use callbackd::domain::service::{RoutingEventKind, ServiceRecord};
 use callbackd::domain::target::TargetList;
 use callbackd::domain::time::Timestamp;
 use callbackd::router::core::{Effect, Event, Priority, QueuedService, Router};
-use callbackd::store::Store;
+use callbackd::store::{Store, SyncMode};
 use callbackd::App;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -164,50 +168,71 @@ fn main() {
     }
 }
 
-/// create-service throughput and latency, callbackd next to the bare endpoint.
+/// create-service throughput and latency: callbackd with `[store] sync = "device"` (the
+/// default) and with `sync = "os"`, next to the bare endpoint doing the default's durable work
+/// (flush, then `fdatasync` of the log).
 fn create_table(seconds: u64) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
-    let callbackd_dir = tempfile::tempdir().expect("temp dir");
+    let device_dir = tempfile::tempdir().expect("temp dir");
+    let os_dir = tempfile::tempdir().expect("temp dir");
     let bare_dir = tempfile::tempdir().expect("temp dir");
-    let (callbackd_addr, stop_callbackd) = runtime.block_on(start_callbackd(callbackd_dir.path()));
-    let (bare_addr, stop_bare) = runtime.block_on(start_bare(bare_dir.path()));
+    let device = runtime.block_on(start_callbackd_keeping_store(device_dir.path(), |c| {
+        c.store.sync = SyncMode::Device
+    }));
+    let os = runtime.block_on(start_callbackd_keeping_store(os_dir.path(), |c| {
+        c.store.sync = SyncMode::Os
+    }));
+    let (bare_addr, bare_syncs, stop_bare) = runtime.block_on(start_bare(bare_dir.path()));
 
-    println!("create-service, urlencoded, durable acknowledgement ({seconds} s of wrk per cell)");
+    println!("create-service, urlencoded, durable acknowledgement ({seconds} s of wrk per cell); syncs/s: fdatasync calls per second (os: sled flushes, which end in sync_file_range)");
     println!();
-    println!("| clients | bare req/s | bare p50 | bare p99 | callbackd req/s | callbackd p50 | callbackd p99 | ratio |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| clients | bare req/s | bare p50 | bare p99 | bare syncs/s | device req/s | device p50 | device p99 | device syncs/s | device / bare | os req/s | os p50 | os p99 | os flushes/s | os / bare |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let script = write_script();
+    let create_url =
+        |addr: SocketAddr| format!("http://{addr}/genesys/1/service/callback/chat-delay");
     for (cell, clients) in [1u32, 16, 64].into_iter().enumerate() {
         let bare_url = format!("http://{bare_addr}/bare");
-        let callbackd_url =
-            format!("http://{callbackd_addr}/genesys/1/service/callback/chat-delay");
-        wrk(&bare_url, &script, clients, 1);
-        wrk(&callbackd_url, &script, clients, 1);
-        // Each run starts with no dirty pages left by the other (the kernel writing them back
-        // would slow the second one's flushes), and the order alternates between cells.
-        let measure = |url: &str| {
+        let targets = [
+            (bare_url.clone(), Counter::Bare(&bare_syncs)),
+            (create_url(device.addr), Counter::Store(&device.store, true)),
+            (create_url(os.addr), Counter::Store(&os.store, false)),
+        ];
+        for (url, _) in &targets {
+            wrk(url, &script, clients, 1);
+        }
+        // Each run starts with no dirty pages left by the others (the kernel writing them
+        // back would slow the next one's flushes), and the order rotates between cells.
+        let mut runs: [Option<(Run, f64)>; 3] = [None, None, None];
+        for k in 0..targets.len() {
+            let i = (k + cell) % targets.len();
+            let (url, counter) = &targets[i];
             settle();
-            wrk(url, &script, clients, seconds)
-        };
-        let (bare, ours) = if cell % 2 == 0 {
-            let bare = measure(&bare_url);
-            (bare, measure(&callbackd_url))
-        } else {
-            let ours = measure(&callbackd_url);
-            (measure(&bare_url), ours)
+            let before = counter.read();
+            let started = Instant::now();
+            let run = wrk(url, &script, clients, seconds);
+            let per_second = (counter.read() - before) as f64 / started.elapsed().as_secs_f64();
+            runs[i] = Some((run, per_second));
+        }
+        let [Some((bare, bare_sps)), Some((dev, dev_sps)), Some((osr, os_fps))] = runs else {
+            unreachable!("every target ran")
         };
         println!(
-            "| {clients} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
+            "| {clients} | {:.0} | {} | {} | {bare_sps:.0} | {:.0} | {} | {} | {dev_sps:.0} | {:.2} | {:.0} | {} | {} | {os_fps:.0} | {:.2} |",
             bare.rps,
             ms(bare.p50),
             ms(bare.p99),
-            ours.rps,
-            ms(ours.p50),
-            ms(ours.p99),
-            ours.rps / bare.rps
+            dev.rps,
+            ms(dev.p50),
+            ms(dev.p99),
+            dev.rps / bare.rps,
+            osr.rps,
+            ms(osr.p50),
+            ms(osr.p99),
+            osr.rps / bare.rps
         );
-        for (name, run) in [("bare", &bare), ("callbackd", &ours)] {
+        for (name, run) in [("bare", &bare), ("device", &dev), ("os", &osr)] {
             if run.errors > 0 {
                 println!(
                     "  ! {name} at {clients} clients: {} non-2xx or socket errors",
@@ -216,13 +241,49 @@ fn create_table(seconds: u64) {
             }
         }
     }
-    let _ = stop_callbackd.send(());
+    let _ = device.stop.send(());
+    let _ = os.stop.send(());
     let _ = stop_bare.send(());
+}
+
+/// Where a create-table column's syncs per second come from.
+enum Counter<'a> {
+    /// The bare endpoint's fdatasync count.
+    Bare(&'a Arc<AtomicU64>),
+    /// callbackd's store: device syncs (`true`) or flushes (`false`).
+    Store(&'a Store, bool),
+}
+
+impl Counter<'_> {
+    fn read(&self) -> u64 {
+        match self {
+            Counter::Bare(count) => count.load(Ordering::Relaxed),
+            Counter::Store(store, true) => store.sync_counts().1,
+            Counter::Store(store, false) => store.sync_counts().0,
+        }
+    }
+}
+
+/// A callbackd started in-process by the benchmark.
+struct Started {
+    addr: SocketAddr,
+    /// Its store, for the commit counters.
+    store: Store,
+    stop: oneshot::Sender<()>,
 }
 
 /// Starts callbackd in-process on a free port.
 async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) {
     start_callbackd_with(dir, |_| {}).await
+}
+
+/// Like [`start_callbackd`], after `adjust` changed the configuration.
+async fn start_callbackd_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut Config),
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let started = start_callbackd_keeping_store(dir, adjust).await;
+    (started.addr, started.stop)
 }
 
 /// The configuration every benchmark starts callbackd with: port 0, the data in `dir`, the
@@ -239,15 +300,16 @@ fn bench_config(dir: &std::path::Path) -> Config {
     }
 }
 
-/// Like [`start_callbackd`], after `adjust` changed the configuration.
-async fn start_callbackd_with(
+/// Like [`start_callbackd_with`], keeping a handle on the store.
+async fn start_callbackd_keeping_store(
     dir: &std::path::Path,
     adjust: impl FnOnce(&mut Config),
-) -> (SocketAddr, oneshot::Sender<()>) {
+) -> Started {
     let mut config = bench_config(dir);
     adjust(&mut config);
     let app = App::build(config).await.expect("callbackd builds");
     let addr = app.local_addr();
+    let store = app.state().store.clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = app
@@ -256,15 +318,22 @@ async fn start_callbackd_with(
             })
             .await;
     });
-    (addr, tx)
+    Started {
+        addr,
+        store,
+        stop: tx,
+    }
 }
 
-/// The bare endpoint: parse the form, insert record + expiry index, group-commit, answer.
-async fn start_bare(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) {
+/// The bare endpoint: parse the form, insert record + expiry index, group-commit (flush, then
+/// fdatasync of the log, as callbackd's default does), answer. Returns the fdatasync count.
+async fn start_bare(dir: &std::path::Path) -> (SocketAddr, Arc<AtomicU64>, oneshot::Sender<()>) {
     let db = sled::Config::new().path(dir).open().expect("sled opens");
     let records = db.open_tree("records").unwrap();
     let index = db.open_tree("by_expiry").unwrap();
-    let committer = BareCommitter::start(db.clone());
+    let log = std::fs::File::open(dir.join("db")).expect("sled's log");
+    let committer = BareCommitter::start(db.clone(), log);
+    let syncs = committer.syncs.clone();
     let route = warp::post()
         .and(warp::path("bare"))
         .and(warp::body::content_length_limit(64 * 1024))
@@ -308,31 +377,38 @@ async fn start_bare(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) 
             })
             .run(),
     );
-    (addr, tx)
+    (addr, syncs, tx)
 }
 
 use sled::Transactional;
 
-/// The same group-commit pattern as callbackd's store: one thread, one flush per batch.
+/// The same group-commit pattern as callbackd's store: one thread, one flush and one
+/// fdatasync of the log per batch.
 #[derive(Clone)]
 struct BareCommitter {
     queue: mpsc::Sender<oneshot::Sender<()>>,
+    /// fdatasync calls made.
+    syncs: Arc<AtomicU64>,
 }
 
 impl BareCommitter {
-    fn start(db: sled::Db) -> Self {
+    fn start(db: sled::Db, log: std::fs::File) -> Self {
         let (queue, rx) = mpsc::channel::<oneshot::Sender<()>>();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counted = syncs.clone();
         std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 batch.extend(rx.try_iter());
                 db.flush().expect("flush");
+                log.sync_data().expect("fdatasync");
+                counted.fetch_add(1, Ordering::Relaxed);
                 for waiter in batch {
                     let _ = waiter.send(());
                 }
             }
         });
-        Self { queue }
+        Self { queue, syncs }
     }
 
     async fn wait(&self) {

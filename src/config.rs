@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::domain::chat_limits::ChatLimits;
 use crate::domain::idle::{IdleChanges, IdleSettings};
 use crate::push::HttpCallbackSettings;
+use crate::store::StoreSettings;
 
 /// Everything callbackd needs to start.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct Config {
     /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
     /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
     pub chat: ChatLimits,
+    /// How far an acknowledged write goes and the free-space floor (`[store]` in the file:
+    /// `sync = "device"` or `"os"`, `min_free_bytes`).
+    pub store: StoreSettings,
     /// Who may read `GET /metrics` (`[metrics]` in the file).
     pub metrics: MetricsConfig,
 }
@@ -260,6 +264,7 @@ impl Default for Config {
             public_url: None,
             chat: ChatLimits::default(),
             metrics: MetricsConfig::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -319,6 +324,7 @@ struct FileConfig {
     http: Option<HttpConfig>,
     sessions: Option<SessionConfig>,
     metrics: Option<MetricsConfig>,
+    store: Option<StoreSettings>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -497,6 +503,9 @@ impl Config {
         }
         if let Some(metrics) = file.metrics {
             self.metrics = metrics;
+        }
+        if let Some(store) = file.store {
+            self.store = store;
         }
         Ok(())
     }
@@ -926,6 +935,31 @@ mod tests {
         assert!(load("[metrics]\npublic = true\n").unwrap().metrics.public);
         let err = load("[metrics]\nopen = true\n").unwrap_err();
         assert!(err.to_string().contains("open"), "{err}");
+    }
+
+    #[test]
+    fn the_store_section_sets_sync_and_min_free_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(&[]), &Overrides::default())
+        };
+        let config = load("").unwrap();
+        assert_eq!(config.store.sync, crate::store::SyncMode::Device, "default");
+        assert_eq!(config.store.min_free_bytes, 64 * 1024 * 1024, "default");
+
+        let config = load("[store]\nsync = \"os\"\nmin_free_bytes = 1000\n").unwrap();
+        assert_eq!(config.store.sync, crate::store::SyncMode::Os);
+        assert_eq!(config.store.min_free_bytes, 1000);
+
+        for (text, named) in [
+            ("[store]\nsync = \"disk\"\n", "disk"),
+            ("[store]\nmin_free = 5\n", "min_free"),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(err.to_string().contains(named), "{text}: {err}");
+        }
     }
 
     #[test]

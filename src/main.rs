@@ -214,7 +214,8 @@ async fn user(config: &Config, command: UserSubcommand) -> Result<(), String> {
 
 fn migrate(config: &Config) -> Result<(), String> {
     let path = config.db_dir();
-    let store = Store::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let store =
+        Store::open_with(&path, &config.store).map_err(|e| format!("{}: {e}", path.display()))?;
     if store.migrations_applied().is_empty() {
         println!("database {} is up to date", path.display());
     }

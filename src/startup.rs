@@ -23,7 +23,7 @@ use crate::push::comet::{replay_to_subscribers, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreSettings};
 
 /// Connections waiting to be accepted. The default of 128 makes thousands of clients that
 /// connect at once wait seconds for SYN retries.
@@ -91,7 +91,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let db_dir = config.db_dir();
-    let store = open_store(db_dir.clone()).await?;
+    let store = open_store(db_dir.clone(), config.store.clone()).await?;
     make_private(&config.data_dir, &db_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot make the data directory {} private (mode 0700, files 0600)",
@@ -262,10 +262,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })
 }
 
-async fn open_store(path: PathBuf) -> Result<Store, StartupError> {
+async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, StartupError> {
     let opened = {
         let path = path.clone();
-        tokio::task::spawn_blocking(move || Store::open(&path)).await
+        tokio::task::spawn_blocking(move || Store::open_with(&path, &settings)).await
     };
     let store = opened
         .map_err(|err| StartupError::Jobs(err.to_string()))?

@@ -139,6 +139,9 @@ impl ApiError {
     }
 }
 
+/// What a client is told when the database's disk is (nearly) full.
+const DISK_FULL: &str = "the server's disk is nearly full, so it takes no new data for now (nothing was changed); reads still work: retry later";
+
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
@@ -159,6 +162,17 @@ impl From<AppError> for ApiError {
             AppError::Unavailable(message) => ApiError::ServiceUnavailable(message),
             AppError::Store(StoreError::ShuttingDown) => {
                 ApiError::ServiceUnavailable("the server is shutting down: retry shortly".into())
+            }
+            AppError::Store(StoreError::LowSpace { .. }) => {
+                tracing::warn!(error = %err, "write refused: the disk is nearly full");
+                ApiError::ServiceUnavailable(DISK_FULL.into())
+            }
+            AppError::Store(StoreError::NoSpace(_)) => {
+                // sled 0.34.7 keeps the first write error it meets (a "global error") and
+                // returns it from every later write and flush; only opening the database again
+                // clears it. See docs/decisions.md.
+                tracing::error!(error = %err, "storage failure: the disk is full; sled refuses every write from now on: free space, then restart callbackd (nothing acknowledged is lost)");
+                ApiError::ServiceUnavailable(DISK_FULL.into())
             }
             AppError::Store(err) => {
                 tracing::error!(error = %err, "storage failure while handling a request");
@@ -200,4 +214,26 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallib
         ApiError::Internal
     };
     Ok(error.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_503_with_a_message_never_500() {
+        for err in [
+            StoreError::LowSpace {
+                free_bytes: 1,
+                min_free_bytes: 2,
+            },
+            StoreError::NoSpace("No space left on device (os error 28)".into()),
+        ] {
+            let api = ApiError::from(AppError::Store(err.clone()));
+            assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{err}");
+            assert!(api.message().contains("disk is nearly full"), "{err}");
+        }
+        let other = ApiError::from(AppError::Store(StoreError::Sled("broken".into())));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -34,6 +34,11 @@ impl Store {
         session: &ChatSession,
         events: &[TranscriptEvent],
     ) -> Result<(), StoreError> {
+        // A chat that is being closed may still say so: ending things frees no space, but
+        // refusing it would leave sessions that can never end.
+        if session.closed_at.is_none() {
+            self.check_space()?;
+        }
         let session_bytes = codec::encode(format::CHAT_SESSION, session)?;
         let event_bytes = events
             .iter()

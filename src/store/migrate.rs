@@ -135,7 +135,7 @@ mod tests {
             ],
         );
 
-        let store = Store::from_db(db).unwrap();
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
         assert_eq!(store.schema_version().unwrap(), latest_version());
         assert_eq!(
@@ -214,7 +214,7 @@ mod tests {
                 .unwrap();
         }
 
-        let store = Store::from_db(db).unwrap();
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
         assert_eq!(
             store.migrations_applied(),
@@ -257,7 +257,7 @@ mod tests {
                 .unwrap();
         }
 
-        let store = Store::from_db(db).unwrap();
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
         assert_eq!(store.migrations_applied(), ["0007_owner_index"]);
         let owned = |owner: &str, service: &str| -> Vec<String> {
@@ -295,7 +295,7 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let meta = db.open_tree(tree::META).unwrap();
         write_version(&meta, latest_version() + 1).unwrap();
-        let err = Store::from_db(db).unwrap_err();
+        let err = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap_err();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
     }

@@ -50,7 +50,7 @@ use crate::center::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
-use commit::Committer;
+use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 
 /// Tree names, in one place.
@@ -132,11 +132,79 @@ pub enum StoreError {
     /// An operating-system error.
     #[error("i/o error: {0}")]
     Io(String),
+    /// A write that adds data was refused before it was made: the database's filesystem has
+    /// less free space than `[store] min_free_bytes`. Nothing was written.
+    #[error("the database's disk is nearly full ({free_bytes} bytes free, min_free_bytes is {min_free_bytes}): new data is refused until space is freed")]
+    LowSpace {
+        /// Free bytes at the last measurement.
+        free_bytes: u64,
+        /// The configured minimum.
+        min_free_bytes: u64,
+    },
+    /// The filesystem was full (ENOSPC) when sled wrote or flushed. sled 0.34.7 keeps this
+    /// error for every later write and flush until the database is opened again.
+    #[error("the database's disk is full: {0}")]
+    NoSpace(String),
+}
+
+impl StoreError {
+    /// An I/O error while `what`; ENOSPC becomes [`StoreError::NoSpace`].
+    pub(crate) fn from_io(what: &str, err: std::io::Error) -> Self {
+        if is_no_space(&err) {
+            StoreError::NoSpace(format!("{what}: {err}"))
+        } else {
+            StoreError::Io(format!("{what}: {err}"))
+        }
+    }
 }
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
-        StoreError::Sled(err.to_string())
+        match &err {
+            sled::Error::Io(io) if is_no_space(io) => StoreError::NoSpace(err.to_string()),
+            _ => StoreError::Sled(err.to_string()),
+        }
+    }
+}
+
+fn is_no_space(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28)
+}
+
+/// How far an acknowledged write has gone (`[store] sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// On the device: after each group-commit flush the database's files are `fdatasync`ed,
+    /// so an acknowledged write survives a power cut.
+    #[default]
+    Device,
+    /// Handed to the operating system (sled's `sync_file_range`): survives a crash of
+    /// callbackd, not necessarily a power cut. Faster.
+    Os,
+}
+
+/// `[store]`: durability and the free-space floor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// See [`SyncMode`].
+    pub sync: SyncMode,
+    /// Writes that add data are refused (503) while the filesystem of the database has less
+    /// free space than this; 0 turns the check off.
+    pub min_free_bytes: u64,
+}
+
+/// 64 MiB: room for sled's log segments, a snapshot and the writes that go on (routing,
+/// deletions) while new data is refused.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            sync: SyncMode::Device,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+        }
     }
 }
 
@@ -239,11 +307,20 @@ type ServiceTx<'a> = (
 );
 
 impl Store {
-    /// Opens (or creates) the database in `path` and applies pending migrations.
+    /// Opens (or creates) the database in `path` with the default [`StoreSettings`] and
+    /// applies pending migrations.
     ///
     /// # Errors
     /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, &StoreSettings::default())
+    }
+
+    /// Like [`Store::open`], with `settings`.
+    ///
+    /// # Errors
+    /// See [`Store::open`]; also the database's files cannot be opened for syncing.
+    pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .open()
@@ -254,24 +331,53 @@ impl Store {
                 }
                 other => StoreError::from(other),
             })?;
-        Self::from_db(db)
+        Self::from_db(
+            db,
+            CommitOptions {
+                sync: settings.sync,
+                dir: Some(path.to_path_buf()),
+                probe: None,
+                min_free_bytes: settings.min_free_bytes,
+            },
+        )
     }
 
-    /// A database in a temporary directory, removed on drop (for tests and benchmarks).
+    /// A database in a temporary directory, removed on drop (for tests and benchmarks):
+    /// flushed to the operating system only, free space not watched.
     ///
     /// # Errors
     /// sled cannot create it.
     pub fn open_temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db)
+        Self::from_db(db, CommitOptions::unwatched())
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+    /// A temporary database whose free space is told by `probe` (for tests).
+    #[cfg(test)]
+    pub(crate) fn open_temporary_with_probe(
+        min_free_bytes: u64,
+        probe: commit::SpaceProbe,
+    ) -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(
+            db,
+            CommitOptions {
+                sync: SyncMode::Os,
+                dir: None,
+                probe: Some(probe),
+                min_free_bytes,
+            },
+        )
+    }
+
+    pub(crate) fn from_db(db: sled::Db, options: CommitOptions) -> Result<Store, StoreError> {
         let migrations_applied = migrate::run(&db)?;
         let trees = Trees::open(&db)?;
         let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
+        // Migrations and tree creation are flushed before the committer opens the log.
+        db.flush()?;
         let commit_stats = Arc::new(CommitStats::default());
-        let committer = Committer::start(db.clone(), commit_stats.clone())?;
+        let committer = Committer::start(db.clone(), options, commit_stats.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -303,6 +409,25 @@ impl Store {
     /// The flush failed; the caller must not acknowledge the change.
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         self.inner.committer.wait_durable().await
+    }
+
+    /// Group-commit flushes and device syncs done since the store was opened.
+    pub fn sync_counts(&self) -> (u64, u64) {
+        let stats = &self.inner.committer.stats;
+        (
+            stats.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            stats
+                .device_syncs
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// `Err(StoreError::LowSpace)` while the disk is nearly full: called first by every
+    /// write that adds data (new services, notifications, chat messages, configured services).
+    /// Changes to what exists and deletions are not refused: they keep routing, delivery and
+    /// expiry consistent and fit in the margin. Two atomic loads; no system call.
+    fn check_space(&self) -> Result<(), StoreError> {
+        self.inner.committer.space.check()
     }
 
     /// Flushes now, blocking the thread (start-up and shutdown only).
@@ -396,6 +521,7 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn put_template(&self, service: &ConfiguredService) -> Result<(), StoreError> {
+        self.check_space()?;
         let bytes = codec::encode(format::TEMPLATE, service)?;
         self.inner
             .trees
@@ -517,6 +643,7 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn insert_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
+        self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record);
         infallible(self.service_transaction(|tx| {
@@ -1001,6 +1128,81 @@ mod tests {
             store.inner.trees.by_expiry.is_empty(),
             "stale entries dropped"
         );
+    }
+
+    #[test]
+    fn a_nearly_full_disk_refuses_new_data_keeps_reads_and_resumes_by_itself() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let free = Arc::new(AtomicU64::new(10_000));
+        let probe = {
+            let free = free.clone();
+            Box::new(move || Ok(free.load(Ordering::SeqCst)))
+        };
+        let store = Store::open_temporary_with_probe(1_000, probe).unwrap();
+        store.insert_service(&record("before", 50)).unwrap();
+
+        free.store(999, Ordering::SeqCst);
+        // Until the committer measures again, creates still go through.
+        let mut n = 0;
+        wait_until(|| {
+            n += 1;
+            store
+                .insert_service(&record(&format!("racing{n}"), 50))
+                .err()
+        });
+        let refused = store.insert_service(&record("during", 50)).unwrap_err();
+
+        assert!(
+            matches!(
+                refused,
+                StoreError::LowSpace {
+                    free_bytes: 999,
+                    min_free_bytes: 1_000
+                }
+            ),
+            "{refused:?}"
+        );
+        assert!(store.service("before").unwrap().is_some(), "reads go on");
+        assert!(
+            store.service("during").unwrap().is_none(),
+            "nothing written"
+        );
+        assert!(
+            store
+                .update_service::<()>("before", |r| {
+                    r.state = CallbackState::Completed;
+                    Ok(())
+                })
+                .is_ok(),
+            "changes to what exists go on"
+        );
+
+        free.store(1_000, Ordering::SeqCst);
+        wait_until(|| store.insert_service(&record("after", 50)).ok());
+        assert!(store.service("after").unwrap().is_some());
+    }
+
+    /// Retries `attempt` until it gives `Some` (the committer measures every 100 ms).
+    fn wait_until<T>(mut attempt: impl FnMut() -> Option<T>) -> T {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(value) = attempt() {
+                return value;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "the committer never measured"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn enospc_from_sled_is_no_space_not_a_generic_error() {
+        let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        let other = sled::Error::Io(std::io::Error::from_raw_os_error(5));
+        assert!(matches!(StoreError::from(full), StoreError::NoSpace(_)));
+        assert!(matches!(StoreError::from(other), StoreError::Sled(_)));
     }
 
     #[test]

@@ -394,6 +394,11 @@ impl ServerProcess {
         process
     }
 
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until a log line containing `needle` appears; returns it.
     pub fn wait_for_log(&mut self, needle: &str, deadline: Duration) -> String {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {

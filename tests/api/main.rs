@@ -5,6 +5,7 @@ mod helpers;
 mod install;
 
 mod durability;
+mod storage;
 
 mod abuse;
 mod admin;
