@@ -43,6 +43,9 @@ pub const OTHER_ROUTE: &str = "other";
 /// two match, the first listed wins, so literal segments come before `{x}` at the same place.
 const ROUTES: &[&str] = &[
     "/metrics",
+    "/genesys/1/admin/users",
+    "/genesys/1/admin/users/{name}",
+    "/genesys/1/admin/users/{name}/password",
     "/genesys/cometd",
     "/genesys/cometd/handshake",
     "/genesys/cometd/connect",
@@ -98,7 +101,19 @@ pub fn route_of(path: &str) -> &'static str {
                 })
         })
         .copied()
-        .unwrap_or(OTHER_ROUTE)
+        .unwrap_or_else(|| page_group(path))
+}
+
+/// The console's and the desktop's pages count as one route each: they are for people, and
+/// their paths carry ids.
+fn page_group(path: &str) -> &'static str {
+    if path == "/admin" || path.starts_with("/admin/") {
+        "/admin/*"
+    } else if path == "/agent" || path.starts_with("/agent/") {
+        "/agent/*"
+    } else {
+        OTHER_ROUTE
+    }
 }
 
 /// A request method as a label: the standard ones by name, any other as `OTHER` (hyper
@@ -409,6 +424,13 @@ mod tests {
             ("/", OTHER_ROUTE),
             ("/genesys/1/service//connect", OTHER_ROUTE),
             ("/wp-login.php", OTHER_ROUTE),
+            ("/admin/callbacks/0d1c5f8e", "/admin/*"),
+            ("/agent/", "/agent/*"),
+            ("/administrator", OTHER_ROUTE),
+            (
+                "/genesys/1/admin/users/ada/password",
+                "/genesys/1/admin/users/{name}/password",
+            ),
             ("/genesys/1/service/a/b/c/d/e", OTHER_ROUTE),
         ] {
             assert_eq!(route_of(path), route, "{path}");
