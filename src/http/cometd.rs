@@ -169,7 +169,14 @@ async fn serve_websocket(bayeux: Bayeux, gms_user: Option<String>, mut socket: W
                     close(&mut socket, 1003, "send Bayeux messages as JSON text frames").await;
                     return;
                 }
-                Some(Ok(frame)) if frame.is_close() => return,
+                // The websocket layer has queued the echo of the client's close frame (its
+                // code, as RFC 6455 asks): send it, so the client sees a clean close (1000),
+                // not a dropped connection (1006).
+                Some(Ok(frame)) if frame.is_close() => {
+                    let _ = SinkExt::flush(&mut socket).await;
+                    let _ = SinkExt::close(&mut socket).await;
+                    return;
+                }
                 // Pings are answered by the websocket layer itself.
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {

@@ -496,6 +496,28 @@ async fn a_websocket_without_gms_user_cannot_handshake() {
 }
 
 #[tokio::test]
+async fn a_client_closing_the_websocket_gets_its_close_frame_answered() {
+    let app = spawn_app().await;
+    let mut socket = open_websocket(&app, Some(GMS_USER)).await;
+    socket
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1000.into(),
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("an answer within 10 s");
+    match frame {
+        Some(Ok(Message::Close(Some(close)))) => assert_eq!(u16::from(close.code), 1000),
+        other => panic!("expected the close frame echoed with 1000, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_websocket_frame_that_is_not_bayeux_closes_the_socket_saying_why() {
     let app = spawn_app().await;
     let mut socket = open_websocket(&app, Some(GMS_USER)).await;
