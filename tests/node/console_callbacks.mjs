@@ -64,7 +64,7 @@ await run(async (browser) => {
   await page.getByRole("checkbox", { name: "SCHEDULED" }).check();
   await Promise.all([page.waitForURL(/range=next7d/), page.getByRole("button", { name: "Filter" }).click()]);
   if (!(await page.textContent("#found")).includes("2 callbacks found")) fail(`found: ${await page.textContent("#found")}`);
-  await page.getByText("Columns").click();
+  await page.locator("details.columns summary").click();
   await shot(page, "console-callbacks-window");
   page.once("dialog", (dialog) => dialog.accept());
   await page.getByRole("button", { name: /Cancel all 2 matching/ }).click();
