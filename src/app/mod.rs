@@ -10,6 +10,7 @@ pub mod agents;
 pub mod callbacks;
 mod catalog;
 pub mod chat;
+pub mod console;
 mod error;
 pub mod lifecycle;
 pub mod metrics;

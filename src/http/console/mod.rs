@@ -5,10 +5,12 @@
 //!
 //! - [`login`]: signing in and out (shared with the agent desktop, one [`Portal`] each).
 //! - [`users`]: the Users page (administrators only).
+//! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
+mod callbacks;
 pub mod login;
 mod users;
 
@@ -38,6 +40,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     home.or(static_files())
         .unify()
         .or(login::routes(state.clone(), Portal::Console))
+        .unify()
+        .or(callbacks::routes(state.clone()))
         .unify()
         .or(users::routes(state))
         .unify()
@@ -204,6 +208,19 @@ pub fn page_rejection(rejection: &PageRejection) -> Response {
     }
 }
 
+/// A short page saying `message` under `heading`, with a way back to the console.
+pub fn message(status: StatusCode, heading: &str, message: String) -> Response {
+    render(
+        status,
+        &MessagePage {
+            heading,
+            message,
+            back_href: "/admin/",
+            back_label: "Back to the console",
+        },
+    )
+}
+
 /// Percent-encodes `text` for a query value.
 pub fn encode_component(text: &str) -> String {
     serde_urlencoded::to_string([("", text)])
@@ -223,6 +240,10 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
                 ),
                 "console.js" => (
                     include_str!("../../../static/console.js"),
+                    "text/javascript; charset=utf-8",
+                ),
+                "callbacks.js" => (
+                    include_str!("../../../static/callbacks.js"),
                     "text/javascript; charset=utf-8",
                 ),
                 _ => return Err(warp::reject::not_found()),

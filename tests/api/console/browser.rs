@@ -15,3 +15,15 @@ fn an_administrator_signs_in_adds_a_supervisor_who_is_refused_the_users_page() {
         "{output}"
     );
 }
+
+#[test]
+fn the_callbacks_pages_find_open_cancel_bulk_cancel_and_export() {
+    require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let output = run_node("console_callbacks.mjs", &[&server.address, ADMIN_TOKEN]);
+    assert!(
+        output.contains("ok   the report and the CSV of the cancelled callbacks were downloaded"),
+        "{output}"
+    );
+}

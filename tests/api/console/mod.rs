@@ -2,5 +2,6 @@
 //! in a real browser.
 
 mod browser;
+mod callbacks;
 mod signin;
 mod users;

@@ -1,0 +1,403 @@
+//! The console's Callbacks page filter (issue 10, pages 1 and 3): GMS's time windows, states,
+//! configured services and a search, read once at the edge into [`CallbackFilter`]. The list,
+//! the CSV export and "cancel everything the filter covers" all go through [`matching`], and
+//! cancelling goes through [`super::admin::bulk_cancel`]: there is no second way to cancel.
+
+use super::admin::{bulk_cancel, BulkCancel};
+use super::{AppError, AppState};
+use crate::domain::options::FieldError;
+use crate::domain::service::{CallbackState, ServiceRecord};
+use crate::domain::time::Timestamp;
+
+/// GMS's message when a custom range does not start before it ends.
+pub const START_NOT_BEFORE_END: &str = "Start date is not before the end date!";
+/// GMS's message when a custom range is longer than a month.
+pub const RANGE_TOO_LONG: &str = "Maximum range is one month!";
+/// Rows per page of the list.
+pub const PAGE_SIZE: usize = 250;
+
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+/// "One month" of a custom range: 31 days.
+const MONTH_MS: u64 = 31 * DAY_MS;
+
+/// The time filter's choices, in the order GMS shows them (plus "any time").
+pub const RANGES: &[(&str, &str)] = &[
+    ("last24h", "Last 24 Hours"),
+    ("last7d", "Last 7 Days"),
+    ("last30d", "Last 30 Days"),
+    ("today", "Today"),
+    ("next24h", "Next 24 Hours"),
+    ("next7d", "Next 7 Days"),
+    ("next30d", "Next 30 Days"),
+    ("custom", "Custom Date Range"),
+    ("any", "Any time"),
+];
+
+/// Which services the list shows. Times are desired times (see docs/decisions.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackFilter {
+    /// The chosen range's key (one of [`RANGES`]).
+    pub range: String,
+    /// Desired time at or after this (inclusive).
+    pub from: Option<Timestamp>,
+    /// Desired time before this (exclusive).
+    pub to: Option<Timestamp>,
+    /// The custom range as typed, to show it again.
+    pub start_text: String,
+    /// The custom range's end as typed.
+    pub end_text: String,
+    /// The browser's `Date.getTimezoneOffset()` (minutes west of UTC), for Today and typed times.
+    pub tz_offset_min: i64,
+    /// Only these states (empty: all).
+    pub states: Vec<CallbackState>,
+    /// Only these configured services (empty: all).
+    pub services: Vec<String>,
+    /// A customer number (part of it) or a service id.
+    pub search: String,
+    /// 1-based page.
+    pub page: usize,
+}
+
+impl CallbackFilter {
+    /// Reads the filter from query or form fields at `now`. Unknown fields are ignored (the
+    /// page's form carries its CSRF token and buttons).
+    ///
+    /// # Errors
+    /// A bad field, named; the two custom-range messages are GMS's.
+    pub fn parse(fields: &[(String, String)], now: Timestamp) -> Result<Self, FieldError> {
+        let mut filter = CallbackFilter {
+            range: "last24h".into(),
+            from: None,
+            to: None,
+            start_text: String::new(),
+            end_text: String::new(),
+            tz_offset_min: 0,
+            states: Vec::new(),
+            services: Vec::new(),
+            search: String::new(),
+            page: 1,
+        };
+        for (key, value) in fields {
+            let value = value.trim();
+            match key.as_str() {
+                "range" if !value.is_empty() => filter.range = value.to_string(),
+                "start" => filter.start_text = value.to_string(),
+                "end" => filter.end_text = value.to_string(),
+                "tz" if !value.is_empty() => {
+                    filter.tz_offset_min =
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|m: &i64| m.abs() <= 14 * 60)
+                            .ok_or_else(|| FieldError::new("tz", "give minutes west of UTC"))?
+                }
+                "state" | "states" => {
+                    for part in value.split(',').filter(|p| !p.is_empty()) {
+                        let state = part.parse().map_err(|m| FieldError::new("state", m))?;
+                        if !filter.states.contains(&state) {
+                            filter.states.push(state);
+                        }
+                    }
+                }
+                "service" if !value.is_empty() => filter.services.push(value.to_string()),
+                "q" => filter.search = value.to_string(),
+                "page" if !value.is_empty() => {
+                    filter.page = value
+                        .parse()
+                        .ok()
+                        .filter(|p| *p >= 1)
+                        .ok_or_else(|| FieldError::new("page", "give a page number from 1"))?
+                }
+                _ => {}
+            }
+        }
+        let now_ms = now.as_millis();
+        let (from, to) = match filter.range.as_str() {
+            "last24h" => (now_ms.saturating_sub(DAY_MS), now_ms + 1),
+            "last7d" => (now_ms.saturating_sub(7 * DAY_MS), now_ms + 1),
+            "last30d" => (now_ms.saturating_sub(30 * DAY_MS), now_ms + 1),
+            "next24h" => (now_ms, now_ms + DAY_MS),
+            "next7d" => (now_ms, now_ms + 7 * DAY_MS),
+            "next30d" => (now_ms, now_ms + 30 * DAY_MS),
+            "today" => {
+                let offset = filter.tz_offset_min * 60_000;
+                let local = now_ms as i64 - offset;
+                let midnight = local - local.rem_euclid(DAY_MS as i64) + offset;
+                let midnight = midnight.max(0) as u64;
+                (midnight, midnight + DAY_MS)
+            }
+            "custom" => {
+                let start = local_time(&filter.start_text, filter.tz_offset_min)
+                    .map_err(|m| FieldError::new("start", m))?;
+                let end = local_time(&filter.end_text, filter.tz_offset_min)
+                    .map_err(|m| FieldError::new("end", m))?;
+                if start >= end {
+                    return Err(FieldError::new("start", START_NOT_BEFORE_END));
+                }
+                if end - start > MONTH_MS {
+                    return Err(FieldError::new("end", RANGE_TOO_LONG));
+                }
+                (start, end)
+            }
+            "any" => {
+                return Ok(filter);
+            }
+            other => {
+                return Err(FieldError::new(
+                    "range",
+                    format!(
+                        "`{other}` is not a time range: use one of {}",
+                        RANGES.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        filter.from = Some(Timestamp::from_millis(from));
+        filter.to = Some(Timestamp::from_millis(to));
+        Ok(filter)
+    }
+
+    /// Whether `record` passes every part of the filter.
+    pub fn keeps(&self, record: &ServiceRecord) -> bool {
+        let search = self.search.as_str();
+        self.from.is_none_or(|t| record.desired_time >= t)
+            && self.to.is_none_or(|t| record.desired_time < t)
+            && (self.services.is_empty() || self.services.contains(&record.service_name))
+            && (search.is_empty()
+                || record.id == search
+                || record
+                    .customer_number
+                    .as_deref()
+                    .is_some_and(|n| n.contains(search)))
+    }
+
+    /// The states to read (all when none was chosen).
+    pub fn wanted_states(&self) -> Vec<CallbackState> {
+        if self.states.is_empty() {
+            CallbackState::ALL.to_vec()
+        } else {
+            self.states.clone()
+        }
+    }
+}
+
+/// A custom-range time as the browser's `datetime-local` sends it (`2026-11-21T15:30`, the
+/// browser's zone, `tz` minutes west of UTC), or a full ISO 8601 time. Millis since the epoch.
+fn local_time(text: &str, tz_offset_min: i64) -> Result<u64, String> {
+    if text.is_empty() {
+        return Err("give a date and time".into());
+    }
+    let zoned = text.ends_with('Z') || text.len() > 19 && text[19..].contains(['+', '-']);
+    if zoned {
+        return Timestamp::parse_iso(text).map(Timestamp::as_millis);
+    }
+    let iso = match text.len() {
+        16 => format!("{text}:00Z"),
+        _ => format!("{text}Z"),
+    };
+    let utc = Timestamp::parse_iso(&iso)?.as_millis() as i64 + tz_offset_min * 60_000;
+    u64::try_from(utc).map_err(|_| "give a time after 1970".to_string())
+}
+
+/// Every service `filter` covers (every page), in desired-time order.
+///
+/// # Errors
+/// Storage failure.
+pub fn matching(state: &AppState, filter: &CallbackFilter) -> Result<Vec<ServiceRecord>, AppError> {
+    let service = match filter.services.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let mut records = state.store.services_in_states(
+        service,
+        &filter.wanted_states(),
+        |r| filter.keeps(r),
+        usize::MAX,
+    )?;
+    records.sort_by(|a, b| (a.desired_time, &a.id).cmp(&(b.desired_time, &b.id)));
+    Ok(records)
+}
+
+/// One line of a cancellation report (GMS's `_ok_title`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportEntry {
+    /// The service.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// `Ok`, `FAILURE_MISSING` or `FAILURE_COMPLETED`.
+    #[serde(rename = "_ok_title")]
+    pub ok_title: &'static str,
+    /// Why it was left alone, when it was.
+    #[serde(rename = "_message", skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The per-id report of a bulk cancel, in the order the ids were given.
+pub fn report(ids: &[String], outcome: &BulkCancel) -> Vec<ReportEntry> {
+    ids.iter()
+        .map(|id| {
+            if outcome.cancelled.contains(id) {
+                ReportEntry {
+                    id: id.clone(),
+                    ok_title: "Ok",
+                    message: None,
+                }
+            } else if let Some(refused) = outcome.refused.iter().find(|r| &r.id == id) {
+                ReportEntry {
+                    id: id.clone(),
+                    ok_title: "FAILURE_COMPLETED",
+                    message: Some(refused.message.clone()),
+                }
+            } else {
+                ReportEntry {
+                    id: id.clone(),
+                    ok_title: "FAILURE_MISSING",
+                    message: None,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Cancels `ids` with CANCELLED_BY_ADMIN, in chunks the bulk cancel accepts, and reports
+/// each id.
+///
+/// # Errors
+/// Storage failure (what was cancelled before it stays cancelled).
+pub async fn cancel_report(state: &AppState, ids: &[String]) -> Result<Vec<ReportEntry>, AppError> {
+    let mut entries = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
+        let outcome = bulk_cancel(state, Some("CANCELLED_BY_ADMIN"), chunk).await?;
+        entries.extend(report(chunk, &outcome));
+    }
+    Ok(entries)
+}
+
+/// Cancels every active service `filter` covers (every page, not only the shown one).
+///
+/// # Errors
+/// Storage failure.
+pub async fn cancel_matching(
+    state: &AppState,
+    filter: &CallbackFilter,
+) -> Result<Vec<ReportEntry>, AppError> {
+    let ids: Vec<String> = matching(state, filter)?
+        .into_iter()
+        .filter(ServiceRecord::is_active)
+        .map(|r| r.id)
+        .collect();
+    cancel_report(state, &ids).await
+}
+
+/// The CSV header of an export.
+pub const CSV_HEADER: &str =
+    "id,service,state,reason,desired_time,customer_number,created_at,reserved_agent";
+
+/// One CSV line of `record` (RFC 4180 quoting).
+pub fn csv_line(record: &ServiceRecord) -> String {
+    let fields = [
+        record.id.clone(),
+        record.service_name.clone(),
+        record.state.as_str().to_string(),
+        record
+            .reason
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        record.desired_time.to_iso(),
+        record.customer_number.clone().unwrap_or_default(),
+        record.created_at.to_iso(),
+        record.reserved_agent.clone().unwrap_or_default(),
+    ];
+    fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(fields: &[(&str, &str)], now: u64) -> Result<CallbackFilter, String> {
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        CallbackFilter::parse(&fields, Timestamp::from_millis(now)).map_err(|e| e.to_string())
+    }
+
+    const NOW: u64 = 1_764_633_600_000 + 10 * HOUR_MS; // 2025-12-02T10:00Z
+
+    #[test]
+    fn windows_are_relative_to_now() {
+        let table = [
+            ("last24h", NOW - DAY_MS, NOW + 1),
+            ("last7d", NOW - 7 * DAY_MS, NOW + 1),
+            ("last30d", NOW - 30 * DAY_MS, NOW + 1),
+            ("next24h", NOW, NOW + DAY_MS),
+            ("next7d", NOW, NOW + 7 * DAY_MS),
+            ("next30d", NOW, NOW + 30 * DAY_MS),
+            ("today", NOW - 10 * HOUR_MS, NOW + 14 * HOUR_MS),
+        ];
+        for (range, from, to) in table {
+            let filter = parse(&[("range", range)], NOW).unwrap();
+            assert_eq!(filter.from, Some(Timestamp::from_millis(from)), "{range}");
+            assert_eq!(filter.to, Some(Timestamp::from_millis(to)), "{range}");
+        }
+    }
+
+    #[test]
+    fn today_follows_the_browsers_zone() {
+        // UTC-5 (offset +300): local 05:00, so local midnight is 05:00Z.
+        let filter = parse(&[("range", "today"), ("tz", "300")], NOW).unwrap();
+        assert_eq!(filter.from, Some(Timestamp::from_millis(NOW - 5 * HOUR_MS)));
+    }
+
+    #[test]
+    fn custom_ranges_are_checked_with_gmss_messages() {
+        let custom = |start: &str, end: &str| {
+            parse(&[("range", "custom"), ("start", start), ("end", end)], NOW)
+        };
+        assert!(custom("2025-12-02T10:00", "2025-12-02T10:00")
+            .unwrap_err()
+            .contains(START_NOT_BEFORE_END));
+        assert!(custom("2025-12-03T10:00", "2025-12-02T10:00")
+            .unwrap_err()
+            .contains(START_NOT_BEFORE_END));
+        assert!(custom("2025-11-01T00:00", "2025-12-02T00:01")
+            .unwrap_err()
+            .contains(RANGE_TOO_LONG));
+        let ok = custom("2025-11-01T00:00", "2025-12-02T00:00").unwrap();
+        assert_eq!(ok.to.unwrap().to_iso(), "2025-12-02T00:00:00.000Z");
+        assert!(custom("", "2025-12-02T00:00").is_err());
+    }
+
+    #[test]
+    fn states_services_and_bad_values() {
+        let filter = parse(
+            &[
+                ("state", "QUEUED"),
+                ("state", "SCHEDULED"),
+                ("service", "a"),
+            ],
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            filter.states,
+            vec![CallbackState::Queued, CallbackState::Scheduled]
+        );
+        assert_eq!(filter.services, vec!["a".to_string()]);
+        assert!(parse(&[("state", "NOPE")], NOW).is_err());
+        assert!(parse(&[("range", "yesterday")], NOW).is_err());
+        assert!(parse(&[("page", "0")], NOW).is_err());
+    }
+}
