@@ -5,11 +5,13 @@
 //!
 //! - [`login`]: signing in and out (shared with the agent desktop, one [`Portal`] each).
 //! - [`users`]: the Users page (administrators only).
+//! - [`overview`]: the live overview, its event stream and charts, and the Health page.
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
 pub mod login;
+mod overview;
 mod users;
 
 use askama::Template;
@@ -39,7 +41,9 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(login::routes(state.clone(), Portal::Console))
         .unify()
-        .or(users::routes(state))
+        .or(users::routes(state.clone()))
+        .unify()
+        .or(overview::routes(state))
         .unify()
         .boxed()
 }
@@ -223,6 +227,10 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
                 ),
                 "console.js" => (
                     include_str!("../../../static/console.js"),
+                    "text/javascript; charset=utf-8",
+                ),
+                "overview.js" => (
+                    include_str!("../../../static/overview.js"),
                     "text/javascript; charset=utf-8",
                 ),
                 _ => return Err(warp::reject::not_found()),
