@@ -25,6 +25,18 @@ pub struct ExpiryCounters {
     pub runs: Counter,
     /// Services removed.
     pub removed: Counter,
+    /// The last run, for the console's Health page (in memory: a restart forgets it, and
+    /// start-up's catch-up run sets it again).
+    pub last_run: std::sync::Arc<std::sync::Mutex<Option<ExpiryRun>>>,
+}
+
+/// One finished run of the expiry job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryRun {
+    /// When it ran (the job's clock).
+    pub at: Timestamp,
+    /// Services it removed.
+    pub removed: usize,
 }
 
 impl ExpiryCounters {
@@ -32,6 +44,19 @@ impl ExpiryCounters {
     pub fn ran(&self, removed: usize) {
         self.runs.inc();
         self.removed.inc_by(removed as u64);
+    }
+
+    /// Books one run at `at` that removed `removed` services, and remembers it as the last.
+    pub fn ran_at(&self, at: Timestamp, removed: usize) {
+        self.ran(removed);
+        if let Ok(mut last) = self.last_run.lock() {
+            *last = Some(ExpiryRun { at, removed });
+        }
+    }
+
+    /// The last finished run, if any.
+    pub fn last(&self) -> Option<ExpiryRun> {
+        self.last_run.lock().ok().and_then(|last| *last)
     }
 }
 
@@ -84,14 +109,14 @@ pub async fn schedule(
             // sled calls block; keep them off the async workers.
             match tokio::task::spawn_blocking(move || run_once(&store, now)).await {
                 Ok(Ok(removed)) => {
-                    counters.ran(removed.len());
+                    counters.ran_at(now, removed.len());
                     for service in removed {
                         chat.forget(&service);
                         router.send(Event::Removed { service });
                     }
                 }
                 Ok(Err(err)) => {
-                    counters.ran(0);
+                    counters.ran_at(now, 0);
                     tracing::error!(error = %err, "expiry run failed");
                 }
                 Err(err) => tracing::error!(error = %err, "expiry task panicked"),

@@ -157,7 +157,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             .map_err(|err| StartupError::Jobs(err.to_string()))?
             .map_err(store_err)?
     };
-    expiry_counters.ran(caught_up.len());
+    expiry_counters.ran_at(clock.now(), caught_up.len());
     if !caught_up.is_empty() {
         tracing::info!(
             removed = caught_up.len(),
@@ -220,7 +220,9 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         shutdown_rx,
     )
     .map_err(store_err)?;
+    let started_at = clock.now();
     let state = AppState {
+        started_at,
         store,
         catalog,
         router,

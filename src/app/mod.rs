@@ -15,6 +15,7 @@ mod error;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notifications;
+pub mod overview;
 pub mod queues;
 pub mod sessions;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     /// servers). Requests are counted by `http`; the counters of the other modules are
     /// registered in it at start-up.
     pub metrics: crate::metrics::Metrics,
+    /// When this server was built, from the injected clock: the Health page's uptime.
+    pub started_at: crate::domain::time::Timestamp,
 }
 
 impl std::fmt::Debug for AppState {

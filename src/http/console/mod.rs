@@ -6,12 +6,14 @@
 //! - [`login`]: signing in and out (shared with the agent desktop, one [`Portal`] each).
 //! - [`users`]: the Users page (administrators only).
 //! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
+//! - [`overview`]: the live overview, its event stream and charts, and the Health page.
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
 mod callbacks;
 pub mod login;
+mod overview;
 mod users;
 
 use askama::Template;
@@ -43,7 +45,9 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(callbacks::routes(state.clone()))
         .unify()
-        .or(users::routes(state))
+        .or(users::routes(state.clone()))
+        .unify()
+        .or(overview::routes(state))
         .unify()
         .boxed()
 }
@@ -244,6 +248,10 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
                 ),
                 "callbacks.js" => (
                     include_str!("../../../static/callbacks.js"),
+                    "text/javascript; charset=utf-8",
+                ),
+                "overview.js" => (
+                    include_str!("../../../static/overview.js"),
                     "text/javascript; charset=utf-8",
                 ),
                 _ => return Err(warp::reject::not_found()),
