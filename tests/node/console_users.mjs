@@ -35,6 +35,23 @@ await run(async (browser) => {
   await shot(sue, "console-forbidden");
   step("a supervisor is refused the users page, with the role that may");
 
+  // The live overview updates without a reload: create a callback through the GMS API.
+  await admin.goto(`${base}/admin/overview`);
+  await admin.waitForSelector("img");
+  const before = await admin.textContent("main");
+  const created = await fetch(`${base}/genesys/1/service/callback/chat-delay`, {
+    method: "POST",
+    headers: { gms_user: "browser-test", "content-type": "application/x-www-form-urlencoded" },
+    body: "_customer_number=5550100",
+  });
+  if (created.status !== 200) fail(`create answered ${created.status}`);
+  await admin.waitForFunction((old) => document.querySelector("main").textContent !== old, before, { timeout: 5000 });
+  await shot(admin, "console-overview");
+  step("the live overview changed after a create, without a reload");
+  await admin.goto(`${base}/admin/health`);
+  await shot(admin, "console-health");
+  step("the health page shows");
+
   await admin.getByRole("button", { name: "Sign out" }).click();
   await admin.waitForURL(/\/admin\/login/);
   await admin.goto(`${base}/admin/users`);

@@ -3,5 +3,6 @@
 
 mod browser;
 mod callbacks;
+mod overview;
 mod signin;
 mod users;
