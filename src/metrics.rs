@@ -70,6 +70,8 @@ const ROUTES: &[&str] = &[
     "/genesys/1/admin/callback/queues",
     "/genesys/1/admin/callback/watermarks",
     "/genesys/1/admin/callback/cancel",
+    "/genesys/1/admin/callback/reportcancelled",
+    "/genesys/1/admin/callbacks/export",
     "/genesys/1/admin/callback/{id}",
     "/genesys/1/admin/stats",
     "/genesys/1/admin/queues",
@@ -84,24 +86,36 @@ const ROUTES: &[&str] = &[
 ];
 
 /// The route template `path` was served by, or [`OTHER_ROUTE`]. A trailing `/` is ignored.
+/// Runs for every request: it compares segments in place and allocates nothing.
 pub fn route_of(path: &str) -> &'static str {
     let trimmed = path.trim_end_matches('/');
-    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
     ROUTES
         .iter()
-        .find(|template| {
-            let parts: Vec<&str> = template.split('/').skip(1).collect();
-            parts.len() == segments.len()
-                && parts.iter().zip(&segments).all(|(part, segment)| {
-                    if part.starts_with('{') {
-                        !segment.is_empty()
-                    } else {
-                        part == segment
-                    }
-                })
-        })
         .copied()
+        .find(|template| matches_template(template, trimmed))
         .unwrap_or_else(|| page_group(path))
+}
+
+/// Whether `path` has the segments of `template`, where `{x}` stands for any non-empty one.
+fn matches_template(template: &str, path: &str) -> bool {
+    let mut parts = template.split('/');
+    let mut segments = path.split('/');
+    loop {
+        match (parts.next(), segments.next()) {
+            (None, None) => return true,
+            (Some(part), Some(segment)) if part.starts_with('{') => {
+                if segment.is_empty() {
+                    return false;
+                }
+            }
+            (Some(part), Some(segment)) => {
+                if part != segment {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// The console's and the desktop's pages count as one route each: they are for people, and

@@ -137,12 +137,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     }
 
     let admin_token = resolve_admin_token(config)?;
-    let has_administrator = store
-        .accounts()
-        .map_err(store_err)?
-        .iter()
-        .any(|a| a.role == crate::domain::account::Role::Administrator);
-    if !has_administrator {
+    if !crate::app::accounts::has_administrator(&store).map_err(store_err)? {
         tracing::info!(
             "no administrator account yet: create one with `callbackd user add NAME --role administrator`; until then, sign in at /admin/login as `admin` with the admin token"
         );

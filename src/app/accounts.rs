@@ -14,7 +14,7 @@ use super::{AppError, AppState};
 use crate::domain::account::{self, Account, Role, Username};
 use crate::domain::options::FieldError;
 use crate::domain::time::Timestamp;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The user name that signs in with the admin token while no administrator account exists.
 pub const TOKEN_USERNAME: &str = "admin";
@@ -193,8 +193,15 @@ pub async fn set_password_in(
 /// # Errors
 /// Storage failed.
 pub fn needs_first_administrator(state: &AppState) -> Result<bool, AppError> {
-    Ok(!state
-        .store
+    Ok(!has_administrator(&state.store)?)
+}
+
+/// Whether an administrator account exists (start-up asks before there is an [`AppState`]).
+///
+/// # Errors
+/// Storage failed.
+pub fn has_administrator(store: &Store) -> Result<bool, StoreError> {
+    Ok(store
         .accounts()?
         .iter()
         .any(|a| a.role == Role::Administrator))

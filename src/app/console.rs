@@ -219,6 +219,17 @@ pub fn matching(state: &AppState, filter: &CallbackFilter) -> Result<Vec<Service
     Ok(records)
 }
 
+/// The stored services among `ids`, in the order given (ids not stored are left out).
+///
+/// # Errors
+/// Storage failure.
+pub fn stored(state: &AppState, ids: &[String]) -> Result<Vec<ServiceRecord>, AppError> {
+    ids.iter()
+        .filter_map(|id| state.store.service(id).transpose())
+        .collect::<Result<_, _>>()
+        .map_err(AppError::from)
+}
+
 /// One line of a cancellation report (GMS's `_ok_title`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReportEntry {

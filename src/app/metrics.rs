@@ -17,32 +17,12 @@ const COUNT_LIMIT: usize = 1_000_000;
 /// # Errors
 /// Storage failed, or the router has stopped (503).
 pub async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
+    let services = services_by_state(state).await?;
     let store = state.store.clone();
-    // Configured services, and any deleted one that still has active services.
-    let names: BTreeSet<String> = state
-        .catalog
-        .all()
-        .iter()
-        .map(|s| s.config.name.clone())
-        .chain(store.active_counts().into_keys())
-        .collect();
     // sled calls block; keep them off the async workers.
-    let (services, store_bytes) = tokio::task::spawn_blocking(move || {
-        let mut services = Vec::new();
-        for name in &names {
-            for callback_state in CallbackState::ALL {
-                if callback_state == CallbackState::Completed {
-                    continue;
-                }
-                let count = store.count_in_states(name, &[callback_state], COUNT_LIMIT)?;
-                services.push((name.clone(), callback_state.as_str(), count as u64));
-            }
-        }
-        let store_bytes = store.size_on_disk().ok();
-        Ok::<_, crate::store::StoreError>((services, store_bytes))
-    })
-    .await
-    .map_err(|err| AppError::Unavailable(format!("the metrics scan failed: {err}")))??;
+    let store_bytes = tokio::task::spawn_blocking(move || store.size_on_disk().ok())
+        .await
+        .map_err(|err| AppError::Unavailable(format!("the metrics scan failed: {err}")))?;
 
     let queues = queues::queues(state)
         .await?
@@ -79,6 +59,42 @@ pub async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
         cometd_clients: state.bayeux.client_count() as u64,
         store_bytes,
     })
+}
+
+/// Services not COMPLETED, per configured service (and any deleted one that still has
+/// active services) and state: `(service, state, count)`. Shared by `/metrics` and the
+/// console's live overview.
+///
+/// # Errors
+/// Storage failed.
+pub async fn services_by_state(
+    state: &AppState,
+) -> Result<Vec<(String, &'static str, u64)>, AppError> {
+    let store = state.store.clone();
+    let names: BTreeSet<String> = state
+        .catalog
+        .all()
+        .iter()
+        .map(|s| s.config.name.clone())
+        .chain(store.active_counts().into_keys())
+        .collect();
+    // sled calls block; keep them off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let mut services = Vec::new();
+        for name in &names {
+            for callback_state in CallbackState::ALL {
+                if callback_state == CallbackState::Completed {
+                    continue;
+                }
+                let count = store.count_in_states(name, &[callback_state], COUNT_LIMIT)?;
+                services.push((name.clone(), callback_state.as_str(), count as u64));
+            }
+        }
+        Ok::<_, crate::store::StoreError>(services)
+    })
+    .await
+    .map_err(|err| AppError::Unavailable(format!("the services count failed: {err}")))?
+    .map_err(AppError::from)
 }
 
 fn agent_slot(state: AgentState) -> usize {

@@ -81,9 +81,8 @@ impl AgentCounts {
 /// # Errors
 /// Storage failed, or the router has stopped (503).
 pub async fn overview(state: &AppState) -> Result<Overview, AppError> {
-    let gauges = metrics::snapshot(state).await?;
     let mut services: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for (name, callback_state, count) in gauges.services {
+    for (name, callback_state, count) in metrics::services_by_state(state).await? {
         services
             .entry(name)
             .or_default()
@@ -104,7 +103,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, AppError> {
         services,
         queues,
         agents,
-        cometd_clients: gauges.cometd_clients,
+        cometd_clients: state.bayeux.client_count() as u64,
     })
 }
 

@@ -14,6 +14,7 @@ use warp::http::{HeaderMap, Method};
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
+use super::form::{self, Fields, Json};
 use super::with_state;
 use crate::app::accounts::Portal;
 use crate::app::sessions::{constant_time_eq, Session};
@@ -156,11 +157,25 @@ pub fn page_session(
         )
 }
 
+/// A form post from a page: its session (as [`page_session`]) and its fields, with the
+/// session's CSRF token already checked, so that no handler can forget the check. Put it
+/// after the path filters.
+pub fn signed_form(
+    state: &AppState,
+    portal: Portal,
+    action: Option<Action>,
+) -> impl Filter<Extract = (Session, Fields), Error = Rejection> + Clone {
+    page_session(state, portal, action)
+        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and_then(|session: Session, fields: Fields| async move {
+            check_form_csrf(&session, &fields)?;
+            Ok::<_, Rejection>((session, fields))
+        })
+        .untuple_one()
+}
+
 /// Checks a form post's CSRF field against its session.
-///
-/// # Errors
-/// The field is missing or wrong: a [`PageRejection::Csrf`].
-pub fn check_form_csrf(session: &Session, fields: &[(String, String)]) -> Result<(), Rejection> {
+fn check_form_csrf(session: &Session, fields: &[(String, String)]) -> Result<(), Rejection> {
     let given = fields
         .iter()
         .find(|(k, _)| k == CSRF_FIELD)

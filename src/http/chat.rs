@@ -106,7 +106,7 @@ fn action(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 
 /// The action named in the URL, with its fields.
 fn parse_action(name: &str, fields: &Fields) -> Result<CustomerAction, AppError> {
-    let message = field(fields, "message");
+    let message = form::last(fields, "message").map(str::to_string);
     Ok(match name {
         "refresh" => CustomerAction::Refresh {
             from: transcript_position(fields)?,
@@ -132,7 +132,7 @@ fn parse_action(name: &str, fields: &Fields) -> Result<CustomerAction, AppError>
 /// `subscriptionID`, business data) are not the chat's.
 fn parse_start(fields: &Fields) -> Result<StartChat, FieldError> {
     let get = |name: &str| {
-        field(fields, name)
+        form::last(fields, name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
@@ -170,7 +170,7 @@ fn parse_start(fields: &Fields) -> Result<StartChat, FieldError> {
 
 /// `transcriptPosition`: a position from 1.
 fn transcript_position(fields: &Fields) -> Result<Option<u64>, FieldError> {
-    match field(fields, "transcriptPosition") {
+    match form::last(fields, "transcriptPosition") {
         None => Ok(None),
         Some(text) if text.trim().is_empty() => Ok(None),
         Some(text) => match text.trim().parse::<u64>() {
@@ -183,17 +183,8 @@ fn transcript_position(fields: &Fields) -> Result<Option<u64>, FieldError> {
     }
 }
 
-/// The last value of field `name` (body fields come after query fields, so the body wins).
-fn field(fields: &Fields, name: &str) -> Option<String> {
-    fields
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-}
-
 fn verbose(fields: &Fields) -> bool {
-    field(fields, "_verbose").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    form::last(fields, "_verbose").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// `{"_id","comet_channel":"/_genesys"}`.

@@ -25,6 +25,15 @@ pub enum Json {
     Refused,
 }
 
+/// The last value of field `name`: body fields come after query fields, so the body wins.
+pub fn last<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Query-string and body fields of a GMS request.
 pub fn fields(
     limit: u64,

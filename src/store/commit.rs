@@ -81,15 +81,6 @@ impl SpaceGauge {
     }
 }
 
-/// Counters of the committer, for the benchmark and operators.
-#[derive(Debug, Default)]
-pub struct SyncCounts {
-    /// Group-commit flushes done.
-    pub flushes: AtomicU64,
-    /// `fdatasync`/`fsync` calls made after flushes (0 with [`SyncMode::Os`]).
-    pub device_syncs: AtomicU64,
-}
-
 /// What the committer needs besides the database.
 pub struct CommitOptions {
     /// Whether a flush is followed by `fdatasync` of the database's files.
@@ -121,8 +112,8 @@ pub struct Committer {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Free space as last measured by the thread.
     pub space: Arc<SpaceGauge>,
-    /// Flushes and syncs done.
-    pub stats: Arc<SyncCounts>,
+    /// Flushes and syncs done, batch sizes and flush latencies.
+    pub stats: Arc<CommitStats>,
 }
 
 impl Committer {
@@ -131,11 +122,7 @@ impl Committer {
     ///
     /// # Errors
     /// A file of the database cannot be opened or synced, or the thread cannot start.
-    pub fn start(
-        db: sled::Db,
-        options: CommitOptions,
-        flush_stats: Arc<CommitStats>,
-    ) -> Result<Self, StoreError> {
+    pub fn start(db: sled::Db, options: CommitOptions) -> Result<Self, StoreError> {
         let io = |err: std::io::Error| StoreError::from_io("starting the committer", err);
         let device = match (&options.dir, options.sync) {
             (Some(dir), SyncMode::Device) => Some(DeviceSync::open(dir).map_err(io)?),
@@ -147,14 +134,13 @@ impl Committer {
             (None, None) => None,
         };
         let space = Arc::new(SpaceGauge::new(options.min_free_bytes));
-        let stats = Arc::new(SyncCounts::default());
+        let stats = Arc::new(CommitStats::default());
         let mut worker = Worker {
             db,
             device,
             probe,
             space: space.clone(),
             stats: stats.clone(),
-            flush_stats,
             last_check: Instant::now(),
         };
         worker.measure();
@@ -207,9 +193,9 @@ struct Worker {
     device: Option<DeviceSync>,
     probe: Option<SpaceProbe>,
     space: Arc<SpaceGauge>,
-    stats: Arc<SyncCounts>,
-    /// Batch sizes and flush latencies, for `/metrics` and the console's Health page.
-    flush_stats: Arc<CommitStats>,
+    /// Counts, batch sizes and flush latencies, for the benchmark, `/metrics` and the
+    /// console's Health page.
+    stats: Arc<CommitStats>,
     last_check: Instant,
 }
 
@@ -233,7 +219,7 @@ impl Worker {
                         let _ = waiter.send(result.clone());
                     }
                     // Booked after the answers, so that the waiters do not wait for it.
-                    self.flush_stats.flushed(size, ended, ended - started);
+                    self.stats.flushed(size, ended, ended - started);
                 }
                 // Idle: only the free space to look at.
                 Err(RecvTimeoutError::Timeout) => {}

@@ -10,6 +10,7 @@
 //! [`Store::flush_latency_last_minute`]: super::Store::flush_latency_last_minute
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,10 @@ impl FlushWindow {
 /// The committer's measurements. Shared between the committer thread (writes) and readers.
 #[derive(Debug)]
 pub struct CommitStats {
+    /// Group-commit flushes done (the benchmark's syncs per second with `sync = "os"`).
+    pub flushes: AtomicU64,
+    /// `fdatasync`/`fsync` calls made after flushes (0 with `sync = "os"`).
+    pub device_syncs: AtomicU64,
     /// Waiters answered by one flush.
     pub batch_size: Histogram,
     /// How long one `db.flush()` took, in seconds.
@@ -89,6 +94,8 @@ pub struct CommitStats {
 impl Default for CommitStats {
     fn default() -> Self {
         Self {
+            flushes: AtomicU64::new(0),
+            device_syncs: AtomicU64::new(0),
             // 1, 2, 4, ... 4096 waiters.
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 50 µs to about 3.3 s.

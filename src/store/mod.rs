@@ -280,8 +280,6 @@ struct Inner {
     migrations_applied: Vec<String>,
     /// Active services per configured service, moved after each committed write.
     active: counts::ActiveCounts,
-    /// What the committer measures about its flushes; written by its thread only.
-    commit_stats: Arc<CommitStats>,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -376,8 +374,7 @@ impl Store {
         let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
         // Migrations and tree creation are flushed before the committer opens the log.
         db.flush()?;
-        let commit_stats = Arc::new(CommitStats::default());
-        let committer = Committer::start(db.clone(), options, commit_stats.clone())?;
+        let committer = Committer::start(db.clone(), options)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -385,7 +382,6 @@ impl Store {
                 committer,
                 migrations_applied,
                 active,
-                commit_stats,
             }),
         })
     }
@@ -441,13 +437,14 @@ impl Store {
 
     /// The group committer's measurements (batch sizes, flush latencies) for `/metrics`.
     pub fn commit_stats(&self) -> &CommitStats {
-        &self.inner.commit_stats
+        &self.inner.committer.stats
     }
 
     /// p50, p99 and count of the group commit's flushes in the last [`FLUSH_WINDOW`].
     pub fn flush_latency_last_minute(&self) -> FlushLatency {
         self.inner
-            .commit_stats
+            .committer
+            .stats
             .last_minute(std::time::Instant::now())
     }
 

@@ -194,12 +194,8 @@ impl TestApp {
     /// its cookie and the CSRF token the landing page carries. Panics if the sign-in fails.
     pub async fn sign_in(&self, portal: &str, username: &str, password: &str) -> SignedIn {
         let response = self
-            .pages()
-            .post(format!("{}/{portal}/login", self.address))
-            .form(&[("username", username), ("password", password)])
-            .send()
-            .await
-            .expect("request sent");
+            .post_login(portal, &[("username", username), ("password", password)])
+            .await;
         assert_eq!(
             response.status(),
             303,
@@ -225,6 +221,17 @@ impl TestApp {
             .expect("the session as JSON");
         let csrf = session["csrf"].as_str().expect("csrf").to_string();
         SignedIn { cookie, csrf }
+    }
+
+    /// POSTs the sign-in form of `portal` (`admin` or `agent`) with `fields`, not following
+    /// the redirect.
+    pub async fn post_login(&self, portal: &str, fields: &[(&str, &str)]) -> Response {
+        self.pages()
+            .post(format!("{}/{portal}/login", self.address))
+            .form(fields)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// A client that does not follow redirects, as pages' tests need (303s are asserted).

@@ -23,9 +23,9 @@ use crate::app::sessions::Session;
 use crate::app::{AppError, AppState};
 use crate::domain::account::Action;
 use crate::domain::service::{CallbackState, RoutingEventKind, ServiceRecord};
-use crate::http::auth::{api_caller, check_form_csrf, page_session, Caller};
+use crate::http::auth::{api_caller, page_session, signed_form, Caller};
 use crate::http::error::respond;
-use crate::http::form::{self, Fields, Json};
+use crate::http::form::{self, Fields};
 use crate::http::{reply, with_state};
 
 /// One row of the list.
@@ -396,16 +396,14 @@ fn detail_view(
 fn detail_cancel(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("admin" / "callbacks" / String / "cancel")
         .and(warp::post())
-        .and(page_session(
+        .and(signed_form(
             &state,
             Portal::Console,
             Some(Action::ManageCallbacks),
         ))
-        .and(with_state(state.clone()))
-        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and(with_state(state))
         .and_then(
-            |id: String, session: Session, state: AppState, fields: Fields| async move {
-                check_form_csrf(&session, &fields)?;
+            |id: String, session: Session, _fields: Fields, state: AppState| async move {
                 let ids = [id.clone()];
                 Ok::<_, Rejection>(match console::cancel_report(&state, &ids).await {
                     Ok(report) if report.iter().all(|e| e.ok_title == "Ok") => see_other(&format!(
@@ -540,13 +538,7 @@ fn export_ids(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(with_state(state))
         .and(form::json_body::<IdsBody>(limit))
         .map(|_caller: Caller, state: AppState, body: IdsBody| {
-            let records: Result<Vec<ServiceRecord>, AppError> = body
-                .ids
-                .iter()
-                .filter_map(|id| state.store.service(id).transpose())
-                .collect::<Result<_, _>>()
-                .map_err(AppError::from);
-            respond(records, |records| csv(&records))
+            respond(console::stored(&state, &body.ids), |records| csv(&records))
         })
 }
 

@@ -11,7 +11,7 @@ use super::{render, see_other};
 use crate::app::accounts::{self, Portal, SignInError};
 use crate::app::sessions::Session;
 use crate::app::AppState;
-use crate::http::auth::{self, check_form_csrf};
+use crate::http::auth;
 use crate::http::form::{self, Fields, Json};
 use crate::http::with_state;
 
@@ -38,12 +38,18 @@ pub fn routes(state: AppState, portal: Portal) -> warp::filters::BoxedFilter<(Re
         .boxed()
 }
 
-/// The path segments of a portal's pages.
-fn prefix(portal: Portal) -> &'static str {
-    match portal {
+/// `/<portal>/<page>` exactly: `/admin/login`, `/agent/session`, ...
+fn page_path(
+    portal: Portal,
+    page: &'static str,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    let prefix = match portal {
         Portal::Console => "admin",
         Portal::Desktop => "agent",
-    }
+    };
+    warp::path(prefix)
+        .and(warp::path(page))
+        .and(warp::path::end())
 }
 
 /// GET /admin/login (or /agent/login)
@@ -51,16 +57,14 @@ fn login_page(
     state: AppState,
     portal: Portal,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path(prefix(portal))
-        .and(warp::path("login"))
-        .and(warp::path::end())
+    page_path(portal, "login")
         .and(warp::get())
         .and(auth::optional_session(&state, portal))
         .and(with_state(state))
         .and(form::query_fields())
         .map(
             move |session: Option<Session>, state: AppState, fields: Fields| {
-                let next = safe_next(portal, field(&fields, "next"));
+                let next = safe_next(portal, form::last(&fields, "next").unwrap_or_default());
                 if session.is_some() {
                     return see_other(&next);
                 }
@@ -74,16 +78,14 @@ fn login_submit(
     state: AppState,
     portal: Portal,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path(prefix(portal))
-        .and(warp::path("login"))
-        .and(warp::path::end())
+    page_path(portal, "login")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(form::fields(state.settings.max_body_bytes, Json::Refused))
         .then(move |state: AppState, fields: Fields| async move {
-            let username = field(&fields, "username").trim().to_string();
-            let password = field(&fields, "password");
-            let next = safe_next(portal, field(&fields, "next"));
+            let username = form::last(&fields, "username").unwrap_or_default().trim().to_string();
+            let password = form::last(&fields, "password").unwrap_or_default();
+            let next = safe_next(portal, form::last(&fields, "next").unwrap_or_default());
             match accounts::sign_in(&state, &username, password, portal).await {
                 Ok(session) => {
                     tracing::info!(user = %session.principal.username, role = %session.principal.role, ?portal, "signed in");
@@ -126,16 +128,12 @@ fn logout(
     state: AppState,
     portal: Portal,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path(prefix(portal))
-        .and(warp::path("logout"))
-        .and(warp::path::end())
+    page_path(portal, "logout")
         .and(warp::post())
-        .and(auth::page_session(&state, portal, None))
-        .and(with_state(state.clone()))
-        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and(auth::signed_form(&state, portal, None))
+        .and(with_state(state))
         .and_then(
-            move |session: Session, state: AppState, fields: Fields| async move {
-                check_form_csrf(&session, &fields)?;
+            move |session: Session, _fields: Fields, state: AppState| async move {
                 sign_out(&state, &session);
                 let mut response = see_other(portal.login_path());
                 set_cookie(
@@ -154,9 +152,7 @@ fn session_info(
     state: AppState,
     portal: Portal,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path(prefix(portal))
-        .and(warp::path("session"))
-        .and(warp::path::end())
+    page_path(portal, "session")
         .and(warp::get())
         .and(auth::optional_session(&state, portal))
         .and(with_state(state))
@@ -220,14 +216,6 @@ fn page(
             hint,
         },
     )
-}
-
-fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
-    fields
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
 }
 
 /// `next` if it is a path of `portal`'s own pages, else the portal's home: never another

@@ -10,9 +10,9 @@ use crate::app::accounts::{self, NewUser, Portal};
 use crate::app::sessions::Session;
 use crate::app::{AppError, AppState};
 use crate::domain::account::{Action, Role};
-use crate::http::auth::{check_form_csrf, page_session};
+use crate::http::auth::{page_session, signed_form};
 use crate::http::error::ApiError;
-use crate::http::form::{self, Fields, Json};
+use crate::http::form::{self, Fields};
 use crate::http::with_state;
 
 /// One row of the table.
@@ -73,16 +73,14 @@ fn users_page(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 fn users_add(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("admin" / "users")
         .and(warp::post())
-        .and(page_session(
+        .and(signed_form(
             &state,
             Portal::Console,
             Some(Action::ManageUsers),
         ))
-        .and(with_state(state.clone()))
-        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and(with_state(state))
         .and_then(
-            |session: Session, state: AppState, fields: Fields| async move {
-                check_form_csrf(&session, &fields)?;
+            |session: Session, fields: Fields, state: AppState| async move {
                 let user = NewUser {
                     username: field(&fields, "username"),
                     role: field(&fields, "role"),
@@ -104,16 +102,14 @@ fn users_add(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 fn user_password(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("admin" / "users" / String / "password")
         .and(warp::post())
-        .and(page_session(
+        .and(signed_form(
             &state,
             Portal::Console,
             Some(Action::ManageUsers),
         ))
-        .and(with_state(state.clone()))
-        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and(with_state(state))
         .and_then(
-            |name: String, session: Session, state: AppState, fields: Fields| async move {
-                check_form_csrf(&session, &fields)?;
+            |name: String, session: Session, fields: Fields, state: AppState| async move {
                 Ok::<_, Rejection>(
                     match accounts::set_password(&state, &name, field(&fields, "password")).await {
                         Ok(()) => see_other(&format!(
@@ -131,16 +127,14 @@ fn user_password(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 fn user_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("admin" / "users" / String / "delete")
         .and(warp::post())
-        .and(page_session(
+        .and(signed_form(
             &state,
             Portal::Console,
             Some(Action::ManageUsers),
         ))
-        .and(with_state(state.clone()))
-        .and(form::fields(state.settings.max_body_bytes, Json::Refused))
+        .and(with_state(state))
         .and_then(
-            |name: String, session: Session, state: AppState, fields: Fields| async move {
-                check_form_csrf(&session, &fields)?;
+            |name: String, session: Session, _fields: Fields, state: AppState| async move {
                 Ok::<_, Rejection>(match accounts::remove_user(&state, &name).await {
                     Ok(()) => see_other(&format!(
                         "/admin/users?removed={}",
@@ -204,11 +198,7 @@ fn show(
     )
 }
 
+/// The last value of field `name`, owned (empty when absent).
 fn field(fields: &Fields, name: &str) -> String {
-    fields
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
+    form::last(fields, name).unwrap_or_default().to_string()
 }

@@ -60,12 +60,8 @@ async fn a_good_sign_in_sets_an_http_only_strict_cookie_and_redirects_to_the_con
     let app = spawn_app().await;
     app.add_user("ada", "administrator", None, PASSWORD).await;
     let response = app
-        .pages()
-        .post(format!("{}/admin/login", app.address))
-        .form(&[("username", "ada"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+        .post_login("admin", &[("username", "ada"), ("password", PASSWORD)])
+        .await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/admin/");
     let cookie = response.headers()["set-cookie"]
@@ -83,16 +79,15 @@ async fn a_good_sign_in_sets_an_http_only_strict_cookie_and_redirects_to_the_con
 
     // Back to the page asked for, when it is one of the console's.
     let response = app
-        .pages()
-        .post(format!("{}/admin/login", app.address))
-        .form(&[
-            ("username", "ada"),
-            ("password", PASSWORD),
-            ("next", "/admin/users"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_login(
+            "admin",
+            &[
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("next", "/admin/users"),
+            ],
+        )
+        .await;
     assert_eq!(response.headers()["location"], "/admin/users");
 }
 
@@ -100,12 +95,8 @@ async fn a_good_sign_in_sets_an_http_only_strict_cookie_and_redirects_to_the_con
 async fn secure_cookies_adds_the_secure_flag() {
     let app = spawn_app_with(|c| c.http.secure_cookies = true).await;
     let response = app
-        .pages()
-        .post(format!("{}/admin/login", app.address))
-        .form(&[("username", "admin"), ("password", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
+        .post_login("admin", &[("username", "admin"), ("password", ADMIN_TOKEN)])
+        .await;
     assert_eq!(response.status(), 303);
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
@@ -127,12 +118,8 @@ async fn the_admin_token_signs_in_as_an_administrator_only_until_one_exists() {
 
     app.add_user("ada", "administrator", None, PASSWORD).await;
     let response = app
-        .pages()
-        .post(format!("{}/admin/login", app.address))
-        .form(&[("username", "admin"), ("password", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
+        .post_login("admin", &[("username", "admin"), ("password", ADMIN_TOKEN)])
+        .await;
     assert_eq!(response.status(), 401, "the token no longer signs in");
     assert!(response.headers().get("set-cookie").is_none());
 }
@@ -144,12 +131,8 @@ async fn a_wrong_password_and_an_unknown_name_get_the_same_answer() {
     let mut bodies = Vec::new();
     for (name, password) in [("ada", "wrong password"), ("nobody", PASSWORD)] {
         let response = app
-            .pages()
-            .post(format!("{}/admin/login", app.address))
-            .form(&[("username", name), ("password", password)])
-            .send()
-            .await
-            .unwrap();
+            .post_login("admin", &[("username", name), ("password", password)])
+            .await;
         assert_eq!(response.status(), 401, "{name}");
         assert!(response.headers().get("set-cookie").is_none(), "{name}");
         let page = response.text().await.unwrap();
@@ -169,12 +152,10 @@ async fn five_failed_sign_ins_within_a_minute_slow_that_name_down() {
     let app = spawn_app_with_clock(clock.clone()).await;
     app.add_user("ada", "monitor", None, PASSWORD).await;
     app.add_user("bob", "monitor", None, PASSWORD).await;
-    let attempt = |name: &'static str, password: &'static str| {
-        let request = app
-            .pages()
-            .post(format!("{}/admin/login", app.address))
-            .form(&[("username", name), ("password", password)]);
-        async move { request.send().await.unwrap() }
+    let app = &app;
+    let attempt = |name: &'static str, password: &'static str| async move {
+        app.post_login("admin", &[("username", name), ("password", password)])
+            .await
     };
     for i in 0..5 {
         assert_eq!(
@@ -355,12 +336,8 @@ async fn an_agent_account_signs_in_at_the_desktop_not_the_console() {
     app.add_user("kristi", "agent", Some("kristi"), PASSWORD)
         .await;
     let response = app
-        .pages()
-        .post(format!("{}/admin/login", app.address))
-        .form(&[("username", "kristi"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+        .post_login("admin", &[("username", "kristi"), ("password", PASSWORD)])
+        .await;
     assert_eq!(response.status(), 403);
     assert!(response.headers().get("set-cookie").is_none());
     assert!(response.text().await.unwrap().contains("/agent/login"));
