@@ -23,7 +23,9 @@ struct LoginPage {
     next: String,
     username: String,
     error: Option<String>,
-    hint: Option<String>,
+    /// No administrator exists yet: say how to sign in first.
+    first_administrator: bool,
+    token_username: &'static str,
 }
 
 /// The sign-in page and form of `portal`, and the console's sign-out.
@@ -192,15 +194,9 @@ fn page(
     username: String,
     error: Option<String>,
 ) -> Response {
-    let hint = (portal == Portal::Console
+    let first_administrator = portal == Portal::Console
         && state.settings.admin_token.is_some()
-        && accounts::needs_first_administrator(state).unwrap_or(false))
-    .then(|| {
-        format!(
-            "No administrator account exists yet. Sign in as `{}` with the admin token, or create one with `callbackd user add NAME --role administrator`.",
-            accounts::TOKEN_USERNAME
-        )
-    });
+        && accounts::needs_first_administrator(state).unwrap_or(false);
     let title = match portal {
         Portal::Console => "callbackd Service Management",
         Portal::Desktop => "callbackd Agent Desktop",
@@ -213,7 +209,8 @@ fn page(
             next,
             username,
             error,
-            hint,
+            first_administrator,
+            token_username: accounts::TOKEN_USERNAME,
         },
     )
 }
