@@ -145,7 +145,8 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "agent" / String / "state")
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(super::desktop::agent_caller(&state))
+        .and_then(super::desktop::act_as)
         .and(with_state(state))
         .and(form::json_body::<StateBody>(limit))
         .then(|id: String, state: AppState, body: StateBody| async move {

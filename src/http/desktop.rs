@@ -7,8 +7,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::admin::admin_auth;
+use super::auth::{api_caller, Caller};
 use super::error::respond;
+use super::error::ApiError;
 use super::{form, reply, to_completion, with_state};
 use crate::app::chat::{self, AgentAction, Interaction};
 use crate::app::AppState;
@@ -37,7 +38,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(agent_caller(&state))
+        .and_then(act_as)
         .and(with_state(state))
         .then(|agent: String, state: AppState| async move {
             respond(chat::interactions(&state, &agent).await, |list| {
@@ -51,7 +53,9 @@ fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "accept")
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(agent_caller(&state))
+        .and_then(act_as_in)
+        .untuple_one()
         .and(with_state(state))
         .then(
             |agent: String, service: String, state: AppState| async move {
@@ -73,7 +77,9 @@ fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String)
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(agent_caller(&state))
+        .and_then(act_as_in)
+        .untuple_one()
         .and(with_state(state))
         .and(form::query_fields())
         .then(
@@ -162,7 +168,9 @@ where
         .and(warp::path(name))
         .and(warp::path::end())
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(agent_caller(&state))
+        .and_then(act_as_in)
+        .untuple_one()
         .and(with_state(state))
         .and(form::json_body::<B>(limit))
         .then(
@@ -176,7 +184,9 @@ where
 fn leave(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "leave")
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(agent_caller(&state))
+        .and_then(act_as_in)
+        .untuple_one()
         .and(with_state(state))
         .then(
             |agent: String, service: String, state: AppState| async move {
@@ -280,4 +290,44 @@ pub(super) fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from:
         map.insert("transcript".into(), Value::Array(rows));
     }
     view
+}
+
+/// The caller of an agent-scoped desktop route: the admin token, or a session of the agent
+/// desktop (or a console role allowed to set agents' states). Put it after the path filters.
+pub(super) fn agent_caller(
+    state: &AppState,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    api_caller(
+        state,
+        &[crate::app::accounts::Portal::Desktop],
+        crate::domain::account::Action::SetAgentState,
+    )
+}
+
+/// Refuses (403) a caller that may not act as `agent`, before any body is read: an agent's
+/// session acts only as its own agent.
+fn check_agent(agent: &str, caller: &Caller) -> Result<(), Rejection> {
+    if caller.may_act_as_agent(agent, crate::domain::account::Action::SetAgentState) {
+        Ok(())
+    } else {
+        Err(warp::reject::custom(ApiError::Forbidden(format!(
+            "this session acts as another agent, not as `{agent}`: sign in as `{agent}`"
+        ))))
+    }
+}
+
+/// [`check_agent`] for `/agent/{agent}/...` paths.
+pub(super) async fn act_as(agent: String, caller: Caller) -> Result<String, Rejection> {
+    check_agent(&agent, &caller)?;
+    Ok(agent)
+}
+
+/// [`check_agent`] for `/agent/{agent}/.../{service}/...` paths.
+async fn act_as_in(
+    agent: String,
+    service: String,
+    caller: Caller,
+) -> Result<(String, String), Rejection> {
+    check_agent(&agent, &caller)?;
+    Ok((agent, service))
 }

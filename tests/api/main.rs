@@ -14,6 +14,7 @@ mod callbacks;
 mod chat;
 mod cometd;
 mod console;
+mod desktop;
 mod errors;
 mod esp;
 mod metrics;

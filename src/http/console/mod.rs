@@ -43,6 +43,9 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(login::routes(state.clone(), Portal::Console))
         .unify()
+        // The agent desktop signs in through the same pages, with its own cookie.
+        .or(login::routes(state.clone(), Portal::Desktop))
+        .unify()
         .or(callbacks::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
