@@ -66,9 +66,24 @@ pub fn console_table(stored: u64) {
         minute(custom_start + 30 * DAY_MS)
     );
     let windows: Vec<(&str, String, Option<u64>, Option<u64>)> = vec![
-        ("Last 24 Hours", "range=last24h".into(), Some(now - DAY_MS), Some(now + 1)),
-        ("Last 30 Days", "range=last30d".into(), Some(now - 30 * DAY_MS), Some(now + 1)),
-        ("Next 7 Days", "range=next7d".into(), Some(now), Some(now + 7 * DAY_MS)),
+        (
+            "Last 24 Hours",
+            "range=last24h".into(),
+            Some(now - DAY_MS),
+            Some(now + 1),
+        ),
+        (
+            "Last 30 Days",
+            "range=last30d".into(),
+            Some(now - 30 * DAY_MS),
+            Some(now + 1),
+        ),
+        (
+            "Next 7 Days",
+            "range=next7d".into(),
+            Some(now),
+            Some(now + 7 * DAY_MS),
+        ),
         (
             "Custom (30 days, 40 to 10 days ago)",
             custom,
@@ -92,8 +107,7 @@ pub fn console_table(stored: u64) {
     println!("| window | found | now p50 | now p99 | before p50 | before max |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (label, query, from, to) in windows {
-        let (found, now_times) =
-            runtime.block_on(first_pages(&client, &base, &cookie, &query));
+        let (found, now_times) = runtime.block_on(first_pages(&client, &base, &cookie, &query));
         let mut before = Vec::new();
         for _ in 0..OLD_RUNS {
             let started = Instant::now();
@@ -176,7 +190,12 @@ fn fill(db: &Path, stored: u64, now: u64) {
 fn service(i: u64, desired: u64, now: u64, rng: &mut StdRng) -> ServiceRecord {
     let created = Timestamp::from_millis(desired.min(now));
     let mut record = ServiceRecord::new(
-        format!("{:08x}-{:04x}-4000-8000-{:012x}", rng.random::<u32>(), i >> 32, i),
+        format!(
+            "{:08x}-{:04x}-4000-8000-{:012x}",
+            rng.random::<u32>(),
+            i >> 32,
+            i
+        ),
         SERVICES[(i % 3) as usize],
         Preset::ChatDelayed,
         created,
@@ -189,10 +208,13 @@ fn service(i: u64, desired: u64, now: u64, rng: &mut StdRng) -> ServiceRecord {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    record.user_data = [("usr_customer_name", "Bob Markel"), ("usr_reason", "billing")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    record.user_data = [
+        ("usr_customer_name", "Bob Markel"),
+        ("usr_reason", "billing"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     if desired > now {
         record.state = CallbackState::Scheduled;
     } else {

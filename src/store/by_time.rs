@@ -149,7 +149,11 @@ mod tests {
     }
 
     /// (id, desired time, state) of every entry in `[from, to)`.
-    fn window(store: &Store, from: Option<u64>, to: Option<u64>) -> Vec<(String, u64, CallbackState)> {
+    fn window(
+        store: &Store,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> Vec<(String, u64, CallbackState)> {
         let mut seen = Vec::new();
         store
             .visit_by_time(
@@ -177,7 +181,14 @@ mod tests {
         assert_eq!(key, [0, 0, 0, 0, 0, 0, 1, 2, b'a', b'b']);
         // Format byte, state code, then bincode's length-prefixed strings (Some is 1).
         assert_eq!(value, [1, 2, 3, b's', b'v', b'c', 1, 2, b'5', b'5']);
-        let (_, none) = entry(Timestamp::from_millis(1), "x", CallbackState::Completed, "s", None).unwrap();
+        let (_, none) = entry(
+            Timestamp::from_millis(1),
+            "x",
+            CallbackState::Completed,
+            "s",
+            None,
+        )
+        .unwrap();
         assert_eq!(none, [1, 5, 1, b's', 0]);
         assert_eq!(
             summary(&key, &value).unwrap(),
@@ -189,7 +200,10 @@ mod tests {
                 customer_number: Some("55"),
             }
         );
-        assert!(summary(&key, &[2, 2, 3]).is_err(), "another format is refused");
+        assert!(
+            summary(&key, &[2, 2, 3]).is_err(),
+            "another format is refused"
+        );
     }
 
     #[test]
@@ -202,7 +216,11 @@ mod tests {
             window(&store, from, to).into_iter().map(|e| e.0).collect()
         };
 
-        assert_eq!(ids(Some(20), Some(40)), ["b", "b2", "c"], "from inclusive, to exclusive");
+        assert_eq!(
+            ids(Some(20), Some(40)),
+            ["b", "b2", "c"],
+            "from inclusive, to exclusive"
+        );
         assert_eq!(ids(None, Some(20)), ["a"]);
         assert_eq!(ids(Some(31), None), ["d"]);
         assert_eq!(ids(None, None).len(), 5);
@@ -235,8 +253,11 @@ mod tests {
             .unwrap();
         store
             .update_service::<()>("done", |r| {
-                r.cancel(CallbackReason::CancelledByAdmin, Timestamp::from_millis(250))
-                    .map_err(|_| ())
+                r.cancel(
+                    CallbackReason::CancelledByAdmin,
+                    Timestamp::from_millis(250),
+                )
+                .map_err(|_| ())
             })
             .unwrap();
         let mut due = record("expires", 300);
@@ -247,7 +268,9 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let purged = store.purge_expired(Timestamp::from_millis(400), 100).unwrap();
+        let purged = store
+            .purge_expired(Timestamp::from_millis(400), 100)
+            .unwrap();
 
         assert_eq!(purged.removed, ["expires"]);
         assert_eq!(
@@ -263,13 +286,18 @@ mod tests {
     #[test]
     fn a_bulk_load_indexes_every_record() {
         let store = Store::open_temporary().unwrap();
-        let records: Vec<ServiceRecord> = (0..250).map(|i| record(&format!("r{i:03}"), i)).collect();
+        let records: Vec<ServiceRecord> =
+            (0..250).map(|i| record(&format!("r{i:03}"), i)).collect();
 
         store.insert_services(&records).unwrap();
 
         assert_eq!(window(&store, None, None).len(), 250);
         assert_eq!(window(&store, Some(100), Some(110)).len(), 10);
         assert_eq!(store.service("r007").unwrap().unwrap(), records[7]);
-        assert_eq!(store.active_counts()["chat-delay"], 250, "counted as inserts are");
+        assert_eq!(
+            store.active_counts()["chat-delay"],
+            250,
+            "counted as inserts are"
+        );
     }
 }

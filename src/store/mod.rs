@@ -52,8 +52,8 @@ use crate::center::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
-use commit::{CommitOptions, Committer};
 pub use by_time::ServiceSummary;
+use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 
 /// Tree names, in one place.
