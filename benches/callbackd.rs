@@ -40,12 +40,17 @@
 //! cometd_sweep: 100,000 CometD clients expire at once; a probe's latency while the sweep
 //! drops them (see `callbackd/sweep.rs`).
 //!
+//! console: the console's Callbacks page (first page) for several time windows with 1,000,000
+//! services stored, read from the time index, beside the old full scan (see
+//! `callbackd/console.rs`; the database is built once and cached under `target/`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
-//! number of expired clients (default 100000), and `BENCH_ONLY` to `create`, `expiry`,
-//! `routing`, `chat`, `cometd`, `cometd_sweep`, `scans` or `httpcb` to run one table (only
-//! `create` needs wrk).
+//! number of expired clients (default 100000), `BENCH_CONSOLE_STORED` the services stored for
+//! `console` (default 1000000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`,
+//! `cometd`, `cometd_sweep`, `scans`, `httpcb` or `console` to run one table (only `create`
+//! needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,6 +82,8 @@ const ADMIN_TOKEN: &str = "bench";
 // Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
 #[path = "callbackd/cometd.rs"]
 mod cometd;
+#[path = "callbackd/console.rs"]
+mod console;
 #[path = "callbackd/scans.rs"]
 mod scans;
 // Not `benches/httpcb.rs`, for the same reason.
@@ -103,11 +110,12 @@ fn main() {
         "cometd_sweep",
         "scans",
         "httpcb",
+        "console",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans or httpcb (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb or console (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -165,6 +173,14 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(100_000);
         sweep::sweep_table(clients);
+    }
+    if runs("console") {
+        println!();
+        let stored: u64 = std::env::var("BENCH_CONSOLE_STORED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        console::console_table(stored);
     }
 }
 

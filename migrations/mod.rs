@@ -23,6 +23,8 @@ mod m0005_notifications;
 mod m0006_push;
 #[path = "0007_owner_index.rs"]
 mod m0007_owner_index;
+#[path = "0008_time_index.rs"]
+mod m0008_time_index;
 
 use crate::store::StoreError;
 
@@ -48,4 +50,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0005_notifications::MIGRATION,
     m0006_push::MIGRATION,
     m0007_owner_index::MIGRATION,
+    m0008_time_index::MIGRATION,
 ];

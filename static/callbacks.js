@@ -91,7 +91,7 @@
   });
   const cancelAll = $("cancel-all");
   if (cancelAll) cancelAll.addEventListener("click", async () => {
-    if (!confirm(`Cancel every callback the filter covers (${cancelAll.dataset.total})?`)) return;
+    if (!confirm(cancelAll.dataset.confirm)) return;
     bulk.hidden = false; bar.removeAttribute("value"); result.textContent = "";
     const filter = {};
     for (const [k, v] of new URLSearchParams($("export-csv").dataset.query)) {

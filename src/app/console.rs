@@ -1,13 +1,19 @@
 //! The console's Callbacks page filter (issue 10, pages 1 and 3): GMS's time windows, states,
-//! configured services and a search, read once at the edge into [`CallbackFilter`]. The list,
-//! the CSV export and "cancel everything the filter covers" all go through [`matching`], and
-//! cancelling goes through [`super::admin::bulk_cancel`]: there is no second way to cancel.
+//! configured services and a search, read once at the edge into [`CallbackFilter`]. The list
+//! ([`list`]), the CSV export ([`matching`]) and "cancel everything the filter covers"
+//! ([`cancel_matching`]) all read the same window of the store's time index, filtering on what
+//! the index holds (state, service, customer number) so that only the records shown or
+//! exported are read; cancelling goes through [`super::admin::bulk_cancel`]: there is no
+//! second way to cancel.
+
+use std::ops::ControlFlow;
 
 use super::admin::{bulk_cancel, BulkCancel};
 use super::{AppError, AppState};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::store::ServiceSummary;
 
 /// GMS's message when a custom range does not start before it ends.
 pub const START_NOT_BEFORE_END: &str = "Start date is not before the end date!";
@@ -158,28 +164,41 @@ impl CallbackFilter {
         Ok(filter)
     }
 
-    /// Whether `record` passes every part of the filter.
-    pub fn keeps(&self, record: &ServiceRecord) -> bool {
+    /// Whether the service `summary` describes passes the state, service and search parts
+    /// of the filter (the time part is the window the summaries are read from).
+    pub fn keeps(&self, summary: &ServiceSummary<'_>) -> bool {
         let search = self.search.as_str();
-        self.from.is_none_or(|t| record.desired_time >= t)
-            && self.to.is_none_or(|t| record.desired_time < t)
-            && (self.services.is_empty() || self.services.contains(&record.service_name))
+        (self.states.is_empty() || self.states.contains(&summary.state))
+            && (self.services.is_empty() || self.services.iter().any(|n| n == summary.service_name))
             && (search.is_empty()
-                || record.id == search
-                || record
-                    .customer_number
-                    .as_deref()
-                    .is_some_and(|n| n.contains(search)))
+                || summary.id == search
+                || summary.customer_number.is_some_and(|n| n.contains(search)))
     }
 
-    /// The states to read (all when none was chosen).
-    pub fn wanted_states(&self) -> Vec<CallbackState> {
-        if self.states.is_empty() {
-            CallbackState::ALL.to_vec()
-        } else {
-            self.states.clone()
-        }
+    /// Shows `visit` every service the filter covers, in desired-time order, from the time
+    /// index alone (no record is read).
+    fn visit(
+        &self,
+        state: &AppState,
+        mut visit: impl FnMut(&ServiceSummary<'_>),
+    ) -> Result<(), AppError> {
+        state.store.visit_by_time(self.from, self.to, |summary| {
+            if self.keeps(summary) {
+                visit(summary);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(())
     }
+}
+
+/// Whether cancelling a service in `state` cancels it: COMPLETED ones are done and PROCESSING
+/// ones cannot be cancelled ([`ServiceRecord::cancel`] refuses both).
+fn cancellable(state: CallbackState) -> bool {
+    matches!(
+        state,
+        CallbackState::Scheduled | CallbackState::Queued | CallbackState::Routing
+    )
 }
 
 /// A custom-range time as the browser's `datetime-local` sends it (`2026-11-21T15:30`, the
@@ -200,23 +219,61 @@ fn local_time(text: &str, tz_offset_min: i64) -> Result<u64, String> {
     u64::try_from(utc).map_err(|_| "give a time after 1970".to_string())
 }
 
+/// One page of the list, with the counts the page shows.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Services the filter covers, on every page ("N callbacks found").
+    pub found: usize,
+    /// How many of them a cancel of everything the filter covers would cancel (the others
+    /// are COMPLETED, or PROCESSING, which cannot be cancelled).
+    pub cancellable: usize,
+    /// The page shown: the one asked for, or the last one when that is past the end.
+    pub page: usize,
+    /// Pages in all (at least 1).
+    pub pages: usize,
+    /// The page's services ([`PAGE_SIZE`] at most), in desired-time order.
+    pub records: Vec<ServiceRecord>,
+}
+
+/// The page `filter.page` of the services `filter` covers, and their counts. One pass over
+/// the window of the time index counts and picks the page's ids (offsets count within the
+/// window, in (desired time, id) order, so pages do not shift while nothing in the window
+/// changes); only that page's records are read.
+///
+/// # Errors
+/// Storage failure.
+pub fn list(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppError> {
+    let (mut found, mut cancellable_count) = (0, 0);
+    // The ids of the page asked for, or of the last page begun before it.
+    let mut page_ids: Vec<String> = Vec::with_capacity(PAGE_SIZE);
+    filter.visit(state, |summary| {
+        if found / PAGE_SIZE < filter.page {
+            if found % PAGE_SIZE == 0 {
+                page_ids.clear();
+            }
+            page_ids.push(summary.id.to_string());
+        }
+        found += 1;
+        cancellable_count += usize::from(cancellable(summary.state));
+    })?;
+    let pages = found.div_ceil(PAGE_SIZE).max(1);
+    Ok(Listing {
+        found,
+        cancellable: cancellable_count,
+        page: filter.page.min(pages),
+        pages,
+        records: stored(state, &page_ids)?,
+    })
+}
+
 /// Every service `filter` covers (every page), in desired-time order.
 ///
 /// # Errors
 /// Storage failure.
 pub fn matching(state: &AppState, filter: &CallbackFilter) -> Result<Vec<ServiceRecord>, AppError> {
-    let service = match filter.services.as_slice() {
-        [one] => Some(one.as_str()),
-        _ => None,
-    };
-    let mut records = state.store.services_in_states(
-        service,
-        &filter.wanted_states(),
-        |r| filter.keeps(r),
-        usize::MAX,
-    )?;
-    records.sort_by(|a, b| (a.desired_time, &a.id).cmp(&(b.desired_time, &b.id)));
-    Ok(records)
+    let mut ids = Vec::new();
+    filter.visit(state, |summary| ids.push(summary.id.to_string()))?;
+    stored(state, &ids)
 }
 
 /// The stored services among `ids`, in the order given (ids not stored are left out).
@@ -285,7 +342,8 @@ pub async fn cancel_report(state: &AppState, ids: &[String]) -> Result<Vec<Repor
     Ok(entries)
 }
 
-/// Cancels every active service `filter` covers (every page, not only the shown one).
+/// Cancels every active service `filter` covers (every page, not only the shown one). A
+/// PROCESSING one is tried too, so the report says why it was left alone.
 ///
 /// # Errors
 /// Storage failure.
@@ -293,11 +351,12 @@ pub async fn cancel_matching(
     state: &AppState,
     filter: &CallbackFilter,
 ) -> Result<Vec<ReportEntry>, AppError> {
-    let ids: Vec<String> = matching(state, filter)?
-        .into_iter()
-        .filter(ServiceRecord::is_active)
-        .map(|r| r.id)
-        .collect();
+    let mut ids = Vec::new();
+    filter.visit(state, |summary| {
+        if summary.state != CallbackState::Completed {
+            ids.push(summary.id.to_string());
+        }
+    })?;
     cancel_report(state, &ids).await
 }
 

@@ -3,7 +3,7 @@
 //! it does not understand instead of misreading them.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
@@ -20,6 +20,27 @@ pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreErro
 ///
 /// `what` names the value in errors ("service 123").
 pub fn decode<T: DeserializeOwned>(version: u8, bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    let body = body_of(version, bytes, what)?;
+    let (value, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map_err(|err| corrupt(what, err))?;
+    Ok(value)
+}
+
+/// Like [`decode`], for a type that borrows its strings from `bytes` instead of allocating
+/// them: for index values read by the hundred thousand (the time index's entries).
+pub fn decode_borrowed<'de, T: Deserialize<'de>>(
+    version: u8,
+    bytes: &'de [u8],
+    what: &str,
+) -> Result<T, StoreError> {
+    let body = body_of(version, bytes, what)?;
+    let (value, _) = bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
+        .map_err(|err| corrupt(what, err))?;
+    Ok(value)
+}
+
+/// The bincode body after the format-version byte, if that byte is `version`.
+fn body_of<'a>(version: u8, bytes: &'a [u8], what: &str) -> Result<&'a [u8], StoreError> {
     let (found, body) = bytes.split_first().ok_or_else(|| StoreError::Corrupt {
         what: what.to_string(),
         reason: "empty value".into(),
@@ -30,14 +51,14 @@ pub fn decode<T: DeserializeOwned>(version: u8, bytes: &[u8], what: &str) -> Res
             reason: format!("format version {found}, expected {version}: run `callbackd migrate`"),
         });
     }
-    let (value, _) =
-        bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|err| {
-            StoreError::Corrupt {
-                what: what.to_string(),
-                reason: err.to_string(),
-            }
-        })?;
-    Ok(value)
+    Ok(body)
+}
+
+fn corrupt(what: &str, err: bincode::error::DecodeError) -> StoreError {
+    StoreError::Corrupt {
+        what: what.to_string(),
+        reason: err.to_string(),
+    }
 }
 
 #[cfg(test)]

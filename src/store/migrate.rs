@@ -146,7 +146,8 @@ mod tests {
                 "0004_service_format_2",
                 "0005_notifications",
                 "0006_push",
-                "0007_owner_index"
+                "0007_owner_index",
+                "0008_time_index"
             ]
         );
         let a = store
@@ -218,7 +219,7 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0006_push", "0007_owner_index"]
+            ["0006_push", "0007_owner_index", "0008_time_index"]
         );
         let listed: Vec<String> = store
             .undelivered_for_user("alice", 10)
@@ -259,7 +260,10 @@ mod tests {
 
         let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
-        assert_eq!(store.migrations_applied(), ["0007_owner_index"]);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0007_owner_index", "0008_time_index"]
+        );
         let owned = |owner: &str, service: &str| -> Vec<String> {
             store
                 .services_of_owner(owner, service, |_| true, 10)
@@ -276,6 +280,72 @@ mod tests {
             store.active_counts()["chat-delay"],
             4,
             "the counts are rebuilt from the index too"
+        );
+    }
+
+    #[test]
+    fn a_schema_v7_database_gets_every_service_indexed_by_desired_time() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..7] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 7).unwrap();
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        for (id, desired, state, customer) in [
+            ("late", 3_000, CallbackState::Scheduled, Some("555")),
+            ("early", 1_000, CallbackState::Completed, None),
+            ("middle", 2_000, CallbackState::Processing, Some("777")),
+        ] {
+            let mut record = crate::domain::service::ServiceRecord::new(
+                id,
+                "chat-delay",
+                Preset::ChatDelayed,
+                Timestamp::from_millis(500),
+            );
+            record.desired_time = Timestamp::from_millis(desired);
+            record.state = state;
+            record.customer_number = customer.map(str::to_string);
+            record.reason = (state == CallbackState::Completed)
+                .then_some(crate::domain::service::CallbackReason::FailTimeoutTtl);
+            record.user_data.insert("usr_k".into(), "v".into());
+            services
+                .insert(id, codec::encode(2, &record).unwrap())
+                .unwrap();
+        }
+
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0008_time_index"]);
+        let mut seen = Vec::new();
+        store
+            .visit_by_time(None, None, |s| {
+                seen.push((
+                    s.id.to_string(),
+                    s.desired_time.as_millis(),
+                    s.state,
+                    s.customer_number.map(str::to_string),
+                ));
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("early".into(), 1_000, CallbackState::Completed, None),
+                (
+                    "middle".into(),
+                    2_000,
+                    CallbackState::Processing,
+                    Some("777".into())
+                ),
+                (
+                    "late".into(),
+                    3_000,
+                    CallbackState::Scheduled,
+                    Some("555".into())
+                ),
+            ],
+            "every record, in desired-time order, with its state and customer"
         );
     }
 

@@ -12,6 +12,7 @@
 //! | `services` | service id | [`ServiceRecord`] |
 //! | `by_expiry` | expire_at ++ id | () |
 //! | `by_desired_time` | desired_time ++ id (SCHEDULED only) | () |
+//! | `by_time` | desired_time ++ id (every service) | state, service name, customer number (`by_time.rs`) |
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `by_owner` | gms_user ++ 0 ++ service name ++ 0 ++ id (owned services only) | () |
@@ -24,10 +25,11 @@
 //! | `accounts` | user name | a stored account (`accounts.rs`: its own versioned type, not the domain's) |
 //!
 //! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
-//! console users' in `accounts.rs`; the
+//! console users' in `accounts.rs`, the time index's in `by_time.rs`; the
 //! in-memory counts of active services in `counts.rs`.
 
 mod accounts;
+mod by_time;
 mod chat;
 mod codec;
 mod commit;
@@ -50,6 +52,7 @@ use crate::center::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
+pub use by_time::ServiceSummary;
 use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 
@@ -60,6 +63,7 @@ pub(crate) mod tree {
     pub const SERVICES: &str = "services";
     pub const BY_EXPIRY: &str = "by_expiry";
     pub const BY_DESIRED_TIME: &str = "by_desired_time";
+    pub const BY_TIME: &str = "by_time";
     pub const BY_CUSTOMER: &str = "by_customer";
     pub const BY_SERVICE_STATE: &str = "by_service_state";
     pub const BY_OWNER: &str = "by_owner";
@@ -83,6 +87,7 @@ pub(crate) mod format {
     pub const CHAT_SESSION: u8 = 1;
     pub const TRANSCRIPT_EVENT: u8 = 1;
     pub const ACCOUNT: u8 = 1;
+    pub const TIME_ENTRY: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -238,6 +243,7 @@ struct Trees {
     services: Tree,
     by_expiry: Tree,
     by_desired_time: Tree,
+    by_time: Tree,
     by_customer: Tree,
     by_service_state: Tree,
     by_owner: Tree,
@@ -258,6 +264,7 @@ impl Trees {
             services: db.open_tree(tree::SERVICES)?,
             by_expiry: db.open_tree(tree::BY_EXPIRY)?,
             by_desired_time: db.open_tree(tree::BY_DESIRED_TIME)?,
+            by_time: db.open_tree(tree::BY_TIME)?,
             by_customer: db.open_tree(tree::BY_CUSTOMER)?,
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
             by_owner: db.open_tree(tree::BY_OWNER)?,
@@ -294,8 +301,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Transactional views of the record tree and every index tree.
+/// Transactional views of the record tree and every index tree: services, by_expiry,
+/// by_desired_time, by_customer, by_service_state, by_owner, by_time.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -642,7 +651,7 @@ impl Store {
     pub fn insert_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
-        let index = IndexKeys::of(record);
+        let index = IndexKeys::of(record)?;
         infallible(self.service_transaction(|tx| {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
@@ -651,6 +660,34 @@ impl Store {
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
+        Ok(())
+    }
+
+    /// Stores many new service records with their index entries, all in one transaction: a
+    /// bulk load (the benchmark's million services, an import) without paying a transaction
+    /// per record. Keep a call to a few thousand records (sled holds the transaction's writes
+    /// in memory).
+    ///
+    /// # Errors
+    /// Storage failed; nothing of this call was written.
+    pub fn insert_services(&self, records: &[ServiceRecord]) -> Result<(), StoreError> {
+        self.check_space()?;
+        let encoded = records
+            .iter()
+            .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        infallible(self.service_transaction(|tx| {
+            for (record, (bytes, index)) in records.iter().zip(&encoded) {
+                tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
+                index.insert(tx)?;
+            }
+            Ok(())
+        }))?;
+        for record in records {
+            self.inner
+                .active
+                .moved(&record.service_name, None, Some(record.state));
+        }
         Ok(())
     }
 
@@ -683,10 +720,10 @@ impl Store {
             };
             let mut record = decode_service(id, &bytes).map_err(abort_store)?;
             let was = record.state;
-            let before = IndexKeys::of(&record);
+            let before = IndexKeys::of(&record).map_err(abort_store)?;
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
-            let after = IndexKeys::of(&record);
+            let after = IndexKeys::of(&record).map_err(abort_store)?;
             before.remove(tx)?;
             after.insert(tx)?;
             let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
@@ -966,8 +1003,9 @@ impl Store {
             &t.by_customer,
             &t.by_service_state,
             &t.by_owner,
+            &t.by_time,
         )
-            .transaction(|(s, e, d, c, ss, o)| body((s, e, d, c, ss, o)))
+            .transaction(|(s, e, d, c, ss, o, bt)| body((s, e, d, c, ss, o, bt)))
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => UpdateError::Store(err.into()),
@@ -993,7 +1031,7 @@ fn delete_in<E>(
         return Ok(None);
     };
     let record = decode_service(id, &bytes).map_err(abort_store)?;
-    IndexKeys::of(&record).remove(tx)?;
+    IndexKeys::of(&record).map_err(abort_store)?.remove(tx)?;
     Ok(Some(record))
 }
 
@@ -1019,11 +1057,13 @@ struct IndexKeys {
     customer: Option<Vec<u8>>,
     service_state: Vec<u8>,
     owner: Option<Vec<u8>>,
+    /// The `by_time` key and its value (which carries the state: it changes with the record).
+    time: (Vec<u8>, Vec<u8>),
 }
 
 impl IndexKeys {
-    fn of(record: &ServiceRecord) -> Self {
-        Self {
+    fn of(record: &ServiceRecord) -> Result<Self, StoreError> {
+        Ok(Self {
             expiry: keys::time_key(record.expire_at, &record.id),
             desired: (record.state == CallbackState::Scheduled)
                 .then(|| keys::time_key(record.desired_time, &record.id)),
@@ -1036,7 +1076,8 @@ impl IndexKeys {
                 .owner
                 .as_deref()
                 .map(|owner| keys::owner_key(owner, &record.service_name, &record.id)),
-        }
+            time: by_time::entry_of(record)?,
+        })
     }
 
     fn insert<E>(&self, tx: ServiceTx<'_>) -> Result<(), ConflictableTransactionError<E>> {
@@ -1051,6 +1092,7 @@ impl IndexKeys {
         if let Some(key) = &self.owner {
             tx.5.insert(key.as_slice(), &[])?;
         }
+        tx.6.insert(self.time.0.as_slice(), self.time.1.as_slice())?;
         Ok(())
     }
 
@@ -1066,6 +1108,7 @@ impl IndexKeys {
         if let Some(key) = &self.owner {
             tx.5.remove(key.as_slice())?;
         }
+        tx.6.remove(self.time.0.as_slice())?;
         Ok(())
     }
 }

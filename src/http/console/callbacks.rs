@@ -18,7 +18,7 @@ use warp::{Filter, Rejection};
 use super::{render, see_other, Layout};
 use crate::app::accounts::Portal;
 use crate::app::admin::{self, CallbackDetail};
-use crate::app::console::{self, CallbackFilter, PAGE_SIZE, RANGES};
+use crate::app::console::{self, CallbackFilter, Listing, RANGES};
 use crate::app::sessions::Session;
 use crate::app::{AppError, AppState};
 use crate::domain::account::Action;
@@ -55,6 +55,10 @@ struct ListPage {
     search: String,
     error: Option<String>,
     total: usize,
+    /// How many of `total` "cancel all" would cancel.
+    cancellable: usize,
+    /// How many of `total` it would leave as they are (COMPLETED or PROCESSING).
+    left_alone: usize,
     rows: Vec<Row>,
     user_keys: Vec<String>,
     page: usize,
@@ -143,28 +147,29 @@ fn list(state: &AppState, session: &Session, fields: &Fields) -> Response {
             (shown, Some(err.message))
         }
     };
-    let records = match error {
-        Some(_) => Ok(Vec::new()),
-        None => console::matching(state, &filter),
+    let empty = || Listing {
+        found: 0,
+        cancellable: 0,
+        page: 1,
+        pages: 1,
+        records: Vec::new(),
     };
-    let (records, error) = match records {
-        Ok(records) => (records, error),
+    let listing = match error {
+        Some(_) => Ok(empty()),
+        None => console::list(state, &filter),
+    };
+    let (listing, error) = match listing {
+        Ok(listing) => (listing, error),
         Err(err) => {
             tracing::error!(error = %err, "callbacks list");
             (
-                Vec::new(),
+                empty(),
                 Some("The callbacks could not be read: the server log says why.".into()),
             )
         }
     };
-    let total = records.len();
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = filter.page.min(pages);
-    let shown: Vec<&ServiceRecord> = records
-        .iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .collect();
+    let (total, page, pages) = (listing.found, listing.page, listing.pages);
+    let shown = &listing.records;
     let user_keys: Vec<String> = shown
         .iter()
         .flat_map(|r| r.user_data.keys().cloned())
@@ -220,6 +225,8 @@ fn list(state: &AppState, session: &Session, fields: &Fields) -> Response {
         search: filter.search.clone(),
         error,
         total,
+        cancellable: listing.cancellable,
+        left_alone: total - listing.cancellable,
         rows,
         user_keys,
         page,

@@ -317,3 +317,71 @@ async fn bulk_cancel_by_filter_cancels_every_page_not_just_the_first() {
     assert!(body.contains(&keep), "outside the filter stays");
     assert!(!body.contains(&ids[254]));
 }
+
+#[tokio::test]
+async fn cancel_all_counts_only_what_it_would_cancel_and_pages_stay_in_time_order() {
+    let app = spawn_app().await;
+    let session = admin_session(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create_at(&app, &format!("7700{i}"), 1.0 + f64::from(i) / 10.0).await);
+    }
+    let response = app
+        .admin(Method::POST, "/genesys/1/admin/callback/reportcancelled")
+        .json(&json!({"ids": [ids[0], ids[3]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let body = page(&app, &session, "range=next7d&q=7700").await;
+
+    assert!(
+        body.contains("<strong>5</strong> callbacks found"),
+        "every state is found"
+    );
+    assert!(
+        body.contains(">Cancel 3 of 5 matching</button>"),
+        "the button counts what it would cancel"
+    );
+    assert!(body.contains("2 already completed or being handled (PROCESSING) stay as they are."));
+    assert!(body.contains("data-confirm=\"Cancel 3 callbacks: everything the filter covers, on every page? 2 of the 5 found are already completed"));
+    let shown: Vec<usize> = ids
+        .iter()
+        .map(|id| body.find(id.as_str()).unwrap())
+        .collect();
+    assert!(shown.windows(2).all(|w| w[0] < w[1]), "desired-time order");
+
+    let body = page(&app, &session, "range=next7d&q=7700&state=SCHEDULED").await;
+    assert!(body.contains(">Cancel all 3 matching</button>"));
+    assert!(!body.contains("cancel-all-note"));
+    let body = page(&app, &session, "range=next7d&q=7700&state=COMPLETED").await;
+    assert!(body.contains(">Cancel 0 of 2 matching</button>"));
+    assert!(
+        body.contains("id=\"cancel-all\" class=\"danger\" disabled"),
+        "nothing to cancel"
+    );
+}
+
+#[tokio::test]
+async fn the_second_page_holds_the_rest_and_a_page_past_the_end_shows_the_last() {
+    let app = spawn_app().await;
+    let session = admin_session(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..252 {
+        ids.push(create_at(&app, &format!("8800{i:03}"), 1.0 + f64::from(i) / 1000.0).await);
+    }
+
+    let first = page(&app, &session, "range=next7d&q=8800").await;
+    let second = page(&app, &session, "range=next7d&q=8800&page=2").await;
+    let past_the_end = page(&app, &session, "range=next7d&q=8800&page=9").await;
+
+    assert!(first.contains(&ids[249]) && !first.contains(&ids[250]));
+    assert!(second.contains(&ids[250]) && second.contains(&ids[251]));
+    assert!(
+        !second.contains(&ids[249]),
+        "page 2 starts after page 1 ends"
+    );
+    assert!(second.contains("page 2 of 2") && second.contains("252</strong> callbacks found"));
+    assert!(past_the_end.contains("page 2 of 2") && past_the_end.contains(&ids[251]));
+}

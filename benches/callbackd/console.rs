@@ -1,0 +1,318 @@
+//! console: the Callbacks page's first page (`GET /admin/callbacks?range=...`, signed in with
+//! the admin token as the console allows while no administrator account exists) with
+//! `BENCH_CONSOLE_STORED` (default 1,000,000) services stored, against callbackd in this
+//! process, for several of GMS's time windows (issue 10: under 200 ms, an index by time).
+//!
+//! The database is built once through the store directly, in large transactions
+//! (`Store::insert_services`), and kept under `target/bench-console/`: a later run reuses it
+//! while it is less than [`CACHE_HOURS`] old and holds as many services (delete the folder to
+//! build it again). Desired times are spread evenly over the 60 days before the build and the
+//! 30 days after it; past services are COMPLETED, future ones SCHEDULED; all expire a year
+//! after their desired time, so expiry removes none of them while the bench runs.
+//!
+//! "before" is the filter as it was answered before the time index: every record of every
+//! state read through the state index, filtered on the desired time and sorted, run here in
+//! process on the same store (no HTTP, no page rendered: a lower bound of the old page's time).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use callbackd::domain::options::Preset;
+use callbackd::domain::service::{CallbackReason, CallbackState, ServiceRecord, StateChange};
+use callbackd::domain::time::Timestamp;
+use callbackd::store::Store;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Client;
+
+use super::{now_millis, percentile, ADMIN_TOKEN};
+
+const DAY_MS: u64 = 86_400_000;
+/// How far back the stored desired times go, and how far ahead.
+const PAST_DAYS: u64 = 60;
+const FUTURE_DAYS: u64 = 30;
+/// A cached database older than this is built again (its scheduled services would start).
+const CACHE_HOURS: u64 = 6;
+/// Services written per transaction while building.
+const CHUNK: usize = 5_000;
+/// Page requests measured per window.
+const REQUESTS: usize = 50;
+/// Runs of the old scan per window (each reads every record).
+const OLD_RUNS: usize = 3;
+const SERVICES: [&str; 3] = ["chat-delay", "chat-immediate", "request-chat"];
+
+/// Prints the console table.
+pub fn console_table(stored: u64) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-console");
+    let (built_at, fill) = cached_or_built(&dir, stored);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let opened = Instant::now();
+    let started = runtime.block_on(super::start_callbackd_keeping_store(&dir, |_| {}));
+    let (addr, store, stop) = (started.addr, started.store, started.stop);
+    let opened = opened.elapsed();
+    let base = format!("http://{addr}");
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = runtime.block_on(sign_in(&client, &base));
+
+    let now = now_millis();
+    let custom_start = built_at - 40 * DAY_MS;
+    let custom = format!(
+        "range=custom&tz=0&start={}&end={}",
+        minute(custom_start),
+        minute(custom_start + 30 * DAY_MS)
+    );
+    let windows: Vec<(&str, String, Option<u64>, Option<u64>)> = vec![
+        (
+            "Last 24 Hours",
+            "range=last24h".into(),
+            Some(now - DAY_MS),
+            Some(now + 1),
+        ),
+        (
+            "Last 30 Days",
+            "range=last30d".into(),
+            Some(now - 30 * DAY_MS),
+            Some(now + 1),
+        ),
+        (
+            "Next 7 Days",
+            "range=next7d".into(),
+            Some(now),
+            Some(now + 7 * DAY_MS),
+        ),
+        (
+            "Custom (30 days, 40 to 10 days ago)",
+            custom,
+            Some(custom_start),
+            Some(custom_start + 30 * DAY_MS),
+        ),
+        (
+            "Last 30 Days, COMPLETED, customer 41555",
+            "range=last30d&state=COMPLETED&q=41555".into(),
+            Some(now - 30 * DAY_MS),
+            Some(now + 1),
+        ),
+        ("Any time (every service)", "range=any".into(), None, None),
+    ];
+
+    println!(
+        "console: the Callbacks page's first page (250 rows) with {stored} services stored ({fill}; opened and serving in {:.1} s); {REQUESTS} requests per window, one at a time; before: the old scan in process, {OLD_RUNS} runs",
+        opened.as_secs_f64()
+    );
+    println!();
+    println!("| window | found | now p50 | now p99 | before p50 | before max |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, query, from, to) in windows {
+        let (found, now_times) = runtime.block_on(first_pages(&client, &base, &cookie, &query));
+        let mut before = Vec::new();
+        for _ in 0..OLD_RUNS {
+            let started = Instant::now();
+            old_scan(&store, from, to);
+            before.push(started.elapsed());
+        }
+        before.sort();
+        println!(
+            "| {label} | {found} | {} | {} | {} | {} |",
+            ms(percentile(&now_times, 0.50)),
+            ms(percentile(&now_times, 0.99)),
+            ms(percentile(&before, 0.50)),
+            ms(before[before.len() - 1]),
+        );
+    }
+    let _ = stop.send(());
+}
+
+/// The build time of the database in `dir`, reusing it when it is fresh and the right size,
+/// and how it was had (for the table's title).
+fn cached_or_built(dir: &Path, stored: u64) -> (u64, String) {
+    let marker = dir.join("built");
+    let now = now_millis();
+    let cached = std::fs::read_to_string(&marker).ok().and_then(|text| {
+        let (count, at) = text.trim().split_once(' ')?;
+        let (count, at): (u64, u64) = (count.parse().ok()?, at.parse().ok()?);
+        (count == stored && now.saturating_sub(at) < CACHE_HOURS * 3_600_000).then_some(at)
+    });
+    if let Some(at) = cached {
+        return (
+            at,
+            format!(
+                "database reused from {}, built {} min ago",
+                dir.display(),
+                (now - at) / 60_000
+            ),
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("bench dir");
+    let started = Instant::now();
+    fill(&db_path(dir), stored, now);
+    std::fs::write(&marker, format!("{stored} {now}")).expect("marker");
+    (
+        now,
+        format!(
+            "database built in {:.0} s under {}",
+            started.elapsed().as_secs_f64(),
+            dir.display()
+        ),
+    )
+}
+
+/// Where callbackd keeps its database inside its data directory.
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("db")
+}
+
+/// `stored` services with desired times spread evenly over [`PAST_DAYS`] before `now` and
+/// [`FUTURE_DAYS`] after it, written in transactions of [`CHUNK`].
+fn fill(db: &Path, stored: u64, now: u64) {
+    let store = Store::open(db).expect("store");
+    let mut rng = StdRng::seed_from_u64(0x0c0_501e);
+    let start = now - PAST_DAYS * DAY_MS;
+    let step = (PAST_DAYS + FUTURE_DAYS) * DAY_MS / stored.max(1);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for i in 0..stored {
+        let desired = start + i * step + rng.random_range(0..step.max(1));
+        chunk.push(service(i, desired, now, &mut rng));
+        if chunk.len() == CHUNK {
+            store.insert_services(&chunk).expect("insert");
+            chunk.clear();
+        }
+    }
+    store.insert_services(&chunk).expect("insert");
+    store.flush_blocking().expect("flush");
+}
+
+/// One stored service: past ones COMPLETED (with a reason), future ones SCHEDULED.
+fn service(i: u64, desired: u64, now: u64, rng: &mut StdRng) -> ServiceRecord {
+    let created = Timestamp::from_millis(desired.min(now));
+    let mut record = ServiceRecord::new(
+        format!(
+            "{:08x}-{:04x}-4000-8000-{:012x}",
+            rng.random::<u32>(),
+            i >> 32,
+            i
+        ),
+        SERVICES[(i % 3) as usize],
+        Preset::ChatDelayed,
+        created,
+    );
+    record.desired_time = Timestamp::from_millis(desired);
+    record.expire_at = Timestamp::from_millis(desired + 365 * DAY_MS);
+    record.customer_number = Some(format!("4155{:06}", rng.random_range(0..1_000_000)));
+    record.owner = Some(format!("user-{}", i % 10_000));
+    record.options = [("_ttl", "31536000"), ("_urs_virtual_queue", "VQ_Chat")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    record.user_data = [
+        ("usr_customer_name", "Bob Markel"),
+        ("usr_reason", "billing"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if desired > now {
+        record.state = CallbackState::Scheduled;
+    } else {
+        let reasons = [
+            CallbackReason::AgentConnected,
+            CallbackReason::Cancelled,
+            CallbackReason::FailTimeoutTtl,
+        ];
+        record.state = CallbackState::Completed;
+        record.reason = Some(reasons[(i % 3) as usize]);
+    }
+    record.state_history = vec![StateChange {
+        state: record.state,
+        reason: record.reason,
+        at: created,
+        note: "bench".into(),
+    }];
+    record
+}
+
+/// Signs in at the console with the admin token; the session cookie.
+async fn sign_in(client: &Client, base: &str) -> String {
+    let response = client
+        .post(format!("{base}/admin/login"))
+        .form(&[("username", "admin"), ("password", ADMIN_TOKEN)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), 303, "sign in with the admin token");
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(';').next().filter(|pair| pair.contains('=')))
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// "N callbacks found" and the sorted latencies of [`REQUESTS`] first pages of `query`.
+async fn first_pages(
+    client: &Client,
+    base: &str,
+    cookie: &str,
+    query: &str,
+) -> (u64, Vec<Duration>) {
+    let url = format!("{base}/admin/callbacks?{query}");
+    let mut times = Vec::with_capacity(REQUESTS);
+    let mut found = 0;
+    for _ in 0..REQUESTS {
+        let started = Instant::now();
+        let response = client
+            .get(&url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(response.status(), 200, "{url}");
+        let body = response.text().await.expect("body");
+        times.push(started.elapsed());
+        found = found_count(&body).unwrap_or_else(|| panic!("no count in the page of {query}"));
+    }
+    times.sort();
+    (found, times)
+}
+
+/// The N of the page's "<strong>N</strong> callbacks found".
+fn found_count(page: &str) -> Option<u64> {
+    let at = page.find("id=\"found\"")?;
+    let rest = &page[at..];
+    let start = rest.find("<strong>")? + "<strong>".len();
+    let end = rest[start..].find("</strong>")?;
+    rest[start..start + end].parse().ok()
+}
+
+/// The filter as it was answered before the time index: every record read through the
+/// state index, kept when its desired time is in the window, sorted by desired time.
+fn old_scan(store: &Store, from: Option<u64>, to: Option<u64>) -> usize {
+    let mut records = store
+        .services_in_states(
+            None,
+            &CallbackState::ALL,
+            |r| {
+                let at = r.desired_time.as_millis();
+                from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t)
+            },
+            usize::MAX,
+        )
+        .expect("scan");
+    records.sort_by(|a, b| (a.desired_time, &a.id).cmp(&(b.desired_time, &b.id)));
+    records.len()
+}
+
+/// `at` as the `datetime-local` form of the custom range (UTC, minutes).
+fn minute(at: u64) -> String {
+    Timestamp::from_millis(at).to_iso()[..16].to_string()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
