@@ -19,9 +19,9 @@ use super::{AppError, AppState, Requester};
 use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
-use crate::domain::voice;
 use crate::domain::options::{self, FieldError, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::voice;
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
 
@@ -273,7 +273,9 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             None => None,
         };
         let status = match (&record.state, &chat) {
-            _ if voice::is_voice(&record) => voice::Stage::of(&record).map_or("active", |s| s.status()),
+            _ if voice::is_voice(&record) => {
+                voice::Stage::of(&record).map_or("active", |s| s.status())
+            }
             (CallbackState::Routing, _) => "reserved",
             (_, Some(session)) if session.agent.as_ref().is_some_and(|a| !a.joined) => "invited",
             _ => "active",

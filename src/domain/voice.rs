@@ -87,7 +87,10 @@ impl DialOutcome {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return Err(FieldError::new(
                 "outcome",
-                format!("required: say how the call went, one of {}", names.join(", ")),
+                format!(
+                    "required: say how the call went, one of {}",
+                    names.join(", ")
+                ),
             ));
         };
         Self::ALL
@@ -96,7 +99,10 @@ impl DialOutcome {
             .ok_or_else(|| {
                 FieldError::new(
                     "outcome",
-                    format!("`{value}` is not an outcome: use one of {}", names.join(", ")),
+                    format!(
+                        "`{value}` is not an outcome: use one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }
@@ -325,7 +331,12 @@ pub fn record_outcome(
         ),
         _ if outcome.redials() && attempts < policy.max_attempts => {
             let at = now.plus_secs(policy.retry_timeout_secs);
-            redial(record, at, now, &format!("{outcome} ({of}); dial again at {at}"));
+            redial(
+                record,
+                at,
+                now,
+                &format!("{outcome} ({of}); dial again at {at}"),
+            );
             redial_at = Some(at);
         }
         _ => record.enter(
@@ -406,13 +417,49 @@ mod tests {
     fn each_outcome_moves_the_callback_on() {
         let redial = Some(NOW.plus_secs(60));
         let cases = [
-            (DialOutcome::Connected, 0, CallbackState::Completed, Some(CallbackReason::AgentConnected), None),
-            (DialOutcome::WrongNumber, 0, CallbackState::Completed, Some(CallbackReason::FailCallToCustomer), None),
-            (DialOutcome::NoAnswer, 0, CallbackState::Scheduled, None, redial),
+            (
+                DialOutcome::Connected,
+                0,
+                CallbackState::Completed,
+                Some(CallbackReason::AgentConnected),
+                None,
+            ),
+            (
+                DialOutcome::WrongNumber,
+                0,
+                CallbackState::Completed,
+                Some(CallbackReason::FailCallToCustomer),
+                None,
+            ),
+            (
+                DialOutcome::NoAnswer,
+                0,
+                CallbackState::Scheduled,
+                None,
+                redial,
+            ),
             (DialOutcome::Busy, 1, CallbackState::Scheduled, None, redial),
-            (DialOutcome::NoAnswer, 2, CallbackState::Completed, Some(CallbackReason::FailCallToCustomer), None),
-            (DialOutcome::Busy, 2, CallbackState::Completed, Some(CallbackReason::FailCallToCustomer), None),
-            (DialOutcome::Connected, 2, CallbackState::Completed, Some(CallbackReason::AgentConnected), None),
+            (
+                DialOutcome::NoAnswer,
+                2,
+                CallbackState::Completed,
+                Some(CallbackReason::FailCallToCustomer),
+                None,
+            ),
+            (
+                DialOutcome::Busy,
+                2,
+                CallbackState::Completed,
+                Some(CallbackReason::FailCallToCustomer),
+                None,
+            ),
+            (
+                DialOutcome::Connected,
+                2,
+                CallbackState::Completed,
+                Some(CallbackReason::AgentConnected),
+                None,
+            ),
         ];
         for (outcome, tried, state, reason, redial_at) in cases {
             let what = format!("{outcome} after {tried} attempts");
@@ -426,31 +473,54 @@ mod tests {
             assert_eq!(attempts(&record), tried as u64 + 1, "{what}: history");
             assert_eq!(done.was, CallbackState::Processing, "{what}: was");
             let last = record.state_history.last().expect("a state change");
-            assert!(last.note.contains(&format!("attempt {} of 3", tried + 1)), "{what}: {}", last.note);
+            assert!(
+                last.note.contains(&format!("attempt {} of 3", tried + 1)),
+                "{what}: {}",
+                last.note
+            );
         }
     }
 
     #[test]
     fn a_redial_frees_the_agent_keeps_the_queue_place_and_moves_desired_time_and_expiry() {
         let mut record = reserved(CallbackState::Processing, 0);
-        record_outcome(&mut record, "kristi", DialOutcome::NoAnswer, POLICY, false, NOW).unwrap();
+        record_outcome(
+            &mut record,
+            "kristi",
+            DialOutcome::NoAnswer,
+            POLICY,
+            false,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(record.reserved_agent, None);
         assert_eq!(record.confirmed_at, None);
         assert_eq!(record.desired_time, NOW.plus_secs(60));
         assert_eq!(record.expire_at, NOW.plus_secs(660), "desired time + _ttl");
-        assert_eq!(record.queued_at, Some(Timestamp::from_millis(1_000)), "its place");
+        assert_eq!(
+            record.queued_at,
+            Some(Timestamp::from_millis(1_000)),
+            "its place"
+        );
         let dialed = record.routing_history.last().unwrap();
         assert_eq!(
             dialed.kind,
-            RoutingEventKind::Dialed { agent: "kristi".into(), outcome: "no_answer".into() }
+            RoutingEventKind::Dialed {
+                agent: "kristi".into(),
+                outcome: "no_answer".into()
+            }
         );
     }
 
     #[test]
     fn a_zero_retry_timeout_queues_the_callback_again_at_once() {
         let mut record = reserved(CallbackState::Processing, 0);
-        let policy = RedialPolicy { retry_timeout_secs: 0, max_attempts: 2 };
-        let done = record_outcome(&mut record, "kristi", DialOutcome::Busy, policy, false, NOW).unwrap();
+        let policy = RedialPolicy {
+            retry_timeout_secs: 0,
+            max_attempts: 2,
+        };
+        let done =
+            record_outcome(&mut record, "kristi", DialOutcome::Busy, policy, false, NOW).unwrap();
         assert_eq!(record.state, CallbackState::Queued);
         assert_eq!(done.redial_at, Some(NOW));
         assert_eq!(record.queued_at, Some(Timestamp::from_millis(1_000)));
@@ -459,8 +529,19 @@ mod tests {
     #[test]
     fn one_attempt_allowed_completes_on_the_first_no_answer() {
         let mut record = reserved(CallbackState::Processing, 0);
-        let policy = RedialPolicy { retry_timeout_secs: 60, max_attempts: 1 };
-        record_outcome(&mut record, "kristi", DialOutcome::NoAnswer, policy, false, NOW).unwrap();
+        let policy = RedialPolicy {
+            retry_timeout_secs: 60,
+            max_attempts: 1,
+        };
+        record_outcome(
+            &mut record,
+            "kristi",
+            DialOutcome::NoAnswer,
+            policy,
+            false,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(record.reason, Some(CallbackReason::FailCallToCustomer));
     }
 
@@ -473,21 +554,57 @@ mod tests {
         };
         let awaiting = {
             let mut r = reserved(CallbackState::Routing, 0);
-            r.options.insert("_wait_for_user_confirm".into(), "true".into());
+            r.options
+                .insert("_wait_for_user_confirm".into(), "true".into());
             r
         };
         let cases: [(&str, ServiceRecord, &str, bool, fn(&VoiceError) -> bool); 6] = [
-            ("a chat", chat, "kristi", true, |e| matches!(e, VoiceError::NotVoice { .. })),
-            ("another agent's", reserved(CallbackState::Processing, 0), "marco", true, |e| matches!(e, VoiceError::NotYours { .. })),
-            ("queued", reserved(CallbackState::Queued, 0), "kristi", true, |e| matches!(e, VoiceError::NotYours { .. })),
-            ("completed", reserved(CallbackState::Completed, 0), "kristi", true, |e| matches!(e, VoiceError::NotYours { .. })),
-            ("not confirmed", awaiting, "kristi", true, |e| matches!(e, VoiceError::AwaitingCustomer { .. })),
-            ("not accepted", reserved(CallbackState::Routing, 0), "kristi", false, |e| matches!(e, VoiceError::NotAccepted { .. })),
+            ("a chat", chat, "kristi", true, |e| {
+                matches!(e, VoiceError::NotVoice { .. })
+            }),
+            (
+                "another agent's",
+                reserved(CallbackState::Processing, 0),
+                "marco",
+                true,
+                |e| matches!(e, VoiceError::NotYours { .. }),
+            ),
+            (
+                "queued",
+                reserved(CallbackState::Queued, 0),
+                "kristi",
+                true,
+                |e| matches!(e, VoiceError::NotYours { .. }),
+            ),
+            (
+                "completed",
+                reserved(CallbackState::Completed, 0),
+                "kristi",
+                true,
+                |e| matches!(e, VoiceError::NotYours { .. }),
+            ),
+            ("not confirmed", awaiting, "kristi", true, |e| {
+                matches!(e, VoiceError::AwaitingCustomer { .. })
+            }),
+            (
+                "not accepted",
+                reserved(CallbackState::Routing, 0),
+                "kristi",
+                false,
+                |e| matches!(e, VoiceError::NotAccepted { .. }),
+            ),
         ];
         for (what, mut record, agent, auto_answer, expected) in cases {
             let before = record.clone();
-            let err = record_outcome(&mut record, agent, DialOutcome::Busy, POLICY, auto_answer, NOW)
-                .expect_err(what);
+            let err = record_outcome(
+                &mut record,
+                agent,
+                DialOutcome::Busy,
+                POLICY,
+                auto_answer,
+                NOW,
+            )
+            .expect_err(what);
             assert!(expected(&err), "{what}: {err:?}");
             assert_eq!(record, before, "{what}: unchanged");
         }
@@ -496,7 +613,15 @@ mod tests {
     #[test]
     fn an_agent_with_auto_answer_records_the_outcome_straight_from_the_reservation() {
         let mut record = reserved(CallbackState::Routing, 0);
-        let done = record_outcome(&mut record, "kristi", DialOutcome::Connected, POLICY, true, NOW).unwrap();
+        let done = record_outcome(
+            &mut record,
+            "kristi",
+            DialOutcome::Connected,
+            POLICY,
+            true,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(done.was, CallbackState::Routing);
         assert_eq!(record.reason, Some(CallbackReason::AgentConnected));
     }
@@ -508,7 +633,10 @@ mod tests {
         assert_eq!(record.state, CallbackState::Processing);
         assert_eq!(record.confirmed_at, Some(NOW));
         assert_eq!(take(&mut record, "kristi", NOW), Ok(false), "taken twice");
-        assert!(matches!(take(&mut record, "marco", NOW), Err(VoiceError::NotYours { .. })));
+        assert!(matches!(
+            take(&mut record, "marco", NOW),
+            Err(VoiceError::NotYours { .. })
+        ));
     }
 
     #[test]
@@ -520,7 +648,11 @@ mod tests {
         for bad in [None, Some(""), Some("hung_up")] {
             let err = DialOutcome::parse(bad).expect_err("refused");
             assert_eq!(err.field, "outcome", "{bad:?}");
-            assert!(err.message.contains("no_answer"), "{bad:?}: {}", err.message);
+            assert!(
+                err.message.contains("no_answer"),
+                "{bad:?}: {}",
+                err.message
+            );
         }
     }
 
@@ -529,7 +661,9 @@ mod tests {
         let mut record = reserved(CallbackState::Routing, 0);
         assert_eq!(media_of(&record), "voice");
         assert!(is_voice(&record));
-        record.options.insert("_media_type".into(), " Voice ".into());
+        record
+            .options
+            .insert("_media_type".into(), " Voice ".into());
         assert!(is_voice(&record));
         record.chat_session_id = Some("c".into());
         assert_eq!(media_of(&record), "chat");

@@ -55,7 +55,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
-        desktop::routes(state.clone()).or(voice::routes(state.clone())).unify().boxed(),
+        desktop::routes(state.clone())
+            .or(voice::routes(state.clone()))
+            .unify()
+            .boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),

@@ -45,7 +45,9 @@ fn outcome(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
                     }
                     Err(err) => Err(err.into()),
                 };
-                respond(result, |done| reply::json(StatusCode::OK, &outcome_view(&done)))
+                respond(result, |done| {
+                    reply::json(StatusCode::OK, &outcome_view(&done))
+                })
             },
         )
 }
@@ -56,7 +58,8 @@ async fn service_exists(
     service: String,
     state: AppState,
 ) -> Result<(String, String, AppState), Rejection> {
-    voice::check_exists(&state, &service).map_err(|err| warp::reject::custom(ApiError::from(err)))?;
+    voice::check_exists(&state, &service)
+        .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
     Ok((agent, service, state))
 }
 

@@ -111,7 +111,10 @@ async fn a_voice_callback_reaches_the_agent_with_its_media_and_number_and_waits_
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
     let id = app
-        .create("voice-cb", &[("_customer_number", "5551234"), ("topic", "loan")])
+        .create(
+            "voice-cb",
+            &[("_customer_number", "5551234"), ("topic", "loan")],
+        )
         .await;
 
     // Act
@@ -129,11 +132,17 @@ async fn a_voice_callback_reaches_the_agent_with_its_media_and_number_and_waits_
     assert_eq!(offered["status"], "invited", "waits for Accept: {offered}");
     assert_eq!(offered["callback_state"], "ROUTING");
     assert_eq!(early.status(), 400, "an outcome before Accept");
-    assert!(json(early).await["message"].as_str().unwrap().contains("accept"));
+    assert!(json(early).await["message"]
+        .as_str()
+        .unwrap()
+        .contains("accept"));
     assert_eq!(accepted.status(), 200);
     assert_eq!(taken["status"], "active", "{taken}");
     assert_eq!(taken["callback_state"], "PROCESSING");
-    assert_eq!(as_customer_sees(&app, &id).await["_callback_state"], "PROCESSING");
+    assert_eq!(
+        as_customer_sees(&app, &id).await["_callback_state"],
+        "PROCESSING"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +150,9 @@ async fn no_answer_comes_back_after_the_redial_delay_until_the_attempt_limit() {
     // Arrange
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
-    let id = app.create("voice-cb", &[("_customer_number", "5551234")]).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5551234")])
+        .await;
     arrives(&app, "vera", &id).await;
 
     // Act: no answer on the first attempt.
@@ -185,7 +196,11 @@ async fn no_answer_comes_back_after_the_redial_delay_until_the_attempt_limit() {
         .iter()
         .filter(|e| e["event"] == "dialed")
         .collect();
-    assert_eq!(dialed.len(), 2, "two attempts in the routing history: {record}");
+    assert_eq!(
+        dialed.len(),
+        2,
+        "two attempts in the routing history: {record}"
+    );
     assert_eq!(dialed[0]["detail"], "vera: no_answer");
     assert_eq!(dialed[1]["detail"], "vera: busy");
     let states: Vec<&str> = record["state_history"]
@@ -196,10 +211,22 @@ async fn no_answer_comes_back_after_the_redial_delay_until_the_attempt_limit() {
         .collect();
     assert_eq!(
         states,
-        ["QUEUED", "ROUTING", "PROCESSING", "SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "COMPLETED"],
+        [
+            "QUEUED",
+            "ROUTING",
+            "PROCESSING",
+            "SCHEDULED",
+            "QUEUED",
+            "ROUTING",
+            "PROCESSING",
+            "COMPLETED"
+        ],
         "{record}"
     );
-    assert!(interactions(&app, "vera").await.is_empty(), "released at the end");
+    assert!(
+        interactions(&app, "vera").await.is_empty(),
+        "released at the end"
+    );
 }
 
 #[tokio::test]
@@ -207,8 +234,12 @@ async fn connected_completes_agent_connected_and_the_agent_takes_the_next_callba
     // Arrange: two callbacks for one agent with one voice line.
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
-    let first = app.create("voice-cb", &[("_customer_number", "5550001")]).await;
-    let second = app.create("voice-cb", &[("_customer_number", "5550002")]).await;
+    let first = app
+        .create("voice-cb", &[("_customer_number", "5550001")])
+        .await;
+    let second = app
+        .create("voice-cb", &[("_customer_number", "5550002")])
+        .await;
     arrives(&app, "vera", &first).await;
 
     // Act
@@ -231,13 +262,18 @@ async fn wrong_number_completes_at_once_as_a_failed_call_to_the_customer() {
     // Arrange
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
-    let id = app.create("voice-cb", &[("_customer_number", "5550003")]).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5550003")])
+        .await;
     arrives(&app, "vera", &id).await;
 
     // Act: JSON bodies are read as well as forms.
     assert_eq!(accept(&app, "vera", &id).await.status(), 200);
     let answer = app
-        .admin(Method::POST, &format!("/genesys/1/agent/vera/interactions/{id}/outcome"))
+        .admin(
+            Method::POST,
+            &format!("/genesys/1/agent/vera/interactions/{id}/outcome"),
+        )
         .json(&json!({"outcome": "wrong_number"}))
         .send()
         .await
@@ -250,8 +286,14 @@ async fn wrong_number_completes_at_once_as_a_failed_call_to_the_customer() {
         json!({"outcome": "wrong_number", "callback_state": "COMPLETED",
                "reason": "FAIL_CALL_TO_CUSTOMER", "attempts": 1, "redial_at": null})
     );
-    assert_eq!(as_customer_sees(&app, &id).await["_callback_state"], "COMPLETED");
-    assert!(interactions(&app, "vera").await.is_empty(), "the agent is released");
+    assert_eq!(
+        as_customer_sees(&app, &id).await["_callback_state"],
+        "COMPLETED"
+    );
+    assert!(
+        interactions(&app, "vera").await.is_empty(),
+        "the agent is released"
+    );
 }
 
 #[tokio::test]
@@ -259,15 +301,22 @@ async fn bad_outcomes_unknown_services_and_chats_are_refused() {
     // Arrange: a voice callback taken by vera, and a chat of the demo's chat-delay service.
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
-    let id = app.create("voice-cb", &[("_customer_number", "5550004")]).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5550004")])
+        .await;
     arrives(&app, "vera", &id).await;
     assert_eq!(accept(&app, "vera", &id).await.status(), 200);
-    let chat = app.create("chat-delay", &[("_customer_number", "5550005")]).await;
+    let chat = app
+        .create("chat-delay", &[("_customer_number", "5550005")])
+        .await;
 
     // Act
     let unknown_value = outcome(&app, "vera", &id, "hung_up").await;
     let missing = app
-        .admin(Method::POST, &format!("/genesys/1/agent/vera/interactions/{id}/outcome"))
+        .admin(
+            Method::POST,
+            &format!("/genesys/1/agent/vera/interactions/{id}/outcome"),
+        )
         .send()
         .await
         .unwrap();
@@ -279,13 +328,19 @@ async fn bad_outcomes_unknown_services_and_chats_are_refused() {
     for (what, response) in [("unknown value", unknown_value), ("missing", missing)] {
         assert_eq!(response.status(), 400, "{what}");
         let body = json(response).await;
-        assert!(body["message"].as_str().unwrap().contains("outcome"), "{what}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("outcome"),
+            "{what}: {body}"
+        );
     }
     assert_eq!(unknown_service.status(), 404);
     assert_eq!(not_voice.status(), 400, "a chat has no dial outcome");
     assert_eq!(not_hers.status(), 400, "not kristi's interaction");
     let still = as_customer_sees(&app, &id).await;
-    assert_eq!(still["_callback_state"], "PROCESSING", "nothing recorded: {still}");
+    assert_eq!(
+        still["_callback_state"], "PROCESSING",
+        "nothing recorded: {still}"
+    );
 }
 
 #[tokio::test]
@@ -293,11 +348,15 @@ async fn an_agent_session_records_its_own_outcomes_and_is_refused_for_another_ag
     // Arrange
     let clock = ManualClock::new(start());
     let app = voice_center(&clock).await;
-    app.add_user("vera", "agent", Some("vera"), "correct horse 2").await;
-    app.add_user("kristi", "agent", Some("kristi"), "correct horse 1").await;
+    app.add_user("vera", "agent", Some("vera"), "correct horse 2")
+        .await;
+    app.add_user("kristi", "agent", Some("kristi"), "correct horse 1")
+        .await;
     let vera = app.sign_in("agent", "vera", "correct horse 2").await;
     let kristi = app.sign_in("agent", "kristi", "correct horse 1").await;
-    let id = app.create("voice-cb", &[("_customer_number", "5550006")]).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5550006")])
+        .await;
     arrives(&app, "vera", &id).await;
     assert_eq!(accept(&app, "vera", &id).await.status(), 200);
     let path = format!("/genesys/1/agent/vera/interactions/{id}/outcome");
