@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod overview;
 pub mod queues;
 pub mod sessions;
+pub mod voice;
 
 use std::sync::Arc;
 
