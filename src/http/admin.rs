@@ -123,7 +123,7 @@ fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 
 /// GET /genesys/1/admin/services/{name}
 #[utoipa::path(get, path = "/genesys/1/admin/services/{name}", tag = "admin", security(("admin_token" = [])),
-    params(("name" = String, Path, description = "A configured service", example = "samples")),
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay")),
     responses((status = 200, description = "The configured service", body = ConfiguredServiceView)))]
 fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services" / String)
@@ -341,7 +341,7 @@ struct CancelBody {
 }
 
 /// POST /genesys/1/admin/callback/cancel
-#[utoipa::path(post, path = "/genesys/1/admin/callback/cancel", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(post, path = "/genesys/1/admin/callback/cancel", operation_id = "admin_callback_cancel", tag = "admin", security(("admin_token" = [])),
     request_body = CancelBody,
     responses((status = 200, description = "What was cancelled, not found or refused", body = BulkCancel)))]
 fn callback_cancel(

@@ -153,7 +153,7 @@ struct StateBody {
 
 /// POST /genesys/1/agent/{id}/state
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/state", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id")),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi")),
     request_body = StateBody,
     responses((status = 200, description = "The agent in its new state", body = AgentView)))]
 fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

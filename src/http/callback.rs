@@ -136,7 +136,7 @@ fn service_status(
 
 /// POST /genesys/1/service/callback/{name}
 #[utoipa::path(post, path = "/genesys/1/service/callback/{name}", tag = "callback",
-    params(("name" = String, Path, description = "A configured service", example = "samples"), GmsUser),
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay"), GmsUser),
     request_body(content(
         (CallbackForm = "application/x-www-form-urlencoded"), (CallbackForm = "multipart/form-data"),
         (CallbackForm = "application/json"))),
@@ -222,7 +222,7 @@ fn callback_query(
 
 /// GET /genesys/1/service/callback/{name}?...
 #[utoipa::path(get, path = "/genesys/1/service/callback/{name}", tag = "callback",
-    params(("name" = String, Path, description = "A configured service", example = "samples"), CallbackQueryParams, GmsUser),
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay"), CallbackQueryParams, GmsUser),
     responses((status = 200, description = "The caller's services of that configured service", body = Vec<CallbackEntry>)))]
 fn callback_query_service(
     state: AppState,

@@ -71,7 +71,7 @@ fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
 
 /// POST /genesys/1/service/{id}/ixn/chat/{action}
 #[utoipa::path(post, path = "/genesys/1/service/{id}/ixn/chat/{action}", tag = "chat",
-    params(ServiceId, ("action" = ChatOperation, Path, description = "The chat operation"), GmsUser),
+    params(ServiceId, ("action" = inline(ChatOperation), Path, description = "The chat operation"), GmsUser),
     request_body(content(
         (ChatActionForm = "application/x-www-form-urlencoded"), (ChatActionForm = "multipart/form-data"))),
     responses((status = 200, description = "The chat object with what is new (poll mode, or `_verbose=true`), or the channel in comet mode", body = ChatReplyView),

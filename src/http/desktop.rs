@@ -36,7 +36,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 
 /// GET /genesys/1/agent/{agent}/interactions
 #[utoipa::path(get, path = "/genesys/1/agent/{agent}/interactions", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id")),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi")),
     responses((status = 200, description = "Reserved and active interactions with customer data", body = Vec<InteractionView>)))]
 fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions")
@@ -54,7 +54,7 @@ fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 
 /// POST /genesys/1/agent/{agent}/interactions/{service}/accept
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/interactions/{service}/accept", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id")),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")),
     responses((status = 200, description = "Accepted", body = Accepted)))]
 fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "accept")
@@ -81,7 +81,7 @@ fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 
 /// GET /genesys/1/agent/{agent}/chat/{service}?transcriptPosition=N
 #[utoipa::path(get, path = "/genesys/1/agent/{agent}/chat/{service}", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id"), ("transcriptPosition" = Option<u64>, Query, description = "From this position (1, the default, is the whole transcript)", minimum = 1)),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id"), ("transcriptPosition" = Option<u64>, Query, description = "From this position (1, the default, is the whole transcript)", minimum = 1)),
     responses((status = 200, description = "The chat as its agent sees it", body = ChatView)))]
 fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String)
@@ -143,7 +143,7 @@ struct PushUrlBody {
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/message `{"text"}`
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/message", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id")), request_body = MessageBody,
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = MessageBody,
     responses((status = 200, description = "The transcript event added", body = Option<EventView>)))]
 fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "message", |body: MessageBody| {
@@ -153,7 +153,7 @@ fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/typing `{"typing":bool}`
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/typing", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id")), request_body = TypingBody,
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = TypingBody,
     responses((status = 200, description = "The transcript event added, or null", body = Option<EventView>)))]
 fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "typing", |body: TypingBody| {
@@ -163,7 +163,7 @@ fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/push-url `{"url"}`
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/push-url", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id")), request_body = PushUrlBody,
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = PushUrlBody,
     responses((status = 200, description = "The transcript event added", body = Option<EventView>)))]
 fn push_url(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "push-url", |body: PushUrlBody| {
@@ -200,7 +200,7 @@ where
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/leave
 #[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/leave", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
-    params(("agent" = String, Path, description = "The agent id"), ("service" = String, Path, description = "The service id")),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")),
     responses((status = 200, description = "Left the chat", body = Left)))]
 fn leave(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "leave")

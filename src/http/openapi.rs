@@ -66,7 +66,7 @@ fn document_json() -> &'static str {
 #[allow(dead_code)] // describes `super::gms_user_header` for the document only
 pub struct GmsUser {
     /// The end user's identity, at most 256 bytes, given once.
-    #[param(max_length = 256)]
+    #[param(max_length = 256, example = "customer-1")]
     gms_user: Option<String>,
 }
 
@@ -146,7 +146,7 @@ pub struct NoFields {
         super::metrics::metrics_get,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&CometdSuffixes, &SecuritySchemes, &ErrorReplies),
+    modifiers(&CometdSuffixes, &OneIdPerMethod, &SecuritySchemes, &ErrorReplies, &ServiceLinks),
     tags(
         (name = "callback", description = "GMS Callback and Service APIs (customer-facing, `gms_user`)"),
         (name = "chat", description = "GMS Chat API v1 (customer-facing)"),
@@ -182,6 +182,73 @@ impl Modify for CometdSuffixes {
             doc.paths
                 .paths
                 .insert(format!("/genesys/cometd/{suffix}"), item);
+        }
+    }
+}
+
+/// A route that takes several methods with one `#[utoipa::path(method(...))]` gives each the
+/// function's name as `operationId`; ids must be unique, so the GET one gets `_get`.
+struct OneIdPerMethod;
+
+impl Modify for OneIdPerMethod {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            let shared = match (&item.get, &item.post) {
+                (Some(get), Some(post)) => get.operation_id == post.operation_id,
+                _ => false,
+            };
+            if let (true, Some(get)) = (shared, item.get.as_mut()) {
+                if let Some(id) = &mut get.operation_id {
+                    id.push_str("_get");
+                }
+            }
+        }
+    }
+}
+
+/// What a created service's `_id` can be used for: a link from each create to every
+/// operation about one service (its `{id}` path parameter), with the creator's `gms_user`,
+/// so that clients and fuzzers (schemathesis's stateful phase) can follow the flow.
+struct ServiceLinks;
+
+/// The operations that create a service, and where their reply has the id.
+const CREATES: [&str; 2] = ["callback_create", "service_create"];
+
+impl Modify for ServiceLinks {
+    fn modify(&self, doc: &mut Document) {
+        let mut targets = Vec::new();
+        for item in doc.paths.paths.values_mut() {
+            for operation in operations(item) {
+                let takes_service_id = operation.parameters.iter().flatten().any(|p| {
+                    matches!(p, RefOr::T(p) if p.name == "id"
+                        && p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                });
+                if let (true, Some(id)) = (takes_service_id, &operation.operation_id) {
+                    targets.push(id.clone());
+                }
+            }
+        }
+        for item in doc.paths.paths.values_mut() {
+            for operation in operations(item) {
+                if !operation
+                    .operation_id
+                    .as_deref()
+                    .is_some_and(|id| CREATES.contains(&id))
+                {
+                    continue;
+                }
+                let Some(RefOr::T(created)) = operation.responses.responses.get_mut("200") else {
+                    continue;
+                };
+                for target in &targets {
+                    let link = utoipa::openapi::link::LinkBuilder::new()
+                        .operation_id(target.clone())
+                        .parameter("path.id", "$response.body#/_id")
+                        .parameter("header.gms_user", "$request.header.gms_user")
+                        .build();
+                    created.links.insert(target.clone(), RefOr::T(link));
+                }
+            }
         }
     }
 }
@@ -319,6 +386,18 @@ mod tests {
                 crate::metrics::OTHER_ROUTE,
                 "{path} is documented but is no route of crate::metrics"
             );
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_string();
+                assert!(seen.insert(id.clone()), "{method} {path}: operationId {id} twice");
+            }
         }
     }
 
