@@ -395,8 +395,14 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
-                let id = operation["operationId"].as_str().unwrap_or_default().to_string();
-                assert!(seen.insert(id.clone()), "{method} {path}: operationId {id} twice");
+                let id = operation["operationId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(
+                    seen.insert(id.clone()),
+                    "{method} {path}: operationId {id} twice"
+                );
             }
         }
     }
