@@ -43,6 +43,7 @@ pub const OTHER_ROUTE: &str = "other";
 /// two match, the first listed wins, so literal segments come before `{x}` at the same place.
 const ROUTES: &[&str] = &[
     "/metrics",
+    "/genesys/1/openapi.json",
     "/genesys/1/admin/users",
     "/genesys/1/admin/users/{name}",
     "/genesys/1/admin/users/{name}/password",
@@ -84,6 +85,11 @@ const ROUTES: &[&str] = &[
     "/genesys/1/agent/{agent}/chat/{service}",
     "/genesys/1/agent/{agent}/chat/{service}/{action}",
 ];
+
+/// Every route template, in matching order (the OpenAPI document's tests check it covers them).
+pub fn route_templates() -> &'static [&'static str] {
+    ROUTES
+}
 
 /// The route template `path` was served by, or [`OTHER_ROUTE`]. A trailing `/` is ignored.
 /// Runs for every request: it compares segments in place and allocates nothing.

@@ -84,7 +84,7 @@ pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetai
 }
 
 /// The outcome of a bulk cancel, per id.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct BulkCancel {
     /// Ids now COMPLETED with the given reason.
     pub cancelled: Vec<String>,
@@ -95,7 +95,7 @@ pub struct BulkCancel {
 }
 
 /// An id a bulk cancel left alone.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Refused {
     /// The service.
     pub id: String,

@@ -288,7 +288,7 @@ pub fn stored(state: &AppState, ids: &[String]) -> Result<Vec<ServiceRecord>, Ap
 }
 
 /// One line of a cancellation report (GMS's `_ok_title`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportEntry {
     /// The service.
     #[serde(rename = "_id")]

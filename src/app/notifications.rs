@@ -14,7 +14,7 @@ use crate::push::{self, PushTarget};
 
 /// An agent-bound notification as `retrieve-agent-notifications` returns it: the message is
 /// JSON text (seed 000).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AgentNotification {
     /// `{"_id","_internal_message","_display_message"}` as a string.
     pub message: String,

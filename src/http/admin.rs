@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -16,6 +16,12 @@ use super::{reply, with_state};
 use crate::app::admin::{self, QueueQuery};
 use crate::app::{queues, AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
+
+use super::openapi::ServiceId;
+use super::views::{CallbackEntry, ConfiguredServiceView, RecordDetail};
+use crate::app::admin::BulkCancel;
+use crate::router::core::QueueSummary;
+use utoipa::ToSchema;
 
 /// The admin routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -41,6 +47,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// GET /genesys/1/admin/stats?target=<target string>
+#[utoipa::path(get, path = "/genesys/1/admin/stats", tag = "admin", security(("admin_token" = [])),
+    params(("target" = String, Query, description = "A target string, e.g. `Billing@StatServer.GA`", example = "Billing@StatServer.GA")),
+    responses((status = 200, description = "The statistics of that target", body = StatsReply)))]
 fn stats_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "stats")
         .and(warp::get())
@@ -74,6 +83,8 @@ fn stats_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 }
 
 /// GET /genesys/1/admin/queues
+#[utoipa::path(get, path = "/genesys/1/admin/queues", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "Every virtual queue: waiting, oldest wait, EWT", body = Vec<QueueSummary>)))]
 fn queues_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "queues")
         .and(warp::get())
@@ -92,6 +103,8 @@ pub(super) fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = 
 }
 
 /// GET /genesys/1/admin/services
+#[utoipa::path(get, path = "/genesys/1/admin/services", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "The configured services", body = Vec<ConfiguredServiceView>)))]
 fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services")
         .and(warp::get())
@@ -109,6 +122,9 @@ fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// GET /genesys/1/admin/services/{name}
+#[utoipa::path(get, path = "/genesys/1/admin/services/{name}", tag = "admin", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay")),
+    responses((status = 200, description = "The configured service", body = ConfiguredServiceView)))]
 fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services" / String)
         .and(warp::get())
@@ -127,11 +143,14 @@ fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 
 /// The body of `PUT /genesys/1/admin/services/{name}`. Option values are strings, as in GMS
 /// configuration; anything else is refused with the option named.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ServiceBody {
+    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat` or `Request-Chat-Poll`.
     preset: String,
+    /// GMS options, every value a string.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     options: BTreeMap<String, serde_json::Value>,
 }
 
@@ -160,6 +179,11 @@ impl ServiceBody {
 }
 
 /// PUT /genesys/1/admin/services/{name}
+#[utoipa::path(put, path = "/genesys/1/admin/services/{name}", tag = "admin", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The configured service's name")),
+    request_body = ServiceBody,
+    responses((status = 200, description = "Replaced", body = ConfiguredServiceView),
+        (status = 201, description = "Created", body = ConfiguredServiceView)))]
 fn services_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "services" / String)
@@ -186,6 +210,9 @@ async fn put_service(name: String, state: AppState, body: ServiceBody) -> Respon
 }
 
 /// DELETE /genesys/1/admin/services/{name}
+#[utoipa::path(delete, path = "/genesys/1/admin/services/{name}", tag = "admin", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "A configured service")),
+    responses((status = 200, description = "Deleted", body = Deleted)))]
 fn services_delete(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -221,6 +248,9 @@ fn notifications_view(
 }
 
 /// GET /genesys/1/admin/callback/{id}
+#[utoipa::path(get, path = "/genesys/1/admin/callback/{id}", tag = "admin", security(("admin_token" = [])),
+    params(ServiceId),
+    responses((status = 200, description = "One record in full", body = CallbackDetail)))]
 fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callback" / String)
         .and(warp::get())
@@ -248,6 +278,9 @@ fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 /// GET /genesys/1/admin/callback/queues?target=&states=&start_time=&end_time=&max=
+#[utoipa::path(get, path = "/genesys/1/admin/callback/queues", tag = "admin", security(("admin_token" = [])),
+    params(QueueQueryParams),
+    responses((status = 200, description = "Callbacks grouped by service", body = BTreeMap<String, Vec<CallbackEntry>>)))]
 fn callback_queues(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -271,6 +304,9 @@ fn callback_queues(
 }
 
 /// GET /genesys/1/admin/callback/watermarks[?service_name=]
+#[utoipa::path(get, path = "/genesys/1/admin/callback/watermarks", tag = "admin", security(("admin_token" = [])),
+    params(("service_name" = Option<String>, Query, description = "Only this configured service")),
+    responses((status = 200, description = "Stored services per configured service", body = Watermarks)))]
 fn callback_watermarks(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -296,14 +332,18 @@ fn callback_watermarks(
 }
 
 /// The body of a bulk cancel.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
+    /// `CANCELLED_BY_ADMIN` (the default) or `CANCELLED`.
     reason: Option<String>,
     ids: Vec<String>,
 }
 
 /// POST /genesys/1/admin/callback/cancel
+#[utoipa::path(post, path = "/genesys/1/admin/callback/cancel", operation_id = "admin_callback_cancel", tag = "admin", security(("admin_token" = [])),
+    request_body = CancelBody,
+    responses((status = 200, description = "What was cancelled, not found or refused", body = BulkCancel)))]
 fn callback_cancel(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -317,4 +357,80 @@ fn callback_cancel(
             let outcome = admin::bulk_cancel(&state, body.reason.as_deref(), &body.ids).await;
             respond(outcome, |outcome| reply::json(StatusCode::OK, &outcome))
         })
+}
+
+/// The reply of [`stats_get`]: the statistics of `crate::center::stats::Stats` and the target.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct StatsReply {
+    #[serde(rename = "RStatAgentsReady")]
+    ready: i64,
+    #[serde(rename = "RStatAgentsReadyvoice")]
+    ready_voice: i64,
+    #[serde(rename = "RStatAgentsReadychat")]
+    ready_chat: i64,
+    #[serde(rename = "RStatAgentsTotal")]
+    total: i64,
+    #[serde(rename = "StatCallsWaiting")]
+    calls_waiting: i64,
+    /// The target asked for.
+    target: String,
+}
+
+/// `{"deleted": "<name>"}`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+pub(super) struct Deleted {
+    deleted: String,
+}
+
+/// `{"services":{"<name>":n},"total":n}` ([`callback_watermarks`]).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct Watermarks {
+    services: BTreeMap<String, u64>,
+    total: u64,
+}
+
+/// The record of [`callback_get`], with its notifications and chat.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct CallbackDetail {
+    #[serde(flatten)]
+    record: RecordDetail,
+    notifications: Vec<NotificationView>,
+    agent_notifications: Vec<NotificationView>,
+    /// The chat, when the service has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat: Option<super::desktop::ChatView>,
+}
+
+/// A stored notification ([`notifications_view`]).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct NotificationView {
+    seq: u64,
+    tag: String,
+    /// The message: JSON as stored, or text.
+    #[schema(value_type = Object)]
+    message: serde_json::Value,
+    created_at: String,
+    delivered: bool,
+}
+
+/// The query of [`callback_queues`] (`QueueQuery::parse`).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the OpenAPI document only
+struct QueueQueryParams {
+    /// Only this configured service (GMS's `target`).
+    target: Option<String>,
+    /// States, comma-separated (`QUEUED,SCHEDULED`).
+    states: Option<String>,
+    /// Desired time from (ISO 8601).
+    start_time: Option<String>,
+    /// Desired time until (ISO 8601).
+    end_time: Option<String>,
+    /// At most this many services.
+    max: Option<String>,
 }

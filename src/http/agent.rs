@@ -56,6 +56,8 @@ fn agent_view(agent: &AgentRecord) -> serde_json::Value {
 }
 
 /// GET /genesys/1/admin/agents
+#[utoipa::path(get, path = "/genesys/1/admin/agents", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "Every agent with its live work", body = Vec<AgentView>)))]
 fn agents_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "agents")
         .and(warp::get())
@@ -70,7 +72,7 @@ fn agents_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
 }
 
 /// The body of `PUT /genesys/1/admin/agents/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgentBody {
     name: String,
@@ -88,6 +90,11 @@ struct AgentBody {
 }
 
 /// PUT /genesys/1/admin/agents/{id}
+#[utoipa::path(put, path = "/genesys/1/admin/agents/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The agent id")),
+    request_body = AgentBody,
+    responses((status = 200, description = "Replaced", body = AgentView),
+        (status = 201, description = "Created", body = AgentView)))]
 fn agents_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "agents" / String)
@@ -121,6 +128,9 @@ fn agents_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// DELETE /genesys/1/admin/agents/{id}
+#[utoipa::path(delete, path = "/genesys/1/admin/agents/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The agent id")),
+    responses((status = 200, description = "Deleted", body = super::admin::Deleted)))]
 fn agents_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "agents" / String)
         .and(warp::delete())
@@ -134,13 +144,18 @@ fn agents_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// The body of `POST /genesys/1/agent/{id}/state`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StateBody {
+    /// `ready`, `not_ready` or `logged_out`.
     state: String,
 }
 
 /// POST /genesys/1/agent/{id}/state
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/state", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi")),
+    request_body = StateBody,
+    responses((status = 200, description = "The agent in its new state", body = AgentView)))]
 fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "agent" / String / "state")
@@ -158,4 +173,29 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
                 reply::json(StatusCode::OK, &agent_view(&agent))
             })
         })
+}
+
+/// An agent as [`agent_view`] and [`live_agent_view`] show it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct AgentView {
+    id: String,
+    name: String,
+    groups: Vec<String>,
+    place: Option<String>,
+    place_groups: Vec<String>,
+    skills: BTreeMap<String, i64>,
+    /// Interactions at once per media (`chat`, `voice`).
+    capacity: BTreeMap<String, u32>,
+    auto_answer: bool,
+    /// `ready`, `not_ready` or `logged_out`.
+    state: String,
+    state_since: String,
+    idle_since: String,
+    /// The admin list only: services reserved for the agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved: Option<Vec<String>>,
+    /// The admin list only: services the agent handles now, by media.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<BTreeMap<String, Vec<String>>>,
 }

@@ -13,6 +13,10 @@ use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
 use crate::app::{queues, AppError, AppState};
 
+use super::error::ErrorBody;
+use super::openapi::{GmsUser, NoFields, ServiceId};
+use super::views::CallbackEntry;
+
 /// The customer-facing routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     callback_create(state.clone())
@@ -35,6 +39,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// POST or GET /genesys/1/service/{id}/check-queue-position
+#[utoipa::path(method(post, get), path = "/genesys/1/service/{id}/check-queue-position", tag = "callback",
+    params(ServiceId, GmsUser), request_body(content(
+        (NoFields = "application/x-www-form-urlencoded"), (NoFields = "multipart/form-data"))),
+    responses((status = 200, description = "Place in the virtual queue (seed 000)", body = QueuePositionReply)))]
 fn queue_position(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -69,6 +77,11 @@ fn queue_position(
 }
 
 /// POST /genesys/1/service/{id}/connect
+#[utoipa::path(post, path = "/genesys/1/service/{id}/connect", tag = "callback",
+    params(ServiceId, GmsUser), request_body(content(
+        (NoFields = "application/x-www-form-urlencoded"), (NoFields = "multipart/form-data"))),
+    responses((status = 200, description = "The reserved agent is confirmed: the StartChat dialog", body = StartChatDialog),
+        (status = 503, description = "No agent is available for this service yet", body = ErrorBody)))]
 fn service_connect(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -96,6 +109,10 @@ fn service_connect(
 }
 
 /// POST /genesys/1/service/{id}/status
+#[utoipa::path(post, path = "/genesys/1/service/{id}/status", tag = "callback",
+    params(ServiceId, GmsUser), request_body(content(
+        (NoFields = "application/x-www-form-urlencoded"), (NoFields = "multipart/form-data"))),
+    responses((status = 200, description = "Waiting or available (seed 003)", body = StatusReply)))]
 fn service_status(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -118,6 +135,14 @@ fn service_status(
 }
 
 /// POST /genesys/1/service/callback/{name}
+#[utoipa::path(post, path = "/genesys/1/service/callback/{name}", tag = "callback",
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay"), GmsUser),
+    request_body(content(
+        (CallbackForm = "application/x-www-form-urlencoded"), (CallbackForm = "multipart/form-data"),
+        (CallbackForm = "application/json"))),
+    responses((status = 200, description = "Created: `{_id,_text}` when the service waits for an agent (seed 000), else the StartChat dialog (seed 001)",
+        body = CreatedReply),
+        (status = 404, description = "No configured service of that name", body = ErrorBody)))]
 fn callback_create(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -150,6 +175,12 @@ async fn create_callback(
 }
 
 /// POST /genesys/1/service/{name}
+#[utoipa::path(post, path = "/genesys/1/service/{name}", tag = "callback",
+    params(("name" = String, Path, description = "A configured service", example = "request-chat"), GmsUser),
+    request_body(content(
+        (CallbackForm = "application/x-www-form-urlencoded"), (CallbackForm = "multipart/form-data"))),
+    responses((status = 200, description = "Created (seed 003)", body = ServiceCreated),
+        (status = 404, description = "No configured service of that name", body = ErrorBody)))]
 fn service_create(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -173,6 +204,9 @@ async fn create_service(name: String, state: AppState, client: Client, fields: F
 }
 
 /// GET /genesys/1/service/callback?_id=..|_customer_number=..[&_callback_state=..]
+#[utoipa::path(get, path = "/genesys/1/service/callback", tag = "callback",
+    params(CallbackQueryParams, GmsUser),
+    responses((status = 200, description = "The caller's matching services", body = Vec<CallbackEntry>)))]
 fn callback_query(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -187,6 +221,9 @@ fn callback_query(
 }
 
 /// GET /genesys/1/service/callback/{name}?...
+#[utoipa::path(get, path = "/genesys/1/service/callback/{name}", tag = "callback",
+    params(("name" = String, Path, description = "A configured service", example = "chat-delay"), CallbackQueryParams, GmsUser),
+    responses((status = 200, description = "The caller's services of that configured service", body = Vec<CallbackEntry>)))]
 fn callback_query_service(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -229,6 +266,9 @@ fn query_callbacks(
 }
 
 /// DELETE /genesys/1/service/callback/{name}/{id}
+#[utoipa::path(delete, path = "/genesys/1/service/callback/{name}/{id}", tag = "callback",
+    params(("name" = String, Path, description = "The configured service"), ServiceId, GmsUser),
+    responses((status = 200, description = "Cancelled (COMPLETED, CANCELLED)", body = CallbackEntry)))]
 fn callback_cancel(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -249,6 +289,12 @@ async fn cancel_callback(name: String, id: String, state: AppState, client: Clie
 }
 
 /// PUT /genesys/1/service/callback/{name}/{id}
+#[utoipa::path(put, path = "/genesys/1/service/callback/{name}/{id}", tag = "callback",
+    params(("name" = String, Path, description = "The configured service"), ServiceId, GmsUser),
+    request_body(content(
+        (RescheduleForm = "application/x-www-form-urlencoded"), (RescheduleForm = "multipart/form-data"),
+        (RescheduleForm = "application/json"))),
+    responses((status = 200, description = "Rescheduled and/or user data changed", body = CallbackEntry)))]
 fn callback_reschedule(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -279,4 +325,111 @@ async fn reschedule_callback(
     respond(updated, |record| {
         reply::json(StatusCode::OK, &query_entry(&record))
     })
+}
+
+/// The reply of `check-queue-position`, built with `json!` in [`queue_position`].
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct QueuePositionReply {
+    /// 1-based place in the router's order; 0 once an agent is reserved.
+    _position: u64,
+    /// Seconds until an agent, or `"n/a"` without data yet.
+    #[schema(schema_with = eta_schema)]
+    _eta: serde_json::Value,
+    /// Services waiting in the same virtual queue.
+    _total_waiting: u64,
+    /// Whether an agent is about ready.
+    _agent_ready_threshold_passed: bool,
+    /// Why, in GMS's words (`"eta n/a"`, `"eta <= 35 and position <=5"`).
+    _agent_ready_threshold_passed_reason: String,
+}
+
+/// `_eta`: whole seconds or `"n/a"`.
+fn eta_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["n/a"])),
+            )
+            .build(),
+    )
+}
+
+/// The reply of `status` (seed 003), built by [`status_view`].
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct StatusReply {
+    /// What a push would carry.
+    message: StatusMessage,
+    /// `a2c.advanced.service.statuschanged.<id>` or `a2c.advanced.service.agentavailable.<id>`.
+    tag: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct StatusMessage {
+    _id: String,
+    #[schema(pattern = "^(waiting|available)$")]
+    _status: String,
+    _dialog: String,
+}
+
+/// What callback create answers: one of the two replies of [`create_callback`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+enum CreatedReply {
+    WillNotify(WillNotify),
+    StartChat(StartChatDialog),
+}
+
+/// The fields of a create (callback or Service API): GMS options (a leading `_`, accepted only
+/// when the configured service lists them in `_overwritable_options`) and user data (the
+/// other keys). Every value is text.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+struct CallbackForm {
+    /// The customer's number.
+    _customer_number: Option<String>,
+    /// When to start, ISO 8601 (`2026-12-02T10:00:00.000Z`); now when left out.
+    _desired_time: Option<String>,
+    /// `_verbose=true` adds the chat URL to a Service API reply.
+    _verbose: Option<String>,
+    /// User data and overridden options.
+    #[schema(inline)]
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, String>,
+}
+
+/// The fields of a reschedule: `_new_desired_time`, and user data to change (an empty value
+/// removes the key).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+struct RescheduleForm {
+    /// The new desired time, ISO 8601.
+    _new_desired_time: Option<String>,
+    /// User data changes.
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, String>,
+}
+
+/// The query fields of the callback queries.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the OpenAPI document only
+struct CallbackQueryParams {
+    /// One service by id.
+    _id: Option<String>,
+    /// The caller's services for this customer number.
+    _customer_number: Option<String>,
+    /// A state (`QUEUED`) or its negation (`!COMPLETED`).
+    _callback_state: Option<String>,
 }

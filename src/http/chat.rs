@@ -20,12 +20,19 @@ use crate::center::chat::{Customer, StartChat};
 use crate::domain::chat::customer_nickname;
 use crate::domain::options::FieldError;
 
+use super::error::ErrorBody;
+use super::openapi::{GmsUser, ServiceId};
+
 /// The customer's chat routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     start(state.clone()).or(action(state)).unify()
 }
 
 /// POST /genesys/1/service/{id}/ixn/chat
+#[utoipa::path(post, path = "/genesys/1/service/{id}/ixn/chat", tag = "chat",
+    params(ServiceId, GmsUser), request_body(content(
+        (ChatStartForm = "application/x-www-form-urlencoded"), (ChatStartForm = "multipart/form-data"))),
+    responses((status = 200, description = "The chat started: the chat object (seed 003), or in comet mode the channel to listen on", body = ChatReplyView)))]
 fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "service" / String / "ixn" / "chat")
@@ -63,6 +70,13 @@ fn start(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejectio
 }
 
 /// POST /genesys/1/service/{id}/ixn/chat/{action}
+#[utoipa::path(post, path = "/genesys/1/service/{id}/ixn/chat/{action}", tag = "chat",
+    params(ServiceId, ("action" = inline(ChatOperation), Path, description = "The chat operation"), GmsUser),
+    request_body(content(
+        (ChatActionForm = "application/x-www-form-urlencoded"), (ChatActionForm = "multipart/form-data"))),
+    responses((status = 200, description = "The chat object with what is new (poll mode, or `_verbose=true`), or the channel in comet mode", body = ChatReplyView),
+        (status = 404, description = "No such service, or no such chat operation", body = ErrorBody),
+        (status = 503, description = "The chat has not started: no agent is available yet", body = ErrorBody)))]
 fn action(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "service" / String / "ixn" / "chat" / String)
@@ -269,6 +283,96 @@ fn host_and_port(base_url: &str) -> (String, String, bool) {
         }
         _ => (authority.to_string(), default_port.to_string(), tls),
     }
+}
+
+/// The chat operations of `ixn/chat/{action}` ([`parse_action`]).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the path for the OpenAPI document only
+enum ChatOperation {
+    #[serde(rename = "refresh")]
+    Refresh,
+    #[serde(rename = "send")]
+    Send,
+    #[serde(rename = "startTyping")]
+    StartTyping,
+    #[serde(rename = "stopTyping")]
+    StopTyping,
+    #[serde(rename = "customNotice")]
+    CustomNotice,
+    #[serde(rename = "disconnect")]
+    Disconnect,
+}
+
+/// The fields of `ixn/chat` ([`parse_start`]); other fields are taken and not used.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+#[serde(rename_all = "camelCase")]
+struct ChatStartForm {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    subject: Option<String>,
+    /// The customer's nickname in the transcript (else first and last name).
+    user_display_name: Option<String>,
+    /// `comet` pushes the transcript instead of answering it; leave it out to poll.
+    #[schema(pattern = "^comet$")]
+    notify_by: Option<String>,
+    client_time_zone_offset: Option<String>,
+    /// `true` answers the whole chat object even in comet mode.
+    #[serde(rename = "_verbose")]
+    verbose: Option<String>,
+}
+
+/// The fields of `ixn/chat/{action}` ([`parse_action`]).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+#[serde(rename_all = "camelCase")]
+struct ChatActionForm {
+    /// The text (`send`, `customNotice`; a `refresh` may carry one to send).
+    message: Option<String>,
+    /// `refresh`: replay from this position (1 is the whole transcript).
+    transcript_position: Option<String>,
+    /// `true` answers the whole chat object even in comet mode.
+    #[serde(rename = "_verbose")]
+    verbose: Option<String>,
+}
+
+/// A chat reply: [`chat_object`] (poll mode, verbose) or [`short_reply`] (comet mode).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+enum ChatReplyView {
+    Chat(ChatObject),
+    Comet(CometChannel),
+}
+
+/// `{"_id","comet_channel":"/_genesys"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct CometChannel {
+    _id: String,
+    comet_channel: String,
+}
+
+/// The chat object of seed 003 (`ChatSession::wire`); `_verbose=true` adds the participant,
+/// server and `_chatIxnAPI_*` URL fields, all text.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+#[serde(rename_all = "camelCase")]
+struct ChatObject {
+    /// `CONNECTED` (just started), `TRANSCRIPT` or `DISCONNECTED`.
+    chat_ixn_state: String,
+    chat_session_id: String,
+    /// The position of the next event, as text.
+    transcript_position: String,
+    chat_service_message: String,
+    started_at: String,
+    /// Rows `[type, nickname, text, seconds since start, party]`, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript_to_show: Option<Vec<[String; 5]>>,
+    /// The verbose fields.
+    #[serde(flatten)]
+    verbose: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use super::{gms_user_header, reply, with_state};
 use crate::app::AppState;
 use crate::cometd::{Bayeux, BayeuxError};
 
+use super::openapi::GmsUser;
+
 /// Requests of one websocket handled at once; more wait until one is answered.
 const MAX_IN_FLIGHT_PER_SOCKET: usize = 16;
 
@@ -41,21 +43,36 @@ impl From<BayeuxError> for ApiError {
     }
 }
 
-/// `/genesys/cometd`, alone or followed by one of the suffixes CometD clients append.
+/// The suffixes CometD clients append to `/genesys/cometd`.
+pub(super) const SUFFIXES: [&str; 5] = [
+    "handshake",
+    "connect",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+];
+
+/// `/genesys/cometd`, alone or followed by one of the [`SUFFIXES`].
 fn cometd_path() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::path("genesys")
         .and(warp::path("cometd"))
         .and(warp::path::tail())
         .and_then(|tail: Tail| async move {
-            match tail.as_str().trim_end_matches('/') {
-                "" | "handshake" | "connect" | "subscribe" | "unsubscribe" | "disconnect" => Ok(()),
-                _ => Err(warp::reject::not_found()),
+            let suffix = tail.as_str().trim_end_matches('/');
+            if suffix.is_empty() || SUFFIXES.contains(&suffix) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
             }
         })
         .untuple_one()
 }
 
 /// POST /genesys/cometd[/handshake|/connect|/subscribe|/unsubscribe|/disconnect]
+#[utoipa::path(post, path = "/genesys/cometd", tag = "cometd", params(GmsUser),
+    description = "Long-polling: a Bayeux message or a batch (JSON array). The suffixes clients append serve the same operation. A held `/meta/connect` is answered within the advised timeout (60 s) or at the next push.",
+    request_body(content = Vec<Object>, content_type = "application/json"),
+    responses((status = 200, description = "One reply per message; Bayeux failures are `successful:false` replies", body = Vec<Object>)))]
 fn cometd_poll(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     cometd_path()
@@ -77,6 +94,9 @@ async fn poll_cometd(state: AppState, gms_user: Option<String>, body: Bytes) -> 
 
 /// GET /genesys/cometd[/suffix]?jsonp=<callback>&message=<Bayeux JSON> (callback-polling,
 /// which CometD's JavaScript client uses cross-domain without CORS)
+#[utoipa::path(get, path = "/genesys/cometd", tag = "cometd", params(JsonpQuery, GmsUser),
+    description = "Callback-polling (JSONP). The same path also upgrades to the websocket transport.",
+    responses((status = 200, description = "`<jsonp>([replies])`", content_type = "text/javascript", body = String)))]
 fn cometd_jsonp(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     cometd_path()
         .and(warp::get())
@@ -223,4 +243,16 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let reason = reason[..end].to_string();
     let _ = socket.send(Message::close_with(code, reason)).await;
     let _ = SinkExt::close(socket).await;
+}
+
+/// The query of callback-polling ([`jsonp_cometd`]).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the OpenAPI document only
+struct JsonpQuery {
+    /// The function to call with the replies (letters, digits, `_`, `$`, `.`); `jsonpcallback`
+    /// when left out.
+    jsonp: Option<String>,
+    /// The Bayeux messages, as JSON.
+    message: String,
 }

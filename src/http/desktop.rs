@@ -35,6 +35,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// GET /genesys/1/agent/{agent}/interactions
+#[utoipa::path(get, path = "/genesys/1/agent/{agent}/interactions", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi")),
+    responses((status = 200, description = "Reserved and active interactions with customer data", body = Vec<InteractionView>)))]
 fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions")
         .and(warp::get())
@@ -50,6 +53,9 @@ fn interactions(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 /// POST /genesys/1/agent/{agent}/interactions/{service}/accept
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/interactions/{service}/accept", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")),
+    responses((status = 200, description = "Accepted", body = Accepted)))]
 fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "accept")
         .and(warp::post())
@@ -74,6 +80,9 @@ fn accept(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /genesys/1/agent/{agent}/chat/{service}?transcriptPosition=N
+#[utoipa::path(get, path = "/genesys/1/agent/{agent}/chat/{service}", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id"), ("transcriptPosition" = Option<u64>, Query, description = "From this position (1, the default, is the whole transcript)", minimum = 1)),
+    responses((status = 200, description = "The chat as its agent sees it", body = ChatView)))]
 fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String)
         .and(warp::get())
@@ -114,25 +123,28 @@ fn transcript(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MessageBody {
     text: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TypingBody {
     typing: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PushUrlBody {
     url: String,
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/message `{"text"}`
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/message", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = MessageBody,
+    responses((status = 200, description = "The transcript event added", body = Option<EventView>)))]
 fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "message", |body: MessageBody| {
         AgentAction::Message(body.text)
@@ -140,6 +152,9 @@ fn message(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/typing `{"typing":bool}`
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/typing", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = TypingBody,
+    responses((status = 200, description = "The transcript event added, or null", body = Option<EventView>)))]
 fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "typing", |body: TypingBody| {
         AgentAction::Typing(body.typing)
@@ -147,6 +162,9 @@ fn typing(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/push-url `{"url"}`
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/push-url", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")), request_body = PushUrlBody,
+    responses((status = 200, description = "The transcript event added", body = Option<EventView>)))]
 fn push_url(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     chat_post(state, "push-url", |body: PushUrlBody| {
         AgentAction::PushUrl(body.url)
@@ -181,6 +199,9 @@ where
 }
 
 /// POST /genesys/1/agent/{agent}/chat/{service}/leave
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/chat/{service}/leave", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id")),
+    responses((status = 200, description = "Left the chat", body = Left)))]
 fn leave(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "chat" / String / "leave")
         .and(warp::post())
@@ -334,4 +355,100 @@ pub(super) async fn act_as_in(
 ) -> Result<(String, String), Rejection> {
     check_agent(&agent, &caller)?;
     Ok((agent, service))
+}
+
+/// `{"accepted": "<service id>"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct Accepted {
+    accepted: String,
+}
+
+/// `{"left": "<service id>"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct Left {
+    left: String,
+}
+
+/// A transcript event the agent added ([`event_reply`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct EventView {
+    #[serde(rename = "transcriptPosition")]
+    transcript_position: u64,
+    #[serde(rename = "type")]
+    kind: String,
+    text: String,
+}
+
+/// An interaction ([`interaction_view`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct InteractionView {
+    service_id: String,
+    service_name: String,
+    /// `reserved` or `active`.
+    status: String,
+    callback_state: String,
+    customer_number: Option<String>,
+    user_data: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat: Option<ChatSummary>,
+}
+
+/// A chat without its transcript ([`chat_summary`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+#[serde(rename_all = "camelCase")]
+struct ChatSummary {
+    chat_session_id: String,
+    state: String,
+    started_at: String,
+    transcript_position: u64,
+    last_position: u64,
+    transcript_count: u64,
+    customer: ChatCustomer,
+    agent: Option<ChatAgent>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+#[serde(rename_all = "camelCase")]
+struct ChatCustomer {
+    nickname: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    subject: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct ChatAgent {
+    id: String,
+    nickname: String,
+    joined: bool,
+}
+
+/// A chat with its transcript as its agent sees it ([`chat_view`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+pub(super) struct ChatView {
+    #[serde(flatten)]
+    summary: ChatSummary,
+    transcript: Vec<TranscriptRowView>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct TranscriptRowView {
+    position: u64,
+    /// `[type, nickname, text, seconds since start, party]`.
+    row: [String; 5],
+    /// `ALL`, `INT` or `VIP`.
+    visibility: String,
+    message_type: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<serde_json::Value>,
 }

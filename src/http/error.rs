@@ -46,9 +46,13 @@ pub enum ApiError {
 impl warp::reject::Reject for ApiError {}
 
 /// The error body: `{"exception": "<kind>", "message": "<what to fix>"}`.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody<'a> {
+    /// A stable kind clients can match on: `InvalidRequest`, `Unauthorized`, `Forbidden`,
+    /// `NotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `UnsupportedMediaType`,
+    /// `TooManyRequests`, `ServiceUnavailable` or `InternalError`.
     exception: &'a str,
+    /// What went wrong and how to fix it; a bad field is named.
     message: String,
 }
 

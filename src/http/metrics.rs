@@ -17,6 +17,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// GET /metrics
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin_token" = []), ()),
+    description = "Needs the bearer token unless `[metrics] public = true`.",
+    responses((status = 200, description = "The Prometheus exposition (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)))]
 fn metrics_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())

@@ -13,6 +13,7 @@
 //! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
 //!   users API.
 //! - [`metrics`]: `GET /metrics` (Prometheus); every request is counted in [`routes`].
+//! - [`openapi`]: `GET /genesys/1/openapi.json`, the API contract generated from these routes.
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
@@ -28,6 +29,7 @@ mod esp;
 mod form;
 mod metrics;
 mod notify;
+mod openapi;
 mod reply;
 mod users;
 mod views;
@@ -51,7 +53,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 11] = [
+    let groups: [BoxedFilter<(Response,)>; 12] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
@@ -63,6 +65,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),
         metrics::routes(state.clone()).boxed(),
+        openapi::routes().boxed(),
         agent::routes(state.clone()).boxed(),
         users::routes(state.clone()),
         console::routes(state),

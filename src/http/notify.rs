@@ -13,6 +13,9 @@ use super::{client, reply, service_access, with_state, Client};
 use crate::app::{notifications, AppError, AppState};
 use crate::domain::notification::NotificationText;
 
+use super::openapi::{GmsUser, NoFields, ServiceId};
+use crate::app::notifications::AgentNotification;
+
 /// The notification routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     notifications_retrieve(state.clone())
@@ -42,6 +45,10 @@ fn service_post(
 }
 
 /// POST /genesys/1/service/{id}/retrieve-notifications
+#[utoipa::path(post, path = "/genesys/1/service/{id}/retrieve-notifications", tag = "notification",
+    params(ServiceId, GmsUser), request_body(content(
+        (NoFields = "application/x-www-form-urlencoded"), (NoFields = "multipart/form-data"))),
+    responses((status = 200, description = "The customer's notifications no push delivered, oldest first, each once (seed 000)", body = Vec<Object>)))]
 fn notifications_retrieve(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -54,6 +61,10 @@ fn notifications_retrieve(
 }
 
 /// POST /genesys/1/service/{id}/internal-notification
+#[utoipa::path(post, path = "/genesys/1/service/{id}/internal-notification", tag = "notification",
+    params(ServiceId, GmsUser), request_body(content(
+        (NotificationForm = "application/x-www-form-urlencoded"), (NotificationForm = "multipart/form-data"))),
+    responses((status = 200, description = "Stored, then pushed to the customer", body = NotificationSent)))]
 fn internal_notification_send(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -76,6 +87,10 @@ async fn send_internal_notification(
 }
 
 /// POST /genesys/1/service/{id}/agent-notification
+#[utoipa::path(post, path = "/genesys/1/service/{id}/agent-notification", tag = "notification",
+    params(ServiceId, GmsUser), request_body(content(
+        (NotificationForm = "application/x-www-form-urlencoded"), (NotificationForm = "multipart/form-data"))),
+    responses((status = 200, description = "Stored for the agent desktop", body = NotificationSent)))]
 fn agent_notification_send(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -98,6 +113,10 @@ async fn send_agent_notification(
 }
 
 /// POST /genesys/1/service/{id}/retrieve-agent-notifications
+#[utoipa::path(post, path = "/genesys/1/service/{id}/retrieve-agent-notifications", tag = "notification",
+    params(ServiceId, GmsUser), request_body(content(
+        (NoFields = "application/x-www-form-urlencoded"), (NoFields = "multipart/form-data"))),
+    responses((status = 200, description = "The customer's messages the desktop has not retrieved, each once (seed 000)", body = Vec<AgentNotification>)))]
 fn agent_notifications_retrieve(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -115,4 +134,21 @@ fn notification_sent() -> Response {
         StatusCode::OK,
         &serde_json::json!({ "message": "Notification Sent" }),
     )
+}
+
+/// `{"message":"Notification Sent"}` ([`notification_sent`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct NotificationSent {
+    message: String,
+}
+
+/// The fields of a notification ([`NotificationText::parse`]): at least one of the two.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+struct NotificationForm {
+    /// Text for the person.
+    _display_message: Option<String>,
+    /// Data for the app or the desktop.
+    _application_message: Option<String>,
 }

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::domain::account::{Account, Action};
 
 /// A user as the API shows it (never the hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     username: String,
     role: &'static str,
@@ -36,7 +36,7 @@ impl From<Account> for UserView {
 }
 
 /// `POST /genesys/1/admin/users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
     username: String,
@@ -47,7 +47,7 @@ struct AddBody {
 }
 
 /// `POST /genesys/1/admin/users/{name}/password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
@@ -68,6 +68,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
 }
 
 /// GET /genesys/1/admin/users
+#[utoipa::path(get, path = "/genesys/1/admin/users", tag = "users", security(("admin_token" = []), ("console_session" = [])),
+    responses((status = 200, description = "Every user", body = UserList)))]
 fn users_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "users")
         .and(warp::get())
@@ -82,6 +84,9 @@ fn users_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// POST /genesys/1/admin/users `{"username","role","agent"?,"password"}`
+#[utoipa::path(post, path = "/genesys/1/admin/users", tag = "users", security(("admin_token" = []), ("console_session" = [])),
+    request_body = AddBody,
+    responses((status = 201, description = "Added", body = UserView)))]
 fn users_add(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "users")
         .and(warp::post())
@@ -102,6 +107,10 @@ fn users_add(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 }
 
 /// POST /genesys/1/admin/users/{name}/password `{"password"}`
+#[utoipa::path(post, path = "/genesys/1/admin/users/{name}/password", tag = "users", security(("admin_token" = []), ("console_session" = [])),
+    params(("name" = String, Path, description = "The username")),
+    request_body = PasswordBody,
+    responses((status = 200, description = "Changed", body = Username)))]
 fn user_password(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "users" / String / "password")
         .and(warp::post())
@@ -121,6 +130,9 @@ fn user_password(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// DELETE /genesys/1/admin/users/{name}
+#[utoipa::path(delete, path = "/genesys/1/admin/users/{name}", tag = "users", security(("admin_token" = []), ("console_session" = [])),
+    params(("name" = String, Path, description = "The username")),
+    responses((status = 200, description = "Removed", body = Username)))]
 fn user_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "users" / String)
         .and(warp::delete())
@@ -131,4 +143,18 @@ fn user_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
                 reply::json(StatusCode::OK, &serde_json::json!({ "username": name }))
             })
         })
+}
+
+/// `{"users": [...]}` ([`users_list`]).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct UserList {
+    users: Vec<UserView>,
+}
+
+/// `{"username": "<name>"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct Username {
+    username: String,
 }

@@ -2,13 +2,14 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::app::lifecycle::Status;
 use crate::domain::options::ValidService;
 use crate::domain::service::{RoutingEventKind, ServiceRecord};
 
 /// The StartChat dialog (seeds 000 `connect` and 001 create).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StartChatDialog {
     #[serde(rename = "_dialog_id")]
     dialog_id: &'static str,
@@ -30,7 +31,7 @@ pub struct StartChatDialog {
     id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ChatParameters {
     subject: String,
 }
@@ -59,7 +60,7 @@ impl StartChatDialog {
 }
 
 /// `{"_id","_text"}` for a service that notifies when an agent is available (seed 000).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct WillNotify {
     #[serde(rename = "_id")]
     id: String,
@@ -78,7 +79,7 @@ impl WillNotify {
 }
 
 /// The generic Service API reply (seed 003): `{"_id"}`, plus the chat URL when verbose.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ServiceCreated {
     #[serde(
         rename = "_chatIxnAPI-CREATE-URL",
@@ -126,6 +127,89 @@ pub fn query_entry(record: &ServiceRecord) -> Map<String, Value> {
         put("_customer_number", number.clone());
     }
     entry
+}
+
+/// A service as the GMS callback query shows it ([`query_entry`]): the `_` fields, then the
+/// user data as more text fields.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes `query_entry` for the OpenAPI document only
+pub struct CallbackEntry {
+    _id: String,
+    _service_name: String,
+    /// `SCHEDULED`, `QUEUED`, `ROUTING`, `PROCESSING` or `COMPLETED`.
+    _callback_state: String,
+    /// Set once COMPLETED (`CANCELLED`, `FAIL_TIMEOUT_TTL`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    _callback_reason: Option<String>,
+    /// ISO 8601.
+    _desired_time: String,
+    /// ISO 8601.
+    _expiration_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    _customer_number: Option<String>,
+    /// User data.
+    #[serde(flatten)]
+    user_data: std::collections::BTreeMap<String, String>,
+}
+
+/// One state change of [`record_detail`].
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes `record_detail` for the OpenAPI document only
+pub struct StateChangeView {
+    time: String,
+    state: String,
+    reason: Option<String>,
+    note: String,
+}
+
+/// One routing event of [`record_detail`].
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes `record_detail` for the OpenAPI document only
+pub struct RoutingEventView {
+    time: String,
+    step: u64,
+    /// `entered`, `skipped`, `timed_out`, `reserved` or `released`.
+    event: String,
+    detail: String,
+}
+
+/// A record in full ([`record_detail`]).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes `record_detail` for the OpenAPI document only
+pub struct RecordDetail {
+    _id: String,
+    _service_name: String,
+    _preset: String,
+    _callback_state: String,
+    _callback_reason: Option<String>,
+    _customer_number: Option<String>,
+    _gms_user: Option<String>,
+    _device_os: Option<String>,
+    _device_notification_id: Option<String>,
+    _created_time: String,
+    _desired_time: String,
+    _expiration_time: String,
+    _queued_time: Option<String>,
+    _reserved_agent: Option<String>,
+    _chat_session_id: Option<String>,
+    /// The options snapshot taken at creation.
+    options: std::collections::BTreeMap<String, String>,
+    user_data: std::collections::BTreeMap<String, String>,
+    state_history: Vec<StateChangeView>,
+    routing_history: Vec<RoutingEventView>,
+}
+
+/// A configured service ([`configured_service`]).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes `configured_service` for the OpenAPI document only
+pub struct ConfiguredServiceView {
+    name: String,
+    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat` or `Request-Chat-Poll`.
+    preset: String,
+    /// What the administrator configured.
+    options: std::collections::BTreeMap<String, String>,
+    /// The preset's defaults with the configured options over them.
+    effective_options: std::collections::BTreeMap<String, String>,
 }
 
 /// A record in full, for administrators.

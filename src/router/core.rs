@@ -198,7 +198,7 @@ pub enum Effect {
 }
 
 /// One virtual queue at a glance (`GET /genesys/1/admin/queues`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueSummary {
     /// `_urs_virtual_queue`.
     pub name: String,

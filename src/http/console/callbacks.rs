@@ -441,16 +441,28 @@ fn detail_cancel(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// The body of `reportcancelled`: ids, or a filter (the list page's fields).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReportBody {
     ids: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     filter: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
+/// The reply of [`report_cancelled`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct CancelReport {
+    cancelled: u64,
+    report: Vec<crate::app::console::ReportEntry>,
+}
+
+#[utoipa::path(post, path = "/genesys/1/admin/callback/reportcancelled", tag = "admin", security(("admin_token" = []), ("console_session" = [])),
+    request_body = ReportBody,
+    responses((status = 200, description = "How many were cancelled, and one entry per id", body = CancelReport)))]
 /// POST /genesys/1/admin/callback/reportcancelled `{"ids": [...]}` or `{"filter": {...}}`:
 /// cancels with CANCELLED_BY_ADMIN and answers one entry per id with `_ok_title`.
-fn report_cancelled(
+pub(in crate::http) fn report_cancelled(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
@@ -509,7 +521,12 @@ fn json_fields(filter: std::collections::BTreeMap<String, serde_json::Value>) ->
 }
 
 /// GET /genesys/1/admin/callbacks/export?<filter>: CSV of every service the filter covers.
-fn export_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+#[utoipa::path(get, path = "/genesys/1/admin/callbacks/export", tag = "admin", security(("admin_token" = []), ("console_session" = [])),
+    description = "The query takes the Callbacks page's filter fields.",
+    responses((status = 200, description = "CSV, one line per service", content_type = "text/csv", body = String)))]
+pub(in crate::http) fn export_filter(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callbacks" / "export")
         .and(warp::get())
         .and(api_caller(
@@ -528,7 +545,7 @@ fn export_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 }
 
 /// The body of an export by ids.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IdsBody {
     ids: Vec<String>,
@@ -536,7 +553,12 @@ struct IdsBody {
 
 /// POST /genesys/1/admin/callbacks/export `{"ids": [...]}`: CSV of those services (the
 /// ones still stored), e.g. the ones a bulk cancel just cancelled.
-fn export_ids(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+#[utoipa::path(post, path = "/genesys/1/admin/callbacks/export", tag = "admin", security(("admin_token" = []), ("console_session" = [])),
+    request_body = IdsBody,
+    responses((status = 200, description = "CSV, one line per stored service", content_type = "text/csv", body = String)))]
+pub(in crate::http) fn export_ids(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "callbacks" / "export")
         .and(warp::post())

@@ -11,7 +11,7 @@
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
-mod callbacks;
+pub(in crate::http) mod callbacks;
 pub mod login;
 mod overview;
 mod users;
