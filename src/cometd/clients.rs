@@ -12,8 +12,25 @@
 //! the whole table under the lock. The table is bounded too: at most `max_clients` clients,
 //! and `max_clients_per_user` per `gms_user` (which also bounds the per-user list that a
 //! removal edits).
+//!
+//! # Acknowledged delivery
+//!
+//! A client that handshook with `ext.ack` (CometD's acknowledgement extension) keeps what it
+//! was sent until it acknowledges it: each connect reply closes a numbered *batch* holding
+//! every push sent and not yet acknowledged, and the client's next connect names the last
+//! batch it received, which releases every push of that batch and earlier ones. A push sent
+//! in a reply that never arrived is therefore sent again with the next reply. What such a
+//! client leaves behind is not lost with it either: a sweep parks its unacknowledged pushes
+//! under its `gms_user` (for `ack_retention_ms`), and the next acknowledging client of that
+//! user to subscribe takes them over, together with those of the user's other acknowledging
+//! clients that are not holding a connect (a reloaded page or a restarted app whose old
+//! client has not expired yet). Clients without the extension behave as before: a push is
+//! forgotten once it is put in a reply.
+//!
+//! Pushes carry a sequence number given at publish, so that pushes taken over from several
+//! clients are merged in the order they were published, each once.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -34,6 +51,33 @@ pub enum Wake {
     Shutdown,
 }
 
+/// A push as one client holds it: with the sequence number of its publish, shared by every
+/// client it was published to.
+#[derive(Debug, Clone)]
+struct Queued {
+    seq: u64,
+    push: Arc<Push>,
+}
+
+/// What an acknowledging client was sent and has not acknowledged yet.
+#[derive(Debug)]
+struct Acks {
+    /// The number the next connect reply's batch gets (the first is 1; the client starts by
+    /// acknowledging 0, i.e. nothing).
+    next_batch: u64,
+    /// (batch it was first sent in, push), oldest first; batches only grow along it.
+    sent: VecDeque<(u64, Queued)>,
+}
+
+/// What one connect reply carries.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// The pushes, oldest first.
+    pub pushes: Vec<Arc<Push>>,
+    /// The batch they form, for a client with the acknowledgement extension (`ext.ack`).
+    pub batch: Option<u64>,
+}
+
 /// One handshaken client.
 #[derive(Debug)]
 pub struct Client {
@@ -45,8 +89,11 @@ pub struct Client {
     pub subscribed: bool,
     /// Has had its first `/meta/connect` (which is answered at once, with advice).
     pub connected: bool,
-    /// Pushes not yet delivered, oldest first, shared between the clients of one user.
-    queue: VecDeque<Arc<Push>>,
+    /// Pushes not yet sent, oldest first, shared between the clients of one user.
+    queue: VecDeque<Queued>,
+    /// Sent but unacknowledged pushes, for a client with the acknowledgement extension. Boxed:
+    /// a client without it pays one pointer.
+    acks: Option<Box<Acks>>,
     /// Answers the held `/meta/connect`, if any.
     held: Option<oneshot::Sender<Wake>>,
     /// `max_interval` after it last sent anything or was last answered a connect: when the
@@ -55,14 +102,83 @@ pub struct Client {
 }
 
 impl Client {
-    /// Whether a push is waiting.
+    /// Whether a push is waiting to be sent (or sent again).
+    #[cfg(test)]
     pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty() || self.has_unacknowledged()
+    }
+
+    /// Whether a push waits to be sent for the first time.
+    pub fn has_queued(&self) -> bool {
         !self.queue.is_empty()
     }
 
-    /// Takes every queued push, oldest first, and gives the queue's memory back.
-    pub fn take_pending(&mut self) -> Vec<Arc<Push>> {
-        std::mem::take(&mut self.queue).into()
+    /// Whether the client uses the acknowledgement extension.
+    pub fn acknowledges(&self) -> bool {
+        self.acks.is_some()
+    }
+
+    /// Whether pushes it was sent wait for its acknowledgement.
+    pub fn has_unacknowledged(&self) -> bool {
+        self.acks.as_ref().is_some_and(|acks| !acks.sent.is_empty())
+    }
+
+    /// Pushes held for it: queued, and sent but unacknowledged.
+    fn backlog(&self) -> usize {
+        self.queue.len() + self.acks.as_ref().map_or(0, |acks| acks.sent.len())
+    }
+
+    /// What the next connect reply carries, oldest first. Without the extension: every queued
+    /// push, forgotten from now on (and the queue's memory given back). With it: the queued
+    /// pushes and every unacknowledged one, as a new batch; they are kept until acknowledged.
+    pub fn take_delivery(&mut self) -> Delivery {
+        let queued = std::mem::take(&mut self.queue);
+        let Some(acks) = self.acks.as_mut() else {
+            return Delivery {
+                pushes: queued.into_iter().map(|queued| queued.push).collect(),
+                batch: None,
+            };
+        };
+        let batch = acks.next_batch;
+        acks.next_batch += 1;
+        acks.sent
+            .extend(queued.into_iter().map(|queued| (batch, queued)));
+        Delivery {
+            pushes: acks.sent.iter().map(|(_, q)| q.push.clone()).collect(),
+            batch: Some(batch),
+        }
+    }
+
+    /// The client received every batch up to `batch`: their pushes are delivered and
+    /// forgotten. A batch not sent yet acknowledges only what was sent. Ignored for a client
+    /// without the extension.
+    pub fn acknowledge(&mut self, batch: u64) {
+        let Some(acks) = self.acks.as_mut() else {
+            return;
+        };
+        while acks
+            .sent
+            .front()
+            .is_some_and(|(sent_in, _)| *sent_in <= batch)
+        {
+            acks.sent.pop_front();
+        }
+        if acks.sent.is_empty() {
+            acks.sent = VecDeque::new();
+        }
+    }
+
+    /// Every push held for it (unacknowledged, then queued), which it gives up.
+    fn take_backlog(&mut self) -> Vec<Queued> {
+        let mut backlog: Vec<Queued> = match self.acks.as_mut() {
+            Some(acks) => std::mem::take(&mut acks.sent)
+                .into_iter()
+                .map(|(_, queued)| queued)
+                .collect(),
+            None => Vec::new(),
+        };
+        backlog.extend(std::mem::take(&mut self.queue));
+        backlog
     }
 
     /// Registers a held connect, answering an earlier held one with [`Wake::Replaced`].
@@ -101,11 +217,11 @@ pub enum NotQueued {
     Unknown,
     /// The client is not subscribed to `/_genesys`.
     NotSubscribed,
-    /// Its queue holds `max_queue` pushes already.
+    /// It holds `max_queue` pushes already (queued, or sent and unacknowledged).
     Full,
 }
 
-/// How long clients live and how many there may be.
+/// How long clients live, how many there may be and how much each may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
     /// A client not seen for this long (and not holding a connect) is swept.
@@ -114,6 +230,11 @@ pub struct ClientLimits {
     pub max_clients: usize,
     /// At most this many clients per `gms_user`.
     pub max_clients_per_user: usize,
+    /// At most this many pushes per client, queued or unacknowledged; and per user, parked.
+    pub max_queue: usize,
+    /// How long the unacknowledged pushes of a swept client wait for another client of its
+    /// user.
+    pub ack_retention_ms: u64,
 }
 
 /// Why a handshake was refused a new client.
@@ -130,10 +251,20 @@ pub enum Full {
 pub struct Swept {
     /// Clients removed.
     pub removed: usize,
-    /// Index entries looked at (removed, or moved on because a connect is held).
+    /// Index entries looked at (removed, moved on because a connect is held, or parked pushes
+    /// that expired).
     pub examined: usize,
     /// More entries are due: call again (after letting requests take the lock).
     pub more: bool,
+}
+
+/// Unacknowledged pushes of a user's swept clients, waiting for its next acknowledging client.
+#[derive(Debug)]
+struct Parked {
+    /// By sequence number: in publish order, each once.
+    pushes: BTreeMap<u64, Arc<Push>>,
+    /// When they are dropped; their entry in the parked deadline index.
+    deadline: Timestamp,
 }
 
 /// Every client, by id, by `gms_user` and by deadline.
@@ -146,6 +277,13 @@ pub struct Clients {
     by_user: HashMap<Arc<str>, Vec<Arc<str>>>,
     /// (deadline, id) of every client, earliest first: what a sweep walks.
     by_deadline: BTreeSet<(Timestamp, Arc<str>)>,
+    /// Pushes left unacknowledged by swept clients, by `gms_user`; at most `max_clients`
+    /// users, `max_queue` pushes each.
+    parked: HashMap<Arc<str>, Parked>,
+    /// (deadline, gms_user) of every parked entry, earliest first.
+    parked_by_deadline: BTreeSet<(Timestamp, Arc<str>)>,
+    /// The sequence number of the next publish.
+    next_seq: u64,
 }
 
 impl Clients {
@@ -156,6 +294,9 @@ impl Clients {
             by_id: HashMap::new(),
             by_user: HashMap::new(),
             by_deadline: BTreeSet::new(),
+            parked: HashMap::new(),
+            parked_by_deadline: BTreeSet::new(),
+            next_seq: 0,
         }
     }
 
@@ -168,11 +309,18 @@ impl Clients {
         Timestamp::from_millis(now.as_millis().saturating_add(self.limits.max_interval_ms))
     }
 
-    /// Adds a client of `gms_user` under the new id `client_id`, seen at `now`.
+    /// Adds a client of `gms_user` under the new id `client_id`, seen at `now`; `acknowledges`
+    /// when its handshake asked for the acknowledgement extension.
     ///
     /// # Errors
     /// The server or the user has as many clients as allowed; nothing was added.
-    pub fn add(&mut self, client_id: String, gms_user: &str, now: Timestamp) -> Result<(), Full> {
+    pub fn add(
+        &mut self,
+        client_id: String,
+        gms_user: &str,
+        acknowledges: bool,
+        now: Timestamp,
+    ) -> Result<(), Full> {
         if self.by_id.len() >= self.limits.max_clients {
             return Err(Full::Server);
         }
@@ -190,6 +338,12 @@ impl Clients {
             .or_default()
             .push(id.clone());
         self.by_deadline.insert((deadline, id.clone()));
+        let acks = acknowledges.then(|| {
+            Box::new(Acks {
+                next_batch: 1,
+                sent: VecDeque::new(),
+            })
+        });
         self.by_id.insert(
             id.clone(),
             Client {
@@ -198,6 +352,7 @@ impl Clients {
                 subscribed: false,
                 connected: false,
                 queue: VecDeque::new(),
+                acks,
                 held: None,
                 deadline,
             },
@@ -256,11 +411,15 @@ impl Clients {
         self.by_id.get_mut(client_id)
     }
 
-    /// Removes a client, answering its held connect with `why`.
+    /// Removes a client, answering its held connect with `why`. What it held is dropped: a
+    /// client that disconnects is done.
     pub fn remove(&mut self, client_id: &str, why: Wake) -> bool {
-        let Some(mut client) = self.by_id.remove(client_id) else {
-            return false;
-        };
+        self.detach(client_id, why).is_some()
+    }
+
+    /// Takes a client out of the table and its indexes, answering its held connect with `why`.
+    fn detach(&mut self, client_id: &str, why: Wake) -> Option<Client> {
+        let mut client = self.by_id.remove(client_id)?;
         client.wake(why);
         self.by_deadline
             .remove(&(client.deadline, client.id.clone()));
@@ -272,58 +431,165 @@ impl Clients {
                 self.by_user.remove(&client.gms_user);
             }
         }
-        true
+        Some(client)
     }
 
     /// Queues `push` for every subscribed client of `gms_user` and wakes their held connects.
     /// Returns how many it was queued for.
-    pub fn publish(&mut self, gms_user: &str, push: &Arc<Push>, max_queue: usize) -> usize {
+    pub fn publish(&mut self, gms_user: &str, push: &Arc<Push>) -> usize {
+        let queued = self.sequenced(push);
         let Some(ids) = self.by_user.get(gms_user) else {
             return 0;
         };
-        let mut queued = 0;
+        let mut count = 0;
         for id in ids {
             if let Some(client) = self.by_id.get_mut(id) {
-                if queue(client, push, max_queue).is_ok() {
-                    queued += 1;
+                if queue(client, &queued, self.limits.max_queue).is_ok() {
+                    count += 1;
                 }
             }
         }
-        queued
+        count
     }
 
     /// Queues `push` for one client and wakes its held connect.
     ///
     /// # Errors
     /// Why it was not queued.
-    pub fn publish_to(
-        &mut self,
-        client_id: &str,
-        push: &Arc<Push>,
-        max_queue: usize,
-    ) -> Result<(), NotQueued> {
+    pub fn publish_to(&mut self, client_id: &str, push: &Arc<Push>) -> Result<(), NotQueued> {
+        let queued = self.sequenced(push);
         let client = self.by_id.get_mut(client_id).ok_or(NotQueued::Unknown)?;
-        queue(client, push, max_queue)
+        queue(client, &queued, self.limits.max_queue)
     }
 
-    /// Looks at up to `budget` clients whose deadline is at or before `now`, earliest first:
-    /// removes each, unless its connect is held (the held connect keeps it, so its deadline
-    /// moves a `max_interval` on and it is looked at again then). Clients not due are not
-    /// looked at.
+    fn sequenced(&mut self, push: &Arc<Push>) -> Queued {
+        self.next_seq += 1;
+        Queued {
+            seq: self.next_seq,
+            push: push.clone(),
+        }
+    }
+
+    /// Gives the acknowledging client `client_id`, which has just subscribed, what its user's
+    /// earlier clients left unacknowledged: the parked pushes of swept clients, and the
+    /// pushes held by the user's other acknowledging clients that hold no connect (those give
+    /// them up). Merged in publish order, each once, after what it holds already, up to
+    /// `max_queue` in all (the oldest are kept). Wakes its held connect when something was
+    /// added. Returns how many pushes it took over.
+    pub fn take_over(&mut self, client_id: &str) -> usize {
+        let Some(client) = self.by_id.get(client_id) else {
+            return 0;
+        };
+        if !client.acknowledges() {
+            return 0;
+        }
+        let gms_user = client.gms_user.clone();
+        let mut found: BTreeMap<u64, Arc<Push>> = BTreeMap::new();
+        if let Some(parked) = self.parked.remove(&gms_user) {
+            self.parked_by_deadline
+                .remove(&(parked.deadline, gms_user.clone()));
+            found.extend(parked.pushes);
+        }
+        let others = self.by_user.get(&gms_user).cloned().unwrap_or_default();
+        for other in others.iter().filter(|id| ***id != *client_id) {
+            if let Some(other) = self.by_id.get_mut(other) {
+                if other.acknowledges() && !other.is_held() {
+                    found.extend(other.take_backlog().into_iter().map(|q| (q.seq, q.push)));
+                }
+            }
+        }
+        let max_queue = self.limits.max_queue;
+        let Some(client) = self.by_id.get_mut(client_id) else {
+            return 0;
+        };
+        let held: HashSet<u64> = client
+            .queue
+            .iter()
+            .chain(
+                client
+                    .acks
+                    .iter()
+                    .flat_map(|acks| acks.sent.iter().map(|(_, q)| q)),
+            )
+            .map(|queued| queued.seq)
+            .collect();
+        let room = max_queue.saturating_sub(client.backlog());
+        let before = client.queue.len();
+        client.queue.extend(
+            found
+                .into_iter()
+                .filter(|(seq, _)| !held.contains(seq))
+                .take(room)
+                .map(|(seq, push)| Queued { seq, push }),
+        );
+        let taken = client.queue.len() - before;
+        if taken > 0 {
+            client.wake(Wake::Push);
+        }
+        taken
+    }
+
+    /// Keeps what a swept acknowledging client had not acknowledged for its user's next
+    /// client, until `ack_retention_ms` from `now`. Nothing is parked once `max_clients` users
+    /// have parked pushes; at most `max_queue` are kept per user (the oldest).
+    fn park(&mut self, mut client: Client, now: Timestamp) {
+        if !client.acknowledges() {
+            return;
+        }
+        let backlog = client.take_backlog();
+        if backlog.is_empty() {
+            return;
+        }
+        if !self.parked.contains_key(&client.gms_user)
+            && self.parked.len() >= self.limits.max_clients
+        {
+            tracing::warn!(
+                gms_user = %client.gms_user,
+                dropped = backlog.len(),
+                "too many users with parked CometD pushes: unacknowledged pushes dropped"
+            );
+            return;
+        }
+        let deadline =
+            Timestamp::from_millis(now.as_millis().saturating_add(self.limits.ack_retention_ms));
+        let parked = self
+            .parked
+            .entry(client.gms_user.clone())
+            .or_insert_with(|| Parked {
+                pushes: BTreeMap::new(),
+                deadline,
+            });
+        self.parked_by_deadline
+            .remove(&(parked.deadline, client.gms_user.clone()));
+        parked.deadline = deadline;
+        self.parked_by_deadline
+            .insert((deadline, client.gms_user.clone()));
+        parked
+            .pushes
+            .extend(backlog.into_iter().map(|queued| (queued.seq, queued.push)));
+        while parked.pushes.len() > self.limits.max_queue {
+            parked.pushes.pop_last();
+        }
+    }
+
+    /// Looks at up to `budget` index entries whose deadline is at or before `now`, earliest
+    /// first. A due client is removed, unless its connect is held (the held connect keeps
+    /// it, so its deadline moves a `max_interval` on and it is looked at again then); what an
+    /// acknowledging one leaves unacknowledged is parked. Parked pushes past their retention
+    /// are dropped. Entries not due are not looked at.
     pub fn sweep(&mut self, now: Timestamp, budget: usize) -> Swept {
         let mut swept = Swept::default();
         let next_deadline = self.deadline_from(now);
         while swept.examined < budget {
-            let due = self
+            let Some((_, id)) = self
                 .by_deadline
                 .first()
-                .is_some_and(|(deadline, _)| *deadline <= now);
-            if !due {
-                break;
-            }
-            let Some((_, id)) = self.by_deadline.pop_first() else {
+                .filter(|(deadline, _)| *deadline <= now)
+                .cloned()
+            else {
                 break;
             };
+            self.by_deadline.pop_first();
             swept.examined += 1;
             match self.by_id.get_mut(&id) {
                 Some(client) if client.is_held() => {
@@ -331,17 +597,32 @@ impl Clients {
                     self.by_deadline.insert((next_deadline, id));
                 }
                 Some(_) => {
-                    self.remove(&id, Wake::Removed);
+                    if let Some(client) = self.detach(&id, Wake::Removed) {
+                        self.park(client, now);
+                    }
                     swept.removed += 1;
                 }
                 // Not in the table: nothing to do (cannot happen; the index follows it).
                 None => {}
             }
         }
-        swept.more = self
-            .by_deadline
-            .first()
-            .is_some_and(|(deadline, _)| *deadline <= now);
+        while swept.examined < budget {
+            let Some(entry) = self
+                .parked_by_deadline
+                .first()
+                .filter(|(deadline, _)| *deadline <= now)
+                .cloned()
+            else {
+                break;
+            };
+            self.parked_by_deadline.remove(&entry);
+            self.parked.remove(&entry.1);
+            swept.examined += 1;
+        }
+        let due = |index: &BTreeSet<(Timestamp, Arc<str>)>| {
+            index.first().is_some_and(|(deadline, _)| *deadline <= now)
+        };
+        swept.more = due(&self.by_deadline) || due(&self.parked_by_deadline);
         swept
     }
 
@@ -353,14 +634,14 @@ impl Clients {
     }
 }
 
-fn queue(client: &mut Client, push: &Arc<Push>, max_queue: usize) -> Result<(), NotQueued> {
+fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<(), NotQueued> {
     if !client.subscribed {
         return Err(NotQueued::NotSubscribed);
     }
-    if client.queue.len() >= max_queue {
+    if client.backlog() >= max_queue {
         return Err(NotQueued::Full);
     }
-    client.queue.push_back(push.clone());
+    client.queue.push_back(queued.clone());
     client.wake(Wake::Push);
     Ok(())
 }
@@ -377,19 +658,39 @@ mod tests {
         Timestamp::from_millis(ms)
     }
 
-    /// A table with a 30 s max interval and room for plenty of clients.
-    fn table() -> Clients {
-        Clients::new(ClientLimits {
+    /// Limits with a 30 s max interval, room for plenty of clients, 10 pushes each, and
+    /// parked pushes kept for 60 s.
+    fn limits() -> ClientLimits {
+        ClientLimits {
             max_interval_ms: 30_000,
             max_clients: 100_000,
             max_clients_per_user: 100_000,
-        })
+            max_queue: 10,
+            ack_retention_ms: 60_000,
+        }
+    }
+
+    fn table() -> Clients {
+        Clients::new(limits())
+    }
+
+    /// The tags of what the next connect reply carries, and its batch.
+    fn delivered(clients: &mut Clients, id: &str) -> (Vec<String>, Option<u64>) {
+        let delivery = clients.get_own(id).unwrap().take_delivery();
+        let tags = delivery.pushes.iter().map(|p| p.tag.clone()).collect();
+        (tags, delivery.batch)
+    }
+
+    /// A subscribed client of `user`, with the acknowledgement extension.
+    fn acknowledging(clients: &mut Clients, id: &str, user: &str, now: u64) {
+        clients.add(id.into(), user, true, at(now)).unwrap();
+        clients.get_own(id).unwrap().subscribed = true;
     }
 
     #[test]
     fn a_client_is_only_found_by_the_user_it_handshook_with() {
         let mut clients = table();
-        clients.add("c1".into(), "alice", at(0)).unwrap();
+        clients.add("c1".into(), "alice", false, at(0)).unwrap();
         assert!(clients.get_mut("c1", Some("alice")).is_some());
         assert!(clients.get_mut("c1", Some("bob")).is_none(), "other user");
         assert!(clients.get_mut("c1", None).is_none(), "no user");
@@ -405,67 +706,65 @@ mod tests {
             ("a3", "alice"),
             ("b1", "bob"),
         ] {
-            clients.add(id.into(), user, at(0)).unwrap();
+            clients.add(id.into(), user, false, at(0)).unwrap();
             if id != "a3" {
                 clients.get_own(id).unwrap().subscribed = true;
             }
         }
-        assert_eq!(clients.publish("alice", &push("t"), 10), 2);
+        assert_eq!(clients.publish("alice", &push("t")), 2);
         assert!(clients.get_own("a1").unwrap().has_pending());
         assert!(
             !clients.get_own("a3").unwrap().has_pending(),
             "not subscribed"
         );
         assert!(!clients.get_own("b1").unwrap().has_pending(), "other user");
-        assert_eq!(clients.publish("carol", &push("t"), 10), 0, "no clients");
+        assert_eq!(clients.publish("carol", &push("t")), 0, "no clients");
     }
 
     #[test]
     fn a_full_queue_refuses_new_pushes_and_keeps_the_old_ones() {
-        let mut clients = table();
-        clients.add("c".into(), "alice", at(0)).unwrap();
+        let mut clients = Clients::new(ClientLimits {
+            max_queue: 3,
+            ..limits()
+        });
+        clients.add("c".into(), "alice", false, at(0)).unwrap();
         clients.get_own("c").unwrap().subscribed = true;
         for i in 0..3 {
-            assert_eq!(clients.publish("alice", &push(&i.to_string()), 3), 1);
+            assert_eq!(clients.publish("alice", &push(&i.to_string())), 1);
         }
-        assert_eq!(clients.publish("alice", &push("late"), 3), 0, "full");
+        assert_eq!(clients.publish("alice", &push("late")), 0, "full");
+        assert_eq!(clients.publish_to("c", &push("late")), Err(NotQueued::Full));
         assert_eq!(
-            clients.publish_to("c", &push("late"), 3),
-            Err(NotQueued::Full)
+            delivered(&mut clients, "c"),
+            (vec!["0".into(), "1".into(), "2".into()], None)
         );
-        let tags: Vec<String> = clients
-            .get_own("c")
-            .unwrap()
-            .take_pending()
-            .iter()
-            .map(|p| p.tag.clone())
-            .collect();
-        assert_eq!(tags, ["0", "1", "2"]);
-        assert_eq!(clients.publish("alice", &push("again"), 3), 1, "room again");
+        assert_eq!(clients.publish("alice", &push("again")), 1, "room again");
     }
 
     #[test]
     fn a_second_hold_answers_the_first() {
         let mut clients = table();
-        clients.add("c".into(), "alice", at(0)).unwrap();
+        clients.add("c".into(), "alice", false, at(0)).unwrap();
         let client = clients.get_own("c").unwrap();
         let mut first = client.hold();
         let mut second = client.hold();
         assert_eq!(first.try_recv(), Ok(Wake::Replaced));
         assert!(second.try_recv().is_err(), "still held");
         client.subscribed = true;
-        clients.publish("alice", &push("t"), 10);
+        clients.publish("alice", &push("t"));
         assert_eq!(second.try_recv(), Ok(Wake::Push));
     }
 
     #[test]
     fn sweep_removes_idle_clients_but_not_held_ones() {
         let mut clients = table();
-        clients.add("idle".into(), "alice", at(0)).unwrap();
-        clients.add("fresh".into(), "alice", at(20_000)).unwrap();
-        clients.add("held".into(), "bob", at(0)).unwrap();
+        clients.add("idle".into(), "alice", false, at(0)).unwrap();
+        clients
+            .add("fresh".into(), "alice", false, at(20_000))
+            .unwrap();
+        clients.add("held".into(), "bob", false, at(0)).unwrap();
         let _held = clients.get_own("held").unwrap().hold();
-        clients.add("dropped".into(), "bob", at(0)).unwrap();
+        clients.add("dropped".into(), "bob", false, at(0)).unwrap();
         drop(clients.get_own("dropped").unwrap().hold());
 
         assert_eq!(clients.sweep(at(29_999), 100).removed, 0, "not yet");
@@ -487,11 +786,13 @@ mod tests {
         let mut clients = table();
         for i in 0..10_000 {
             clients
-                .add(format!("late-{i}"), &format!("u{i}"), at(50_000))
+                .add(format!("late-{i}"), &format!("u{i}"), false, at(50_000))
                 .unwrap();
         }
         for i in 0..10 {
-            clients.add(format!("due-{i}"), "alice", at(0)).unwrap();
+            clients
+                .add(format!("due-{i}"), "alice", false, at(0))
+                .unwrap();
         }
 
         let swept = clients.sweep(at(30_000), 1_000);
@@ -508,7 +809,7 @@ mod tests {
         let mut clients = table();
         for i in 0..2_500 {
             clients
-                .add(format!("c{i}"), &format!("u{i}"), at(0))
+                .add(format!("c{i}"), &format!("u{i}"), false, at(0))
                 .unwrap();
         }
         let first = clients.sweep(at(30_000), 1_000);
@@ -526,7 +827,7 @@ mod tests {
     #[test]
     fn being_seen_moves_the_deadline() {
         let mut clients = table();
-        clients.add("c".into(), "alice", at(0)).unwrap();
+        clients.add("c".into(), "alice", false, at(0)).unwrap();
         assert!(
             clients.seen("c", Some("bob"), at(20_000)).is_none(),
             "other user"
@@ -540,30 +841,220 @@ mod tests {
     #[test]
     fn clients_are_limited_per_user_and_in_all() {
         let mut clients = Clients::new(ClientLimits {
-            max_interval_ms: 30_000,
             max_clients: 5,
             max_clients_per_user: 3,
+            ..limits()
         });
         for i in 0..3 {
-            clients.add(format!("a{i}"), "alice", at(0)).unwrap();
+            clients.add(format!("a{i}"), "alice", false, at(0)).unwrap();
         }
-        assert_eq!(clients.add("a3".into(), "alice", at(0)), Err(Full::User));
-        clients.add("b0".into(), "bob", at(0)).unwrap();
-        clients.add("b1".into(), "bob", at(0)).unwrap();
-        assert_eq!(clients.add("c0".into(), "carol", at(0)), Err(Full::Server));
+        assert_eq!(
+            clients.add("a3".into(), "alice", false, at(0)),
+            Err(Full::User)
+        );
+        clients.add("b0".into(), "bob", false, at(0)).unwrap();
+        clients.add("b1".into(), "bob", false, at(0)).unwrap();
+        assert_eq!(
+            clients.add("c0".into(), "carol", false, at(0)),
+            Err(Full::Server)
+        );
         assert_eq!(clients.len(), 5, "refused handshakes left nothing behind");
         assert!(clients.remove("a0", Wake::Removed));
-        clients.add("a3".into(), "alice", at(0)).unwrap();
+        clients.add("a3".into(), "alice", false, at(0)).unwrap();
     }
 
     #[test]
     fn removing_the_last_client_of_a_user_forgets_the_user() {
         let mut clients = table();
-        clients.add("c".into(), "alice", at(0)).unwrap();
+        clients.add("c".into(), "alice", false, at(0)).unwrap();
         let mut held = clients.get_own("c").unwrap().hold();
         assert!(clients.remove("c", Wake::Removed));
         assert_eq!(held.try_recv(), Ok(Wake::Removed));
         assert!(clients.by_user.is_empty());
         assert!(!clients.remove("c", Wake::Removed), "already gone");
+    }
+
+    #[test]
+    fn an_acknowledging_client_is_sent_its_pushes_again_until_it_acknowledges_them() {
+        let mut clients = table();
+        acknowledging(&mut clients, "c", "alice", 0);
+        clients.publish("alice", &push("a"));
+        assert_eq!(delivered(&mut clients, "c"), (vec!["a".into()], Some(1)));
+        // The reply of batch 1 was lost: the next one carries "a" again, with "b".
+        clients.publish("alice", &push("b"));
+        assert_eq!(
+            delivered(&mut clients, "c"),
+            (vec!["a".into(), "b".into()], Some(2))
+        );
+        let client = clients.get_own("c").unwrap();
+        client.acknowledge(2);
+        assert!(!client.has_pending(), "both acknowledged");
+        assert_eq!(delivered(&mut clients, "c"), (vec![], Some(3)));
+    }
+
+    #[test]
+    fn acknowledging_a_batch_releases_it_and_the_earlier_ones_only() {
+        let mut clients = table();
+        acknowledging(&mut clients, "c", "alice", 0);
+        clients.publish("alice", &push("a"));
+        delivered(&mut clients, "c");
+        clients.publish("alice", &push("b"));
+        delivered(&mut clients, "c");
+        clients.publish("alice", &push("queued"));
+        let client = clients.get_own("c").unwrap();
+        client.acknowledge(1);
+        assert!(client.has_unacknowledged(), "batch 2 is still out");
+        client.acknowledge(u64::MAX);
+        assert!(!client.has_unacknowledged());
+        assert!(
+            client.has_queued(),
+            "a push not sent yet is not acknowledged"
+        );
+        assert_eq!(
+            delivered(&mut clients, "c"),
+            (vec!["queued".into()], Some(3))
+        );
+    }
+
+    #[test]
+    fn a_client_without_the_extension_forgets_what_it_was_sent() {
+        let mut clients = table();
+        clients.add("c".into(), "alice", false, at(0)).unwrap();
+        clients.get_own("c").unwrap().subscribed = true;
+        clients.publish("alice", &push("a"));
+        assert_eq!(delivered(&mut clients, "c"), (vec!["a".into()], None));
+        clients.get_own("c").unwrap().acknowledge(0);
+        assert_eq!(delivered(&mut clients, "c"), (vec![], None));
+    }
+
+    #[test]
+    fn unacknowledged_pushes_count_against_the_cap() {
+        let mut clients = Clients::new(ClientLimits {
+            max_queue: 2,
+            ..limits()
+        });
+        acknowledging(&mut clients, "c", "alice", 0);
+        clients.publish("alice", &push("a"));
+        delivered(&mut clients, "c");
+        clients.publish("alice", &push("b"));
+        assert_eq!(clients.publish("alice", &push("c")), 0, "full");
+        clients.get_own("c").unwrap().acknowledge(1);
+        assert_eq!(clients.publish("alice", &push("d")), 1, "room again");
+    }
+
+    #[test]
+    fn a_new_acknowledging_client_takes_over_what_an_idle_one_left_unacknowledged() {
+        let mut clients = table();
+        acknowledging(&mut clients, "old", "alice", 0);
+        acknowledging(&mut clients, "live", "alice", 0);
+        clients.add("plain".into(), "alice", false, at(0)).unwrap();
+        clients.get_own("plain").unwrap().subscribed = true;
+        clients.publish("alice", &push("a"));
+        delivered(&mut clients, "old");
+        clients.publish("alice", &push("b"));
+        let _live_is_holding = clients.get_own("live").unwrap().hold();
+
+        acknowledging(&mut clients, "new", "alice", 0);
+        assert_eq!(clients.take_over("new"), 2);
+
+        assert_eq!(
+            delivered(&mut clients, "new"),
+            (vec!["a".into(), "b".into()], Some(1))
+        );
+        assert!(!clients.get_own("old").unwrap().has_pending(), "given up");
+        assert!(
+            clients.get_own("live").unwrap().has_pending(),
+            "a client holding a connect keeps its own"
+        );
+        assert!(
+            clients.get_own("plain").unwrap().has_pending(),
+            "a client without the extension keeps its own"
+        );
+        assert_eq!(clients.take_over("new"), 0, "nothing twice");
+    }
+
+    #[test]
+    fn a_swept_client_parks_its_unacknowledged_pushes_for_the_next_client_of_its_user() {
+        let mut clients = table();
+        acknowledging(&mut clients, "a1", "alice", 0);
+        acknowledging(&mut clients, "a2", "alice", 0);
+        acknowledging(&mut clients, "b1", "bob", 0);
+        clients.publish("alice", &push("1"));
+        delivered(&mut clients, "a1");
+        clients.publish("alice", &push("2"));
+        clients.publish("bob", &push("bob's"));
+
+        assert_eq!(clients.sweep(at(30_000), 100).removed, 3);
+        assert_eq!(clients.parked.len(), 2, "alice's and bob's");
+
+        acknowledging(&mut clients, "a3", "alice", 40_000);
+        assert_eq!(
+            clients.take_over("a3"),
+            2,
+            "each push once, from both clients"
+        );
+        assert_eq!(
+            delivered(&mut clients, "a3"),
+            (vec!["1".into(), "2".into()], Some(1))
+        );
+        assert!(!clients.parked.contains_key("alice"));
+
+        let _a3_is_holding = clients.get_own("a3").unwrap().hold();
+        let swept = clients.sweep(at(30_000 + 60_000), 100);
+        assert_eq!(
+            (swept.removed, swept.examined),
+            (0, 2),
+            "a3 is held, bob's parked pushes expired"
+        );
+        assert!(clients.parked.is_empty() && clients.parked_by_deadline.is_empty());
+    }
+
+    #[test]
+    fn a_client_without_the_extension_takes_nothing_over_and_parks_nothing() {
+        let mut clients = table();
+        clients.add("plain".into(), "alice", false, at(0)).unwrap();
+        clients.get_own("plain").unwrap().subscribed = true;
+        clients.publish("alice", &push("1"));
+        clients.sweep(at(30_000), 100);
+        assert!(clients.parked.is_empty());
+
+        acknowledging(&mut clients, "old", "alice", 30_000);
+        clients.publish("alice", &push("2"));
+        clients
+            .add("new".into(), "alice", false, at(30_000))
+            .unwrap();
+        assert_eq!(clients.take_over("new"), 0);
+        assert!(clients.get_own("old").unwrap().has_pending());
+    }
+
+    #[test]
+    fn parked_pushes_are_capped_per_user_and_taking_over_respects_the_cap() {
+        let mut clients = Clients::new(ClientLimits {
+            max_queue: 3,
+            ..limits()
+        });
+        for id in ["a1", "a2"] {
+            acknowledging(&mut clients, id, "alice", 0);
+        }
+        for i in 0..3 {
+            clients.publish("alice", &push(&format!("shared-{i}")));
+        }
+        clients.get_own("a2").unwrap().take_delivery();
+        clients.get_own("a2").unwrap().acknowledge(1);
+        for i in 0..3 {
+            clients
+                .publish_to("a2", &push(&format!("own-{i}")))
+                .unwrap();
+        }
+        clients.sweep(at(30_000), 100);
+        assert_eq!(clients.parked["alice"].pushes.len(), 3, "the oldest three");
+
+        acknowledging(&mut clients, "a3", "alice", 30_000);
+        clients.publish("alice", &push("new"));
+        assert_eq!(clients.take_over("a3"), 2, "room for two");
+        assert_eq!(
+            delivered(&mut clients, "a3").0,
+            ["new", "shared-0", "shared-1"]
+        );
     }
 }

@@ -22,6 +22,12 @@
 //! per `gms_user` and `max_clients` in all; a refused handshake is an ordinary Bayeux failure
 //! whose advice makes the official client try again after `max_interval`, when clients that
 //! went away have expired.
+//!
+//! CometD's acknowledgement extension is offered to clients that ask for it in their handshake
+//! (`ext: {ack: true}`, as the `AckExtension` of the official clients sends): every connect
+//! reply then names its batch (`ext: {ack: n}`), the next connect acknowledges the last batch
+//! received, and what was not acknowledged is sent again, also to a later client of the same
+//! `gms_user` (see `clients`). Without it nothing changes.
 
 mod clients;
 pub mod protocol;
@@ -71,8 +77,13 @@ pub struct BayeuxSettings {
     pub interval_ms: u64,
     /// A client not heard from for this long after its last connect reply is dropped.
     pub max_interval_ms: u64,
-    /// At most this many undelivered pushes per client; later ones are refused for it.
+    /// At most this many undelivered pushes per client (queued, or sent and not yet
+    /// acknowledged); later ones are refused for it. Also the most kept for one user after its
+    /// acknowledging clients went away.
     pub max_queue: usize,
+    /// How long what a swept acknowledging client had not acknowledged waits for the next
+    /// acknowledging client of its `gms_user` (the acknowledgement extension).
+    pub ack_retention_ms: u64,
     /// At most this many clients per `gms_user`.
     pub max_clients_per_user: usize,
     /// At most this many clients in all.
@@ -86,6 +97,7 @@ impl Default for BayeuxSettings {
             interval_ms: 0,
             max_interval_ms: 30_000,
             max_queue: 1000,
+            ack_retention_ms: 300_000,
             max_clients_per_user: 16,
             max_clients: 100_000,
         }
@@ -186,6 +198,8 @@ impl Bayeux {
             max_interval_ms: settings.max_interval_ms,
             max_clients: settings.max_clients,
             max_clients_per_user: settings.max_clients_per_user,
+            max_queue: settings.max_queue,
+            ack_retention_ms: settings.ack_retention_ms,
         };
         let bayeux = Bayeux {
             shared: Arc::new(Shared {
@@ -210,8 +224,7 @@ impl Bayeux {
     /// full is not counted).
     pub fn publish(&self, gms_user: &str, push: &Push) -> usize {
         let push = Arc::new(push.clone());
-        let max_queue = self.shared.settings.max_queue;
-        let queued = self.lock().publish(gms_user, &push, max_queue);
+        let queued = self.lock().publish(gms_user, &push);
         self.shared.counters.pushes.inc_by(queued as u64);
         queued
     }
@@ -221,8 +234,7 @@ impl Bayeux {
     /// queue.
     pub fn publish_to(&self, client_id: &str, push: &Push) -> bool {
         let push = Arc::new(push.clone());
-        let max_queue = self.shared.settings.max_queue;
-        let queued = self.lock().publish_to(client_id, &push, max_queue).is_ok();
+        let queued = self.lock().publish_to(client_id, &push).is_ok();
         if queued {
             self.shared.counters.pushes.inc();
         }
@@ -384,19 +396,22 @@ impl Bayeux {
                 client_id = new_client_id();
             }
             clients
-                .add(client_id.clone(), gms_user, now)
+                .add(client_id.clone(), gms_user, message.requests_acks(), now)
                 .map(|()| client_id)
         };
         let settings = &self.shared.settings;
         match added {
-            Ok(client_id) => protocol::handshake_reply(message, &client_id, settings),
+            Ok(client_id) => {
+                protocol::handshake_reply(message, &client_id, settings, message.requests_acks())
+            }
             Err(Full::User) => protocol::too_many_clients_of_user(message, settings),
             Err(Full::Server) => protocol::too_many_clients(message, settings),
         }
     }
 
     /// `/meta/connect`: answered at once when something is queued, on the client's first
-    /// connect, or when it asks for `advice.timeout` 0; otherwise held.
+    /// connect, when it asks for `advice.timeout` 0, or when it acknowledges a batch and
+    /// pushes it has not acknowledged remain (a reply it never got); otherwise held.
     async fn connect(&self, gms_user: Option<&str>, message: &Message, replies: &mut Vec<Value>) {
         let settings = &self.shared.settings;
         let Some(client_id) = message.client_id.as_deref() else {
@@ -419,16 +434,24 @@ impl Bayeux {
                 replies.push(protocol::unknown_client(message));
                 return;
             };
+            let acknowledged = message.acknowledged_batch();
+            if let Some(batch) = acknowledged {
+                client.acknowledge(batch);
+            }
             let first = !client.connected;
             client.connected = true;
             let advice = (first || message.has_advice).then(|| protocol::connect_advice(settings));
-            if first || timeout_ms == 0 || client.has_pending() {
+            // Pushes sent but not acknowledged by a connect that acknowledges are in a reply
+            // the client never got. (A client that never acknowledges is not answered at once
+            // for them, or it would poll without pause.)
+            let resend = acknowledged.is_some() && client.has_unacknowledged();
+            if first || timeout_ms == 0 || client.has_queued() || resend {
                 // An older held connect of this client gives way to this one.
                 client.wake(Wake::Replaced);
-                let pending = client.take_pending();
+                let delivery = client.take_delivery();
                 drop(clients);
-                deliver(replies, &pending);
-                replies.push(protocol::connect_reply(message, advice));
+                deliver(replies, &delivery.pushes);
+                replies.push(protocol::connect_reply(message, advice, delivery.batch));
                 return;
             }
             (client.hold(), advice)
@@ -442,13 +465,16 @@ impl Bayeux {
             () = tokio::time::sleep(Duration::from_millis(timeout_ms)) => Held::TimedOut,
         };
         match held {
-            Held::Woke(Wake::Replaced) => replies.push(protocol::connect_reply(message, None)),
+            Held::Woke(Wake::Replaced) => {
+                replies.push(protocol::connect_reply(message, None, None));
+            }
             Held::Woke(Wake::Removed) => replies.push(protocol::connect_reply(
                 message,
                 Some(json!({"reconnect": "none"})),
+                None,
             )),
             Held::Woke(Wake::Push | Wake::Shutdown) | Held::TimedOut => {
-                let pending = {
+                let delivery = {
                     let mut clients = self.lock();
                     let Some(client) = clients.seen_own(client_id, self.shared.clock.now()) else {
                         drop(clients);
@@ -456,10 +482,10 @@ impl Bayeux {
                         return;
                     };
                     client.clear_finished_hold();
-                    client.take_pending()
+                    client.take_delivery()
                 };
-                deliver(replies, &pending);
-                replies.push(protocol::connect_reply(message, advice));
+                deliver(replies, &delivery.pushes);
+                replies.push(protocol::connect_reply(message, advice, delivery.batch));
             }
         }
     }
@@ -490,10 +516,18 @@ impl Bayeux {
             }
             let newly = subscribe && !client.subscribed;
             client.subscribed = subscribe;
-            newly.then(|| Subscribed {
+            let subscribed = newly.then(|| Subscribed {
                 gms_user: client.gms_user.to_string(),
                 client_id: message.client_id.clone().unwrap_or_default(),
-            })
+            });
+            if let Some(subscribed) = &subscribed {
+                // What the user's earlier clients never acknowledged comes to this one.
+                let taken = clients.take_over(&subscribed.client_id);
+                if taken > 0 {
+                    tracing::debug!(client_id = %subscribed.client_id, taken, "unacknowledged CometD pushes taken over");
+                }
+            }
+            subscribed
         };
         if let Some(subscribed) = newly_subscribed {
             // Nobody listening means nothing is replayed; that is the listener's choice.

@@ -69,6 +69,18 @@ pub struct Message {
     pub has_advice: bool,
     /// `supportedConnectionTypes` of a handshake.
     pub supported_connection_types: Option<Vec<String>>,
+    /// `ext.ack`, CometD's acknowledgement extension, when it has a meaning here.
+    pub ack: Option<Ack>,
+}
+
+/// What `ext.ack` says (CometD's `AckExtension`). Any other value, or an `ext` that is not an
+/// object, is ignored, as it was before the extension existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// `true`, in a handshake: the client asks for acknowledged delivery.
+    Requested,
+    /// A whole number, in a connect: the client received every batch up to this one.
+    Batch(u64),
 }
 
 impl Message {
@@ -82,6 +94,20 @@ impl Message {
             advice_timeout: None,
             has_advice: false,
             supported_connection_types: None,
+            ack: None,
+        }
+    }
+
+    /// Whether this handshake asks for the acknowledgement extension (`ext.ack` true).
+    pub fn requests_acks(&self) -> bool {
+        self.ack == Some(Ack::Requested)
+    }
+
+    /// The batch this connect acknowledges (`ext.ack` a whole number).
+    pub fn acknowledged_batch(&self) -> Option<u64> {
+        match self.ack {
+            Some(Ack::Batch(batch)) => Some(batch),
+            _ => None,
         }
     }
 
@@ -211,6 +237,11 @@ fn parse_message(item: Value) -> Result<Message, String> {
             )
         }
     };
+    let ack = match fields.get("ext").and_then(|ext| ext.get("ack")) {
+        Some(Value::Bool(true)) => Some(Ack::Requested),
+        Some(batch) => batch.as_u64().map(Ack::Batch),
+        None => None,
+    };
     Ok(Message {
         channel,
         id,
@@ -219,6 +250,7 @@ fn parse_message(item: Value) -> Result<Message, String> {
         advice_timeout,
         has_advice,
         supported_connection_types,
+        ack,
     })
 }
 
@@ -273,14 +305,24 @@ pub fn unknown_client(message: &Message) -> Value {
     )
 }
 
-/// The successful handshake reply giving `client_id`.
-pub fn handshake_reply(message: &Message, client_id: &str, settings: &BayeuxSettings) -> Value {
+/// The successful handshake reply giving `client_id`; with `ext: {ack: true}` when the
+/// client gets the acknowledgement extension it asked for (CometD's reply when no message is
+/// delivered with the handshake, which the `AckExtension` of every CometD client reads).
+pub fn handshake_reply(
+    message: &Message,
+    client_id: &str,
+    settings: &BayeuxSettings,
+    acknowledged: bool,
+) -> Value {
     let mut reply = success(message);
     reply.insert("version".into(), json!("1.0"));
     reply.insert("minimumVersion".into(), json!("1.0"));
     reply.insert("supportedConnectionTypes".into(), json!(CONNECTION_TYPES));
     reply.insert("clientId".into(), json!(client_id));
     reply.insert("advice".into(), connect_advice(settings));
+    if acknowledged {
+        reply.insert("ext".into(), json!({"ack": true}));
+    }
     Value::Object(reply)
 }
 
@@ -294,11 +336,15 @@ pub fn connect_advice(settings: &BayeuxSettings) -> Value {
     })
 }
 
-/// The successful connect reply, with the advice when asked for.
-pub fn connect_reply(message: &Message, advice: Option<Value>) -> Value {
+/// The successful connect reply, with the advice when asked for, and `ext: {ack: batch}`
+/// naming the batch of pushes it comes with, for a client with the acknowledgement extension.
+pub fn connect_reply(message: &Message, advice: Option<Value>, batch: Option<u64>) -> Value {
     let mut reply = success(message);
     if let Some(advice) = advice {
         reply.insert("advice".into(), advice);
+    }
+    if let Some(batch) = batch {
+        reply.insert("ext".into(), json!({"ack": batch}));
     }
     Value::Object(reply)
 }
@@ -438,7 +484,7 @@ mod tests {
     #[test]
     fn numeric_ids_are_echoed_as_sent() {
         let message = &parse(br#"{"channel":"/meta/connect","id":7}"#).unwrap()[0];
-        assert_eq!(connect_reply(message, None)["id"], json!(7));
+        assert_eq!(connect_reply(message, None, None)["id"], json!(7));
     }
 
     #[test]
@@ -460,7 +506,7 @@ mod tests {
     fn the_handshake_reply_has_what_clients_read() {
         let mut message = Message::on(HANDSHAKE);
         message.id = Some(json!("1"));
-        let reply = handshake_reply(&message, "abc", &BayeuxSettings::default());
+        let reply = handshake_reply(&message, "abc", &BayeuxSettings::default(), false);
         assert_eq!(
             reply,
             json!({
@@ -474,7 +520,48 @@ mod tests {
                 "advice": {"reconnect": "retry", "interval": 0, "timeout": 60000},
             })
         );
-        assert!(reply.get("ext").is_none(), "no ack extension is offered");
+        assert!(reply.get("ext").is_none(), "no ext unless the client asked");
+        let acknowledged = handshake_reply(&message, "abc", &BayeuxSettings::default(), true);
+        assert_eq!(acknowledged["ext"], json!({"ack": true}));
+    }
+
+    #[test]
+    fn ext_ack_is_read_as_a_request_or_a_batch_and_anything_else_is_ignored() {
+        let cases = [
+            (
+                r#"{"channel":"/meta/handshake","ext":{"ack":true}}"#,
+                Some(Ack::Requested),
+            ),
+            (r#"{"channel":"/meta/handshake","ext":{"ack":false}}"#, None),
+            (
+                r#"{"channel":"/meta/connect","ext":{"ack":0}}"#,
+                Some(Ack::Batch(0)),
+            ),
+            (
+                r#"{"channel":"/meta/connect","ext":{"ack":42}}"#,
+                Some(Ack::Batch(42)),
+            ),
+            (r#"{"channel":"/meta/connect","ext":{"ack":-1}}"#, None),
+            (r#"{"channel":"/meta/connect","ext":{"ack":1.5}}"#, None),
+            (r#"{"channel":"/meta/connect","ext":{"ack":"3"}}"#, None),
+            (r#"{"channel":"/meta/connect","ext":{}}"#, None),
+            (r#"{"channel":"/meta/connect","ext":"ack"}"#, None),
+            (r#"{"channel":"/meta/connect"}"#, None),
+        ];
+        for (body, expected) in cases {
+            let message = &parse(body.as_bytes()).expect(body)[0];
+            assert_eq!(message.ack, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_connect_reply_names_its_batch_only_for_acknowledging_clients() {
+        let message = Message::on(CONNECT);
+        assert!(connect_reply(&message, None, None).get("ext").is_none());
+        assert_eq!(
+            connect_reply(&message, None, Some(3))["ext"],
+            json!({"ack": 3})
+        );
     }
 
     #[test]

@@ -603,3 +603,146 @@ fn push_ids_are_32_lowercase_hex_digits() {
         .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     assert_ne!(push.id, Push::new("tag", json!({})).id);
 }
+
+/// Handshake with `ext: {ack: true}`, subscribe, and the first connect (acknowledging
+/// nothing): a client of the acknowledgement extension ready to be held. Returns its id and
+/// the pushes of the first connect reply.
+async fn ready_acknowledging(bayeux: &Bayeux, gms_user: &str) -> (String, Vec<String>) {
+    let reply = send(
+        bayeux,
+        Some(gms_user),
+        json!([{"version":"1.0","channel":"/meta/handshake","ext":{"ack":true},"id":"1"}]),
+    )
+    .await;
+    assert_eq!(reply[0]["ext"], json!({"ack": true}), "{reply}");
+    let id = reply[0]["clientId"].as_str().expect("clientId").to_string();
+    let reply = send(
+        bayeux,
+        Some(gms_user),
+        json!([{"channel":"/meta/subscribe","subscription":"/_genesys","id":"2","clientId":id},
+               {"channel":"/meta/connect","connectionType":"long-polling","id":"3","clientId":id,
+                "ext":{"ack":0}}]),
+    )
+    .await;
+    let last = reply.as_array().and_then(|r| r.last()).cloned();
+    assert_eq!(
+        last.map(|r| r["ext"].clone()),
+        Some(json!({"ack": 1})),
+        "{reply}"
+    );
+    (id, push_ids(&reply))
+}
+
+fn connect_acknowledging(id: &str, message_id: &str, batch: u64) -> Value {
+    json!([{"channel":"/meta/connect","connectionType":"long-polling","id":message_id,
+            "clientId":id,"ext":{"ack":batch}}])
+}
+
+/// The push ids of a reply, in order.
+fn push_ids(reply: &Value) -> Vec<String> {
+    reply
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["data"]["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_push_whose_reply_was_lost_comes_again_with_the_next_connect() {
+    let (bayeux, _, _) = server(quick());
+    let (id, _) = ready_acknowledging(&bayeux, ALICE).await;
+    let push = Push::new("service.agentavailable.1", json!({"_id":"1"}));
+    bayeux.publish(ALICE, &push);
+
+    let lost = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "4", 1)).await;
+    assert_eq!(push_ids(&lost), vec![push.id.clone()]);
+    assert_eq!(lost[1]["ext"], json!({"ack": 2}));
+
+    // The client never got batch 2, so it acknowledges batch 1 again: answered at once.
+    let again = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "5", 1)).await;
+    assert_eq!(push_ids(&again), vec![push.id.clone()], "{again}");
+    assert_eq!(again[0]["data"]["tag"], json!("service.agentavailable.1"));
+    assert_eq!(again[1]["ext"], json!({"ack": 3}));
+
+    // Acknowledged: the next connect is held and times out empty.
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect_acknowledging(&id, "6", 3)).await }
+    });
+    until_held(&bayeux, &id).await;
+    bayeux.shutdown();
+    let last = held.await.unwrap();
+    assert!(push_ids(&last).is_empty(), "{last}");
+}
+
+#[tokio::test]
+async fn a_connect_without_an_acknowledgement_is_held_rather_than_looping() {
+    let (bayeux, _, _) = server(BayeuxSettings {
+        timeout_ms: 50,
+        ..BayeuxSettings::default()
+    });
+    let (id, _) = ready_acknowledging(&bayeux, ALICE).await;
+    bayeux.publish(ALICE, &Push::new("t", json!({})));
+    send(&bayeux, Some(ALICE), connect_acknowledging(&id, "4", 1)).await;
+    let started = Instant::now();
+    let reply = send(&bayeux, Some(ALICE), connect(&id, "5")).await;
+    assert!(started.elapsed() >= Duration::from_millis(40), "held");
+    assert_eq!(push_ids(&reply).len(), 1, "sent again when answered");
+}
+
+#[tokio::test]
+async fn a_new_client_of_the_same_user_gets_what_a_vanished_one_did_not_acknowledge() {
+    let (bayeux, _, _) = server(quick());
+    let (old, _) = ready_acknowledging(&bayeux, ALICE).await;
+    let push = Push::new("service.internal.1", json!({"_id":"1"}));
+    bayeux.publish(ALICE, &push);
+    let lost = send(&bayeux, Some(ALICE), connect_acknowledging(&old, "4", 1)).await;
+    assert_eq!(push_ids(&lost), vec![push.id.clone()]);
+
+    let (_, first_reply) = ready_acknowledging(&bayeux, ALICE).await;
+    assert_eq!(first_reply, vec![push.id.clone()], "with the first connect");
+    let (bobs, nothing) = ready_acknowledging(&bayeux, BOB).await;
+    assert!(nothing.is_empty());
+    assert!(
+        !bayeux.lock().get_own(&bobs).unwrap().has_pending(),
+        "not another user's"
+    );
+}
+
+#[tokio::test]
+async fn after_a_sweep_a_re_handshake_of_the_user_gets_the_unacknowledged_pushes() {
+    let (bayeux, _, clock) = server(quick());
+    let (old, _) = ready_acknowledging(&bayeux, ALICE).await;
+    let push = Push::new("service.internal.1", json!({}));
+    bayeux.publish(ALICE, &push);
+    send(&bayeux, Some(ALICE), connect_acknowledging(&old, "4", 1)).await;
+    clock.advance_secs(30);
+    assert_eq!(bayeux.sweep().await, 1);
+    let gone = send(&bayeux, Some(ALICE), connect_acknowledging(&old, "5", 1)).await;
+    assert_eq!(gone[0]["error"], json!("402::Unknown client"));
+
+    let (_, first_reply) = ready_acknowledging(&bayeux, ALICE).await;
+    assert_eq!(first_reply, vec![push.id.clone()], "with the first connect");
+}
+
+#[tokio::test]
+async fn without_the_extension_replies_carry_no_ext_and_nothing_is_sent_twice() {
+    let (bayeux, _, _) = server(BayeuxSettings {
+        timeout_ms: 50,
+        ..BayeuxSettings::default()
+    });
+    let id = ready(&bayeux, ALICE).await;
+    bayeux.publish(ALICE, &Push::new("t", json!({})));
+    let first = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "4", 0)).await;
+    assert_eq!(push_ids(&first).len(), 1);
+    assert!(first[1].get("ext").is_none(), "{first}");
+    let second = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "5", 0)).await;
+    assert_eq!(
+        second,
+        json!([{"id":"5","successful":true,"channel":"/meta/connect"}])
+    );
+    let later = ready(&bayeux, ALICE).await;
+    assert!(!bayeux.lock().get_own(&later).unwrap().has_pending());
+}

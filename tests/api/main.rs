@@ -13,6 +13,7 @@ mod agents;
 mod callbacks;
 mod chat;
 mod cometd;
+mod cometd_ack;
 mod console;
 mod desktop;
 mod errors;
