@@ -1,3 +1,5 @@
-//! The agent desktop: identity (an agent's session acts only as its own agent).
+//! The agent desktop: identity (an agent's session acts only as its own agent) and the page
+//! in a real browser.
 
+mod browser;
 mod identity;
