@@ -162,8 +162,9 @@
   }
 
   function tabLabel(ix) {
-    const who = (ix.chat && ix.chat.customer && (ix.chat.customer.nickname || ix.chat.customer.firstName)) ||
-      ix.customer_number || "Customer";
+    const customer = ix.chat && ix.chat.customer;
+    const name = customer && (customer.nickname || customer.firstName);
+    const who = [name, ix.customer_number].filter(Boolean).join(" · ") || "customer";
     return (isVoice(ix) ? "Call " : "Chat ") + who;
   }
 
@@ -438,8 +439,7 @@
     const item = el("li", "event " + userType.toLowerCase() + (kind === "Message.Text" ? " message" : " notice") + (hidden ? " hidden-event" : ""));
     item.dataset.position = event.position;
     item.dataset.kind = kind;
-    const who = el("span", "who", nickname || userType);
-    item.append(who);
+    item.append(el("span", "speaker", nickname || userType));
     if (hidden) item.append(el("span", "badge warn", `hidden from the customer (${event.visibility})`));
     if (kind === "Notice.PushUrl") {
       item.append(el("span", "text", "pushed "), el("span", "text mono", text));
