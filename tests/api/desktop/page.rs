@@ -32,7 +32,11 @@ async fn an_agents_desktop_carries_its_agent_state_and_csrf_token() {
     let session = app.sign_in("agent", "kristi", "correct horse 1").await;
 
     // Act
-    let response = app.as_user(&session, Method::GET, "/agent/").send().await.unwrap();
+    let response = app
+        .as_user(&session, Method::GET, "/agent/")
+        .send()
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(response.status(), 200);
@@ -78,13 +82,24 @@ async fn an_account_whose_agent_is_gone_gets_the_403_page_and_its_session_ends()
     assert_eq!(deleted.status(), 200);
 
     // Act
-    let response = app.as_user(&session, Method::GET, "/agent/").send().await.unwrap();
+    let response = app
+        .as_user(&session, Method::GET, "/agent/")
+        .send()
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(response.status(), 403);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
     assert!(response.text().await.unwrap().contains("no longer exists"));
-    let again = app.as_user(&session, Method::GET, "/agent/").send().await.unwrap();
+    let again = app
+        .as_user(&session, Method::GET, "/agent/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 303, "the session ended");
 }
