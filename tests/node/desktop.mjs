@@ -223,6 +223,24 @@ await run(async (browser) => {
   await shot(ben, "desktop-second-agent");
   step("the second agent never saw the first agent's chat");
 
+  // Ben, without auto answer, accepts a chat routed to him alone; Ann never sees it.
+  const forBen = await must(200, "POST", "/genesys/1/service/callback/chat-delay", {
+    form: { _customer_number: "5550777", _target: "ben@StatServer.A" },
+    gmsUser: CUSTOMER,
+  });
+  await ben.getByRole("tab", { name: /5550777/ }).waitFor();
+  await must(200, "POST", `/genesys/1/service/${forBen._id}/connect`, { form: {}, gmsUser: CUSTOMER });
+  await must(200, "POST", `/genesys/1/service/${forBen._id}/ixn/chat`, { form: { firstName: "Sam" }, gmsUser: CUSTOMER });
+  const benPanel = panelOf(ben, forBen._id);
+  await benPanel.getByRole("button", { name: "Accept" }).click();
+  await benPanel.locator(".event", { hasText: "joined" }).waitFor();
+  await benPanel.getByRole("button", { name: "Accept" }).waitFor({ state: "hidden" });
+  await shot(ben, "desktop-accepted");
+  if ((await ann.locator(`[data-service="${forBen._id}"]`).count()) > 0) fail("ann's page shows ben's chat");
+  await benPanel.getByRole("button", { name: "Leave the chat" }).click();
+  await ben.getByRole("tab", { name: /5550777/ }).waitFor({ state: "detached" });
+  step("ben, without auto answer, accepted a chat of his own with the Accept button");
+
   await panel.getByRole("button", { name: "Leave the chat" }).click();
   await ann.getByRole("tab", { name: /5550123/ }).waitFor({ state: "detached" });
   const record = await eventually("the service to be COMPLETED", async () => {
