@@ -7,11 +7,13 @@
 //! - [`users`]: the Users page (administrators only).
 //! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
 //! - [`overview`]: the live overview, its event stream and charts, and the Health page.
+//! - [`desktop_events`]: the agent desktop's event stream (`/agent/events`).
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
 mod callbacks;
+mod desktop_events;
 pub mod login;
 mod overview;
 mod users;
@@ -45,6 +47,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         // The agent desktop signs in through the same pages, with its own cookie.
         .or(login::routes(state.clone(), Portal::Desktop))
+        .unify()
+        .or(desktop_events::routes(state.clone()))
         .unify()
         .or(callbacks::routes(state.clone()))
         .unify()
