@@ -8,12 +8,14 @@
 //! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
 //! - [`overview`]: the live overview, its event stream and charts, and the Health page.
 //! - [`desktop`]: the agent desktop page (`/agent/`), with the same frame rules.
+//! - [`desktop_events`]: the agent desktop's event stream (`/agent/events`).
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
 mod callbacks;
 mod desktop;
+mod desktop_events;
 pub mod login;
 mod overview;
 mod users;
@@ -47,6 +49,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         // The agent desktop signs in through the same pages, with its own cookie.
         .or(login::routes(state.clone(), Portal::Desktop))
+        .unify()
+        .or(desktop_events::routes(state.clone()))
         .unify()
         .or(callbacks::routes(state.clone()))
         .unify()
