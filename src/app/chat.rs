@@ -21,6 +21,7 @@ use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::voice;
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
 
@@ -235,8 +236,8 @@ pub async fn customer_action(
 pub struct Interaction {
     /// The service.
     pub record: ServiceRecord,
-    /// `reserved` (waiting for the customer), `invited` (chat waiting for accept) or
-    /// `active`.
+    /// `reserved` (waiting for the customer), `invited` (chat or voice callback waiting for
+    /// accept) or `active`.
     pub status: &'static str,
     /// The chat, when one started: the session, which says its transcript position. The
     /// transcript itself is read through [`agent_transcript`] from a position, so a poll of
@@ -272,6 +273,9 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             None => None,
         };
         let status = match (&record.state, &chat) {
+            _ if voice::is_voice(&record) => {
+                voice::Stage::of(&record).map_or("active", |s| s.status())
+            }
             (CallbackState::Routing, _) => "reserved",
             (_, Some(session)) if session.agent.as_ref().is_some_and(|a| !a.joined) => "invited",
             _ => "active",
@@ -311,11 +315,16 @@ pub async fn agent_action(
     service_id: &str,
     action: AgentAction,
 ) -> Result<Option<TranscriptEvent>, AppError> {
-    if state.store.service(service_id)?.is_none() {
-        return Err(not_found(service_id));
-    }
+    let record = state
+        .store
+        .service(service_id)?
+        .ok_or_else(|| not_found(service_id))?;
     let chat = &state.chat;
     let event = match action {
+        AgentAction::Accept if voice::is_voice(&record) => {
+            super::voice::take(state, agent_id, service_id).await?;
+            None
+        }
         AgentAction::Accept => {
             chat.accept(service_id, agent_id).await?;
             None
@@ -524,7 +533,11 @@ pub async fn settle(
     Ok(())
 }
 
-fn settings_of(state: &AppState, record: &ServiceRecord) -> Result<ServiceSettings, AppError> {
+/// The typed settings of a stored service; 503 (logged) when its options no longer validate.
+pub(crate) fn settings_of(
+    state: &AppState,
+    record: &ServiceRecord,
+) -> Result<ServiceSettings, AppError> {
     ServiceSettings::from_options(&record.options, &state.settings.stat_servers).map_err(|err| {
         tracing::error!(service_id = %record.id, error = %err, "stored options no longer validate");
         AppError::Unavailable(format!(

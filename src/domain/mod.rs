@@ -11,6 +11,7 @@
 //! - [`kv`]: the Chat Server key-value collection format (`EventAttributes`).
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
+//! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
 
 pub mod account;
 pub mod chat;
@@ -24,3 +25,4 @@ pub mod service;
 pub mod skill;
 pub mod target;
 pub mod time;
+pub mod voice;

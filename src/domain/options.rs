@@ -258,6 +258,8 @@ const KNOWN_OPTIONS: &[(&str, OptionKind)] = &[
     ("_user_confirm_timeout", OptionKind::Seconds),
     ("_agent_ready_threshold_eta", OptionKind::Seconds),
     ("_agent_ready_threshold_position", OptionKind::Seconds),
+    ("_dial_retry_timeout", OptionKind::Seconds),
+    ("_max_dial_attempts", OptionKind::Seconds),
 ];
 
 /// The typed settings of a service, derived from its options.
@@ -298,10 +300,22 @@ pub struct ServiceSettings {
     pub max_queued_callbacks: Option<u64>,
     /// `_enable_in_queue_checking`: one active service per customer number.
     pub in_queue_checking: bool,
+    /// `_dial_retry_timeout`: seconds before a voice callback whose customer did not answer
+    /// (or was busy) is dialed again.
+    pub dial_retry_timeout_secs: u64,
+    /// `_max_dial_attempts`: dial attempts before such a callback gives up with
+    /// `FAIL_CALL_TO_CUSTOMER` (at least 1).
+    pub max_dial_attempts: u64,
 }
 
 /// `_user_confirm_timeout` when unset.
 pub const DEFAULT_USER_CONFIRM_TIMEOUT_SECS: u64 = 60;
+
+/// `_dial_retry_timeout` when unset: GMS's callback template value.
+pub const DEFAULT_DIAL_RETRY_TIMEOUT_SECS: u64 = 300;
+
+/// `_max_dial_attempts` when unset: GMS's callback template value.
+pub const DEFAULT_MAX_DIAL_ATTEMPTS: u64 = 3;
 
 impl ServiceSettings {
     /// Validates every known option in `options` and builds the typed view.
@@ -358,6 +372,13 @@ impl ServiceSettings {
         let virtual_queue = Some(get("_urs_virtual_queue").trim())
             .filter(|q| !q.is_empty())
             .map(str::to_string);
+        let max_dial_attempts = number_or("_max_dial_attempts", DEFAULT_MAX_DIAL_ATTEMPTS);
+        if max_dial_attempts == 0 {
+            return Err(OptionError::new(
+                "_max_dial_attempts",
+                "`0` would never dial: give the number of attempts, at least 1 (GMS's default is 3)",
+            ));
+        }
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(
@@ -387,6 +408,11 @@ impl ServiceSettings {
                 number_or("_agent_ready_threshold_eta", 35),
                 number_or("_agent_ready_threshold_position", 5),
             ),
+            dial_retry_timeout_secs: number_or(
+                "_dial_retry_timeout",
+                DEFAULT_DIAL_RETRY_TIMEOUT_SECS,
+            ),
+            max_dial_attempts,
             user_confirm_timeout_secs: match get("_user_confirm_timeout").trim() {
                 "" => DEFAULT_USER_CONFIRM_TIMEOUT_SECS,
                 value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),
@@ -417,6 +443,13 @@ pub fn ttl_secs(options: &BTreeMap<String, String>) -> u64 {
 pub fn waits_for_agent(options: &BTreeMap<String, String>) -> bool {
     options
         .get("_wait_for_agent")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// `_wait_for_user_confirm=true`: the customer confirms a reserved agent (`connect`).
+pub fn waits_for_user_confirm(options: &BTreeMap<String, String>) -> bool {
+    options
+        .get("_wait_for_user_confirm")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 

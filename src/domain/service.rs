@@ -104,6 +104,10 @@ pub enum CallbackReason {
     FailError,
     /// The interaction reached an agent and ended normally.
     AgentConnected,
+    /// The agent could not reach the customer: a wrong number, or no answer (or busy) on
+    /// every attempt `_max_dial_attempts` allows (GMS 8.5.102.14+, formerly
+    /// `FAIL_USER_UNREACHABLE`).
+    FailCallToCustomer,
 }
 
 impl CallbackReason {
@@ -117,6 +121,7 @@ impl CallbackReason {
             CallbackReason::FailTargetNotFound => "FAIL_TARGET_NOT_FOUND",
             CallbackReason::FailError => "FAIL_ERROR",
             CallbackReason::AgentConnected => "AGENT_CONNECTED",
+            CallbackReason::FailCallToCustomer => "FAIL_CALL_TO_CUSTOMER",
         }
     }
 }
@@ -164,6 +169,9 @@ pub enum RoutingEventKind {
     Reserved { agent: String },
     /// A reservation was released.
     Released { agent: String, why: String },
+    /// The agent dialed the customer of a voice callback and recorded how the call went
+    /// (`connected`, `no_answer`, `busy`, `wrong_number`); each one is a dial attempt.
+    Dialed { agent: String, outcome: String },
 }
 
 /// Where a waiting service is in its `_target` list, kept so that routing resumes at the same

@@ -230,12 +230,16 @@ pub(crate) fn interaction_view(interaction: &Interaction) -> Value {
         "service_id": record.id,
         "service_name": record.service_name,
         "status": interaction.status,
+        "media": crate::domain::voice::media_of(record),
         "callback_state": record.state.as_str(),
         "customer_number": record.customer_number,
         "user_data": record.user_data,
     });
     if let (Some(session), Some(map)) = (&interaction.chat, view.as_object_mut()) {
         map.insert("chat".into(), chat_summary(session));
+    }
+    if let (true, Some(map)) = (crate::domain::voice::is_voice(record), view.as_object_mut()) {
+        map.insert("dial".into(), super::voice::dial_summary(record));
     }
     view
 }
@@ -323,7 +327,7 @@ pub(super) async fn act_as(agent: String, caller: Caller) -> Result<String, Reje
 }
 
 /// [`check_agent`] for `/agent/{agent}/.../{service}/...` paths.
-async fn act_as_in(
+pub(super) async fn act_as_in(
     agent: String,
     service: String,
     caller: Caller,

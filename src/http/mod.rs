@@ -5,6 +5,7 @@
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
 //! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats;
+//!   [`voice`]: the outcome of a voice callback the agent dialed;
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
@@ -30,6 +31,7 @@ mod notify;
 mod reply;
 mod users;
 mod views;
+mod voice;
 
 use std::convert::Infallible;
 
@@ -53,7 +55,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
-        desktop::routes(state.clone()).boxed(),
+        desktop::routes(state.clone())
+            .or(voice::routes(state.clone()))
+            .unify()
+            .boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),

@@ -156,6 +156,9 @@ pub fn record_detail(record: &ServiceRecord) -> Value {
                 RoutingEventKind::Released { agent, why } => {
                     ("released", format!("{agent}: {why}"))
                 }
+                RoutingEventKind::Dialed { agent, outcome } => {
+                    ("dialed", format!("{agent}: {outcome}"))
+                }
             };
             serde_json::json!({
                 "time": event.at.to_iso(),

@@ -451,8 +451,10 @@ impl RouterTask {
                 if record.state != CallbackState::Scheduled || record.desired_time > now {
                     return false;
                 }
+                // A voice callback dialed again keeps the time it first entered its queue
+                // (its place); any other scheduled service enters its queue now.
                 if options::waits_for_agent(&record.options) {
-                    record.queued_at = Some(now);
+                    record.queued_at = record.queued_at.or(Some(now));
                 }
                 record.route = None;
                 record.enter(CallbackState::Queued, None, now, "desired time reached");

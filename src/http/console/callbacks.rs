@@ -332,6 +332,9 @@ fn detail_view(
                 RoutingEventKind::Released { agent, why } => {
                     (format!("released agent {agent}: {why}"), "released")
                 }
+                RoutingEventKind::Dialed { agent, outcome } => {
+                    (format!("agent {agent} dialed: {outcome}"), "dialed")
+                }
             };
             Step {
                 at: e.at.to_iso(),

@@ -1,6 +1,7 @@
-//! The agent desktop: identity (an agent's session acts only as its own agent) and the page
-//! in a real browser.
+//! The agent desktop: identity (an agent's session acts only as its own agent), voice
+//! callbacks (outcomes and redials), the page and the page in a real browser.
 
 mod browser;
 mod identity;
 mod page;
+mod voice;

@@ -1,0 +1,83 @@
+//! The agent desktop's voice callback route (no telephony here): the agent records how the
+//! call they dialed went. Taking a voice callback is the desktop's Accept
+//! (`POST .../interactions/{service}/accept`), shared with chats.
+
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::desktop::{act_as_in, agent_caller};
+use super::error::{respond, ApiError};
+use super::{form, reply, to_completion, with_state};
+use crate::app::voice::{self, OutcomeRecorded};
+use crate::app::AppState;
+use crate::domain::service::ServiceRecord;
+use crate::domain::voice::{attempts, DialOutcome};
+
+/// The voice callback routes of the agent desktop.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    outcome(state)
+}
+
+/// POST /genesys/1/agent/{agent}/interactions/{service}/outcome, form or JSON `outcome` =
+/// `connected` | `no_answer` | `busy` | `wrong_number`. The agent (403) and the service (404)
+/// are checked before the body is read.
+fn outcome(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "outcome")
+        .and(warp::post())
+        .and(agent_caller(&state))
+        .and_then(act_as_in)
+        .untuple_one()
+        .and(with_state(state))
+        .and_then(service_exists)
+        .untuple_one()
+        .and(form::fields(limit, form::Json::Accepted))
+        .then(
+            |agent: String, service: String, state: AppState, fields: form::Fields| async move {
+                let result = match DialOutcome::parse(form::last(&fields, "outcome")) {
+                    Ok(outcome) => {
+                        to_completion(async move {
+                            voice::record_outcome(&state, &agent, &service, outcome).await
+                        })
+                        .await
+                    }
+                    Err(err) => Err(err.into()),
+                };
+                respond(result, |done| {
+                    reply::json(StatusCode::OK, &outcome_view(&done))
+                })
+            },
+        )
+}
+
+/// 404 for an unknown service, before the body is read.
+async fn service_exists(
+    agent: String,
+    service: String,
+    state: AppState,
+) -> Result<(String, String, AppState), Rejection> {
+    voice::check_exists(&state, &service)
+        .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
+    Ok((agent, service, state))
+}
+
+/// The answer to an outcome: what was recorded and where the callback stands now.
+fn outcome_view(done: &OutcomeRecorded) -> Value {
+    json!({
+        "outcome": done.recorded.outcome.as_str(),
+        "callback_state": done.record.state.as_str(),
+        "reason": done.record.reason.map(|r| r.as_str()),
+        "attempts": done.recorded.attempts,
+        "redial_at": done.recorded.redial_at.map(|at| at.to_iso()),
+    })
+}
+
+/// What the desktop shows of a voice callback: the number to dial and the attempts made.
+pub(super) fn dial_summary(record: &ServiceRecord) -> Value {
+    json!({
+        "number": record.customer_number,
+        "attempts": attempts(record),
+    })
+}
