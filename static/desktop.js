@@ -40,6 +40,8 @@
   /** The interactions on the page, by service id. */
   const works = new Map();
   let selected = null;
+  /** The reason code chosen on this desktop for the current Not Ready. */
+  let localReason = null;
   let historyVersion;
 
   // ---- small helpers ----
@@ -60,9 +62,12 @@
     return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   }
 
+  /** The server's clock minus the browser's, from the snapshots' `now`. */
+  let skewMs = 0;
+
   function secondsSince(iso) {
     const when = Date.parse(iso);
-    return isNaN(when) ? 0 : (Date.now() - when) / 1000;
+    return isNaN(when) ? 0 : (Date.now() + skewMs - when) / 1000;
   }
 
   function announce(text) {
@@ -129,8 +134,9 @@
     $("go-not-ready").disabled = agent.state === "not_ready" && !$("reason").value.trim();
     $("go-logged-out").disabled = agent.state === "logged_out";
     const reason = $("state-reason");
-    reason.hidden = !(agent.state === "not_ready" && agent.reason);
-    reason.textContent = agent.reason ? "Reason: " + agent.reason : "";
+    const code = agent.reason || localReason;
+    reason.hidden = !(agent.state === "not_ready" && code);
+    reason.textContent = code ? "Reason code: " + code : "";
     tick();
   }
 
@@ -140,12 +146,12 @@
   }
 
   async function setState(state) {
-    const data = { state };
-    const reason = $("reason").value.trim();
-    if (state === "not_ready" && reason) data.reason = reason;
+    // The server does not store reason codes yet: the chosen one is shown on this desktop.
+    const reason = state === "not_ready" ? $("reason").value.trim() : "";
     try {
-      const answer = await api("POST", "/state", data);
-      agent = { ...agent, state: answer.state, since: answer.state_since || answer.since || agent.since, reason: answer.reason || null };
+      const answer = await api("POST", "/state", { state });
+      agent = { ...agent, state: answer.state, since: answer.state_since || agent.since };
+      localReason = reason || null;
       if (state !== "not_ready") $("reason").value = "";
       showError($("state-error"), null);
       drawAgent();
@@ -337,9 +343,14 @@
     panel.querySelector(".voice").hidden = !voice;
     panel.querySelector(".chat").hidden = voice || !ix.chat;
     if (voice) {
+      const number = (ix.dial && ix.dial.number) || ix.customer_number || "";
       const dial = panel.querySelector(".dial-number");
-      dial.textContent = ix.customer_number || "(no number)";
-      dial.href = "tel:" + (ix.customer_number || "").replace(/[^0-9+*#]/g, "");
+      dial.textContent = number || "(no number)";
+      dial.href = "tel:" + number.replace(/[^0-9+*#]/g, "");
+      const attempts = ix.dial && ix.dial.attempts;
+      panel.querySelector(".dial-attempts").textContent = attempts ? `Attempts so far: ${attempts}.` : "";
+      // An outcome is recorded once the call is taken (Accept, or joined automatically).
+      for (const button of panel.querySelectorAll("[data-outcome]")) button.disabled = ix.status !== "active";
     }
   }
 
@@ -398,6 +409,10 @@
     node.textContent = text + ".";
     node.hidden = false;
     for (const button of work.panel.querySelectorAll("[data-outcome]")) button.disabled = true;
+    // The tab goes with the next snapshot; the outcome stays in view above the tabs.
+    const notice = $("work-notice");
+    notice.textContent = `${tabLabel(work.ix)}: ${node.textContent}`;
+    notice.hidden = false;
     announce(node.textContent);
   }
 
@@ -480,7 +495,9 @@
   function onSnapshot(snapshot) {
     setOnline(true);
     count("snapshots");
+    if (snapshot.now && !isNaN(Date.parse(snapshot.now))) skewMs = Date.parse(snapshot.now) - Date.now();
     if (snapshot.agent) {
+      if (snapshot.agent.state !== agent.state) localReason = null;
       agent = { ...agent, ...snapshot.agent };
       drawAgent();
     }

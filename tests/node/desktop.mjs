@@ -118,7 +118,7 @@ await run(async (browser) => {
   await ben.getByLabel("Reason code").fill("Break");
   await ben.getByRole("button", { name: "Not Ready" }).click();
   await ben.locator("#state-label", { hasText: "Not Ready" }).waitFor();
-  await ben.locator("#state-reason", { hasText: "Break" }).waitFor();
+  await ben.locator("#state-reason", { hasText: "Reason code: Break" }).waitFor();
   await shot(ben, "desktop-not-ready");
   step("ben is Not Ready with reason code Break");
   await goReady(ben);
@@ -270,7 +270,71 @@ await run(async (browser) => {
   step("ann logged out");
 });
 
+/** How long a voice callback waits after No answer before it is dialled again. */
+const REDIAL_SECS = 3;
+
 /** A voice callback reaches Ann; she records No answer; it comes back after its delay. */
 async function voiceCallback(ann) {
-  void ann;
+  await must(201, "PUT", "/genesys/1/admin/services/voice-cb", {
+    admin: true,
+    json: {
+      preset: "Chat-Delayed",
+      options: {
+        _media_type: "voice",
+        _wait_for_user_confirm: "false",
+        _target: "ann@StatServer.A",
+        _dial_retry_timeout: String(REDIAL_SECS),
+        _max_dial_attempts: "3",
+      },
+    },
+  });
+  const created = await must(200, "POST", "/genesys/1/service/callback/voice-cb", {
+    form: { _customer_number: "5550456", topic: "loan" },
+    gmsUser: CUSTOMER,
+  });
+  const id = created._id;
+  const take = async () => {
+    const tab = ann.getByRole("tab", { name: /Call .*5550456/ });
+    await tab.waitFor({ timeout: (REDIAL_SECS + 10) * 1000 });
+    await tab.click();
+    const panel = panelOf(ann, id);
+    const accept = panel.getByRole("button", { name: "Accept" });
+    const ready = (serviceId) => {
+      const node = document.querySelector(`[role="tabpanel"][data-service="${serviceId}"]`);
+      return node && (!node.querySelector(".work-accept").hidden || !node.querySelector('[data-outcome="no_answer"]').disabled);
+    };
+    await ann.waitForFunction(ready, id);
+    if (await accept.isVisible()) await accept.click();
+    await ann.waitForFunction(
+      (serviceId) => !document.querySelector(`[role="tabpanel"][data-service="${serviceId}"] [data-outcome="no_answer"]`).disabled,
+      id,
+    );
+    return panel;
+  };
+  let panel = await take();
+  for (const text of ["5550456", "loan", "voice-cb"]) {
+    if (!(await panel.textContent()).includes(text)) fail(`the callback panel does not show ${text}`);
+  }
+  await shot(ann, "desktop-callback");
+  await panel.getByRole("button", { name: "No answer" }).click();
+  await ann.getByRole("tab", { name: /Call .*5550456/ }).waitFor({ state: "detached" });
+  await ann.locator("#work-notice", { hasText: "No answer recorded" }).waitFor();
+  const waiting = await must(200, "GET", `/genesys/1/admin/callback/${id}`, { admin: true });
+  if (waiting._callback_state === "COMPLETED") fail(`no answer completed the callback: ${JSON.stringify(waiting._callback_reason)}`);
+  await shot(ann, "desktop-callback-no-answer");
+  step(`the callback reached ann, who recorded No answer (${waiting._callback_state})`);
+
+  panel = await take();
+  if (!(await panel.textContent()).includes("Attempts so far: 1")) fail("the redialled callback does not count its attempt");
+  await shot(ann, "desktop-callback-again");
+  step("the callback came back after its redial delay");
+  await panel.getByRole("button", { name: "Connected" }).click();
+  await ann.getByRole("tab", { name: /Call .*5550456/ }).waitFor({ state: "detached" });
+  const done = await eventually("the callback to complete", async () => {
+    const body = await must(200, "GET", `/genesys/1/admin/callback/${id}`, { admin: true });
+    return body._callback_state === "COMPLETED" ? body : null;
+  });
+  await ann.locator(`#history tr[data-service="${id}"]`).first().waitFor();
+  await shot(ann, "desktop-history-voice");
+  step(`the redialled callback was Connected: ${done._callback_reason}`);
 }

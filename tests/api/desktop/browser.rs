@@ -1,6 +1,7 @@
 //! The agent desktop in headless Chromium (tests/node/desktop.mjs, driven by playwright-core):
 //! two agents signed in at once in two browser contexts; a customer (the script, through the
-//! GMS API) chats with the first, the second never sees that chat. The script fails on any
+//! GMS API) chats with the first, the second never sees that chat; a voice callback gets No
+//! answer and comes back after its redial delay. The script fails on any
 //! console error in a page and saves screenshots under target/screenshots.
 
 use crate::helpers::{require_chromium, run_node, ServerProcess, ADMIN_TOKEN};
@@ -17,6 +18,10 @@ fn two_agents_at_once_one_chats_with_a_customer_the_other_never_sees_it() {
     );
     assert!(
         output.contains("ok   the second agent never saw the first agent's chat"),
+        "{output}"
+    );
+    assert!(
+        output.contains("ok   the callback came back after its redial delay"),
         "{output}"
     );
 }
