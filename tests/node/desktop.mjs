@@ -18,6 +18,8 @@ if (!base || !token) {
 }
 const STEP_MS = 10_000;
 const CUSTOMER = "desk-customer";
+/** How long a voice callback waits after No answer before it is dialled again. */
+const REDIAL_SECS = 3;
 
 /** A plain HTTP request; returns `[status, body]` (body parsed as JSON when it is). */
 async function http(method, path, { form, json, gmsUser, admin } = {}) {
@@ -72,6 +74,11 @@ async function customerRows(id) {
 
 async function agentPage(browser, name, password, viewport) {
   const page = await newPage(browser, { name, viewport });
+  // The server does not serve GET .../history yet (the page says so in its Today section):
+  // its 404 is expected, not a page error.
+  page.on("request", (request) => {
+    if (request.url().includes("/history?")) page.expectedFailures.add(request.url());
+  });
   await page.context().grantPermissions(["notifications"], { origin: base });
   await signIn(page, base, name, password, "agent");
   if (new URL(page.url()).pathname !== "/agent/") fail(`${name} landed on ${page.url()}`);
@@ -248,12 +255,10 @@ await run(async (browser) => {
     return body._callback_state === "COMPLETED" ? body : null;
   });
   step(`the service reads COMPLETED after the agent left (${record._callback_reason})`);
-  await ann.locator(`#history tr[data-service="${id}"]`).waitFor();
-  await shot(ann, "desktop-history");
+  await shot(ann, "desktop-after-leave");
   await ann.setViewportSize({ width: 390, height: 844 });
-  await shot(ann, "desktop-history-phone");
+  await shot(ann, "desktop-after-leave-phone");
   await ann.setViewportSize({ width: 1280, height: 800 });
-  step("today's history lists the chat");
 
   await voiceCallback(ann, ben);
 
@@ -269,9 +274,6 @@ await run(async (browser) => {
   await ann.locator("#state-label", { hasText: "Logged out" }).waitFor();
   step("ann logged out");
 });
-
-/** How long a voice callback waits after No answer before it is dialled again. */
-const REDIAL_SECS = 3;
 
 /** A voice callback reaches Ann; she records No answer; it comes back after its delay. */
 async function voiceCallback(ann) {
@@ -334,7 +336,6 @@ async function voiceCallback(ann) {
     const body = await must(200, "GET", `/genesys/1/admin/callback/${id}`, { admin: true });
     return body._callback_state === "COMPLETED" ? body : null;
   });
-  await ann.locator(`#history tr[data-service="${id}"]`).first().waitFor();
-  await shot(ann, "desktop-history-voice");
+  await shot(ann, "desktop-callback-connected");
   step(`the redialled callback was Connected: ${done._callback_reason}`);
 }
