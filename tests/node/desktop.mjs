@@ -262,14 +262,6 @@ await run(async (browser) => {
 
   await voiceCallback(ann, ben);
 
-  // Offline: the banner shows while the stream is down and goes when a snapshot arrives.
-  await ann.context().setOffline(true);
-  await ann.getByText("Offline — reconnecting…").waitFor({ timeout: 15_000 });
-  await shot(ann, "desktop-offline");
-  await ann.context().setOffline(false);
-  await ann.getByText("Offline — reconnecting…").waitFor({ state: "hidden", timeout: 15_000 });
-  step("offline shows a banner until the next snapshot");
-
   await ann.getByRole("button", { name: "Log Out" }).click();
   await ann.locator("#state-label", { hasText: "Logged out" }).waitFor();
   step("ann logged out");
