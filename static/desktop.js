@@ -582,7 +582,8 @@
       $("history-empty").hidden = rows.length > 0;
       showError($("history-error"), null);
     } catch (error) {
-      showError($("history-error"), error);
+      $("history-empty").hidden = true;
+      showError($("history-error"), new Error("Today's history cannot be loaded: " + error.message));
     }
   }
 
