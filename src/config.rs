@@ -45,6 +45,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Console and desktop sign-in sessions (`[sessions]`).
     pub sessions: SessionConfig,
+    /// What the agent desktop's presence does to agents (`[agents]`).
+    pub agents: AgentsConfig,
     /// Chat inactivity control for new sessions (`[idle_control]` in the file, with Chat
     /// Server's parameter names: `enabled`, `timeout-alert`, `message-close`, ...).
     pub idle_control: IdleSettings,
@@ -216,6 +218,23 @@ impl Default for SessionConfig {
     }
 }
 
+/// `[agents]`: agents of the embedded contact center as the desktop sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// An agent whose last desktop tab closed is logged out when no tab reconnects within
+    /// this many seconds (0: at the next sweep).
+    pub logout_after_disconnect_secs: u64,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            logout_after_disconnect_secs: 120,
+        }
+    }
+}
+
 /// `[httpcb]` as written in the file: every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,6 +278,7 @@ impl Default for Config {
             cometd: CometdConfig::default(),
             http: HttpConfig::default(),
             sessions: SessionConfig::default(),
+            agents: AgentsConfig::default(),
             idle_control: IdleSettings::default(),
             security: SecurityConfig::default(),
             public_url: None,
@@ -323,6 +343,7 @@ struct FileConfig {
     chat: Option<ChatLimits>,
     http: Option<HttpConfig>,
     sessions: Option<SessionConfig>,
+    agents: Option<AgentsConfig>,
     metrics: Option<MetricsConfig>,
     store: Option<StoreSettings>,
 }
@@ -500,6 +521,9 @@ impl Config {
                 });
             }
             self.sessions = sessions;
+        }
+        if let Some(agents) = file.agents {
+            self.agents = agents;
         }
         if let Some(metrics) = file.metrics {
             self.metrics = metrics;

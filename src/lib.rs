@@ -134,6 +134,10 @@ impl App {
         .map_err(StartupError::Jobs)?;
 
         let cometd_sweeper = tokio::spawn(state.bayeux.clone().sweep_until(stop_tasks.subscribe()));
+        let presence_sweeper = tokio::spawn(crate::app::presence::run_until(
+            state.clone(),
+            stop_tasks.subscribe(),
+        ));
 
         let routes = http::routes(state.clone());
         let bayeux = state.bayeux.clone();
@@ -164,6 +168,11 @@ impl App {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "CometD sweeper failed"),
             Err(_) => tracing::error!("CometD sweeper did not stop within 10 s"),
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(10), presence_sweeper).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "desktop presence sweeper failed"),
+            Err(_) => tracing::error!("desktop presence sweeper did not stop within 10 s"),
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {

@@ -216,6 +216,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     )
     .map_err(store_err)?;
     let started_at = clock.now();
+    let presence = crate::app::presence::Presence::new(
+        clock.clone(),
+        config.agents.logout_after_disconnect_secs,
+    );
     let state = AppState {
         started_at,
         store,
@@ -238,6 +242,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         notifier,
         bayeux,
         sessions: crate::app::sessions::Sessions::new(config.sessions.idle_timeout_secs),
+        presence,
         metrics,
     };
     // Ends when the router task drops its sender, at shutdown.

@@ -11,11 +11,14 @@ pub mod callbacks;
 mod catalog;
 pub mod chat;
 pub mod console;
+pub mod desktop;
 mod error;
+pub mod history;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notifications;
 pub mod overview;
+pub mod presence;
 pub mod queues;
 pub mod sessions;
 pub mod voice;
@@ -60,6 +63,10 @@ pub struct AppState {
     /// Signed-in console and desktop sessions, and recent failed sign-ins. In memory only:
     /// a restart signs everyone out.
     pub sessions: sessions::Sessions,
+    /// The agent desktop's open tabs per agent, for logging out agents who left. In memory
+    /// only, like the sessions; read and written by `http` (the event stream) and the
+    /// presence sweep.
+    pub presence: presence::Presence,
     /// The Prometheus registry of this server (not a global: a test process runs many
     /// servers). Requests are counted by `http`; the counters of the other modules are
     /// registered in it at start-up.

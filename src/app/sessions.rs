@@ -62,6 +62,9 @@ struct Inner {
     by_token: HashMap<String, Session>,
     /// Failed sign-ins per (lower-cased) name, oldest first, within the window.
     failures: HashMap<String, VecDeque<Timestamp>>,
+    /// Sessions that idled out when next used, kept for the next [`Sessions::sweep`] so that
+    /// their agents are logged out as if the sweep had found them.
+    expired: Vec<Session>,
 }
 
 impl Sessions {
@@ -124,7 +127,9 @@ impl Sessions {
             .saturating_sub(session.last_seen.as_millis())
             >= self.idle_timeout_ms
         {
-            inner.by_token.remove(token);
+            if let Some(expired) = inner.by_token.remove(token) {
+                inner.expired.push(expired);
+            }
             return None;
         }
         session.last_seen = session.last_seen.max(now);
@@ -151,8 +156,9 @@ impl Sessions {
             .collect()
     }
 
-    /// Ends and returns every session idle for too long at `now` (for a periodic sweep, so
-    /// that an agent whose session expired is logged out even if it never comes back).
+    /// Ends and returns every session idle for too long at `now`, and those found idle for
+    /// too long since the last sweep (for a periodic sweep, so that an agent whose session
+    /// expired is logged out whether or not it comes back).
     pub fn sweep(&self, now: Timestamp) -> Vec<Session> {
         let mut inner = self.lock();
         let expired: Vec<String> = inner
@@ -163,10 +169,9 @@ impl Sessions {
             })
             .map(|s| s.token.clone())
             .collect();
-        expired
-            .iter()
-            .filter_map(|t| inner.by_token.remove(t))
-            .collect()
+        let mut swept = std::mem::take(&mut inner.expired);
+        swept.extend(expired.iter().filter_map(|t| inner.by_token.remove(t)));
+        swept
     }
 
     /// Live sessions (for the Users page and tests).
@@ -317,6 +322,17 @@ mod tests {
         assert_eq!(swept.len(), 1);
         assert_eq!(swept[0].token, old.token);
         assert!(sessions.touch(&fresh.token, at(61)).is_some());
+        assert!(sessions.sweep(at(61)).is_empty(), "swept once");
+    }
+
+    #[test]
+    fn a_session_found_expired_when_used_is_still_swept() {
+        let sessions = Sessions::new(60);
+        let old = sessions.start(admin(), at(0));
+        assert!(sessions.touch(&old.token, at(60)).is_none(), "idled out");
+        let swept = sessions.sweep(at(60));
+        assert_eq!(swept.len(), 1, "reported by the next sweep");
+        assert_eq!(swept[0].token, old.token);
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn event_reply(result: Result<Option<TranscriptEvent>, crate::app::AppError>) ->
 }
 
 /// An interaction as the agent desktop shows it.
-fn interaction_view(interaction: &Interaction) -> Value {
+pub(crate) fn interaction_view(interaction: &Interaction) -> Value {
     let record = &interaction.record;
     let mut view = json!({
         "service_id": record.id,

@@ -7,11 +7,15 @@
 //! - [`users`]: the Users page (administrators only).
 //! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
 //! - [`overview`]: the live overview, its event stream and charts, and the Health page.
+//! - [`desktop`]: the agent desktop page (`/agent/`), with the same frame rules.
+//! - [`desktop_events`]: the agent desktop's event stream (`/agent/events`).
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
 pub(in crate::http) mod callbacks;
+mod desktop;
+mod desktop_events;
 pub mod login;
 mod overview;
 mod users;
@@ -46,11 +50,15 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         // The agent desktop signs in through the same pages, with its own cookie.
         .or(login::routes(state.clone(), Portal::Desktop))
         .unify()
+        .or(desktop_events::routes(state.clone()))
+        .unify()
         .or(callbacks::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
         .unify()
-        .or(overview::routes(state))
+        .or(overview::routes(state.clone()))
+        .unify()
+        .or(desktop::routes(state))
         .unify()
         .boxed()
 }
@@ -256,6 +264,14 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
                 "overview.js" => (
                     include_str!("../../../static/overview.js"),
                     "text/javascript; charset=utf-8",
+                ),
+                "desktop.js" => (
+                    include_str!("../../../static/desktop.js"),
+                    "text/javascript; charset=utf-8",
+                ),
+                "desktop.css" => (
+                    include_str!("../../../static/desktop.css"),
+                    "text/css; charset=utf-8",
                 ),
                 _ => return Err(warp::reject::not_found()),
             };
