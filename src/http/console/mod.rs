@@ -7,13 +7,17 @@
 //! - [`users`]: the Users page (administrators only).
 //! - [`callbacks`]: the Callbacks list, one callback, bulk cancel and the exports.
 //! - [`overview`]: the live overview, its event stream and charts, and the Health page.
+//! - [`services`]: the Configured services page (list, create from a preset, edit, delete).
+//! - [`agents`]: the Agents page (live state and work, configuration, setting a state).
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
+mod agents;
 mod callbacks;
 pub mod login;
 mod overview;
+mod services;
 mod users;
 
 use askama::Template;
@@ -47,6 +51,10 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .or(login::routes(state.clone(), Portal::Desktop))
         .unify()
         .or(callbacks::routes(state.clone()))
+        .unify()
+        .or(services::routes(state.clone()))
+        .unify()
+        .or(agents::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
         .unify()
@@ -104,8 +112,8 @@ impl Layout {
 pub const NAV: &[(&str, &str, Action)] = &[
     ("/admin/callbacks", "Callbacks", Action::View),
     ("/admin/overview", "Live overview", Action::View),
-    // Configured services and Agents join here when their pages exist (issue 10, items 5
-    // and 6); a link to a 404 would be worse than none.
+    ("/admin/services", "Configured services", Action::View),
+    ("/admin/agents", "Agents", Action::View),
     ("/admin/users", "Users", Action::ManageUsers),
     ("/admin/health", "Health", Action::View),
 ];
