@@ -8,7 +8,7 @@ use super::{notifications, AppError, AppState};
 use crate::center::chat::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
-use crate::domain::options::{ConfiguredService, FieldError, Preset, ValidService};
+use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
@@ -28,13 +28,85 @@ pub async fn put_service(
         preset,
         options,
     };
-    let valid = config.validate(&state.settings.stat_servers)?;
+    let valid = check_service(config, &state.settings.stat_servers)?;
     let _serialized = state.catalog.lock_writes().await;
     state.store.put_template(&valid.config)?;
     state.store.wait_durable().await?;
     let created = state.catalog.insert(valid.clone());
     tracing::info!(service = name, created, "configured service saved");
     Ok((valid, created))
+}
+
+/// Options every configured service keeps, whatever its preset: those the seeds call
+/// mandatory (`_media_type`, `_wait_for_agent`, `_ttl`), the required `_target`, and `_type`,
+/// which says who runs the service. The console marks them and offers no way to remove them.
+pub const MANDATORY_OPTIONS: [&str; 5] =
+    ["_type", "_media_type", "_wait_for_agent", "_ttl", "_target"];
+
+/// Whether `option` is one of [`MANDATORY_OPTIONS`].
+pub fn is_mandatory(option: &str) -> bool {
+    MANDATORY_OPTIONS.contains(&option)
+}
+
+/// Validates `config` as [`put_service`] does: the domain's checks, then a value for every
+/// mandatory option.
+fn check_service(
+    config: ConfiguredService,
+    stat_servers: &[String],
+) -> Result<ValidService, OptionError> {
+    let valid = config.validate(stat_servers)?;
+    let missing = MANDATORY_OPTIONS.into_iter().find(|option| {
+        valid
+            .effective
+            .get(*option)
+            .is_none_or(|v| v.trim().is_empty())
+    });
+    match missing {
+        Some(option) => Err(OptionError {
+            option: option.to_string(),
+            message: "mandatory: every service needs a value for it, and it cannot be removed"
+                .into(),
+        }),
+        None => Ok(valid),
+    }
+}
+
+/// Every problem [`put_service`] would find in these options, for a form that shows each next
+/// to its option. Validation stops at the first bad option, so each one found is set aside
+/// (the preset's default applies again) and the rest are checked again.
+pub fn service_problems(
+    state: &AppState,
+    name: &str,
+    preset: Preset,
+    mut options: BTreeMap<String, String>,
+) -> Vec<OptionError> {
+    let mut problems: Vec<OptionError> = Vec::new();
+    let mut name = name.to_string();
+    // Each round sets one option aside, so the rounds are bounded by the options given.
+    for _ in 0..=options.len() + 1 {
+        let config = ConfiguredService {
+            name: name.clone(),
+            preset,
+            options: options.clone(),
+        };
+        let Err(problem) = check_service(config, &state.settings.stat_servers) else {
+            break;
+        };
+        if problems.iter().any(|p| p.option == problem.option) {
+            break;
+        }
+        let set_aside = if problem.option == "name" {
+            name = "service".into();
+            true
+        } else {
+            options.remove(&problem.option).is_some()
+        };
+        problems.push(problem);
+        if !set_aside {
+            break;
+        }
+    }
+    problems
 }
 
 /// Removes the configured service `name`. Existing services keep their options snapshot.

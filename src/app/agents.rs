@@ -81,6 +81,14 @@ pub async fn list_agents(state: &AppState) -> Result<Vec<Agent>, AppError> {
     }
 }
 
+/// One stored agent (configuration and last state, without its live work).
+///
+/// # Errors
+/// Unknown agent (404), storage failure.
+pub fn get_agent(state: &AppState, id: &str) -> Result<AgentRecord, AppError> {
+    state.store.agent(id)?.ok_or_else(|| unknown_agent(id))
+}
+
 /// Sets an agent's state. Becoming ready starts its idle time (longest idle is routed first).
 ///
 /// # Errors

@@ -9,15 +9,19 @@
 //! - [`overview`]: the live overview, its event stream and charts, and the Health page.
 //! - [`desktop`]: the agent desktop page (`/agent/`), with the same frame rules.
 //! - [`desktop_events`]: the agent desktop's event stream (`/agent/events`).
+//! - [`services`]: the Configured services page (list, create from a preset, edit, delete).
+//! - [`agents`]: the Agents page (live state and work, configuration, setting a state).
 //!
 //! Pages answer 303 to `/admin/login` without a session and a 403 page naming the role that
 //! would be allowed when the session's role is not (see `http::auth`).
 
+mod agents;
 pub(in crate::http) mod callbacks;
 mod desktop;
 mod desktop_events;
 pub mod login;
 mod overview;
+mod services;
 mod users;
 
 use askama::Template;
@@ -53,6 +57,10 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .or(desktop_events::routes(state.clone()))
         .unify()
         .or(callbacks::routes(state.clone()))
+        .unify()
+        .or(services::routes(state.clone()))
+        .unify()
+        .or(agents::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
         .unify()
@@ -112,8 +120,8 @@ impl Layout {
 pub const NAV: &[(&str, &str, Action)] = &[
     ("/admin/callbacks", "Callbacks", Action::View),
     ("/admin/overview", "Live overview", Action::View),
-    // Configured services and Agents join here when their pages exist (issue 10, items 5
-    // and 6); a link to a 404 would be worse than none.
+    ("/admin/services", "Configured services", Action::View),
+    ("/admin/agents", "Agents", Action::View),
     ("/admin/users", "Users", Action::ManageUsers),
     ("/admin/health", "Health", Action::View),
 ];
