@@ -3,6 +3,7 @@
 
 mod browser;
 mod callbacks;
+mod detail;
 mod overview;
 mod signin;
 mod users;
