@@ -535,7 +535,11 @@ fn detail_view(session: &Session, detail: CallbackDetail, feedback: Feedback) ->
             },
         })
         .collect();
-    let refused_add = feedback.user_data.as_ref().filter(|f| f.row.is_none());
+    // A refusal about a key with no row (a forged or stale post) shows on the add form.
+    let refused_add = feedback
+        .user_data
+        .as_ref()
+        .filter(|f| f.row.as_ref().is_none_or(|k| !r.user_data.contains_key(k)));
     let chat_service = r.options.get("_media_type").map(String::as_str) == Some("chat");
     DetailPage {
         layout: Layout::new(session, "/admin/callbacks"),
