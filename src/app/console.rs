@@ -9,7 +9,10 @@
 use std::ops::ControlFlow;
 
 use super::admin::{bulk_cancel, BulkCancel};
+use super::callbacks::{create_service, reschedule_callback, Reschedule};
 use super::{AppError, AppState};
+use crate::center::chat::ChatSession;
+use crate::domain::chat::{customer_rows, TranscriptEvent, Visibility};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
@@ -390,6 +393,248 @@ pub fn csv_line(record: &ServiceRecord) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+// One callback's page (issue 10, page 2): its changes go through the same use cases as the
+// GMS API (`callbacks::reschedule_callback`, `callbacks::create_service`), acting as the
+// callback's own `gms_user` so that the owner checks pass for the console's supervisors.
+
+/// How long a time picked on the page still counts as "now": the picker's own resolution
+/// (a minute), so that choosing the current minute queues the callback instead of being
+/// refused as past.
+pub const PICKER_GRACE_MS: u64 = 60_000;
+
+/// A time sent by the page's date-time picker: `utc`, the absolute time the page's script
+/// filled in (ISO 8601 with a zone), or else `local`, the picker's own value, which without
+/// the script is read as UTC (the page says so). `None` when both are empty.
+///
+/// # Errors
+/// A value that is not a date and time, naming `field`.
+pub fn picked_time(field: &str, utc: &str, local: &str) -> Result<Option<Timestamp>, FieldError> {
+    let (utc, local) = (utc.trim(), local.trim());
+    let text = if utc.is_empty() { local } else { utc };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    local_time(text, 0)
+        .map(|millis| Some(Timestamp::from_millis(millis)))
+        .map_err(|message| FieldError::new(field, message))
+}
+
+/// Refuses a picked time that has passed (more than [`PICKER_GRACE_MS`] before `now`).
+fn check_not_past(field: &str, at: Timestamp, now: Timestamp) -> Result<(), FieldError> {
+    if at.as_millis() + PICKER_GRACE_MS <= now.as_millis() {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{} is in the past (it is now {}): choose a time from now on",
+                at.to_iso(),
+                now.to_iso()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The stored callback `id`, or 404.
+fn stored_one(state: &AppState, id: &str) -> Result<ServiceRecord, AppError> {
+    state
+        .store
+        .service(id)?
+        .ok_or_else(|| super::callbacks::not_found(id))
+}
+
+/// Whether callback `id` is stored (the pages' 404 before any field is read).
+///
+/// # Errors
+/// Storage failure.
+pub fn exists(state: &AppState, id: &str) -> Result<bool, AppError> {
+    Ok(state.store.service(id)?.is_some())
+}
+
+/// Moves callback `id` to `desired` (from the console): refused when `desired` has passed
+/// (named `field`), otherwise exactly the GMS API's reschedule.
+///
+/// # Errors
+/// Unknown id (404), a past time (400, `field`), a state that cannot be rescheduled (400),
+/// storage failure.
+pub async fn reschedule(
+    state: &AppState,
+    id: &str,
+    field: &str,
+    desired: Timestamp,
+) -> Result<ServiceRecord, AppError> {
+    let record = stored_one(state, id)?;
+    check_not_past(field, desired, state.clock.now())?;
+    let change = Reschedule {
+        new_desired_time: Some(desired),
+        user_data: Vec::new(),
+    };
+    reschedule_callback(
+        state,
+        &record.service_name,
+        id,
+        record.owner.as_deref(),
+        &change,
+    )
+    .await
+}
+
+/// A change to one user-data key from the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDataEdit {
+    /// A key that must not exist yet.
+    Add {
+        /// The new key.
+        key: String,
+        /// Its value (not empty).
+        value: String,
+    },
+    /// A new value for a key.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value (not empty).
+        value: String,
+    },
+    /// Removes a key.
+    Remove {
+        /// The key.
+        key: String,
+    },
+}
+
+impl UserDataEdit {
+    /// The key it changes.
+    pub fn key(&self) -> &str {
+        match self {
+            UserDataEdit::Add { key, .. }
+            | UserDataEdit::Set { key, .. }
+            | UserDataEdit::Remove { key } => key,
+        }
+    }
+}
+
+/// Changes one user-data key of callback `id` through the GMS API's update path (an empty
+/// value removes a key there). Keys that start with `_` are options, not user data.
+///
+/// # Errors
+/// Unknown id (404); a `_` key, a bad key, an empty value, adding a key that exists or
+/// removing one that does not (400, naming the key or `value`); a COMPLETED callback (400);
+/// storage failure.
+pub async fn edit_user_data(
+    state: &AppState,
+    id: &str,
+    edit: &UserDataEdit,
+) -> Result<ServiceRecord, AppError> {
+    let record = stored_one(state, id)?;
+    let key = edit.key();
+    if key.is_empty() {
+        return Err(FieldError::new("key", "give the user-data key's name").into());
+    }
+    if key.starts_with('_') {
+        return Err(FieldError::new(
+            key,
+            format!("`{key}` starts with `_`: such keys are service options, not user data; choose a key without the leading `_`"),
+        )
+        .into());
+    }
+    let present = record.user_data.contains_key(key);
+    let value = match edit {
+        UserDataEdit::Add { .. } if present => {
+            return Err(FieldError::new(
+                key,
+                format!("`{key}` is already in the user data: change its value in its own row"),
+            )
+            .into())
+        }
+        UserDataEdit::Add { value, .. } | UserDataEdit::Set { value, .. } if value.is_empty() => {
+            return Err(FieldError::new(
+                "value",
+                format!("give a value for `{key}` (Remove deletes the key)"),
+            )
+            .into())
+        }
+        UserDataEdit::Remove { .. } if !present => {
+            return Err(FieldError::new(key, format!("`{key}` is not in the user data")).into())
+        }
+        UserDataEdit::Add { value, .. } | UserDataEdit::Set { value, .. } => value.clone(),
+        UserDataEdit::Remove { .. } => String::new(),
+    };
+    let change = Reschedule::parse(vec![(key.to_string(), value)])?;
+    reschedule_callback(
+        state,
+        &record.service_name,
+        id,
+        record.owner.as_deref(),
+        &change,
+    )
+    .await
+}
+
+/// Creates a new callback from callback `id` ("recreate", as GMS's Service Management UI
+/// has): the same configured service, owner, customer number and user data, at `desired`
+/// (now when `None`), through the GMS API's create. The options are the configured
+/// service's as they are now, not the old one's overrides.
+///
+/// # Errors
+/// Unknown id (404), a past time (400, `field`), the configured service deleted (404),
+/// what a create refuses (400, 503), storage failure.
+pub async fn recreate(
+    state: &AppState,
+    id: &str,
+    field: &str,
+    desired: Option<Timestamp>,
+) -> Result<ServiceRecord, AppError> {
+    let record = stored_one(state, id)?;
+    if let Some(at) = desired {
+        check_not_past(field, at, state.clock.now())?;
+    }
+    let mut fields: Vec<(String, String)> = record.user_data.clone().into_iter().collect();
+    if let Some(number) = &record.customer_number {
+        fields.push(("_customer_number".into(), number.clone()));
+    }
+    if let Some(at) = desired {
+        fields.push(("_desired_time".into(), at.to_iso()));
+    }
+    let created =
+        create_service(state, &record.service_name, record.owner.as_deref(), fields).await?;
+    Ok(created.record)
+}
+
+/// One event of a transcript as an agent (or supervisor) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLine {
+    /// Its transcript position.
+    pub position: u64,
+    /// The row: `[type, nickname, text, seconds since start, user type]`.
+    pub row: [String; 5],
+    /// Who may see it.
+    pub visibility: Visibility,
+}
+
+/// A chat's transcript in the two views the page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptViews {
+    /// What the customer's chat API returns for the whole transcript (`transcriptPosition=1`).
+    pub customer: Vec<[String; 5]>,
+    /// Every event, with its visibility, as the agent desktop's transcript shows it.
+    pub agent: Vec<AgentLine>,
+}
+
+/// The two views of a chat: the customer's (the same rule as the chat API) and the agent's.
+pub fn transcript_views(session: &ChatSession, events: &[TranscriptEvent]) -> TranscriptViews {
+    TranscriptViews {
+        customer: customer_rows(events, 1, session.created_at),
+        agent: events
+            .iter()
+            .map(|e| AgentLine {
+                position: e.position,
+                row: e.row(session.created_at),
+                visibility: e.visibility,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

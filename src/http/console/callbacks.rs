@@ -5,7 +5,13 @@
 //! - `GET /genesys/1/admin/callbacks/export?<filter>`: CSV of a filter (every page).
 //! - `POST /genesys/1/admin/callbacks/export` `{"ids": [...]}`: CSV of those ids.
 //!
-//! Filtering is `app::console`; cancelling is `app::admin::bulk_cancel` behind it.
+//! One callback's page shows everything stored for it and, for roles that may manage
+//! callbacks, posts its changes (`cancel`, `reschedule`, `user-data`, `recreate` under
+//! `/admin/callbacks/{id}/`) through `signed_form`; each answers 303 back with a notice, or
+//! the page again with the refusal beside its field.
+//!
+//! Filtering is `app::console`; cancelling is `app::admin::bulk_cancel` behind it; the
+//! detail page's changes are `app::console`'s functions over the GMS API's use cases.
 
 use std::collections::BTreeSet;
 
@@ -18,13 +24,16 @@ use warp::{Filter, Rejection};
 use super::{render, see_other, Layout};
 use crate::app::accounts::Portal;
 use crate::app::admin::{self, CallbackDetail};
-use crate::app::console::{self, CallbackFilter, Listing, RANGES};
+use crate::app::console::{self, CallbackFilter, Listing, TranscriptViews, UserDataEdit, RANGES};
 use crate::app::sessions::Session;
 use crate::app::{AppError, AppState};
 use crate::domain::account::Action;
+use crate::domain::chat::Visibility;
+use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, RoutingEventKind, ServiceRecord};
+use crate::domain::time::Timestamp;
 use crate::http::auth::{api_caller, page_session, signed_form, Caller};
-use crate::http::error::respond;
+use crate::http::error::{respond, ApiError};
 use crate::http::form::{self, Fields};
 use crate::http::{reply, with_state};
 
@@ -84,6 +93,72 @@ struct Line {
     text: String,
 }
 
+/// The visible input of the detail page's date-time pickers (reschedule, recreate); the
+/// field a refusal names.
+const TIME_FIELD: &str = "desired_time";
+/// The hidden input the page's script fills with the picked time as UTC ISO 8601.
+const TIME_UTC_FIELD: &str = "desired_time_utc";
+
+/// A date-time picker of the detail page.
+struct TimeField {
+    /// The picker's value (`YYYY-MM-DDTHH:MM`): in UTC as rendered (static/callback.js shows
+    /// it in the browser's zone), or what was typed when a refusal shows the form again.
+    local: String,
+    /// The absolute time `local` stands for, for the script; `None` for typed input.
+    utc: Option<String>,
+    /// Why the last post of this form was refused, beside the field.
+    error: Option<String>,
+}
+
+impl TimeField {
+    /// A picker set to `at` (empty for `None`).
+    fn at(at: Option<Timestamp>) -> Self {
+        let iso = at.map(Timestamp::to_iso);
+        Self {
+            local: iso
+                .as_deref()
+                .map(|t| t[..16].to_string())
+                .unwrap_or_default(),
+            utc: iso,
+            error: None,
+        }
+    }
+
+    /// A picker showing what was typed, with why it was refused.
+    fn refused(typed: &str, error: String) -> Self {
+        Self {
+            local: typed.to_string(),
+            utc: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// One user-data key with its edit form.
+struct UserDataRow {
+    key: String,
+    value: String,
+    error: Option<String>,
+}
+
+/// One transcript event as shown.
+struct ChatRow {
+    position: u64,
+    kind: String,
+    nickname: String,
+    text: String,
+    secs: String,
+    user_type: String,
+    /// Set when the customer does not see the event (agent's view only).
+    hidden: Option<&'static str>,
+}
+
+/// The transcript in its two views.
+struct ChatViews {
+    customer: Vec<ChatRow>,
+    agent: Vec<ChatRow>,
+}
+
 #[derive(Template)]
 #[template(path = "console/callback.html")]
 struct DetailPage {
@@ -91,16 +166,48 @@ struct DetailPage {
     id: String,
     summary: Vec<(&'static str, String)>,
     options: Vec<(String, String)>,
-    user_data: Vec<(String, String)>,
+    user_data: Vec<UserDataRow>,
+    new_key: String,
+    new_value: String,
+    new_error: Option<String>,
     history: Vec<Line>,
     routing: Vec<Step>,
     notifications: Vec<Line>,
     agent_notifications: Vec<Line>,
-    chat: Option<String>,
+    chat: Option<ChatViews>,
+    /// A chat service whose chat has not started.
+    chat_pending: bool,
     active: bool,
     can_manage: bool,
+    reschedule: TimeField,
+    recreate: TimeField,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// What a form post leaves for the detail page to show.
+#[derive(Default)]
+struct Feedback {
+    /// The page's status (a refusal's 400, say).
+    status: StatusCode,
+    /// A message at the top, after a 303.
+    notice: Option<String>,
+    /// An error at the top (one that belongs to no field).
+    error: Option<String>,
+    /// The reschedule picker as posted, with its error.
+    reschedule: Option<TimeField>,
+    /// The recreate picker as posted, with its error.
+    recreate: Option<TimeField>,
+    /// A refused user-data edit.
+    user_data: Option<UserDataRefusal>,
+}
+
+/// A refused user-data edit: which row (`None`: the add form), what was typed, why.
+struct UserDataRefusal {
+    row: Option<String>,
+    key: String,
+    value: String,
+    error: String,
 }
 
 /// The Callbacks pages, their form posts and the export/cancel API.
@@ -109,6 +216,12 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .or(detail_page(state.clone()))
         .unify()
         .or(detail_cancel(state.clone()))
+        .unify()
+        .or(detail_reschedule(state.clone()))
+        .unify()
+        .or(detail_user_data(state.clone()))
+        .unify()
+        .or(detail_recreate(state.clone()))
         .unify()
         .or(report_cancelled(state.clone()))
         .unify()
@@ -253,6 +366,48 @@ fn filter_query(fields: &Fields) -> String {
     serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
+/// The notice a `?done=` after a detail form's 303 shows (only these, never text from the URL).
+fn done_notice(fields: &Fields) -> Option<String> {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    Some(match get("done")? {
+        "cancelled" => "Callback cancelled (CANCELLED_BY_ADMIN).".to_string(),
+        "rescheduled" => "Callback rescheduled: the summary shows its new desired time.".into(),
+        "user-data" => "User data saved.".into(),
+        "recreated" => match get("from") {
+            Some(from) => format!("Callback created from callback {from}."),
+            None => "Callback created.".into(),
+        },
+        _ => return None,
+    })
+}
+
+/// 303 back to callback `id`'s page with the `?done=` notice `what` (and `extra` query).
+fn done(id: &str, what: &str, extra: &str) -> Response {
+    see_other(&format!(
+        "/admin/callbacks/{}?done={what}{extra}",
+        super::encode_component(id)
+    ))
+}
+
+/// The first value of form field `name` (empty when absent).
+fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The status and message of a refused change, for the page.
+fn refusal(err: AppError) -> (StatusCode, String) {
+    let api = ApiError::from(err);
+    (api.status(), api.into_message())
+}
+
 /// GET /admin/callbacks/{id}
 fn detail_page(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("admin" / "callbacks" / String)
@@ -262,49 +417,54 @@ fn detail_page(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(form::query_fields())
         .then(
             |id: String, session: Session, state: AppState, fields: Fields| async move {
-                let notice = fields
-                    .iter()
-                    .any(|(k, _)| k == "cancelled")
-                    .then(|| "Callback cancelled (CANCELLED_BY_ADMIN).".to_string());
-                detail(&state, &session, &id, notice, None).await
+                let feedback = Feedback {
+                    notice: done_notice(&fields),
+                    ..Feedback::default()
+                };
+                detail(&state, &session, &id, feedback).await
             },
         )
 }
 
-async fn detail(
-    state: &AppState,
-    session: &Session,
-    id: &str,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
-    let detail = match admin::callback_detail(state, id).await {
-        Ok(detail) => detail,
-        Err(AppError::NotFound(_)) => {
-            return super::message(
-                StatusCode::NOT_FOUND,
-                "No such callback",
-                format!("There is no stored callback with id {id}."),
-            )
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "callback detail");
-            return super::message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "The callback could not be read: the server log says why.".into(),
-            );
-        }
-    };
-    render(StatusCode::OK, &detail_view(session, detail, notice, error))
+/// The 404 page for an unknown callback.
+fn no_such_callback(id: &str) -> Response {
+    super::message(
+        StatusCode::NOT_FOUND,
+        "No such callback",
+        format!("There is no stored callback with id {id}."),
+    )
 }
 
-fn detail_view(
-    session: &Session,
-    detail: CallbackDetail,
-    notice: Option<String>,
-    error: Option<String>,
-) -> DetailPage {
+/// The answer when callback `id` is not stored (404) or cannot be read (500), before a form
+/// post reads any of its fields; `None` when it is stored.
+fn unknown_callback(state: &AppState, id: &str) -> Option<Response> {
+    match console::exists(state, id) {
+        Ok(true) => None,
+        Ok(false) => Some(no_such_callback(id)),
+        Err(err) => Some(read_failure(err)),
+    }
+}
+
+fn read_failure(err: AppError) -> Response {
+    tracing::error!(error = %err, "callback detail");
+    super::message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Error",
+        "The callback could not be read: the server log says why.".into(),
+    )
+}
+
+async fn detail(state: &AppState, session: &Session, id: &str, feedback: Feedback) -> Response {
+    let detail = match admin::callback_detail(state, id).await {
+        Ok(detail) => detail,
+        Err(AppError::NotFound(_)) => return no_such_callback(id),
+        Err(err) => return read_failure(err),
+    };
+    let status = feedback.status;
+    render(status, &detail_view(session, detail, feedback))
+}
+
+fn detail_view(session: &Session, detail: CallbackDetail, feedback: Feedback) -> DetailPage {
     let r = &detail.record;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
     let summary = vec![
@@ -368,12 +528,38 @@ fn detail_view(
             })
             .collect()
     };
+    let refused_row = feedback.user_data.as_ref().filter(|f| f.row.is_some());
+    let user_data = r
+        .user_data
+        .iter()
+        .map(|(key, value)| match refused_row {
+            Some(f) if f.row.as_deref() == Some(key) => UserDataRow {
+                key: key.clone(),
+                value: f.value.clone(),
+                error: Some(f.error.clone()),
+            },
+            _ => UserDataRow {
+                key: key.clone(),
+                value: value.clone(),
+                error: None,
+            },
+        })
+        .collect();
+    // A refusal about a key with no row (a forged or stale post) shows on the add form.
+    let refused_add = feedback
+        .user_data
+        .as_ref()
+        .filter(|f| f.row.as_ref().is_none_or(|k| !r.user_data.contains_key(k)));
+    let chat_service = r.options.get("_media_type").map(String::as_str) == Some("chat");
     DetailPage {
         layout: Layout::new(session, "/admin/callbacks"),
         id: r.id.clone(),
         summary,
         options: r.options.clone().into_iter().collect(),
-        user_data: r.user_data.clone().into_iter().collect(),
+        user_data,
+        new_key: refused_add.map(|f| f.key.clone()).unwrap_or_default(),
+        new_value: refused_add.map(|f| f.value.clone()).unwrap_or_default(),
+        new_error: refused_add.map(|f| f.error.clone()),
         history: r
             .state_history
             .iter()
@@ -388,56 +574,234 @@ fn detail_view(
         routing,
         notifications: notes(&detail.notifications),
         agent_notifications: notes(&detail.agent_notifications),
-        chat: detail.chat.as_ref().map(|(_, events)| {
-            events
-                .iter()
-                .map(|e| format!("{e:?}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }),
+        chat_pending: chat_service && detail.chat.is_none(),
+        chat: detail
+            .chat
+            .as_ref()
+            .map(|(chat, events)| chat_views(&console::transcript_views(chat, events))),
         active: r.is_active(),
         can_manage: session.principal.role.allows(Action::ManageCallbacks),
-        notice,
-        error,
+        reschedule: feedback
+            .reschedule
+            .unwrap_or_else(|| TimeField::at(Some(r.desired_time))),
+        recreate: feedback.recreate.unwrap_or_else(|| TimeField::at(None)),
+        notice: feedback.notice,
+        error: feedback.error,
     }
+}
+
+fn chat_views(views: &TranscriptViews) -> ChatViews {
+    let row = |position: u64, row: &[String; 5], hidden: Option<&'static str>| ChatRow {
+        position,
+        kind: row[0].clone(),
+        nickname: row[1].clone(),
+        text: row[2].clone(),
+        secs: row[3].clone(),
+        user_type: row[4].clone(),
+        hidden,
+    };
+    ChatViews {
+        customer: views
+            .customer
+            .iter()
+            .enumerate()
+            .map(|(i, r)| row(i as u64 + 1, r, None))
+            .collect(),
+        agent: views
+            .agent
+            .iter()
+            .map(|line| {
+                let hidden = match line.visibility {
+                    Visibility::All => None,
+                    Visibility::Int => {
+                        Some("hidden from the customer (INT: agents and supervisors)")
+                    }
+                    Visibility::Vip => Some("hidden from the customer (VIP: supervisors only)"),
+                };
+                row(line.position, &line.row, hidden)
+            })
+            .collect(),
+    }
+}
+
+/// A detail-page form post: `POST /admin/callbacks/{id}/{action}` with the CSRF field,
+/// for roles that may manage callbacks.
+fn detail_form(
+    state: &AppState,
+    action: &'static str,
+) -> impl Filter<Extract = (String, Session, Fields, AppState), Error = Rejection> + Clone {
+    warp::path!("admin" / "callbacks" / String / String)
+        .and_then(move |id: String, path_action: String| async move {
+            if path_action == action {
+                Ok(id)
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .and(warp::post())
+        .and(signed_form(
+            state,
+            Portal::Console,
+            Some(Action::ManageCallbacks),
+        ))
+        .and(with_state(state.clone()))
 }
 
 /// POST /admin/callbacks/{id}/cancel (field `csrf`)
 fn detail_cancel(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("admin" / "callbacks" / String / "cancel")
-        .and(warp::post())
-        .and(signed_form(
-            &state,
-            Portal::Console,
-            Some(Action::ManageCallbacks),
-        ))
-        .and(with_state(state))
-        .and_then(
-            |id: String, session: Session, _fields: Fields, state: AppState| async move {
-                let ids = [id.clone()];
-                Ok::<_, Rejection>(match console::cancel_report(&state, &ids).await {
-                    Ok(report) if report.iter().all(|e| e.ok_title == "Ok") => see_other(&format!(
-                        "/admin/callbacks/{}?cancelled",
-                        super::encode_component(&id)
-                    )),
-                    Ok(report) => {
-                        let why = report
-                            .first()
-                            .and_then(|e| e.message.clone())
-                            .unwrap_or_else(|| "it is not stored".into());
-                        detail(
-                            &state,
-                            &session,
-                            &id,
-                            None,
-                            Some(format!("Not cancelled: {why}.")),
-                        )
-                        .await
-                    }
-                    Err(err) => detail(&state, &session, &id, None, Some(err.to_string())).await,
-                })
-            },
-        )
+    detail_form(&state, "cancel").then(
+        |id: String, session: Session, _fields: Fields, state: AppState| async move {
+            if let Some(unknown) = unknown_callback(&state, &id) {
+                return unknown;
+            }
+            let ids = [id.clone()];
+            let error = match console::cancel_report(&state, &ids).await {
+                Ok(report) if report.iter().all(|e| e.ok_title == "Ok") => {
+                    return done(&id, "cancelled", "")
+                }
+                Ok(report) => {
+                    let why = report
+                        .first()
+                        .and_then(|e| e.message.clone())
+                        .unwrap_or_else(|| "it is not stored".into());
+                    format!("Not cancelled: {why}.")
+                }
+                Err(err) => refusal(err).1,
+            };
+            let feedback = Feedback {
+                status: StatusCode::BAD_REQUEST,
+                error: Some(error),
+                ..Feedback::default()
+            };
+            detail(&state, &session, &id, feedback).await
+        },
+    )
+}
+
+/// POST /admin/callbacks/{id}/reschedule (fields `csrf`, `desired_time` from the picker,
+/// `desired_time_utc` filled by the page's script): GMS's reschedule, refused in the past.
+fn detail_reschedule(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    detail_form(&state, "reschedule").then(
+        |id: String, session: Session, fields: Fields, state: AppState| async move {
+            if let Some(unknown) = unknown_callback(&state, &id) {
+                return unknown;
+            }
+            let typed = field(&fields, TIME_FIELD);
+            let result =
+                match console::picked_time(TIME_FIELD, field(&fields, TIME_UTC_FIELD), typed) {
+                    Ok(Some(at)) => console::reschedule(&state, &id, TIME_FIELD, at).await,
+                    Ok(None) => Err(FieldError::new(
+                        TIME_FIELD,
+                        "choose the new desired date and time",
+                    )
+                    .into()),
+                    Err(err) => Err(err.into()),
+                };
+            match result {
+                Ok(_) => done(&id, "rescheduled", ""),
+                Err(err) => {
+                    let (status, message) = refusal(err);
+                    let feedback = Feedback {
+                        status,
+                        reschedule: Some(TimeField::refused(typed, message)),
+                        ..Feedback::default()
+                    };
+                    detail(&state, &session, &id, feedback).await
+                }
+            }
+        },
+    )
+}
+
+/// POST /admin/callbacks/{id}/user-data (fields `csrf`, `key`, `value`, `op` = `set`,
+/// `remove` or `add`): one user-data key, through the GMS API's update path.
+fn detail_user_data(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    detail_form(&state, "user-data").then(
+        |id: String, session: Session, fields: Fields, state: AppState| async move {
+            if let Some(unknown) = unknown_callback(&state, &id) {
+                return unknown;
+            }
+            let key = field(&fields, "key").trim().to_string();
+            let value = field(&fields, "value").to_string();
+            let op = field(&fields, "op");
+            let edit = match op {
+                "add" => Ok(UserDataEdit::Add {
+                    key: key.clone(),
+                    value: value.clone(),
+                }),
+                "set" => Ok(UserDataEdit::Set {
+                    key: key.clone(),
+                    value: value.clone(),
+                }),
+                "remove" => Ok(UserDataEdit::Remove { key: key.clone() }),
+                other => Err(AppError::from(FieldError::new(
+                    "op",
+                    format!("`{other}` is not a user-data change: use set, remove or add"),
+                ))),
+            };
+            let result = match edit {
+                Ok(edit) => console::edit_user_data(&state, &id, &edit).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(_) => done(&id, "user-data", ""),
+                Err(err) => {
+                    let (status, message) = refusal(err);
+                    let feedback = Feedback {
+                        status,
+                        user_data: Some(UserDataRefusal {
+                            row: (op != "add").then(|| key.clone()),
+                            key,
+                            value,
+                            error: message,
+                        }),
+                        ..Feedback::default()
+                    };
+                    detail(&state, &session, &id, feedback).await
+                }
+            }
+        },
+    )
+}
+
+/// POST /admin/callbacks/{id}/recreate (fields `csrf`, `desired_time`, `desired_time_utc`;
+/// empty: now): a new callback from this one, through the GMS API's create; 303 to it.
+fn detail_recreate(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    detail_form(&state, "recreate").then(
+        |id: String, session: Session, fields: Fields, state: AppState| async move {
+            if let Some(unknown) = unknown_callback(&state, &id) {
+                return unknown;
+            }
+            let typed = field(&fields, TIME_FIELD);
+            let result =
+                match console::picked_time(TIME_FIELD, field(&fields, TIME_UTC_FIELD), typed) {
+                    Ok(at) => console::recreate(&state, &id, TIME_FIELD, at).await,
+                    Err(err) => Err(err.into()),
+                };
+            match result {
+                Ok(created) => done(
+                    &created.id,
+                    "recreated",
+                    &format!("&from={}", super::encode_component(&id)),
+                ),
+                Err(err) => {
+                    let (status, message) = refusal(err);
+                    let feedback = Feedback {
+                        status,
+                        recreate: Some(TimeField::refused(typed, message)),
+                        ..Feedback::default()
+                    };
+                    detail(&state, &session, &id, feedback).await
+                }
+            }
+        },
+    )
 }
 
 /// The body of `reportcancelled`: ids, or a filter (the list page's fields).

@@ -269,6 +269,10 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
                     include_str!("../../../static/callbacks.js"),
                     "text/javascript; charset=utf-8",
                 ),
+                "callback.js" => (
+                    include_str!("../../../static/callback.js"),
+                    "text/javascript; charset=utf-8",
+                ),
                 "overview.js" => (
                     include_str!("../../../static/overview.js"),
                     "text/javascript; charset=utf-8",

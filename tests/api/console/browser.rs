@@ -27,3 +27,15 @@ fn the_callbacks_pages_find_open_cancel_bulk_cancel_and_export() {
         "{output}"
     );
 }
+
+#[test]
+fn one_callbacks_page_reschedules_in_the_browsers_zone_edits_user_data_and_recreates() {
+    require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let output = run_node("console_detail.mjs", &[&server.address, ADMIN_TOKEN]);
+    assert!(
+        output.contains("ok   the callback was recreated with the same number and user data"),
+        "{output}"
+    );
+}

@@ -4,6 +4,7 @@
 mod browser;
 mod callbacks;
 mod config;
+mod detail;
 mod overview;
 mod signin;
 mod users;
