@@ -1,11 +1,241 @@
-//! An agent's handled interactions, for the desktop's History.
+//! An agent's handled interactions, for the desktop's History
+//! (`GET /genesys/1/agent/{agent}/history`).
+//!
+//! A service record says who handled it: every time it entered PROCESSING, the agent reserved
+//! for it then (the last `Reserved` entry of its routing history before that moment, else
+//! `reserved_agent`) took it, and the next state entered ended that attempt. A callback that
+//! was requeued and handled again has one attempt per agent turn. The services are found
+//! through the state index (PROCESSING and COMPLETED only), reading each of those records:
+//! see docs/decisions.md.
+
+use serde::Serialize;
 
 use super::{AppError, AppState};
+use crate::domain::service::{CallbackState, RoutingEventKind, ServiceRecord};
+use crate::domain::time::Timestamp;
 
-/// A number that changes whenever `agent`'s history does (compare it for equality only).
+/// Records read at most for one history.
+const MAX_ENTRIES: usize = 1_000;
+
+/// One turn of one agent at one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The service.
+    pub service_id: String,
+    /// Its configured service.
+    pub service_name: String,
+    /// `_media_type` (`chat`, `voice`).
+    pub media: String,
+    /// `_customer_number`.
+    pub customer_number: Option<String>,
+    /// The completion reason (`AGENT_CONNECTED`), `active` while handled, or the state the
+    /// service went back to (`QUEUED`: requeued).
+    pub outcome: String,
+    /// When the agent took it (ISO).
+    pub started_at: String,
+    /// When the turn ended (ISO), `None` while active.
+    pub ended_at: Option<String>,
+    /// Whole seconds from start to end (or to now while active).
+    pub duration_secs: u64,
+    #[serde(skip)]
+    started: Timestamp,
+}
+
+/// The turns of `agent` that started at or after `since`, newest first.
+///
+/// # Errors
+/// Unknown agent (404), storage failure.
+pub fn history(
+    state: &AppState,
+    agent: &str,
+    since: Timestamp,
+) -> Result<Vec<HistoryEntry>, AppError> {
+    if state.store.agent(agent)?.is_none() {
+        return Err(AppError::NotFound(format!(
+            "no agent has the id `{agent}`: list them with GET /genesys/1/admin/agents"
+        )));
+    }
+    let now = state.clock.now();
+    let handled_since = |record: &ServiceRecord| {
+        turns(record)
+            .iter()
+            .any(|t| t.agent == agent && t.started >= since)
+    };
+    let records = state.store.services_in_states(
+        None,
+        &[CallbackState::Processing, CallbackState::Completed],
+        handled_since,
+        MAX_ENTRIES,
+    )?;
+    let mut entries: Vec<HistoryEntry> = records
+        .iter()
+        .flat_map(|record| {
+            turns(record)
+                .into_iter()
+                .filter(|t| t.agent == agent && t.started >= since)
+                .map(move |t| entry(record, t, now))
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        b.started
+            .cmp(&a.started)
+            .then_with(|| a.service_id.cmp(&b.service_id))
+    });
+    Ok(entries)
+}
+
+/// A number that changes whenever `agent`'s history of the last 24 hours does (compare it
+/// for equality only): a hash of its entries' ids, outcomes and ends.
 ///
 /// # Errors
 /// Storage failure.
-pub fn version(_state: &AppState, _agent: &str) -> Result<u64, AppError> {
-    Ok(0)
+pub fn version(state: &AppState, agent: &str) -> Result<u64, AppError> {
+    use std::hash::{Hash, Hasher};
+    let since = Timestamp::from_millis(state.clock.now().as_millis().saturating_sub(DAY_MS));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for entry in history(state, agent, since)? {
+        (
+            &entry.service_id,
+            &entry.outcome,
+            &entry.started_at,
+            &entry.ended_at,
+        )
+            .hash(&mut hasher);
+    }
+    // JavaScript reads numbers exactly up to 2^53.
+    Ok(hasher.finish() & ((1 << 53) - 1))
+}
+
+/// A day, the History's default reach.
+pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// One agent's turn at a service, as the record tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Turn {
+    agent: String,
+    started: Timestamp,
+    ended: Option<Timestamp>,
+    outcome: String,
+}
+
+/// Every turn of every agent at `record`, oldest first.
+fn turns(record: &ServiceRecord) -> Vec<Turn> {
+    let history = &record.state_history;
+    history
+        .iter()
+        .enumerate()
+        .filter(|(_, change)| change.state == CallbackState::Processing)
+        .filter_map(|(i, change)| {
+            let agent = record
+                .routing_history
+                .iter()
+                .rev()
+                .filter(|e| e.at <= change.at)
+                .find_map(|e| match &e.kind {
+                    RoutingEventKind::Reserved { agent } => Some(agent.clone()),
+                    _ => None,
+                })
+                .or_else(|| record.reserved_agent.clone())?;
+            let next = history.get(i + 1);
+            let outcome = match next {
+                None => "active".to_string(),
+                Some(next) if next.state == CallbackState::Completed => next
+                    .reason
+                    .map_or_else(|| "COMPLETED".to_string(), |r| r.as_str().to_string()),
+                Some(next) => next.state.as_str().to_string(),
+            };
+            Some(Turn {
+                agent,
+                started: change.at,
+                ended: next.map(|n| n.at),
+                outcome,
+            })
+        })
+        .collect()
+}
+
+fn entry(record: &ServiceRecord, turn: Turn, now: Timestamp) -> HistoryEntry {
+    let end = turn.ended.unwrap_or(now);
+    HistoryEntry {
+        service_id: record.id.clone(),
+        service_name: record.service_name.clone(),
+        media: record
+            .options
+            .get("_media_type")
+            .cloned()
+            .unwrap_or_else(|| "chat".into()),
+        customer_number: record.customer_number.clone(),
+        outcome: turn.outcome,
+        started_at: turn.started.to_iso(),
+        ended_at: turn.ended.map(Timestamp::to_iso),
+        duration_secs: end.as_millis().saturating_sub(turn.started.as_millis()) / 1000,
+        started: turn.started,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::service::{CallbackReason, RoutingEvent};
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_millis(1_000_000 + secs * 1000)
+    }
+
+    fn reserved(record: &mut ServiceRecord, agent: &str, secs: u64) {
+        record.routing_history.push(RoutingEvent {
+            at: at(secs),
+            step: 1,
+            kind: RoutingEventKind::Reserved {
+                agent: agent.into(),
+            },
+        });
+        record.reserved_agent = Some(agent.into());
+    }
+
+    #[test]
+    fn each_processing_spell_is_a_turn_of_the_agent_reserved_then() {
+        let mut record = ServiceRecord::new("s1", "callback", Preset::ChatDelayed, at(0));
+        reserved(&mut record, "ann", 1);
+        record.enter(CallbackState::Processing, None, at(2), "handled");
+        record.reserved_agent = None;
+        record.enter(CallbackState::Queued, None, at(5), "no answer");
+        reserved(&mut record, "bob", 10);
+        record.enter(CallbackState::Processing, None, at(11), "handled");
+        let open = turns(&record);
+        assert_eq!(open.len(), 2, "{open:?}");
+        assert_eq!(
+            (open[0].agent.as_str(), open[0].outcome.as_str()),
+            ("ann", "QUEUED")
+        );
+        assert_eq!(open[0].ended, Some(at(5)));
+        assert_eq!(
+            (open[1].agent.as_str(), open[1].outcome.as_str()),
+            ("bob", "active")
+        );
+        record.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::AgentConnected),
+            at(71),
+            "done",
+        );
+        let done = turns(&record);
+        assert_eq!(done[1].outcome, "AGENT_CONNECTED");
+        let shown = entry(&record, done[1].clone(), at(500));
+        assert_eq!(shown.duration_secs, 60);
+    }
+
+    #[test]
+    fn a_service_never_handled_has_no_turns() {
+        let mut record = ServiceRecord::new("s2", "chat-delay", Preset::ChatDelayed, at(0));
+        reserved(&mut record, "ann", 1);
+        record.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::FailUserNoConfirm),
+            at(60),
+            "no confirm",
+        );
+        assert!(turns(&record).is_empty());
+    }
 }

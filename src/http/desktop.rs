@@ -1,5 +1,5 @@
 //! The agent desktop's chat routes (DESIGN §6.4, bearer token): the agent's interactions,
-//! accepting a chat, and chatting in it.
+//! accepting a chat, chatting in it, and the agent's history.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,8 +30,39 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(push_url(state.clone()))
         .unify()
-        .or(leave(state))
+        .or(leave(state.clone()))
         .unify()
+        .or(history(state))
+        .unify()
+}
+
+/// GET /genesys/1/agent/{agent}/history?since=ISO (default: the last 24 hours)
+fn history(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "agent" / String / "history")
+        .and(warp::get())
+        .and(agent_caller(&state))
+        .and_then(act_as)
+        .and(with_state(state))
+        .and(form::query_fields())
+        .map(|agent: String, state: AppState, query: form::Fields| {
+            let since = match query.iter().rev().find(|(k, _)| k == "since") {
+                None => Ok(crate::domain::time::Timestamp::from_millis(
+                    state
+                        .clock
+                        .now()
+                        .as_millis()
+                        .saturating_sub(crate::app::history::DAY_MS),
+                )),
+                Some((_, v)) => crate::domain::time::Timestamp::parse_iso(v).map_err(|err| {
+                    crate::app::AppError::from(FieldError::new(
+                        "since",
+                        format!("`{v}` is not a time ({err}): use ISO 8601, e.g. 2026-01-31T09:00:00.000Z"),
+                    ))
+                }),
+            };
+            let result = since.and_then(|since| crate::app::history::history(&state, &agent, since));
+            respond(result, |entries| reply::json(StatusCode::OK, &entries))
+        })
 }
 
 /// GET /genesys/1/agent/{agent}/interactions

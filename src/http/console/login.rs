@@ -137,6 +137,9 @@ fn logout(
         .and_then(
             move |session: Session, _fields: Fields, state: AppState| async move {
                 sign_out(&state, &session);
+                if let Err(err) = crate::app::presence::signed_out(&state, &session).await {
+                    tracing::error!(error = %err, user = %session.principal.username, "could not log the agent out at sign-out");
+                }
                 let mut response = see_other(portal.login_path());
                 set_cookie(
                     &mut response,
