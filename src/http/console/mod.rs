@@ -298,3 +298,24 @@ fn static_files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clo
             Ok::<_, Rejection>(response)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    /// A stylesheet whose braces do not balance makes the browser drop every rule after the
+    /// gap (a merge once lost the `}` of a phone-width block, and the pages' later rules then
+    /// applied at phone width only).
+    #[test]
+    fn every_stylesheet_closes_each_block_it_opens() {
+        for (name, css) in [
+            ("console.css", include_str!("../../../static/console.css")),
+            ("desktop.css", include_str!("../../../static/desktop.css")),
+        ] {
+            let mut depth = 0i32;
+            for (number, line) in css.lines().enumerate() {
+                depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+                assert!(depth >= 0, "{name}:{}: a `}}` closes nothing", number + 1);
+            }
+            assert_eq!(depth, 0, "{name}: {depth} block(s) left open");
+        }
+    }
+}
