@@ -39,3 +39,15 @@ fn one_callbacks_page_reschedules_in_the_browsers_zone_edits_user_data_and_recre
         "{output}"
     );
 }
+
+#[test]
+fn the_services_and_agents_pages_create_show_errors_set_state_and_delete() {
+    require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let output = run_node("console_config.mjs", &[&server.address, ADMIN_TOKEN]);
+    assert!(
+        output.contains("ok   the agent and the service were deleted"),
+        "{output}"
+    );
+}
