@@ -570,10 +570,14 @@
       tbody.replaceChildren(...rows.map((row) => {
         const tr = el("tr");
         tr.dataset.service = row.service_id;
-        const ended = el("time", "", new Date(row.ended_at).toLocaleTimeString());
-        ended.dateTime = row.ended_at;
         const endedCell = el("td");
-        endedCell.append(ended);
+        if (row.ended_at) {
+          const ended = el("time", "", new Date(row.ended_at).toLocaleTimeString());
+          ended.dateTime = row.ended_at;
+          endedCell.append(ended);
+        } else {
+          endedCell.textContent = "in progress";
+        }
         tr.append(endedCell, el("td", "", row.service_name), el("td", "", row.media),
           el("td", "", row.customer_number || "—"), el("td", "", row.outcome),
           el("td", "", duration(row.duration_secs || 0)));

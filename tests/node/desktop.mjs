@@ -74,11 +74,6 @@ async function customerRows(id) {
 
 async function agentPage(browser, name, password, viewport) {
   const page = await newPage(browser, { name, viewport });
-  // The server does not serve GET .../history yet (the page says so in its Today section):
-  // its 404 is expected, not a page error.
-  page.on("request", (request) => {
-    if (request.url().includes("/history?")) page.expectedFailures.add(request.url());
-  });
   await page.context().grantPermissions(["notifications"], { origin: base });
   await signIn(page, base, name, password, "agent");
   if (new URL(page.url()).pathname !== "/agent/") fail(`${name} landed on ${page.url()}`);
@@ -255,6 +250,11 @@ await run(async (browser) => {
     return body._callback_state === "COMPLETED" ? body : null;
   });
   step(`the service reads COMPLETED after the agent left (${record._callback_reason})`);
+  const historyRow = ann.locator(`#history tr[data-service="${id}"]`);
+  await historyRow.waitFor({ timeout: 10000 });
+  const historyText = await historyRow.textContent();
+  if (!historyText.includes(record._callback_reason)) fail(`today's history row lacks the outcome: ${historyText}`);
+  step(`today's history lists the chat with its outcome (${historyText.trim().replace(/\s+/g, " ")})`);
   await shot(ann, "desktop-after-leave");
   await ann.setViewportSize({ width: 390, height: 844 });
   await shot(ann, "desktop-after-leave-phone");
