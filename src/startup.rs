@@ -19,7 +19,7 @@ use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry::{self, ExpiryCounters};
 use crate::metrics::{Metrics, Sources};
-use crate::push::comet::{replay_to_subscribers, ChatPushes};
+use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
@@ -175,7 +175,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         egress.clone(),
         shutdown_rx.clone(),
     );
-    let (bayeux, subscribed) = Bayeux::new(
+    let (bayeux, announcements) = Bayeux::new(
         BayeuxSettings {
             timeout_ms: config.cometd.timeout_ms,
             max_interval_ms: config.cometd.max_interval_ms,
@@ -192,7 +192,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         expiry: &expiry_counters,
     });
     let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
-    tokio::spawn(replay_to_subscribers(notifier.clone(), subscribed));
+    tokio::spawn(follow_announcements(notifier.clone(), announcements));
     let chat = ChatServer::new(
         store.clone(),
         clock.clone(),
