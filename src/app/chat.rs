@@ -90,32 +90,16 @@ pub async fn start_chat(
     let session_id = view.session.id.clone();
     let now = state.clock.now();
     let linked = update(state, service_id, |r| {
-        if r.chat_session_id.is_some() || !r.is_active() {
-            return Err(AppError::Lifecycle(LifecycleError::Completed {
+        let changed_meanwhile = r.chat_session_id.is_some() || !r.is_active();
+        match r.start_chat(&session_id, waits, now) {
+            Ok(_) => Ok(()),
+            Err(_) if changed_meanwhile => Err(AppError::Lifecycle(LifecycleError::Completed {
                 id: r.id.clone(),
                 reason: "its chat changed meanwhile".into(),
                 action: "chatted with",
-            }));
+            })),
+            Err(_) => Err(no_agent_yet(&r.id)),
         }
-        r.chat_session_id = Some(session_id.clone());
-        match r.state {
-            CallbackState::Routing if r.reserved_agent.is_some() => {
-                r.confirmed_at = r.confirmed_at.or(Some(now));
-                r.enter(
-                    CallbackState::Processing,
-                    None,
-                    now,
-                    "chat started with the reserved agent",
-                );
-            }
-            CallbackState::Queued | CallbackState::Scheduled if !waits => {
-                r.queued_at = Some(now);
-                r.route = None;
-                r.enter(CallbackState::Queued, None, now, "chat started; queued");
-            }
-            _ => return Err(no_agent_yet(&r.id)),
-        }
-        Ok(())
     });
     let linked = match linked {
         Ok(linked) => linked,
@@ -509,11 +493,8 @@ pub async fn settle(
     let result = state
         .store
         .update_service::<()>(&closed.service_id, |record| {
-            if !record.is_active() {
-                return Err(());
-            }
-            was_processing = record.state == CallbackState::Processing;
-            record.enter(CallbackState::Completed, Some(reason), now, "chat ended");
+            let was = record.complete(reason, now, "chat ended").map_err(drop)?;
+            was_processing = was == CallbackState::Processing;
             Ok(())
         });
     match result {

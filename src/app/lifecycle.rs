@@ -43,9 +43,7 @@ pub async fn connect(
     // First confirmation of a reservation: record it, unless the reservation ended meanwhile.
     let now = state.clock.now();
     let confirmed = update(state, service_id, |record| {
-        if record.state == CallbackState::Routing && record.confirmed_at.is_none() {
-            record.confirmed_at = Some(now);
-        }
+        record.confirm(now);
         Ok(())
     })?;
     if !is_agent_available(&confirmed) {

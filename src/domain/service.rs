@@ -303,8 +303,11 @@ impl ServiceRecord {
         self.state != CallbackState::Completed
     }
 
-    /// Moves to `state`, recording it in the history.
-    pub fn enter(
+    /// Moves to `state`, recording it in the history. Only the transitions of
+    /// [`super::lifecycle`], cancel, reschedule and [`super::voice`] call it: everything else
+    /// asks for a transition by name, so a state is never entered from a state that does not
+    /// allow it.
+    pub(crate) fn enter(
         &mut self,
         state: CallbackState,
         reason: Option<CallbackReason>,
