@@ -23,6 +23,7 @@ use crate::domain::notification::{self, Notification};
 use crate::domain::options::{self, Preset, ServiceSettings};
 use crate::domain::service::{CallbackReason, CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
 
@@ -671,8 +672,36 @@ impl RouterTask {
             let (tag, message) = notification::agent_available(&record.id);
             self.notify(record, tag, &message, now);
             self.track_confirmation(record, &settings);
+        } else if voice::is_voice(record) && self.answers_automatically(agent) {
+            return self.take_voice(record, agent, now);
         }
         Vec::new()
+    }
+
+    /// Whether `agent` joins its interactions without an Accept.
+    fn answers_automatically(&self, agent: &str) -> bool {
+        self.router
+            .agent(agent)
+            .is_some_and(|a| a.config.auto_answer)
+    }
+
+    /// A voice callback reserved for an agent with auto answer, with nobody to wait for: the
+    /// agent takes it at once (PROCESSING, dialing), as a chat is joined automatically.
+    fn take_voice(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
+        let outcome = self.update(&record.id, |r| {
+            voice::take(r, agent, now).unwrap_or(false)
+        });
+        if !matches!(outcome, Outcome::Applied(_)) {
+            return Vec::new();
+        }
+        tracing::info!(service_id = %record.id, agent = %agent, "voice callback taken automatically");
+        self.router.handle(
+            Event::Started {
+                service: record.id.clone(),
+                agent: agent.to_string(),
+            },
+            now,
+        )
     }
 
     /// The chat of `record` waited in the queue and now has `agent`: the service becomes
