@@ -81,7 +81,12 @@ pub fn history(
     };
     let records = state.store.services_in_states(
         None,
-        &[CallbackState::Processing, CallbackState::Completed],
+        // SCHEDULED too: a voice callback waiting for its redial was handled already.
+        &[
+            CallbackState::Scheduled,
+            CallbackState::Processing,
+            CallbackState::Completed,
+        ],
         handled_since,
         MAX_ENTRIES,
     )?;
@@ -194,7 +199,11 @@ fn dial_attempt(
     let mut attempt = 0;
     let mut last = None;
     for event in &record.routing_history {
-        if let RoutingEventKind::Dialed { agent: who, outcome } = &event.kind {
+        if let RoutingEventKind::Dialed {
+            agent: who,
+            outcome,
+        } = &event.kind
+        {
             attempt += 1;
             let within = event.at >= from && to.is_none_or(|to| event.at <= to);
             if who == agent && within {

@@ -3,8 +3,8 @@
 
 use super::callbacks::{owned_service, update};
 use super::{AppError, AppState, Requester};
-use crate::domain::{options, voice};
 use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::{options, voice};
 
 /// What `connect` found.
 #[derive(Debug)]

@@ -499,9 +499,9 @@ impl ServiceRecord {
     /// says the agent belongs to; else the step the reservation was made in.
     pub fn found_by(&self, agent: &str, is_member: impl Fn(&str) -> bool) -> Option<FoundBy> {
         let events = &self.routing_history;
-        let reserved = events.iter().rposition(|e| {
-            matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent)
-        })?;
+        let reserved = events.iter().rposition(
+            |e| matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent),
+        )?;
         let mut fallback = None;
         for event in events[..reserved].iter().rev() {
             if let RoutingEventKind::Entered { target } = &event.kind {
@@ -577,7 +577,12 @@ mod tests {
             entered(1, "A@StatServer.GA"),
             entered(2, "B@StatServer.GA"),
             entered(3, "C@StatServer.GA"),
-            event(3, RoutingEventKind::Reserved { agent: "ann".into() }),
+            event(
+                3,
+                RoutingEventKind::Reserved {
+                    agent: "ann".into(),
+                },
+            ),
         ];
         let found = rec.found_by("ann", |t| t.starts_with('B'));
         assert_eq!(
@@ -589,8 +594,15 @@ mod tests {
             "ann is in B, kept in the set"
         );
         let fallback = rec.found_by("ann", |_| false).unwrap();
-        assert_eq!(fallback.step, 3, "no membership known: the step reserved in");
-        assert_eq!(rec.found_by("bob", |_| true), None, "never reserved for bob");
+        assert_eq!(
+            fallback.step, 3,
+            "no membership known: the step reserved in"
+        );
+        assert_eq!(
+            rec.found_by("bob", |_| true),
+            None,
+            "never reserved for bob"
+        );
     }
 
     #[test]

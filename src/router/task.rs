@@ -688,9 +688,7 @@ impl RouterTask {
     /// A voice callback reserved for an agent with auto answer, with nobody to wait for: the
     /// agent takes it at once (PROCESSING, dialing), as a chat is joined automatically.
     fn take_voice(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
-        let outcome = self.update(&record.id, |r| {
-            voice::take(r, agent, now).unwrap_or(false)
-        });
+        let outcome = self.update(&record.id, |r| voice::take(r, agent, now).unwrap_or(false));
         if !matches!(outcome, Outcome::Applied(_)) {
             return Vec::new();
         }

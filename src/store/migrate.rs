@@ -147,7 +147,8 @@ mod tests {
                 "0005_notifications",
                 "0006_push",
                 "0007_owner_index",
-                "0008_time_index"
+                "0008_time_index",
+                "0009_agent_reason"
             ]
         );
         let a = store
@@ -219,7 +220,12 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0006_push", "0007_owner_index", "0008_time_index", "0009_agent_reason"]
+            [
+                "0006_push",
+                "0007_owner_index",
+                "0008_time_index",
+                "0009_agent_reason"
+            ]
         );
         let listed: Vec<String> = store
             .undelivered_for_user("alice", 10)
