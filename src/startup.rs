@@ -434,6 +434,7 @@ fn parse_agents(
                 state,
                 state_since: now,
                 idle_since: now,
+                reason: None,
             })
         })
         .collect()

@@ -227,6 +227,11 @@ pub struct Interaction {
     /// transcript itself is read through [`agent_transcript`] from a position, so a poll of
     /// the list does not carry it again and again.
     pub chat: Option<crate::center::chat::ChatSession>,
+    /// How long the customer waited for this agent, in whole seconds (stored times, so the
+    /// injected clock's): see [`ServiceRecord::waited_secs`].
+    pub waited_secs: Option<u64>,
+    /// The routing step whose target found this agent.
+    pub routing_step: Option<crate::domain::service::FoundBy>,
 }
 
 /// The interactions reserved for or handled by `agent_id`.
@@ -241,12 +246,16 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             router.agent(&agent).map(|a| {
                 let mut ids: Vec<String> = a.reserved.iter().cloned().collect();
                 ids.extend(a.active.values().flatten().cloned());
-                ids
+                (ids, a.clone())
             })
         })
         .await
         .ok_or_else(|| AppError::Unavailable("the router is stopping: try again".into()))?
         .ok_or_else(|| unknown_agent(agent_id))?;
+    let (work, agent) = work;
+    let is_member = |target: &str| {
+        crate::domain::target::Target::parse(target).is_ok_and(|t| agent.is_member_of(&t))
+    };
     let mut found = Vec::with_capacity(work.len());
     for id in work {
         let Some(record) = state.store.service(&id)? else {
@@ -265,6 +274,8 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             _ => "active",
         };
         found.push(Interaction {
+            waited_secs: record.waited_secs(),
+            routing_step: record.found_by(agent_id, is_member),
             record,
             status,
             chat,

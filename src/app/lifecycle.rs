@@ -3,8 +3,8 @@
 
 use super::callbacks::{owned_service, update};
 use super::{AppError, AppState, Requester};
-use crate::domain::options;
 use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::{options, voice};
 
 /// What `connect` found.
 #[derive(Debug)]
@@ -50,6 +50,15 @@ pub async fn connect(
         return Ok(Connect::NotYet);
     }
     state.store.wait_durable().await?;
+    // A voice callback's agent with auto answer takes it now that the customer confirmed,
+    // as a chat is joined automatically.
+    if let Some(agent) = confirmed.reserved_agent.as_deref() {
+        if voice::is_voice(&confirmed) && super::voice::auto_answer(state, agent).await? {
+            super::voice::take(state, agent, service_id).await?;
+            let taken = owned_service(state, service_id, requester)?;
+            return Ok(Connect::Ready(Box::new(taken)));
+        }
+    }
     Ok(Connect::Ready(Box::new(confirmed)))
 }
 

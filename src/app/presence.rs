@@ -217,7 +217,7 @@ async fn log_out(state: &AppState, agent: &str, why: &str) -> Result<bool, AppEr
         None => false,
     };
     let changed = was_logged_in
-        && match agents::set_agent_state(state, agent, AgentState::LoggedOut).await {
+        && match agents::set_agent_state(state, agent, AgentState::LoggedOut, None).await {
             Ok(_) => true,
             Err(AppError::NotFound(_)) => false,
             Err(err) => return Err(err),

@@ -278,17 +278,9 @@ impl ServiceRecord {
             && self.confirmed_at.is_none())
         .then(|| {
             self.reserved_at()
+                .unwrap_or(self.created_at)
                 .plus_secs(settings.user_confirm_timeout_secs)
         })
-    }
-
-    /// When the current reservation of a ROUTING service was made.
-    fn reserved_at(&self) -> Timestamp {
-        self.state_history
-            .iter()
-            .rev()
-            .find(|change| change.state == CallbackState::Routing)
-            .map_or(self.created_at, |change| change.at)
     }
 
     fn refused(&self) -> Refused {

@@ -669,6 +669,7 @@ impl Router {
                 agent.config = incoming.config;
                 agent.state = incoming.state;
                 agent.state_since = incoming.state_since;
+                agent.reason = incoming.reason;
                 if config_changed {
                     self.recompute_membership(&id);
                 }

@@ -24,6 +24,7 @@ use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
 use crate::domain::service::{CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
 
@@ -547,7 +548,16 @@ impl RouterTask {
                     match outcome {
                         Outcome::Applied(record, effects) => {
                             visible = true;
+                            let awaits_customer = effects
+                                .iter()
+                                .any(|e| matches!(e, lifecycle::Effect::AwaitConfirmation { .. }));
                             pending.extend(self.carry_out(&record, effects, now));
+                            if !awaits_customer
+                                && voice::is_voice(&record)
+                                && self.answers_automatically(&agent)
+                            {
+                                pending.extend(self.take_voice(&record, &agent, now));
+                            }
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
@@ -625,6 +635,33 @@ impl RouterTask {
             }
         }
         routing
+    }
+
+    /// Whether `agent` joins its interactions without an Accept.
+    fn answers_automatically(&self, agent: &str) -> bool {
+        self.router
+            .agent(agent)
+            .is_some_and(|a| a.config.auto_answer)
+    }
+
+    /// A voice callback reserved for an agent with auto answer, with nobody to wait for: the
+    /// agent takes it at once (PROCESSING, dialing), as a chat is joined automatically.
+    fn take_voice(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
+        let outcome = self.update(&record.id, |r| match voice::take(r, agent, now) {
+            Ok(true) => Ok(()),
+            _ => Err(Refused { state: r.state }),
+        });
+        if !matches!(outcome, Outcome::Applied(..)) {
+            return Vec::new();
+        }
+        tracing::info!(service_id = %record.id, agent = %agent, "voice callback taken automatically");
+        self.router.handle(
+            Event::Started {
+                service: record.id.clone(),
+                agent: agent.to_string(),
+            },
+            now,
+        )
     }
 
     /// Tells the chat side to let `agent` into the chat of `service`, with the agent's name

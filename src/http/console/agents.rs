@@ -46,6 +46,8 @@ struct AgentRow {
     state: &'static str,
     state_title: &'static str,
     state_since: String,
+    /// The Not Ready reason code, or empty.
+    reason: String,
     groups: String,
     place: String,
     skills: String,
@@ -176,6 +178,7 @@ fn agent_row(agent: &Agent) -> AgentRow {
         state: agent.state.as_str(),
         state_title: state_title(agent.state),
         state_since: agent.state_since.to_iso(),
+        reason: agent.reason.clone().unwrap_or_default(),
         groups: config.groups.join(", "),
         place: config.place.clone().unwrap_or_default(),
         skills: pairs(&config.skills),
@@ -333,7 +336,7 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
                     return failure(err);
                 }
                 let result = match text(&fields, "state").parse::<AgentState>() {
-                    Ok(new_state) => agents::set_agent_state(&state, &id, new_state).await,
+                    Ok(new_state) => agents::set_agent_state(&state, &id, new_state, None).await,
                     Err(why) => Err(AppError::from(FieldError::new("state", why))),
                 };
                 match result {
