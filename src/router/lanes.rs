@@ -388,9 +388,18 @@ mod tests {
         assert_eq!(lane.len(), services.len());
         for now in [30, 45, 60, 120, 600] {
             let order = model_order(&services, at(now));
-            assert_eq!(lane.first_at(at(now)).as_ref(), order.first(), "first at {now}s");
+            assert_eq!(
+                lane.first_at(at(now)).as_ref(),
+                order.first(),
+                "first at {now}s"
+            );
             for (expected, key) in order.iter().enumerate() {
-                assert_eq!(lane.ahead_of(key, at(now)), expected, "{} at {now}s", key.id);
+                assert_eq!(
+                    lane.ahead_of(key, at(now)),
+                    expected,
+                    "{} at {now}s",
+                    key.id
+                );
             }
         }
     }
@@ -439,15 +448,25 @@ mod tests {
         }
         assert_eq!(lanes.position(&second, at(3)), Some((2, 2)));
         let chat = "chat".to_owned();
-        let best = lanes.first_for([&sales], &[&chat], at(3)).expect("a waiting service");
+        let best = lanes
+            .first_for([&sales], &[&chat], at(3))
+            .expect("a waiting service");
         assert_eq!(best.id, a, "the earlier queued first");
         let voice = "voice".to_owned();
-        assert_eq!(lanes.first_for([&sales], &[&voice], at(3)), None, "no voice waits");
+        assert_eq!(
+            lanes.first_for([&sales], &[&voice], at(3)),
+            None,
+            "no voice waits"
+        );
 
         lanes.remove(&first);
         lanes.remove(&second);
         assert!(lanes.by_target.is_empty() && lanes.waiting_for.is_empty());
         let queues: Vec<_> = lanes.queues().collect();
-        assert_eq!(queues, [("VQ", 0, None)], "the queue is still listed, empty");
+        assert_eq!(
+            queues,
+            [("VQ", 0, None)],
+            "the queue is still listed, empty"
+        );
     }
 }

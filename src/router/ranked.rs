@@ -269,7 +269,11 @@ impl<K: Ord + Clone> RankedSet<K> {
         for &slot in &self.free {
             assert!(self.nodes[slot].key.is_none(), "a free slot holds no key");
         }
-        assert_eq!(self.len() + self.free.len(), self.nodes.len(), "no slot lost");
+        assert_eq!(
+            self.len() + self.free.len(),
+            self.nodes.len(),
+            "no slot lost"
+        );
     }
 }
 
@@ -303,15 +307,27 @@ mod tests {
             let mut model = BTreeSet::new();
             for (i, key) in numbers(seed, count, bound).into_iter().enumerate() {
                 if i % 3 == 2 {
-                    assert_eq!(set.remove(&key), model.remove(&key), "seed {seed}: remove {key}");
+                    assert_eq!(
+                        set.remove(&key),
+                        model.remove(&key),
+                        "seed {seed}: remove {key}"
+                    );
                 } else {
-                    assert_eq!(set.insert(key), model.insert(key), "seed {seed}: insert {key}");
+                    assert_eq!(
+                        set.insert(key),
+                        model.insert(key),
+                        "seed {seed}: insert {key}"
+                    );
                 }
                 assert_eq!(set.len(), model.len(), "seed {seed}: len");
                 assert_eq!(set.first(), model.first(), "seed {seed}: first");
             }
             set.check();
-            assert_eq!(set.keys(), model.iter().copied().collect::<Vec<_>>(), "seed {seed}");
+            assert_eq!(
+                set.keys(),
+                model.iter().copied().collect::<Vec<_>>(),
+                "seed {seed}"
+            );
             for probe in 0..bound {
                 let rank = model.range(..probe).count();
                 assert_eq!(set.rank(&probe), rank, "seed {seed}: rank of {probe}");
@@ -329,7 +345,11 @@ mod tests {
         // (predicate bound, keys below it)
         let cases = [(0, 0), (1, 0), (2, 1), (6, 3), (9, 4), (100, 5)];
         for (bound, expected) in cases {
-            assert_eq!(set.count_while(|k| *k < bound), expected, "keys below {bound}");
+            assert_eq!(
+                set.count_while(|k| *k < bound),
+                expected,
+                "keys below {bound}"
+            );
         }
     }
 
