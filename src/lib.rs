@@ -14,7 +14,8 @@
 //!   group commit.
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
-//! - [`router`]: the routing state machine and the task that owns it.
+//! - [`router`]: the routing state machine (`core`, composed of the priority `lanes` over a
+//!   counted set, `ranked`) and the task that owns it.
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
