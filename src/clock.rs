@@ -38,7 +38,9 @@ pub fn sleep_until(clock: &dyn Clock, deadline: Option<Timestamp>) -> Sleep {
 /// Sleeps for `period` measured on `clock`: the tick of a periodic sweep.
 pub fn sleep_for(clock: &dyn Clock, period: Duration) -> Sleep {
     let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-    clock.sleep_until(Timestamp::from_millis(clock.now().as_millis().saturating_add(millis)))
+    clock.sleep_until(Timestamp::from_millis(
+        clock.now().as_millis().saturating_add(millis),
+    ))
 }
 
 /// The real wall clock.
@@ -91,7 +93,8 @@ impl ManualClock {
 
     /// Moves the clock forward by `millis` milliseconds.
     pub fn advance_millis(&self, millis: u64) {
-        self.millis.send_modify(|now| *now = now.saturating_add(millis));
+        self.millis
+            .send_modify(|now| *now = now.saturating_add(millis));
     }
 
     /// Sets the clock to `at`.

@@ -164,7 +164,10 @@ impl Supervisor {
                 // Raised meanwhile: an expected end, reported by `stop`.
                 continue;
             }
-            tracing::error!(task, "background task {ending} while the service was running; stopping the service");
+            tracing::error!(
+                task,
+                "background task {ending} while the service was running; stopping the service"
+            );
             return TaskFailure { task, ending };
         }
     }
@@ -206,10 +209,7 @@ impl Supervisor {
     }
 
     /// Names the task that ended and says how.
-    fn book(
-        &mut self,
-        joined: Result<(Id, Option<String>), JoinError>,
-    ) -> (&'static str, Ending) {
+    fn book(&mut self, joined: Result<(Id, Option<String>), JoinError>) -> (&'static str, Ending) {
         let (id, ending) = match joined {
             Ok((id, None)) => (id, Ending::Returned),
             Ok((id, Some(why))) => (id, Ending::Failed(why)),
@@ -274,7 +274,10 @@ mod tests {
             failure.ending,
             Ending::Panicked("the index is corrupt".into())
         );
-        assert!(failure.to_string().contains("`fragile` panicked"), "{failure}");
+        assert!(
+            failure.to_string().contains("`fragile` panicked"),
+            "{failure}"
+        );
         assert_eq!(supervisor.running(), ["steady"]);
     }
 
@@ -283,9 +286,14 @@ mod tests {
         let mut supervisor = Supervisor::new();
         supervisor.spawn("quitter", async {});
         let failure = supervisor.failed().await;
-        assert_eq!((failure.task, failure.ending), ("quitter", Ending::Returned));
+        assert_eq!(
+            (failure.task, failure.ending),
+            ("quitter", Ending::Returned)
+        );
 
-        supervisor.spawn("worker", async { Err::<(), &str>("cannot build the client") });
+        supervisor.spawn("worker", async {
+            Err::<(), &str>("cannot build the client")
+        });
         let failure = supervisor.failed().await;
         assert_eq!(
             (failure.task, failure.ending),
@@ -321,7 +329,11 @@ mod tests {
         let mut report = supervisor.stop(Duration::from_secs(10)).await;
 
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(stopped.load(Ordering::SeqCst), 3, "each task ran to its end");
+        assert_eq!(
+            stopped.load(Ordering::SeqCst),
+            3,
+            "each task ran to its end"
+        );
         report.sort_by_key(|(name, _)| *name);
         assert_eq!(
             report,
@@ -347,7 +359,10 @@ mod tests {
         let started = std::time::Instant::now();
         let report = supervisor.stop(Duration::from_millis(200)).await;
 
-        assert!(started.elapsed() < Duration::from_secs(5), "the deadline holds");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the deadline holds"
+        );
         assert_eq!(
             report,
             [("polite", Ending::Returned), ("stubborn", Ending::Aborted)]

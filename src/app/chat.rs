@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-
 use tokio::sync::mpsc;
 
 use super::callbacks::{check_owner, not_found, route, update};
 use super::{AppError, AppState, Requester};
-use crate::clock;
 use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
+use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings};

@@ -134,7 +134,15 @@ impl HttpCallbacks {
     ) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = HttpcbCounters::default();
-        let worker = run(store, settings, policy, clock, rx, shutdown, counters.clone());
+        let worker = run(
+            store,
+            settings,
+            policy,
+            clock,
+            rx,
+            shutdown,
+            counters.clone(),
+        );
         (HttpCallbacks { jobs: tx, counters }, worker)
     }
 

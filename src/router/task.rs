@@ -304,11 +304,7 @@ impl RouterTask {
         Ok(())
     }
 
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut shutdown: Shutdown,
-    ) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: Shutdown) {
         // Notifications stored while restoring.
         if !self.outbox.is_empty() {
             let durable = self.context.store.wait_durable().await;
