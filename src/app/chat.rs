@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use std::time::Duration;
-
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::callbacks::{check_owner, not_found, route, update};
 use super::{AppError, AppState, Requester};
 use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
+use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings};
@@ -24,6 +23,7 @@ use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, Serv
 use crate::domain::voice;
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
+use crate::supervisor::Shutdown;
 
 /// A chat reply for the customer: the session view plus how to render it.
 #[derive(Debug)]
@@ -430,19 +430,11 @@ pub async fn esp(
 
 /// Runs idle control until shutdown: sleeps until the next session's deadline, posts its
 /// alert or closes it (completing its service).
-pub async fn run_idle_control(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_idle_control(state: AppState, mut shutdown: Shutdown) {
     loop {
-        let wait = state.chat.next_idle_deadline().map(|at| {
-            let now = state.clock.now();
-            Duration::from_millis(at.as_millis().saturating_sub(now.as_millis()))
-        });
-        let sleep = async {
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = clock::sleep_until(&*state.clock, state.chat.next_idle_deadline());
         tokio::select! {
+            // A session's idle deadline passed on the clock.
             () = sleep => {
                 for closed in state.chat.run_idle_control().await {
                     if let Err(err) = settle(&state, &closed, CallbackReason::Cancelled).await {
@@ -450,15 +442,30 @@ pub async fn run_idle_control(state: AppState, mut shutdown: watch::Receiver<boo
                     }
                 }
             }
+            // A new deadline was set, maybe earlier than the one slept for.
             () = state.chat.idle_changed() => {}
-            _ = shutdown.changed() => break,
+            // The service is stopping.
+            () = shutdown.wait() => break,
         }
     }
 }
 
-/// Runs what the router task asks of chats until the router stops.
-pub async fn run_commands(state: AppState, mut commands: mpsc::UnboundedReceiver<ChatCommand>) {
-    while let Some(command) = commands.recv().await {
+/// Runs what the router task asks of chats until shutdown (or until the router stops).
+pub async fn run_commands(
+    state: AppState,
+    mut commands: mpsc::UnboundedReceiver<ChatCommand>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let command = tokio::select! {
+            // The router found an agent for a chat, or closed one.
+            command = commands.recv() => match command {
+                Some(command) => command,
+                None => break,
+            },
+            // The service is stopping.
+            () = shutdown.wait() => break,
+        };
         match command {
             ChatCommand::Assigned(assigned) => {
                 if let Err(err) = state

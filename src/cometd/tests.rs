@@ -746,3 +746,34 @@ async fn without_the_extension_replies_carry_no_ext_and_nothing_is_sent_twice() 
     let later = ready(&bayeux, ALICE).await;
     assert!(!bayeux.lock().get_own(&later).unwrap().has_pending());
 }
+
+#[tokio::test]
+async fn the_sweep_loop_is_stepped_by_the_manual_clock_without_real_waiting() {
+    let (bayeux, _subscribed, clock) = server(quick());
+    let _quiet = ready(&bayeux, ALICE).await;
+    let supervisor = crate::supervisor::Supervisor::new();
+    let sweeper = tokio::spawn(bayeux.clone().sweep_until(supervisor.shutdown()));
+
+    while clock.sleepers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Past max_interval on the clock: the parked loop wakes and sweeps, no tokio time passes.
+    clock.advance_secs(31);
+    for _ in 0..1000 {
+        if bayeux.client_count() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        bayeux.client_count(),
+        0,
+        "the loop swept when the clock moved"
+    );
+
+    supervisor.stop(std::time::Duration::from_secs(5)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), sweeper)
+        .await
+        .expect("the loop stops at shutdown")
+        .unwrap();
+}

@@ -7,6 +7,7 @@ use super::{CometSink, Notifier, Provider, PushTarget};
 use crate::center::chat::{ChatSession, TranscriptListener};
 use crate::cometd::{Bayeux, Push, Subscribed};
 use crate::domain::chat::TranscriptEvent;
+use crate::supervisor::Shutdown;
 
 impl CometSink for Bayeux {
     fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize {
@@ -46,13 +47,22 @@ impl TranscriptListener for ChatPushes {
 }
 
 /// Sends each client that subscribes to `/_genesys` its user's undelivered notifications
-/// (a client that reconnects after a restart gets what it missed). Runs until the CometD
-/// server is dropped.
+/// (a client that reconnects after a restart gets what it missed). Runs until shutdown.
 pub async fn replay_to_subscribers(
     notifier: Notifier,
     mut subscribed: mpsc::UnboundedReceiver<Subscribed>,
+    mut shutdown: Shutdown,
 ) {
-    while let Some(client) = subscribed.recv().await {
+    loop {
+        let client = tokio::select! {
+            // A client subscribed to a service's channel.
+            client = subscribed.recv() => match client {
+                Some(client) => client,
+                None => break,
+            },
+            // The service is stopping.
+            () = shutdown.wait() => break,
+        };
         match notifier.replay(&client.gms_user, &client.client_id) {
             Ok(0) => {}
             Ok(sent) => {

@@ -11,14 +11,14 @@
 //! are stored with the batch and pushed only after its group commit.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::core::{Effect, Event, Priority, Progress, QueuedService, Router};
 use crate::center::agent::Agent;
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
@@ -27,6 +27,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
+use crate::supervisor::Shutdown;
 
 /// A question answered on the task, with the routing state and the current time.
 type Query = Box<dyn FnOnce(&Router, Timestamp) + Send>;
@@ -136,14 +137,15 @@ pub struct RouterContext {
     pub notifier: Notifier,
 }
 
-/// Loads agents and unfinished services into a new router and starts its task.
+/// Loads agents and unfinished services into a new router; answers its handle and the task
+/// to run (the supervisor starts it).
 ///
 /// # Errors
 /// The store could not be read.
 pub fn start(
     context: RouterContext,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), StoreError> {
+    shutdown: Shutdown,
+) -> Result<(RouterHandle, impl Future<Output = ()> + Send + 'static), StoreError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut task = RouterTask {
         router: Router::new(),
@@ -154,8 +156,7 @@ pub fn start(
         context,
     };
     task.restore()?;
-    let handle = tokio::spawn(task.run(rx, shutdown));
-    Ok((RouterHandle { commands: tx }, handle))
+    Ok((RouterHandle { commands: tx }, task.run(rx, shutdown)))
 }
 
 /// The QueuedService the router needs for a stored service that waits for an agent, with
@@ -296,28 +297,14 @@ impl RouterTask {
         Ok(())
     }
 
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: Shutdown) {
         // Notifications stored while restoring.
         if !self.outbox.is_empty() {
             let durable = self.context.store.wait_durable().await;
             self.deliver_outbox(durable);
         }
         loop {
-            let wake = self.next_wakeup();
-            let sleep = async {
-                match wake {
-                    Some(at) => {
-                        let now = self.context.clock.now();
-                        let wait = at.as_millis().saturating_sub(now.as_millis());
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = clock::sleep_until(&*self.context.clock, self.next_wakeup());
             tokio::select! {
                 // Work from a request handler.
                 command = commands.recv() => match command {
@@ -336,7 +323,7 @@ impl RouterTask {
                     self.apply(wake).await
                 }
                 // The service is stopping.
-                _ = shutdown.changed() => break,
+                () = shutdown.wait() => break,
             }
         }
         tracing::info!("router task stopped");
