@@ -18,7 +18,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{encode_component, message, render, see_other, Layout};
+use super::{encode_component, render, see_other, Layout};
 use crate::app::accounts::Portal;
 use crate::app::agents;
 use crate::app::sessions::Session;
@@ -27,7 +27,6 @@ use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::account::Action;
 use crate::domain::options::FieldError;
 use crate::http::auth::{page_session, signed_form};
-use crate::http::error::ApiError;
 use crate::http::form::{self, Fields};
 use crate::http::with_state;
 
@@ -500,12 +499,5 @@ fn text(fields: &Fields, name: &str) -> String {
 
 /// A failure that is not about the form: unknown agent (404), storage.
 fn failure(err: AppError) -> Response {
-    let api = ApiError::from(err);
-    let status = api.status();
-    let heading = if status == StatusCode::NOT_FOUND {
-        "No such agent"
-    } else {
-        "Not done"
-    };
-    message(status, heading, api.into_message())
+    super::failure(err, "No such agent", "Not done")
 }
