@@ -25,11 +25,15 @@ mod m0006_push;
 mod m0007_owner_index;
 #[path = "0008_time_index.rs"]
 mod m0008_time_index;
+#[path = "0009_agent_reason.rs"]
+mod m0009_agent_reason;
 
 use crate::store::StoreError;
 
 #[cfg(test)]
 pub use m0004_service_format_2::ServiceRecordV1;
+#[cfg(test)]
+pub use m0009_agent_reason::{AgentConfigV1, AgentRecordV1, AgentStateV1};
 
 /// One migration step.
 pub struct Migration {
@@ -51,4 +55,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0006_push::MIGRATION,
     m0007_owner_index::MIGRATION,
     m0008_time_index::MIGRATION,
+    m0009_agent_reason::MIGRATION,
 ];

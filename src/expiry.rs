@@ -14,6 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::router::core::Event;
 use crate::router::RouterHandle;
 use crate::store::{Store, StoreError};
+use crate::supervisor::Shutdown;
 
 /// Services removed per storage batch.
 pub(crate) const BATCH: usize = 1000;
@@ -133,6 +134,20 @@ pub async fn schedule(
         .await
         .map_err(|err| format!("cannot start the scheduler: {err}"))?;
     Ok(scheduler)
+}
+
+/// Keeps the cron scheduler running until shutdown, then shuts it down (it runs its own
+/// tasks on the wall clock; the job body reads the injected clock). Supervised like any
+/// other task.
+///
+/// # Errors
+/// The scheduler did not stop cleanly.
+pub async fn supervise(mut scheduler: JobScheduler, mut shutdown: Shutdown) -> Result<(), String> {
+    shutdown.wait().await;
+    scheduler
+        .shutdown()
+        .await
+        .map_err(|err| format!("the expiry scheduler did not stop cleanly: {err}"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!   group commit.
 //! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
 //! - [`http`]: warp filters that parse, call one `app` function, and reply.
-//! - [`router`]: the routing state machine and the task that owns it.
+//! - [`router`]: the routing state machine (`core`, composed of the priority `lanes` over a
+//!   counted set, `ranked`) and the task that owns it.
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
@@ -44,6 +45,7 @@ pub mod router;
 pub mod server;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -63,10 +65,11 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     config: Config,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    router_task: tokio::task::JoinHandle<()>,
-    push_task: tokio::task::JoinHandle<()>,
+    supervisor: supervisor::Supervisor,
 }
+
+/// How long the background tasks get to stop once shutdown is raised.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl App {
     /// Builds the server with the system clock. See [`App::build_with_clock`].
@@ -92,9 +95,7 @@ impl App {
             listener: built.listener,
             state: built.state,
             config,
-            shutdown: built.shutdown,
-            router_task: built.router_task,
-            push_task: built.push_task,
+            supervisor: built.supervisor,
         })
     }
 
@@ -121,11 +122,9 @@ impl App {
             listener,
             state,
             config,
-            shutdown: stop_tasks,
-            router_task,
-            push_task,
+            mut supervisor,
         } = self;
-        let mut scheduler = expiry::schedule(
+        let scheduler = expiry::schedule(
             state.store.clone(),
             state.clock.clone(),
             state.router.clone(),
@@ -135,54 +134,58 @@ impl App {
         )
         .await
         .map_err(StartupError::Jobs)?;
-
-        let cometd_sweeper = tokio::spawn(state.bayeux.clone().sweep_until(stop_tasks.subscribe()));
-        let presence_sweeper = tokio::spawn(crate::app::presence::run_until(
-            state.clone(),
-            stop_tasks.subscribe(),
-        ));
+        supervisor.spawn(
+            "expiry scheduler",
+            expiry::supervise(scheduler, supervisor.shutdown()),
+        );
+        supervisor.spawn(
+            "CometD sweeper",
+            state.bayeux.clone().sweep_until(supervisor.shutdown()),
+        );
+        supervisor.spawn(
+            "desktop presence sweeper",
+            crate::app::presence::run_until(state.clone(), supervisor.shutdown()),
+        );
 
         let routes = http::routes(state.clone());
         let bayeux = state.bayeux.clone();
-        let shutdown = async move {
-            shutdown.await;
-            // Answer held long-polls now, or the graceful stop would wait out their timeouts.
-            bayeux.shutdown();
+        // A failed task stops the server as the signal does.
+        let failed = Arc::new(tokio::sync::Notify::new());
+        let stop = {
+            let failed = failed.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = failed.notified() => {}
+                }
+                // Answer held long-polls now, or the graceful stop would wait out their timeouts.
+                bayeux.shutdown();
+            }
         };
         let limits = server::ConnectionLimits::from_config(&config.http);
-        server::serve(listener, routes, limits, shutdown).await;
+        let serving = server::serve(listener, routes, limits, stop);
+        tokio::pin!(serving);
+        let failure = tokio::select! {
+            // Stopped by the signal.
+            () = &mut serving => None,
+            // A background task panicked or ended: stop serving, then report it.
+            failure = supervisor.failed() => {
+                failed.notify_one();
+                serving.await;
+                Some(failure)
+            }
+        };
         tracing::info!("stopped accepting; in-flight requests are answered");
-
-        if let Err(err) = scheduler.shutdown().await {
-            tracing::warn!(error = %err, "expiry scheduler did not stop cleanly");
-        }
-        let _ = stop_tasks.send(true);
-        match tokio::time::timeout(std::time::Duration::from_secs(10), router_task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "router task failed"),
-            Err(_) => tracing::error!("router task did not stop within 10 s"),
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(10), push_task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "http callback worker failed"),
-            Err(_) => tracing::error!("http callback worker did not stop within 10 s"),
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(10), cometd_sweeper).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "CometD sweeper failed"),
-            Err(_) => tracing::error!("CometD sweeper did not stop within 10 s"),
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(10), presence_sweeper).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "desktop presence sweeper failed"),
-            Err(_) => tracing::error!("desktop presence sweeper did not stop within 10 s"),
-        }
+        supervisor.stop(STOP_DEADLINE).await;
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
             Ok(Ok(())) => tracing::info!("database flushed"),
             Ok(Err(err)) => tracing::error!(error = %err, "final flush failed"),
             Err(err) => tracing::error!(error = %err, "final flush task failed"),
         }
-        Ok(())
+        match failure {
+            Some(failure) => Err(StartupError::TaskFailed(failure)),
+            None => Ok(()),
+        }
     }
 }

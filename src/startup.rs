@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
 use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
@@ -24,6 +23,7 @@ use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError, StoreSettings};
+use crate::supervisor::Supervisor;
 
 /// Connections waiting to be accepted. The default of 128 makes thousands of clients that
 /// connect at once wait seconds for SYN retries.
@@ -67,18 +67,17 @@ pub enum StartupError {
     /// A background job could not start.
     #[error("cannot start background jobs: {0}")]
     Jobs(String),
+    /// A background task panicked or ended while serving; the service stopped.
+    #[error(transparent)]
+    TaskFailed(#[from] crate::supervisor::TaskFailure),
 }
 
 /// What `build` hands to the `App`.
 pub(crate) struct Built {
     pub state: AppState,
     pub listener: TcpListener,
-    /// Flipped to true to stop the background tasks.
-    pub shutdown: watch::Sender<bool>,
-    /// The router task.
-    pub router_task: tokio::task::JoinHandle<()>,
-    /// The HTTP callback worker of the push layer.
-    pub push_task: tokio::task::JoinHandle<()>,
+    /// The background tasks started so far (router, push, chat), and their shutdown signal.
+    pub supervisor: Supervisor,
 }
 
 /// Opens everything, starts the router and binds the listener.
@@ -165,16 +164,18 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         what: "cannot read the listener address".into(),
         source,
     })?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut supervisor = Supervisor::new();
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     // One policy for both checks: the early one at creation and the one at connect.
     let egress = Arc::new(EgressPolicy::new(&config.httpcb.allow));
-    let (http_callbacks, push_task) = HttpCallbacks::start(
+    let (http_callbacks, push_worker) = HttpCallbacks::start(
         store.clone(),
         config.httpcb.clone(),
         egress.clone(),
-        shutdown_rx.clone(),
+        clock.clone(),
+        supervisor.shutdown(),
     );
+    supervisor.spawn("http callback worker", push_worker);
     let (bayeux, announcements) = Bayeux::new(
         BayeuxSettings {
             timeout_ms: config.cometd.timeout_ms,
@@ -192,7 +193,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         expiry: &expiry_counters,
     });
     let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
-    tokio::spawn(follow_announcements(notifier.clone(), announcements));
+    supervisor.spawn(
+        "CometD announcements",
+        follow_announcements(notifier.clone(), announcements, supervisor.shutdown()),
+    );
     let chat = ChatServer::new(
         store.clone(),
         clock.clone(),
@@ -212,9 +216,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             chats,
             notifier: notifier.clone(),
         },
-        shutdown_rx,
+        supervisor.shutdown(),
     )
     .map_err(store_err)?;
+    supervisor.spawn("router", router_task);
     let started_at = clock.now();
     let presence = crate::app::presence::Presence::new(
         clock.clone(),
@@ -245,22 +250,21 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         presence,
         metrics,
     };
-    // Ends when the router task drops its sender, at shutdown.
-    tokio::spawn(crate::app::chat::run_commands(state.clone(), chat_commands));
+    supervisor.spawn(
+        "chat commands",
+        crate::app::chat::run_commands(state.clone(), chat_commands, supervisor.shutdown()),
+    );
     for (service, agent) in unassigned {
         state.router.chat_started(service, agent);
     }
-    // Ends at shutdown.
-    tokio::spawn(crate::app::chat::run_idle_control(
-        state.clone(),
-        shutdown.subscribe(),
-    ));
+    supervisor.spawn(
+        "chat idle control",
+        crate::app::chat::run_idle_control(state.clone(), supervisor.shutdown()),
+    );
     Ok(Built {
         state,
         listener,
-        shutdown,
-        router_task,
-        push_task,
+        supervisor,
     })
 }
 
@@ -434,6 +438,7 @@ fn parse_agents(
                 state,
                 state_since: now,
                 idle_since: now,
+                reason: None,
             })
         })
         .collect()

@@ -33,15 +33,13 @@
   /** The agent as last seen: `{state, reason, since, auto_answer}`. */
   let agent = {
     state: body.dataset.state,
-    reason: null,
+    reason: body.dataset.reason || null,
     since: body.dataset.since,
     auto_answer: body.dataset.autoAnswer === "true",
   };
   /** The interactions on the page, by service id. */
   const works = new Map();
   let selected = null;
-  /** The reason code chosen on this desktop for the current Not Ready. */
-  let localReason = null;
   let historyVersion;
 
   // ---- small helpers ----
@@ -134,7 +132,7 @@
     $("go-not-ready").disabled = agent.state === "not_ready" && !$("reason").value.trim();
     $("go-logged-out").disabled = agent.state === "logged_out";
     const reason = $("state-reason");
-    const code = agent.reason || localReason;
+    const code = agent.reason;
     reason.hidden = !(agent.state === "not_ready" && code);
     reason.textContent = code ? "Reason code: " + code : "";
     tick();
@@ -146,13 +144,12 @@
   }
 
   async function setState(state) {
-    // The server does not store reason codes yet: the chosen one is shown on this desktop.
+    // The reason code is stored with the state, and every desktop of the agent shows it.
     const reason = state === "not_ready" ? $("reason").value.trim() : "";
     try {
-      const answer = await api("POST", "/state", { state });
-      agent = { ...agent, state: answer.state, since: answer.state_since || agent.since };
-      localReason = reason || null;
-      if (state !== "not_ready") $("reason").value = "";
+      const answer = await api("POST", "/state", reason ? { state, reason } : { state });
+      agent = { ...agent, state: answer.state, reason: answer.reason || null, since: answer.state_since || agent.since };
+      $("reason").value = "";
       showError($("state-error"), null);
       drawAgent();
       announce("You are " + (STATE_LABELS[agent.state] || agent.state));
@@ -497,7 +494,6 @@
     count("snapshots");
     if (snapshot.now && !isNaN(Date.parse(snapshot.now))) skewMs = Date.parse(snapshot.now) - Date.now();
     if (snapshot.agent) {
-      if (snapshot.agent.state !== agent.state) localReason = null;
       agent = { ...agent, ...snapshot.agent };
       drawAgent();
     }
@@ -563,6 +559,23 @@
     return new Date(now.getFullYear(), now.getMonth(), now.getDate());
   }
 
+  /**
+   * A history row's outcome: a voice callback's as the agent recorded it (`No answer,
+   * attempt 1 of 2, requeued at 08:00:30`), else the server's word for it.
+   */
+  function outcomeText(row) {
+    const dial = row.dial;
+    if (!dial) return row.outcome;
+    let text = OUTCOME_LABELS[dial.outcome] || dial.outcome;
+    text += dial.max_attempts ? `, attempt ${dial.attempt} of ${dial.max_attempts}` : `, attempt ${dial.attempt}`;
+    if (dial.redial_at) {
+      text += ", requeued at " + new Date(dial.redial_at).toLocaleTimeString();
+    } else if (row.outcome === "FAIL_CALL_TO_CUSTOMER" && dial.outcome !== "wrong_number") {
+      text += ", no attempt left";
+    }
+    return text;
+  }
+
   async function loadHistory() {
     try {
       const rows = await api("GET", "/history?since=" + encodeURIComponent(localMidnight().toISOString()));
@@ -579,7 +592,7 @@
           endedCell.textContent = "in progress";
         }
         tr.append(endedCell, el("td", "", row.service_name), el("td", "", row.media),
-          el("td", "", row.customer_number || "—"), el("td", "", row.outcome),
+          el("td", "", row.customer_number || "—"), el("td", "outcome", outcomeText(row)),
           el("td", "", duration(row.duration_secs || 0)));
         return tr;
       }));

@@ -2,6 +2,7 @@
 //! watermarks and queue queries (GMS admin API).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use super::callbacks::{not_found, update};
 use super::{notifications, AppError, AppState};
@@ -337,16 +338,16 @@ pub fn queues(
     state: &AppState,
     query: &QueueQuery,
 ) -> Result<BTreeMap<String, Vec<ServiceRecord>>, AppError> {
-    let in_window = |r: &ServiceRecord| {
-        query.start_time.is_none_or(|t| r.desired_time >= t)
-            && query.end_time.is_none_or(|t| r.desired_time <= t)
+    let records = if query.start_time.is_some() || query.end_time.is_some() {
+        queues_in_window(state, query)?
+    } else {
+        state.store.services_in_states(
+            query.service_name.as_deref(),
+            &query.states,
+            |_| true,
+            query.max,
+        )?
     };
-    let records = state.store.services_in_states(
-        query.service_name.as_deref(),
-        &query.states,
-        in_window,
-        query.max,
-    )?;
     let mut grouped: BTreeMap<String, Vec<ServiceRecord>> = BTreeMap::new();
     for record in records {
         grouped
@@ -358,4 +359,42 @@ pub fn queues(
         records.sort_by_key(|r| r.desired_time);
     }
     Ok(grouped)
+}
+
+/// The records of a queue query with a time window, found through the time index: only the
+/// window's index entries are read, and only the records returned. The same `max` records as
+/// the state index's order picks without a window (configured service, state code, id), so a
+/// window changes what is read, not what is answered.
+fn queues_in_window(state: &AppState, query: &QueueQuery) -> Result<Vec<ServiceRecord>, AppError> {
+    // `end_time` is inclusive; the index's upper bound is not.
+    let to = query
+        .end_time
+        .map(|t| Timestamp::from_millis(t.as_millis().saturating_add(1)));
+    if query
+        .start_time
+        .zip(to)
+        .is_some_and(|(from, to)| from >= to)
+    {
+        return Ok(Vec::new());
+    }
+    let mut picked: Vec<(String, u8, String)> = Vec::new();
+    state.store.visit_by_time(query.start_time, to, |summary| {
+        let wanted = query
+            .service_name
+            .as_deref()
+            .is_none_or(|name| name == summary.service_name)
+            && query.states.contains(&summary.state);
+        if wanted {
+            picked.push((
+                summary.service_name.to_string(),
+                summary.state.code(),
+                summary.id.to_string(),
+            ));
+        }
+        ControlFlow::Continue(())
+    })?;
+    picked.sort_unstable();
+    picked.truncate(query.max);
+    let ids: Vec<String> = picked.into_iter().map(|(_, _, id)| id).collect();
+    super::console::stored(state, &ids)
 }

@@ -29,6 +29,7 @@ pub async fn put_agent(
             state: AgentState::LoggedOut,
             state_since: now,
             idle_since: now,
+            reason: None,
         },
     };
     state.store.put_agent(&record)?;
@@ -89,7 +90,9 @@ pub fn get_agent(state: &AppState, id: &str) -> Result<AgentRecord, AppError> {
     state.store.agent(id)?.ok_or_else(|| unknown_agent(id))
 }
 
-/// Sets an agent's state. Becoming ready starts its idle time (longest idle is routed first).
+/// Sets an agent's state, with the reason code of a Not Ready state (`None` for the others;
+/// see [`crate::center::agent::parse_reason`]). Becoming ready starts its idle time (longest
+/// idle is routed first). Another reason code while Not Ready starts a new Not Ready spell.
 ///
 /// # Errors
 /// Unknown agent (404), storage failure.
@@ -97,12 +100,15 @@ pub async fn set_agent_state(
     state: &AppState,
     id: &str,
     new_state: AgentState,
+    reason: Option<String>,
 ) -> Result<AgentRecord, AppError> {
     let _serialized = state.agent_writes.lock().await;
     let mut record = state.store.agent(id)?.ok_or_else(|| unknown_agent(id))?;
-    if record.state != new_state {
+    let reason = reason.filter(|_| new_state == AgentState::NotReady);
+    if record.state != new_state || record.reason != reason {
         let now = state.clock.now();
         record.state = new_state;
+        record.reason = reason;
         record.state_since = now;
         if new_state == AgentState::Ready {
             record.idle_since = now;

@@ -91,7 +91,7 @@ pub async fn create_service(
     // Only services that wait for an agent sit in a virtual queue from the start; an
     // immediate chat enters it when its chat arrives.
     record.queued_at = (!scheduled && settings.wait_for_agent).then_some(now);
-    record.enter(initial, None, now, "created");
+    record.mark_created(initial, now);
 
     state.store.insert_service(&record)?;
     state.store.wait_durable().await?;

@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use std::time::Duration;
-
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::callbacks::{check_owner, not_found, route, update};
 use super::{AppError, AppState, Requester};
 use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
+use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError, ServiceSettings};
@@ -24,6 +23,7 @@ use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, Serv
 use crate::domain::voice;
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
+use crate::supervisor::Shutdown;
 
 /// A chat reply for the customer: the session view plus how to render it.
 #[derive(Debug)]
@@ -90,32 +90,16 @@ pub async fn start_chat(
     let session_id = view.session.id.clone();
     let now = state.clock.now();
     let linked = update(state, service_id, |r| {
-        if r.chat_session_id.is_some() || !r.is_active() {
-            return Err(AppError::Lifecycle(LifecycleError::Completed {
+        let changed_meanwhile = r.chat_session_id.is_some() || !r.is_active();
+        match r.start_chat(&session_id, waits, now) {
+            Ok(_) => Ok(()),
+            Err(_) if changed_meanwhile => Err(AppError::Lifecycle(LifecycleError::Completed {
                 id: r.id.clone(),
                 reason: "its chat changed meanwhile".into(),
                 action: "chatted with",
-            }));
+            })),
+            Err(_) => Err(no_agent_yet(&r.id)),
         }
-        r.chat_session_id = Some(session_id.clone());
-        match r.state {
-            CallbackState::Routing if r.reserved_agent.is_some() => {
-                r.confirmed_at = r.confirmed_at.or(Some(now));
-                r.enter(
-                    CallbackState::Processing,
-                    None,
-                    now,
-                    "chat started with the reserved agent",
-                );
-            }
-            CallbackState::Queued | CallbackState::Scheduled if !waits => {
-                r.queued_at = Some(now);
-                r.route = None;
-                r.enter(CallbackState::Queued, None, now, "chat started; queued");
-            }
-            _ => return Err(no_agent_yet(&r.id)),
-        }
-        Ok(())
     });
     let linked = match linked {
         Ok(linked) => linked,
@@ -243,6 +227,11 @@ pub struct Interaction {
     /// transcript itself is read through [`agent_transcript`] from a position, so a poll of
     /// the list does not carry it again and again.
     pub chat: Option<crate::center::chat::ChatSession>,
+    /// How long the customer waited for this agent, in whole seconds (stored times, so the
+    /// injected clock's): see [`ServiceRecord::waited_secs`].
+    pub waited_secs: Option<u64>,
+    /// The routing step whose target found this agent.
+    pub routing_step: Option<crate::domain::service::FoundBy>,
 }
 
 /// The interactions reserved for or handled by `agent_id`.
@@ -257,12 +246,16 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             router.agent(&agent).map(|a| {
                 let mut ids: Vec<String> = a.reserved.iter().cloned().collect();
                 ids.extend(a.active.values().flatten().cloned());
-                ids
+                (ids, a.clone())
             })
         })
         .await
         .ok_or_else(|| AppError::Unavailable("the router is stopping: try again".into()))?
         .ok_or_else(|| unknown_agent(agent_id))?;
+    let (work, agent) = work;
+    let is_member = |target: &str| {
+        crate::domain::target::Target::parse(target).is_ok_and(|t| agent.is_member_of(&t))
+    };
     let mut found = Vec::with_capacity(work.len());
     for id in work {
         let Some(record) = state.store.service(&id)? else {
@@ -281,6 +274,8 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
             _ => "active",
         };
         found.push(Interaction {
+            waited_secs: record.waited_secs(),
+            routing_step: record.found_by(agent_id, is_member),
             record,
             status,
             chat,
@@ -435,19 +430,11 @@ pub async fn esp(
 
 /// Runs idle control until shutdown: sleeps until the next session's deadline, posts its
 /// alert or closes it (completing its service).
-pub async fn run_idle_control(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_idle_control(state: AppState, mut shutdown: Shutdown) {
     loop {
-        let wait = state.chat.next_idle_deadline().map(|at| {
-            let now = state.clock.now();
-            Duration::from_millis(at.as_millis().saturating_sub(now.as_millis()))
-        });
-        let sleep = async {
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = clock::sleep_until(&*state.clock, state.chat.next_idle_deadline());
         tokio::select! {
+            // A session's idle deadline passed on the clock.
             () = sleep => {
                 for closed in state.chat.run_idle_control().await {
                     if let Err(err) = settle(&state, &closed, CallbackReason::Cancelled).await {
@@ -455,15 +442,30 @@ pub async fn run_idle_control(state: AppState, mut shutdown: watch::Receiver<boo
                     }
                 }
             }
+            // A new deadline was set, maybe earlier than the one slept for.
             () = state.chat.idle_changed() => {}
-            _ = shutdown.changed() => break,
+            // The service is stopping.
+            () = shutdown.wait() => break,
         }
     }
 }
 
-/// Runs what the router task asks of chats until the router stops.
-pub async fn run_commands(state: AppState, mut commands: mpsc::UnboundedReceiver<ChatCommand>) {
-    while let Some(command) = commands.recv().await {
+/// Runs what the router task asks of chats until shutdown (or until the router stops).
+pub async fn run_commands(
+    state: AppState,
+    mut commands: mpsc::UnboundedReceiver<ChatCommand>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let command = tokio::select! {
+            // The router found an agent for a chat, or closed one.
+            command = commands.recv() => match command {
+                Some(command) => command,
+                None => break,
+            },
+            // The service is stopping.
+            () = shutdown.wait() => break,
+        };
         match command {
             ChatCommand::Assigned(assigned) => {
                 if let Err(err) = state
@@ -509,11 +511,8 @@ pub async fn settle(
     let result = state
         .store
         .update_service::<()>(&closed.service_id, |record| {
-            if !record.is_active() {
-                return Err(());
-            }
-            was_processing = record.state == CallbackState::Processing;
-            record.enter(CallbackState::Completed, Some(reason), now, "chat ended");
+            let was = record.complete(reason, now, "chat ended").map_err(drop)?;
+            was_processing = was == CallbackState::Processing;
             Ok(())
         });
     match result {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::{AppError, AppState};
 use crate::domain::service::{CallbackState, RoutingEventKind, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::domain::voice::RedialPolicy;
 
 /// Records read at most for one history.
 const MAX_ENTRIES: usize = 1_000;
@@ -28,9 +29,13 @@ pub struct HistoryEntry {
     pub media: String,
     /// `_customer_number`.
     pub customer_number: Option<String>,
-    /// The completion reason (`AGENT_CONNECTED`), `active` while handled, or the state the
-    /// service went back to (`QUEUED`: requeued).
+    /// The completion reason (`AGENT_CONNECTED`), `active` while handled, the dial outcome of
+    /// a voice callback that is dialed again (`NO_ANSWER`, `BUSY`), or the state the service
+    /// went back to (`QUEUED`: requeued).
     pub outcome: String,
+    /// For a voice callback whose agent recorded how the call went: that outcome, which
+    /// attempt it was, and when the customer is dialed again.
+    pub dial: Option<DialSummary>,
     /// When the agent took it (ISO).
     pub started_at: String,
     /// When the turn ended (ISO), `None` while active.
@@ -39,6 +44,19 @@ pub struct HistoryEntry {
     pub duration_secs: u64,
     #[serde(skip)]
     started: Timestamp,
+}
+
+/// The dial attempt an agent's turn at a voice callback ended with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DialSummary {
+    /// `connected`, `no_answer`, `busy`, `wrong_number`.
+    pub outcome: String,
+    /// Which attempt this was (1 for the first).
+    pub attempt: u64,
+    /// The service's `_max_dial_attempts`, when its stored options still read.
+    pub max_attempts: Option<u64>,
+    /// When the callback is dialed again (ISO); `None` when it completed.
+    pub redial_at: Option<String>,
 }
 
 /// The turns of `agent` that started at or after `since`, newest first.
@@ -63,7 +81,12 @@ pub fn history(
     };
     let records = state.store.services_in_states(
         None,
-        &[CallbackState::Processing, CallbackState::Completed],
+        // SCHEDULED too: a voice callback waiting for its redial was handled already.
+        &[
+            CallbackState::Scheduled,
+            CallbackState::Processing,
+            CallbackState::Completed,
+        ],
         handled_since,
         MAX_ENTRIES,
     )?;
@@ -73,7 +96,12 @@ pub fn history(
             turns(record)
                 .into_iter()
                 .filter(|t| t.agent == agent && t.started >= since)
-                .map(move |t| entry(record, t, now))
+                .map(move |t| {
+                    let policy = crate::app::chat::settings_of(state, record)
+                        .ok()
+                        .map(|settings| RedialPolicy::from(&settings));
+                    entry(record, t, policy, now)
+                })
         })
         .collect();
     entries.sort_by(|a, b| {
@@ -116,6 +144,8 @@ struct Turn {
     started: Timestamp,
     ended: Option<Timestamp>,
     outcome: String,
+    /// The dial outcome recorded in the turn and which attempt it was.
+    dialed: Option<(String, u64)>,
 }
 
 /// Every turn of every agent at `record`, oldest first.
@@ -137,25 +167,73 @@ fn turns(record: &ServiceRecord) -> Vec<Turn> {
                 })
                 .or_else(|| record.reserved_agent.clone())?;
             let next = history.get(i + 1);
-            let outcome = match next {
-                None => "active".to_string(),
-                Some(next) if next.state == CallbackState::Completed => next
+            let ended = next.map(|n| n.at);
+            let dialed = dial_attempt(record, &agent, change.at, ended);
+            let outcome = match (next, &dialed) {
+                (None, _) => "active".to_string(),
+                (Some(next), _) if next.state == CallbackState::Completed => next
                     .reason
                     .map_or_else(|| "COMPLETED".to_string(), |r| r.as_str().to_string()),
-                Some(next) => next.state.as_str().to_string(),
+                (Some(_), Some((dial, _))) => dial.to_ascii_uppercase(),
+                (Some(next), None) => next.state.as_str().to_string(),
             };
             Some(Turn {
                 agent,
                 started: change.at,
-                ended: next.map(|n| n.at),
+                ended,
                 outcome,
+                dialed,
             })
         })
         .collect()
 }
 
-fn entry(record: &ServiceRecord, turn: Turn, now: Timestamp) -> HistoryEntry {
+/// The last dial outcome `agent` recorded between `from` and `to` (or since `from` while the
+/// turn lasts), with its attempt number counted over the whole routing history.
+fn dial_attempt(
+    record: &ServiceRecord,
+    agent: &str,
+    from: Timestamp,
+    to: Option<Timestamp>,
+) -> Option<(String, u64)> {
+    let mut attempt = 0;
+    let mut last = None;
+    for event in &record.routing_history {
+        if let RoutingEventKind::Dialed {
+            agent: who,
+            outcome,
+        } = &event.kind
+        {
+            attempt += 1;
+            let within = event.at >= from && to.is_none_or(|to| event.at <= to);
+            if who == agent && within {
+                last = Some((outcome.clone(), attempt));
+            }
+        }
+    }
+    last
+}
+
+fn entry(
+    record: &ServiceRecord,
+    turn: Turn,
+    policy: Option<RedialPolicy>,
+    now: Timestamp,
+) -> HistoryEntry {
     let end = turn.ended.unwrap_or(now);
+    let redialed = record
+        .state_history
+        .iter()
+        .any(|c| Some(c.at) == turn.ended && c.state == CallbackState::Scheduled);
+    let dial = turn.dialed.as_ref().map(|(outcome, attempt)| DialSummary {
+        outcome: outcome.clone(),
+        attempt: *attempt,
+        max_attempts: policy.map(|p| p.max_attempts),
+        redial_at: match (redialed, turn.ended, policy) {
+            (true, Some(ended), Some(p)) => Some(ended.plus_secs(p.retry_timeout_secs).to_iso()),
+            _ => None,
+        },
+    });
     HistoryEntry {
         service_id: record.id.clone(),
         service_name: record.service_name.clone(),
@@ -166,6 +244,7 @@ fn entry(record: &ServiceRecord, turn: Turn, now: Timestamp) -> HistoryEntry {
             .unwrap_or_else(|| "chat".into()),
         customer_number: record.customer_number.clone(),
         outcome: turn.outcome,
+        dial,
         started_at: turn.started.to_iso(),
         ended_at: turn.ended.map(Timestamp::to_iso),
         duration_secs: end.as_millis().saturating_sub(turn.started.as_millis()) / 1000,
@@ -222,7 +301,7 @@ mod tests {
         );
         let done = turns(&record);
         assert_eq!(done[1].outcome, "AGENT_CONNECTED");
-        let shown = entry(&record, done[1].clone(), at(500));
+        let shown = entry(&record, done[1].clone(), None, at(500));
         assert_eq!(shown.duration_secs, 60);
     }
 

@@ -3,8 +3,8 @@
 
 use super::callbacks::{owned_service, update};
 use super::{AppError, AppState, Requester};
-use crate::domain::options;
 use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::{options, voice};
 
 /// What `connect` found.
 #[derive(Debug)]
@@ -43,15 +43,22 @@ pub async fn connect(
     // First confirmation of a reservation: record it, unless the reservation ended meanwhile.
     let now = state.clock.now();
     let confirmed = update(state, service_id, |record| {
-        if record.state == CallbackState::Routing && record.confirmed_at.is_none() {
-            record.confirmed_at = Some(now);
-        }
+        record.confirm(now);
         Ok(())
     })?;
     if !is_agent_available(&confirmed) {
         return Ok(Connect::NotYet);
     }
     state.store.wait_durable().await?;
+    // A voice callback's agent with auto answer takes it now that the customer confirmed,
+    // as a chat is joined automatically.
+    if let Some(agent) = confirmed.reserved_agent.as_deref() {
+        if voice::is_voice(&confirmed) && super::voice::auto_answer(state, agent).await? {
+            super::voice::take(state, agent, service_id).await?;
+            let taken = owned_service(state, service_id, requester)?;
+            return Ok(Connect::Ready(Box::new(taken)));
+        }
+    }
     Ok(Connect::Ready(Box::new(confirmed)))
 }
 

@@ -16,14 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::sessions::Session;
 use super::{agents, AppError, AppState};
 use crate::center::agent::AgentState;
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::domain::account::Role;
 use crate::domain::time::Timestamp;
+use crate::supervisor::Shutdown;
 
 /// How often [`run_until`] looks for agents to log out.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -170,24 +169,19 @@ pub async fn signed_out(state: &AppState, session: &Session) -> Result<(), AppEr
     Ok(())
 }
 
-/// Runs [`run_once`] every [`SWEEP_EVERY`] with the injected clock until `shutdown` turns true.
-pub async fn run_until(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(SWEEP_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs [`run_once`] every [`SWEEP_EVERY`] of the injected clock until shutdown.
+pub async fn run_until(state: AppState, mut shutdown: Shutdown) {
     loop {
+        let tick = clock::sleep_for(&*state.clock, SWEEP_EVERY);
         tokio::select! {
             // Time to look for agents who left.
-            _ = ticks.tick() => {
+            () = tick => {
                 if let Err(err) = run_once(&state, state.clock.now()).await {
                     tracing::warn!(error = %err, "could not log out agents who left the desktop");
                 }
             }
-            // The server is stopping (or whoever could stop us is gone).
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
+            // The server is stopping.
+            () = shutdown.wait() => break,
         }
     }
 }
@@ -217,7 +211,7 @@ async fn log_out(state: &AppState, agent: &str, why: &str) -> Result<bool, AppEr
         None => false,
     };
     let changed = was_logged_in
-        && match agents::set_agent_state(state, agent, AgentState::LoggedOut).await {
+        && match agents::set_agent_state(state, agent, AgentState::LoggedOut, None).await {
             Ok(_) => true,
             Err(AppError::NotFound(_)) => false,
             Err(err) => return Err(err),

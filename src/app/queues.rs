@@ -4,7 +4,7 @@
 use super::callbacks::owned_service;
 use super::{AppError, AppState, Requester};
 use crate::center::stats::Stats;
-use crate::domain::options::{FieldError, ServiceSettings};
+use crate::domain::options::{self, FieldError};
 use crate::domain::service::CallbackState;
 use crate::domain::target::Target;
 use crate::router::core::QueueSummary;
@@ -44,9 +44,10 @@ pub async fn check_queue_position(
     requester: Requester<'_>,
 ) -> Result<QueuePosition, AppError> {
     let record = owned_service(state, service_id, requester)?;
-    let settings = ServiceSettings::from_options(&record.options, &state.settings.stat_servers)?;
-    let (eta_limit, position_limit) = settings.agent_ready_threshold;
-    let queue = settings.queue_name(&record.service_name);
+    // The options were validated when the service was created: read the three this answer
+    // needs, without parsing `_target` and its skill expressions again.
+    let (eta_limit, position_limit) = options::agent_ready_threshold(&record.options);
+    let queue = options::queue_name(&record.options, &record.service_name);
     let handled = record.state == CallbackState::Processing;
     let id = service_id.to_string();
     // One question, so the answer cannot mix two moments of the queue.

@@ -126,7 +126,7 @@ pub async fn record_outcome(
 }
 
 /// Whether `agent_id` answers automatically (may record an outcome without accepting).
-async fn auto_answer(state: &AppState, agent_id: &str) -> Result<bool, AppError> {
+pub(super) async fn auto_answer(state: &AppState, agent_id: &str) -> Result<bool, AppError> {
     let agent = agent_id.to_string();
     state
         .router

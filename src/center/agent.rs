@@ -86,6 +86,41 @@ pub struct AgentRecord {
     pub state_since: Timestamp,
     /// When the agent last became free for work.
     pub idle_since: Timestamp,
+    /// The reason code of a Not Ready state (`Break`), if the agent gave one; `None` in the
+    /// other states.
+    pub reason: Option<String>,
+}
+
+/// The longest reason code accepted.
+pub const MAX_REASON_LEN: usize = 64;
+
+/// Reads the optional reason code of a state change: trimmed, empty means none; only Not
+/// Ready takes one.
+///
+/// # Errors
+/// `(field, message)`: a reason with another state, too long, or with control characters.
+pub fn parse_reason(
+    state: AgentState,
+    reason: Option<&str>,
+) -> Result<Option<String>, (String, String)> {
+    let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |message: String| Err(("reason".to_string(), message));
+    if state != AgentState::NotReady {
+        return bad(format!(
+            "a reason code goes with not_ready only, not with {state}: leave it out"
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_LEN {
+        return bad(format!(
+            "a reason code has at most {MAX_REASON_LEN} characters"
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return bad("a reason code is one line of text, without control characters".into());
+    }
+    Ok(Some(reason.to_string()))
 }
 
 impl AgentRecord {
@@ -96,6 +131,7 @@ impl AgentRecord {
             state: self.state,
             state_since: self.state_since,
             idle_since: self.idle_since,
+            reason: self.reason,
             reserved: BTreeSet::new(),
             active: BTreeMap::new(),
         }
@@ -109,6 +145,7 @@ impl From<&Agent> for AgentRecord {
             state: agent.state,
             state_since: agent.state_since,
             idle_since: agent.idle_since,
+            reason: agent.reason.clone(),
         }
     }
 }
@@ -175,6 +212,8 @@ pub struct Agent {
     /// When the agent last became free for work (ready, or finished or released work):
     /// the longest-idle agent is the one with the oldest `idle_since`.
     pub idle_since: Timestamp,
+    /// The reason code of a Not Ready state, if one was given.
+    pub reason: Option<String>,
     /// Services reserved for this agent, waiting for the customer (at most one at a time).
     pub reserved: BTreeSet<String>,
     /// Interactions in progress, per media, with their service ids.
@@ -189,6 +228,7 @@ impl Agent {
             state: AgentState::LoggedOut,
             state_since: now,
             idle_since: now,
+            reason: None,
             reserved: BTreeSet::new(),
             active: BTreeMap::new(),
         }
@@ -318,5 +358,25 @@ mod tests {
             assert_eq!(state.as_str().parse::<AgentState>(), Ok(state));
         }
         assert!("busy".parse::<AgentState>().unwrap_err().contains("ready"));
+    }
+
+    #[test]
+    fn a_reason_code_goes_with_not_ready_only() {
+        let not_ready = AgentState::NotReady;
+        assert_eq!(
+            parse_reason(not_ready, Some(" Lunch ")),
+            Ok(Some("Lunch".into()))
+        );
+        assert_eq!(parse_reason(not_ready, Some("  ")), Ok(None));
+        assert_eq!(parse_reason(not_ready, None), Ok(None));
+        assert_eq!(parse_reason(AgentState::Ready, None), Ok(None));
+        for (state, reason) in [
+            (AgentState::Ready, "Lunch".to_string()),
+            (not_ready, "x".repeat(MAX_REASON_LEN + 1)),
+            (not_ready, "two\nlines".to_string()),
+        ] {
+            let (field, _) = parse_reason(state, Some(&reason)).unwrap_err();
+            assert_eq!(field, "reason", "{state} {reason:?}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`agent`]: agent configuration, states, capacity, target membership.
 //! - [`stats`]: the Stat Server statistics of a routing target.
-//! - [`chat`]: the Chat Server: sessions, participants, transcripts.
+//! - [`chat`]: the Chat Server: a pure session ([`chat::session`]) and its owner (locks,
+//!   storage, pushes).
 
 pub mod agent;
 pub mod chat;

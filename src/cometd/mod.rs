@@ -43,7 +43,8 @@ use tokio::sync::{mpsc, watch};
 
 pub use protocol::{BayeuxError, Message, GENESYS_CHANNEL};
 
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
+use crate::supervisor::Shutdown;
 use clients::{ClientLimits, Clients, Full, Wake};
 
 /// One customer-bound push: `{"id","message","tag"}`.
@@ -354,24 +355,20 @@ impl Bayeux {
         removed
     }
 
-    /// Sweeps every third of `max_interval` (at least every 10 s) until `shutdown` turns true.
-    pub async fn sweep_until(self, mut shutdown: watch::Receiver<bool>) {
+    /// Sweeps every third of `max_interval` (at least every 10 s, measured on the clock) until
+    /// shutdown.
+    pub async fn sweep_until(self, mut shutdown: Shutdown) {
         let every = Duration::from_millis(self.shared.settings.max_interval_ms / 3)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let tick = clock::sleep_for(&*self.shared.clock, every);
             tokio::select! {
                 // Time to look for clients that went away.
-                _ = ticks.tick() => {
+                () = tick => {
                     self.sweep().await;
                 }
-                // The server is stopping (or whoever could stop us is gone).
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
-                }
+                // The server is stopping.
+                () = shutdown.wait() => break,
             }
         }
     }

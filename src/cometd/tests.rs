@@ -368,7 +368,7 @@ async fn a_held_connect_is_answered_as_soon_as_something_is_published() {
     until_held(&bayeux, &id).await;
 
     let push = Push::new("service.chat.refresh.1", json!({"transcriptPosition":"2"}));
-    assert_eq!(bayeux.publish(ALICE, &push), 1);
+    assert_eq!(bayeux.publish(ALICE, &push).clients, 1);
     let reply = held.await.unwrap();
 
     assert!(
@@ -845,4 +845,35 @@ async fn a_stored_notification_replayed_to_a_client_that_took_it_over_is_held_on
     );
     let again = send(&bayeux, Some(ALICE), connect_acknowledging(&new, "9", 0)).await;
     assert_eq!(push_ids(&again), vec![push.id.clone()], "once: {again}");
+}
+
+#[tokio::test]
+async fn the_sweep_loop_is_stepped_by_the_manual_clock_without_real_waiting() {
+    let (bayeux, _subscribed, clock) = server(quick());
+    let _quiet = ready(&bayeux, ALICE).await;
+    let supervisor = crate::supervisor::Supervisor::new();
+    let sweeper = tokio::spawn(bayeux.clone().sweep_until(supervisor.shutdown()));
+
+    while clock.sleepers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Past max_interval on the clock: the parked loop wakes and sweeps, no tokio time passes.
+    clock.advance_secs(31);
+    for _ in 0..1000 {
+        if bayeux.client_count() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        bayeux.client_count(),
+        0,
+        "the loop swept when the clock moved"
+    );
+
+    supervisor.stop(std::time::Duration::from_secs(5)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), sweeper)
+        .await
+        .expect("the loop stops at shutdown")
+        .unwrap();
 }

@@ -4,7 +4,8 @@
 //! - [`time`]: timestamps and their ISO 8601 wire form.
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
-//! - [`service`]: the service record and its lifecycle.
+//! - [`service`]: the service record, its states, cancel and reschedule.
+//! - [`lifecycle`]: every other transition of a service, and the effects each implies.
 //! - [`notification`]: customer-bound notifications.
 //! - [`chat`]: the chat transcript and its wire rows.
 //! - [`chat_limits`]: per-session chat limits (message size, rate, transcript length).
@@ -19,6 +20,7 @@ pub mod chat_limits;
 pub mod esp;
 pub mod idle;
 pub mod kv;
+pub mod lifecycle;
 pub mod notification;
 pub mod options;
 pub mod service;

@@ -404,10 +404,7 @@ impl ServiceSettings {
                 value => value.parse().ok(),
             },
             in_queue_checking: flag("_enable_in_queue_checking"),
-            agent_ready_threshold: (
-                number_or("_agent_ready_threshold_eta", 35),
-                number_or("_agent_ready_threshold_position", 5),
-            ),
+            agent_ready_threshold: agent_ready_threshold(options),
             dial_retry_timeout_secs: number_or(
                 "_dial_retry_timeout",
                 DEFAULT_DIAL_RETRY_TIMEOUT_SECS,
@@ -429,6 +426,33 @@ impl ServiceSettings {
             .clone()
             .unwrap_or_else(|| service_name.to_string())
     }
+}
+
+/// `_agent_ready_threshold_eta` and `_agent_ready_threshold_position` (35 and 5 when missing),
+/// read alone: `check-queue-position` needs only these, not the `_target` parse that
+/// [`ServiceSettings::from_options`] does.
+pub fn agent_ready_threshold(options: &BTreeMap<String, String>) -> (u64, u64) {
+    let number_or = |name: &str, default: u64| {
+        options
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        number_or("_agent_ready_threshold_eta", 35),
+        number_or("_agent_ready_threshold_position", 5),
+    )
+}
+
+/// The virtual queue of a stored service, read alone: what
+/// [`ServiceSettings::queue_name`] gives, without parsing the rest of the options.
+pub fn queue_name(options: &BTreeMap<String, String>, service_name: &str) -> String {
+    options
+        .get("_urs_virtual_queue")
+        .map(|q| q.trim())
+        .filter(|q| !q.is_empty())
+        .unwrap_or(service_name)
+        .to_string()
 }
 
 /// `_ttl` in seconds (0 when missing or not a number; validation refuses both).

@@ -303,8 +303,11 @@ impl ServiceRecord {
         self.state != CallbackState::Completed
     }
 
-    /// Moves to `state`, recording it in the history.
-    pub fn enter(
+    /// Moves to `state`, recording it in the history. Only the transitions of
+    /// [`super::lifecycle`], cancel, reschedule and [`super::voice`] call it: everything else
+    /// asks for a transition by name, so a state is never entered from a state that does not
+    /// allow it.
+    pub(crate) fn enter(
         &mut self,
         state: CallbackState,
         reason: Option<CallbackReason>,
@@ -449,6 +452,81 @@ impl StateFilter {
     }
 }
 
+/// The step of a service's `_target` list whose target found its agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundBy {
+    /// 1-based step of the `_target` list.
+    pub step: u16,
+    /// That step's target (`Billing@StatServer.GA`).
+    pub target: String,
+}
+
+impl ServiceRecord {
+    /// When the current reservation was made: the last entry into ROUTING.
+    pub fn reserved_at(&self) -> Option<Timestamp> {
+        self.state_history
+            .iter()
+            .rev()
+            .find(|change| change.state == CallbackState::Routing)
+            .map(|change| change.at)
+    }
+
+    /// How long the customer waited for the agent of the current reservation, in whole
+    /// seconds: from the start of the unbroken QUEUED/ROUTING spell that ends in that
+    /// reservation (a requeue after an agent left keeps counting; a redial, which is
+    /// SCHEDULED in between, starts a new wait) to the reservation. `None` before any.
+    pub fn waited_secs(&self) -> Option<u64> {
+        let history = &self.state_history;
+        let reserved = history
+            .iter()
+            .rposition(|change| change.state == CallbackState::Routing)?;
+        let waiting = |state| matches!(state, CallbackState::Queued | CallbackState::Routing);
+        let start = history[..reserved]
+            .iter()
+            .rposition(|change| !waiting(change.state))
+            .map_or(0, |i| i + 1);
+        let queued = history[start..reserved]
+            .iter()
+            .find(|change| change.state == CallbackState::Queued)?;
+        Some(
+            history[reserved]
+                .at
+                .as_millis()
+                .saturating_sub(queued.at.as_millis())
+                / 1000,
+        )
+    }
+
+    /// The routing step that found `agent` for the current reservation: of the steps entered
+    /// in that routing round (since the last step 1), the latest whose target `is_member`
+    /// says the agent belongs to; else the step the reservation was made in.
+    pub fn found_by(&self, agent: &str, is_member: impl Fn(&str) -> bool) -> Option<FoundBy> {
+        let events = &self.routing_history;
+        let reserved = events.iter().rposition(
+            |e| matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent),
+        )?;
+        let mut fallback = None;
+        for event in events[..reserved].iter().rev() {
+            if let RoutingEventKind::Entered { target } = &event.kind {
+                let found = FoundBy {
+                    step: event.step,
+                    target: target.clone(),
+                };
+                if is_member(target) {
+                    return Some(found);
+                }
+                if fallback.is_none() && event.step == events[reserved].step {
+                    fallback = Some(found);
+                }
+                if event.step <= 1 {
+                    break;
+                }
+            }
+        }
+        fallback
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +541,71 @@ mod tests {
         record.state = state;
         record.expire_at = Timestamp::from_millis(86_400_000);
         record
+    }
+
+    #[test]
+    fn the_wait_runs_from_queued_to_the_reservation_and_a_redial_starts_a_new_one() {
+        let at = |secs: u64| Timestamp::from_millis(secs * 1000);
+        let mut rec = record(CallbackState::Scheduled);
+        assert_eq!(rec.waited_secs(), None, "never reserved");
+        rec.enter(CallbackState::Queued, None, at(10), "queued");
+        rec.enter(CallbackState::Routing, None, at(15), "reserved");
+        rec.enter(CallbackState::Queued, None, at(20), "agent left");
+        rec.enter(CallbackState::Routing, None, at(52), "reserved again");
+        assert_eq!(rec.waited_secs(), Some(42), "a requeue keeps counting");
+        rec.enter(CallbackState::Processing, None, at(60), "taken");
+        rec.enter(CallbackState::Scheduled, None, at(70), "no answer");
+        rec.enter(CallbackState::Queued, None, at(100), "redial");
+        rec.enter(CallbackState::Routing, None, at(107), "reserved");
+        assert_eq!(rec.waited_secs(), Some(7), "a redial waits anew");
+    }
+
+    #[test]
+    fn the_step_that_found_the_agent_is_the_latest_entered_that_holds_it() {
+        let mut rec = record(CallbackState::Routing);
+        let event = |step, kind| RoutingEvent {
+            at: Timestamp::from_millis(1),
+            step,
+            kind,
+        };
+        let entered = |step, target: &str| {
+            event(
+                step,
+                RoutingEventKind::Entered {
+                    target: target.into(),
+                },
+            )
+        };
+        rec.routing_history = vec![
+            entered(1, "A@StatServer.GA"),
+            entered(2, "B@StatServer.GA"),
+            entered(3, "C@StatServer.GA"),
+            event(
+                3,
+                RoutingEventKind::Reserved {
+                    agent: "ann".into(),
+                },
+            ),
+        ];
+        let found = rec.found_by("ann", |t| t.starts_with('B'));
+        assert_eq!(
+            found,
+            Some(FoundBy {
+                step: 2,
+                target: "B@StatServer.GA".into()
+            }),
+            "ann is in B, kept in the set"
+        );
+        let fallback = rec.found_by("ann", |_| false).unwrap();
+        assert_eq!(
+            fallback.step, 3,
+            "no membership known: the step reserved in"
+        );
+        assert_eq!(
+            rec.found_by("bob", |_| true),
+            None,
+            "never reserved for bob"
+        );
     }
 
     #[test]

@@ -71,6 +71,16 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// A time plus a duration (to the millisecond), saturating instead of overflowing.
+impl std::ops::Add<std::time::Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, duration: std::time::Duration) -> Timestamp {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_add(millis))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use super::error::respond;
 use super::form;
 use super::{reply, with_state};
 use crate::app::{agents, AppError, AppState};
-use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
+use crate::center::agent::{parse_reason, Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
 
 /// The agent routes.
@@ -50,6 +50,7 @@ fn agent_view(agent: &AgentRecord) -> serde_json::Value {
         "capacity": config.capacity,
         "auto_answer": config.auto_answer,
         "state": agent.state.as_str(),
+        "reason": agent.reason,
         "state_since": agent.state_since.to_iso(),
         "idle_since": agent.idle_since.to_iso(),
     })
@@ -149,6 +150,9 @@ fn agents_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 struct StateBody {
     /// `ready`, `not_ready` or `logged_out`.
     state: String,
+    /// With `not_ready` only: a reason code (`Break`), at most 64 characters.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// POST /genesys/1/agent/{id}/state
@@ -165,9 +169,20 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(with_state(state))
         .and(form::json_body::<StateBody>(limit))
         .then(|id: String, state: AppState, body: StateBody| async move {
-            let result = match body.state.parse::<AgentState>() {
-                Ok(new_state) => agents::set_agent_state(&state, &id, new_state).await,
-                Err(message) => Err(AppError::from(FieldError::new("state", message))),
+            let parsed = body
+                .state
+                .parse::<AgentState>()
+                .map_err(|message| FieldError::new("state", message))
+                .and_then(|new_state| {
+                    parse_reason(new_state, body.reason.as_deref())
+                        .map(|reason| (new_state, reason))
+                        .map_err(|(field, message)| FieldError::new(field, message))
+                });
+            let result = match parsed {
+                Ok((new_state, reason)) => {
+                    agents::set_agent_state(&state, &id, new_state, reason).await
+                }
+                Err(err) => Err(AppError::from(err)),
             };
             respond(result, |agent| {
                 reply::json(StatusCode::OK, &agent_view(&agent))
@@ -190,6 +205,8 @@ struct AgentView {
     auto_answer: bool,
     /// `ready`, `not_ready` or `logged_out`.
     state: String,
+    /// The reason code of a Not Ready state, if one was given.
+    reason: Option<String>,
     state_since: String,
     idle_since: String,
     /// The admin list only: services reserved for the agent.

@@ -286,6 +286,8 @@ pub(crate) fn interaction_view(interaction: &Interaction) -> Value {
         "callback_state": record.state.as_str(),
         "customer_number": record.customer_number,
         "user_data": record.user_data,
+        "waited_secs": interaction.waited_secs,
+        "routing_step": interaction.routing_step,
     });
     if let (Some(session), Some(map)) = (&interaction.chat, view.as_object_mut()) {
         map.insert("chat".into(), chat_summary(session));
@@ -424,8 +426,21 @@ struct InteractionView {
     callback_state: String,
     customer_number: Option<String>,
     user_data: std::collections::BTreeMap<String, String>,
+    /// Whole seconds the customer waited until this agent was found (null before).
+    waited_secs: Option<u64>,
+    /// The routing step whose target found this agent.
+    routing_step: Option<RoutingStepView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chat: Option<ChatSummary>,
+}
+
+/// `{"step": 2, "target": "Billing@StatServer.GA"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct RoutingStepView {
+    /// 1-based step of the `_target` list.
+    step: u16,
+    target: String,
 }
 
 /// A chat without its transcript ([`chat_summary`]).

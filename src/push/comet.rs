@@ -7,6 +7,7 @@ use super::{CometSink, Notifier, Provider, PushTarget};
 use crate::center::chat::{ChatSession, TranscriptListener};
 use crate::cometd::{Announcement, Bayeux, Push, Reach, Receipt};
 use crate::domain::chat::TranscriptEvent;
+use crate::supervisor::Shutdown;
 
 impl CometSink for Bayeux {
     fn publish(
@@ -65,7 +66,7 @@ impl TranscriptListener for ChatPushes {
     }
 }
 
-/// Follows the CometD server's announcements until it is dropped: sends each client that
+/// Follows the CometD server's announcements until shutdown: sends each client that
 /// subscribes to `/_genesys` its user's undelivered notifications (a client that reconnects
 /// after a restart gets what it missed), and marks delivered what acknowledging clients
 /// acknowledged. One task, in the order announced: an acknowledgement is recorded before a
@@ -73,8 +74,18 @@ impl TranscriptListener for ChatPushes {
 pub async fn follow_announcements(
     notifier: Notifier,
     mut announcements: mpsc::UnboundedReceiver<Announcement>,
+    mut shutdown: Shutdown,
 ) {
-    while let Some(announcement) = announcements.recv().await {
+    loop {
+        let announcement = tokio::select! {
+            // A client subscribed to a service's channel or acknowledged pushes.
+            announcement = announcements.recv() => match announcement {
+                Some(announcement) => announcement,
+                None => break,
+            },
+            // The service is stopping.
+            () = shutdown.wait() => break,
+        };
         match announcement {
             Announcement::Subscribed {
                 gms_user,

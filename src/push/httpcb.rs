@@ -33,12 +33,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::egress::{AllowRule, CheckedResolver, EgressPolicy, Route};
+use crate::clock::{self, Clock};
+use crate::domain::time::Timestamp;
 use crate::store::Store;
+use crate::supervisor::Shutdown;
 
 /// POSTs running at once, over all destinations.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -118,18 +120,30 @@ pub struct HttpcbCounters {
 }
 
 impl HttpCallbacks {
-    /// Starts the worker; it sends only where `policy` permits and stops when `shutdown`
-    /// turns true.
+    /// Makes the worker, to be started by the supervisor: it sends only where `policy`
+    /// permits, times its retries and breakers on `clock`, and stops at `shutdown`.
     pub fn start(
         store: Store,
         settings: HttpCallbackSettings,
         policy: Arc<EgressPolicy>,
-        shutdown: watch::Receiver<bool>,
-    ) -> (HttpCallbacks, tokio::task::JoinHandle<()>) {
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+    ) -> (
+        HttpCallbacks,
+        impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = HttpcbCounters::default();
-        let handle = tokio::spawn(run(store, settings, policy, rx, shutdown, counters.clone()));
-        (HttpCallbacks { jobs: tx, counters }, handle)
+        let worker = run(
+            store,
+            settings,
+            policy,
+            clock,
+            rx,
+            shutdown,
+            counters.clone(),
+        );
+        (HttpCallbacks { jobs: tx, counters }, worker)
     }
 
     /// Deliveries, retries and failures so far, for `/metrics`.
@@ -251,7 +265,7 @@ enum Breaker {
     /// POSTs flow, up to the destination's concurrency.
     Closed,
     /// Jobs are dropped until then.
-    Open { until: Instant },
+    Open { until: Timestamp },
     /// One probe POST may run; its outcome closes or reopens the breaker.
     HalfOpen,
 }
@@ -278,7 +292,7 @@ impl Destination {
     }
 
     /// Whether one more POST may start now (an expired open breaker turns half-open).
-    fn can_start(&mut self, limit: usize, now: Instant) -> bool {
+    fn can_start(&mut self, limit: usize, now: Timestamp) -> bool {
         if let Breaker::Open { until } = self.breaker {
             if now >= until {
                 self.breaker = Breaker::HalfOpen;
@@ -292,12 +306,12 @@ impl Destination {
     }
 
     /// Whether new jobs are refused (breaker open and not yet expired).
-    fn refuses(&self, now: Instant) -> bool {
+    fn refuses(&self, now: Timestamp) -> bool {
         matches!(self.breaker, Breaker::Open { until } if now < until)
     }
 
     /// Nothing queued, in flight or remembered: can be forgotten.
-    fn idle(&self, now: Instant) -> bool {
+    fn idle(&self, now: Timestamp) -> bool {
         self.queue.is_empty() && self.in_flight == 0 && (self.failures == 0 || !self.refuses(now))
     }
 }
@@ -320,7 +334,7 @@ struct Dispatcher {
     /// Destinations with queued jobs, in the order they get the next free slot.
     ready: VecDeque<String>,
     /// Retries by due time (the counter keeps equal times apart).
-    retries: BTreeMap<(Instant, u64), (String, Pending)>,
+    retries: BTreeMap<(Timestamp, u64), (String, Pending)>,
     retry_counter: u64,
     running: JoinSet<(String, Pending, Outcome)>,
     /// Shared with [`HttpCallbacks::counters`].
@@ -330,7 +344,7 @@ struct Dispatcher {
 impl Dispatcher {
     /// Queues a job for its destination, or drops it (left for polling) if the
     /// destination's breaker is open or its queue is full.
-    fn enqueue(&mut self, host: String, pending: Pending, now: Instant) {
+    fn enqueue(&mut self, host: String, pending: Pending, now: Timestamp) {
         if self.destinations.len() >= TRACKED_DESTINATIONS && !self.destinations.contains_key(&host)
         {
             self.destinations.retain(|_, d| !d.idle(now));
@@ -356,7 +370,7 @@ impl Dispatcher {
     }
 
     /// Starts POSTs while global slots are free, one destination at a time in turn.
-    fn start_ready(&mut self, now: Instant) {
+    fn start_ready(&mut self, now: Timestamp) {
         let limit = self.settings.destination_concurrency;
         let mut turns = self.ready.len();
         while self.running.len() < MAX_IN_FLIGHT && turns > 0 {
@@ -393,7 +407,7 @@ impl Dispatcher {
     }
 
     /// Books an attempt's outcome: breaker, retry, relisting.
-    fn finished(&mut self, host: String, pending: Pending, outcome: Outcome, now: Instant) {
+    fn finished(&mut self, host: String, pending: Pending, outcome: Outcome, now: Timestamp) {
         let Some(destination) = self.destinations.get_mut(&host) else {
             return;
         };
@@ -450,7 +464,7 @@ impl Dispatcher {
     }
 
     /// Moves the retries that are due into their destinations' queues.
-    fn release_retries(&mut self, now: Instant) {
+    fn release_retries(&mut self, now: Timestamp) {
         while let Some(entry) = self.retries.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -461,7 +475,7 @@ impl Dispatcher {
     }
 
     /// When the next retry is due.
-    fn next_retry(&self) -> Option<Instant> {
+    fn next_retry(&self) -> Option<Timestamp> {
         self.retries.keys().next().map(|(due, _)| *due)
     }
 }
@@ -470,16 +484,14 @@ async fn run(
     store: Store,
     settings: HttpCallbackSettings,
     policy: Arc<EgressPolicy>,
+    clock: Arc<dyn Clock>,
     mut jobs: mpsc::Receiver<Job>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
     counters: HttpcbCounters,
-) {
+) -> Result<(), String> {
     let clients = match Clients::build(&settings, policy) {
         Ok(clients) => Arc::new(clients),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot build the http callback client; httpcb notifications wait for polling");
-            return;
-        }
+        Err(err) => return Err(format!("cannot build the http callback client: {err}")),
     };
     let mut dispatcher = Dispatcher {
         store,
@@ -493,39 +505,34 @@ async fn run(
         counters,
     };
     loop {
-        let next_retry = dispatcher.next_retry();
+        let next_retry = clock::sleep_until(&*clock, dispatcher.next_retry());
         tokio::select! {
             // A new notification: sorted into its destination's queue.
             job = jobs.recv() => match job {
                 Some(job) => {
                     let host = destination_of(&job.url);
-                    dispatcher.enqueue(host, Pending { job, attempt: 1 }, Instant::now());
+                    dispatcher.enqueue(host, Pending { job, attempt: 1 }, clock.now());
                 }
                 None => break,
             },
             // A POST finished: book it (breaker, retry).
             Some(done) = dispatcher.running.join_next(), if !dispatcher.running.is_empty() => {
                 if let Ok((host, pending, outcome)) = done {
-                    dispatcher.finished(host, pending, outcome, Instant::now());
+                    dispatcher.finished(host, pending, outcome, clock.now());
                 }
             }
             // A retry is due.
-            _ = sleep_until(next_retry), if next_retry.is_some() => {
-                dispatcher.release_retries(Instant::now());
+            () = next_retry => {
+                dispatcher.release_retries(clock.now());
             }
             // The service is stopping.
-            _ = shutdown.changed() => break,
+            () = shutdown.wait() => break,
         }
-        dispatcher.start_ready(Instant::now());
+        dispatcher.start_ready(clock.now());
     }
     dispatcher.running.abort_all();
     tracing::info!("http callback worker stopped");
-}
-
-async fn sleep_until(due: Option<Instant>) {
-    if let Some(due) = due {
-        tokio::time::sleep_until(due).await;
-    }
+    Ok(())
 }
 
 /// Tries one POST of a notification (checking first, on a retry, that it still waits).
@@ -634,7 +641,7 @@ mod tests {
     #[test]
     fn a_breaker_opens_after_failures_in_a_row_then_lets_one_probe_through() {
         let mut destination = Destination::new();
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1_000_000);
         assert!(destination.can_start(2, now));
         destination.breaker = Breaker::Open {
             until: now + Duration::from_secs(1),
@@ -670,7 +677,7 @@ mod tests {
             breaker_open: Duration::from_secs(30),
             ..HttpCallbackSettings::default()
         });
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1_000_000);
         for _ in 0..5 {
             dispatcher.enqueue("dead".into(), pending("http://10.0.0.1/"), now);
         }
@@ -732,7 +739,7 @@ mod tests {
             destination_queue: 3,
             ..HttpCallbackSettings::default()
         });
-        let now = Instant::now();
+        let now = Timestamp::from_millis(1_000_000);
         for _ in 0..10 {
             dispatcher.enqueue("busy".into(), pending("http://10.0.0.1/"), now);
         }

@@ -16,7 +16,8 @@
 //!
 //! Cost: work per event is proportional to the agents or targets involved, never to
 //! waiting services × agents. Waiting services are kept in ordered sets per virtual queue and
-//! per (target, media) (see `Lane` for priorities that grow); timers in a set ordered by
+//! per (target, media) (see `lanes::Lane` for priorities that grow, and
+//! `ranked::RankedSet`, which counts the services ahead of one in O(log n)); timers in a set ordered by
 //! time; available agents in sets ordered by idle time per media; and the members of every
 //! target in use are computed once and updated only when an agent's configuration changes.
 //!
@@ -26,11 +27,14 @@
 //! nothing is routed twice; services that were waiting keep their place, step and remaining
 //! step time.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+pub use super::lanes::Priority;
+use super::lanes::{Lanes, OrderKey, Waiter};
+use super::Id;
 
 use crate::center::agent::{Agent, AgentState};
 use crate::center::stats::Stats;
@@ -49,39 +53,6 @@ const WHY_AGENT_REMOVED: &str = "agent removed";
 const WHY_NOT_CONFIRMED: &str = "not confirmed";
 /// See [`WHY_LOGGED_OUT`].
 const WHY_SERVICE_REMOVED: &str = "service removed";
-
-/// A service's priority in its virtual queue: `_urs_vq_priority`, growing by
-/// `_urs_vq_priority_increment` every `_urs_vq_priority_increment_interval` seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Priority {
-    /// `_urs_vq_priority`: the priority when queued.
-    pub base: i64,
-    /// `_urs_vq_priority_increment`: added once per interval waited.
-    pub increment: i64,
-    /// `_urs_vq_priority_increment_interval` in seconds; 0 means the priority never grows.
-    pub interval_secs: u64,
-}
-
-impl Priority {
-    /// The priority at `now` of a service queued at `queued_at`:
-    /// `base + increment * floor(elapsed / interval)`, saturating instead of overflowing.
-    pub fn at(&self, queued_at: Timestamp, now: Timestamp) -> i64 {
-        if !self.grows() {
-            return self.base;
-        }
-        let elapsed = now.as_millis().saturating_sub(queued_at.as_millis());
-        let intervals = elapsed / self.interval_secs.saturating_mul(1000);
-        let intervals = i64::try_from(intervals).unwrap_or(i64::MAX);
-        self.base
-            .saturating_add(self.increment.saturating_mul(intervals))
-    }
-
-    /// Whether the priority changes with time; services whose priority does not can be kept
-    /// in ordered sets, the others are ordered at the moment they are compared.
-    fn grows(&self) -> bool {
-        self.increment != 0 && self.interval_secs != 0
-    }
-}
 
 /// A service entering its virtual queue, or resuming there after a restart or a requeue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,18 +181,6 @@ pub struct QueueSummary {
     pub ewt_secs: Option<u64>,
 }
 
-/// Ids are shared between the maps and ordered sets that index a service, so cloning one is
-/// a reference count, not an allocation.
-type Id = Arc<str>;
-
-/// The order of waiting services: higher priority first, then earlier queued, then id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct OrderKey {
-    rank: Reverse<i64>,
-    queued_at: Timestamp,
-    id: Id,
-}
-
 /// One step of a service's `_target` list, with its target interned.
 #[derive(Debug, Clone)]
 struct Step {
@@ -270,14 +229,16 @@ impl Entry {
         u16::try_from(self.step + 1).unwrap_or(u16::MAX)
     }
 
-    /// The key at `now`; a growing priority makes it change with time.
-    fn key_at(&self, now: Timestamp) -> OrderKey {
-        order_key(&self.priority, self.queued_at, &self.id, now)
-    }
-
-    /// The key of a service whose priority does not grow.
-    fn fixed_key(&self) -> OrderKey {
-        self.key_at(self.queued_at)
+    /// How the lanes place it, with `targets` its [`Entry::set_keys`].
+    fn waiter<'a>(&'a self, targets: &'a [Id]) -> Waiter<'a> {
+        Waiter {
+            id: &self.id,
+            queue: &self.vq,
+            media: &self.media,
+            priority: self.priority,
+            queued_at: self.queued_at,
+            targets,
+        }
     }
 
     /// The distinct targets of S: two steps may name the same target, and counting it twice
@@ -352,119 +313,9 @@ struct Interned {
     refs: usize,
 }
 
-/// A set of waiting services that answers "who is first at `now`" without looking at each
-/// of them.
-///
-/// Fixed priorities never change order, so they live in one ordered set. A rising priority
-/// (positive increment) keeps services of the same (base, increment, interval) in queue-time
-/// order, since an earlier service has waited at least as many intervals: one set per such
-/// class, whose first element is the class's best. Falling priorities (negative increment)
-/// reorder services of one class over time; they are rare, so they are compared one by one.
-#[derive(Debug, Clone, Default)]
-struct Lane {
-    fixed: BTreeSet<OrderKey>,
-    rising: HashMap<Priority, BTreeSet<(Timestamp, Id)>>,
-    falling: BTreeMap<(Timestamp, Id), Priority>,
-}
-
-impl Lane {
-    fn insert(&mut self, entry: &Entry) {
-        let priority = entry.priority;
-        let at = (entry.queued_at, entry.id.clone());
-        if !priority.grows() {
-            self.fixed.insert(entry.fixed_key());
-        } else if priority.increment > 0 {
-            self.rising.entry(priority).or_default().insert(at);
-        } else {
-            self.falling.insert(at, priority);
-        }
-    }
-
-    fn remove(&mut self, entry: &Entry) {
-        let priority = entry.priority;
-        let at = (entry.queued_at, entry.id.clone());
-        if !priority.grows() {
-            self.fixed.remove(&entry.fixed_key());
-        } else if priority.increment > 0 {
-            if let Some(class) = self.rising.get_mut(&priority) {
-                class.remove(&at);
-                if class.is_empty() {
-                    self.rising.remove(&priority);
-                }
-            }
-        } else {
-            self.falling.remove(&at);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.fixed.len()
-            + self.rising.values().map(BTreeSet::len).sum::<usize>()
-            + self.falling.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.fixed.is_empty() && self.rising.is_empty() && self.falling.is_empty()
-    }
-
-    /// The first service in router order at `now`.
-    fn first_at(&self, now: Timestamp) -> Option<OrderKey> {
-        let rising = self.rising.iter().filter_map(|(priority, class)| {
-            let (queued_at, id) = class.first()?;
-            Some(order_key(priority, *queued_at, id, now))
-        });
-        let falling = self
-            .falling
-            .iter()
-            .map(|((queued_at, id), priority)| order_key(priority, *queued_at, id, now));
-        self.fixed
-            .first()
-            .cloned()
-            .into_iter()
-            .chain(rising)
-            .chain(falling)
-            .min()
-    }
-
-    /// How many services come before `key` at `now`.
-    fn ahead_of(&self, key: &OrderKey, now: Timestamp) -> usize {
-        let fixed = self.fixed.range(..key.clone()).count();
-        // Keys within a rising class grow along its queue-time order: count the prefix.
-        let rising: usize = self
-            .rising
-            .iter()
-            .map(|(priority, class)| {
-                class
-                    .iter()
-                    .take_while(|(queued_at, id)| order_key(priority, *queued_at, id, now) < *key)
-                    .count()
-            })
-            .sum();
-        let falling = self
-            .falling
-            .iter()
-            .filter(|((queued_at, id), priority)| order_key(priority, *queued_at, id, now) < *key)
-            .count();
-        fixed + rising + falling
-    }
-}
-
-/// The key of a service in router order at `now`.
-fn order_key(priority: &Priority, queued_at: Timestamp, id: &Id, now: Timestamp) -> OrderKey {
-    OrderKey {
-        rank: Reverse(priority.at(queued_at, now)),
-        queued_at,
-        id: id.clone(),
-    }
-}
-
-/// One virtual queue's waiting services and recent departures.
+/// One virtual queue's recent departures (its waiting services are in [`Lanes`]).
 #[derive(Debug, Clone, Default)]
 struct VirtualQueue {
-    /// Its waiting services.
-    lane: Lane,
-    /// Every waiting service by queue time, for the oldest wait.
-    by_age: BTreeSet<(Timestamp, Id)>,
     /// The last departures: when a service was reserved, and how long it had waited (ms).
     departures: VecDeque<(Timestamp, u64)>,
 }
@@ -489,13 +340,10 @@ pub struct Router {
     reserved: HashMap<Id, Reservation>,
     /// Started interactions: service -> agent.
     active: HashMap<Id, String>,
-    /// Virtual queues by name.
+    /// Virtual queues by name, with their departures.
     queues: BTreeMap<String, VirtualQueue>,
-    /// Waiting services by a target in their S and their media: the best service for a freed
-    /// agent is the first of one of the lanes of the targets it belongs to.
-    by_target: HashMap<Id, HashMap<String, Lane>>,
-    /// How many waiting services have each target in S (`StatCallsWaiting`).
-    waiting_for: HashMap<Id, usize>,
+    /// The waiting services in order: by virtual queue, and by target in S and media.
+    lanes: Lanes,
     /// The time each waiting service's current wait ends.
     timers: BTreeSet<(Timestamp, Id)>,
 }
@@ -540,9 +388,7 @@ impl Router {
     /// order the router hands out agents. `None` when the service is not waiting.
     pub fn position(&self, service: &str, now: Timestamp) -> Option<(usize, usize)> {
         let entry = self.waiting.get(service)?;
-        let queue = self.queues.get(&entry.vq)?;
-        let ahead = queue.lane.ahead_of(&entry.key_at(now), now);
-        Some((ahead + 1, queue.lane.len()))
+        self.lanes.position(&entry.waiter(&[]), now)
     }
 
     /// Estimated seconds until a waiting service gets an agent: its position times the mean
@@ -564,7 +410,8 @@ impl Router {
         self.queues
             .iter()
             .map(|(name, queue)| {
-                let oldest_wait_secs = queue.by_age.first().map_or(0, |(queued_at, _)| {
+                let (waiting, oldest) = self.lanes.queue(name);
+                let oldest_wait_secs = oldest.map_or(0, |queued_at| {
                     now.as_millis().saturating_sub(queued_at.as_millis()) / 1000
                 });
                 let ewt_secs = (!queue.departures.is_empty()).then(|| {
@@ -574,7 +421,7 @@ impl Router {
                 });
                 QueueSummary {
                     name: name.clone(),
-                    waiting: queue.lane.len(),
+                    waiting,
                     oldest_wait_secs,
                     ewt_secs,
                 }
@@ -669,6 +516,7 @@ impl Router {
                 agent.config = incoming.config;
                 agent.state = incoming.state;
                 agent.state_since = incoming.state_since;
+                agent.reason = incoming.reason;
                 if config_changed {
                     self.recompute_membership(&id);
                 }
@@ -1061,22 +909,7 @@ impl Router {
         let Some(member_of) = self.agent_targets.get(agent_id) else {
             return;
         };
-        let mut best: Option<OrderKey> = None;
-        for key in member_of {
-            let Some(by_media) = self.by_target.get(key) else {
-                continue;
-            };
-            for media in &medias {
-                let first = by_media
-                    .get(media.as_str())
-                    .and_then(|lane| lane.first_at(now));
-                if let Some(first) = first {
-                    if best.as_ref().is_none_or(|b| first < *b) {
-                        best = Some(first);
-                    }
-                }
-            }
-        }
+        let best: Option<OrderKey> = self.lanes.first_for(member_of, &medias, now);
         if let Some(best) = best {
             if let Some(entry) = self.take_waiting(&best.id) {
                 self.reserve(entry, agent_id.to_owned(), now, fx);
@@ -1193,8 +1026,7 @@ impl Router {
     }
 
     fn calls_waiting(&self, key: &str) -> i64 {
-        let count = self.waiting_for.get(key).copied().unwrap_or(0);
-        i64::try_from(count).unwrap_or(i64::MAX)
+        i64::try_from(self.lanes.calls_waiting(key)).unwrap_or(i64::MAX)
     }
 
     /// One statistic of an interned target, from its memoized members.
@@ -1209,19 +1041,9 @@ impl Router {
     // ---- the waiting set and its indexes ----
 
     fn insert_waiting(&mut self, entry: Entry) {
-        let queue = self.queues.entry(entry.vq.clone()).or_default();
-        queue.by_age.insert((entry.queued_at, entry.id.clone()));
-        queue.lane.insert(&entry);
+        self.queues.entry(entry.vq.clone()).or_default();
         let keys = entry.set_keys();
-        for key in keys {
-            self.by_target
-                .entry(key.clone())
-                .or_default()
-                .entry(entry.media.clone())
-                .or_default()
-                .insert(&entry);
-            *self.waiting_for.entry(key).or_default() += 1;
-        }
+        self.lanes.insert(&entry.waiter(&keys));
         if let Some(at) = entry.timer {
             self.timers.insert((at, entry.id.clone()));
         }
@@ -1235,29 +1057,7 @@ impl Router {
             self.timers.remove(&(at, id.clone()));
         }
         let keys = entry.set_keys();
-        if let Some(queue) = self.queues.get_mut(&entry.vq) {
-            queue.by_age.remove(&(entry.queued_at, id.clone()));
-            queue.lane.remove(&entry);
-        }
-        for key in &keys {
-            if let Some(by_media) = self.by_target.get_mut(key) {
-                if let Some(lane) = by_media.get_mut(&entry.media) {
-                    lane.remove(&entry);
-                    if lane.is_empty() {
-                        by_media.remove(&entry.media);
-                    }
-                }
-                if by_media.is_empty() {
-                    self.by_target.remove(key);
-                }
-            }
-            if let Some(count) = self.waiting_for.get_mut(key) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.waiting_for.remove(key);
-                }
-            }
-        }
+        self.lanes.remove(&entry.waiter(&keys));
         Some(entry)
     }
 }

@@ -11,20 +11,23 @@
 //! are stored with the batch and pushed only after its group commit.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::core::{Effect, Event, Priority, Progress, QueuedService, Router};
 use crate::center::agent::Agent;
-use crate::clock::Clock;
-use crate::domain::notification::{self, Notification};
-use crate::domain::options::{self, Preset, ServiceSettings};
-use crate::domain::service::{CallbackReason, CallbackState, RouteProgress, ServiceRecord};
+use crate::clock::{self, Clock};
+use crate::domain::lifecycle::{self, Refused};
+use crate::domain::notification::Notification;
+use crate::domain::options::ServiceSettings;
+use crate::domain::service::{CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
+use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
 use crate::store::{Store, StoreError, UpdateError};
+use crate::supervisor::Shutdown;
 
 /// A question answered on the task, with the routing state and the current time.
 type Query = Box<dyn FnOnce(&Router, Timestamp) + Send>;
@@ -134,14 +137,15 @@ pub struct RouterContext {
     pub notifier: Notifier,
 }
 
-/// Loads agents and unfinished services into a new router and starts its task.
+/// Loads agents and unfinished services into a new router; answers its handle and the task
+/// to run (the supervisor starts it).
 ///
 /// # Errors
 /// The store could not be read.
 pub fn start(
     context: RouterContext,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), StoreError> {
+    shutdown: Shutdown,
+) -> Result<(RouterHandle, impl Future<Output = ()> + Send + 'static), StoreError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut task = RouterTask {
         router: Router::new(),
@@ -152,8 +156,7 @@ pub fn start(
         context,
     };
     task.restore()?;
-    let handle = tokio::spawn(task.run(rx, shutdown));
-    Ok((RouterHandle { commands: tx }, handle))
+    Ok((RouterHandle { commands: tx }, task.run(rx, shutdown)))
 }
 
 /// The QueuedService the router needs for a stored service that waits for an agent, with
@@ -235,20 +238,11 @@ impl RouterTask {
             if holder.is_some_and(Agent::is_logged_in) {
                 continue;
             }
-            if let Outcome::Applied(requeued) = self.update(&record.id, |r| {
-                if r.state != CallbackState::Routing {
-                    return false;
-                }
-                r.reserved_agent = None;
-                r.confirmed_at = None;
-                r.enter(
-                    CallbackState::Queued,
-                    None,
-                    now,
-                    "its agent left while stopped; back in the queue",
-                );
-                true
-            }) {
+            let requeued = self.update(&record.id, |r| {
+                r.requeue(None, now, "its agent left while stopped; back in the queue")
+            });
+            if let Outcome::Applied(requeued, effects) = requeued {
+                self.carry_out(&requeued, effects, now);
                 *record = *requeued;
             }
         }
@@ -303,28 +297,14 @@ impl RouterTask {
         Ok(())
     }
 
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: Shutdown) {
         // Notifications stored while restoring.
         if !self.outbox.is_empty() {
             let durable = self.context.store.wait_durable().await;
             self.deliver_outbox(durable);
         }
         loop {
-            let wake = self.next_wakeup();
-            let sleep = async {
-                match wake {
-                    Some(at) => {
-                        let now = self.context.clock.now();
-                        let wait = at.as_millis().saturating_sub(now.as_millis());
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = clock::sleep_until(&*self.context.clock, self.next_wakeup());
             tokio::select! {
                 // Work from a request handler.
                 command = commands.recv() => match command {
@@ -343,7 +323,7 @@ impl RouterTask {
                     self.apply(wake).await
                 }
                 // The service is stopping.
-                _ = shutdown.changed() => break,
+                () = shutdown.wait() => break,
             }
         }
         tracing::info!("router task stopped");
@@ -447,21 +427,9 @@ impl RouterTask {
         let mut effects = Vec::new();
         let mut started_any = false;
         for id in due {
-            let started = self.update(&id, |record| {
-                if record.state != CallbackState::Scheduled || record.desired_time > now {
-                    return false;
-                }
-                // A voice callback dialed again keeps the time it first entered its queue
-                // (its place); any other scheduled service enters its queue now.
-                if options::waits_for_agent(&record.options) {
-                    record.queued_at = record.queued_at.or(Some(now));
-                }
-                record.route = None;
-                record.enter(CallbackState::Queued, None, now, "desired time reached");
-                true
-            });
+            let started = self.update(&id, |record| record.start_queueing(now));
             let record = match started {
-                Outcome::Applied(record) => record,
+                Outcome::Applied(record, ()) => record,
                 Outcome::Gone => continue,
                 // Not SCHEDULED any more is fine; an unreadable record would be due forever:
                 // look again later instead of spinning on it.
@@ -501,22 +469,13 @@ impl RouterTask {
             let stat_servers = &self.context.stat_servers;
             let outcome = self.update(&id, |record| {
                 // Only the unconfirmed reservation this deadline was set for.
-                let due = ServiceSettings::from_options(&record.options, stat_servers)
-                    .ok()
-                    .and_then(|settings| confirmation_deadline(record, &settings));
-                if record.state != CallbackState::Routing || due != Some(at) {
-                    return false;
-                }
-                record.reserved_agent = None;
-                record.enter(
-                    CallbackState::Completed,
-                    Some(CallbackReason::FailUserNoConfirm),
-                    now,
-                    "the customer did not confirm the agent in time",
-                );
-                true
+                let settings = ServiceSettings::from_options(&record.options, stat_servers)
+                    .map_err(|_| Refused {
+                        state: record.state,
+                    })?;
+                record.fail_unconfirmed(at, &settings, now)
             });
-            if let Outcome::Applied(_) = outcome {
+            if let Outcome::Applied(..) = outcome {
                 released_any = true;
                 effects.extend(self.router.handle(
                     Event::Released {
@@ -563,24 +522,29 @@ impl RouterTask {
                     None
                 }
                 Effect::Reserved { service, agent } => {
+                    let stat_servers = &self.context.stat_servers;
                     let outcome = self.update(&service, |record| {
-                        if record.state != CallbackState::Queued {
-                            return false;
-                        }
-                        record.reserved_agent = Some(agent.clone());
-                        record.confirmed_at = None;
-                        record.enter(
-                            CallbackState::Routing,
-                            None,
-                            now,
-                            format!("agent {agent} reserved"),
-                        );
-                        true
+                        // Options that no longer validate (stat_servers changed) cannot be
+                        // routed: the router forgets the service, as a restart would.
+                        let settings = ServiceSettings::from_options(&record.options, stat_servers)
+                            .map_err(|_| Refused {
+                                state: record.state,
+                            })?;
+                        record.reserve(&agent, &settings, now)
                     });
                     match outcome {
-                        Outcome::Applied(record) => {
+                        Outcome::Applied(record, effects) => {
                             visible = true;
-                            pending.extend(self.on_reserved(&record, &agent, now));
+                            let awaits_customer = effects
+                                .iter()
+                                .any(|e| matches!(e, lifecycle::Effect::AwaitConfirmation { .. }));
+                            pending.extend(self.carry_out(&record, effects, now));
+                            if !awaits_customer
+                                && voice::is_voice(&record)
+                                && self.answers_automatically(&agent)
+                            {
+                                pending.extend(self.take_voice(&record, &agent, now));
+                            }
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
@@ -589,57 +553,26 @@ impl RouterTask {
                 Effect::Requeued { service, agent } => {
                     self.confirm_deadlines.retain(|(_, id)| *id != service);
                     let outcome = self.update(&service, |record| {
-                        if record.state != CallbackState::Routing
-                            || record.reserved_agent.as_deref() != Some(agent.as_str())
-                        {
-                            return false;
-                        }
-                        record.reserved_agent = None;
-                        record.confirmed_at = None;
-                        record.enter(
-                            CallbackState::Queued,
-                            None,
+                        record.requeue(
+                            Some(&agent),
                             now,
                             format!("agent {agent} left; back in the queue"),
-                        );
-                        true
+                        )
                     });
                     match outcome {
-                        Outcome::Applied(record) => {
+                        Outcome::Applied(record, effects) => {
                             visible = true;
-                            if record.preset == Preset::RequestChatPoll {
-                                let (tag, message) = notification::poll_status(&service, false);
-                                self.notify(&record, tag, &message, now);
-                            }
+                            pending.extend(self.carry_out(&record, effects, now));
                             None
                         }
                         Outcome::Refused | Outcome::Gone => Some(service),
                     }
                 }
                 Effect::QueueTimedOut { service } => {
-                    let outcome = self.update(&service, |record| {
-                        if record.state != CallbackState::Queued {
-                            return false;
-                        }
-                        record.enter(
-                            CallbackState::Completed,
-                            Some(CallbackReason::FailTimeoutTtl),
-                            now,
-                            "no agent within _urs_queued_ttl",
-                        );
-                        true
-                    });
-                    if let Outcome::Applied(record) = outcome {
+                    let outcome = self.update(&service, |record| record.time_out(now));
+                    if let Outcome::Applied(record, effects) = outcome {
                         visible = true;
-                        if record.chat_session_id.is_some() {
-                            let _ = self.context.chats.send(ChatCommand::Close {
-                                service: service.clone(),
-                                message: "No agent is available right now. Please try again later."
-                                    .to_string(),
-                            });
-                        }
-                        let (tag, message) = notification::queue_timeout(&service);
-                        self.notify(&record, tag, &message, now);
+                        pending.extend(self.carry_out(&record, effects, now));
                     }
                     None
                 }
@@ -652,62 +585,70 @@ impl RouterTask {
         visible
     }
 
-    /// After a reservation: a chat that is already waiting starts with the agent at once
-    /// (PROCESSING, handed to the chat server); a Request-Chat-Poll service is told its agent
-    /// is available; a service that asks the customer to confirm gets the agent-available
-    /// notification and a deadline for the confirmation.
-    fn on_reserved(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
-        if record.chat_session_id.is_some() {
-            return self.start_waiting_chat(record, agent, now);
-        }
-        if record.preset == Preset::RequestChatPoll {
-            let (tag, message) = notification::poll_status(&record.id, true);
-            self.notify(record, tag, &message, now);
-        }
-        let Some(settings) = self.settings_of(record) else {
-            return Vec::new();
-        };
-        if settings.wait_for_user_confirm {
-            let (tag, message) = notification::agent_available(&record.id);
-            self.notify(record, tag, &message, now);
-            self.track_confirmation(record, &settings);
-        }
-        Vec::new()
-    }
-
-    /// The chat of `record` waited in the queue and now has `agent`: the service becomes
-    /// PROCESSING, the reservation an interaction, and the chat server lets the agent in.
-    fn start_waiting_chat(
+    /// Carries out what a transition of `record` implies (see [`lifecycle::Effect`]):
+    /// notifications are stored with the batch and pushed once it is durable; the router's
+    /// own consequences are returned for [`RouterTask::persist`] to write in turn.
+    fn carry_out(
         &mut self,
         record: &ServiceRecord,
-        agent: &str,
+        effects: Vec<lifecycle::Effect>,
         now: Timestamp,
     ) -> Vec<Effect> {
-        let outcome = self.update(&record.id, |r| {
-            if r.state != CallbackState::Routing || r.reserved_agent.as_deref() != Some(agent) {
-                return false;
+        let mut routing = Vec::new();
+        for effect in effects {
+            match effect {
+                lifecycle::Effect::Notify { tag, message } => {
+                    self.notify(record, tag, &message, now);
+                }
+                lifecycle::Effect::CloseChat { message } => {
+                    let _ = self.context.chats.send(ChatCommand::Close {
+                        service: record.id.clone(),
+                        message,
+                    });
+                }
+                lifecycle::Effect::AwaitConfirmation { deadline } => {
+                    self.confirm_deadlines.insert((deadline, record.id.clone()));
+                }
+                lifecycle::Effect::StartChat { agent } => {
+                    routing.extend(self.router.handle(
+                        Event::Started {
+                            service: record.id.clone(),
+                            agent: agent.clone(),
+                        },
+                        now,
+                    ));
+                    self.assign_chat(record.id.clone(), agent);
+                }
             }
-            r.confirmed_at = Some(now);
-            r.enter(
-                CallbackState::Processing,
-                None,
-                now,
-                format!("chat routed to agent {agent}"),
-            );
-            true
+        }
+        routing
+    }
+
+    /// Whether `agent` joins its interactions without an Accept.
+    fn answers_automatically(&self, agent: &str) -> bool {
+        self.router
+            .agent(agent)
+            .is_some_and(|a| a.config.auto_answer)
+    }
+
+    /// A voice callback reserved for an agent with auto answer, with nobody to wait for: the
+    /// agent takes it at once (PROCESSING, dialing), as a chat is joined automatically.
+    fn take_voice(&mut self, record: &ServiceRecord, agent: &str, now: Timestamp) -> Vec<Effect> {
+        let outcome = self.update(&record.id, |r| match voice::take(r, agent, now) {
+            Ok(true) => Ok(()),
+            _ => Err(Refused { state: r.state }),
         });
-        if !matches!(outcome, Outcome::Applied(_)) {
+        if !matches!(outcome, Outcome::Applied(..)) {
             return Vec::new();
         }
-        let effects = self.router.handle(
+        tracing::info!(service_id = %record.id, agent = %agent, "voice callback taken automatically");
+        self.router.handle(
             Event::Started {
                 service: record.id.clone(),
                 agent: agent.to_string(),
             },
             now,
-        );
-        self.assign_chat(record.id.clone(), agent.to_string());
-        effects
+        )
     }
 
     /// Tells the chat side to let `agent` into the chat of `service`, with the agent's name
@@ -727,7 +668,7 @@ impl RouterTask {
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.
     fn track_confirmation(&mut self, record: &ServiceRecord, settings: &ServiceSettings) {
-        if let Some(deadline) = confirmation_deadline(record, settings) {
+        if let Some(deadline) = record.confirmation_deadline(settings) {
             self.confirm_deadlines.insert((deadline, record.id.clone()));
         }
     }
@@ -762,19 +703,26 @@ impl RouterTask {
         }
     }
 
-    /// Changes a stored service if `change` accepts it (returns true) in its current state.
-    fn update(&self, id: &str, mut change: impl FnMut(&mut ServiceRecord) -> bool) -> Outcome {
-        let result = self.context.store.update_service::<()>(id, |record| {
-            if change(record) {
-                Ok(())
-            } else {
-                Err(())
-            }
+    /// Changes a stored service by a transition of its lifecycle, if its current state
+    /// allows it. The transition may run more than once (the store retries a conflicting
+    /// transaction); the effects of the run that was written are returned.
+    fn update<T>(
+        &self,
+        id: &str,
+        mut transition: impl FnMut(&mut ServiceRecord) -> Result<T, Refused>,
+    ) -> Outcome<T> {
+        let mut written = None;
+        let result = self.context.store.update_service::<Refused>(id, |record| {
+            written = Some(transition(record)?);
+            Ok(())
         });
         match result {
-            Ok(Some(record)) => Outcome::Applied(Box::new(record)),
+            Ok(Some(record)) => match written {
+                Some(effects) => Outcome::Applied(Box::new(record), effects),
+                None => Outcome::Refused,
+            },
             Ok(None) => Outcome::Gone,
-            Err(UpdateError::Rejected(())) => Outcome::Refused,
+            Err(UpdateError::Rejected(_)) => Outcome::Refused,
             Err(UpdateError::Store(err)) => {
                 tracing::error!(service_id = %id, error = %err, "cannot store a routing change");
                 Outcome::Refused
@@ -783,30 +731,14 @@ impl RouterTask {
     }
 }
 
-/// What became of a change to a stored service.
-enum Outcome {
-    /// Written; the record as it is now.
-    Applied(Box<ServiceRecord>),
+/// What became of a transition of a stored service.
+enum Outcome<T> {
+    /// Written; the record as it is now, and what the transition implies.
+    Applied(Box<ServiceRecord>, T),
     /// The record's state no longer allows it (a cancel or a release got there first).
     Refused,
     /// The service no longer exists (expired).
     Gone,
-}
-
-/// When an unconfirmed reservation of a service that asks for confirmation is released.
-fn confirmation_deadline(record: &ServiceRecord, settings: &ServiceSettings) -> Option<Timestamp> {
-    (settings.wait_for_user_confirm && record.confirmed_at.is_none())
-        .then(|| reserved_at(record).plus_secs(settings.user_confirm_timeout_secs))
-}
-
-/// When the current reservation of a ROUTING service was made.
-fn reserved_at(record: &ServiceRecord) -> Timestamp {
-    record
-        .state_history
-        .iter()
-        .rev()
-        .find(|change| change.state == CallbackState::Routing)
-        .map_or(record.created_at, |change| change.at)
 }
 
 fn to_route(progress: Progress) -> RouteProgress {

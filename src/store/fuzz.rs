@@ -174,7 +174,7 @@ mod tests {
             preset: Preset::ChatDelayed,
             options: BTreeMap::from([("_ttl".to_string(), "600".to_string())]),
         };
-        let agent = AgentRecord::new(
+        let agent = AgentRecord::from(&crate::center::agent::Agent::new(
             AgentConfig {
                 id: "agent1".into(),
                 name: "Kristi".into(),
@@ -186,7 +186,7 @@ mod tests {
                 auto_answer: true,
             },
             at,
-        );
+        ));
         let account = Account {
             username: Username::parse("kristi").unwrap(),
             role: Role::Agent,

@@ -147,7 +147,8 @@ mod tests {
                 "0005_notifications",
                 "0006_push",
                 "0007_owner_index",
-                "0008_time_index"
+                "0008_time_index",
+                "0009_agent_reason"
             ]
         );
         let a = store
@@ -219,7 +220,12 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0006_push", "0007_owner_index", "0008_time_index"]
+            [
+                "0006_push",
+                "0007_owner_index",
+                "0008_time_index",
+                "0009_agent_reason"
+            ]
         );
         let listed: Vec<String> = store
             .undelivered_for_user("alice", 10)
@@ -262,7 +268,7 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0007_owner_index", "0008_time_index"]
+            ["0007_owner_index", "0008_time_index", "0009_agent_reason"]
         );
         let owned = |owner: &str, service: &str| -> Vec<String> {
             store
@@ -315,7 +321,10 @@ mod tests {
 
         let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
-        assert_eq!(store.migrations_applied(), ["0008_time_index"]);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0008_time_index", "0009_agent_reason"]
+        );
         let mut seen = Vec::new();
         store
             .visit_by_time(None, None, |s| {
@@ -347,6 +356,46 @@ mod tests {
             ],
             "every record, in desired-time order, with its state and customer"
         );
+    }
+
+    #[test]
+    fn a_schema_v8_agent_still_reads_with_no_reason_code() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..8] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 8).unwrap();
+        let old = steps::AgentRecordV1 {
+            config: steps::AgentConfigV1 {
+                id: "kristi".into(),
+                name: "Kristi Sippola".into(),
+                groups: vec!["Billing".into()],
+                place: Some("place_101".into()),
+                place_groups: Vec::new(),
+                skills: BTreeMap::from([("English".to_string(), 20)]),
+                capacity: BTreeMap::from([("chat".to_string(), 2)]),
+                auto_answer: true,
+            },
+            state: steps::AgentStateV1::NotReady,
+            state_since: Timestamp::from_millis(7_000),
+            idle_since: Timestamp::from_millis(6_000),
+        };
+        db.open_tree(tree::AGENTS)
+            .unwrap()
+            .insert("kristi", codec::encode(1, &old).unwrap())
+            .unwrap();
+
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0009_agent_reason"]);
+        let agent = store.agent("kristi").unwrap().expect("the agent is kept");
+        assert_eq!(agent.config.name, "Kristi Sippola");
+        assert_eq!(agent.config.skills["English"], 20);
+        assert!(agent.config.auto_answer);
+        assert_eq!(agent.state, crate::center::agent::AgentState::NotReady);
+        assert_eq!(agent.state_since, Timestamp::from_millis(7_000));
+        assert_eq!(agent.idle_since, Timestamp::from_millis(6_000));
+        assert_eq!(agent.reason, None, "format 1 had no reason code");
     }
 
     #[test]

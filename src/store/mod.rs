@@ -84,7 +84,7 @@ pub(crate) mod format {
     pub const META: u8 = 1;
     pub const TEMPLATE: u8 = 1;
     pub const SERVICE: u8 = 2;
-    pub const AGENT: u8 = 1;
+    pub const AGENT: u8 = 2;
     pub const NOTIFICATION: u8 = 1;
     pub const CHAT_SESSION: u8 = 1;
     pub const TRANSCRIPT_EVENT: u8 = 1;

@@ -1,6 +1,7 @@
 //! The administrator API (`/genesys/1/admin/...`, bearer token): configured services, callback
 //! inspection, bulk cancel, watermarks and queues.
 
+use callbackd::domain::time::Timestamp;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
@@ -742,6 +743,78 @@ async fn queues_filter_by_target_states_and_max() {
     let limited = json(limited).await;
     assert_eq!(ids_of(&limited).len(), 1, "at most one record: {limited}");
     assert_error(zero, 400, "max", "max=0").await;
+}
+
+#[tokio::test]
+async fn queues_in_a_time_window_include_both_ends_and_keep_the_same_max_order() {
+    // Arrange: three scheduled callbacks at the window's start, inside and at its end, one after.
+    let app = spawn_app().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let day = 86_400_000;
+    let at = |days: u64| Timestamp::from_millis((now / 1000 * 1000) + days * day).to_iso();
+    let mut inside = Vec::new();
+    for (number, days) in [("1", 1), ("2", 2), ("3", 3)] {
+        let desired = at(days);
+        inside.push(
+            app.create(
+                "chat-delay",
+                &[("_customer_number", number), ("_desired_time", &desired)],
+            )
+            .await,
+        );
+    }
+    let after = app
+        .create(
+            "chat-delay",
+            &[("_customer_number", "4"), ("_desired_time", &at(10))],
+        )
+        .await;
+    let window = format!(
+        "/genesys/1/admin/callback/queues?states=SCHEDULED&start_time={}&end_time={}",
+        at(1),
+        at(3)
+    );
+
+    // Act
+    let all = admin_send(&app, Method::GET, &window).await;
+    let two = admin_send(&app, Method::GET, &format!("{window}&max=2")).await;
+    let unbounded = admin_send(
+        &app,
+        Method::GET,
+        "/genesys/1/admin/callback/queues?states=SCHEDULED&max=2",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(all.status(), 200, "window");
+    let all = json(all).await;
+    assert_eq!(
+        ids_of(&all),
+        inside,
+        "both ends, in desired-time order: {all}"
+    );
+    let mut by_id = inside.clone();
+    by_id.sort();
+    let two = ids_of(&json(two).await);
+    let mut expected: Vec<String> = by_id[..2].to_vec();
+    expected.sort_by_key(|id| inside.iter().position(|i| i == id));
+    assert_eq!(
+        two, expected,
+        "max keeps the lowest ids, as without a window"
+    );
+    let mut everything = inside.clone();
+    everything.push(after);
+    everything.sort();
+    let mut unbounded = ids_of(&json(unbounded).await);
+    unbounded.sort();
+    assert_eq!(
+        unbounded,
+        everything[..2],
+        "without a window: the lowest ids"
+    );
 }
 
 /// Every `_id` in a queues answer, with a check that each sits under its own service.

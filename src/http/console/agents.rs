@@ -18,7 +18,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{encode_component, message, render, see_other, Layout};
+use super::{encode_component, render, see_other, Layout};
 use crate::app::accounts::Portal;
 use crate::app::agents;
 use crate::app::sessions::Session;
@@ -27,7 +27,6 @@ use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::account::Action;
 use crate::domain::options::FieldError;
 use crate::http::auth::{page_session, signed_form};
-use crate::http::error::ApiError;
 use crate::http::form::{self, Fields};
 use crate::http::with_state;
 
@@ -46,6 +45,8 @@ struct AgentRow {
     state: &'static str,
     state_title: &'static str,
     state_since: String,
+    /// The Not Ready reason code, or empty.
+    reason: String,
     groups: String,
     place: String,
     skills: String,
@@ -176,6 +177,7 @@ fn agent_row(agent: &Agent) -> AgentRow {
         state: agent.state.as_str(),
         state_title: state_title(agent.state),
         state_since: agent.state_since.to_iso(),
+        reason: agent.reason.clone().unwrap_or_default(),
         groups: config.groups.join(", "),
         place: config.place.clone().unwrap_or_default(),
         skills: pairs(&config.skills),
@@ -333,7 +335,7 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
                     return failure(err);
                 }
                 let result = match text(&fields, "state").parse::<AgentState>() {
-                    Ok(new_state) => agents::set_agent_state(&state, &id, new_state).await,
+                    Ok(new_state) => agents::set_agent_state(&state, &id, new_state, None).await,
                     Err(why) => Err(AppError::from(FieldError::new("state", why))),
                 };
                 match result {
@@ -497,12 +499,5 @@ fn text(fields: &Fields, name: &str) -> String {
 
 /// A failure that is not about the form: unknown agent (404), storage.
 fn failure(err: AppError) -> Response {
-    let api = ApiError::from(err);
-    let status = api.status();
-    let heading = if status == StatusCode::NOT_FOUND {
-        "No such agent"
-    } else {
-        "Not done"
-    };
-    message(status, heading, api.into_message())
+    super::failure(err, "No such agent", "Not done")
 }

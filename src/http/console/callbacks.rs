@@ -685,34 +685,67 @@ fn detail_reschedule(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     detail_form(&state, "reschedule").then(
         |id: String, session: Session, fields: Fields, state: AppState| async move {
-            if let Some(unknown) = unknown_callback(&state, &id) {
-                return unknown;
-            }
-            let typed = field(&fields, TIME_FIELD);
-            let result =
-                match console::picked_time(TIME_FIELD, field(&fields, TIME_UTC_FIELD), typed) {
-                    Ok(Some(at)) => console::reschedule(&state, &id, TIME_FIELD, at).await,
-                    Ok(None) => Err(FieldError::new(
-                        TIME_FIELD,
-                        "choose the new desired date and time",
-                    )
-                    .into()),
-                    Err(err) => Err(err.into()),
-                };
-            match result {
-                Ok(_) => done(&id, "rescheduled", ""),
-                Err(err) => {
-                    let (status, message) = refusal(err);
-                    let feedback = Feedback {
-                        status,
-                        reschedule: Some(TimeField::refused(typed, message)),
-                        ..Feedback::default()
-                    };
-                    detail(&state, &session, &id, feedback).await
-                }
-            }
+            let (state, id) = (&state, id.as_str());
+            picker_form(
+                state,
+                &session,
+                id,
+                &fields,
+                |picked| async move {
+                    match picked {
+                        Some(at) => console::reschedule(state, id, TIME_FIELD, at).await,
+                        None => Err(FieldError::new(
+                            TIME_FIELD,
+                            "choose the new desired date and time",
+                        )
+                        .into()),
+                    }
+                },
+                |_| done(id, "rescheduled", ""),
+                |feedback, field| feedback.reschedule = Some(field),
+            )
+            .await
         },
     )
+}
+
+/// A detail-page form of one date-time picker (reschedule, recreate): 404 for an unknown
+/// callback before any field is read; then `act` with the picked time (`None`: left empty),
+/// answered by `answer` with the callback it gives, or the page again with the refusal and
+/// the typed value in the picker `beside` puts into the page's feedback.
+async fn picker_form<Act, Acted>(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    fields: &Fields,
+    act: Act,
+    answer: impl FnOnce(ServiceRecord) -> Response,
+    beside: fn(&mut Feedback, TimeField),
+) -> Response
+where
+    Act: FnOnce(Option<Timestamp>) -> Acted,
+    Acted: std::future::Future<Output = Result<ServiceRecord, AppError>>,
+{
+    if let Some(unknown) = unknown_callback(state, id) {
+        return unknown;
+    }
+    let typed = field(fields, TIME_FIELD);
+    let result = match console::picked_time(TIME_FIELD, field(fields, TIME_UTC_FIELD), typed) {
+        Ok(picked) => act(picked).await,
+        Err(err) => Err(err.into()),
+    };
+    match result {
+        Ok(record) => answer(record),
+        Err(err) => {
+            let (status, message) = refusal(err);
+            let mut feedback = Feedback {
+                status,
+                ..Feedback::default()
+            };
+            beside(&mut feedback, TimeField::refused(typed, message));
+            detail(state, session, id, feedback).await
+        }
+    }
 }
 
 /// POST /admin/callbacks/{id}/user-data (fields `csrf`, `key`, `value`, `op` = `set`,
@@ -775,31 +808,23 @@ fn detail_recreate(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     detail_form(&state, "recreate").then(
         |id: String, session: Session, fields: Fields, state: AppState| async move {
-            if let Some(unknown) = unknown_callback(&state, &id) {
-                return unknown;
-            }
-            let typed = field(&fields, TIME_FIELD);
-            let result =
-                match console::picked_time(TIME_FIELD, field(&fields, TIME_UTC_FIELD), typed) {
-                    Ok(at) => console::recreate(&state, &id, TIME_FIELD, at).await,
-                    Err(err) => Err(err.into()),
-                };
-            match result {
-                Ok(created) => done(
-                    &created.id,
-                    "recreated",
-                    &format!("&from={}", super::encode_component(&id)),
-                ),
-                Err(err) => {
-                    let (status, message) = refusal(err);
-                    let feedback = Feedback {
-                        status,
-                        recreate: Some(TimeField::refused(typed, message)),
-                        ..Feedback::default()
-                    };
-                    detail(&state, &session, &id, feedback).await
-                }
-            }
+            let (state, id) = (&state, id.as_str());
+            picker_form(
+                state,
+                &session,
+                id,
+                &fields,
+                |picked| console::recreate(state, id, TIME_FIELD, picked),
+                |created| {
+                    done(
+                        &created.id,
+                        "recreated",
+                        &format!("&from={}", super::encode_component(id)),
+                    )
+                },
+                |feedback, field| feedback.recreate = Some(field),
+            )
+            .await
         },
     )
 }

@@ -29,6 +29,8 @@ struct DesktopPage {
     agent_name: String,
     state: &'static str,
     state_since: String,
+    /// The Not Ready reason code, or empty.
+    reason: String,
     auto_answer: bool,
     /// `chat 2, voice 1`, as shown.
     capacity: String,
@@ -89,6 +91,7 @@ fn page(session: &Session, agent: &Agent) -> DesktopPage {
         agent_name: config.name.clone(),
         state: agent.state.as_str(),
         state_since: agent.state_since.to_iso(),
+        reason: agent.reason.clone().unwrap_or_default(),
         auto_answer: config.auto_answer,
         capacity,
     }

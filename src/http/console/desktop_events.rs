@@ -126,7 +126,7 @@ fn snapshot_view(view: &DesktopView) -> Value {
             "id": agent.config.id,
             "name": agent.config.name,
             "state": agent.state.as_str(),
-            "reason": Value::Null,
+            "reason": agent.reason,
             "since": agent.state_since.to_iso(),
             "idle_since": agent.idle_since.to_iso(),
             "capacity": agent.config.capacity,

@@ -30,9 +30,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth::PageRejection;
+use super::error::ApiError;
 use crate::app::accounts::Portal;
 use crate::app::sessions::Session;
-use crate::app::AppState;
+use crate::app::{AppError, AppState};
 use crate::domain::account::{Action, Role};
 
 /// The console's routes (the agent desktop mounts its own).
@@ -242,6 +243,20 @@ pub fn message(status: StatusCode, heading: &str, message: String) -> Response {
             back_label: "Back to the console",
         },
     )
+}
+
+/// The page for an action refused for a reason that belongs to no form field: the status and
+/// message the API gives for `err`, under `not_found` when it is a 404 (the thing asked for is
+/// not stored) and under `heading` otherwise.
+pub fn failure(err: AppError, not_found: &str, heading: &str) -> Response {
+    let api = ApiError::from(err);
+    let status = api.status();
+    let heading = if status == StatusCode::NOT_FOUND {
+        not_found
+    } else {
+        heading
+    };
+    message(status, heading, api.into_message())
 }
 
 /// Percent-encodes `text` for a query value.

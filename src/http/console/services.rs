@@ -25,7 +25,6 @@ use crate::app::{AppError, AppState};
 use crate::domain::account::Action;
 use crate::domain::options::{OptionError, Preset, ValidService};
 use crate::http::auth::{page_session, signed_form};
-use crate::http::error::ApiError;
 use crate::http::form::{self, Fields};
 use crate::http::with_state;
 
@@ -538,7 +537,5 @@ fn unknown_service(name: &str) -> Response {
 
 /// A failure that is not about the form (storage): the API's status and message.
 fn failure(err: AppError) -> Response {
-    let api = ApiError::from(err);
-    let status = api.status();
-    message(status, "Not saved", api.into_message())
+    super::failure(err, "Not saved", "Not saved")
 }

@@ -26,6 +26,26 @@ async fn supervisor(app: &TestApp) -> SignedIn {
     app.sign_in("admin", "sue", PASSWORD).await
 }
 
+async fn monitor(app: &TestApp) -> SignedIn {
+    app.add_user("mo", "monitor", None, PASSWORD).await;
+    app.sign_in("admin", "mo", PASSWORD).await
+}
+
+/// A fresh server, a signed-in supervisor and a scheduled callback for `number` (its id).
+async fn supervised(number: &str) -> (TestApp, SignedIn, String) {
+    let app = spawn_app().await;
+    let session = supervisor(&app).await;
+    let id = scheduled(&app, number).await;
+    (app, session, id)
+}
+
+/// The refusal shown beside the picker of `form` (`reschedule`, `recreate`) in `body`.
+fn error_beside<'a>(body: &'a str, form: &str) -> &'a str {
+    body.split(&format!("id=\"{form}-error\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("an error beside the {form} picker in {body}"))
+}
+
 /// A scheduled chat-delay callback with user data; returns its id.
 async fn scheduled(app: &TestApp, number: &str) -> String {
     app.create(
@@ -104,9 +124,7 @@ fn list_by_id<'a>(body: &'a str, id: &str) -> &'a str {
 
 #[tokio::test]
 async fn reschedule_moves_the_desired_time_seen_through_the_gms_api() {
-    let app = spawn_app().await;
-    let session = supervisor(&app).await;
-    let id = scheduled(&app, "5550100").await;
+    let (app, session, id) = supervised("5550100").await;
 
     // With the page's script: the absolute time in the hidden field wins over the picker.
     let new_time = &in_days(3.0)[..19];
@@ -157,9 +175,7 @@ async fn reschedule_moves_the_desired_time_seen_through_the_gms_api() {
 
 #[tokio::test]
 async fn a_past_time_or_a_completed_callback_is_refused_beside_the_field() {
-    let app = spawn_app().await;
-    let session = supervisor(&app).await;
-    let id = scheduled(&app, "5550101").await;
+    let (app, session, id) = supervised("5550101").await;
     let before = gms_view(&app, &id).await["_desired_time"].clone();
 
     let past = in_days(-1.0);
@@ -173,10 +189,7 @@ async fn a_past_time_or_a_completed_callback_is_refused_beside_the_field() {
     .await;
     assert_eq!(response.status(), 400);
     let body = response.text().await.unwrap();
-    let error = body
-        .split("id=\"reschedule-error\"")
-        .nth(1)
-        .expect("an error beside the picker");
+    let error = error_beside(&body, "reschedule");
     assert!(
         error.contains("desired_time") && error.contains("in the past"),
         "{error}"
@@ -216,18 +229,13 @@ async fn a_past_time_or_a_completed_callback_is_refused_beside_the_field() {
     .await;
     assert_eq!(response.status(), 400);
     let body = response.text().await.unwrap();
-    let error = body
-        .split("id=\"reschedule-error\"")
-        .nth(1)
-        .expect("an error beside the picker of a completed callback");
+    let error = error_beside(&body, "reschedule");
     assert!(error.contains("COMPLETED"), "{error}");
 }
 
 #[tokio::test]
 async fn user_data_keys_are_changed_removed_and_added_as_the_gms_api_sees_them() {
-    let app = spawn_app().await;
-    let session = supervisor(&app).await;
-    let id = scheduled(&app, "5550102").await;
+    let (app, session, id) = supervised("5550102").await;
 
     let steps = [
         [("key", "subject"), ("value", "refund"), ("op", "set")],
@@ -291,9 +299,7 @@ async fn user_data_keys_are_changed_removed_and_added_as_the_gms_api_sees_them()
 
 #[tokio::test]
 async fn recreate_gives_a_new_callback_with_the_same_number_and_user_data() {
-    let app = spawn_app().await;
-    let session = supervisor(&app).await;
-    let old = scheduled(&app, "5550103").await;
+    let (app, session, old) = supervised("5550103").await;
     let response = post(&app, &session, &old, "cancel", &[]).await;
     assert_eq!(response.status(), 303);
 
@@ -340,10 +346,7 @@ async fn recreate_gives_a_new_callback_with_the_same_number_and_user_data() {
     .await;
     assert_eq!(response.status(), 400);
     let body = response.text().await.unwrap();
-    let error = body
-        .split("id=\"recreate-error\"")
-        .nth(1)
-        .expect("an error beside the picker");
+    let error = error_beside(&body, "recreate");
     assert!(error.contains("desired_time") && error.contains("in the past"));
 }
 
@@ -385,8 +388,7 @@ async fn the_transcript_marks_a_hidden_event_only_in_the_agents_view() {
     let customer_api = refreshed["transcriptToShow"].to_string();
     assert!(customer_api.contains("kristi here") && !customer_api.contains("refund approved"));
 
-    app.add_user("mo", "monitor", None, PASSWORD).await;
-    let monitor = app.sign_in("admin", "mo", PASSWORD).await;
+    let monitor = monitor(&app).await;
     let body = page(&app, &monitor, &format!("/admin/callbacks/{id}")).await;
     let customer = list_by_id(&body, "chat-customer");
     let agent = list_by_id(&body, "chat-agent");
@@ -413,8 +415,7 @@ async fn the_transcript_marks_a_hidden_event_only_in_the_agents_view() {
 async fn a_monitor_sees_no_action_forms_and_is_refused_every_action() {
     let app = spawn_app().await;
     let id = scheduled(&app, "5550104").await;
-    app.add_user("mo", "monitor", None, PASSWORD).await;
-    let monitor = app.sign_in("admin", "mo", PASSWORD).await;
+    let monitor = monitor(&app).await;
 
     let body = page(&app, &monitor, &format!("/admin/callbacks/{id}")).await;
     assert!(body.contains("billing"), "user data is shown");
@@ -451,9 +452,7 @@ async fn a_monitor_sees_no_action_forms_and_is_refused_every_action() {
 
 #[tokio::test]
 async fn a_form_without_this_sessions_csrf_token_is_refused() {
-    let app = spawn_app().await;
-    let session = supervisor(&app).await;
-    let id = scheduled(&app, "5550105").await;
+    let (app, session, id) = supervised("5550105").await;
     let before = gms_view(&app, &id).await;
     let utc = in_days(5.0);
     for csrf in [None, Some("not-the-token")] {

@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/genesys/1/agent/{a}/state"),
     ("GET", "/genesys/1/agent/{a}/interactions"),
     ("POST", "/genesys/1/agent/{a}/interactions/s1/accept"),
+    ("POST", "/genesys/1/agent/{a}/interactions/s1/outcome"),
+    ("GET", "/genesys/1/agent/{a}/history"),
     ("GET", "/genesys/1/agent/{a}/chat/s1"),
     ("POST", "/genesys/1/agent/{a}/chat/s1/message"),
     ("POST", "/genesys/1/agent/{a}/chat/s1/typing"),
@@ -100,4 +102,65 @@ async fn an_agent_session_sets_its_own_state_and_the_token_sets_anyones() {
     assert_eq!(own_list.status(), 200, "own interactions");
     assert_ne!(token.status(), 401, "the admin token acts for every agent");
     assert_ne!(token.status(), 403, "the admin token acts for every agent");
+}
+
+#[tokio::test]
+async fn a_not_ready_reason_code_is_stored_and_shown() {
+    // Arrange
+    let app = spawn_app_with(|config| {
+        config.agents_file = callbackd::config::SeedFile::File(demo_agents_file())
+    })
+    .await;
+    let post = |body: serde_json::Value| {
+        app.admin(Method::POST, "/genesys/1/agent/kristi/state")
+            .json(&body)
+            .send()
+    };
+
+    // Act
+    let set = post(json!({"state": "not_ready", "reason": " Lunch "}))
+        .await
+        .unwrap();
+    let listed = app
+        .admin(Method::GET, "/genesys/1/admin/agents")
+        .send()
+        .await
+        .unwrap();
+    let with_ready = post(json!({"state": "ready", "reason": "Lunch"}))
+        .await
+        .unwrap();
+    let too_long = post(json!({"state": "not_ready", "reason": "x".repeat(65)}))
+        .await
+        .unwrap();
+    let ready = post(json!({"state": "ready"})).await.unwrap();
+
+    // Assert
+    assert_eq!(set.status(), 200);
+    assert_eq!(
+        set.json::<serde_json::Value>().await.unwrap()["reason"],
+        "Lunch"
+    );
+    let agents: serde_json::Value = listed.json().await.unwrap();
+    let kristi = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "kristi")
+        .unwrap();
+    assert_eq!(kristi["reason"], "Lunch", "{kristi}");
+    for (what, response) in [("with ready", with_ready), ("too long", too_long)] {
+        assert_eq!(response.status(), 400, "{what}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains("reason"),
+            "{what}: {body}"
+        );
+    }
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["state"], "ready");
+    assert_eq!(
+        ready["reason"],
+        serde_json::Value::Null,
+        "Ready drops the code"
+    );
 }

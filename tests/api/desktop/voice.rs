@@ -382,3 +382,122 @@ async fn an_agent_session_records_its_own_outcomes_and_is_refused_for_another_ag
     assert_eq!(own.status(), 200, "her own session");
     assert_eq!(json(own).await["reason"], "AGENT_CONNECTED");
 }
+
+/// Puts `agent` (voice capacity, in Dialers) with `auto_answer`.
+async fn put_agent(app: &TestApp, agent: &str, auto_answer: bool) {
+    let body = json!({"name": agent, "groups": ["Dialers"], "capacity": {"voice": 1},
+        "auto_answer": auto_answer});
+    let path = format!("/genesys/1/admin/agents/{agent}");
+    let put = app
+        .admin(Method::PUT, &path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "agent {agent}");
+}
+
+#[tokio::test]
+async fn an_auto_answer_agent_takes_a_voice_callback_at_once() {
+    // Arrange: vera answers automatically.
+    let clock = ManualClock::new(start());
+    let app = voice_center(&clock).await;
+    put_agent(&app, "vera", true).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5550007")])
+        .await;
+
+    // Act
+    let taken = eventually(Duration::from_secs(10), "the callback taken", || async {
+        interactions(&app, "vera")
+            .await
+            .into_iter()
+            .find(|i| i["service_id"] == id.as_str() && i["status"] == "active")
+    })
+    .await;
+    let answer = outcome(&app, "vera", &id, "connected").await;
+
+    // Assert
+    assert_eq!(taken["callback_state"], "PROCESSING", "{taken}");
+    assert_eq!(
+        as_customer_sees(&app, &id).await["_callback_state"],
+        "COMPLETED"
+    );
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn the_interaction_says_how_long_the_customer_waited_and_which_step_found_the_agent() {
+    // Arrange: step 1 (nobody) is skipped while no agent of its group is ready; vera is Not
+    // Ready while the customer waits 42 s on the injected clock.
+    let clock = ManualClock::new(start());
+    let app = voice_center(&clock).await;
+    let targets = json!([
+        {"target": "Nobody@StatServer.GA", "timeout": "30", "clear": true,
+         "stat_to_check": "RStatAgentsReady", "stat_operator": "<", "stat_value": "1"},
+        {"target": "Dialers@StatServer.GA"}
+    ])
+    .to_string();
+    let service = json!({"preset": "Chat-Delayed", "options": {
+        "_media_type": "voice", "_wait_for_user_confirm": "false",
+        "_target": targets, "_urs_queued_ttl": "3600"}});
+    let put = app
+        .admin(Method::PUT, "/genesys/1/admin/services/voice-steps")
+        .json(&service)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
+    set_state(&app, "vera", "not_ready").await;
+    let id = app
+        .create("voice-steps", &[("_customer_number", "5550008")])
+        .await;
+
+    // Act
+    clock.advance_secs(42);
+    set_state(&app, "vera", "ready").await;
+    let offered = arrives(&app, "vera", &id).await;
+
+    // Assert
+    assert_eq!(offered["waited_secs"], 42, "{offered}");
+    assert_eq!(
+        offered["routing_step"],
+        json!({"step": 2, "target": "Dialers@StatServer.GA"}),
+        "{offered}"
+    );
+}
+
+#[tokio::test]
+async fn the_history_of_a_no_answer_says_the_outcome_and_the_attempt() {
+    // Arrange
+    let clock = ManualClock::new(start());
+    let app = voice_center(&clock).await;
+    let id = app
+        .create("voice-cb", &[("_customer_number", "5550009")])
+        .await;
+    arrives(&app, "vera", &id).await;
+    dial(&app, &id, "no_answer").await;
+
+    // Act
+    let history = json(
+        app.admin(
+            Method::GET,
+            "/genesys/1/agent/vera/history?since=2030-01-01T00:00:00Z",
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+
+    // Assert
+    let row = &history[0];
+    assert_eq!(row["service_id"], id.as_str(), "{history}");
+    assert_eq!(row["outcome"], "NO_ANSWER", "not SCHEDULED: {row}");
+    assert_eq!(
+        row["dial"],
+        json!({"outcome": "no_answer", "attempt": 1, "max_attempts": 2,
+               "redial_at": "2030-01-01T08:00:30.000Z"}),
+        "{row}"
+    );
+}
