@@ -18,8 +18,11 @@ use crate::domain::kv::{self, KvList};
 use crate::domain::skill::{SkillExpr, SkillExprError};
 use crate::domain::target::{Target, TargetList, TargetStep, MAX_TARGET_STEPS};
 
+/// A fuzz target: checks one input, panicking on a broken property.
+pub type FuzzTarget = fn(&[u8]);
+
 /// The fuzz targets, by name: `cargo fuzz run <name>` calls the function.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, FuzzTarget); 7] = [
     ("target", target),
     ("skill", skill),
     ("kv", kv),
