@@ -1221,7 +1221,8 @@ mod tests {
             message: Some("the service was cancelled".into()),
         };
         // (what, request, last event (kind, nickname, user type) or none)
-        let cases: Vec<(&str, Request, Option<(EventKind, &str, UserType)>)> = vec![
+        type LastEvent<'a> = Option<(EventKind, &'a str, UserType)>;
+        let cases: Vec<(&str, Request, LastEvent)> = vec![
             (
                 "the customer leaves",
                 Request::CustomerLeaves,
