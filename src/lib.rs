@@ -19,6 +19,7 @@
 //! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
 //! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
 //! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
+//! - `fuzzing` (hidden): one entry point per parser for the fuzz targets in `fuzz/`.
 //! - [`metrics`]: the Prometheus registry behind `GET /metrics`.
 //! - [`server`]: the HTTP connection loop: connection limit, header-read and idle timeouts,
 //!   accept backoff, graceful stop.
@@ -35,6 +36,8 @@ pub mod cometd;
 pub mod config;
 pub mod domain;
 pub mod expiry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod push;

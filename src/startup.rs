@@ -18,7 +18,7 @@ use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry::{self, ExpiryCounters};
 use crate::metrics::{Metrics, Sources};
-use crate::push::comet::{replay_to_subscribers, ChatPushes};
+use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, Notifier};
 use crate::router::{self, task::RouterContext};
@@ -176,7 +176,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         supervisor.shutdown(),
     );
     supervisor.spawn("http callback worker", push_worker);
-    let (bayeux, subscribed) = Bayeux::new(
+    let (bayeux, announcements) = Bayeux::new(
         BayeuxSettings {
             timeout_ms: config.cometd.timeout_ms,
             max_interval_ms: config.cometd.max_interval_ms,
@@ -194,8 +194,8 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     });
     let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
     supervisor.spawn(
-        "CometD replay",
-        replay_to_subscribers(notifier.clone(), subscribed, supervisor.shutdown()),
+        "CometD announcements",
+        follow_announcements(notifier.clone(), announcements, supervisor.shutdown()),
     );
     let chat = ChatServer::new(
         store.clone(),

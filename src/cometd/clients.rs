@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::Push;
+use super::{Push, Reach, Receipt};
 use crate::domain::time::Timestamp;
 
 /// Why a held `/meta/connect` is being answered before its timeout.
@@ -151,21 +151,34 @@ impl Client {
 
     /// The client received every batch up to `batch`: their pushes are delivered and
     /// forgotten. A batch not sent yet acknowledges only what was sent. Ignored for a client
-    /// without the extension.
-    pub fn acknowledge(&mut self, batch: u64) {
+    /// without the extension. Returns the receipts of the pushes it released, oldest first.
+    pub fn acknowledge(&mut self, batch: u64) -> Vec<Receipt> {
         let Some(acks) = self.acks.as_mut() else {
-            return;
+            return Vec::new();
         };
+        let mut receipts = Vec::new();
         while acks
             .sent
             .front()
             .is_some_and(|(sent_in, _)| *sent_in <= batch)
         {
-            acks.sent.pop_front();
+            if let Some((_, queued)) = acks.sent.pop_front() {
+                receipts.extend(queued.push.receipt.clone());
+            }
         }
         if acks.sent.is_empty() {
             acks.sent = VecDeque::new();
         }
+        receipts
+    }
+
+    /// Every push it holds: queued, and sent but unacknowledged.
+    fn held_pushes(&self) -> impl Iterator<Item = &Queued> {
+        self.queue.iter().chain(
+            self.acks
+                .iter()
+                .flat_map(|acks| acks.sent.iter().map(|(_, queued)| queued)),
+        )
     }
 
     /// Every push held for it (unacknowledged, then queued), which it gives up.
@@ -435,28 +448,30 @@ impl Clients {
     }
 
     /// Queues `push` for every subscribed client of `gms_user` and wakes their held connects.
-    /// Returns how many it was queued for.
-    pub fn publish(&mut self, gms_user: &str, push: &Arc<Push>) -> usize {
+    /// Returns whom it was queued for.
+    pub fn publish(&mut self, gms_user: &str, push: &Arc<Push>) -> Reach {
         let queued = self.sequenced(push);
         let Some(ids) = self.by_user.get(gms_user) else {
-            return 0;
+            return Reach::default();
         };
-        let mut count = 0;
+        let mut reach = Reach::default();
         for id in ids {
             if let Some(client) = self.by_id.get_mut(id) {
-                if queue(client, &queued, self.limits.max_queue).is_ok() {
-                    count += 1;
+                if let Ok(acknowledges) = queue(client, &queued, self.limits.max_queue) {
+                    reach.clients += 1;
+                    reach.acknowledging += usize::from(acknowledges);
                 }
             }
         }
-        count
+        reach
     }
 
-    /// Queues `push` for one client and wakes its held connect.
+    /// Queues `push` for one client and wakes its held connect. Returns whether the client
+    /// uses the acknowledgement extension.
     ///
     /// # Errors
     /// Why it was not queued.
-    pub fn publish_to(&mut self, client_id: &str, push: &Arc<Push>) -> Result<(), NotQueued> {
+    pub fn publish_to(&mut self, client_id: &str, push: &Arc<Push>) -> Result<bool, NotQueued> {
         let queued = self.sequenced(push);
         let client = self.by_id.get_mut(client_id).ok_or(NotQueued::Unknown)?;
         queue(client, &queued, self.limits.max_queue)
@@ -502,23 +517,24 @@ impl Clients {
         let Some(client) = self.by_id.get_mut(client_id) else {
             return 0;
         };
-        let held: HashSet<u64> = client
-            .queue
-            .iter()
-            .chain(
-                client
-                    .acks
-                    .iter()
-                    .flat_map(|acks| acks.sent.iter().map(|(_, q)| q)),
-            )
-            .map(|queued| queued.seq)
+        let held: HashSet<u64> = client.held_pushes().map(|queued| queued.seq).collect();
+        let mut receipts: HashSet<Receipt> = client
+            .held_pushes()
+            .filter_map(|queued| queued.push.receipt.clone())
             .collect();
         let room = max_queue.saturating_sub(client.backlog());
         let before = client.queue.len();
         client.queue.extend(
             found
                 .into_iter()
-                .filter(|(seq, _)| !held.contains(seq))
+                .filter(|(seq, push)| {
+                    // The same stored notification, replayed to two clients: once is enough.
+                    !held.contains(seq)
+                        && push
+                            .receipt
+                            .as_ref()
+                            .is_none_or(|receipt| receipts.insert(receipt.clone()))
+                })
                 .take(room)
                 .map(|(seq, push)| Queued { seq, push }),
         );
@@ -634,16 +650,27 @@ impl Clients {
     }
 }
 
-fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<(), NotQueued> {
+/// Queues `queued` for `client`, unless it holds the same stored notification already (a
+/// replay of what it took over): that counts as queued. Returns whether the client uses the
+/// acknowledgement extension.
+fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<bool, NotQueued> {
     if !client.subscribed {
         return Err(NotQueued::NotSubscribed);
+    }
+    if let Some(receipt) = &queued.push.receipt {
+        if client
+            .held_pushes()
+            .any(|held| held.push.receipt.as_ref() == Some(receipt))
+        {
+            return Ok(client.acknowledges());
+        }
     }
     if client.backlog() >= max_queue {
         return Err(NotQueued::Full);
     }
     client.queue.push_back(queued.clone());
     client.wake(Wake::Push);
-    Ok(())
+    Ok(client.acknowledges())
 }
 
 #[cfg(test)]
@@ -711,14 +738,18 @@ mod tests {
                 clients.get_own(id).unwrap().subscribed = true;
             }
         }
-        assert_eq!(clients.publish("alice", &push("t")), 2);
+        assert_eq!(clients.publish("alice", &push("t")).clients, 2);
         assert!(clients.get_own("a1").unwrap().has_pending());
         assert!(
             !clients.get_own("a3").unwrap().has_pending(),
             "not subscribed"
         );
         assert!(!clients.get_own("b1").unwrap().has_pending(), "other user");
-        assert_eq!(clients.publish("carol", &push("t")), 0, "no clients");
+        assert_eq!(
+            clients.publish("carol", &push("t")).clients,
+            0,
+            "no clients"
+        );
     }
 
     #[test]
@@ -730,15 +761,19 @@ mod tests {
         clients.add("c".into(), "alice", false, at(0)).unwrap();
         clients.get_own("c").unwrap().subscribed = true;
         for i in 0..3 {
-            assert_eq!(clients.publish("alice", &push(&i.to_string())), 1);
+            assert_eq!(clients.publish("alice", &push(&i.to_string())).clients, 1);
         }
-        assert_eq!(clients.publish("alice", &push("late")), 0, "full");
+        assert_eq!(clients.publish("alice", &push("late")).clients, 0, "full");
         assert_eq!(clients.publish_to("c", &push("late")), Err(NotQueued::Full));
         assert_eq!(
             delivered(&mut clients, "c"),
             (vec!["0".into(), "1".into(), "2".into()], None)
         );
-        assert_eq!(clients.publish("alice", &push("again")), 1, "room again");
+        assert_eq!(
+            clients.publish("alice", &push("again")).clients,
+            1,
+            "room again"
+        );
     }
 
     #[test]
@@ -937,9 +972,13 @@ mod tests {
         clients.publish("alice", &push("a"));
         delivered(&mut clients, "c");
         clients.publish("alice", &push("b"));
-        assert_eq!(clients.publish("alice", &push("c")), 0, "full");
+        assert_eq!(clients.publish("alice", &push("c")).clients, 0, "full");
         clients.get_own("c").unwrap().acknowledge(1);
-        assert_eq!(clients.publish("alice", &push("d")), 1, "room again");
+        assert_eq!(
+            clients.publish("alice", &push("d")).clients,
+            1,
+            "room again"
+        );
     }
 
     #[test]

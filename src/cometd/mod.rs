@@ -56,6 +56,11 @@ pub struct Push {
     pub message: serde_json::Value,
     /// What kind of push it is, e.g. `service.chat.refresh.<id>`.
     pub tag: String,
+    /// The stored notification this push carries, if any: given back in an
+    /// [`Announcement::Acknowledged`] once a client with the acknowledgement extension
+    /// acknowledges it, and held at most once per client. Never sent to clients.
+    #[serde(skip)]
+    pub receipt: Option<Receipt>,
 }
 
 impl Push {
@@ -65,7 +70,43 @@ impl Push {
             id: format!("{:032x}", rand::random::<u128>()),
             message,
             tag: tag.into(),
+            receipt: None,
         }
+    }
+
+    /// The same push, carrying the stored notification `receipt`.
+    pub fn with_receipt(self, receipt: Receipt) -> Push {
+        Push {
+            receipt: Some(receipt),
+            ..self
+        }
+    }
+}
+
+/// Which stored notification a push carries (a service's notification `seq`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// The service the notification belongs to.
+    pub service_id: String,
+    /// Its sequence number.
+    pub seq: u64,
+}
+
+/// Whom a push was queued for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Clients it was queued for (a client that held it already counts).
+    pub clients: usize,
+    /// Of those, clients with the acknowledgement extension: for them it is delivered only
+    /// when they acknowledge it.
+    pub acknowledging: usize,
+}
+
+impl Reach {
+    /// Whether a client without the acknowledgement extension got it: for that client it is
+    /// delivered now, as it will never say more.
+    pub fn delivered_now(&self) -> bool {
+        self.clients > self.acknowledging
     }
 }
 
@@ -105,14 +146,25 @@ impl Default for BayeuxSettings {
     }
 }
 
-/// A client subscribed to /_genesys (the push layer replays undelivered notifications to its
-/// user).
-#[derive(Debug, Clone)]
-pub struct Subscribed {
-    /// The user it handshook with.
-    pub gms_user: String,
-    /// The client, for [`Bayeux::publish_to`].
-    pub client_id: String,
+/// What the push layer hears from the CometD server, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// A client subscribed to /_genesys (the push layer replays undelivered notifications to
+    /// its user).
+    Subscribed {
+        /// The user it handshook with.
+        gms_user: String,
+        /// The client, for [`Bayeux::publish_to`].
+        client_id: String,
+    },
+    /// A client with the acknowledgement extension acknowledged pushes that carried these
+    /// stored notifications: they are delivered.
+    Acknowledged {
+        /// The user it handshook with.
+        gms_user: String,
+        /// The notifications, in the order they were sent.
+        receipts: Vec<Receipt>,
+    },
 }
 
 /// The Bayeux server. Cheap to clone; clones share the clients.
@@ -126,8 +178,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// Every client. A `std` mutex: held only for map work, never across an await.
     clients: Mutex<Clients>,
-    /// Tells the push layer about new `/_genesys` subscriptions.
-    subscribed: mpsc::UnboundedSender<Subscribed>,
+    /// Tells the push layer about new `/_genesys` subscriptions and acknowledged pushes.
+    announcements: mpsc::UnboundedSender<Announcement>,
     /// True once the server is stopping: held connects are answered, new ones refused.
     stopping: watch::Sender<bool>,
     /// Counted for `/metrics`.
@@ -188,13 +240,14 @@ const SWEEP_CHUNK: usize = 500;
 const SWEEP_PAUSE: Duration = Duration::from_millis(1);
 
 impl Bayeux {
-    /// A server with no clients, and the receiving end of its subscription announcements.
-    /// Drop the receiver if nothing replays notifications: announcements are then discarded.
+    /// A server with no clients, and the receiving end of its announcements (subscriptions,
+    /// acknowledgements). Drop the receiver if nothing replays notifications or records their
+    /// delivery: announcements are then discarded.
     pub fn new(
         settings: BayeuxSettings,
         clock: Arc<dyn Clock>,
-    ) -> (Bayeux, mpsc::UnboundedReceiver<Subscribed>) {
-        let (subscribed, announcements) = mpsc::unbounded_channel();
+    ) -> (Bayeux, mpsc::UnboundedReceiver<Announcement>) {
+        let (sender, announcements) = mpsc::unbounded_channel();
         let limits = ClientLimits {
             max_interval_ms: settings.max_interval_ms,
             max_clients: settings.max_clients,
@@ -207,7 +260,7 @@ impl Bayeux {
                 settings,
                 clock,
                 clients: Mutex::new(Clients::new(limits)),
-                subscribed,
+                announcements: sender,
                 stopping: watch::Sender::new(false),
                 counters: CometdCounters::default(),
             }),
@@ -221,25 +274,29 @@ impl Bayeux {
     }
 
     /// Queues `push` for every client of `gms_user` subscribed to /_genesys and wakes their
-    /// held long-polls. Returns how many clients it was queued for (a client whose queue is
-    /// full is not counted).
-    pub fn publish(&self, gms_user: &str, push: &Push) -> usize {
+    /// held long-polls. Returns whom it was queued for (a client whose queue is full is not
+    /// counted).
+    pub fn publish(&self, gms_user: &str, push: &Push) -> Reach {
         let push = Arc::new(push.clone());
-        let queued = self.lock().publish(gms_user, &push);
-        self.shared.counters.pushes.inc_by(queued as u64);
-        queued
+        let reach = self.lock().publish(gms_user, &push);
+        self.shared.counters.pushes.inc_by(reach.clients as u64);
+        reach
     }
 
     /// Queues `push` for one client only (used to replay to the client that just subscribed).
-    /// Returns whether it was queued: not for an unknown or unsubscribed client, nor a full
+    /// Returns whom it was queued for: nobody for an unknown or unsubscribed client, or a full
     /// queue.
-    pub fn publish_to(&self, client_id: &str, push: &Push) -> bool {
+    pub fn publish_to(&self, client_id: &str, push: &Push) -> Reach {
         let push = Arc::new(push.clone());
-        let queued = self.lock().publish_to(client_id, &push).is_ok();
-        if queued {
-            self.shared.counters.pushes.inc();
-        }
-        queued
+        let reach = match self.lock().publish_to(client_id, &push) {
+            Ok(acknowledges) => Reach {
+                clients: 1,
+                acknowledging: usize::from(acknowledges),
+            },
+            Err(_) => Reach::default(),
+        };
+        self.shared.counters.pushes.inc_by(reach.clients as u64);
+        reach
     }
 
     /// Handles one request body (long-polling transport) from a client that sent header
@@ -433,7 +490,15 @@ impl Bayeux {
             };
             let acknowledged = message.acknowledged_batch();
             if let Some(batch) = acknowledged {
-                client.acknowledge(batch);
+                let receipts = client.acknowledge(batch);
+                if !receipts.is_empty() {
+                    // Sent under the lock, so that it precedes any later subscription's
+                    // announcement (a replay then no longer finds these as undelivered).
+                    let _ = self.shared.announcements.send(Announcement::Acknowledged {
+                        gms_user: client.gms_user.to_string(),
+                        receipts,
+                    });
+                }
             }
             let first = !client.connected;
             client.connected = true;
@@ -499,7 +564,7 @@ impl Bayeux {
                 }),
         };
         let now = self.shared.clock.now();
-        let newly_subscribed = {
+        {
             let mut clients = self.lock();
             let Some(client) = message
                 .client_id
@@ -513,22 +578,19 @@ impl Bayeux {
             }
             let newly = subscribe && !client.subscribed;
             client.subscribed = subscribe;
-            let subscribed = newly.then(|| Subscribed {
-                gms_user: client.gms_user.to_string(),
-                client_id: message.client_id.clone().unwrap_or_default(),
-            });
-            if let Some(subscribed) = &subscribed {
+            if let Some(gms_user) = newly.then(|| client.gms_user.to_string()) {
+                let client_id = message.client_id.clone().unwrap_or_default();
                 // What the user's earlier clients never acknowledged comes to this one.
-                let taken = clients.take_over(&subscribed.client_id);
+                let taken = clients.take_over(&client_id);
                 if taken > 0 {
-                    tracing::debug!(client_id = %subscribed.client_id, taken, "unacknowledged CometD pushes taken over");
+                    tracing::debug!(%client_id, taken, "unacknowledged CometD pushes taken over");
                 }
+                // Nobody listening means nothing is replayed; that is the listener's choice.
+                let _ = self.shared.announcements.send(Announcement::Subscribed {
+                    gms_user,
+                    client_id,
+                });
             }
-            subscribed
-        };
-        if let Some(subscribed) = newly_subscribed {
-            // Nobody listening means nothing is replayed; that is the listener's choice.
-            let _ = self.shared.subscribed.send(subscribed);
         }
         protocol::subscription_reply(message)
     }

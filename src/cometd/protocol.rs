@@ -613,6 +613,7 @@ mod tests {
             id: "7b239ff0455011e4b31cbb293fafe316".into(),
             message: json!({"chatIxnState": "TRANSCRIPT"}),
             tag: "service.chat.refresh.x".into(),
+            receipt: None,
         };
         assert_eq!(
             delivery(&push),

@@ -11,7 +11,9 @@ use crate::domain::time::Timestamp;
 const ALICE: &str = "alice";
 const BOB: &str = "bob";
 
-fn server(settings: BayeuxSettings) -> (Bayeux, mpsc::UnboundedReceiver<Subscribed>, ManualClock) {
+fn server(
+    settings: BayeuxSettings,
+) -> (Bayeux, mpsc::UnboundedReceiver<Announcement>, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
     let (bayeux, subscribed) = Bayeux::new(settings, Arc::new(clock.clone()));
     (bayeux, subscribed, clock)
@@ -177,8 +179,11 @@ async fn subscribe_and_connect_in_one_batch_get_two_replies_in_order() {
     assert_eq!(reply[1]["successful"], json!(true));
     let announced = subscribed.try_recv().expect("subscription announced");
     assert_eq!(
-        (announced.gms_user.as_str(), announced.client_id.as_str()),
-        (ALICE, id.as_str())
+        announced,
+        Announcement::Subscribed {
+            gms_user: ALICE.into(),
+            client_id: id
+        }
     );
 }
 
@@ -250,7 +255,7 @@ async fn unsubscribe_and_disconnect_answer_as_in_seed_003() {
         json!([{"id":"9","subscription":"/_genesys","successful":true,"channel":"/meta/unsubscribe"}])
     );
     assert_eq!(
-        bayeux.publish(ALICE, &Push::new("t", json!({}))),
+        bayeux.publish(ALICE, &Push::new("t", json!({}))).clients,
         0,
         "unsubscribed"
     );
@@ -363,7 +368,7 @@ async fn a_held_connect_is_answered_as_soon_as_something_is_published() {
     until_held(&bayeux, &id).await;
 
     let push = Push::new("service.chat.refresh.1", json!({"transcriptPosition":"2"}));
-    assert_eq!(bayeux.publish(ALICE, &push), 1);
+    assert_eq!(bayeux.publish(ALICE, &push).clients, 1);
     let reply = held.await.unwrap();
 
     assert!(
@@ -456,7 +461,12 @@ async fn a_client_of_another_user_never_sees_the_push() {
     });
     let alice = ready(&bayeux, ALICE).await;
     let bob = ready(&bayeux, BOB).await;
-    assert_eq!(bayeux.publish(ALICE, &Push::new("for-alice", json!({}))), 1);
+    assert_eq!(
+        bayeux
+            .publish(ALICE, &Push::new("for-alice", json!({})))
+            .clients,
+        1
+    );
     let bobs = send(&bayeux, Some(BOB), connect(&bob, "4")).await;
     assert_eq!(
         bobs.as_array().map(Vec::len),
@@ -474,9 +484,17 @@ async fn publish_to_reaches_one_subscribed_client() {
     let other = ready(&bayeux, ALICE).await;
     let unsubscribed = handshake(&bayeux, ALICE).await;
     let push = Push::new("replay", json!({}));
-    assert!(bayeux.publish_to(&one, &push));
-    assert!(!bayeux.publish_to(&unsubscribed, &push), "not subscribed");
-    assert!(!bayeux.publish_to("nosuchclient", &push), "unknown");
+    assert_eq!(bayeux.publish_to(&one, &push).clients, 1);
+    assert_eq!(
+        bayeux.publish_to(&unsubscribed, &push),
+        Reach::default(),
+        "not subscribed"
+    );
+    assert_eq!(
+        bayeux.publish_to("nosuchclient", &push),
+        Reach::default(),
+        "unknown"
+    );
     assert!(bayeux.lock().get_own(&one).unwrap().has_pending());
     assert!(!bayeux.lock().get_own(&other).unwrap().has_pending());
 }
@@ -488,9 +506,13 @@ async fn a_full_queue_refuses_further_pushes_for_that_client() {
         ..quick()
     });
     let id = ready(&bayeux, ALICE).await;
-    assert_eq!(bayeux.publish(ALICE, &Push::new("1", json!({}))), 1);
-    assert_eq!(bayeux.publish(ALICE, &Push::new("2", json!({}))), 1);
-    assert_eq!(bayeux.publish(ALICE, &Push::new("3", json!({}))), 0, "full");
+    assert_eq!(bayeux.publish(ALICE, &Push::new("1", json!({}))).clients, 1);
+    assert_eq!(bayeux.publish(ALICE, &Push::new("2", json!({}))).clients, 1);
+    assert_eq!(
+        bayeux.publish(ALICE, &Push::new("3", json!({}))).clients,
+        0,
+        "full"
+    );
     let reply = send(&bayeux, Some(ALICE), connect(&id, "4")).await;
     assert_eq!(
         reply.as_array().map(Vec::len),
@@ -498,7 +520,7 @@ async fn a_full_queue_refuses_further_pushes_for_that_client() {
         "two pushes and the reply"
     );
     assert_eq!(
-        bayeux.publish(ALICE, &Push::new("4", json!({}))),
+        bayeux.publish(ALICE, &Push::new("4", json!({}))).clients,
         1,
         "drained"
     );
@@ -745,6 +767,84 @@ async fn without_the_extension_replies_carry_no_ext_and_nothing_is_sent_twice() 
     );
     let later = ready(&bayeux, ALICE).await;
     assert!(!bayeux.lock().get_own(&later).unwrap().has_pending());
+}
+
+#[tokio::test]
+async fn acknowledging_a_push_that_carries_a_receipt_announces_it_and_plain_clients_do_not() {
+    let (bayeux, mut announcements, _) = server(quick());
+    let (id, _) = ready_acknowledging(&bayeux, ALICE).await;
+    let plain = ready(&bayeux, ALICE).await;
+    while announcements.try_recv().is_ok() {}
+    let receipt = Receipt {
+        service_id: "s1".into(),
+        seq: 7,
+    };
+    let push = Push::new("t", json!({})).with_receipt(receipt.clone());
+
+    let reach = bayeux.publish(ALICE, &push);
+    assert_eq!(
+        reach,
+        Reach {
+            clients: 2,
+            acknowledging: 1
+        }
+    );
+    assert!(reach.delivered_now(), "the plain client got it");
+    let sent = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "4", 1)).await;
+    assert_eq!(push_ids(&sent), vec![push.id.clone()]);
+    assert_eq!(
+        sent[0]["data"].get("receipt"),
+        None,
+        "never sent to clients"
+    );
+    send(&bayeux, Some(ALICE), connect_acknowledging(&plain, "5", 0)).await;
+    assert!(
+        announcements.try_recv().is_err(),
+        "nothing acknowledged yet"
+    );
+
+    let done = send(
+        &bayeux,
+        Some(ALICE),
+        json!({"channel":"/meta/connect","clientId":id,"id":"6","advice":{"timeout":0},"ext":{"ack":2}}),
+    )
+    .await;
+    assert_eq!(done[0]["successful"], json!(true), "{done}");
+    assert_eq!(
+        announcements.try_recv().expect("acknowledgement announced"),
+        Announcement::Acknowledged {
+            gms_user: ALICE.into(),
+            receipts: vec![receipt]
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_stored_notification_replayed_to_a_client_that_took_it_over_is_held_once() {
+    let (bayeux, _, _) = server(quick());
+    let (old, _) = ready_acknowledging(&bayeux, ALICE).await;
+    let receipt = Receipt {
+        service_id: "s1".into(),
+        seq: 1,
+    };
+    let push = Push::new("t", json!({})).with_receipt(receipt.clone());
+    bayeux.publish(ALICE, &push);
+    send(&bayeux, Some(ALICE), connect_acknowledging(&old, "4", 1)).await;
+
+    // The new client takes it over at subscribe; the replay from storage sends it again.
+    let (new, first_reply) = ready_acknowledging(&bayeux, ALICE).await;
+    assert_eq!(first_reply, vec![push.id.clone()]);
+    let replayed = Push::new("t", json!({})).with_receipt(receipt);
+    assert_eq!(
+        bayeux.publish_to(&new, &replayed),
+        Reach {
+            clients: 1,
+            acknowledging: 1
+        },
+        "it has it"
+    );
+    let again = send(&bayeux, Some(ALICE), connect_acknowledging(&new, "9", 0)).await;
+    assert_eq!(push_ids(&again), vec![push.id.clone()], "once: {again}");
 }
 
 #[tokio::test]

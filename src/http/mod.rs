@@ -27,6 +27,7 @@ mod desktop;
 mod error;
 mod esp;
 mod form;
+pub(crate) use form::fuzz_form;
 mod metrics;
 mod notify;
 mod openapi;

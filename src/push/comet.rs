@@ -5,17 +5,37 @@ use tokio::sync::mpsc;
 
 use super::{CometSink, Notifier, Provider, PushTarget};
 use crate::center::chat::{ChatSession, TranscriptListener};
-use crate::cometd::{Bayeux, Push, Subscribed};
+use crate::cometd::{Announcement, Bayeux, Push, Reach, Receipt};
 use crate::domain::chat::TranscriptEvent;
 use crate::supervisor::Shutdown;
 
 impl CometSink for Bayeux {
-    fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize {
-        Bayeux::publish(self, gms_user, &Push::new(tag, message.clone()))
+    fn publish(
+        &self,
+        gms_user: &str,
+        tag: &str,
+        message: &serde_json::Value,
+        receipt: Option<Receipt>,
+    ) -> Reach {
+        Bayeux::publish(self, gms_user, &push(tag, message, receipt))
     }
 
-    fn publish_to(&self, client_id: &str, tag: &str, message: &serde_json::Value) -> bool {
-        Bayeux::publish_to(self, client_id, &Push::new(tag, message.clone()))
+    fn publish_to(
+        &self,
+        client_id: &str,
+        tag: &str,
+        message: &serde_json::Value,
+        receipt: Option<Receipt>,
+    ) -> Reach {
+        Bayeux::publish_to(self, client_id, &push(tag, message, receipt))
+    }
+}
+
+fn push(tag: &str, message: &serde_json::Value, receipt: Option<Receipt>) -> Push {
+    let push = Push::new(tag, message.clone());
+    match receipt {
+        Some(receipt) => push.with_receipt(receipt),
+        None => push,
     }
 }
 
@@ -46,30 +66,43 @@ impl TranscriptListener for ChatPushes {
     }
 }
 
-/// Sends each client that subscribes to `/_genesys` its user's undelivered notifications
-/// (a client that reconnects after a restart gets what it missed). Runs until shutdown.
-pub async fn replay_to_subscribers(
+/// Follows the CometD server's announcements until shutdown: sends each client that
+/// subscribes to `/_genesys` its user's undelivered notifications (a client that reconnects
+/// after a restart gets what it missed), and marks delivered what acknowledging clients
+/// acknowledged. One task, in the order announced: an acknowledgement is recorded before a
+/// later subscription's replay looks for undelivered notifications.
+pub async fn follow_announcements(
     notifier: Notifier,
-    mut subscribed: mpsc::UnboundedReceiver<Subscribed>,
+    mut announcements: mpsc::UnboundedReceiver<Announcement>,
     mut shutdown: Shutdown,
 ) {
     loop {
-        let client = tokio::select! {
-            // A client subscribed to a service's channel.
-            client = subscribed.recv() => match client {
-                Some(client) => client,
+        let announcement = tokio::select! {
+            // A client subscribed to a service's channel or acknowledged pushes.
+            announcement = announcements.recv() => match announcement {
+                Some(announcement) => announcement,
                 None => break,
             },
             // The service is stopping.
             () = shutdown.wait() => break,
         };
-        match notifier.replay(&client.gms_user, &client.client_id) {
-            Ok(0) => {}
-            Ok(sent) => {
-                tracing::debug!(client_id = %client.client_id, sent, "undelivered notifications replayed")
-            }
-            Err(err) => {
-                tracing::warn!(client_id = %client.client_id, error = %err, "cannot replay notifications")
+        match announcement {
+            Announcement::Subscribed {
+                gms_user,
+                client_id,
+            } => match notifier.replay(&gms_user, &client_id) {
+                Ok(0) => {}
+                Ok(sent) => {
+                    tracing::debug!(%client_id, sent, "undelivered notifications replayed")
+                }
+                Err(err) => {
+                    tracing::warn!(%client_id, error = %err, "cannot replay notifications")
+                }
+            },
+            Announcement::Acknowledged { gms_user, receipts } => {
+                if let Err(err) = notifier.acknowledged(&gms_user, &receipts) {
+                    tracing::error!(error = %err, "cannot mark acknowledged notifications delivered; they may be delivered again");
+                }
             }
         }
     }

@@ -5,8 +5,11 @@
 //! could take back. Delivery follows the service's `_device_os`:
 //!
 //! - `comet`: published to every CometD client of the service's owner (`gms_user`) through a
-//!   [`CometSink`]; if at least one client got it, it is marked delivered. A client that
-//!   subscribes later gets what its user missed through [`Notifier::replay`].
+//!   [`CometSink`]; if at least one client without the acknowledgement extension got it, it is
+//!   marked delivered at once. A client with the extension marks it delivered only when it
+//!   acknowledges it ([`Notifier::acknowledged`]): until then it stays undelivered in storage,
+//!   so a restart (even `kill -9`) between the push and its acknowledgement loses nothing. A
+//!   client that subscribes later gets what its user missed through [`Notifier::replay`].
 //! - `httpcb`: POSTed by a background worker ([`httpcb`]) to the `_device_notification_id`
 //!   URL, with retries; a 2xx marks it delivered.
 //! - none: nothing is pushed; the app polls `retrieve-notifications`.
@@ -23,6 +26,7 @@ pub mod httpcb;
 
 use std::sync::Arc;
 
+use crate::cometd::{Reach, Receipt};
 use crate::domain::notification::Notification;
 use crate::domain::service::ServiceRecord;
 use crate::domain::time::Timestamp;
@@ -30,12 +34,28 @@ use crate::store::{Store, StoreError};
 
 pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
 
-/// Where comet pushes go (implemented by the CometD server).
+/// Where comet pushes go (implemented by the CometD server). `receipt` names the stored
+/// notification a push carries (`None` for a transient push): acknowledging clients give it
+/// back through [`Notifier::acknowledged`].
 pub trait CometSink: Send + Sync + 'static {
-    /// Queues {"id","message","tag"} for every subscribed client of `gms_user`; returns how many clients got it.
-    fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize;
-    /// Queues it for one client (replay after subscribe); returns whether it was queued.
-    fn publish_to(&self, client_id: &str, tag: &str, message: &serde_json::Value) -> bool;
+    /// Queues {"id","message","tag"} for every subscribed client of `gms_user`; returns whom
+    /// it reached.
+    fn publish(
+        &self,
+        gms_user: &str,
+        tag: &str,
+        message: &serde_json::Value,
+        receipt: Option<Receipt>,
+    ) -> Reach;
+    /// Queues it for one client (replay after subscribe); returns whom it reached (nobody, or
+    /// that client).
+    fn publish_to(
+        &self,
+        client_id: &str,
+        tag: &str,
+        message: &serde_json::Value,
+        receipt: Option<Receipt>,
+    ) -> Reach;
 }
 
 /// The JSON a push carries, on every channel (seed 000 "Push Notification Data"):
@@ -151,7 +171,11 @@ impl Notifier {
                     return;
                 };
                 let message = parse(&notification.message);
-                if self.comet.publish(user, &notification.tag, &message) > 0 {
+                let receipt = receipt_of(&target.service_id, notification);
+                let reach = self
+                    .comet
+                    .publish(user, &notification.tag, &message, Some(receipt));
+                if reach.delivered_now() {
                     self.mark(target, notification.seq);
                 }
             }
@@ -174,13 +198,15 @@ impl Notifier {
     /// without owner.
     pub fn transient(&self, target: &PushTarget, tag: &str, message: &serde_json::Value) -> usize {
         match target.owner.as_deref() {
-            Some(user) => self.comet.publish(user, tag, message),
+            Some(user) => self.comet.publish(user, tag, message, None).clients,
             None => 0,
         }
     }
 
     /// Sends `gms_user`'s undelivered comet notifications, oldest first, to the client that
-    /// just subscribed, marking each one delivered as it is queued. Returns how many were sent.
+    /// just subscribed. Each is marked delivered as it is queued for a client without the
+    /// acknowledgement extension, and when acknowledged for one with it. Returns how many were
+    /// sent.
     ///
     /// # Errors
     /// Storage failed (what was sent before stays sent).
@@ -188,18 +214,34 @@ impl Notifier {
         let mut sent = 0;
         for (service_id, notification) in self.store.undelivered_for_user(gms_user, REPLAY_LIMIT)? {
             let message = parse(&notification.message);
-            if !self
-                .comet
-                .publish_to(client_id, &notification.tag, &message)
-            {
+            let receipt = receipt_of(&service_id, &notification);
+            let reach =
+                self.comet
+                    .publish_to(client_id, &notification.tag, &message, Some(receipt));
+            if reach.clients == 0 {
                 // The client went away: the rest waits for the next one.
                 break;
             }
-            self.store
-                .mark_delivered(&service_id, Some(gms_user), notification.seq)?;
+            if reach.delivered_now() {
+                self.store
+                    .mark_delivered(&service_id, Some(gms_user), notification.seq)?;
+            }
             sent += 1;
         }
         Ok(sent)
+    }
+
+    /// A client of `gms_user` with the acknowledgement extension acknowledged the pushes of
+    /// these stored notifications: they are delivered (not waited for, as every mark).
+    ///
+    /// # Errors
+    /// Storage failed (the ones before stay marked; the rest are sent again later).
+    pub fn acknowledged(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
+        for receipt in receipts {
+            self.store
+                .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?;
+        }
+        Ok(())
     }
 
     fn mark(&self, target: &PushTarget, seq: u64) {
@@ -209,6 +251,14 @@ impl Notifier {
         {
             tracing::error!(service_id = %target.service_id, error = %err, "cannot mark a notification delivered; it may be delivered again");
         }
+    }
+}
+
+/// What a push of `notification` of service `service_id` carries, for its acknowledgement.
+fn receipt_of(service_id: &str, notification: &Notification) -> Receipt {
+    Receipt {
+        service_id: service_id.to_string(),
+        seq: notification.seq,
     }
 }
 
@@ -228,36 +278,53 @@ pub(crate) mod tests {
     use crate::domain::options::Preset;
 
     /// A CometSink that records what it was given; `clients` says how many clients each user
-    /// has subscribed.
+    /// has subscribed, `acknowledging` which of them (users' counts, client ids) use the
+    /// acknowledgement extension.
     #[derive(Default)]
     pub struct RecordingSink {
         pub clients: Mutex<HashMap<String, usize>>,
+        pub acknowledging: Mutex<HashMap<String, usize>>,
         pub published: Mutex<Vec<(String, String, serde_json::Value)>>,
         pub sent_to: Mutex<Vec<(String, String)>>,
     }
 
     impl CometSink for RecordingSink {
-        fn publish(&self, gms_user: &str, tag: &str, message: &serde_json::Value) -> usize {
-            let clients = self
-                .clients
-                .lock()
-                .unwrap()
-                .get(gms_user)
-                .copied()
-                .unwrap_or(0);
+        fn publish(
+            &self,
+            gms_user: &str,
+            tag: &str,
+            message: &serde_json::Value,
+            _receipt: Option<Receipt>,
+        ) -> Reach {
+            let count = |map: &Mutex<HashMap<String, usize>>| {
+                map.lock().unwrap().get(gms_user).copied().unwrap_or(0)
+            };
             self.published
                 .lock()
                 .unwrap()
                 .push((gms_user.into(), tag.into(), message.clone()));
-            clients
+            Reach {
+                clients: count(&self.clients),
+                acknowledging: count(&self.acknowledging),
+            }
         }
 
-        fn publish_to(&self, client_id: &str, tag: &str, _message: &serde_json::Value) -> bool {
+        fn publish_to(
+            &self,
+            client_id: &str,
+            tag: &str,
+            _message: &serde_json::Value,
+            _receipt: Option<Receipt>,
+        ) -> Reach {
             self.sent_to
                 .lock()
                 .unwrap()
                 .push((client_id.into(), tag.into()));
-            true
+            let acknowledges = self.acknowledging.lock().unwrap().contains_key(client_id);
+            Reach {
+                clients: 1,
+                acknowledging: usize::from(acknowledges),
+            }
         }
     }
 
@@ -311,6 +378,71 @@ pub(crate) mod tests {
             .take_undelivered("s1", Some("alice"))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_push_only_acknowledging_clients_got_is_delivered_when_acknowledged() {
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 2);
+        sink.acknowledging.lock().unwrap().insert("alice".into(), 2);
+        let target = target("s1", Some("alice"), Some("comet"));
+        let stored = notifier
+            .record(&target, "t.s1".into(), &json!({}), NOW)
+            .unwrap();
+
+        notifier.deliver(&target, &stored);
+        assert!(
+            !store.notifications("s1").unwrap()[0].delivered,
+            "queued is not delivered"
+        );
+        assert_eq!(
+            store.undelivered_for_user("alice", 10).unwrap().len(),
+            1,
+            "a later client of alice would get it"
+        );
+
+        let receipt = receipt_of("s1", &stored);
+        notifier.acknowledged("alice", &[receipt]).unwrap();
+        assert!(store.notifications("s1").unwrap()[0].delivered);
+        assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_push_a_plain_client_also_got_is_delivered_at_once() {
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 2);
+        sink.acknowledging.lock().unwrap().insert("alice".into(), 1);
+        let target = target("s1", Some("alice"), Some("comet"));
+        let stored = notifier
+            .record(&target, "t.s1".into(), &json!({}), NOW)
+            .unwrap();
+
+        notifier.deliver(&target, &stored);
+
+        assert!(store.notifications("s1").unwrap()[0].delivered);
+    }
+
+    #[test]
+    fn a_replay_to_an_acknowledging_client_leaves_the_notifications_undelivered() {
+        let (store, sink, notifier) = setup();
+        sink.acknowledging.lock().unwrap().insert("acker".into(), 1);
+        let a = target("a", Some("alice"), Some("comet"));
+        for tag in ["1", "2"] {
+            let stored = notifier.record(&a, tag.into(), &json!({}), NOW).unwrap();
+            notifier.deliver(&a, &stored);
+        }
+
+        assert_eq!(notifier.replay("alice", "acker").unwrap(), 2);
+        assert_eq!(store.undelivered_for_user("alice", 10).unwrap().len(), 2);
+        assert_eq!(
+            notifier.replay("alice", "plain").unwrap(),
+            2,
+            "sent again to the next client: nothing was acknowledged"
+        );
+        assert!(
+            store.undelivered_for_user("alice", 10).unwrap().is_empty(),
+            "a client without the extension got them"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn put_account(&self, account: &Account) -> Result<(), StoreError> {
-        let bytes = codec::encode(format::ACCOUNT, &StoredAccount::from_account(account))?;
+        let bytes = encode(account)?;
         self.inner
             .trees
             .accounts
@@ -120,7 +120,13 @@ impl Store {
     }
 }
 
-fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError> {
+/// `account` as stored (format [`format::ACCOUNT`]).
+pub(super) fn encode(account: &Account) -> Result<Vec<u8>, StoreError> {
+    codec::encode(format::ACCOUNT, &StoredAccount::from_account(account))
+}
+
+/// An account read back; `username` (its key) names it in errors.
+pub(super) fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError> {
     let stored: StoredAccount =
         codec::decode(format::ACCOUNT, bytes, &format!("account {username}"))?;
     stored.into_account()

@@ -80,7 +80,10 @@ pub(crate) fn entry(
 }
 
 /// Reads one `by_time` entry back.
-fn summary<'a>(key: &'a [u8], value: &'a [u8]) -> Result<ServiceSummary<'a>, StoreError> {
+pub(super) fn summary<'a>(
+    key: &'a [u8],
+    value: &'a [u8],
+) -> Result<ServiceSummary<'a>, StoreError> {
     let unreadable = |reason: &str| StoreError::Corrupt {
         what: format!("time index entry {}", String::from_utf8_lossy(key)),
         reason: reason.to_string(),

@@ -35,6 +35,7 @@ mod codec;
 mod commit;
 mod counts;
 mod flush_stats;
+mod fuzz;
 mod keys;
 pub mod migrate;
 mod notifications;
@@ -55,6 +56,7 @@ use crate::domain::time::Timestamp;
 pub use by_time::ServiceSummary;
 use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
+pub(crate) use fuzz::fuzz_stored;
 
 /// Tree names, in one place.
 pub(crate) mod tree {

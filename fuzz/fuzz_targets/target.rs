@@ -1,0 +1,5 @@
+//! `cargo fuzz run target`: see `callbackd::fuzzing::target` for the input and what is checked.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| callbackd::fuzzing::target(data));
