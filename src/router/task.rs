@@ -469,10 +469,7 @@ impl RouterTask {
             let stat_servers = &self.context.stat_servers;
             let outcome = self.update(&id, |record| {
                 // Only the unconfirmed reservation this deadline was set for.
-                let settings = ServiceSettings::from_options(&record.options, stat_servers)
-                    .map_err(|_| Refused {
-                        state: record.state,
-                    })?;
+                let settings = routable_settings(record, stat_servers)?;
                 record.fail_unconfirmed(at, &settings, now)
             });
             if let Outcome::Applied(..) = outcome {
@@ -526,10 +523,7 @@ impl RouterTask {
                     let outcome = self.update(&service, |record| {
                         // Options that no longer validate (stat_servers changed) cannot be
                         // routed: the router forgets the service, as a restart would.
-                        let settings = ServiceSettings::from_options(&record.options, stat_servers)
-                            .map_err(|_| Refused {
-                                state: record.state,
-                            })?;
+                        let settings = routable_settings(record, stat_servers)?;
                         record.reserve(&agent, &settings, now)
                     });
                     match outcome {
@@ -739,6 +733,17 @@ enum Outcome<T> {
     Refused,
     /// The service no longer exists (expired).
     Gone,
+}
+
+/// The typed settings of a stored service inside a transition: a service whose options no
+/// longer validate (`stat_servers` changed) refuses the transition, and the router forgets it.
+fn routable_settings(
+    record: &ServiceRecord,
+    stat_servers: &[String],
+) -> Result<ServiceSettings, Refused> {
+    ServiceSettings::from_options(&record.options, stat_servers).map_err(|_| Refused {
+        state: record.state,
+    })
 }
 
 fn to_route(progress: Progress) -> RouteProgress {
