@@ -59,8 +59,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use callbackd::center::agent::{Agent, AgentConfig, AgentState};
 use callbackd::config::Config;
+use callbackd::domain::agent::{Agent, AgentConfig, AgentState};
 use callbackd::domain::options::Preset;
 use callbackd::domain::service::{RoutingEventKind, ServiceRecord};
 use callbackd::domain::target::TargetList;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Migration;
-use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
+use crate::domain::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::domain::time::Timestamp;
 use crate::store::{codec, tree, StoreError};
 

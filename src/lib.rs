@@ -5,28 +5,33 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: `callbackd user ...`, through the database or the running server.
-//! - [`config`]: typed configuration (file, `CALLBACKD_*` environment, flags).
-//! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
-//! - [`domain`]: pure types and rules: options, `_target`, the service lifecycle.
-//! - [`center`]: the embedded contact center: agents, their states, Stat Server statistics.
+//! From the top down; a module uses only those below it, never one beside or above it
+//! (`tests/layers.rs` checks this from the source, and that no folder's files use each other
+//! in a circle):
+//!
+//! - `fuzzing` (hidden): one entry point per parser for the fuzz targets in `fuzz/`.
+//! - [`http`]: warp filters that parse, call one `app` function, and reply. [`startup`]:
+//!   building an [`App`] (opening the store, seeding configured services, the admin token,
+//!   binding the listener). [`cli`]: `callbackd user ...`, through the database or the
+//!   running server.
+//! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
+//! - [`metrics`]: the Prometheus registry behind `GET /metrics`.
+//! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler). [`server`]: the HTTP
+//!   connection loop (connection limit, header-read and idle timeouts, accept backoff,
+//!   graceful stop).
+//! - [`router`]: the routing state machine (`core`, composed of the priority `lanes` over a
+//!   counted set, `ranked`) and the task that owns it. [`config`]: typed configuration (file,
+//!   `CALLBACKD_*` environment, flags).
+//! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
+//! - [`center`]: the embedded contact center's live parts: the Chat Server owning the open
+//!   sessions, and the Stat Server statistics. [`cometd`]: the CometD (Bayeux 1.0) server:
+//!   clients, held connects, pushes.
 //! - [`store`]: the only module that knows sled and bincode: trees, keys, codec, migrations,
 //!   group commit.
-//! - [`app`]: the use cases handlers call; each returns only once its writes are durable.
-//! - [`http`]: warp filters that parse, call one `app` function, and reply.
-//! - [`router`]: the routing state machine (`core`, composed of the priority `lanes` over a
-//!   counted set, `ranked`) and the task that owns it.
-//! - [`push`]: notification fan-out: stored first, then pushed over CometD or HTTP callback.
-//! - [`cometd`]: the CometD (Bayeux 1.0) server: clients, held connects, pushes.
-//! - [`expiry`]: the `_ttl` removal job (tokio-cron-scheduler).
-//! - `fuzzing` (hidden): one entry point per parser for the fuzz targets in `fuzz/`.
-//! - [`metrics`]: the Prometheus registry behind `GET /metrics`.
-//! - [`server`]: the HTTP connection loop: connection limit, header-read and idle timeouts,
-//!   accept backoff, graceful stop.
-//! - [`startup`]: building an [`App`]: opening the store, seeding configured services,
-//!   the admin token, binding the listener.
-//!
-//! Dependencies point one way: `http` -> `app` -> `domain` and `store`.
+//! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
+//! - [`domain`]: pure types and rules (options, `_target`, the service lifecycle, agents, the
+//!   rules of a chat session), no I/O. [`supervisor`]: the named background tasks and their
+//!   shared shutdown.
 
 pub mod app;
 pub mod center;

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::app::{AppState, Catalog, RuntimeSettings};
-use crate::center::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::center::chat::ChatServer;
 use crate::clock::Clock;
 use crate::cometd::{Bayeux, BayeuxSettings};
 use crate::config::{Config, SeedFile};
+use crate::domain::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
 use crate::domain::time::Timestamp;
 use crate::expiry::{self, ExpiryCounters};

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use super::callbacks::{not_found, update};
+use super::records::{not_found, update};
 use super::{notifications, AppError, AppState};
-use crate::center::chat::ChatSession;
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
 use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset, ValidService};
@@ -396,5 +396,5 @@ fn queues_in_window(state: &AppState, query: &QueueQuery) -> Result<Vec<ServiceR
     picked.sort_unstable();
     picked.truncate(query.max);
     let ids: Vec<String> = picked.into_iter().map(|(_, _, id)| id).collect();
-    super::console::stored(state, &ids)
+    super::records::stored(state, &ids)
 }

@@ -2,7 +2,7 @@
 //! desktop API). Every change is stored durably before it is answered.
 
 use super::{AppError, AppState};
-use crate::center::agent::{Agent, AgentConfig, AgentRecord, AgentState};
+use crate::domain::agent::{Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
 use crate::router::core::Event;
 
@@ -91,7 +91,7 @@ pub fn get_agent(state: &AppState, id: &str) -> Result<AgentRecord, AppError> {
 }
 
 /// Sets an agent's state, with the reason code of a Not Ready state (`None` for the others;
-/// see [`crate::center::agent::parse_reason`]). Becoming ready starts its idle time (longest
+/// see [`crate::domain::agent::parse_reason`]). Becoming ready starts its idle time (longest
 /// idle is routed first). Another reason code while Not Ready starts a new Not Ready spell.
 ///
 /// # Errors

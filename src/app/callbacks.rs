@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::records::{check_owner, check_service, owned_service, update};
 use super::{notifications, AppError, AppState, Requester};
 use crate::domain::options::{self, check_field_name, CreateRequest, FieldError, ServiceSettings};
 use crate::domain::service::{
@@ -13,7 +14,6 @@ use crate::domain::service::{
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
 use crate::router::task::queued_service;
-use crate::store::UpdateError;
 
 /// A service just created and stored durably.
 #[derive(Debug)]
@@ -433,99 +433,5 @@ fn apply_user_data(user_data: &mut BTreeMap<String, String>, changes: &[(String,
         } else {
             user_data.insert(key.clone(), value.clone());
         }
-    }
-}
-
-/// Runs `change` on the stored service atomically; 404 when it does not exist.
-pub(crate) fn update(
-    state: &AppState,
-    id: &str,
-    change: impl FnMut(&mut ServiceRecord) -> Result<(), AppError>,
-) -> Result<ServiceRecord, AppError> {
-    match state.store.update_service(id, change) {
-        Ok(Some(record)) => Ok(record),
-        Ok(None) => Err(not_found(id)),
-        Err(UpdateError::Rejected(err)) => Err(err),
-        Err(UpdateError::Store(err)) => Err(err.into()),
-    }
-}
-
-pub(crate) fn not_found(id: &str) -> AppError {
-    AppError::NotFound(format!(
-        "no service has the id `{id}`: it may have expired (its _ttl passed) or never existed"
-    ))
-}
-
-fn check_service(record: &ServiceRecord, service_name: &str) -> Result<(), AppError> {
-    if record.service_name == service_name {
-        Ok(())
-    } else {
-        Err(AppError::NotFound(format!(
-            "service `{service_name}` has no callback `{}`: it belongs to `{}`",
-            record.id, record.service_name
-        )))
-    }
-}
-
-/// The stored service `id`, if `requester` may see it.
-///
-/// # Errors
-/// Unknown id (404), another user's service (403), storage failure.
-pub(crate) fn owned_service(
-    state: &AppState,
-    id: &str,
-    requester: Requester<'_>,
-) -> Result<ServiceRecord, AppError> {
-    let record = state.store.service(id)?.ok_or_else(|| not_found(id))?;
-    check_owner(&record, requester)?;
-    Ok(record)
-}
-
-/// Checks that service `id` exists and that `requester` may reach it, before a request's
-/// body is looked at (DESIGN §7: 404, then 403, then 400).
-///
-/// # Errors
-/// Unknown id (404), another user's service (403), storage failure.
-pub fn check_access(state: &AppState, id: &str, requester: Requester<'_>) -> Result<(), AppError> {
-    owned_service(state, id, requester).map(drop)
-}
-
-/// Like [`check_access`] for `.../callback/{name}/{id}`: the configured service and the
-/// service instance exist, the requester may reach it, and it belongs to that service.
-///
-/// # Errors
-/// Unknown name or id, or an id of another configured service (404); another user's
-/// service (403); storage failure.
-pub fn check_callback_access(
-    state: &AppState,
-    service_name: &str,
-    id: &str,
-    requester: Requester<'_>,
-) -> Result<(), AppError> {
-    if state.catalog.get(service_name).is_none() {
-        return Err(AppError::UnknownService(service_name.to_string()));
-    }
-    let record = owned_service(state, id, requester)?;
-    check_service(&record, service_name)
-}
-
-/// Whether `requester` may reach `record` by its id. A service created without a `gms_user`
-/// (only where `[security] allow_anonymous_services` is set) is reachable by whoever holds
-/// its unguessable id, as in GMS; it is never listed.
-pub(crate) fn owned_by(record: &ServiceRecord, requester: Requester<'_>) -> bool {
-    record.owner.is_none() || record.owner.as_deref() == requester
-}
-
-pub(crate) fn check_owner(
-    record: &ServiceRecord,
-    requester: Requester<'_>,
-) -> Result<(), AppError> {
-    if owned_by(record, requester) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!(
-            "service `{}` belongs to another user: send the gms_user header it was created with",
-            record.id
-        )))
     }
 }

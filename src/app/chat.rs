@@ -12,13 +12,14 @@ use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
-use super::callbacks::{check_owner, not_found, route, update};
+use super::callbacks::route;
+use super::records::{check_owner, not_found, settings_of, update};
 use super::{AppError, AppState, Requester};
-use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, StartChat};
+use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, Refusal, StartChat};
 use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
-use crate::domain::options::{self, FieldError, ServiceSettings};
+use crate::domain::options::{self, FieldError};
 use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
 use crate::domain::voice;
 use crate::router::core::Event;
@@ -226,7 +227,7 @@ pub struct Interaction {
     /// The chat, when one started: the session, which says its transcript position. The
     /// transcript itself is read through [`agent_transcript`] from a position, so a poll of
     /// the list does not carry it again and again.
-    pub chat: Option<crate::center::chat::ChatSession>,
+    pub chat: Option<crate::domain::chat::session::ChatSession>,
     /// How long the customer waited for this agent, in whole seconds (stored times, so the
     /// injected clock's): see [`ServiceRecord::waited_secs`].
     pub waited_secs: Option<u64>,
@@ -375,16 +376,22 @@ pub async fn agent_transcript(
     agent_id: &str,
     service_id: &str,
     from: u64,
-) -> Result<(crate::center::chat::ChatSession, Vec<TranscriptEvent>), AppError> {
+) -> Result<
+    (
+        crate::domain::chat::session::ChatSession,
+        Vec<TranscriptEvent>,
+    ),
+    AppError,
+> {
     let record = state
         .store
         .service(service_id)?
         .ok_or_else(|| not_found(service_id))?;
     let (session, transcript) = state.chat.full_view(&record, from).await?;
     if session.agent.as_ref().map(|a| a.id.as_str()) != Some(agent_id) {
-        return Err(ChatError::Refused(format!(
+        return Err(ChatError::Refused(Refusal::Refused(format!(
             "the chat of service `{service_id}` is not routed to agent `{agent_id}`"
-        ))
+        )))
         .into());
     }
     Ok((session, transcript))
@@ -530,20 +537,6 @@ pub async fn settle(
     }
     tracing::info!(service_id = %closed.service_id, reason = %reason, "chat ended; service completed");
     Ok(())
-}
-
-/// The typed settings of a stored service; 503 (logged) when its options no longer validate.
-pub(crate) fn settings_of(
-    state: &AppState,
-    record: &ServiceRecord,
-) -> Result<ServiceSettings, AppError> {
-    ServiceSettings::from_options(&record.options, &state.settings.stat_servers).map_err(|err| {
-        tracing::error!(service_id = %record.id, error = %err, "stored options no longer validate");
-        AppError::Unavailable(format!(
-            "service `{}` cannot be routed with its stored options ({err}): ask the administrator",
-            record.id
-        ))
-    })
 }
 
 fn no_agent_yet(service_id: &str) -> AppError {

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use super::admin::{bulk_cancel, BulkCancel};
 use super::callbacks::{create_service, reschedule_callback, Reschedule};
 use super::{AppError, AppState};
-use crate::center::chat::ChatSession;
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::{customer_rows, TranscriptEvent, Visibility};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};
@@ -265,7 +265,7 @@ pub fn list(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppErr
         cancellable: cancellable_count,
         page: filter.page.min(pages),
         pages,
-        records: stored(state, &page_ids)?,
+        records: super::records::stored(state, &page_ids)?,
     })
 }
 
@@ -276,18 +276,7 @@ pub fn list(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppErr
 pub fn matching(state: &AppState, filter: &CallbackFilter) -> Result<Vec<ServiceRecord>, AppError> {
     let mut ids = Vec::new();
     filter.visit(state, |summary| ids.push(summary.id.to_string()))?;
-    stored(state, &ids)
-}
-
-/// The stored services among `ids`, in the order given (ids not stored are left out).
-///
-/// # Errors
-/// Storage failure.
-pub fn stored(state: &AppState, ids: &[String]) -> Result<Vec<ServiceRecord>, AppError> {
-    ids.iter()
-        .filter_map(|id| state.store.service(id).transpose())
-        .collect::<Result<_, _>>()
-        .map_err(AppError::from)
+    super::records::stored(state, &ids)
 }
 
 /// One line of a cancellation report (GMS's `_ok_title`).
@@ -441,7 +430,7 @@ fn stored_one(state: &AppState, id: &str) -> Result<ServiceRecord, AppError> {
     state
         .store
         .service(id)?
-        .ok_or_else(|| super::callbacks::not_found(id))
+        .ok_or_else(|| super::records::not_found(id))
 }
 
 /// Whether callback `id` is stored (the pages' 404 before any field is read).

@@ -4,7 +4,7 @@
 
 use super::chat::{self, Interaction};
 use super::{history, AppError, AppState};
-use crate::center::agent::Agent;
+use crate::domain::agent::Agent;
 
 /// One agent as its desktop sees it.
 #[derive(Debug, Clone)]

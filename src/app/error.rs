@@ -1,6 +1,6 @@
 //! The error of the use-case layer. `http` turns it into a status and a GMS error body.
 
-use crate::center::chat::ChatError;
+use crate::center::chat::{ChatError, Refusal};
 use crate::domain::chat_limits::LimitError;
 use crate::domain::options::{FieldError, OptionError};
 use crate::domain::service::LifecycleError;
@@ -42,10 +42,10 @@ impl From<ChatError> for AppError {
     fn from(err: ChatError) -> Self {
         match err {
             ChatError::NotFound(message) => AppError::NotFound(message),
-            ChatError::Closed(_) | ChatError::Refused(_) => {
-                AppError::InvalidField(FieldError::new("chat", err.to_string()))
+            ChatError::Refused(Refusal::Limit(err)) => AppError::Limit(err),
+            ChatError::Refused(refusal) => {
+                AppError::InvalidField(FieldError::new("chat", refusal.to_string()))
             }
-            ChatError::Limit(err) => AppError::Limit(err),
             ChatError::Store(err) => AppError::Store(err),
         }
     }

@@ -97,7 +97,7 @@ pub fn history(
                 .into_iter()
                 .filter(|t| t.agent == agent && t.started >= since)
                 .map(move |t| {
-                    let policy = crate::app::chat::settings_of(state, record)
+                    let policy = crate::app::records::settings_of(state, record)
                         .ok()
                         .map(|settings| RedialPolicy::from(&settings));
                     entry(record, t, policy, now)

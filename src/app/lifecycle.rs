@@ -1,7 +1,7 @@
 //! The customer's side of routing: confirming a reserved agent (`connect`, seed 000) and
 //! polling for one (`status`, seed 003).
 
-use super::callbacks::{owned_service, update};
+use super::records::{owned_service, update};
 use super::{AppError, AppState, Requester};
 use crate::domain::service::{CallbackState, LifecycleError, ServiceRecord};
 use crate::domain::{options, voice};

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::{queues, AppError, AppState};
-use crate::center::agent::AgentState;
+use crate::domain::agent::AgentState;
 use crate::domain::service::CallbackState;
 use crate::metrics::{QueueGauge, Snapshot};
 

@@ -6,7 +6,7 @@
 //!
 //! Every one of them follows the `gms_user` rule: another user's service is 403.
 
-use super::callbacks::owned_service;
+use super::records::owned_service;
 use super::{AppError, AppState, Requester};
 use crate::domain::notification::{self, Notification, NotificationText};
 use crate::domain::service::{CallbackReason, ServiceRecord};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{agents, metrics, queues, AppError, AppState};
-use crate::center::agent::{Agent, AgentState};
+use crate::domain::agent::{Agent, AgentState};
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use super::sessions::Session;
 use super::{agents, AppError, AppState};
-use crate::center::agent::AgentState;
 use crate::clock::{self, Clock};
 use crate::domain::account::Role;
+use crate::domain::agent::AgentState;
 use crate::domain::time::Timestamp;
 use crate::supervisor::Shutdown;
 

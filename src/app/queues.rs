@@ -1,7 +1,7 @@
 //! Questions about the queues, answered by the router: a service's place in its virtual
 //! queue (`check-queue-position`, seed 000), Stat Server statistics, queue summaries.
 
-use super::callbacks::owned_service;
+use super::records::owned_service;
 use super::{AppError, AppState, Requester};
 use crate::center::stats::Stats;
 use crate::domain::options::{self, FieldError};

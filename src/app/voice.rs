@@ -4,8 +4,8 @@
 //! [`crate::domain::voice`]; this module stores their result durably and tells the router
 //! that the agent is free and, for a redial, when the callback comes back.
 
-use super::callbacks::{not_found, route, update};
-use super::chat::settings_of;
+use super::callbacks::route;
+use super::records::{not_found, settings_of, update};
 use super::{AppError, AppState};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};

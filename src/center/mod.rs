@@ -1,11 +1,12 @@
-//! The embedded contact center: agents and their live states, and the Stat Server
-//! statistics computed from them.
+//! The embedded contact center's live parts: the Chat Server that owns the open chat sessions,
+//! and the Stat Server statistics computed from the agents.
 //!
-//! - [`agent`]: agent configuration, states, capacity, target membership.
+//! - [`chat`]: the Chat Server: the owner (locks, storage, pushes) of the pure sessions of
+//!   [`crate::domain::chat::session`].
 //! - [`stats`]: the Stat Server statistics of a routing target.
-//! - [`chat`]: the Chat Server: a pure session ([`chat::session`]) and its owner (locks,
-//!   storage, pushes).
+//!
+//! Agents themselves (configuration, states, capacity) are plain types in
+//! [`crate::domain::agent`]; the router holds their live states.
 
-pub mod agent;
 pub mod chat;
 pub mod stats;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::agent::Agent;
+use crate::domain::agent::Agent;
 use crate::domain::target::{Statistic, Target};
 
 /// The statistics of one target at one moment.
@@ -66,7 +66,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::center::agent::{AgentConfig, AgentState};
+    use crate::domain::agent::{AgentConfig, AgentState};
     use crate::domain::time::Timestamp;
 
     fn agent(id: &str, group: &str, state: AgentState, capacity: &[(&str, u32)]) -> Agent {

@@ -1,13 +1,16 @@
 //! Pure types and rules: no I/O, no clock, no storage.
 //!
 //! - [`account`]: console and desktop users: names, roles and what each role may do.
+//! - [`agent`]: the embedded contact center's agents: configuration, states, capacity, target
+//!   membership.
 //! - [`time`]: timestamps and their ISO 8601 wire form.
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
 //! - [`service`]: the service record, its states, cancel and reschedule.
 //! - [`lifecycle`]: every other transition of a service, and the effects each implies.
 //! - [`notification`]: customer-bound notifications.
-//! - [`chat`]: the chat transcript and its wire rows.
+//! - [`chat`]: the chat transcript and its wire rows; [`chat::session`], the rules of one chat
+//!   session (ESP requests, idle control, closing), applied to a request and the time.
 //! - [`chat_limits`]: per-session chat limits (message size, rate, transcript length).
 //! - [`kv`]: the Chat Server key-value collection format (`EventAttributes`).
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
@@ -15,6 +18,7 @@
 //! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
 
 pub mod account;
+pub mod agent;
 pub mod chat;
 pub mod chat_limits;
 pub mod esp;

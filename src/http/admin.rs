@@ -17,7 +17,8 @@ use crate::app::admin::{self, QueueQuery};
 use crate::app::{queues, AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
 
-use super::openapi::ServiceId;
+use super::auth::admin_token;
+use super::params::{Deleted, ServiceId};
 use super::views::{CallbackEntry, ConfiguredServiceView, RecordDetail};
 use crate::app::admin::BulkCancel;
 use crate::router::core::QueueSummary;
@@ -53,7 +54,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 fn stats_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "stats")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::query_fields())
         .then(|state: AppState, fields: Fields| async move {
@@ -88,7 +89,7 @@ fn stats_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
 fn queues_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "queues")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .then(|state: AppState| async move {
             respond(queues::queues(&state).await, |list| {
@@ -97,18 +98,13 @@ fn queues_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
         })
 }
 
-/// Passes only requests carrying `Authorization: Bearer <admin token>`.
-pub(super) fn admin_auth(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    super::auth::admin_token(state)
-}
-
 /// GET /genesys/1/admin/services
 #[utoipa::path(get, path = "/genesys/1/admin/services", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, description = "The configured services", body = Vec<ConfiguredServiceView>)))]
 fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .map(|state: AppState| {
             let services: Vec<_> = state
@@ -128,7 +124,7 @@ fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = 
 fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services" / String)
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .map(|name: String, state: AppState| {
             let found = state
@@ -188,7 +184,7 @@ fn services_put(state: AppState) -> impl Filter<Extract = (Response,), Error = R
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "services" / String)
         .and(warp::put())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::json_body::<ServiceBody>(limit))
         .then(put_service)
@@ -218,7 +214,7 @@ fn services_delete(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "services" / String)
         .and(warp::delete())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .then(|name: String, state: AppState| async move {
             let deleted = admin::delete_service(&state, &name).await;
@@ -254,7 +250,7 @@ fn notifications_view(
 fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callback" / String)
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .then(|id: String, state: AppState| async move {
             respond(admin::callback_detail(&state, &id).await, |detail| {
@@ -286,7 +282,7 @@ fn callback_queues(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callback" / "queues")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::query_fields())
         .map(|state: AppState, fields: Fields| {
@@ -312,7 +308,7 @@ fn callback_watermarks(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "callback" / "watermarks")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::query_fields())
         .map(|state: AppState, fields: Fields| {
@@ -350,7 +346,7 @@ fn callback_cancel(
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "callback" / "cancel")
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::json_body::<CancelBody>(limit))
         .then(|state: AppState, body: CancelBody| async move {
@@ -375,13 +371,6 @@ struct StatsReply {
     calls_waiting: i64,
     /// The target asked for.
     target: String,
-}
-
-/// `{"deleted": "<name>"}`.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // describes the reply for the OpenAPI document only
-pub(super) struct Deleted {
-    deleted: String,
 }
 
 /// `{"services":{"<name>":n},"total":n}` ([`callback_watermarks`]).

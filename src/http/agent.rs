@@ -8,12 +8,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::admin::admin_auth;
+use super::auth::admin_token;
 use super::error::respond;
 use super::form;
 use super::{reply, with_state};
 use crate::app::{agents, AppError, AppState};
-use crate::center::agent::{parse_reason, Agent, AgentConfig, AgentRecord, AgentState};
+use crate::domain::agent::{parse_reason, Agent, AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::FieldError;
 
 /// The agent routes.
@@ -62,7 +62,7 @@ fn agent_view(agent: &AgentRecord) -> serde_json::Value {
 fn agents_list(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "agents")
         .and(warp::get())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .then(|state: AppState| async move {
             respond(agents::list_agents(&state).await, |list| {
@@ -100,7 +100,7 @@ fn agents_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "agents" / String)
         .and(warp::put())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::json_body::<AgentBody>(limit))
         .then(|id: String, state: AppState, body: AgentBody| async move {
@@ -131,11 +131,11 @@ fn agents_put(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 /// DELETE /genesys/1/admin/agents/{id}
 #[utoipa::path(delete, path = "/genesys/1/admin/agents/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The agent id")),
-    responses((status = 200, description = "Deleted", body = super::admin::Deleted)))]
+    responses((status = 200, description = "Deleted", body = super::params::Deleted)))]
 fn agents_delete(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "admin" / "agents" / String)
         .and(warp::delete())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .then(|id: String, state: AppState| async move {
             respond(agents::delete_agent(&state, &id).await, |()| {
@@ -164,8 +164,8 @@ fn agent_state(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "agent" / String / "state")
         .and(warp::post())
-        .and(super::desktop::agent_caller(&state))
-        .and_then(super::desktop::act_as)
+        .and(super::auth::agent_caller(&state))
+        .and_then(super::auth::act_as)
         .and(with_state(state))
         .and(form::json_body::<StateBody>(limit))
         .then(|id: String, state: AppState, body: StateBody| async move {

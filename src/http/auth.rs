@@ -299,6 +299,42 @@ pub fn admin_token(state: &AppState) -> impl Filter<Extract = (), Error = Reject
         .untuple_one()
 }
 
+/// The caller of an agent-scoped desktop route: the admin token, or a session of the agent
+/// desktop (or a console role allowed to set agents' states). Put it after the path filters.
+pub(super) fn agent_caller(
+    state: &AppState,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    api_caller(state, &[Portal::Desktop], Action::SetAgentState)
+}
+
+/// Refuses (403) a caller that may not act as `agent`, before any body is read: an agent's
+/// session acts only as its own agent.
+fn check_agent(agent: &str, caller: &Caller) -> Result<(), Rejection> {
+    if caller.may_act_as_agent(agent, Action::SetAgentState) {
+        Ok(())
+    } else {
+        Err(warp::reject::custom(ApiError::Forbidden(format!(
+            "this session acts as another agent, not as `{agent}`: sign in as `{agent}`"
+        ))))
+    }
+}
+
+/// [`check_agent`] for `/agent/{agent}/...` paths.
+pub(super) async fn act_as(agent: String, caller: Caller) -> Result<String, Rejection> {
+    check_agent(&agent, &caller)?;
+    Ok(agent)
+}
+
+/// [`check_agent`] for `/agent/{agent}/.../{service}/...` paths.
+pub(super) async fn act_as_in(
+    agent: String,
+    service: String,
+    caller: Caller,
+) -> Result<(String, String), Rejection> {
+    check_agent(&agent, &caller)?;
+    Ok((agent, service))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,10 @@ use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, Wi
 use super::{callback_access, client, reply, service_access, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
-use crate::app::{queues, AppError, AppState};
+use crate::app::{queues, records, AppError, AppState};
 
 use super::error::ErrorBody;
-use super::openapi::{GmsUser, NoFields, ServiceId};
+use super::params::{GmsUser, NoFields, ServiceId};
 use super::views::CallbackEntry;
 
 /// The customer-facing routes.
@@ -252,7 +252,7 @@ fn query_callbacks(
     }
     // A query by `_id` is about one service: who may reach it comes before its filters.
     if let Some((_, id)) = fields.iter().find(|(key, _)| key == "_id") {
-        if let Err(err) = callbacks::check_access(state, id.trim(), client.gms_user()) {
+        if let Err(err) = records::check_access(state, id.trim(), client.gms_user()) {
             return ApiError::from(err).into_response();
         }
     }

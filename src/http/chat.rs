@@ -16,12 +16,13 @@ use super::form::{self, Fields, Json};
 use super::{client, reply, service_access, to_completion, with_state, Client};
 use crate::app::chat::{self, ChatReply, CustomerAction};
 use crate::app::{AppError, AppState};
-use crate::center::chat::{Customer, StartChat};
+use crate::center::chat::StartChat;
 use crate::domain::chat::customer_nickname;
+use crate::domain::chat::session::Customer;
 use crate::domain::options::FieldError;
 
 use super::error::ErrorBody;
-use super::openapi::{GmsUser, ServiceId};
+use super::params::{GmsUser, ServiceId};
 
 /// The customer's chat routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

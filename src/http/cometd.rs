@@ -23,7 +23,7 @@ use super::{gms_user_header, reply, with_state};
 use crate::app::AppState;
 use crate::cometd::{Bayeux, BayeuxError};
 
-use super::openapi::GmsUser;
+use super::params::GmsUser;
 
 /// Requests of one websocket handled at once; more wait until one is answered.
 const MAX_IN_FLIGHT_PER_SOCKET: usize = 16;

@@ -7,13 +7,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{api_caller, Caller};
+use super::auth::{act_as, act_as_in, agent_caller};
 use super::error::respond;
-use super::error::ApiError;
 use super::{form, reply, to_completion, with_state};
 use crate::app::chat::{self, AgentAction, Interaction};
 use crate::app::AppState;
-use crate::center::chat::ChatSession;
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::options::FieldError;
 
@@ -348,46 +347,6 @@ pub(super) fn chat_view(session: &ChatSession, events: &[TranscriptEvent], from:
         map.insert("transcript".into(), Value::Array(rows));
     }
     view
-}
-
-/// The caller of an agent-scoped desktop route: the admin token, or a session of the agent
-/// desktop (or a console role allowed to set agents' states). Put it after the path filters.
-pub(super) fn agent_caller(
-    state: &AppState,
-) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    api_caller(
-        state,
-        &[crate::app::accounts::Portal::Desktop],
-        crate::domain::account::Action::SetAgentState,
-    )
-}
-
-/// Refuses (403) a caller that may not act as `agent`, before any body is read: an agent's
-/// session acts only as its own agent.
-fn check_agent(agent: &str, caller: &Caller) -> Result<(), Rejection> {
-    if caller.may_act_as_agent(agent, crate::domain::account::Action::SetAgentState) {
-        Ok(())
-    } else {
-        Err(warp::reject::custom(ApiError::Forbidden(format!(
-            "this session acts as another agent, not as `{agent}`: sign in as `{agent}`"
-        ))))
-    }
-}
-
-/// [`check_agent`] for `/agent/{agent}/...` paths.
-pub(super) async fn act_as(agent: String, caller: Caller) -> Result<String, Rejection> {
-    check_agent(&agent, &caller)?;
-    Ok(agent)
-}
-
-/// [`check_agent`] for `/agent/{agent}/.../{service}/...` paths.
-pub(super) async fn act_as_in(
-    agent: String,
-    service: String,
-    caller: Caller,
-) -> Result<(String, String), Rejection> {
-    check_agent(&agent, &caller)?;
-    Ok((agent, service))
 }
 
 /// `{"accepted": "<service id>"}`.

@@ -1,5 +1,6 @@
 //! The one place that turns errors into HTTP: [`ApiError`] (status, exception kind, message)
-//! and [`handle_rejection`], the `recover` for everything warp rejects.
+//! and [`handle_rejection`], which turns what warp rejects into a GMS error body (pages'
+//! rejections are answered before it, by the `recover` in `mod.rs`).
 
 use std::convert::Infallible;
 
@@ -194,11 +195,8 @@ pub fn respond<T>(result: Result<T, AppError>, ok: impl FnOnce(T) -> Response) -
     }
 }
 
-/// Turns every rejection into a GMS error body: our own errors first, then warp's.
+/// Turns a rejection into a GMS error body: our own errors first, then warp's.
 pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
-    if let Some(page) = rejection.find::<super::auth::PageRejection>() {
-        return Ok(super::console::page_rejection(page));
-    }
     let error = if let Some(err) = rejection.find::<ApiError>() {
         err.clone()
     } else if rejection.is_not_found() {

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::admin::admin_auth;
+use super::auth::admin_token;
 use super::error::respond;
 use super::form::{self, Fields, Json};
 use super::{reply, to_completion, with_state};
@@ -32,7 +32,7 @@ fn esp_request(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "admin" / "chat" / String / "esp" / String)
         .and(warp::post())
-        .and(admin_auth(&state))
+        .and(admin_token(&state))
         .and(with_state(state))
         .and(form::fields(limit, Json::Refused))
         .then(

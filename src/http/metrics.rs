@@ -6,7 +6,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::admin::admin_auth;
+use super::auth::admin_token;
 use super::error::respond;
 use super::with_state;
 use crate::app::AppState;
@@ -38,7 +38,7 @@ fn metrics_auth(state: &AppState) -> BoxedFilter<()> {
     if state.settings.metrics_public {
         warp::any().boxed()
     } else {
-        admin_auth(state).boxed()
+        admin_token(state).boxed()
     }
 }
 

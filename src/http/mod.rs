@@ -31,6 +31,7 @@ pub(crate) use form::fuzz_form;
 mod metrics;
 mod notify;
 mod openapi;
+mod params;
 mod reply;
 mod users;
 mod views;
@@ -74,7 +75,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let [first, rest @ ..] = groups;
     rest.into_iter()
         .fold(first, |routes, group| routes.or(group).unify().boxed())
-        .recover(error::handle_rejection)
+        .recover(recover)
         // Around everything, so that rejections (404, 401, ...) are counted with the status
         // they were answered with.
         .with(warp::log::custom(move |info| {
@@ -85,6 +86,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
                 info.elapsed(),
             )
         }))
+}
+
+/// The `recover` of every route: a page's rejection (no session, a role too weak) becomes the
+/// sign-in redirect or the 403 page of the console and desktop; everything else a GMS error
+/// body ([`error::handle_rejection`]).
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(page) = rejection.find::<auth::PageRejection>() {
+        return Ok(console::page_rejection(page));
+    }
+    error::handle_rejection(rejection).await
 }
 
 /// Runs a state-changing operation to its end even if the client goes away: hyper drops a
@@ -165,7 +176,7 @@ async fn service_access(
     state: AppState,
     client: Client,
 ) -> Result<(String, AppState, Client), Rejection> {
-    crate::app::callbacks::check_access(&state, &id, client.gms_user())
+    crate::app::records::check_access(&state, &id, client.gms_user())
         .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
     Ok((id, state, client))
 }
@@ -177,7 +188,7 @@ async fn callback_access(
     state: AppState,
     client: Client,
 ) -> Result<(String, String, AppState, Client), Rejection> {
-    crate::app::callbacks::check_callback_access(&state, &name, &id, client.gms_user())
+    crate::app::records::check_callback_access(&state, &name, &id, client.gms_user())
         .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
     Ok((name, id, state, client))
 }

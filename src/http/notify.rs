@@ -13,7 +13,7 @@ use super::{client, reply, service_access, with_state, Client};
 use crate::app::{notifications, AppError, AppState};
 use crate::domain::notification::NotificationText;
 
-use super::openapi::{GmsUser, NoFields, ServiceId};
+use super::params::{GmsUser, NoFields, ServiceId};
 use crate::app::notifications::AgentNotification;
 
 /// The notification routes.

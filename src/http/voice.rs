@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::desktop::{act_as_in, agent_caller};
+use super::auth::{act_as_in, agent_caller};
 use super::error::{respond, ApiError};
 use super::{form, reply, to_completion, with_state};
 use crate::app::voice::{self, OutcomeRecorded};

@@ -4,8 +4,9 @@
 use tokio::sync::mpsc;
 
 use super::{CometSink, Notifier, Provider, PushTarget};
-use crate::center::chat::{ChatSession, TranscriptListener};
+use crate::center::chat::TranscriptListener;
 use crate::cometd::{Announcement, Bayeux, Push, Reach, Receipt};
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::supervisor::Shutdown;
 

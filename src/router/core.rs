@@ -36,8 +36,8 @@ pub use super::lanes::Priority;
 use super::lanes::{Lanes, OrderKey, Waiter};
 use super::Id;
 
-use crate::center::agent::{Agent, AgentState};
 use crate::center::stats::Stats;
+use crate::domain::agent::{Agent, AgentState};
 use crate::domain::service::{RoutingEvent, RoutingEventKind};
 use crate::domain::target::{StatCheck, Statistic, Target, TargetList};
 use crate::domain::time::Timestamp;
@@ -1099,7 +1099,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::center::agent::AgentConfig;
+    use crate::domain::agent::AgentConfig;
 
     const T0: u64 = 1_700_000_000_000;
     const BILLING: &str = "Billing@StatServer.GA";

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::core::{Effect, Event, Priority, Progress, QueuedService, Router};
-use crate::center::agent::Agent;
 use crate::clock::{self, Clock};
+use crate::domain::agent::Agent;
 use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;

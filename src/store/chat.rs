@@ -7,7 +7,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::{codec, decode_service, format, keys, tx_error, Store, StoreError};
-use crate::center::chat::ChatSession;
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::time::Timestamp;
 

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{accounts, by_time, codec, decode_service, format, StoreError};
-use crate::center::agent::AgentRecord;
-use crate::center::chat::ChatSession;
+use crate::domain::agent::AgentRecord;
+use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
@@ -127,9 +127,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::center::agent::AgentConfig;
-    use crate::center::chat::Customer;
     use crate::domain::account::{Account, Role, Username};
+    use crate::domain::agent::AgentConfig;
+    use crate::domain::chat::session::Customer;
     use crate::domain::chat::{EventKind, NewEvent, UserType};
     use crate::domain::idle::{IdleSettings, IdleState};
     use crate::domain::options::Preset;
@@ -174,7 +174,7 @@ mod tests {
             preset: Preset::ChatDelayed,
             options: BTreeMap::from([("_ttl".to_string(), "600".to_string())]),
         };
-        let agent = AgentRecord::from(&crate::center::agent::Agent::new(
+        let agent = AgentRecord::from(&crate::domain::agent::Agent::new(
             AgentConfig {
                 id: "agent1".into(),
                 name: "Kristi".into(),

@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(agent.config.name, "Kristi Sippola");
         assert_eq!(agent.config.skills["English"], 20);
         assert!(agent.config.auto_answer);
-        assert_eq!(agent.state, crate::center::agent::AgentState::NotReady);
+        assert_eq!(agent.state, crate::domain::agent::AgentState::NotReady);
         assert_eq!(agent.state_since, Timestamp::from_millis(7_000));
         assert_eq!(agent.idle_since, Timestamp::from_millis(6_000));
         assert_eq!(agent.reason, None, "format 1 had no reason code");

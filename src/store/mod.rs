@@ -20,7 +20,7 @@
 //! | `notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (customer-bound) |
 //! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
 //! | `agent_notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (agent-bound) |
-//! | `chat_sessions` | chat session id | [`ChatSession`](crate::center::chat::ChatSession) |
+//! | `chat_sessions` | chat session id | [`ChatSession`](crate::domain::chat::session::ChatSession) |
 //! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
 //! | `accounts` | user name | a stored account (`accounts.rs`: its own versioned type, not the domain's) |
 //!
@@ -49,7 +49,7 @@ use std::sync::Arc;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use crate::center::agent::AgentRecord;
+use crate::domain::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;

@@ -26,7 +26,7 @@ use crate::app::accounts::Portal;
 use crate::app::admin::{self, CallbackDetail};
 use crate::app::console::{self, CallbackFilter, Listing, TranscriptViews, UserDataEdit, RANGES};
 use crate::app::sessions::Session;
-use crate::app::{AppError, AppState};
+use crate::app::{records, AppError, AppState};
 use crate::domain::account::Action;
 use crate::domain::chat::Visibility;
 use crate::domain::options::FieldError;
@@ -959,7 +959,7 @@ pub(in crate::http) fn export_ids(
         .and(with_state(state))
         .and(form::json_body::<IdsBody>(limit))
         .map(|_caller: Caller, state: AppState, body: IdsBody| {
-            respond(console::stored(&state, &body.ids), |records| csv(&records))
+            respond(records::stored(&state, &body.ids), |records| csv(&records))
         })
 }
 

@@ -16,7 +16,7 @@ use super::{login, render, MessagePage};
 use crate::app::accounts::Portal;
 use crate::app::sessions::Session;
 use crate::app::{agents, AppState};
-use crate::center::agent::Agent;
+use crate::domain::agent::Agent;
 use crate::http::auth::{self, page_session};
 use crate::http::with_state;
 

@@ -1,7 +1,7 @@
 //! The embedded Chat Server: chat sessions, their participants and transcripts.
 //!
-//! Split like the router: [`session`] holds the rules of one session, pure
-//! ([`Session::apply`] takes a request and the time and answers a [`session::Step`]); this
+//! Split like the router: [`crate::domain::chat::session`] holds the rules of one session,
+//! pure ([`Session::apply`] takes a request and the time and answers a step); this
 //! module is their thin owner: the map of open sessions behind locks, the store, the group
 //! commit, the pushes and the idle-control deadlines.
 //!
@@ -15,8 +15,6 @@
 //! What a closed session means for its service (completing it, freeing the agent) is the
 //! caller's business: operations that close a session return [`Closed`].
 
-pub mod session;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -24,15 +22,17 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::clock::Clock;
 use crate::domain::chat::{EventKind, TranscriptEvent};
-use crate::domain::chat_limits::{ChatLimits, LimitError};
+use crate::domain::chat_limits::ChatLimits;
 use crate::domain::esp::EspRequest;
 use crate::domain::idle::{IdleSettings, IdleState};
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
 
-pub use session::{ChatSession, Closed, Customer, EspOutcome, SessionAgent};
-use session::{Committed, Refusal, Request, Rules, Session, Write};
+use crate::domain::chat::session::{
+    ChatSession, Committed, Customer, Request, Rules, Session, SessionAgent, Write,
+};
+pub use crate::domain::chat::session::{Closed, EspOutcome, Refusal};
 
 /// What `ixn/chat` asks for.
 #[derive(Debug, Clone, Default)]
@@ -58,30 +58,12 @@ pub enum ChatError {
     /// There is no such session (or no session for the service).
     #[error("{0}")]
     NotFound(String),
-    /// The operation needs an open session.
-    #[error(
-        "chat session `{0}` is closed: no more events can be added; refresh to read its transcript"
-    )]
-    Closed(String),
-    /// The agent is not the one in the session, or has not joined.
-    #[error("{0}")]
-    Refused(String),
-    /// A `[chat]` limit refused the event (413 or 429).
+    /// The session's rules refused the request: closed, not this agent's, or a `[chat]` limit.
     #[error(transparent)]
-    Limit(#[from] LimitError),
+    Refused(#[from] Refusal),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<Refusal> for ChatError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Closed(id) => ChatError::Closed(id),
-            Refusal::Refused(message) => ChatError::Refused(message),
-            Refusal::Limit(err) => ChatError::Limit(err),
-        }
-    }
 }
 
 /// Told about transcript changes once they are durable (the push layer implements it).
@@ -422,7 +404,7 @@ impl ChatServer {
             .run_open(service_id, Request::AgentLeaves { agent_id })
             .await?;
         done.closed
-            .ok_or_else(|| ChatError::Closed(service_id.to_string()))
+            .ok_or_else(|| Refusal::Closed(service_id.to_string()).into())
     }
 
     /// Closes the session of `service_id` from outside (the queue timed out, the service

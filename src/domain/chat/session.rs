@@ -5,7 +5,7 @@
 //! it would be, the events to append (numbered), what to store, and what closed. Nothing
 //! changes until the caller has made the step's write and calls [`Session::commit`], so a
 //! failed write leaves the session as it was. No locks, no store, no clock, no tokio: the
-//! owner ([`super::ChatServer`]) holds the lock, writes, waits for the group commit and
+//! owner (`center::chat::ChatServer`) holds the lock, writes, waits for the group commit and
 //! pushes. The rules that were pure already stay where they are: ESP parsing in
 //! [`crate::domain::esp`], the idle sequence in [`crate::domain::idle`], limits in
 //! [`crate::domain::chat_limits`], transcript rows in [`crate::domain::chat`].

@@ -5,9 +5,11 @@
 //! session, whoever may see it. A client's `transcriptPosition` is the position of the first
 //! event it has not seen yet, so `refresh?transcriptPosition=1` replays everything.
 
+pub mod session;
+
 use serde::{Deserialize, Serialize};
 
-use super::time::Timestamp;
+use crate::domain::time::Timestamp;
 
 /// What a transcript event is (seed 003's event types, plus `Notice.Custom` for
 /// `customNotice` and ESP `USER_CUSTOM` notices).
@@ -83,7 +85,7 @@ impl UserType {
 }
 
 /// Who may see an event (ESP `Visibility`, seeds 002 and 004).
-pub use super::esp::Visibility;
+pub use crate::domain::esp::Visibility;
 
 /// One event of a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
