@@ -10,6 +10,7 @@
 //
 //   node tests/node/desktop.mjs <base URL> <admin token>
 import { run, newPage, shot, signIn, step, fail, gotoExpecting } from "./browser.mjs";
+import { httpClient } from "./customer.mjs";
 
 const [base, token] = process.argv.slice(2);
 if (!base || !token) {
@@ -22,28 +23,7 @@ const CUSTOMER = "desk-customer";
 const REDIAL_SECS = 3;
 
 /** A plain HTTP request; returns `[status, body]` (body parsed as JSON when it is). */
-async function http(method, path, { form, json, gmsUser, admin } = {}) {
-  const headers = {};
-  let body;
-  if (form) {
-    headers["Content-Type"] = "application/x-www-form-urlencoded";
-    body = new URLSearchParams(form).toString();
-  } else if (json) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  }
-  if (gmsUser) headers["gms_user"] = gmsUser;
-  if (admin) headers["Authorization"] = `Bearer ${token}`;
-  const response = await fetch(`${base}${path}`, { method, headers, body, signal: AbortSignal.timeout(STEP_MS) });
-  const text = await response.text();
-  let parsed = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // Not JSON: keep the text for the failure message.
-  }
-  return [response.status, parsed];
-}
+const http = httpClient(base, token, STEP_MS);
 
 /** `http`, failing unless the status is `expected`. */
 async function must(expected, method, path, options) {
