@@ -139,6 +139,8 @@ pub struct NoFields {
         super::desktop::typing,
         super::desktop::push_url,
         super::desktop::leave,
+        super::desktop::history,
+        super::voice::outcome,
         super::users::users_list,
         super::users::users_add,
         super::users::user_password,
