@@ -82,6 +82,8 @@ const ROUTES: &[&str] = &[
     "/genesys/1/agent/{agent}/state",
     "/genesys/1/agent/{agent}/interactions",
     "/genesys/1/agent/{agent}/interactions/{service}/accept",
+    "/genesys/1/agent/{agent}/interactions/{service}/outcome",
+    "/genesys/1/agent/{agent}/history",
     "/genesys/1/agent/{agent}/chat/{service}",
     "/genesys/1/agent/{agent}/chat/{service}/{action}",
 ];

@@ -512,18 +512,24 @@
 
   /**
    * A stream the server ends on purpose (each lasts a while, then the browser reconnects at
-   * once) is not worth a banner: the banner shows when no snapshot came back within a second.
+   * once) is not worth a banner: the banner shows when no snapshot came back within a second
+   * of the first error. The grace runs from that first error: each failed retry (every 500 ms
+   * while the network is down) reports an error again, and restarting the grace on each would
+   * keep the banner from ever showing.
    */
   const OFFLINE_GRACE_MS = 1000;
   let offlineTimer = null;
 
   function setOnline(online) {
-    clearTimeout(offlineTimer);
-    offlineTimer = null;
     if (online) {
+      clearTimeout(offlineTimer);
+      offlineTimer = null;
       show(true);
-    } else {
-      offlineTimer = setTimeout(() => show(false), OFFLINE_GRACE_MS);
+    } else if (offlineTimer === null && $("offline").hidden) {
+      offlineTimer = setTimeout(() => {
+        offlineTimer = null;
+        show(false);
+      }, OFFLINE_GRACE_MS);
     }
     function show(up) {
       $("offline").hidden = up;

@@ -19,7 +19,7 @@ use crate::domain::voice::RedialPolicy;
 const MAX_ENTRIES: usize = 1_000;
 
 /// One turn of one agent at one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The service.
     pub service_id: String,
@@ -47,7 +47,7 @@ pub struct HistoryEntry {
 }
 
 /// The dial attempt an agent's turn at a voice callback ended with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DialSummary {
     /// `connected`, `no_answer`, `busy`, `wrong_number`.
     pub outcome: String,

@@ -36,6 +36,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// GET /genesys/1/agent/{agent}/history?since=ISO (default: the last 24 hours)
+#[utoipa::path(get, path = "/genesys/1/agent/{agent}/history", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("since" = Option<String>, Query, description = "From this time on (ISO 8601; default: the last 24 hours)", example = "2026-01-31T09:00:00.000Z")),
+    responses((status = 200, description = "The agent's turns at services since then, newest first", body = Vec<crate::app::history::HistoryEntry>)))]
 fn history(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "agent" / String / "history")
         .and(warp::get())

@@ -192,10 +192,10 @@ fn percent_decode(input: &[u8], source: &str, field: Option<&str>) -> Result<Str
         match byte {
             b'+' => out.push(b' '),
             b'%' => {
+                // Exactly two hex digits: `u8::from_str_radix` alone would take `%+5` (a sign).
                 let hex = input
                     .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .and_then(|h| Some((hex_digit(h[0])? << 4) | hex_digit(h[1])?))
                     .ok_or_else(|| {
                         ApiError::BadRequest(format!(
                             "{what} has a bad percent escape: write % as %25 and bytes as %XX"
@@ -211,6 +211,16 @@ fn percent_decode(input: &[u8], source: &str, field: Option<&str>) -> Result<Str
     String::from_utf8(out).map_err(|_| {
         ApiError::BadRequest(format!("{what} is not valid UTF-8: encode text as UTF-8"))
     })
+}
+
+/// The value of one hex digit (either case), or `None` for any other byte.
+fn hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
 }
 
 async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Fields, ApiError> {
@@ -429,13 +439,26 @@ mod tests {
             (&b"name=%zz"[..], "`name`"),
             (b"name=%ff%fe", "`name`"),
             (b"name=%4", "`name`"),
+            // A sign or a space inside the escape: not two hex digits.
+            (b"name=%+5", "`name`"),
+            (b"name=%-1", "`name`"),
+            (b"name=%20%+5", "`name`"),
+            (b"name=% 1", "`name`"),
+            (b"name=%4&x=1", "`name`"),
+            (b"%+5=1", "a field name"),
         ] {
             let err = parse_urlencoded(input, "body").unwrap_err();
             let ApiError::BadRequest(message) = err else {
                 panic!("expected 400 for {input:?}")
             };
-            assert!(message.contains(needle), "{message}");
+            assert!(message.contains(needle), "{input:?}: {message}");
         }
+    }
+
+    #[test]
+    fn urlencoded_takes_hex_digits_of_either_case() {
+        let fields = parse_urlencoded(b"a=%4a%4A%7e%7E%00", "body").unwrap();
+        assert_eq!(fields, pairs(&[("a", "JJ~~\0")]));
     }
 
     #[tokio::test]

@@ -109,6 +109,8 @@ fn document_json() -> &'static str {
         super::desktop::typing,
         super::desktop::push_url,
         super::desktop::leave,
+        super::desktop::history,
+        super::voice::outcome,
         super::users::users_list,
         super::users::users_add,
         super::users::user_password,

@@ -23,6 +23,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 /// POST /genesys/1/agent/{agent}/interactions/{service}/outcome, form or JSON `outcome` =
 /// `connected` | `no_answer` | `busy` | `wrong_number`. The agent (403) and the service (404)
 /// are checked before the body is read.
+#[utoipa::path(post, path = "/genesys/1/agent/{agent}/interactions/{service}/outcome", tag = "agent", security(("admin_token" = []), ("desktop_session" = []), ("console_session" = [])),
+    params(("agent" = String, Path, description = "The agent id", example = "kristi"), ("service" = String, Path, description = "The service id of a voice callback")),
+    request_body(content((OutcomeBody = "application/x-www-form-urlencoded"), (OutcomeBody = "multipart/form-data"), (OutcomeBody = "application/json"))),
+    responses((status = 200, description = "The outcome recorded and where the callback stands now", body = OutcomeView)))]
 fn outcome(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
     warp::path!("genesys" / "1" / "agent" / String / "interactions" / String / "outcome")
@@ -61,6 +65,31 @@ async fn service_exists(
     voice::check_exists(&state, &service)
         .map_err(|err| warp::reject::custom(ApiError::from(err)))?;
     Ok((agent, service, state))
+}
+
+/// The body of an outcome.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+struct OutcomeBody {
+    /// How the call went: `connected`, `no_answer`, `busy` or `wrong_number`.
+    #[schema(example = "no_answer")]
+    outcome: String,
+}
+
+/// [`outcome_view`]'s reply.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct OutcomeView {
+    /// The outcome recorded.
+    outcome: String,
+    /// The callback's state now: `COMPLETED`, or `SCHEDULED` for a redial.
+    callback_state: String,
+    /// The completion reason (`AGENT_CONNECTED`, `FAIL_CALL_TO_CUSTOMER`), null for a redial.
+    reason: Option<String>,
+    /// Attempts made so far, this one included.
+    attempts: u64,
+    /// When the customer is dialed again (ISO), null when the callback completed.
+    redial_at: Option<String>,
 }
 
 /// The answer to an outcome: what was recorded and where the callback stands now.

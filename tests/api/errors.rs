@@ -166,6 +166,27 @@ async fn invalid_utf8_in_an_urlencoded_value_is_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_percent_escape_that_is_not_two_hex_digits_is_400_naming_the_field() {
+    // Arrange: `%+5` once decoded as byte 5 (a lax hex parse took the sign).
+    let app = spawn_app().await;
+
+    for escape in ["%+5", "%-1", "% 1", "%4", "%zz"] {
+        // Act
+        let body = format!("_customer_number=4082652649&usr_note={escape}");
+        let response = post_raw(
+            &app,
+            CHAT_DELAY,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+        )
+        .await;
+
+        // Assert
+        assert_error(response, 400, "`usr_note`", escape).await;
+    }
+}
+
+#[tokio::test]
 async fn invalid_utf8_bytes_in_a_multipart_part_are_400_naming_the_field() {
     // Arrange
     let app = spawn_app().await;

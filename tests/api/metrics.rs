@@ -243,6 +243,62 @@ async fn a_scrape_after_a_flow_counts_creates_by_route_and_shows_services_queues
         ),
         Some(1.0)
     );
+    // Act: the desktop's history and voice outcome routes, each counted under its template
+    // (whatever the status: a chat takes no dial outcome), not under `other`.
+    let history = app
+        .admin(Method::GET, "/genesys/1/agent/kristi/history")
+        .send()
+        .await
+        .unwrap();
+    let history_status = history.status().as_u16().to_string();
+    let outcome = app
+        .admin(
+            Method::POST,
+            &format!("/genesys/1/agent/kristi/interactions/{}/outcome", ids[0]),
+        )
+        .json(&json!({"outcome": "connected"}))
+        .send()
+        .await
+        .unwrap();
+    let outcome_status = outcome.status().as_u16().to_string();
+
+    // Assert
+    let samples = scrape(&app).await;
+    for (method, route, status) in [
+        ("GET", "/genesys/1/agent/{agent}/history", &history_status),
+        (
+            "POST",
+            "/genesys/1/agent/{agent}/interactions/{service}/outcome",
+            &outcome_status,
+        ),
+    ] {
+        let labels = [("method", method), ("route", route), ("status", status)];
+        assert_eq!(
+            value(&samples, "callbackd_http_requests_total", &labels),
+            Some(1.0),
+            "{method} {route} counted under its template"
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "callbackd_http_request_duration_seconds_count",
+                &labels
+            ),
+            Some(1.0),
+            "{method} {route} timed under its template"
+        );
+    }
+    assert_eq!(history_status, "200", "kristi's history");
+    let other: f64 = samples
+        .iter()
+        .filter(|(s, _)| {
+            s.name == "callbackd_http_requests_total"
+                && s.labels.get("route").map(String::as_str) == Some("other")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(other, 1.0, "only the unknown path counts under `other`");
+
     // The committer books a flush just after answering it; by now the creates' are booked.
     assert!(
         value(&samples, "callbackd_store_commit_batch_size_sum", &[]).unwrap() >= 3.0,

@@ -9,6 +9,7 @@
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import net from "node:net";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -78,6 +79,63 @@ export async function signIn(page, base, username, password, portal = "admin", n
     page.waitForURL((url) => !url.pathname.endsWith("/login")),
     page.getByRole("button", { name: "Sign in" }).click(),
   ]);
+}
+
+/**
+ * A TCP proxy to the server whose connection a test can cut and restore: the page's network
+ * link. Playwright's `context.setOffline(true)` does not break a stream that is already open
+ * in this Chromium (an EventSource stays connected and keeps receiving), so a page that must
+ * lose its connection is opened through this proxy instead. `cut()` destroys every open
+ * connection and refuses new ones (each is closed as soon as it arrives) until `restore()`.
+ */
+export class NetworkLink {
+  #server;
+  #target;
+  #sockets = new Set();
+  #cut = false;
+
+  /** A link to `base` (`http://127.0.0.1:PORT`); `listen()` opens it. */
+  constructor(base) {
+    this.#target = new URL(base);
+    this.#server = net.createServer((client) => this.#accept(client));
+  }
+
+  /** Starts listening on a free port; answers the base URL to use instead of the server's. */
+  async listen() {
+    await new Promise((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${this.#server.address().port}`;
+  }
+
+  cut() {
+    this.#cut = true;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  restore() {
+    this.#cut = false;
+  }
+
+  close() {
+    this.cut();
+    this.#server.close();
+  }
+
+  #accept(client) {
+    if (this.#cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(this.#target.port), this.#target.hostname);
+    for (const socket of [client, upstream]) {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("error", () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  }
 }
 
 /** Logs one step; the Rust side prints the output when the script fails. */

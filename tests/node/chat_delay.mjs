@@ -13,6 +13,7 @@ import { adapt } from "cometd-nodejs-client";
 import { CometD } from "cometd";
 import { WebSocket } from "ws";
 import { deepStrictEqual } from "node:assert/strict";
+import { httpClient } from "./customer.mjs";
 
 const base = (process.argv[2] ?? process.env.CALLBACKD_URL ?? "").replace(/\/+$/, "");
 const token = process.argv[3] ?? process.env.CALLBACKD_ADMIN_TOKEN;
@@ -64,28 +65,7 @@ function within(transport, what, promise, ms = STEP_MS) {
 }
 
 /** A plain HTTP request; returns `[status, body]` (body parsed as JSON when it is). */
-async function http(method, path, { form, json, gmsUser, admin } = {}) {
-    const headers = {};
-    let body;
-    if (form) {
-        headers["Content-Type"] = "application/x-www-form-urlencoded";
-        body = new URLSearchParams(form).toString();
-    } else if (json) {
-        headers["Content-Type"] = "application/json";
-        body = JSON.stringify(json);
-    }
-    if (gmsUser) headers["gms_user"] = gmsUser;
-    if (admin) headers["Authorization"] = `Bearer ${token}`;
-    const response = await fetch(`${base}${path}`, { method, headers, body, signal: AbortSignal.timeout(STEP_MS) });
-    const text = await response.text();
-    let parsed = text;
-    try {
-        parsed = JSON.parse(text);
-    } catch {
-        // Not JSON: keep the text for the failure message.
-    }
-    return [response.status, parsed];
-}
+const http = httpClient(base, token, STEP_MS);
 
 /** The pushes a CometD subscription received, and waiting for one that matches. */
 class Pushes {

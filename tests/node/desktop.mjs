@@ -9,7 +9,8 @@
 // delay.
 //
 //   node tests/node/desktop.mjs <base URL> <admin token>
-import { run, newPage, shot, signIn, step, fail, gotoExpecting } from "./browser.mjs";
+import { run, newPage, shot, signIn, step, fail, gotoExpecting, NetworkLink } from "./browser.mjs";
+import { httpClient } from "./customer.mjs";
 
 const [base, token] = process.argv.slice(2);
 if (!base || !token) {
@@ -22,28 +23,7 @@ const CUSTOMER = "desk-customer";
 const REDIAL_SECS = 3;
 
 /** A plain HTTP request; returns `[status, body]` (body parsed as JSON when it is). */
-async function http(method, path, { form, json, gmsUser, admin } = {}) {
-  const headers = {};
-  let body;
-  if (form) {
-    headers["Content-Type"] = "application/x-www-form-urlencoded";
-    body = new URLSearchParams(form).toString();
-  } else if (json) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  }
-  if (gmsUser) headers["gms_user"] = gmsUser;
-  if (admin) headers["Authorization"] = `Bearer ${token}`;
-  const response = await fetch(`${base}${path}`, { method, headers, body, signal: AbortSignal.timeout(STEP_MS) });
-  const text = await response.text();
-  let parsed = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // Not JSON: keep the text for the failure message.
-  }
-  return [response.status, parsed];
-}
+const http = httpClient(base, token, STEP_MS);
 
 /** `http`, failing unless the status is `expected`. */
 async function must(expected, method, path, options) {
@@ -88,6 +68,56 @@ async function goReady(page) {
 
 function panelOf(page, id) {
   return page.locator(`[role="tabpanel"][data-service="${id}"]`);
+}
+
+/** The customer's data as an interaction's panel lists it: `{term: description}`. */
+async function shownData(panel) {
+  return panel.locator(".work-data").evaluate((list) => {
+    const pairs = {};
+    for (const term of list.querySelectorAll("dt")) pairs[term.textContent] = term.nextElementSibling?.textContent;
+    return pairs;
+  });
+}
+
+/** `secs` as the page writes a duration (`m:ss`, or `h:mm:ss` from an hour on). */
+function duration(secs) {
+  const h = Math.floor(secs / 3600);
+  const m = Math.floor((secs % 3600) / 60);
+  const s = String(secs % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+/**
+ * Checks that the panel of interaction `id` shows how long the customer waited and the
+ * routing step that found the agent exactly as the API has them; answers the API's view.
+ */
+async function assertWaitAndStep(page, agent, id, step) {
+  const interactions = await must(200, "GET", `/genesys/1/agent/${agent}/interactions`, { admin: true });
+  const ix = interactions.find((each) => each.service_id === id);
+  if (!ix) fail(`${agent} has no interaction ${id}: ${JSON.stringify(interactions)}`);
+  if (JSON.stringify(ix.routing_step) !== JSON.stringify(step)) {
+    fail(`${id} was found by ${JSON.stringify(ix.routing_step)}, expected ${JSON.stringify(step)}`);
+  }
+  if (typeof ix.waited_secs !== "number") fail(`${id} has no waited_secs: ${JSON.stringify(ix)}`);
+  const panel = panelOf(page, id);
+  const foundBy = `step ${step.step}: ${step.target}`;
+  const shown = await shownData(panel);
+  if (shown["Found by"] !== foundBy) fail(`${id}'s panel says found by ${JSON.stringify(shown["Found by"])}, not ${foundBy}`);
+  const waited = `Waited ${duration(ix.waited_secs)} in the queue`;
+  const waiting = panel.locator(".work-waiting");
+  if (!(await waiting.isVisible()) || (await waiting.textContent()) !== waited) {
+    fail(`${id}'s panel says ${JSON.stringify(await waiting.textContent())}, not ${waited}`);
+  }
+  return ix;
+}
+
+/** Polls the admin queues until the oldest wait of `queue` reaches `secs` seconds. */
+async function untilOldestWait(queue, secs) {
+  return eventually(`${queue}'s oldest wait to reach ${secs} s`, async () => {
+    const queues = await must(200, "GET", "/genesys/1/admin/queues", { admin: true });
+    const found = queues.find((q) => q.name === queue);
+    return found && found.oldest_wait_secs >= secs ? found : null;
+  }, (secs + 10) * 1000);
 }
 
 await run(async (browser) => {
@@ -142,8 +172,10 @@ await run(async (browser) => {
     if (!(await panel.textContent()).includes(text)) fail(`the incoming panel does not show ${text}`);
   }
   await ann.waitForFunction(() => Number(document.body.dataset.beeps || 0) > 0);
+  await assertWaitAndStep(ann, "ann", id, { step: 1, target: "Billing@StatServer.GA" });
   await shot(ann, "desktop-incoming");
   step("the reserved chat appears at once with the customer's number, data and service, with a beep");
+  step("its panel shows how long it waited and the routing step that found ann (step 1: Billing@StatServer.GA)");
 
   await must(200, "POST", `/genesys/1/service/${id}/connect`, { form: {}, gmsUser: CUSTOMER });
   await must(200, "POST", `/genesys/1/service/${id}/ixn/chat`, {
@@ -225,12 +257,30 @@ await run(async (browser) => {
   await shot(ben, "desktop-second-agent");
   step("the second agent never saw the first agent's chat");
 
-  // Ben, without auto answer, accepts a chat routed to him alone; Ann never sees it.
+  // Ben, without auto answer, accepts a chat routed to him alone; Ann never sees it. It
+  // waits while Ben is Not Ready with another reason code, so its wait is not zero.
+  await ben.getByLabel("Reason code").fill("Lunch");
+  await ben.getByRole("button", { name: "Not Ready" }).click();
+  await ben.locator("#state-reason", { hasText: "Reason code: Lunch" }).waitFor();
+  await ben.reload();
+  await ben.waitForFunction(() => Number(document.body.dataset.snapshots || 0) > 0);
+  if ((await ben.textContent("#state-label")) !== "Not Ready") fail(`after a reload ben reads ${await ben.textContent("#state-label")}`);
+  if (!(await ben.locator("#state-reason").isVisible()) || (await ben.textContent("#state-reason")) !== "Reason code: Lunch") {
+    fail(`after a reload ben's reason reads ${JSON.stringify(await ben.textContent("#state-reason"))}`);
+  }
+  step("ben went Not Ready with a new reason code, Lunch, which the page still shows after a reload");
   const forBen = await must(200, "POST", "/genesys/1/service/callback/chat-delay", {
     form: { _customer_number: "5550777", _target: "ben@StatServer.A" },
     gmsUser: CUSTOMER,
   });
+  await untilOldestWait("billing_vq", 2);
+  if ((await ben.locator(`[data-service="${forBen._id}"]`).count()) > 0) fail("ben was offered a chat while Not Ready");
+  await goReady(ben);
   await ben.getByRole("tab", { name: /5550777/ }).waitFor();
+  const benIx = await assertWaitAndStep(ben, "ben", forBen._id, { step: 1, target: "ben@StatServer.A" });
+  if (benIx.waited_secs < 2) fail(`the chat waited 2 s or more in the queue, but waited_secs is ${benIx.waited_secs}`);
+  await shot(ben, "desktop-waited");
+  step(`the chat that waited for ben shows "Waited ${duration(benIx.waited_secs)} in the queue" and "Found by step 1: ben@StatServer.A"`);
   await must(200, "POST", `/genesys/1/service/${forBen._id}/connect`, { form: {}, gmsUser: CUSTOMER });
   await must(200, "POST", `/genesys/1/service/${forBen._id}/ixn/chat`, { form: { firstName: "Sam" }, gmsUser: CUSTOMER });
   const benPanel = panelOf(ben, forBen._id);
@@ -261,6 +311,7 @@ await run(async (browser) => {
   await ann.setViewportSize({ width: 1280, height: 800 });
 
   await voiceCallback(ann, ben);
+  await offlineAndBack(browser, ann);
 
   await ann.getByRole("button", { name: "Log Out" }).click();
   await ann.locator("#state-label", { hasText: "Logged out" }).waitFor();
@@ -317,6 +368,11 @@ async function voiceCallback(ann) {
   if (waiting._callback_state === "COMPLETED") fail(`no answer completed the callback: ${JSON.stringify(waiting._callback_reason)}`);
   await shot(ann, "desktop-callback-no-answer");
   step(`the callback reached ann, who recorded No answer (${waiting._callback_state})`);
+  const noAnswer = await historyOutcome(ann, id, /^No answer/);
+  const [first] = await voiceHistory(id);
+  const requeued = await ann.evaluate((iso) => new Date(iso).toLocaleTimeString(), first.dial.redial_at);
+  if (noAnswer !== `No answer, attempt 1 of 3, requeued at ${requeued}`) fail(`today's row after No answer reads ${JSON.stringify(noAnswer)}`);
+  step(`today's history lists the turn that ended in a redial: "${noAnswer}"`);
 
   panel = await take();
   if (!(await panel.textContent()).includes("Attempts so far: 1")) fail("the redialled callback does not count its attempt");
@@ -328,6 +384,66 @@ async function voiceCallback(ann) {
     const body = await must(200, "GET", `/genesys/1/admin/callback/${id}`, { admin: true });
     return body._callback_state === "COMPLETED" ? body : null;
   });
+  const connected = await historyOutcome(ann, id, /^Connected/);
+  if (connected !== "Connected, attempt 2 of 3") fail(`today's row after Connected reads ${JSON.stringify(connected)}`);
+  const outcomes = await ann.locator(`#history tr[data-service="${id}"] .outcome`).allTextContents();
+  if (outcomes.length !== 2 || !outcomes.includes(noAnswer)) fail(`today's rows of the callback: ${JSON.stringify(outcomes)}`);
   await shot(ann, "desktop-callback-connected");
-  step(`the redialled callback was Connected: ${done._callback_reason}`);
+  step(`the redialled callback was Connected: ${done._callback_reason}; today's history has both turns (${outcomes.join(" / ")})`);
+}
+
+/**
+ * The browser loses the network: the desktop's event stream breaks, the page says it is
+ * offline instead of showing stale data silently, and once the network is back the stream
+ * reconnects by itself and shows what changed meanwhile (ann's state, changed through the
+ * API while the page could not hear of it). `context.setOffline(true)` leaves an open
+ * EventSource connected in this Chromium (checked: the banner never came), so this page of
+ * ann's reaches the server through a proxy whose connections the test cuts.
+ */
+async function offlineAndBack(browser, ann) {
+  const link = new NetworkLink(base);
+  const linked = await link.listen();
+  const page = await newPage(browser, { name: "ann-linked" });
+  await signIn(page, linked, "ann", "ann's password 1", "agent");
+  await page.waitForFunction(() => Number(document.body.dataset.snapshots || 0) > 0);
+  await page.locator("#state-label", { hasText: "Ready" }).and(page.locator(".ok")).waitFor();
+  if (!(await page.locator("#offline").isHidden())) fail("the banner shows while online");
+  step("ann has a second desktop open, through a network link the test can cut");
+
+  // Requests the page makes while cut off fail by design; their console errors are expected.
+  for (const path of ["/agent/events", "/agent/session"]) page.expectedFailures.add(`${linked}${path}`);
+  link.cut();
+  await page.locator("#offline").waitFor({ state: "visible" });
+  if (!(await page.evaluate(() => document.body.classList.contains("is-offline")))) fail("the page is not marked offline");
+  await shot(page, "desktop-offline");
+  step(`cut off: the page says so (${JSON.stringify((await page.textContent("#offline")).trim())})`);
+
+  await must(200, "POST", "/genesys/1/agent/ann/state", { admin: true, json: { state: "not_ready", reason: "Meeting" } });
+  // The other desktop hears of it; the cut-off one cannot, and still shows Ready under the banner.
+  await ann.locator("#state-reason", { hasText: "Reason code: Meeting" }).waitFor();
+  if ((await page.textContent("#state-label")) !== "Ready") fail("the cut-off page heard of a change");
+  if (!(await page.locator("#offline").isVisible())) fail("the banner went away while still cut off");
+
+  link.restore();
+  await page.locator("#offline").waitFor({ state: "hidden", timeout: STEP_MS });
+  await page.locator("#state-label", { hasText: "Not Ready" }).waitFor();
+  await page.locator("#state-reason", { hasText: "Reason code: Meeting" }).waitFor();
+  if (await page.evaluate(() => document.body.classList.contains("is-offline"))) fail("the page is still marked offline");
+  await shot(page, "desktop-back-online");
+  step("back online: the stream reconnected by itself, the banner went and the change made meanwhile shows (Not Ready, Meeting)");
+  await page.context().close();
+  link.close();
+}
+
+/** The history API's turns at voice callback `id`, oldest first. */
+async function voiceHistory(id) {
+  const rows = await must(200, "GET", "/genesys/1/agent/ann/history", { admin: true });
+  return rows.filter((row) => row.service_id === id).reverse();
+}
+
+/** Waits for a row of today's history about service `id` whose outcome matches `pattern`; its text. */
+async function historyOutcome(page, id, pattern) {
+  const cell = page.locator(`#history tr[data-service="${id}"] .outcome`, { hasText: pattern });
+  await cell.waitFor();
+  return (await cell.textContent()).trim();
 }
