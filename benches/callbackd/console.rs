@@ -181,8 +181,7 @@ pub fn console_table(stored: u64) {
             services: vec!["request-chat".into(), "chat-immediate".into()],
             ..Window::new(
                 "Next 30 Days, SCHEDULED, 2 services",
-                "range=next30d&state=SCHEDULED&service=request-chat&service=chat-immediate"
-                    .into(),
+                "range=next30d&state=SCHEDULED&service=request-chat&service=chat-immediate".into(),
                 next30.0,
                 next30.1,
             )

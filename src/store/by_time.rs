@@ -206,9 +206,11 @@ impl Store {
         let parts = split(selection.from, selection.to);
         let counts = &self.inner.time_counts;
         let mut total = match parts.whole {
-            Some((first, end)) => {
-                counts.sum(first, end, &counts.wanted(selection.states, selection.services))
-            }
+            Some((first, end)) => counts.sum(
+                first,
+                end,
+                &counts.wanted(selection.states, selection.services),
+            ),
             None => [0; time_counts::STATES],
         };
         for span in [parts.head, parts.tail].into_iter().flatten() {
@@ -516,13 +518,25 @@ mod tests {
                 Some((1, Some(2))),
                 Some((2 * HOUR, Some(2 * HOUR + 5))),
             ),
-            (at(HOUR + 1), at(HOUR + 2), Some((HOUR + 1, Some(HOUR + 2))), None, None),
+            (
+                at(HOUR + 1),
+                at(HOUR + 2),
+                Some((HOUR + 1, Some(HOUR + 2))),
+                None,
+                None,
+            ),
             (at(HOUR), at(HOUR), None, None, None),
             (at(5), at(3), None, None, None),
             (None, None, None, Some((0, None)), None),
             (at(7), None, Some((7, Some(HOUR))), Some((1, None)), None),
             (None, at(3 * HOUR), None, Some((0, Some(3))), None),
-            (at(u64::MAX - 3), None, Some((u64::MAX - 3, None)), None, None),
+            (
+                at(u64::MAX - 3),
+                None,
+                Some((u64::MAX - 3, None)),
+                None,
+                None,
+            ),
         ];
         for (from, to, head, whole, tail) in table {
             assert_eq!(
@@ -637,9 +651,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        store
-            .purge_expired(Timestamp::from_millis(2), 100)
-            .unwrap();
+        store.purge_expired(Timestamp::from_millis(2), 100).unwrap();
         let services = ["x".to_string()];
         assert_eq!(count(&store, &selection(None, None, &[], &services)), 2);
         assert_eq!(
@@ -664,7 +676,12 @@ mod tests {
                     } else {
                         CallbackState::Scheduled
                     };
-                    placed(&format!("h{hour}-{i}"), hour * HOUR + i * 8 * 60_000, "x", state)
+                    placed(
+                        &format!("h{hour}-{i}"),
+                        hour * HOUR + i * 8 * 60_000,
+                        "x",
+                        state,
+                    )
                 })
             })
             .collect();

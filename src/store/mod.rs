@@ -742,7 +742,11 @@ impl Store {
                 return Ok(None);
             };
             let mut record = decode_service(id, &bytes).map_err(abort_store)?;
-            let was = (record.desired_time, record.service_name.clone(), record.state);
+            let was = (
+                record.desired_time,
+                record.service_name.clone(),
+                record.state,
+            );
             let before = IndexKeys::of(&record).map_err(abort_store)?;
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
@@ -753,20 +757,22 @@ impl Store {
             tx.0.insert(id.as_bytes(), bytes)?;
             Ok(Some((record, was)))
         })?;
-        Ok(changed.map(|(record, (desired_time, service_name, state))| {
-            self.inner
-                .active
-                .moved(&record.service_name, Some(state), Some(record.state));
-            self.inner.time_counts.moved(
-                Some(time_counts::Place {
-                    desired_time,
-                    service_name: &service_name,
-                    state,
-                }),
-                Some(place(&record)),
-            );
-            record
-        }))
+        Ok(
+            changed.map(|(record, (desired_time, service_name, state))| {
+                self.inner
+                    .active
+                    .moved(&record.service_name, Some(state), Some(record.state));
+                self.inner.time_counts.moved(
+                    Some(time_counts::Place {
+                        desired_time,
+                        service_name: &service_name,
+                        state,
+                    }),
+                    Some(place(&record)),
+                );
+                record
+            }),
+        )
     }
 
     /// Appends routing history to an active service and stores its progress. History changes

@@ -95,13 +95,17 @@ impl Counts {
             return at;
         }
         self.names.push(name.to_string());
-        self.positions.insert(name.to_string(), self.names.len() - 1);
+        self.positions
+            .insert(name.to_string(), self.names.len() - 1);
         self.names.len() - 1
     }
 
     fn add(&mut self, place: &Place<'_>, delta: i64) {
         let name = self.position(place.service_name);
-        let rows = self.buckets.entry(bucket_of(place.desired_time)).or_default();
+        let rows = self
+            .buckets
+            .entry(bucket_of(place.desired_time))
+            .or_default();
         if rows.len() <= name {
             rows.resize(name + 1, [0; STATES]);
         }
@@ -220,7 +224,11 @@ impl TimeCounts {
     pub(super) fn sum(&self, first: u64, end: Option<u64>, wanted: &Wanted) -> [u64; STATES] {
         let counts = self.lock();
         let mut total = [0u64; STATES];
-        for rows in counts.buckets.range(range(first, end)).map(|(_, rows)| rows) {
+        for rows in counts
+            .buckets
+            .range(range(first, end))
+            .map(|(_, rows)| rows)
+        {
             for (sum, n) in total.iter_mut().zip(Counts::matching(rows, wanted)) {
                 *sum += n;
             }
@@ -392,11 +400,7 @@ mod tests {
             [(1, 1), (2, 2), (4, 1)]
         );
         assert_eq!(
-            counts.per_bucket(
-                2,
-                Some(5),
-                &counts.wanted(&[CallbackState::Routing], &[])
-            ),
+            counts.per_bucket(2, Some(5), &counts.wanted(&[CallbackState::Routing], &[])),
             [(4, 1)]
         );
     }
