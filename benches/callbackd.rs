@@ -40,9 +40,10 @@
 //! cometd_sweep: 100,000 CometD clients expire at once; a probe's latency while the sweep
 //! drops them (see `callbackd/sweep.rs`).
 //!
-//! console: the console's Callbacks page (first page) for several time windows with 1,000,000
-//! services stored, read from the time index, beside the old full scan (see
-//! `callbackd/console.rs`; the database is built once and cached under `target/`).
+//! console: the console's Callbacks page for GMS's time windows, state and service filters,
+//! a deep page and a search, with 1,000,000 services stored, counted from the count index,
+//! beside the old walk over the window; and the store's open time with the count index's
+//! build (see `callbackd/console.rs`; the database is built once and cached under `target/`).
 //!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients

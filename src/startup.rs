@@ -282,6 +282,10 @@ async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, Sta
     for name in store.migrations_applied() {
         tracing::info!(migration = %name, "database migrated");
     }
+    tracing::debug!(
+        ms = store.time_counts_built_in().as_millis() as u64,
+        "counted the time index for the console"
+    );
     Ok(store)
 }
 

@@ -16,7 +16,7 @@ use crate::domain::chat::{customer_rows, TranscriptEvent, Visibility};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
-use crate::store::ServiceSummary;
+use crate::store::{ServiceSummary, StateCounts, TimeSelection};
 
 /// GMS's message when a custom range does not start before it ends.
 pub const START_NOT_BEFORE_END: &str = "Start date is not before the end date!";
@@ -167,12 +167,22 @@ impl CallbackFilter {
         Ok(filter)
     }
 
+    /// The filter without its search: the window, states and configured services, which
+    /// the store counts without walking the window.
+    pub fn selection(&self) -> TimeSelection<'_> {
+        TimeSelection {
+            from: self.from,
+            to: self.to,
+            states: &self.states,
+            services: &self.services,
+        }
+    }
+
     /// Whether the service `summary` describes passes the state, service and search parts
     /// of the filter (the time part is the window the summaries are read from).
     pub fn keeps(&self, summary: &ServiceSummary<'_>) -> bool {
         let search = self.search.as_str();
-        (self.states.is_empty() || self.states.contains(&summary.state))
-            && (self.services.is_empty() || self.services.iter().any(|n| n == summary.service_name))
+        self.selection().keeps(summary)
             && (search.is_empty()
                 || summary.id == search
                 || summary.customer_number.is_some_and(|n| n.contains(search)))
@@ -238,14 +248,50 @@ pub struct Listing {
     pub records: Vec<ServiceRecord>,
 }
 
-/// The page `filter.page` of the services `filter` covers, and their counts. One pass over
-/// the window of the time index counts and picks the page's ids (offsets count within the
-/// window, in (desired time, id) order, so pages do not shift while nothing in the window
-/// changes); only that page's records are read.
+/// The page `filter.page` of the services `filter` covers, and their counts. Offsets count
+/// within the window, in (desired time, id) order, so pages do not shift while nothing in the
+/// window changes; only that page's records are read.
+///
+/// Without a search, the store counts the window from its count index (whole hours) and the
+/// two partial hours at its edges, and finds the page by skipping whole hours by their
+/// counts: the cost does not grow with the window. A search (part of a customer number, or
+/// a service id) is not counted by the index, so it walks the window once, counting and
+/// picking the page as it goes.
 ///
 /// # Errors
 /// Storage failure.
 pub fn list(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppError> {
+    if !filter.search.is_empty() {
+        return list_searched(state, filter);
+    }
+    let selection = filter.selection();
+    let counts = state.store.count_by_time(&selection)?;
+    let found = usize::try_from(counts.total()).unwrap_or(usize::MAX);
+    let pages = found.div_ceil(PAGE_SIZE).max(1);
+    let page = filter.page.min(pages);
+    let offset = u64::try_from((page - 1) * PAGE_SIZE).unwrap_or(u64::MAX);
+    let ids = state.store.page_by_time(&selection, offset, PAGE_SIZE)?;
+    Ok(Listing {
+        found,
+        cancellable: cancellable_in(&counts),
+        page,
+        pages,
+        records: stored(state, &ids)?,
+    })
+}
+
+/// How many of `counts` a cancel would cancel.
+fn cancellable_in(counts: &StateCounts) -> usize {
+    CallbackState::ALL
+        .into_iter()
+        .filter(|s| cancellable(*s))
+        .map(|s| usize::try_from(counts.of(s)).unwrap_or(usize::MAX))
+        .sum()
+}
+
+/// [`list`] with a search: one pass over the window of the time index counts and picks the
+/// page's ids.
+fn list_searched(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppError> {
     let (mut found, mut cancellable_count) = (0, 0);
     // The ids of the page asked for, or of the last page begun before it.
     let mut page_ids: Vec<String> = Vec::with_capacity(PAGE_SIZE);

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{codec, format, keys, Store, StoreError};
+use super::{codec, format, keys, time_counts, Store, StoreError};
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 
@@ -100,7 +100,217 @@ pub(super) fn summary<'a>(
     })
 }
 
+/// A window of the time index and what it selects besides time: the console's Callbacks
+/// filter without its search.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeSelection<'a> {
+    /// Desired time at or after this (`None`: no bound).
+    pub from: Option<Timestamp>,
+    /// Desired time before this (`None`: no bound).
+    pub to: Option<Timestamp>,
+    /// Only these states (empty: all).
+    pub states: &'a [CallbackState],
+    /// Only these configured services (empty: all).
+    pub services: &'a [String],
+}
+
+impl TimeSelection<'_> {
+    /// Whether the entry `summary` is selected (its time aside: it was read from the window).
+    pub fn keeps(&self, summary: &ServiceSummary<'_>) -> bool {
+        (self.states.is_empty() || self.states.contains(&summary.state))
+            && (self.services.is_empty() || self.services.iter().any(|n| n == summary.service_name))
+    }
+}
+
+/// How many services a [`TimeSelection`] holds, per state (0 for states it does not select).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts([u64; time_counts::STATES]);
+
+impl StateCounts {
+    /// How many are in `state`.
+    pub fn of(&self, state: CallbackState) -> u64 {
+        self.0[time_counts::slot(state)]
+    }
+
+    /// How many in all.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// A window in milliseconds, `[from, to)`, `to: None` for no end.
+type Span = (u64, Option<u64>);
+
+/// A window split into the partial hour at its start (`head`, scanned), the whole buckets
+/// inside it (`whole`: first bucket, end bucket exclusive, `None` for no end; counted), and
+/// the partial hour at its end (`tail`, scanned). A window inside one or two partial hours
+/// is all `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Split {
+    head: Option<Span>,
+    whole: Option<(u64, Option<u64>)>,
+    tail: Option<Span>,
+}
+
+fn split(from: Option<Timestamp>, to: Option<Timestamp>) -> Split {
+    const W: u64 = time_counts::BUCKET_MS;
+    let from = from.map_or(0, Timestamp::as_millis);
+    let to = to.map(Timestamp::as_millis);
+    let first_whole = from.div_ceil(W);
+    let Some(first_start) = first_whole.checked_mul(W) else {
+        // No whole hour fits before time runs out.
+        return Split {
+            head: Some((from, to)),
+            whole: None,
+            tail: None,
+        };
+    };
+    let head = (from < first_start).then_some((from, Some(first_start)));
+    match to {
+        None => Split {
+            head,
+            whole: Some((first_whole, None)),
+            tail: None,
+        },
+        Some(to) if to / W <= first_whole => Split {
+            head: (from < to).then_some((from, Some(to))),
+            whole: None,
+            tail: None,
+        },
+        Some(to) => {
+            let end = to / W;
+            let tail_start = end * W;
+            Split {
+                head,
+                whole: Some((first_whole, Some(end))),
+                tail: (tail_start < to).then_some((tail_start, Some(to))),
+            }
+        }
+    }
+}
+
+/// The span of bucket `bucket` (its end `None` past the last representable time).
+fn bucket_span(bucket: u64) -> Span {
+    let start = bucket * time_counts::BUCKET_MS;
+    (start, start.checked_add(time_counts::BUCKET_MS))
+}
+
 impl Store {
+    /// How many services `selection` holds, per state. Exact, and independent of the
+    /// window's size: the whole hours inside the window are read from the in-memory count
+    /// index (`time_counts.rs`), and only the partial hours at its two edges are scanned.
+    ///
+    /// # Errors
+    /// Storage failed or an entry of an edge hour is unreadable.
+    pub fn count_by_time(&self, selection: &TimeSelection<'_>) -> Result<StateCounts, StoreError> {
+        let parts = split(selection.from, selection.to);
+        let counts = &self.inner.time_counts;
+        let mut total = match parts.whole {
+            Some((first, end)) => counts.sum(
+                first,
+                end,
+                &counts.wanted(selection.states, selection.services),
+            ),
+            None => [0; time_counts::STATES],
+        };
+        for span in [parts.head, parts.tail].into_iter().flatten() {
+            self.visit_span(span, |summary| {
+                if selection.keeps(summary) {
+                    total[time_counts::slot(summary.state)] += 1;
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        Ok(StateCounts(total))
+    }
+
+    /// The ids of at most `limit` services of `selection` from the `offset`-th on (0-based),
+    /// in (desired time, id) order. The offset is found without walking the window: whole
+    /// hours before it are skipped by their counts, and only the hours the page lies in (and
+    /// the partial hours at the window's edges) are scanned. Hours that hold nothing the
+    /// selection wants are not read at all.
+    ///
+    /// # Errors
+    /// Storage failed or a scanned entry is unreadable.
+    pub fn page_by_time(
+        &self,
+        selection: &TimeSelection<'_>,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let parts = split(selection.from, selection.to);
+        let mut page = Vec::with_capacity(limit.min(1_024));
+        if limit == 0 {
+            return Ok(page);
+        }
+        let mut skip = offset;
+        if let Some(head) = parts.head {
+            if self.take_span(head, selection, &mut skip, &mut page, limit)? {
+                return Ok(page);
+            }
+        }
+        if let Some((first, end)) = parts.whole {
+            let counts = &self.inner.time_counts;
+            let wanted = counts.wanted(selection.states, selection.services);
+            for (bucket, held) in counts.per_bucket(first, end, &wanted) {
+                if skip >= held {
+                    skip -= held;
+                    continue;
+                }
+                if self.take_span(bucket_span(bucket), selection, &mut skip, &mut page, limit)? {
+                    return Ok(page);
+                }
+                // Past the offset now (`skip` is left over only if the counts moved meanwhile).
+                skip = 0;
+            }
+        }
+        if let Some(tail) = parts.tail {
+            self.take_span(tail, selection, &mut skip, &mut page, limit)?;
+        }
+        Ok(page)
+    }
+
+    /// Adds the ids of what `span` holds of `selection` to `page`, past the first `skip` of
+    /// them (counted down), until `page` holds `limit`; true when it does.
+    fn take_span(
+        &self,
+        span: Span,
+        selection: &TimeSelection<'_>,
+        skip: &mut u64,
+        page: &mut Vec<String>,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        self.visit_span(span, |summary| {
+            if !selection.keeps(summary) {
+                return ControlFlow::Continue(());
+            }
+            if *skip > 0 {
+                *skip -= 1;
+                return ControlFlow::Continue(());
+            }
+            page.push(summary.id.to_string());
+            if page.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(page.len() >= limit)
+    }
+
+    /// [`Store::visit_by_time`] over a span in milliseconds.
+    fn visit_span(
+        &self,
+        (from, to): Span,
+        visit: impl FnMut(&ServiceSummary<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.visit_by_time(
+            Some(Timestamp::from_millis(from)),
+            to.map(Timestamp::from_millis),
+            visit,
+        )
+    }
+
     /// Shows `visit` every service whose desired time is at or after `from` and before `to`
     /// (`None`: no bound), in (desired time, id) order, as the time index summarises it: no
     /// record is read, so a window costs what it holds, not what the database holds. Stops
@@ -284,6 +494,315 @@ mod tests {
             ],
             "rescheduled moved, cancelled shows its new state, expired gone"
         );
+    }
+
+    const HOUR: u64 = time_counts::BUCKET_MS;
+
+    #[test]
+    fn a_window_splits_into_edge_hours_and_whole_hours() {
+        let at = |ms: u64| Some(Timestamp::from_millis(ms));
+        let table = [
+            // (from, to, head, whole, tail)
+            (at(0), at(HOUR), None, Some((0, Some(1))), None),
+            (
+                at(HOUR / 2),
+                at(HOUR + HOUR / 2),
+                Some((HOUR / 2, Some(HOUR + HOUR / 2))),
+                None,
+                None,
+            ),
+            (
+                at(HOUR / 2),
+                at(2 * HOUR + 5),
+                Some((HOUR / 2, Some(HOUR))),
+                Some((1, Some(2))),
+                Some((2 * HOUR, Some(2 * HOUR + 5))),
+            ),
+            (
+                at(HOUR + 1),
+                at(HOUR + 2),
+                Some((HOUR + 1, Some(HOUR + 2))),
+                None,
+                None,
+            ),
+            (at(HOUR), at(HOUR), None, None, None),
+            (at(5), at(3), None, None, None),
+            (None, None, None, Some((0, None)), None),
+            (at(7), None, Some((7, Some(HOUR))), Some((1, None)), None),
+            (None, at(3 * HOUR), None, Some((0, Some(3))), None),
+            (
+                at(u64::MAX - 3),
+                None,
+                Some((u64::MAX - 3, None)),
+                None,
+                None,
+            ),
+        ];
+        for (from, to, head, whole, tail) in table {
+            assert_eq!(
+                split(from, to),
+                Split { head, whole, tail },
+                "from {from:?} to {to:?}"
+            );
+        }
+    }
+
+    /// A service `id` at `desired` of configured service `name` in `state`.
+    fn placed(id: &str, desired: u64, name: &str, state: CallbackState) -> ServiceRecord {
+        let mut r = record(id, desired);
+        r.service_name = name.to_string();
+        r.state = state;
+        r
+    }
+
+    fn selection<'a>(
+        from: Option<u64>,
+        to: Option<u64>,
+        states: &'a [CallbackState],
+        services: &'a [String],
+    ) -> TimeSelection<'a> {
+        TimeSelection {
+            from: from.map(Timestamp::from_millis),
+            to: to.map(Timestamp::from_millis),
+            states,
+            services,
+        }
+    }
+
+    /// The ids `selection` holds, read the slow way: every entry of its window.
+    fn walked(store: &Store, selection: &TimeSelection<'_>) -> Vec<(String, CallbackState)> {
+        let mut ids = Vec::new();
+        store
+            .visit_by_time(selection.from, selection.to, |s| {
+                if selection.keeps(s) {
+                    ids.push((s.id.to_string(), s.state));
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        ids
+    }
+
+    fn count(store: &Store, selection: &TimeSelection<'_>) -> u64 {
+        store.count_by_time(selection).unwrap().total()
+    }
+
+    #[test]
+    fn counts_follow_creates_reschedules_state_changes_and_expiry() {
+        let store = Store::open_temporary().unwrap();
+        let queued = CallbackState::Queued;
+        store
+            .insert_service(&placed("a", 10 * HOUR + 100, "x", queued))
+            .unwrap();
+        store
+            .insert_service(&placed("b", 10 * HOUR + 200, "y", queued))
+            .unwrap();
+        store
+            .insert_services(&[
+                placed("c", 12 * HOUR, "x", CallbackState::Scheduled),
+                placed("d", 13 * HOUR - 1, "x", CallbackState::Completed),
+            ])
+            .unwrap();
+        let everything = selection(None, None, &[], &[]);
+        let hours_10_to_12 = selection(Some(10 * HOUR), Some(12 * HOUR), &[], &[]);
+        assert_eq!(count(&store, &everything), 4);
+        assert_eq!(count(&store, &hours_10_to_12), 2);
+
+        // A reschedule moves "a" from hour 10 to hour 12 (a whole bucket to another).
+        store
+            .update_service::<()>("a", |r| {
+                r.desired_time = Timestamp::from_millis(12 * HOUR + 5);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count(&store, &hours_10_to_12), 1, "a left hours 10-11");
+        let hour_12 = selection(Some(12 * HOUR), Some(13 * HOUR), &[], &[]);
+        assert_eq!(count(&store, &hour_12), 3);
+
+        // A state change moves "b" between states, not buckets.
+        store
+            .update_service::<()>("b", |r| {
+                r.state = CallbackState::Routing;
+                Ok(())
+            })
+            .unwrap();
+        let states = [queued];
+        let queued_only = selection(None, None, &states, &[]);
+        assert_eq!(
+            walked(&store, &queued_only),
+            [("a".to_string(), queued)],
+            "only a is still QUEUED"
+        );
+        assert_eq!(count(&store, &queued_only), 1);
+        let counts = store.count_by_time(&everything).unwrap();
+        assert_eq!(
+            (
+                counts.of(CallbackState::Routing),
+                counts.of(CallbackState::Scheduled),
+                counts.of(CallbackState::Completed)
+            ),
+            (1, 1, 1)
+        );
+
+        // Expiry removes "d" (and only it).
+        store
+            .update_service::<()>("d", |r| {
+                r.expire_at = Timestamp::from_millis(1);
+                Ok(())
+            })
+            .unwrap();
+        store.purge_expired(Timestamp::from_millis(2), 100).unwrap();
+        let services = ["x".to_string()];
+        assert_eq!(count(&store, &selection(None, None, &[], &services)), 2);
+        assert_eq!(
+            store.inner.time_counts.cells(),
+            time_counts::TimeCounts::rebuild(&store.inner.trees.by_time)
+                .unwrap()
+                .cells(),
+            "what was moved equals a count from scratch"
+        );
+    }
+
+    #[test]
+    fn pages_skip_whole_hours_and_agree_with_a_walk() {
+        let store = Store::open_temporary().unwrap();
+        // Hours 0-4, 7 services each, one hour with none; ids sort with time within an hour.
+        let records: Vec<ServiceRecord> = [0u64, 1, 3, 4]
+            .iter()
+            .flat_map(|&hour| {
+                (0..7).map(move |i| {
+                    let state = if i % 2 == 0 {
+                        CallbackState::Completed
+                    } else {
+                        CallbackState::Scheduled
+                    };
+                    placed(
+                        &format!("h{hour}-{i}"),
+                        hour * HOUR + i * 8 * 60_000,
+                        "x",
+                        state,
+                    )
+                })
+            })
+            .collect();
+        store.insert_services(&records).unwrap();
+        // Minutes 32-48 of hour 0 (scanned), hours 1-3 (counted), minutes 0-16 of hour 4.
+        let window = selection(Some(HOUR / 2), Some(4 * HOUR + 20 * 60_000), &[], &[]);
+        let all: Vec<String> = walked(&store, &window).into_iter().map(|e| e.0).collect();
+        assert_eq!(all.len(), 3 + 7 + 7 + 3);
+        assert_eq!(count(&store, &window), 20);
+
+        for (offset, limit) in [(0, 5), (2, 3), (3, 7), (9, 10), (17, 10), (19, 5), (40, 5)] {
+            let page = store.page_by_time(&window, offset, limit).unwrap();
+            let start = (offset as usize).min(all.len());
+            let end = (start + limit).min(all.len());
+            assert_eq!(page, all[start..end], "offset {offset}, limit {limit}");
+        }
+        assert!(store.page_by_time(&window, 0, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn counts_and_pages_match_a_walk_on_random_data() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = StdRng::seed_from_u64(0x00c0_0a75);
+        let store = Store::open_temporary().unwrap();
+        let names = ["a", "b", "c"];
+        let state_of = |rng: &mut StdRng| CallbackState::ALL[rng.random_range(0..5)];
+        // Desired times over 40 hours, a quarter of them exactly on an hour.
+        let time_of = |rng: &mut StdRng| {
+            let hour = rng.random_range(0..40u64) * HOUR;
+            if rng.random_range(0..4) == 0 {
+                hour
+            } else {
+                hour + rng.random_range(0..HOUR)
+            }
+        };
+        let mut chunk = Vec::new();
+        for i in 0..1_500 {
+            let mut r = placed(
+                &format!("s{i:04}"),
+                time_of(&mut rng),
+                names[rng.random_range(0..3)],
+                state_of(&mut rng),
+            );
+            r.expire_at = Timestamp::from_millis(1_000_000_000 + rng.random_range(0..2u64));
+            if i % 3 == 0 {
+                store.insert_service(&r).unwrap();
+            } else {
+                chunk.push(r);
+            }
+        }
+        store.insert_services(&chunk).unwrap();
+        // Reschedules and state changes, then expiry of about half of the services.
+        for _ in 0..600 {
+            let id = format!("s{:04}", rng.random_range(0..1_500));
+            let (at, state) = (time_of(&mut rng), state_of(&mut rng));
+            let move_it = rng.random_range(0..3);
+            store
+                .update_service::<()>(&id, |r| {
+                    if move_it != 1 {
+                        r.desired_time = Timestamp::from_millis(at);
+                    }
+                    if move_it != 0 {
+                        r.state = state;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        store
+            .purge_expired(Timestamp::from_millis(1_000_000_000), 10_000)
+            .unwrap();
+        assert_eq!(
+            store.inner.time_counts.cells(),
+            time_counts::TimeCounts::rebuild(&store.inner.trees.by_time)
+                .unwrap()
+                .cells(),
+            "what was moved equals a count from scratch"
+        );
+
+        let bound = |rng: &mut StdRng| match rng.random_range(0..4) {
+            0 => None,
+            1 => Some(rng.random_range(0..42u64) * HOUR),
+            _ => Some(rng.random_range(0..42 * HOUR)),
+        };
+        for round in 0..300 {
+            let (from, to) = (bound(&mut rng), bound(&mut rng));
+            let states: Vec<CallbackState> = CallbackState::ALL
+                .into_iter()
+                .filter(|_| rng.random_range(0..3) == 0)
+                .collect();
+            let services: Vec<String> = names
+                .iter()
+                .chain(&["unknown"])
+                .filter(|_| rng.random_range(0..3) == 0)
+                .map(|n| n.to_string())
+                .collect();
+            let window = selection(from, to, &states, &services);
+            let all = walked(&store, &window);
+
+            let counts = store.count_by_time(&window).unwrap();
+            for state in CallbackState::ALL {
+                let expected = all.iter().filter(|e| e.1 == state).count() as u64;
+                assert_eq!(
+                    counts.of(state),
+                    expected,
+                    "round {round}: {state} in {from:?}..{to:?}, {states:?}, {services:?}"
+                );
+            }
+            let offset = rng.random_range(0..=all.len() as u64 + 3);
+            let limit = rng.random_range(1..60);
+            let page = store.page_by_time(&window, offset, limit).unwrap();
+            let start = (offset as usize).min(all.len());
+            let end = (start + limit).min(all.len());
+            let expected: Vec<String> = all[start..end].iter().map(|e| e.0.clone()).collect();
+            assert_eq!(
+                page, expected,
+                "round {round}: page at {offset} of {limit} in {from:?}..{to:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //!
 //! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
 //! console users' in `accounts.rs`, the time index's in `by_time.rs`; the
-//! in-memory counts of active services in `counts.rs`.
+//! in-memory counts of active services in `counts.rs`, and of the time index per hour,
+//! configured service and state in `time_counts.rs`.
 
 mod accounts;
 mod by_time;
@@ -39,6 +40,7 @@ mod fuzz;
 mod keys;
 pub mod migrate;
 mod notifications;
+mod time_counts;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -53,7 +55,7 @@ use crate::domain::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::time::Timestamp;
-pub use by_time::ServiceSummary;
+pub use by_time::{ServiceSummary, StateCounts, TimeSelection};
 use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 pub(crate) use fuzz::fuzz_stored;
@@ -289,6 +291,11 @@ struct Inner {
     migrations_applied: Vec<String>,
     /// Active services per configured service, moved after each committed write.
     active: counts::ActiveCounts,
+    /// The time index counted per hour, configured service and state (the console's "N
+    /// found"), moved after each committed write like `active`.
+    time_counts: time_counts::TimeCounts,
+    /// How long the count index took to build when the store opened.
+    time_counts_built_in: std::time::Duration,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -383,6 +390,10 @@ impl Store {
         let migrations_applied = migrate::run(&db)?;
         let trees = Trees::open(&db)?;
         let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
+        // After the migrations: a database that 0008 indexed is counted too.
+        let counting = std::time::Instant::now();
+        let time_counts = time_counts::TimeCounts::rebuild(&trees.by_time)?;
+        let time_counts_built_in = counting.elapsed();
         // Migrations and tree creation are flushed before the committer opens the log.
         db.flush()?;
         let committer = Committer::start(db.clone(), options)?;
@@ -393,8 +404,16 @@ impl Store {
                 committer,
                 migrations_applied,
                 active,
+                time_counts,
+                time_counts_built_in,
             }),
         })
+    }
+
+    /// How long counting the time index took when the store opened (one pass over
+    /// `by_time`: the console's count index; for the benchmark and the start-up log).
+    pub fn time_counts_built_in(&self) -> std::time::Duration {
+        self.inner.time_counts_built_in
     }
 
     /// Names of the migrations applied when this store was opened.
@@ -662,6 +681,7 @@ impl Store {
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
+        self.inner.time_counts.moved(None, Some(place(record)));
         Ok(())
     }
 
@@ -689,6 +709,7 @@ impl Store {
             self.inner
                 .active
                 .moved(&record.service_name, None, Some(record.state));
+            self.inner.time_counts.moved(None, Some(place(record)));
         }
         Ok(())
     }
@@ -721,7 +742,11 @@ impl Store {
                 return Ok(None);
             };
             let mut record = decode_service(id, &bytes).map_err(abort_store)?;
-            let was = record.state;
+            let was = (
+                record.desired_time,
+                record.service_name.clone(),
+                record.state,
+            );
             let before = IndexKeys::of(&record).map_err(abort_store)?;
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
@@ -732,12 +757,22 @@ impl Store {
             tx.0.insert(id.as_bytes(), bytes)?;
             Ok(Some((record, was)))
         })?;
-        Ok(changed.map(|(record, was)| {
-            self.inner
-                .active
-                .moved(&record.service_name, Some(was), Some(record.state));
-            record
-        }))
+        Ok(
+            changed.map(|(record, (desired_time, service_name, state))| {
+                self.inner
+                    .active
+                    .moved(&record.service_name, Some(state), Some(record.state));
+                self.inner.time_counts.moved(
+                    Some(time_counts::Place {
+                        desired_time,
+                        service_name: &service_name,
+                        state,
+                    }),
+                    Some(place(&record)),
+                );
+                record
+            }),
+        )
     }
 
     /// Appends routing history to an active service and stores its progress. History changes
@@ -977,14 +1012,17 @@ impl Store {
                         continue;
                     }
                     if let Some(record) = delete_in(tx, id)? {
-                        gone.push((record.service_name, record.state, id.clone()));
+                        gone.push(record);
                     }
                 }
                 Ok(gone)
             }))?;
-            for (name, state, id) in gone {
-                self.inner.active.moved(&name, Some(state), None);
-                removed.push(id);
+            for record in gone {
+                self.inner
+                    .active
+                    .moved(&record.service_name, Some(record.state), None);
+                self.inner.time_counts.moved(Some(place(&record)), None);
+                removed.push(record.id);
             }
         }
         Ok(Purged {
@@ -1021,6 +1059,15 @@ fn infallible<T>(result: Result<T, UpdateError<Infallible>>) -> Result<T, StoreE
         UpdateError::Store(err) => err,
         UpdateError::Rejected(never) => match never {},
     })
+}
+
+/// Where the count index counts `record`.
+fn place(record: &ServiceRecord) -> time_counts::Place<'_> {
+    time_counts::Place {
+        desired_time: record.desired_time,
+        service_name: &record.service_name,
+        state: record.state,
+    }
 }
 
 /// Removes a record and its index entries inside a transaction; returns what was removed
