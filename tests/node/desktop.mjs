@@ -461,10 +461,12 @@ async function silentAndBack(browser, ann) {
   for (const path of ["/agent/events", "/agent/session"]) page.expectedFailures.add(`${linked}${path}`);
   link.silence();
   const silentAt = Date.now();
-  // Slack for the page's own timer and this poll; a watchdog missing would take forever.
-  await page.locator("#offline").waitFor({ state: "visible", timeout: bound + 2000 });
+  // Counted from here the bound gets slack: an event forwarded just before the silence can
+  // reach a page on a loaded machine a few hundred ms later (seen: 331 ms), and restarts its
+  // watchdog. The exact check is the page's own measure below. Without a watchdog the
+  // banner never comes.
+  await page.locator("#offline").waitFor({ state: "visible", timeout: bound + 3000 });
   const took = Date.now() - silentAt;
-  if (took > bound + 1000) fail(`the banner came ${took} ms after the link went silent, the bound is ${bound} ms`);
   const [silences, silentFor, visibility] = await page.evaluate(() => [
     Number(document.body.dataset.silences || 0), Number(document.body.dataset.silentForMs), document.visibilityState,
   ]);
