@@ -225,12 +225,17 @@ pub struct AgentsConfig {
     /// An agent whose last desktop tab closed is logged out when no tab reconnects within
     /// this many seconds (0: at the next sweep).
     pub logout_after_disconnect_secs: u64,
+    /// How often the desktop's event stream sends a `ping` event while nothing changes; the
+    /// page reconnects after 2.5 times this without hearing anything (a silent connection).
+    /// Also `CALLBACKD_AGENTS_KEEP_ALIVE_MS`; tests shorten it.
+    pub keep_alive_ms: u64,
 }
 
 impl Default for AgentsConfig {
     fn default() -> Self {
         Self {
             logout_after_disconnect_secs: 120,
+            keep_alive_ms: 10_000,
         }
     }
 }
@@ -554,6 +559,13 @@ impl Config {
                 }
                 "CALLBACKD_EXPIRY_SCHEDULE" => self.expiry_schedule = value,
                 "CALLBACKD_PUBLIC_URL" => self.public_url = Some(parse_public_url(&value, &name)?),
+                "CALLBACKD_AGENTS_KEEP_ALIVE_MS" => {
+                    self.agents.keep_alive_ms = value.parse().map_err(|_| ConfigError::Invalid {
+                        setting: "agents.keep_alive_ms",
+                        source_name: name.clone(),
+                        message: format!("`{value}` is not a whole number of milliseconds"),
+                    })?
+                }
                 _ => {}
             }
         }
@@ -602,6 +614,13 @@ impl Config {
                     message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
                 });
             }
+        }
+        if self.agents.keep_alive_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "agents.keep_alive_ms",
+                source_name: "configuration".into(),
+                message: "0 ms would send pings in a busy loop: use e.g. 10000".into(),
+            });
         }
         if self.cometd.max_clients == 0 {
             return Err(ConfigError::Invalid {
@@ -793,6 +812,28 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:3333", "flag wins");
         assert_eq!(config.admin_token.as_deref(), Some("from-env"), "env wins");
         assert_eq!(config.max_body_bytes, 2048, "file beats default");
+    }
+
+    #[test]
+    fn the_desktop_keep_alive_is_ten_seconds_unless_the_environment_says_and_never_zero() {
+        let config = Config::load(None, false, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.agents.keep_alive_ms, 10_000);
+        let short = [("CALLBACKD_AGENTS_KEEP_ALIVE_MS", "400")];
+        let config = Config::load(None, false, env(&short), &Overrides::default()).unwrap();
+        assert_eq!(config.agents.keep_alive_ms, 400);
+        for bad in ["0", "soon"] {
+            let err = Config::load(
+                None,
+                false,
+                env(&[("CALLBACKD_AGENTS_KEEP_ALIVE_MS", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("agents.keep_alive_ms"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -242,6 +242,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             egress,
             secure_cookies: config.http.secure_cookies,
             metrics_public: config.metrics.public,
+            desktop_keep_alive: std::time::Duration::from_millis(config.agents.keep_alive_ms),
         }),
         agent_writes: Arc::default(),
         notifier,

@@ -9,7 +9,10 @@
 //   the number to dial and the outcome buttons.
 // - History: today's handled interactions (since local midnight), reloaded when the
 //   snapshot's history version moves.
-// - Offline: while the event stream is down a banner says so, until the next snapshot.
+// - Offline: while the event stream is down a banner says so, until the next snapshot. A
+//   stream that goes silent (no snapshot and no `ping` for 2.5 keep-alive intervals: a
+//   half-open connection, a proxy that stopped forwarding) counts as down: the page shows
+//   the banner, closes it and connects again.
 "use strict";
 (function () {
   const body = document.body;
@@ -520,11 +523,15 @@
   const OFFLINE_GRACE_MS = 1000;
   let offlineTimer = null;
 
-  function setOnline(online) {
+  function setOnline(online, atOnce = false) {
     if (online) {
       clearTimeout(offlineTimer);
       offlineTimer = null;
       show(true);
+    } else if (atOnce) {
+      clearTimeout(offlineTimer);
+      offlineTimer = null;
+      show(false);
     } else if (offlineTimer === null && $("offline").hidden) {
       offlineTimer = setTimeout(() => {
         offlineTimer = null;
@@ -537,20 +544,75 @@
     }
   }
 
+  /**
+   * The server sends a `ping` whenever it sent nothing for its keep-alive interval (each
+   * snapshot says how long that is, `keep_alive_ms`; the server's default until the first
+   * one). Hearing nothing for SILENCE_FACTOR intervals means the connection died without the
+   * browser noticing: the watchdog then shows the banner at once (it waited long enough),
+   * closes the stream and opens a new one.
+   */
+  const SILENCE_FACTOR = 2.5;
+  let keepAliveMs = 10000;
+  let source = null;
+  let watchdog = null;
+  let heardAt = 0;
+
+  function heard() {
+    heardAt = Date.now();
+    clearTimeout(watchdog);
+    watchdog = setTimeout(onSilence, keepAliveMs * SILENCE_FACTOR);
+  }
+
+  function onSilence() {
+    watchdog = null;
+    count("silences");
+    body.dataset.silentForMs = String(Date.now() - heardAt);
+    setOnline(false, true);
+    source.close();
+    connect();
+  }
+
+  function onPing(ping) {
+    setOnline(true);
+    count("pings");
+    if (ping.now && !isNaN(Date.parse(ping.now))) skewMs = Date.parse(ping.now) - Date.now();
+  }
+
   function connect() {
-    const source = new EventSource("/agent/events");
-    source.addEventListener("snapshot", (event) => onSnapshot(JSON.parse(event.data)));
-    source.addEventListener("error", () => {
-      if (source.readyState === EventSource.OPEN) return;
+    const mine = new EventSource("/agent/events");
+    source = mine;
+    heard();
+    // A stream the watchdog gave up on may still deliver or fail late: only the current one counts.
+    const current = () => mine === source;
+    mine.addEventListener("snapshot", (event) => {
+      if (!current()) return;
+      const snapshot = JSON.parse(event.data);
+      if (Number(snapshot.keep_alive_ms) > 0) {
+        keepAliveMs = Number(snapshot.keep_alive_ms);
+        body.dataset.keepAliveMs = String(keepAliveMs);
+      }
+      heard();
+      onSnapshot(snapshot);
+    });
+    mine.addEventListener("ping", (event) => {
+      if (!current()) return;
+      heard();
+      onPing(JSON.parse(event.data));
+    });
+    mine.addEventListener("error", () => {
+      if (!current() || mine.readyState === EventSource.OPEN) return;
       setOnline(false);
       // The browser retries by itself unless the server refused the stream (a session that
       // ended, say): then ask who is signed in, and go to the sign-in page if nobody is.
-      if (source.readyState === EventSource.CLOSED) {
+      if (mine.readyState === EventSource.CLOSED) {
+        clearTimeout(watchdog);
+        watchdog = null;
         setTimeout(async () => {
+          if (!current()) return;
           const session = await fetch("/agent/session", { credentials: "same-origin" }).catch(() => null);
           if (session && session.status === 401) {
             window.location.assign("/agent/login?next=/agent/");
-          } else {
+          } else if (current()) {
             connect();
           }
         }, 2000);

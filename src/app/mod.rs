@@ -106,6 +106,9 @@ pub struct RuntimeSettings {
     pub secure_cookies: bool,
     /// `GET /metrics` needs no token (`[metrics] public`).
     pub metrics_public: bool,
+    /// How often the desktop's event stream sends a `ping` while nothing changes
+    /// (`[agents] keep_alive_ms`).
+    pub desktop_keep_alive: std::time::Duration,
 }
 
 impl std::fmt::Debug for RuntimeSettings {
@@ -121,6 +124,7 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("egress", &self.egress)
             .field("secure_cookies", &self.secure_cookies)
             .field("metrics_public", &self.metrics_public)
+            .field("desktop_keep_alive", &self.desktop_keep_alive)
             .finish()
     }
 }

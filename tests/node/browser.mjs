@@ -87,12 +87,16 @@ export async function signIn(page, base, username, password, portal = "admin", n
  * in this Chromium (an EventSource stays connected and keeps receiving), so a page that must
  * lose its connection is opened through this proxy instead. `cut()` destroys every open
  * connection and refuses new ones (each is closed as soon as it arrives) until `restore()`.
+ * `silence()` is the other way a network fails: every connection stays open and new ones are
+ * accepted, but no byte goes through in either direction (dropped, as a dead route drops
+ * them) until `restore()`: the browser sees nothing wrong, its streams just go quiet.
  */
 export class NetworkLink {
   #server;
   #target;
   #sockets = new Set();
   #cut = false;
+  #silent = false;
 
   /** A link to `base` (`http://127.0.0.1:PORT`); `listen()` opens it. */
   constructor(base) {
@@ -111,8 +115,13 @@ export class NetworkLink {
     for (const socket of this.#sockets) socket.destroy();
   }
 
+  silence() {
+    this.#silent = true;
+  }
+
   restore() {
     this.#cut = false;
+    this.#silent = false;
   }
 
   close() {
@@ -131,8 +140,12 @@ export class NetworkLink {
       socket.on("close", () => this.#sockets.delete(socket));
       socket.on("error", () => {});
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // By hand rather than pipe(), so that bytes can be dropped while the link is silent.
+    const forward = (from, to) => from.on("data", (bytes) => {
+      if (!this.#silent) to.write(bytes);
+    });
+    forward(client, upstream);
+    forward(upstream, client);
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
   }

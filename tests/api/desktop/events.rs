@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{set_state, spawn_app, SignedIn, TestApp};
+use crate::helpers::{set_state, spawn_app, spawn_app_with, SignedIn, TestApp};
 
 /// An open event stream and what has been read of it.
 pub struct Events {
@@ -36,11 +36,20 @@ impl Events {
 
     /// The data of the next `snapshot` that satisfies `wanted` (within 10 s).
     pub async fn next(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.next_of("snapshot", wanted).await
+    }
+
+    /// The data of the next event named `name` that satisfies `wanted` (within 10 s).
+    pub async fn next_of(&mut self, name: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let event: String = self.buffer.drain(..end + 2).collect();
-                if !event.contains("event:snapshot") && !event.contains("event: snapshot") {
+                let named = event.lines().any(|l| {
+                    l.strip_prefix("event:")
+                        .is_some_and(|n| n.trim_start() == name)
+                });
+                if !named {
                     continue;
                 }
                 let data: String = event
@@ -48,14 +57,14 @@ impl Events {
                     .filter_map(|l| l.strip_prefix("data:"))
                     .map(str::trim_start)
                     .collect();
-                let value: Value = serde_json::from_str(&data).expect("JSON snapshot");
+                let value: Value = serde_json::from_str(&data).expect("JSON data");
                 if wanted(&value) {
                     return value;
                 }
             }
             let chunk = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
-                .expect("a snapshot within 10 s")
+                .unwrap_or_else(|_| panic!("a `{name}` event within 10 s"))
                 .expect("the stream is open")
                 .expect("bytes");
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -89,6 +98,7 @@ async fn the_stream_sends_a_snapshot_then_new_ones_after_a_state_change_and_a_re
         "{first}"
     );
     assert!(first["history_version"].is_u64());
+    assert_eq!(first["keep_alive_ms"], 10_000, "the default ping interval");
     assert_eq!(first["interactions"], Value::Array(vec![]));
 
     set_state(&app, "kristi", "ready").await;
@@ -166,4 +176,36 @@ async fn an_agents_stream_shows_only_that_agent() {
     // Assert
     assert_eq!(first["agent"]["id"], "kristi");
     assert_eq!(first["interactions"], Value::Array(vec![]), "{first}");
+}
+
+#[tokio::test]
+async fn while_nothing_changes_the_stream_sends_ping_events_a_page_can_see() {
+    // Arrange: pings every 300 ms instead of 10 s.
+    let app = spawn_app_with(|config| config.agents.keep_alive_ms = 300).await;
+    let session = agent_session(&app, "kristi").await;
+    let mut events = Events::open(&app, &session).await;
+    let first = events.next(|_| true).await;
+    assert_eq!(first["keep_alive_ms"], 300, "{first}");
+
+    // Act: nothing changes.
+    let ping = events.next_of("ping", |_| true).await;
+    let after_first = tokio::time::Instant::now();
+    let second = events.next_of("ping", |_| true).await;
+    let gap = after_first.elapsed();
+
+    // Assert: named events with the server's time, about one interval apart (not a busy
+    // loop), and a change still comes as a snapshot.
+    for ping in [&ping, &second] {
+        assert!(
+            ping["now"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{ping}"
+        );
+        assert!(
+            ping.get("agent").is_none(),
+            "a ping is not a snapshot: {ping}"
+        );
+    }
+    assert!(gap >= Duration::from_millis(200), "pings {gap:?} apart");
+    set_state(&app, "kristi", "ready").await;
+    events.next(|s| s["agent"]["state"] == "ready").await;
 }
