@@ -276,7 +276,7 @@ pub fn list(state: &AppState, filter: &CallbackFilter) -> Result<Listing, AppErr
         cancellable: cancellable_in(&counts),
         page,
         pages,
-        records: stored(state, &ids)?,
+        records: super::records::stored(state, &ids)?,
     })
 }
 
