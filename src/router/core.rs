@@ -15,11 +15,14 @@
 //! persists the effects, and calls [`Event::Tick`] at [`Router::next_wakeup`].
 //!
 //! Cost: work per event is proportional to the agents or targets involved, never to
-//! waiting services × agents. Waiting services are kept in ordered sets per virtual queue and
-//! per (target, media) (see `lanes::Lane` for priorities that grow, and
-//! `ranked::RankedSet`, which counts the services ahead of one in O(log n)); timers in a set ordered by
-//! time; available agents in sets ordered by idle time per media; and the members of every
-//! target in use are computed once and updated only when an agent's configuration changes.
+//! waiting services × agents. Its parts, each a module of its own with its invariant tests:
+//! - waiting services in ordered sets per virtual queue and per (target, media) (`lanes`, for
+//!   priorities that grow, over `ranked::RankedSet`, which counts the services ahead of one in
+//!   O(log n)), and their timers in a set ordered by time;
+//! - available agents in sets ordered by idle time per media (`available`);
+//! - the members of every target in use, computed once and updated only when an agent's
+//!   configuration changes (`targets`);
+//! - each virtual queue's recent departures, for ETA and EWT (`estimates`).
 //!
 //! Restart: send every agent first (with the reservations it held, in [`Agent::reserved`]),
 //! then every queued or reserved service as [`Event::Queued`] with its stored [`Progress`]. A
@@ -27,13 +30,16 @@
 //! nothing is routed twice; services that were waiting keep their place, step and remaining
 //! step time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::available::Availability;
+use super::estimates::Departures;
 pub use super::lanes::Priority;
 use super::lanes::{Lanes, OrderKey, Waiter};
+use super::targets::{Interned, Targets};
 use super::Id;
 
 use crate::center::stats::Stats;
@@ -41,9 +47,6 @@ use crate::domain::agent::{Agent, AgentState};
 use crate::domain::service::{RoutingEvent, RoutingEventKind};
 use crate::domain::target::{StatCheck, Statistic, Target, TargetList};
 use crate::domain::time::Timestamp;
-
-/// How many departures per virtual queue the ETA and EWT estimates look at.
-const DEPARTURES_KEPT: usize = 50;
 
 /// Why a reservation was released, as written in the routing history.
 const WHY_LOGGED_OUT: &str = "agent logged out";
@@ -301,47 +304,23 @@ struct Reservation {
     entry: Option<Entry>,
 }
 
-/// A target in use by at least one known service, with its members memoized.
-#[derive(Debug, Clone)]
-struct Interned {
-    key: Id,
-    target: Target,
-    /// Ids of the agents that are members; recomputed for an agent when its configuration
-    /// changes.
-    members: HashSet<String>,
-    /// How many service steps name this target; the entry goes when no step does.
-    refs: usize,
-}
-
-/// One virtual queue's recent departures (its waiting services are in [`Lanes`]).
-#[derive(Debug, Clone, Default)]
-struct VirtualQueue {
-    /// The last departures: when a service was reserved, and how long it had waited (ms).
-    departures: VecDeque<(Timestamp, u64)>,
-}
-
 /// The routing state machine. See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     /// Every agent, by id: the router's own copy.
     agents: BTreeMap<String, Agent>,
-    /// Agents available for a media, by (idle_since, id): the first member of S found is the
-    /// one idle longest.
-    available: HashMap<String, BTreeSet<(Timestamp, String)>>,
-    /// How each agent is currently entered in `available`, to take it out again.
-    indexed_available: HashMap<String, (Timestamp, Vec<String>)>,
+    /// Agents available for a media, longest idle first.
+    available: Availability,
     /// Targets named by known services, with their members.
-    targets: HashMap<Id, Interned>,
-    /// For each agent, the interned targets it is a member of.
-    agent_targets: HashMap<String, HashSet<Id>>,
+    targets: Targets,
     /// Services waiting for an agent.
     waiting: HashMap<Id, Entry>,
     /// Services with an agent reserved.
     reserved: HashMap<Id, Reservation>,
     /// Started interactions: service -> agent.
     active: HashMap<Id, String>,
-    /// Virtual queues by name, with their departures.
-    queues: BTreeMap<String, VirtualQueue>,
+    /// Virtual queues by name, with their recent departures.
+    queues: BTreeMap<String, Departures>,
     /// The waiting services in order: by virtual queue, and by target in S and media.
     lanes: Lanes,
     /// The time each waiting service's current wait ends.
@@ -396,13 +375,9 @@ impl Router {
     /// waiting or fewer than two departures were seen.
     pub fn eta_secs(&self, service: &str, now: Timestamp) -> Option<u64> {
         let (position, _) = self.position(service, now)?;
-        let queue = self.queues.get(&self.waiting.get(service)?.vq)?;
-        let (first, _) = queue.departures.front()?;
-        let (last, _) = queue.departures.back()?;
-        let intervals = queue.departures.len().checked_sub(1).filter(|n| *n > 0)?;
-        let span = u128::from(last.as_millis().saturating_sub(first.as_millis()));
-        let eta_ms = span * position as u128 / intervals as u128;
-        Some(u64::try_from(round_to_secs(eta_ms)).unwrap_or(u64::MAX))
+        self.queues
+            .get(&self.waiting.get(service)?.vq)?
+            .eta_secs(position)
     }
 
     /// Every virtual queue that has had a waiting service: waiting count, oldest wait and EWT.
@@ -414,16 +389,11 @@ impl Router {
                 let oldest_wait_secs = oldest.map_or(0, |queued_at| {
                     now.as_millis().saturating_sub(queued_at.as_millis()) / 1000
                 });
-                let ewt_secs = (!queue.departures.is_empty()).then(|| {
-                    let total: u128 = queue.departures.iter().map(|(_, w)| u128::from(*w)).sum();
-                    let mean = total / queue.departures.len() as u128;
-                    u64::try_from(round_to_secs(mean)).unwrap_or(u64::MAX)
-                });
                 QueueSummary {
                     name: name.clone(),
                     waiting,
                     oldest_wait_secs,
-                    ewt_secs,
+                    ewt_secs: queue.ewt_secs(),
                 }
             })
             .collect()
@@ -584,11 +554,7 @@ impl Router {
             return;
         };
         self.refresh_agent(id);
-        for key in self.agent_targets.remove(id).unwrap_or_default() {
-            if let Some(interned) = self.targets.get_mut(&key) {
-                interned.members.remove(id);
-            }
-        }
+        self.targets.forget_agent(id);
         for service in agent.active.values().flatten() {
             self.active.remove(service.as_str());
         }
@@ -781,9 +747,7 @@ impl Router {
             .filter_map(|key| self.targets.get(key))
             .collect();
         self.available
-            .get(&entry.media)?
-            .iter()
-            .find(|(_, agent)| {
+            .longest_idle(&entry.media, |agent| {
                 set.iter().any(|t| t.members.contains(agent))
                     // The index is refreshed after every change; checking again costs little
                     // and keeps a missed refresh from ever reserving a busy agent.
@@ -792,7 +756,7 @@ impl Router {
                         .get(agent)
                         .is_some_and(|a| a.is_available_for(&entry.media))
             })
-            .map(|(_, agent)| agent.clone())
+            .map(str::to_owned)
     }
 
     fn reserve(
@@ -814,12 +778,11 @@ impl Router {
             service: entry.id.to_string(),
             agent: agent_id.clone(),
         });
-        let queue = self.queues.entry(entry.vq.clone()).or_default();
         let waited = now.as_millis().saturating_sub(entry.queued_at.as_millis());
-        queue.departures.push_back((now, waited));
-        while queue.departures.len() > DEPARTURES_KEPT {
-            queue.departures.pop_front();
-        }
+        self.queues
+            .entry(entry.vq.clone())
+            .or_default()
+            .record(now, waited);
         entry.timer = None;
         self.reserved.insert(
             entry.id.clone(),
@@ -906,7 +869,7 @@ impl Router {
         if medias.is_empty() {
             return;
         }
-        let Some(member_of) = self.agent_targets.get(agent_id) else {
+        let Some(member_of) = self.targets.of_agent(agent_id) else {
             return;
         };
         let best: Option<OrderKey> = self.lanes.first_for(member_of, &medias, now);
@@ -920,108 +883,28 @@ impl Router {
     /// Re-enters an agent in the `available` index after any change to it (or takes it out
     /// when it is gone).
     fn refresh_agent(&mut self, id: &str) {
-        if let Some((idle, medias)) = self.indexed_available.remove(id) {
-            for media in medias {
-                if let Some(set) = self.available.get_mut(&media) {
-                    set.remove(&(idle, id.to_owned()));
-                    if set.is_empty() {
-                        self.available.remove(&media);
-                    }
-                }
-            }
-        }
-        let Some(agent) = self.agents.get(id) else {
-            return;
-        };
-        let medias: Vec<String> = agent
-            .config
-            .capacity
-            .keys()
-            .filter(|media| agent.is_available_for(media))
-            .cloned()
-            .collect();
-        if medias.is_empty() {
-            return;
-        }
-        for media in &medias {
-            self.available
-                .entry(media.clone())
-                .or_default()
-                .insert((agent.idle_since, id.to_owned()));
-        }
-        self.indexed_available
-            .insert(id.to_owned(), (agent.idle_since, medias));
+        self.available.refresh(id, self.agents.get(id));
     }
 
     /// Recomputes which interned targets an agent belongs to (its configuration is new or
     /// changed).
     fn recompute_membership(&mut self, id: &str) {
-        let Some(agent) = self.agents.get(id) else {
-            return;
-        };
-        let mut member_of = HashSet::new();
-        for (key, interned) in &mut self.targets {
-            if agent.is_member_of(&interned.target) {
-                interned.members.insert(id.to_owned());
-                member_of.insert(key.clone());
-            } else {
-                interned.members.remove(id);
-            }
+        if let Some(agent) = self.agents.get(id) {
+            self.targets.recompute(agent);
         }
-        self.agent_targets.insert(id.to_owned(), member_of);
     }
 
     // ---- targets ----
 
     /// Shares one entry per distinct target, computing its members once.
     fn intern(&mut self, target: &Target) -> Id {
-        let text = target.to_string();
-        if let Some(interned) = self.targets.get_mut(text.as_str()) {
-            interned.refs += 1;
-            return interned.key.clone();
-        }
-        let key: Id = Arc::from(text);
-        let members: HashSet<String> = self
-            .agents
-            .values()
-            .filter(|agent| agent.is_member_of(target))
-            .map(|agent| agent.config.id.clone())
-            .collect();
-        for member in &members {
-            self.agent_targets
-                .entry(member.clone())
-                .or_default()
-                .insert(key.clone());
-        }
-        self.targets.insert(
-            key.clone(),
-            Interned {
-                key: key.clone(),
-                target: target.clone(),
-                members,
-                refs: 1,
-            },
-        );
-        key
+        self.targets.intern(target, self.agents.values())
     }
 
     /// The service no longer needs its targets; targets nobody names are forgotten.
     fn release_targets(&mut self, entry: &Entry) {
         for step in &entry.steps {
-            let Some(interned) = self.targets.get_mut(&step.key) else {
-                continue;
-            };
-            interned.refs = interned.refs.saturating_sub(1);
-            if interned.refs > 0 {
-                continue;
-            }
-            if let Some(gone) = self.targets.remove(&step.key) {
-                for member in &gone.members {
-                    if let Some(set) = self.agent_targets.get_mut(member) {
-                        set.remove(&step.key);
-                    }
-                }
-            }
+            self.targets.release(&step.key);
         }
     }
 
@@ -1087,11 +970,6 @@ fn released(service: &str, step: u16, agent: &str, why: &str, at: Timestamp) -> 
             },
         },
     }
-}
-
-/// Milliseconds to whole seconds, half up.
-fn round_to_secs(millis: u128) -> u128 {
-    (millis + 500) / 1000
 }
 
 #[cfg(test)]

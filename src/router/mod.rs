@@ -7,16 +7,23 @@
 //!   per target and media), with the `StatCallsWaiting` counts; answers "who is first" and
 //!   "how many are ahead" without walking a queue.
 //! - `ranked`: the counted ordered set (a treap with subtree sizes) behind the lanes.
+//! - `available`: the agents free for each media, longest idle first.
+//! - `targets`: the targets that services name, interned, with their members computed once.
+//! - `estimates`: each virtual queue's recent departures, for ETA and EWT.
 //! - [`task`]: the tokio task that owns a `Router`, feeds it events in order, persists its
 //!   effects (group-committed), and wakes it when a timer is due.
 //!
-//! Dependencies point down: `task` -> `core` -> `lanes` -> `ranked`.
+//! Dependencies point down: `task` -> `core` -> `lanes` -> `ranked`, and `core` ->
+//! `available`, `targets`, `estimates` (each knows only `domain`).
 
 use std::sync::Arc;
 
+mod available;
 pub mod core;
+mod estimates;
 mod lanes;
 mod ranked;
+mod targets;
 pub mod task;
 
 pub use task::RouterHandle;
