@@ -60,7 +60,7 @@ pub struct Config {
     /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
     pub chat: ChatLimits,
     /// How far an acknowledged write goes and the free-space floor (`[store]` in the file:
-    /// `sync = "device"` or `"os"`, `min_free_bytes`).
+    /// `sync = "device"` or `"os"`, `min_free_bytes`, `cache_bytes`).
     pub store: StoreSettings,
     /// Who may read `GET /metrics` (`[metrics]` in the file).
     pub metrics: MetricsConfig,
@@ -615,6 +615,18 @@ impl Config {
                 });
             }
         }
+        if self.store.cache_bytes < crate::store::MIN_CACHE_BYTES {
+            return Err(ConfigError::Invalid {
+                setting: "store.cache_bytes",
+                source_name: "configuration".into(),
+                message: format!(
+                    "{} bytes is too small a cache: give at least {} (1 MiB); the default is {}",
+                    self.store.cache_bytes,
+                    crate::store::MIN_CACHE_BYTES,
+                    crate::store::DEFAULT_CACHE_BYTES
+                ),
+            });
+        }
         if self.agents.keep_alive_ms == 0 {
             return Err(ConfigError::Invalid {
                 setting: "agents.keep_alive_ms",
@@ -1013,10 +1025,15 @@ mod tests {
         let config = load("").unwrap();
         assert_eq!(config.store.sync, crate::store::SyncMode::Device, "default");
         assert_eq!(config.store.min_free_bytes, 64 * 1024 * 1024, "default");
+        assert_eq!(config.store.cache_bytes, 256 * 1024 * 1024, "default");
 
-        let config = load("[store]\nsync = \"os\"\nmin_free_bytes = 1000\n").unwrap();
+        let config =
+            load("[store]\nsync = \"os\"\nmin_free_bytes = 1000\ncache_bytes = 2000000\n").unwrap();
         assert_eq!(config.store.sync, crate::store::SyncMode::Os);
         assert_eq!(config.store.min_free_bytes, 1000);
+        assert_eq!(config.store.cache_bytes, 2_000_000);
+        let err = load("[store]\ncache_bytes = 1000\n").unwrap_err();
+        assert!(err.to_string().contains("store.cache_bytes"), "{err}");
 
         for (text, named) in [
             ("[store]\nsync = \"disk\"\n", "disk"),

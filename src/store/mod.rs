@@ -193,7 +193,7 @@ pub enum SyncMode {
     Os,
 }
 
-/// `[store]`: durability and the free-space floor.
+/// `[store]`: durability, the free-space floor and the cache.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
@@ -202,17 +202,29 @@ pub struct StoreSettings {
     /// Writes that add data are refused (503) while the filesystem of the database has less
     /// free space than this; 0 turns the check off.
     pub min_free_bytes: u64,
+    /// The most memory sled's page cache may hold ([`DEFAULT_CACHE_BYTES`]; sled's own default
+    /// is 1 GiB, more than a small box should give it).
+    pub cache_bytes: u64,
 }
 
 /// 64 MiB: room for sled's log segments, a snapshot and the writes that go on (routing,
 /// deletions) while new data is refused.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// 256 MiB: sled's page cache on a small box. What routing restores at start-up and the pages
+/// read most stay cached; a larger database reads the rest from the OS's own file cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The smallest `cache_bytes` accepted: below it sled would evict the pages a single request
+/// reads.
+pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
+
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             sync: SyncMode::Device,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -339,6 +351,7 @@ impl Store {
     pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(settings.cache_bytes)
             .open()
             .map_err(|err| match err {
                 // sled words its lock failure as an `Other` I/O error; this is how to know it.
@@ -392,7 +405,7 @@ impl Store {
         let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
         // After the migrations: a database that 0008 indexed is counted too.
         let counting = std::time::Instant::now();
-        let time_counts = time_counts::TimeCounts::rebuild(&trees.by_time)?;
+        let time_counts = by_time::count_all(&trees.by_time)?;
         let time_counts_built_in = counting.elapsed();
         // Migrations and tree creation are flushed before the committer opens the log.
         db.flush()?;

@@ -2,7 +2,7 @@
 //! time, per configured service and per state, kept in memory so that the console's "N
 //! callbacks found" costs what a window's two edge hours hold, not what the window holds.
 //!
-//! It is built when the store opens, by one pass over `by_time` (after the migrations, so a
+//! It is built when the store opens, by one pass over `by_time` (`by_time::count_all`) (after the migrations, so a
 //! database that migration 0008 indexed is counted too), and then moved by the store's own
 //! write paths right after each transaction that changes a service's desired time, state or
 //! configured service has committed: the transaction returns what it changed, and the count
@@ -22,9 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
-use sled::Tree;
-
-use super::{by_time, StoreError};
 use crate::domain::service::CallbackState;
 use crate::domain::time::Timestamp;
 
@@ -144,38 +141,13 @@ pub(super) struct TimeCounts {
 }
 
 impl TimeCounts {
-    /// Counts every entry of the time index `index`, in one pass. An unreadable entry is
-    /// left out of the counts (and logged): the pages that would show it report it when they
-    /// scan it; refusing to open the whole database for one index entry would be worse.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub(super) fn rebuild(index: &Tree) -> Result<Self, StoreError> {
-        let mut counts = Counts::default();
-        let mut unreadable = 0u64;
-        for item in index.iter() {
-            let (key, value) = item?;
-            match by_time::summary(&key, &value) {
-                Ok(summary) => counts.add(
-                    &Place {
-                        desired_time: summary.desired_time,
-                        service_name: summary.service_name,
-                        state: summary.state,
-                    },
-                    1,
-                ),
-                Err(_) => unreadable += 1,
-            }
-        }
-        if unreadable > 0 {
-            tracing::warn!(
-                unreadable,
-                "time index entries cannot be read: the console's counts leave them out"
-            );
-        }
-        Ok(TimeCounts {
-            counts: Mutex::new(counts),
-        })
+    /// Counts one more service at `place`, while the index is being built (no lock taken:
+    /// the builder owns it).
+    pub(super) fn count(&mut self, place: &Place<'_>) {
+        self.counts
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(place, 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
