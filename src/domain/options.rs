@@ -214,7 +214,8 @@ pub struct OptionError {
 }
 
 impl OptionError {
-    fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `option`.
+    pub fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             option: option.into(),
             message: message.into(),
