@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod overview;
 pub mod presence;
 pub mod queues;
+pub mod schedule;
 pub mod sessions;
 pub mod voice;
 

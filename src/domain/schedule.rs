@@ -22,7 +22,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use super::options::OptionError;
+use super::options::{ConfiguredService, OptionError};
 use super::time::Timestamp;
 
 /// `_request_time_bucket` values GMS accepts, in minutes.
@@ -31,8 +31,9 @@ pub const BUCKET_MINUTES: [u32; 7] = [5, 10, 15, 20, 30, 60, 120];
 /// `_request_time_bucket` when unset (GMS's default).
 pub const DEFAULT_BUCKET_MINUTES: u32 = 5;
 
-/// The callbacks one bucket takes when neither `_capacity_service` nor
-/// `_max_request_by_time_bucket` says otherwise (GMS's default `_max_request_by_time_bucket`).
+/// The room availability reports for a bucket of a service with neither `_capacity_service`
+/// nor `_max_request_by_time_bucket` (GMS's documented default of the latter); such a service
+/// refuses no desired time for capacity.
 pub const DEFAULT_MAX_PER_BUCKET: u32 = 100;
 
 /// `_max_capacity` of GMS's capacity section: the most a capacity service may give one slot.
@@ -408,6 +409,44 @@ impl OfficeHours {
     }
 }
 
+/// What a scheduling service knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Calendar {
+    /// An office-hours service.
+    OfficeHours(OfficeHours),
+    /// A capacity service.
+    Capacity(Capacity),
+}
+
+/// A configured office-hours or capacity service that passed validation.
+#[derive(Debug, Clone)]
+pub struct ScheduleService {
+    /// What the administrator configured.
+    pub config: ConfiguredService,
+    /// Preset defaults plus configured options.
+    pub effective: BTreeMap<String, String>,
+    /// Its rules, parsed.
+    pub calendar: Calendar,
+}
+
+impl ScheduleService {
+    /// Its office hours, if it is an office-hours service.
+    pub fn office_hours(&self) -> Option<&OfficeHours> {
+        match &self.calendar {
+            Calendar::OfficeHours(hours) => Some(hours),
+            Calendar::Capacity(_) => None,
+        }
+    }
+
+    /// Its capacity, if it is a capacity service.
+    pub fn capacity(&self) -> Option<&Capacity> {
+        match &self.calendar {
+            Calendar::Capacity(capacity) => Some(capacity),
+            Calendar::OfficeHours(_) => None,
+        }
+    }
+}
+
 /// Callbacks allowed per bucket for each hour of a day (`None`: the hour is not listed).
 type HourCapacity = [Option<u32>; 24];
 
@@ -746,13 +785,14 @@ impl ScheduleRules {
     }
 
     /// What the bucket starting at `bucket` takes: the capacity service's value for its hour,
-    /// capped by `_max_request_by_time_bucket`; that option alone, or GMS's default 100.
-    pub fn limit_at(&self, capacity: Option<&Capacity>, bucket: Timestamp) -> u32 {
+    /// capped by `_max_request_by_time_bucket`, or that option alone. `None` when neither is
+    /// set: GMS checks capacity only then (`_request_time_bucket` "applicable if the
+    /// `_max_request_by_time_bucket` option is set").
+    pub fn limit_at(&self, capacity: Option<&Capacity>, bucket: Timestamp) -> Option<u32> {
         match (capacity, self.max_per_bucket) {
-            (Some(capacity), Some(max)) => capacity.per_bucket(bucket).min(max),
-            (Some(capacity), None) => capacity.per_bucket(bucket),
-            (None, Some(max)) => max,
-            (None, None) => DEFAULT_MAX_PER_BUCKET,
+            (Some(capacity), Some(max)) => Some(capacity.per_bucket(bucket).min(max)),
+            (Some(capacity), None) => Some(capacity.per_bucket(bucket)),
+            (None, max) => max,
         }
     }
 
@@ -796,9 +836,8 @@ impl ScheduleRules {
                 }
             }
         }
-        if scheduled {
-            let bucket = self.bucket_of(desired);
-            let limit = self.limit_at(capacity, bucket);
+        let bucket = self.bucket_of(desired);
+        if let (true, Some(limit)) = (scheduled, self.limit_at(capacity, bucket)) {
             if booked >= limit {
                 return Err(Refusal::BucketFull { bucket, limit });
             }
@@ -810,7 +849,8 @@ impl ScheduleRules {
     /// can still take, in time order, at most `max_slots`. A bucket is offered when it starts
     /// at or after that time, while the office is open (when the service follows office
     /// hours), within `_reject_future_desired_time`, and has room. `booked` gives the
-    /// callbacks already in the bucket starting at a time.
+    /// callbacks already in the bucket starting at a time. A service without a capacity
+    /// limit reports GMS's default of [`DEFAULT_MAX_PER_BUCKET`] per bucket.
     pub fn free_slots(
         &self,
         office: Option<&OfficeHours>,
@@ -835,6 +875,7 @@ impl ScheduleRules {
             if office.is_none_or(|o| o.is_open(bucket)) {
                 let room = self
                     .limit_at(capacity, bucket)
+                    .unwrap_or(DEFAULT_MAX_PER_BUCKET)
                     .saturating_sub(booked(bucket));
                 if room > 0 {
                     slots.push((bucket, room));

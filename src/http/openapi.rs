@@ -106,6 +106,8 @@ pub struct NoFields {
         super::callback::service_connect,
         super::callback::service_status,
         super::callback::queue_position,
+        super::schedule::availability_get,
+        super::schedule::office_hours_get,
         super::chat::start,
         super::chat::action,
         super::notify::notifications_retrieve,
