@@ -61,7 +61,11 @@ pub async fn put_schedule_service(
     state.store.put_template(&valid.config)?;
     state.store.wait_durable().await?;
     let created = state.catalog.insert_schedule(valid);
-    tracing::info!(service = name, created, "configured scheduling service saved");
+    tracing::info!(
+        service = name,
+        created,
+        "configured scheduling service saved"
+    );
     let saved = state
         .catalog
         .schedule(name)

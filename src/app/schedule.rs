@@ -64,25 +64,27 @@ impl WindowQuery {
                             .ok_or_else(|| {
                                 FieldError::new(
                                     key,
-                                    format!("`{value}` is not a number of days from 1 to {max_days}"),
+                                    format!(
+                                        "`{value}` is not a number of days from 1 to {max_days}"
+                                    ),
                                 )
                             })?,
                     )
                 }
-                "max-time-slots" => {
-                    query.max_time_slots = Some(
-                        value
-                            .parse::<usize>()
-                            .ok()
-                            .filter(|n| (1..=MAX_TIME_SLOTS).contains(n))
-                            .ok_or_else(|| {
-                                FieldError::new(
-                                    key,
-                                    format!("`{value}` is not a number of slots from 1 to {MAX_TIME_SLOTS}"),
-                                )
-                            })?,
-                    )
-                }
+                "max-time-slots" => query.max_time_slots = Some(
+                    value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_TIME_SLOTS).contains(n))
+                        .ok_or_else(|| {
+                            FieldError::new(
+                                key,
+                                format!(
+                                    "`{value}` is not a number of slots from 1 to {MAX_TIME_SLOTS}"
+                                ),
+                            )
+                        })?,
+                ),
                 _ => {}
             }
         }
@@ -239,7 +241,11 @@ fn linked(
         }
     };
     Ok((
-        find("_business_hours_service", &rules.business_hours_service, true)?,
+        find(
+            "_business_hours_service",
+            &rules.business_hours_service,
+            true,
+        )?,
         find("_capacity_service", &rules.capacity_service, false)?,
     ))
 }
@@ -261,7 +267,9 @@ fn booked(
             && entry.state != CallbackState::Completed
             && Some(entry.id) != except
         {
-            *counts.entry(rules.bucket_of(entry.desired_time)).or_insert(0) += 1;
+            *counts
+                .entry(rules.bucket_of(entry.desired_time))
+                .or_insert(0) += 1;
         }
         ControlFlow::Continue(())
     })?;

@@ -142,7 +142,9 @@ impl Opening {
         if open == close || (open == 0 && close == 0) {
             return Err(OptionError::new(
                 option,
-                format!("`{text}` opens and closes at the same time: for a whole day write 00:00-24:00"),
+                format!(
+                    "`{text}` opens and closes at the same time: for a whole day write 00:00-24:00"
+                ),
             ));
         }
         Ok(Self { open, close })
@@ -317,12 +319,17 @@ impl OfficeHours {
         )?;
         let mut regular = Vec::new();
         for (name, value) in numbered(options, "_bh_regular") {
-            let (days, hours) = value.trim().split_once(char::is_whitespace).ok_or_else(|| {
-                OptionError::new(
-                    name,
-                    format!("`{value}` needs days and hours: write it like Mon-Fri 08:00-20:00"),
-                )
-            })?;
+            let (days, hours) = value
+                .trim()
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| {
+                    OptionError::new(
+                        name,
+                        format!(
+                            "`{value}` needs days and hours: write it like Mon-Fri 08:00-20:00"
+                        ),
+                    )
+                })?;
             regular.push((parse_days(name, days)?, Opening::parse(name, hours)?));
         }
         let mut added = Vec::new();
@@ -515,7 +522,10 @@ impl Capacity {
             }
         }
         let mut added = BTreeMap::new();
-        if let Some(value) = options.get("_capacity_add").filter(|v| !v.trim().is_empty()) {
+        if let Some(value) = options
+            .get("_capacity_add")
+            .filter(|v| !v.trim().is_empty())
+        {
             let dates: BTreeMap<String, BTreeMap<String, u32>> = serde_json::from_str(value)
                 .map_err(|_| {
                     OptionError::new(
@@ -546,9 +556,10 @@ impl Capacity {
     /// the hour is not listed.
     pub fn per_bucket(&self, at: Timestamp) -> u32 {
         let local = local_time(self.zone, at);
-        let day = self.added.get(&local.date()).unwrap_or(
-            &self.weekly[local.date().weekday().num_days_from_monday() as usize],
-        );
+        let day = self
+            .added
+            .get(&local.date())
+            .unwrap_or(&self.weekly[local.date().weekday().num_days_from_monday() as usize]);
         day[local.hour() as usize].unwrap_or(0)
     }
 }
@@ -604,7 +615,9 @@ impl TimeLimit {
                 format!("`{text}` is not a duration: write a number with a unit, s, m (minutes), h, d, w, M (months) or y, e.g. 1M or 14d"),
             )
         };
-        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let digits = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(digits);
         let number: u64 = number.parse().map_err(|_| bad())?;
         let secs = |per: u64| number.checked_mul(per).map(TimeLimit::Secs).ok_or_else(bad);
@@ -614,7 +627,9 @@ impl TimeLimit {
             "h" => secs(3600),
             "d" => secs(86_400),
             "w" => secs(7 * 86_400),
-            "M" => u32::try_from(number).map(TimeLimit::Months).map_err(|_| bad()),
+            "M" => u32::try_from(number)
+                .map(TimeLimit::Months)
+                .map_err(|_| bad()),
             "y" => u32::try_from(number)
                 .ok()
                 .and_then(|n| n.checked_mul(12))
@@ -992,7 +1007,10 @@ mod tests {
         let new_york = hours("America/New_York", &[("_bh_regular1", "Sun 00:00-24:00")]);
         let day = new_york.periods_on(date("2026-11-01"))[0];
         assert_eq!(day.end.as_millis() - day.start.as_millis(), 25 * 3_600_000);
-        assert!(new_york.is_open(at("2026-11-01T06:30:00Z")), "the first 01:30");
+        assert!(
+            new_york.is_open(at("2026-11-01T06:30:00Z")),
+            "the first 01:30"
+        );
         assert!(new_york.is_open(at("2026-11-01T05:30:00Z")));
     }
 
@@ -1033,11 +1051,17 @@ mod tests {
             (&[("_timezone", "Mars/Olympus")], "_timezone"),
             (&[("_timezone", "")], "_timezone"),
             (
-                &[("_timezone", "UTC"), ("_bh_regular1", "Mon-Fry 08:00-20:00")],
+                &[
+                    ("_timezone", "UTC"),
+                    ("_bh_regular1", "Mon-Fry 08:00-20:00"),
+                ],
                 "_bh_regular1",
             ),
             (
-                &[("_timezone", "UTC"), ("_bh_regular2", "Mon-Fri 08:00-25:00")],
+                &[
+                    ("_timezone", "UTC"),
+                    ("_bh_regular2", "Mon-Fri 08:00-25:00"),
+                ],
                 "_bh_regular2",
             ),
             (
@@ -1079,7 +1103,11 @@ mod tests {
         // Monday 2026-03-30 08:10 CEST = 06:10Z.
         assert_eq!(c.per_bucket(at("2026-03-30T06:10:00Z")), 3);
         assert_eq!(c.per_bucket(at("2026-03-30T07:55:00Z")), 6);
-        assert_eq!(c.per_bucket(at("2026-03-30T08:00:00Z")), 0, "10:00 is unlisted");
+        assert_eq!(
+            c.per_bucket(at("2026-03-30T08:00:00Z")),
+            0,
+            "10:00 is unlisted"
+        );
         // Easter Monday 2026-04-06 replaces Monday's hours.
         assert_eq!(c.per_bucket(at("2026-04-06T06:10:00Z")), 1);
         assert_eq!(c.per_bucket(at("2026-04-06T07:10:00Z")), 0);
@@ -1094,7 +1122,10 @@ mod tests {
     #[test]
     fn bad_capacity_names_the_option() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("_timezone", "UTC"), ("_capacity_1", "lots")], "_capacity_1"),
+            (
+                &[("_timezone", "UTC"), ("_capacity_1", "lots")],
+                "_capacity_1",
+            ),
             (
                 &[("_timezone", "UTC"), ("_capacity_2", r#"{"8":{"0800":1}}"#)],
                 "_capacity_2",
@@ -1104,7 +1135,10 @@ mod tests {
                 "_capacity_3",
             ),
             (
-                &[("_timezone", "UTC"), ("_capacity_3", r#"{"3":{"0800":5000}}"#)],
+                &[
+                    ("_timezone", "UTC"),
+                    ("_capacity_3", r#"{"3":{"0800":5000}}"#),
+                ],
                 "_capacity_3",
             ),
             (
@@ -1237,7 +1271,11 @@ mod tests {
             1,
             |_| 0,
         );
-        assert_eq!(first, [(at("2026-03-30T06:30:00Z"), 2)], "from now, at most one");
+        assert_eq!(
+            first,
+            [(at("2026-03-30T06:30:00Z"), 2)],
+            "from now, at most one"
+        );
     }
 
     #[test]
@@ -1259,7 +1297,9 @@ mod tests {
             })
         );
         assert!(
-            rules.check_slot(Some(&office), None, open, false, 1).is_ok(),
+            rules
+                .check_slot(Some(&office), None, open, false, 1)
+                .is_ok(),
             "an immediate callback takes no bucket"
         );
         assert_eq!(

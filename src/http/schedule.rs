@@ -18,7 +18,9 @@ use crate::domain::schedule::Period;
 
 /// The scheduling routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    availability_get(state.clone()).or(office_hours_get(state)).unify()
+    availability_get(state.clone())
+        .or(office_hours_get(state))
+        .unify()
 }
 
 /// GET /genesys/1/service/callback/{name}/availability?start=&end=|number-of-days=&max-time-slots=
