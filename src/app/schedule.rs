@@ -71,20 +71,22 @@ impl WindowQuery {
                             })?,
                     )
                 }
-                "max-time-slots" => query.max_time_slots = Some(
-                    value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=MAX_TIME_SLOTS).contains(n))
-                        .ok_or_else(|| {
-                            FieldError::new(
-                                key,
-                                format!(
+                "max-time-slots" => {
+                    query.max_time_slots = Some(
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=MAX_TIME_SLOTS).contains(n))
+                            .ok_or_else(|| {
+                                FieldError::new(
+                                    key,
+                                    format!(
                                     "`{value}` is not a number of slots from 1 to {MAX_TIME_SLOTS}"
                                 ),
-                            )
-                        })?,
-                ),
+                                )
+                            })?,
+                    )
+                }
                 _ => {}
             }
         }
@@ -218,16 +220,15 @@ pub fn availability(
     free_slots(state, name, &service.settings.schedule, window, max, None)
 }
 
+/// A callback service's office-hours and capacity services, each if it names one.
+type Linked = (Option<Arc<ScheduleService>>, Option<Arc<ScheduleService>>);
+
 /// The office-hours and capacity services a callback service's rules name.
 ///
 /// # Errors
 /// A named service that is not configured, or of the other kind (503: the configuration is
 /// wrong, not the request).
-fn linked(
-    state: &AppState,
-    service_name: &str,
-    rules: &ScheduleRules,
-) -> Result<(Option<Arc<ScheduleService>>, Option<Arc<ScheduleService>>), AppError> {
+fn linked(state: &AppState, service_name: &str, rules: &ScheduleRules) -> Result<Linked, AppError> {
     let find = |option: &str, linked: &Option<String>, office: bool| {
         let Some(linked) = linked else {
             return Ok(None);

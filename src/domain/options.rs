@@ -210,7 +210,7 @@ impl ConfiguredService {
         let effective = self.effective_options();
         let calendar = match self.preset {
             Preset::OfficeHours => Calendar::OfficeHours(OfficeHours::from_options(&effective)?),
-            Preset::Capacity => Calendar::Capacity(Capacity::from_options(&effective)?),
+            Preset::Capacity => Calendar::Capacity(Box::new(Capacity::from_options(&effective)?)),
             other => {
                 return Err(OptionError::new(
                     "preset",

@@ -421,8 +421,8 @@ impl OfficeHours {
 pub enum Calendar {
     /// An office-hours service.
     OfficeHours(OfficeHours),
-    /// A capacity service.
-    Capacity(Capacity),
+    /// A capacity service (boxed: a week of hours is much larger than office hours).
+    Capacity(Box<Capacity>),
 }
 
 /// A configured office-hours or capacity service that passed validation.
@@ -448,7 +448,7 @@ impl ScheduleService {
     /// Its capacity, if it is a capacity service.
     pub fn capacity(&self) -> Option<&Capacity> {
         match &self.calendar {
-            Calendar::Capacity(capacity) => Some(capacity),
+            Calendar::Capacity(capacity) => Some(capacity.as_ref()),
             Calendar::OfficeHours(_) => None,
         }
     }
