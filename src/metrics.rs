@@ -55,6 +55,7 @@ const ROUTES: &[&str] = &[
     "/genesys/cometd/disconnect",
     "/genesys/1/service/callback",
     "/genesys/1/service/callback/{name}",
+    "/genesys/1/service/callback/{name}/availability",
     "/genesys/1/service/callback/{name}/{id}",
     "/genesys/1/service/{id}/connect",
     "/genesys/1/service/{id}/status",

@@ -124,6 +124,17 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     let catalog = Catalog::default();
     for service in store.templates().map_err(store_err)? {
         let name = service.name.clone();
+        if service.preset.is_scheduling() {
+            match service.validate_schedule() {
+                Ok(valid) => {
+                    catalog.insert_schedule(valid);
+                }
+                Err(err) => {
+                    tracing::error!(service = %name, error = %err, "configured scheduling service is invalid and is not served; fix it with PUT /genesys/1/admin/services/{name}")
+                }
+            }
+            continue;
+        }
         match service.validate(&config.stat_servers) {
             Ok(valid) => {
                 catalog.insert(valid);
@@ -353,10 +364,12 @@ fn parse_services(
                 preset,
                 options: entry.options,
             };
-            service
-                .clone()
-                .validate(stat_servers)
-                .map_err(|err: OptionError| file_error(format!("[{name}] {err}")))?;
+            let checked = if preset.is_scheduling() {
+                service.clone().validate_schedule().map(drop)
+            } else {
+                service.clone().validate(stat_servers).map(drop)
+            };
+            checked.map_err(|err: OptionError| file_error(format!("[{name}] {err}")))?;
             Ok(service)
         })
         .collect()

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use super::records::{not_found, update};
 use super::{notifications, AppError, AppState};
@@ -10,6 +11,7 @@ use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
 use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset, ValidService};
+use crate::domain::schedule::ScheduleService;
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
@@ -36,6 +38,39 @@ pub async fn put_service(
     let created = state.catalog.insert(valid.clone());
     tracing::info!(service = name, created, "configured service saved");
     Ok((valid, created))
+}
+
+/// Creates or replaces the office-hours or capacity service `name`. Returns it and whether
+/// it is new.
+///
+/// # Errors
+/// A bad name or option (400), storage failure.
+pub async fn put_schedule_service(
+    state: &AppState,
+    name: &str,
+    preset: Preset,
+    options: BTreeMap<String, String>,
+) -> Result<(Arc<ScheduleService>, bool), AppError> {
+    let config = ConfiguredService {
+        name: name.to_string(),
+        preset,
+        options,
+    };
+    let valid = config.validate_schedule()?;
+    let _serialized = state.catalog.lock_writes().await;
+    state.store.put_template(&valid.config)?;
+    state.store.wait_durable().await?;
+    let created = state.catalog.insert_schedule(valid);
+    tracing::info!(
+        service = name,
+        created,
+        "configured scheduling service saved"
+    );
+    let saved = state
+        .catalog
+        .schedule(name)
+        .ok_or_else(|| AppError::UnknownService(name.to_string()))?;
+    Ok((saved, created))
 }
 
 /// Options every configured service keeps, whatever its preset: those the seeds call

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::records::{check_owner, check_service, owned_service, update};
-use super::{notifications, AppError, AppState, Requester};
+use super::{notifications, schedule, AppError, AppState, Requester};
 use crate::domain::options::{self, check_field_name, CreateRequest, FieldError, ServiceSettings};
+use crate::domain::schedule::ScheduleRules;
 use crate::domain::service::{
     expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
 };
@@ -60,6 +61,20 @@ pub async fn create_service(
 
     let now = state.clock.now();
     let desired_time = request.desired_time.unwrap_or(now);
+    // From the bucket's count to the insert: two creates cannot both take its last place.
+    let booking = if schedule::takes_bucket(&settings.schedule, desired_time, now) {
+        Some(state.catalog.lock_bookings().await)
+    } else {
+        None
+    };
+    schedule::check_desired_time(
+        state,
+        service_name,
+        &settings.schedule,
+        desired_time,
+        request.desired_time.is_some(),
+        None,
+    )?;
     let expire_at = expiry_time(desired_time, settings.ttl_secs, now).map_err(|message| {
         let field = if request.desired_time.is_some() {
             "_desired_time"
@@ -94,6 +109,8 @@ pub async fn create_service(
     record.mark_created(initial, now);
 
     state.store.insert_service(&record)?;
+    // The time index counts it from here on.
+    drop(booking);
     state.store.wait_durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
     route(state, &record, &settings);
@@ -335,6 +352,20 @@ pub async fn reschedule_callback(
     change: &Reschedule,
 ) -> Result<ServiceRecord, AppError> {
     let now = state.clock.now();
+    let mut booking = None;
+    if let Some(desired) = change.new_desired_time {
+        // Access and state first (404, 403, 400 as the update below would), then the
+        // service's own scheduling rules, from its options snapshot.
+        let current = owned_service(state, id, requester)?;
+        check_service(&current, service_name)?;
+        if current.is_active() {
+            let rules = ScheduleRules::from_options(&current.options)?;
+            if schedule::takes_bucket(&rules, desired, now) {
+                booking = Some(state.catalog.lock_bookings().await);
+            }
+            schedule::check_desired_time(state, service_name, &rules, desired, true, Some(id))?;
+        }
+    }
     let mut before = CallbackState::Queued;
     let record = update(state, id, |record| {
         before = record.state;
@@ -356,6 +387,7 @@ pub async fn reschedule_callback(
         apply_user_data(&mut record.user_data, &change.user_data);
         Ok(())
     })?;
+    drop(booking);
     state.store.wait_durable().await?;
     // The router follows only a real move: out of the queue until the new time, or into it.
     match (before, record.state) {

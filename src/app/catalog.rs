@@ -4,12 +4,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::options::ValidService;
+use crate::domain::schedule::ScheduleService;
 
 /// Validated configured services by name. A std `RwLock`: it is held only to clone an `Arc`
 /// or insert one, never across an `.await`.
 #[derive(Clone, Default)]
 pub struct Catalog {
     services: Arc<RwLock<BTreeMap<String, Arc<ValidService>>>>,
+    /// Office-hours and capacity services, which callback services name; one name is in at
+    /// most one of the two maps.
+    schedules: Arc<RwLock<BTreeMap<String, Arc<ScheduleService>>>>,
+    /// Held by a create or reschedule from checking a time bucket's room to storing the
+    /// service in it, so two requests cannot both take a bucket's last place.
+    bookings: Arc<tokio::sync::Mutex<()>>,
     /// Held by an admin change across "write the store, flush, update this cache", so two
     /// concurrent changes of one service reach the store and the cache in the same order.
     writes: Arc<tokio::sync::Mutex<()>>,
@@ -33,15 +40,61 @@ impl Catalog {
 
     /// Adds or replaces a service; true if it is new.
     pub fn insert(&self, service: ValidService) -> bool {
+        let was_schedule = self.remove_schedule(&service.config.name);
         let mut map = self.services.write().unwrap_or_else(|e| e.into_inner());
         map.insert(service.config.name.clone(), Arc::new(service))
             .is_none()
+            && !was_schedule
     }
 
-    /// Removes a service; true if it was there.
+    /// Removes a service of either kind; true if it was there.
     pub fn remove(&self, name: &str) -> bool {
-        let mut map = self.services.write().unwrap_or_else(|e| e.into_inner());
+        let removed = {
+            let mut map = self.services.write().unwrap_or_else(|e| e.into_inner());
+            map.remove(name).is_some()
+        };
+        self.remove_schedule(name) || removed
+    }
+
+    /// The office-hours or capacity service named `name`.
+    pub fn schedule(&self, name: &str) -> Option<Arc<ScheduleService>> {
+        self.schedules
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every office-hours and capacity service, by name.
+    pub fn all_schedules(&self) -> Vec<Arc<ScheduleService>> {
+        self.schedules
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Adds or replaces an office-hours or capacity service; true if the name is new.
+    pub fn insert_schedule(&self, service: ScheduleService) -> bool {
+        let was_service = {
+            let mut map = self.services.write().unwrap_or_else(|e| e.into_inner());
+            map.remove(&service.config.name).is_some()
+        };
+        let mut map = self.schedules.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(service.config.name.clone(), Arc::new(service))
+            .is_none()
+            && !was_service
+    }
+
+    fn remove_schedule(&self, name: &str) -> bool {
+        let mut map = self.schedules.write().unwrap_or_else(|e| e.into_inner());
         map.remove(name).is_some()
+    }
+
+    /// Serializes bookings into time buckets (see the `bookings` field).
+    pub async fn lock_bookings(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.bookings.lock().await
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ValidService>>> {

@@ -27,6 +27,15 @@ pub enum AppError {
     /// A GMS protection refuses new work for now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A desired time that the service's scheduling rules refuse (400), with the free time
+    /// slots nearest to it (empty for the limits on how far ahead or back it may be).
+    #[error("{message}")]
+    Unschedulable {
+        /// What refused it, naming the option.
+        message: String,
+        /// The nearest free slots and the callbacks each can still take.
+        availability: Vec<(crate::domain::time::Timestamp, u32)>,
+    },
     /// The service's state does not allow the operation.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),

@@ -21,6 +21,7 @@ pub mod overview;
 pub mod presence;
 pub mod queues;
 pub mod records;
+pub mod schedule;
 pub mod sessions;
 pub mod voice;
 

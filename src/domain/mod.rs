@@ -6,6 +6,7 @@
 //! - [`time`]: timestamps and their ISO 8601 wire form.
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
+//! - [`schedule`]: office hours, capacity and the limits on a callback's desired time.
 //! - [`service`]: the service record, its states, cancel and reschedule.
 //! - [`lifecycle`]: every other transition of a service, and the effects each implies.
 //! - [`notification`]: customer-bound notifications.
@@ -27,6 +28,7 @@ pub mod kv;
 pub mod lifecycle;
 pub mod notification;
 pub mod options;
+pub mod schedule;
 pub mod service;
 pub mod skill;
 pub mod target;

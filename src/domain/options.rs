@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules, ScheduleService};
 use super::target::TargetList;
 use super::time::Timestamp;
 
@@ -25,16 +26,30 @@ pub enum Preset {
     RequestChat,
     /// GMS-based chat that waits for an agent, reported by `/status` (seed 003).
     RequestChatPoll,
+    /// An office-hours service (`_service=office-hours`): when the office is open. Callback
+    /// services name it in `_business_hours_service`; it creates no service instances.
+    OfficeHours,
+    /// A capacity service (`_service=capacity`): how many scheduled callbacks each time bucket
+    /// takes. Callback services name it in `_capacity_service`.
+    Capacity,
 }
 
 impl Preset {
-    /// Every preset.
+    /// Every preset of a service that clients create instances of (callbacks and chats).
     pub const ALL: [Preset; 4] = [
         Preset::ChatImmediate,
         Preset::ChatDelayed,
         Preset::RequestChat,
         Preset::RequestChatPoll,
     ];
+
+    /// The presets of scheduling services, which callback services refer to by name.
+    pub const SCHEDULING: [Preset; 2] = [Preset::OfficeHours, Preset::Capacity];
+
+    /// Whether this is an office-hours or capacity service rather than a callback or chat.
+    pub fn is_scheduling(self) -> bool {
+        Self::SCHEDULING.contains(&self)
+    }
 
     /// The name used in configuration (`Chat-Delayed`).
     pub fn name(self) -> &'static str {
@@ -43,6 +58,8 @@ impl Preset {
             Preset::ChatDelayed => "Chat-Delayed",
             Preset::RequestChat => "Request-Chat",
             Preset::RequestChatPoll => "Request-Chat-Poll",
+            Preset::OfficeHours => "Office-Hours",
+            Preset::Capacity => "Capacity",
         }
     }
 
@@ -93,11 +110,23 @@ impl Preset {
                 ("_mandatory_customer_lookup_keys", ""),
             ],
         );
+        const OFFICE_HOURS: [(&str, &str); 3] = [
+            ("_type", "builtin"),
+            ("_service", "office-hours"),
+            ("_timezone", "UTC"),
+        ];
+        const CAPACITY: [(&str, &str); 3] = [
+            ("_type", "builtin"),
+            ("_service", "capacity"),
+            ("_timezone", "UTC"),
+        ];
         match self {
             Preset::ChatImmediate => &CHAT_IMMEDIATE,
             Preset::ChatDelayed => &CHAT_DELAYED,
             Preset::RequestChat => &REQUEST_CHAT,
             Preset::RequestChatPoll => &REQUEST_CHAT_POLL,
+            Preset::OfficeHours => &OFFICE_HOURS,
+            Preset::Capacity => &CAPACITY,
         }
     }
 }
@@ -125,10 +154,11 @@ impl FromStr for Preset {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
+            .chain(Self::SCHEDULING)
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
-                    "unknown preset `{s}`: use one of Chat-Immediate, Chat-Delayed, Request-Chat, Request-Chat-Poll"
+                    "unknown preset `{s}`: use one of Chat-Immediate, Chat-Delayed, Request-Chat, Request-Chat-Poll, Office-Hours, Capacity"
                 )
             })
     }
@@ -152,12 +182,46 @@ impl ConfiguredService {
     /// The first bad option, named.
     pub fn validate(self, stat_servers: &[String]) -> Result<ValidService, OptionError> {
         validate_service_name(&self.name)?;
+        if self.preset.is_scheduling() {
+            return Err(OptionError::new(
+                "preset",
+                format!(
+                    "`{}` configures a scheduling service, which has no callbacks or chats of its own",
+                    self.preset
+                ),
+            ));
+        }
         let effective = self.effective_options();
         let settings = ServiceSettings::from_options(&effective, stat_servers)?;
         Ok(ValidService {
             config: self,
             effective,
             settings,
+        })
+    }
+
+    /// Checks the name and every option of an office-hours or capacity service; returns it
+    /// with its rules parsed.
+    ///
+    /// # Errors
+    /// Not a scheduling preset, or the first bad option, named.
+    pub fn validate_schedule(self) -> Result<ScheduleService, OptionError> {
+        validate_service_name(&self.name)?;
+        let effective = self.effective_options();
+        let calendar = match self.preset {
+            Preset::OfficeHours => Calendar::OfficeHours(OfficeHours::from_options(&effective)?),
+            Preset::Capacity => Calendar::Capacity(Box::new(Capacity::from_options(&effective)?)),
+            other => {
+                return Err(OptionError::new(
+                    "preset",
+                    format!("`{other}` is not a scheduling preset: use Office-Hours or Capacity"),
+                ))
+            }
+        };
+        Ok(ScheduleService {
+            config: self,
+            effective,
+            calendar,
         })
     }
 
@@ -214,7 +278,8 @@ pub struct OptionError {
 }
 
 impl OptionError {
-    fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `option`.
+    pub fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             option: option.into(),
             message: message.into(),
@@ -306,6 +371,9 @@ pub struct ServiceSettings {
     /// `_max_dial_attempts`: dial attempts before such a callback gives up with
     /// `FAIL_CALL_TO_CUSTOMER` (at least 1).
     pub max_dial_attempts: u64,
+    /// Office hours, capacity and the limits on the desired time (`_business_hours_service`,
+    /// `_capacity_service`, `_request_time_bucket`, ...).
+    pub schedule: ScheduleRules,
 }
 
 /// `_user_confirm_timeout` when unset.
@@ -379,6 +447,7 @@ impl ServiceSettings {
                 "`0` would never dial: give the number of attempts, at least 1 (GMS's default is 3)",
             ));
         }
+        let schedule = ScheduleRules::from_options(options)?;
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(
@@ -414,6 +483,7 @@ impl ServiceSettings {
                 "" => DEFAULT_USER_CONFIRM_TIMEOUT_SECS,
                 value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),
             },
+            schedule,
         })
     }
 }

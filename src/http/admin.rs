@@ -9,9 +9,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::error::respond;
+use super::error::{respond, ApiError};
 use super::form::{self, Fields};
-use super::views::{configured_service, query_entry, record_detail};
+use super::views::{configured_schedule, configured_service, query_entry, record_detail};
 use super::{reply, with_state};
 use crate::app::admin::{self, QueueQuery};
 use crate::app::{queues, AppError, AppState};
@@ -107,12 +107,19 @@ fn services_list(state: AppState) -> impl Filter<Extract = (Response,), Error = 
         .and(admin_token(&state))
         .and(with_state(state))
         .map(|state: AppState| {
-            let services: Vec<_> = state
+            let mut services: Vec<_> = state
                 .catalog
                 .all()
                 .iter()
                 .map(|s| configured_service(s))
                 .collect();
+            services.extend(
+                state
+                    .catalog
+                    .all_schedules()
+                    .iter()
+                    .map(|s| configured_schedule(s)),
+            );
             reply::json(StatusCode::OK, &services)
         })
 }
@@ -127,6 +134,9 @@ fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(admin_token(&state))
         .and(with_state(state))
         .map(|name: String, state: AppState| {
+            if let Some(schedule) = state.catalog.schedule(&name) {
+                return reply::json(StatusCode::OK, &configured_schedule(&schedule));
+            }
             let found = state
                 .catalog
                 .get(&name)
@@ -142,7 +152,8 @@ fn services_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ServiceBody {
-    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat` or `Request-Chat-Poll`.
+    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat`, `Request-Chat-Poll`, `Office-Hours`
+    /// or `Capacity`.
     preset: String,
     /// GMS options, every value a string.
     #[serde(default)]
@@ -191,17 +202,26 @@ fn services_put(state: AppState) -> impl Filter<Extract = (Response,), Error = R
 }
 
 async fn put_service(name: String, state: AppState, body: ServiceBody) -> Response {
-    let result = match body.into_parts() {
-        Ok((preset, options)) => admin::put_service(&state, &name, preset, options).await,
-        Err(err) => Err(err),
-    };
-    respond(result, |(service, created)| {
-        let status = if created {
+    let status = |created: bool| {
+        if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
-        };
-        reply::json(status, &configured_service(&service))
+        }
+    };
+    let (preset, options) = match body.into_parts() {
+        Ok(parts) => parts,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    if preset.is_scheduling() {
+        let result = admin::put_schedule_service(&state, &name, preset, options).await;
+        return respond(result, |(service, created)| {
+            reply::json(status(created), &configured_schedule(&service))
+        });
+    }
+    let result = admin::put_service(&state, &name, preset, options).await;
+    respond(result, |(service, created)| {
+        reply::json(status(created), &configured_service(&service))
     })
 }
 

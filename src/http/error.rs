@@ -2,6 +2,7 @@
 //! and [`handle_rejection`], which turns what warp rejects into a GMS error body (pages'
 //! rejections are answered before it, by the `recover` in `mod.rs`).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use serde::Serialize;
@@ -19,6 +20,14 @@ use crate::store::StoreError;
 pub enum ApiError {
     /// 400: the request is wrong; the message says how to fix it.
     BadRequest(String),
+    /// 400: the desired time is refused by the service's scheduling rules; `availability`
+    /// lists the nearest free slots (`{"<ISO time>": remaining}`).
+    DesiredTimeNotAvailable {
+        /// What refused it, naming the option.
+        message: String,
+        /// The nearest free slots.
+        availability: BTreeMap<String, u32>,
+    },
     /// 401: missing or wrong bearer token.
     Unauthorized(String),
     /// 403: not allowed.
@@ -51,17 +60,23 @@ impl warp::reject::Reject for ApiError {}
 pub(super) struct ErrorBody<'a> {
     /// A stable kind clients can match on: `InvalidRequest`, `Unauthorized`, `Forbidden`,
     /// `NotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `UnsupportedMediaType`,
-    /// `TooManyRequests`, `ServiceUnavailable` or `InternalError`.
+    /// `TooManyRequests`, `ServiceUnavailable`, `DesiredTimeNotAvailable` or `InternalError`.
     exception: &'a str,
     /// What went wrong and how to fix it; a bad field is named.
     message: String,
+    /// With `DesiredTimeNotAvailable` only: the free time slots nearest to the refused
+    /// desired time, each with the callbacks it can still take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    availability: Option<BTreeMap<String, u32>>,
 }
 
 impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::DesiredTimeNotAvailable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -78,6 +93,7 @@ impl ApiError {
     pub fn exception(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "InvalidRequest",
+            ApiError::DesiredTimeNotAvailable { .. } => "DesiredTimeNotAvailable",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "NotFound",
@@ -98,6 +114,7 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m)
+            | ApiError::DesiredTimeNotAvailable { message: m, .. }
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
@@ -129,6 +146,12 @@ impl ApiError {
             &ErrorBody {
                 exception: self.exception(),
                 message: self.message(),
+                availability: match &self {
+                    ApiError::DesiredTimeNotAvailable { availability, .. } => {
+                        Some(availability.clone())
+                    }
+                    _ => None,
+                },
             },
         );
         if let ApiError::TooManyRequests {
@@ -157,6 +180,16 @@ impl From<AppError> for ApiError {
                 ApiError::NotFound(err.to_string())
             }
             AppError::Forbidden(message) => ApiError::Forbidden(message),
+            AppError::Unschedulable {
+                message,
+                availability,
+            } => ApiError::DesiredTimeNotAvailable {
+                message,
+                availability: availability
+                    .into_iter()
+                    .map(|(at, room)| (at.to_iso(), room))
+                    .collect(),
+            },
             AppError::Limit(LimitError::TooFast {
                 retry_after_secs, ..
             }) => ApiError::TooManyRequests {

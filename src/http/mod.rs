@@ -1,7 +1,8 @@
 //! warp filters only: match a route, parse the request into domain types, call one `app`
 //! function, turn its result into a reply. No business rule and no storage access lives here.
 //!
-//! - [`callback`]: the customer-facing GMS Callback and Service APIs.
+//! - [`callback`]: the customer-facing GMS Callback and Service APIs; [`schedule`]: office
+//!   hours (Calendar Service API) and a callback service's availability.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
 //! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats;
@@ -33,6 +34,7 @@ mod notify;
 mod openapi;
 mod params;
 mod reply;
+mod schedule;
 mod users;
 mod views;
 mod voice;
@@ -55,9 +57,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 12] = [
+    let groups: [BoxedFilter<(Response,)>; 13] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
+        schedule::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
         desktop::routes(state.clone())
             .or(voice::routes(state.clone()))

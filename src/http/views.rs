@@ -204,7 +204,8 @@ pub struct RecordDetail {
 #[allow(dead_code)] // describes `configured_service` for the OpenAPI document only
 pub struct ConfiguredServiceView {
     name: String,
-    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat` or `Request-Chat-Poll`.
+    /// `Chat-Immediate`, `Chat-Delayed`, `Request-Chat`, `Request-Chat-Poll`, `Office-Hours`
+    /// or `Capacity`.
     preset: String,
     /// What the administrator configured.
     options: std::collections::BTreeMap<String, String>,
@@ -272,6 +273,16 @@ pub fn record_detail(record: &ServiceRecord) -> Value {
         "user_data": record.user_data,
         "state_history": history,
         "routing_history": routing,
+    })
+}
+
+/// An office-hours or capacity service, in the shape of [`configured_service`].
+pub fn configured_schedule(service: &crate::domain::schedule::ScheduleService) -> Value {
+    serde_json::json!({
+        "name": service.config.name,
+        "preset": service.config.preset.name(),
+        "options": service.config.options,
+        "effective_options": service.effective,
     })
 }
 

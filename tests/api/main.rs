@@ -23,3 +23,4 @@ mod node_client;
 mod notifications;
 mod push;
 mod routing;
+mod schedule;

@@ -157,6 +157,8 @@ fn preset_summary(preset: Preset) -> &'static str {
         Preset::RequestChatPoll => {
             "Chat run by callbackd that waits for an agent, reported by /status."
         }
+        Preset::OfficeHours => "Office hours that callback services follow.",
+        Preset::Capacity => "Scheduled callbacks each time bucket takes.",
     }
 }
 
