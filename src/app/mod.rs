@@ -21,6 +21,7 @@ pub mod overview;
 pub mod presence;
 pub mod queues;
 pub mod sessions;
+pub mod storage;
 pub mod voice;
 
 use std::sync::Arc;

@@ -13,6 +13,8 @@
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
 //! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
+//! - [`storage`]: the GMS Storage API's areas, their TTL and limits.
+//! - [`subscription`]: the GMS Notification API's subscriptions and tag filters.
 
 pub mod account;
 pub mod chat;
@@ -25,6 +27,8 @@ pub mod notification;
 pub mod options;
 pub mod service;
 pub mod skill;
+pub mod storage;
+pub mod subscription;
 pub mod target;
 pub mod time;
 pub mod voice;

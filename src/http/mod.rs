@@ -8,6 +8,7 @@
 //!   [`voice`]: the outcome of a voice callback the agent dialed;
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
+//! - [`storage`]: the GMS Storage API (areas on their own and a service's storage).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`auth`]: session cookies, CSRF and roles for the console, the desktop and their APIs.
 //! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
@@ -32,6 +33,7 @@ mod metrics;
 mod notify;
 mod openapi;
 mod reply;
+mod storage;
 mod users;
 mod views;
 mod voice;
@@ -54,7 +56,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 12] = [
+    let groups: [BoxedFilter<(Response,)>; 13] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
@@ -64,6 +66,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             .boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
+        storage::routes(state.clone()).boxed(),
         admin::routes(state.clone()).boxed(),
         metrics::routes(state.clone()).boxed(),
         openapi::routes().boxed(),

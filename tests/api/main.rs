@@ -6,6 +6,7 @@ mod install;
 
 mod durability;
 mod storage;
+mod storage_api;
 
 mod abuse;
 mod admin;
