@@ -22,6 +22,7 @@ pub mod presence;
 pub mod queues;
 pub mod sessions;
 pub mod storage;
+pub mod subscriptions;
 pub mod voice;
 
 use std::sync::Arc;

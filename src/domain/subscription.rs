@@ -198,13 +198,15 @@ impl Subscription {
                     authorization: request.authorization,
                 }
             }
-            _ => return Err(FieldError::new(
-                "notificationDetails.type",
-                format!(
+            _ => {
+                return Err(FieldError::new(
+                    "notificationDetails.type",
+                    format!(
                     "type `{}` is not a channel callbackd has: send comet, httpcb or customhttp",
                     details.kind.escape_default()
                 ),
-            )),
+                ))
+            }
         };
         Ok(Subscription {
             id,

@@ -8,7 +8,8 @@
 //!   [`voice`]: the outcome of a voice callback the agent dialed;
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
-//! - [`storage`]: the GMS Storage API (areas on their own and a service's storage).
+//! - [`storage`]: the GMS Storage API (areas on their own and a service's storage);
+//!   [`notification_api`]: the GMS Notification API (subscriptions and publish).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`auth`]: session cookies, CSRF and roles for the console, the desktop and their APIs.
 //! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
@@ -30,6 +31,7 @@ mod esp;
 mod form;
 pub(crate) use form::fuzz_form;
 mod metrics;
+mod notification_api;
 mod notify;
 mod openapi;
 mod reply;
@@ -66,7 +68,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             .boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
-        storage::routes(state.clone()).boxed(),
+        storage::routes(state.clone())
+            .or(notification_api::routes(state.clone()))
+            .unify()
+            .boxed(),
         admin::routes(state.clone()).boxed(),
         metrics::routes(state.clone()).boxed(),
         openapi::routes().boxed(),

@@ -124,6 +124,9 @@ pub struct NoFields {
         super::storage::service_storage_value_get,
         super::storage::service_storage_value_delete,
         super::storage::service_storage_binary_get,
+        super::notification_api::subscription_create,
+        super::notification_api::subscription_delete,
+        super::notification_api::notification_publish,
         super::cometd::cometd_poll,
         super::cometd::cometd_jsonp,
         super::admin::services_list,
@@ -162,7 +165,7 @@ pub struct NoFields {
     tags(
         (name = "callback", description = "GMS Callback and Service APIs (customer-facing, `gms_user`)"),
         (name = "chat", description = "GMS Chat API v1 (customer-facing)"),
-        (name = "notification", description = "Notifications between the customer and the agent desktop"),
+        (name = "notification", description = "Notifications between the customer and the agent desktop, and the GMS Notification API (subscriptions, publish; JSON only)"),
         (name = "storage", description = "GMS Storage API: key/value areas with a time to live, and a service's storage"),
         (name = "cometd", description = "Bayeux 1.0 long-polling and callback-polling (the websocket upgrade is on the same path)"),
         (name = "admin", description = "Administrator API (bearer token)"),

@@ -21,6 +21,7 @@ mod errors;
 mod esp;
 mod metrics;
 mod node_client;
+mod notification_api;
 mod notifications;
 mod push;
 mod routing;
