@@ -210,7 +210,7 @@ fn storage_delete(
 /// GET /genesys/1/storage/{id}/{key}
 #[utoipa::path(get, path = "/genesys/1/storage/{id}/{key}", tag = "storage",
     params(("id" = String, Path, description = "The storage id"), ("key" = String, Path, description = "The key"), GmsUser),
-    responses((status = 200, description = "The value as stored: text as text/plain, binary with its content type", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The value as stored: text as text/plain, binary with its content type", content_type = "*/*", body = Vec<u8>)))]
 fn storage_value_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -313,7 +313,7 @@ fn service_storage_delete(
 /// GET /genesys/1/service/{id}/storage/{key}
 #[utoipa::path(get, path = "/genesys/1/service/{id}/storage/{key}", tag = "storage",
     params(ServiceId, ("key" = String, Path, description = "The key"), GmsUser),
-    responses((status = 200, description = "The value as stored: text as text/plain, binary with its content type", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The value as stored: text as text/plain, binary with its content type", content_type = "*/*", body = Vec<u8>)))]
 fn service_storage_value_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -352,7 +352,7 @@ fn service_storage_value_delete(
 /// GET /genesys/1/service/{id}/storage/binary/{key}
 #[utoipa::path(get, path = "/genesys/1/service/{id}/storage/binary/{key}", tag = "storage",
     params(ServiceId, ("key" = String, Path, description = "The key"), GmsUser),
-    responses((status = 200, description = "The value's bytes with the content type it was stored with", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The value's bytes with the content type it was stored with", content_type = "*/*", body = Vec<u8>)))]
 fn service_storage_binary_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
