@@ -1,5 +1,6 @@
 //! Expiry: removes every service whose `desired_time + _ttl` has passed, with everything stored
-//! for it. The job body ([`run_once`]) takes the time as an argument, so tests drive it with any
+//! for it, and every Storage API area and Notification API subscription past its time (their
+//! own time indexes, scanned the same way). The job body ([`run_once`]) takes the time as an argument, so tests drive it with any
 //! clock; [`schedule`] runs it on a tokio-cron-scheduler schedule, and start-up runs it once
 //! to catch up after downtime.
 
@@ -81,7 +82,30 @@ pub fn run_once(store: &Store, now: Timestamp) -> Result<Vec<String>, StoreError
     if !removed.is_empty() {
         tracing::info!(removed = removed.len(), "expired services removed");
     }
+    let areas = purge_all(|limit| store.purge_expired_storage(now, limit))?;
+    let subscriptions = purge_all(|limit| store.purge_expired_subscriptions(now, limit))?;
+    if areas + subscriptions > 0 {
+        tracing::info!(
+            areas,
+            subscriptions,
+            "expired storage areas and subscriptions removed"
+        );
+    }
     Ok(removed)
+}
+
+/// Runs `purge` in batches until nothing due is left; returns how many it removed.
+fn purge_all(
+    mut purge: impl FnMut(usize) -> Result<(usize, Vec<String>), StoreError>,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    loop {
+        let (scanned, gone) = purge(BATCH)?;
+        removed += gone.len();
+        if scanned < BATCH {
+            return Ok(removed);
+        }
+    }
 }
 
 /// Starts a scheduler running [`run_once`] on the cron `schedule` (six fields, with seconds).
@@ -223,6 +247,35 @@ mod tests {
         assert_eq!(
             run_once(&store, Timestamp::from_millis(100)).unwrap().len(),
             1
+        );
+    }
+
+    #[test]
+    fn storage_areas_subscriptions_and_a_services_storage_expire_in_the_same_run() {
+        use crate::domain::storage::{new_area, StorageEntry};
+        let store = Store::open_temporary().unwrap();
+        store.insert_service(&record("svc", 10)).unwrap();
+        let area = |id: &str, ttl| {
+            new_area(
+                id.into(),
+                None,
+                Timestamp::from_millis(0),
+                ttl,
+                vec![StorageEntry::text("k", "v")],
+            )
+            .unwrap()
+        };
+        store.put_service_storage(&area("svc", 1_000)).unwrap();
+        store.put_storage(&area("due", 1)).unwrap();
+        store.put_storage(&area("later", 100)).unwrap();
+
+        run_once(&store, Timestamp::from_millis(1_000)).unwrap();
+
+        assert!(store.storage("due").unwrap().is_none());
+        assert!(store.storage("later").unwrap().is_some());
+        assert!(
+            store.service_storage("svc").unwrap().is_none(),
+            "a service's storage goes with it"
         );
     }
 

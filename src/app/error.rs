@@ -42,6 +42,10 @@ pub enum AppError {
     /// A chat limit refused a message: too large or transcript full (413), too fast (429).
     #[error(transparent)]
     Limit(#[from] LimitError),
+    /// A request is over a size limit other than the body's (a Storage API value or area):
+    /// 413; the message names the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Storage failed (logged; clients see a generic message).
     #[error(transparent)]
     Store(#[from] StoreError),

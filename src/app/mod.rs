@@ -23,6 +23,8 @@ pub mod queues;
 pub mod records;
 pub mod schedule;
 pub mod sessions;
+pub mod storage;
+pub mod subscriptions;
 pub mod voice;
 
 use std::sync::Arc;

@@ -17,6 +17,8 @@
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
 //! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
+//! - [`storage`]: the GMS Storage API's areas, their TTL and limits.
+//! - [`subscription`]: the GMS Notification API's subscriptions and tag filters.
 
 pub mod account;
 pub mod agent;
@@ -31,6 +33,8 @@ pub mod options;
 pub mod schedule;
 pub mod service;
 pub mod skill;
+pub mod storage;
+pub mod subscription;
 pub mod target;
 pub mod time;
 pub mod voice;

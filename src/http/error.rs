@@ -197,6 +197,7 @@ impl From<AppError> for ApiError {
                 retry_after_secs,
             },
             AppError::Limit(_) => ApiError::PayloadTooLarge(err.to_string()),
+            AppError::TooLarge(message) => ApiError::PayloadTooLarge(message),
             AppError::Unavailable(message) => ApiError::ServiceUnavailable(message),
             AppError::Store(StoreError::ShuttingDown) => {
                 ApiError::ServiceUnavailable("the server is shutting down: retry shortly".into())

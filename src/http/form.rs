@@ -12,6 +12,7 @@ use warp::{Buf, Filter, Rejection};
 
 use super::error::ApiError;
 use super::header_text;
+use crate::domain::storage::StorageEntry;
 
 /// Request fields in arrival order.
 pub type Fields = Vec<(String, String)>;
@@ -253,6 +254,97 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Fields, ApiE
         fields.push((name, value));
     }
     Ok(fields)
+}
+
+/// The key/value pairs of a Storage API body: urlencoded fields are text; multipart parts
+/// keep their bytes, and a part with a file name or a content type is a binary value with
+/// that type (GMS: "Data may consist of key/value pairs of strings or binary objects").
+/// Other body types are 415; the query string is not read.
+pub fn storage_entries(
+    limit: u64,
+) -> impl Filter<Extract = (Vec<StorageEntry>,), Error = Rejection> + Clone {
+    header_text("content-type").and(body(limit)).and_then(
+        |content_type: Option<String>, body: Bytes| async move {
+            parse_storage_body(content_type.as_deref(), body)
+                .await
+                .map_err(warp::reject::custom)
+        },
+    )
+}
+
+async fn parse_storage_body(
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Result<Vec<StorageEntry>, ApiError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let accepted = "application/x-www-form-urlencoded or multipart/form-data";
+    let Some(content_type) = content_type else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body has no Content-Type: send it as {accepted}"
+        )));
+    };
+    match mime_essence(content_type).as_str() {
+        "application/x-www-form-urlencoded" => Ok(parse_urlencoded(&body, "body")?
+            .into_iter()
+            .map(|(key, value)| StorageEntry::text(key, value))
+            .collect()),
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(content_type).map_err(|_| {
+                ApiError::BadRequest(
+                    "multipart/form-data needs a boundary: send Content-Type: multipart/form-data; boundary=..."
+                        .into(),
+                )
+            })?;
+            let stream =
+                futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            let mut entries = Vec::new();
+            while let Some(field) = multipart.next_field().await.map_err(|err| {
+                ApiError::BadRequest(format!("the multipart body is malformed: {err}"))
+            })? {
+                let name = field.name().map(str::to_string).ok_or_else(|| {
+                    ApiError::BadRequest("a multipart part has no name: give each part Content-Disposition: form-data; name=\"...\"".into())
+                })?;
+                let is_file = field.file_name().is_some();
+                let part_type = field.content_type().map(|mime| mime.to_string());
+                let bytes = field.bytes().await.map_err(|err| {
+                    ApiError::BadRequest(format!("multipart part `{name}` is malformed: {err}"))
+                })?;
+                entries.push(StorageEntry::from_part(
+                    name,
+                    bytes.to_vec(),
+                    part_type,
+                    is_file,
+                ));
+            }
+            Ok(entries)
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type `{other}` is not accepted here: send {accepted}"
+        ))),
+    }
+}
+
+/// A JSON body of type `T` for GMS APIs that take JSON only (the Notification API): any
+/// other or no Content-Type is 415, as GMS answers ("Its absence or incorrect value can
+/// result in a 415").
+pub fn strict_json_body<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    header_text("content-type")
+        .and_then(|content_type: Option<String>| async move {
+            match content_type.as_deref().map(mime_essence).as_deref() {
+                Some("application/json") => Ok(()),
+                _ => Err(warp::reject::custom(ApiError::UnsupportedMediaType(
+                    "this endpoint takes a JSON body only: send Content-Type: application/json"
+                        .into(),
+                ))),
+            }
+        })
+        .untuple_one()
+        .and(json_body::<T>(limit))
 }
 
 /// A flat JSON object: strings as they are, numbers and booleans as their text, nulls skipped.

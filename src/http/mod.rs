@@ -9,6 +9,8 @@
 //!   [`voice`]: the outcome of a voice callback the agent dialed;
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
+//! - [`storage`]: the GMS Storage API (areas on their own and a service's storage);
+//!   [`notification_api`]: the GMS Notification API (subscriptions and publish).
 //! - [`cometd`]: the CometD endpoint (long-polling and websocket).
 //! - [`auth`]: session cookies, CSRF and roles for the console, the desktop and their APIs.
 //! - [`console`]: the Service Management console's pages (`/admin/...`); [`users`]: the
@@ -30,11 +32,13 @@ mod esp;
 mod form;
 pub(crate) use form::fuzz_form;
 mod metrics;
+mod notification_api;
 mod notify;
 mod openapi;
 mod params;
 mod reply;
 mod schedule;
+mod storage;
 mod users;
 mod views;
 mod voice;
@@ -57,7 +61,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 13] = [
+    let groups: [BoxedFilter<(Response,)>; 14] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         schedule::routes(state.clone()).boxed(),
@@ -68,6 +72,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             .boxed(),
         esp::routes(state.clone()).boxed(),
         notify::routes(state.clone()).boxed(),
+        storage::routes(state.clone())
+            .or(notification_api::routes(state.clone()))
+            .unify()
+            .boxed(),
         admin::routes(state.clone()).boxed(),
         metrics::routes(state.clone()).boxed(),
         openapi::routes().boxed(),

@@ -84,6 +84,21 @@ fn document_json() -> &'static str {
         super::notify::internal_notification_send,
         super::notify::agent_notification_send,
         super::notify::agent_notifications_retrieve,
+        super::storage::storage_create,
+        super::storage::storage_create_custom,
+        super::storage::storage_get,
+        super::storage::storage_delete,
+        super::storage::storage_value_get,
+        super::storage::storage_value_delete,
+        super::storage::service_storage_get,
+        super::storage::service_storage_post,
+        super::storage::service_storage_delete,
+        super::storage::service_storage_value_get,
+        super::storage::service_storage_value_delete,
+        super::storage::service_storage_binary_get,
+        super::notification_api::subscription_create,
+        super::notification_api::subscription_delete,
+        super::notification_api::notification_publish,
         super::cometd::cometd_poll,
         super::cometd::cometd_jsonp,
         super::admin::services_list,
@@ -120,11 +135,12 @@ fn document_json() -> &'static str {
         super::metrics::metrics_get,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&CometdSuffixes, &OneIdPerMethod, &SecuritySchemes, &ErrorReplies, &ServiceLinks),
+    modifiers(&CometdSuffixes, &OneIdPerMethod, &SecuritySchemes, &ErrorReplies, &ServiceLinks, &IdLinks),
     tags(
         (name = "callback", description = "GMS Callback and Service APIs (customer-facing, `gms_user`)"),
         (name = "chat", description = "GMS Chat API v1 (customer-facing)"),
-        (name = "notification", description = "Notifications between the customer and the agent desktop"),
+        (name = "notification", description = "Notifications between the customer and the agent desktop, and the GMS Notification API (subscriptions, publish; JSON only)"),
+        (name = "storage", description = "GMS Storage API: key/value areas with a time to live, and a service's storage"),
         (name = "cometd", description = "Bayeux 1.0 long-polling and callback-polling (the websocket upgrade is on the same path)"),
         (name = "admin", description = "Administrator API (bearer token)"),
         (name = "agent", description = "Agent desktop API (bearer token or the desktop's session)"),
@@ -221,6 +237,60 @@ impl Modify for ServiceLinks {
                         .parameter("header.gms_user", "$request.header.gms_user")
                         .build();
                     created.links.insert(target.clone(), RefOr::T(link));
+                }
+            }
+        }
+    }
+}
+
+/// Links from the Storage and Notification APIs' creates (whose reply is `{"id"}`) to the
+/// operations on what they created, with the creator's `gms_user`, for the same reason as
+/// [`ServiceLinks`].
+struct IdLinks;
+
+/// (create operation, operations that take its `id` as their `{id}`).
+const ID_LINKS: [(&str, &[&str]); 3] = [
+    (
+        "storage_create",
+        &[
+            "storage_get",
+            "storage_delete",
+            "storage_value_get",
+            "storage_value_delete",
+        ],
+    ),
+    (
+        "storage_create_custom",
+        &[
+            "storage_get",
+            "storage_delete",
+            "storage_value_get",
+            "storage_value_delete",
+        ],
+    ),
+    ("subscription_create", &["subscription_delete"]),
+];
+
+impl Modify for IdLinks {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            for operation in operations(item) {
+                let Some((_, targets)) = ID_LINKS
+                    .iter()
+                    .find(|(create, _)| operation.operation_id.as_deref() == Some(*create))
+                else {
+                    continue;
+                };
+                let Some(RefOr::T(created)) = operation.responses.responses.get_mut("200") else {
+                    continue;
+                };
+                for target in *targets {
+                    let link = utoipa::openapi::link::LinkBuilder::new()
+                        .operation_id(target.to_string())
+                        .parameter("path.id", "$response.body#/id")
+                        .parameter("header.gms_user", "$request.header.gms_user")
+                        .build();
+                    created.links.insert(target.to_string(), RefOr::T(link));
                 }
             }
         }

@@ -29,6 +29,16 @@ pub fn javascript(body: String) -> Response {
     response
 }
 
+/// 200 with `body` as it is, of type `content_type`, and the no-cache headers (a stored
+/// Storage API value).
+pub fn bytes(content_type: &str, body: Vec<u8>) -> Response {
+    let mut response = with_headers(StatusCode::OK, body);
+    let value = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, value);
+    response
+}
+
 fn with_headers(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = Response::new(bytes.into());
     *response.status_mut() = status;

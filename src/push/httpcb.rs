@@ -91,14 +91,34 @@ impl Default for HttpCallbackSettings {
 /// One notification to POST.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The service it belongs to.
+    /// The service it belongs to (for a Notification API event: the subscription).
     pub service_id: String,
-    /// Its sequence number (to mark it delivered).
-    pub seq: u64,
+    /// The stored notification's sequence number, to mark it delivered; `None` for a
+    /// Notification API event, which is not stored (nothing to check before a retry or to
+    /// mark after a 2xx).
+    pub seq: Option<u64>,
     /// Where to POST.
     pub url: String,
-    /// The JSON body.
+    /// The body.
     pub body: String,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// An `Authorization` header to send (a `customhttp` subscription's `authorization`).
+    pub authorization: Option<String>,
+}
+
+impl Job {
+    /// The POST of stored notification `seq` of service `service_id`: the JSON envelope.
+    pub fn notification(service_id: String, seq: u64, url: String, body: String) -> Job {
+        Job {
+            service_id,
+            seq: Some(seq),
+            url,
+            body,
+            content_type: "application/json",
+            authorization: None,
+        }
+    }
 }
 
 /// Hands jobs to the worker. Cheap to clone.
@@ -162,15 +182,18 @@ impl HttpCallbacks {
     }
 
     /// Queues a POST; when the queue is full or the worker stopped, the notification waits
-    /// for polling.
-    pub fn post(&self, job: Job) {
-        if let Err(err) = self.jobs.try_send(job) {
-            let job = match err {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
-                }
-            };
-            tracing::warn!(service_id = %job.service_id, "http callback not queued (worker busy or stopped); left for retrieve-notifications");
+    /// for polling. Returns whether it was queued.
+    pub fn post(&self, job: Job) -> bool {
+        match self.jobs.try_send(job) {
+            Ok(()) => true,
+            Err(err) => {
+                let job = match err {
+                    mpsc::error::TrySendError::Full(job)
+                    | mpsc::error::TrySendError::Closed(job) => job,
+                };
+                tracing::warn!(service_id = %job.service_id, "http callback not queued (worker busy or stopped); left for retrieve-notifications");
+                false
+            }
         }
     }
 }
@@ -211,12 +234,14 @@ impl Clients {
                 return false;
             }
         };
-        let sent = client
+        let mut request = client
             .post(&job.url)
-            .header("content-type", "application/json")
-            .body(job.body.clone())
-            .send()
-            .await;
+            .header("content-type", job.content_type)
+            .body(job.body.clone());
+        if let Some(authorization) = &job.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let sent = request.send().await;
         match sent {
             Ok(response) if response.status().is_success() => true,
             Ok(response) => {
@@ -536,7 +561,7 @@ async fn run(
 }
 
 /// Tries one POST of a notification (checking first, on a retry, that it still waits).
-#[tracing::instrument(skip_all, fields(service_id = %pending.job.service_id, seq = pending.job.seq))]
+#[tracing::instrument(skip_all, fields(service_id = %pending.job.service_id, seq = ?pending.job.seq))]
 async fn attempt(
     store: Store,
     clients: Arc<Clients>,
@@ -544,8 +569,8 @@ async fn attempt(
     pending: Pending,
 ) -> (String, Pending, Outcome) {
     let job = &pending.job;
-    if pending.attempt > 1 {
-        match store.is_undelivered(&job.service_id, job.seq) {
+    if let (true, Some(seq)) = (pending.attempt > 1, job.seq) {
+        match store.is_undelivered(&job.service_id, seq) {
             Ok(true) => {}
             Ok(false) => return (host, pending, Outcome::Settled), // polled, or expired
             Err(err) => {
@@ -557,8 +582,10 @@ async fn attempt(
     if !clients.send(job, pending.attempt).await {
         return (host, pending, Outcome::Failed);
     }
-    if let Err(err) = store.mark_delivered(&job.service_id, None, job.seq) {
-        tracing::error!(error = %err, "cannot mark the notification delivered");
+    if let Some(seq) = job.seq {
+        if let Err(err) = store.mark_delivered(&job.service_id, None, seq) {
+            tracing::error!(error = %err, "cannot mark the notification delivered");
+        }
     }
     tracing::debug!(attempt = pending.attempt, "http callback delivered");
     (host, pending, Outcome::Delivered)
@@ -578,9 +605,11 @@ mod tests {
         let clients = Clients::build(&settings, Arc::new(EgressPolicy::new(&[]))).unwrap();
         let job = Job {
             service_id: "s".into(),
-            seq: 1,
+            seq: Some(1),
             url: format!("http://localhost:{port}/push"),
             body: "{}".into(),
+            content_type: "application/json",
+            authorization: None,
         };
 
         // Act
@@ -617,9 +646,11 @@ mod tests {
         .unwrap();
         let job = Job {
             service_id: "s".into(),
-            seq: 1,
+            seq: Some(1),
             url: format!("http://localhost:{port}/push"),
             body: "{}".into(),
+            content_type: "application/json",
+            authorization: None,
         };
 
         assert!(clients.send(&job, 1).await);
@@ -630,9 +661,11 @@ mod tests {
         Pending {
             job: Job {
                 service_id: "s".into(),
-                seq: 1,
+                seq: Some(1),
                 url: url.into(),
                 body: String::new(),
+                content_type: "application/json",
+                authorization: None,
             },
             attempt: 1,
         }

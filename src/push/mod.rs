@@ -29,6 +29,7 @@ use std::sync::Arc;
 use crate::cometd::{Reach, Receipt};
 use crate::domain::notification::Notification;
 use crate::domain::service::ServiceRecord;
+use crate::domain::subscription::{Channel, Subscription};
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
 
@@ -181,12 +182,13 @@ impl Notifier {
             }
             Provider::HttpCallback { url } => {
                 let body = envelope(&notification.tag, &parse(&notification.message));
-                self.http.post(httpcb::Job {
-                    service_id: target.service_id.clone(),
-                    seq: notification.seq,
-                    url: url.clone(),
-                    body: body.to_string(),
-                });
+                // Not queued: it waits for retrieve-notifications (logged by `post`).
+                let _queued = self.http.post(httpcb::Job::notification(
+                    target.service_id.clone(),
+                    notification.seq,
+                    url.clone(),
+                    body.to_string(),
+                ));
             }
             Provider::None => {}
         }
@@ -200,6 +202,55 @@ impl Notifier {
         match target.owner.as_deref() {
             Some(user) => self.comet.publish(user, tag, message, None).clients,
             None => 0,
+        }
+    }
+
+    /// Delivers a Notification API event (`POST /genesys/1/notification/publish`) to one
+    /// matching subscription. Events are not stored: comet reaches the CometD clients of the
+    /// subscription's user that are connected now; httpcb and customhttp POSTs go through the
+    /// HTTP callback worker with its retries, in memory. Returns whether it was handed over
+    /// (a comet event reached a client, or a POST was queued).
+    pub fn publish_event(&self, subscription: &Subscription, tag: &str, message: &str) -> bool {
+        match &subscription.channel {
+            Channel::Comet { gms_user } => {
+                self.comet
+                    .publish(gms_user, tag, &parse(message), None)
+                    .clients
+                    > 0
+            }
+            Channel::HttpCallback { url } => {
+                // GMS: "the body will be the plain string, passed as message".
+                let content_type = if serde_json::from_str::<serde_json::Value>(message).is_ok() {
+                    "application/json"
+                } else {
+                    "text/plain;charset=UTF-8"
+                };
+                self.http.post(httpcb::Job {
+                    service_id: subscription.id.clone(),
+                    seq: None,
+                    url: url.clone(),
+                    body: message.to_string(),
+                    content_type,
+                    authorization: None,
+                })
+            }
+            Channel::CustomHttp {
+                url,
+                device_id,
+                authorization,
+            } => {
+                // GMS: "a JSON object that contains two properties: the deviceId ... and the
+                // message".
+                let body = serde_json::json!({ "deviceId": device_id, "message": message });
+                self.http.post(httpcb::Job {
+                    service_id: subscription.id.clone(),
+                    seq: None,
+                    url: url.clone(),
+                    body: body.to_string(),
+                    content_type: "application/json",
+                    authorization: authorization.clone(),
+                })
+            }
         }
     }
 

@@ -23,6 +23,8 @@
 //! | `chat_sessions` | chat session id | [`ChatSession`](crate::domain::chat::session::ChatSession) |
 //! | `transcripts` | chat session id ++ 0 ++ position | [`TranscriptEvent`](crate::domain::chat::TranscriptEvent) |
 //! | `accounts` | user name | a stored account (`accounts.rs`: its own versioned type, not the domain's) |
+//! | `storage`, `storage_by_expiry`, `service_storage` | area id / expire_at ++ id / service id | Storage API areas (`storage.rs`) |
+//! | `subscriptions`, `subscriptions_by_expiry` | id / expire_at ++ id | Notification API subscriptions (`storage.rs`) |
 //!
 //! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
 //! console users' in `accounts.rs`, the time index's in `by_time.rs`; the
@@ -40,6 +42,7 @@ mod fuzz;
 mod keys;
 pub mod migrate;
 mod notifications;
+mod storage;
 mod time_counts;
 
 use std::cell::RefCell;
@@ -78,6 +81,11 @@ pub(crate) mod tree {
     pub const UNDELIVERED: &str = "undelivered";
     pub const AGENT_NOTIFICATIONS: &str = "agent_notifications";
     pub const ACCOUNTS: &str = "accounts";
+    pub const STORAGE: &str = "storage";
+    pub const STORAGE_BY_EXPIRY: &str = "storage_by_expiry";
+    pub const SERVICE_STORAGE: &str = "service_storage";
+    pub const SUBSCRIPTIONS: &str = "subscriptions";
+    pub const SUBSCRIPTIONS_BY_EXPIRY: &str = "subscriptions_by_expiry";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -92,6 +100,8 @@ pub(crate) mod format {
     pub const TRANSCRIPT_EVENT: u8 = 1;
     pub const ACCOUNT: u8 = 1;
     pub const TIME_ENTRY: u8 = 1;
+    pub const STORAGE_AREA: u8 = 1;
+    pub const SUBSCRIPTION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -270,6 +280,11 @@ struct Trees {
     undelivered: Tree,
     agent_notifications: Tree,
     accounts: Tree,
+    storage: Tree,
+    storage_by_expiry: Tree,
+    service_storage: Tree,
+    subscriptions: Tree,
+    subscriptions_by_expiry: Tree,
 }
 
 impl Trees {
@@ -291,6 +306,11 @@ impl Trees {
             undelivered: db.open_tree(tree::UNDELIVERED)?,
             agent_notifications: db.open_tree(tree::AGENT_NOTIFICATIONS)?,
             accounts: db.open_tree(tree::ACCOUNTS)?,
+            storage: db.open_tree(tree::STORAGE)?,
+            storage_by_expiry: db.open_tree(tree::STORAGE_BY_EXPIRY)?,
+            service_storage: db.open_tree(tree::SERVICE_STORAGE)?,
+            subscriptions: db.open_tree(tree::SUBSCRIPTIONS)?,
+            subscriptions_by_expiry: db.open_tree(tree::SUBSCRIPTIONS_BY_EXPIRY)?,
         })
     }
 }
@@ -1007,6 +1027,7 @@ impl Store {
         for (_, id) in &due {
             self.delete_notifications_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
+            self.delete_service_storage_if_expired(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.

@@ -6,6 +6,7 @@ mod install;
 
 mod durability;
 mod storage;
+mod storage_api;
 
 mod abuse;
 mod admin;
@@ -20,6 +21,7 @@ mod errors;
 mod esp;
 mod metrics;
 mod node_client;
+mod notification_api;
 mod notifications;
 mod push;
 mod routing;

@@ -1,0 +1,507 @@
+//! The Storage API's areas and the Notification API's subscriptions.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `storage` | area id | [`StorageArea`] |
+//! | `storage_by_expiry` | expire_at ++ area id | () |
+//! | `service_storage` | service id | [`StorageArea`] (removed with its service) |
+//! | `subscriptions` | subscription id | [`Subscription`] |
+//! | `subscriptions_by_expiry` | expire_at ++ subscription id | () |
+//!
+//! An area or a subscription is written with its expiry-index entry in one transaction, and
+//! removed by the same kind of index range scan as services ([`Store::purge_expired`]): the
+//! expiry job's work is proportional to what is due.
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use super::{codec, format, keys, tx_error, Store, StoreError, UpdateError};
+use crate::domain::storage::StorageArea;
+use crate::domain::subscription::Subscription;
+use crate::domain::time::Timestamp;
+
+/// Something with an id and an expiry time, kept in a record tree and a time index.
+trait Expiring: serde::Serialize + serde::de::DeserializeOwned {
+    const FORMAT: u8;
+    const WHAT: &'static str;
+    fn id(&self) -> &str;
+    fn expire_at(&self) -> Timestamp;
+}
+
+impl Expiring for StorageArea {
+    const FORMAT: u8 = format::STORAGE_AREA;
+    const WHAT: &'static str = "storage area";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn expire_at(&self) -> Timestamp {
+        self.expire_at
+    }
+}
+
+impl Expiring for Subscription {
+    const FORMAT: u8 = format::SUBSCRIPTION;
+    const WHAT: &'static str = "subscription";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn expire_at(&self) -> Timestamp {
+        self.expire_at
+    }
+}
+
+fn decode<T: Expiring>(id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    codec::decode(
+        T::FORMAT,
+        bytes,
+        &format!("{} {}", T::WHAT, String::from_utf8_lossy(id)),
+    )
+}
+
+/// Writes `value` (replacing the one with its id, and its old index entry) in one transaction.
+fn put<T: Expiring>(records: &Tree, index: &Tree, value: &T) -> Result<(), StoreError> {
+    let bytes = codec::encode(T::FORMAT, value)?;
+    let id = value.id().as_bytes();
+    let new_key = keys::time_key(value.expire_at(), value.id());
+    (records, index)
+        .transaction(|(records, index)| {
+            if let Some(old) = records.insert(id, bytes.as_slice())? {
+                let old: T =
+                    decode(id, &old).map_err(|_| ConflictableTransactionError::Abort(()))?;
+                index.remove(keys::time_key(old.expire_at(), old.id()))?;
+            }
+            index.insert(new_key.as_slice(), &[])?;
+            Ok(())
+        })
+        .map_err(tx_error)
+}
+
+fn get<T: Expiring>(records: &Tree, id: &str) -> Result<Option<T>, StoreError> {
+    records
+        .get(id.as_bytes())?
+        .map(|bytes| decode(id.as_bytes(), &bytes))
+        .transpose()
+}
+
+/// Reads, changes and writes back the value `id` (whose expiry `change` keeps) atomically.
+fn update<T: Expiring>(
+    records: &Tree,
+    id: &str,
+    change: impl Fn(&mut T),
+) -> Result<Option<T>, StoreError> {
+    records
+        .transaction(|tx| {
+            let Some(bytes) = tx.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut value: T = decode(id.as_bytes(), &bytes)
+                .map_err(|_| ConflictableTransactionError::Abort(()))?;
+            change(&mut value);
+            let bytes = codec::encode(T::FORMAT, &value)
+                .map_err(|_| ConflictableTransactionError::Abort(()))?;
+            tx.insert(id.as_bytes(), bytes)?;
+            Ok(Some(value))
+        })
+        .map_err(tx_error)
+}
+
+/// Removes the value `id` and its index entry; false if there was none.
+fn remove<T: Expiring>(records: &Tree, index: &Tree, id: &str) -> Result<bool, StoreError> {
+    (records, index)
+        .transaction(|(records, index)| remove_in::<T>(records, index, id))
+        .map_err(tx_error)
+}
+
+fn remove_in<T: Expiring>(
+    records: &TransactionalTree,
+    index: &TransactionalTree,
+    id: &str,
+) -> Result<bool, ConflictableTransactionError<()>> {
+    let Some(old) = records.remove(id.as_bytes())? else {
+        return Ok(false);
+    };
+    let old: T =
+        decode(id.as_bytes(), &old).map_err(|_| ConflictableTransactionError::Abort(()))?;
+    index.remove(keys::time_key(old.expire_at(), old.id()))?;
+    Ok(true)
+}
+
+/// Removes up to `limit` values due at `now` by a range scan of `index`; returns (entries
+/// looked at, ids removed).
+fn purge<T: Expiring>(
+    records: &Tree,
+    index: &Tree,
+    now: Timestamp,
+    limit: usize,
+) -> Result<(usize, Vec<String>), StoreError> {
+    let due: Vec<(Vec<u8>, String)> = index
+        .range(..keys::time_upper_bound(now))
+        .take(limit)
+        .map(|item| {
+            let (key, _) = item?;
+            let id = keys::split_time_key(&key)
+                .map(|(_, id)| id.to_string())
+                .unwrap_or_default();
+            Ok((key.to_vec(), id))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let removed = (records, index)
+        .transaction(|(records, index)| {
+            let mut removed = Vec::new();
+            for (key, id) in &due {
+                index.remove(key.as_slice())?;
+                // Re-check: a replaced value has a later expiry (and its own index entry).
+                let Some(bytes) = records.get(id.as_bytes())? else {
+                    continue;
+                };
+                let value: T = decode(id.as_bytes(), &bytes)
+                    .map_err(|_| ConflictableTransactionError::Abort(()))?;
+                if value.expire_at() <= now {
+                    records.remove(id.as_bytes())?;
+                    removed.push(id.clone());
+                }
+            }
+            Ok(removed)
+        })
+        .map_err(tx_error)?;
+    Ok((due.len(), removed))
+}
+
+impl Store {
+    // ----- Storage API -----
+
+    /// Stores (or replaces) a storage area with its expiry-index entry, in one transaction
+    /// (not durable yet: wait for the group commit).
+    ///
+    /// # Errors
+    /// The disk is nearly full, or storage failed.
+    pub fn put_storage(&self, area: &StorageArea) -> Result<(), StoreError> {
+        self.check_space()?;
+        let t = &self.inner.trees;
+        put(&t.storage, &t.storage_by_expiry, area)
+    }
+
+    /// The storage area `id`, expired or not (the caller compares with its clock).
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn storage(&self, id: &str) -> Result<Option<StorageArea>, StoreError> {
+        get(&self.inner.trees.storage, id)
+    }
+
+    /// Removes the storage area `id`; false if there was none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_storage(&self, id: &str) -> Result<bool, StoreError> {
+        let t = &self.inner.trees;
+        remove::<StorageArea>(&t.storage, &t.storage_by_expiry, id)
+    }
+
+    /// Reads, changes and writes back the storage area `id` atomically; `change` must not
+    /// move its expiry (the index entry stays). Returns the new area, `None` if there is none.
+    /// `change` may run more than once (sled retries conflicting transactions).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn update_storage(
+        &self,
+        id: &str,
+        change: impl Fn(&mut StorageArea),
+    ) -> Result<Option<StorageArea>, StoreError> {
+        update(&self.inner.trees.storage, id, change)
+    }
+
+    /// Reads, changes (or makes, from `None`) and writes back the storage of service
+    /// `service_id` atomically; `change` returning `Err` writes nothing. `change` may run
+    /// more than once.
+    ///
+    /// # Errors
+    /// [`UpdateError::Rejected`] with `change`'s error, or a storage error.
+    pub fn change_service_storage<E: Clone>(
+        &self,
+        service_id: &str,
+        change: impl Fn(Option<StorageArea>) -> Result<StorageArea, E>,
+    ) -> Result<StorageArea, UpdateError<E>> {
+        self.check_space()?;
+        let tree = &self.inner.trees.service_storage;
+        tree.transaction(|tx| {
+            let current: Option<StorageArea> = tx
+                .get(service_id.as_bytes())?
+                .map(|bytes| decode(service_id.as_bytes(), &bytes))
+                .transpose()
+                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
+            let changed = change(current)
+                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
+            let bytes = codec::encode(format::STORAGE_AREA, &changed)
+                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
+            tx.insert(service_id.as_bytes(), bytes)?;
+            Ok(changed)
+        })
+        .map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => UpdateError::Store(err.into()),
+        })
+    }
+
+    /// Like [`Store::update_storage`], for the storage of service `service_id`.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn update_service_storage(
+        &self,
+        service_id: &str,
+        change: impl Fn(&mut StorageArea),
+    ) -> Result<Option<StorageArea>, StoreError> {
+        update(&self.inner.trees.service_storage, service_id, change)
+    }
+
+    /// Removes up to `limit` storage areas due at `now`; returns (index entries looked at,
+    /// ids removed). When the first is below `limit`, nothing due is left.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn purge_expired_storage(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let t = &self.inner.trees;
+        purge::<StorageArea>(&t.storage, &t.storage_by_expiry, now, limit)
+    }
+
+    /// The storage of service `service_id`, if it has any.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn service_storage(&self, service_id: &str) -> Result<Option<StorageArea>, StoreError> {
+        get(&self.inner.trees.service_storage, service_id)
+    }
+
+    /// Stores (or replaces) the storage of service `area.id`. It has no index of its own: it
+    /// is removed with its service.
+    ///
+    /// # Errors
+    /// The disk is nearly full, or storage failed.
+    pub fn put_service_storage(&self, area: &StorageArea) -> Result<(), StoreError> {
+        self.check_space()?;
+        let bytes = codec::encode(format::STORAGE_AREA, area)?;
+        self.inner
+            .trees
+            .service_storage
+            .insert(area.id.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Removes the storage of service `service_id`; false if it had none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_service_storage(&self, service_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .service_storage
+            .remove(service_id.as_bytes())?
+            .is_some())
+    }
+
+    /// Removes the storage of service `service_id` if the service is due at `now` (the expiry
+    /// job, before it removes the record; a rescheduled service keeps it).
+    pub(super) fn delete_service_storage_if_expired(
+        &self,
+        service_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
+            return Ok(());
+        };
+        if super::decode_service(service_id, &bytes)?.expire_at <= now {
+            self.delete_service_storage(service_id)?;
+        }
+        Ok(())
+    }
+
+    // ----- Notification API -----
+
+    /// Stores a subscription with its expiry-index entry (not durable yet).
+    ///
+    /// # Errors
+    /// The disk is nearly full, or storage failed.
+    pub fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        self.check_space()?;
+        let t = &self.inner.trees;
+        put(&t.subscriptions, &t.subscriptions_by_expiry, subscription)
+    }
+
+    /// The subscription `id`, expired or not.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        get(&self.inner.trees.subscriptions, id)
+    }
+
+    /// Removes the subscription `id`; false if there was none.
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let t = &self.inner.trees;
+        remove::<Subscription>(&t.subscriptions, &t.subscriptions_by_expiry, id)
+    }
+
+    /// How many subscriptions are stored (expired ones not yet removed included).
+    pub fn subscription_count(&self) -> usize {
+        self.inner.trees.subscriptions.len()
+    }
+
+    /// Every subscription not expired at `now` whose filter matches `tag`. Reads every
+    /// subscription (a filter may be a prefix, so no index narrows it): their number is
+    /// bounded by the caller.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn subscriptions_matching(
+        &self,
+        tag: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut matching = Vec::new();
+        for item in self.inner.trees.subscriptions.iter() {
+            let (id, bytes) = item?;
+            let subscription: Subscription = decode(&id, &bytes)?;
+            if !subscription.expired(now) && subscription.matches(tag) {
+                matching.push(subscription);
+            }
+        }
+        Ok(matching)
+    }
+
+    /// Removes up to `limit` subscriptions due at `now`; like [`Store::purge_expired_storage`].
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn purge_expired_subscriptions(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let t = &self.inner.trees;
+        purge::<Subscription>(&t.subscriptions, &t.subscriptions_by_expiry, now, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::storage::{new_area, StorageEntry};
+    use crate::domain::subscription::Channel;
+
+    fn area(id: &str, created: u64, ttl: u64) -> StorageArea {
+        new_area(
+            id.into(),
+            Some("alice".into()),
+            Timestamp::from_millis(created),
+            ttl,
+            vec![
+                StorageEntry::text("k", "v"),
+                StorageEntry::from_part(
+                    "bin",
+                    vec![0, 159, 146, 150],
+                    Some("image/png".into()),
+                    true,
+                ),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn areas_round_trip_and_expire_by_the_index() {
+        let store = Store::open_temporary().unwrap();
+        store.put_storage(&area("a", 0, 10)).unwrap();
+        store.put_storage(&area("b", 0, 20)).unwrap();
+        // Replaced with a later expiry: its old index entry must not remove it.
+        store.put_storage(&area("c", 0, 5)).unwrap();
+        store.put_storage(&area("c", 0, 100)).unwrap();
+
+        assert_eq!(store.storage("a").unwrap().unwrap(), area("a", 0, 10));
+        let (scanned, removed) = store
+            .purge_expired_storage(Timestamp::from_millis(10_000), 100)
+            .unwrap();
+
+        assert_eq!(removed, ["a"]);
+        assert_eq!(
+            scanned, 1,
+            "the replaced area's old entry went with the replacement"
+        );
+        assert!(store.storage("a").unwrap().is_none());
+        assert!(store.storage("b").unwrap().is_some());
+        assert!(
+            store.storage("c").unwrap().is_some(),
+            "replaced: expires later"
+        );
+        let (_, later) = store
+            .purge_expired_storage(Timestamp::from_millis(100_000), 100)
+            .unwrap();
+        assert_eq!(later, ["b", "c"]);
+        assert!(!store.delete_storage("b").unwrap(), "already gone");
+    }
+
+    #[test]
+    fn deleting_an_area_removes_its_index_entry() {
+        let store = Store::open_temporary().unwrap();
+        store.put_storage(&area("a", 0, 10)).unwrap();
+        assert!(store.delete_storage("a").unwrap());
+        let (scanned, removed) = store
+            .purge_expired_storage(Timestamp::from_millis(10_000), 100)
+            .unwrap();
+        assert_eq!((scanned, removed.len()), (0, 0));
+    }
+
+    #[test]
+    fn subscriptions_match_tags_until_they_expire() {
+        let store = Store::open_temporary().unwrap();
+        let subscription = |id: &str, filter: &str, expire_at: u64| Subscription {
+            id: id.into(),
+            owner: None,
+            subscriber_id: "sub".into(),
+            provider_name: None,
+            filter: filter.into(),
+            channel: Channel::HttpCallback {
+                url: "http://example.com/".into(),
+            },
+            properties: Default::default(),
+            created_at: Timestamp::from_millis(0),
+            expire_at: Timestamp::from_millis(expire_at),
+        };
+        store
+            .put_subscription(&subscription("x", "ors.*", 1000))
+            .unwrap();
+        store
+            .put_subscription(&subscription("y", "ors.one", 2000))
+            .unwrap();
+        store
+            .put_subscription(&subscription("z", "other", 2000))
+            .unwrap();
+
+        let ids = |tag: &str, now: u64| -> Vec<String> {
+            store
+                .subscriptions_matching(tag, Timestamp::from_millis(now))
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        assert_eq!(ids("ors.one", 10), ["x", "y"]);
+        assert_eq!(ids("ors.one", 1000), ["y"], "x expired");
+        let (_, removed) = store
+            .purge_expired_subscriptions(Timestamp::from_millis(1000), 10)
+            .unwrap();
+        assert_eq!(removed, ["x"]);
+        assert_eq!(store.subscription_count(), 2);
+        assert!(store.delete_subscription("y").unwrap());
+        assert!(store.subscription("y").unwrap().is_none());
+    }
+}
