@@ -141,8 +141,14 @@ mod tests {
             "neither bob's services, nor unhandled SCHEDULED and COMPLETED ones, nor ann's \
              QUEUED one are read"
         );
-        assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["bob-done", "bob-live"]);
-        assert!(ids(&store, "an", &HISTORY_STATES).is_empty(), "a prefix of an id is not it");
+        assert_eq!(
+            ids(&store, "bob", &HISTORY_STATES),
+            ["bob-done", "bob-live"]
+        );
+        assert!(
+            ids(&store, "an", &HISTORY_STATES).is_empty(),
+            "a prefix of an id is not it"
+        );
         assert!(ids(&store, "carol", &HISTORY_STATES).is_empty());
 
         let read = store
@@ -192,7 +198,9 @@ mod tests {
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
         assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["s1"]);
 
-        let purged = store.purge_expired(Timestamp::from_millis(u64::MAX), 10).unwrap();
+        let purged = store
+            .purge_expired(Timestamp::from_millis(u64::MAX), 10)
+            .unwrap();
         assert_eq!(purged.removed, ["s1"]);
         assert!(ids(&store, "ann", &CallbackState::ALL).is_empty());
         assert!(ids(&store, "bob", &CallbackState::ALL).is_empty());
