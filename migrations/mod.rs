@@ -27,6 +27,8 @@ mod m0007_owner_index;
 mod m0008_time_index;
 #[path = "0009_agent_reason.rs"]
 mod m0009_agent_reason;
+#[path = "0010_agent_index.rs"]
+mod m0010_agent_index;
 
 use crate::store::StoreError;
 
@@ -56,4 +58,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0007_owner_index::MIGRATION,
     m0008_time_index::MIGRATION,
     m0009_agent_reason::MIGRATION,
+    m0010_agent_index::MIGRATION,
 ];

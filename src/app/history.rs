@@ -3,10 +3,11 @@
 //!
 //! A service record says who handled it: every time it entered PROCESSING, the agent reserved
 //! for it then (the last `Reserved` entry of its routing history before that moment, else
-//! `reserved_agent`) took it, and the next state entered ended that attempt. A callback that
-//! was requeued and handled again has one attempt per agent turn. The services are found
-//! through the state index (PROCESSING and COMPLETED only), reading each of those records:
-//! see docs/decisions.md.
+//! `reserved_agent`: [`ServiceRecord::processing_agents`]) took it, and the next state entered
+//! ended that attempt. A callback that was requeued and handled again has one attempt per
+//! agent turn. The services are found through the store's agent index, which holds the agents
+//! [`ServiceRecord::handling_agents`] names, so only this agent's records are read: see
+//! docs/decisions.md.
 
 use serde::Serialize;
 
@@ -79,8 +80,8 @@ pub fn history(
             .iter()
             .any(|t| t.agent == agent && t.started >= since)
     };
-    let records = state.store.services_in_states(
-        None,
+    let records = state.store.services_handled_by(
+        agent,
         // SCHEDULED too: a voice callback waiting for its redial was handled already.
         &[
             CallbackState::Scheduled,
@@ -151,21 +152,11 @@ struct Turn {
 /// Every turn of every agent at `record`, oldest first.
 fn turns(record: &ServiceRecord) -> Vec<Turn> {
     let history = &record.state_history;
-    history
-        .iter()
-        .enumerate()
-        .filter(|(_, change)| change.state == CallbackState::Processing)
-        .filter_map(|(i, change)| {
-            let agent = record
-                .routing_history
-                .iter()
-                .rev()
-                .filter(|e| e.at <= change.at)
-                .find_map(|e| match &e.kind {
-                    RoutingEventKind::Reserved { agent } => Some(agent.clone()),
-                    _ => None,
-                })
-                .or_else(|| record.reserved_agent.clone())?;
+    record
+        .processing_agents()
+        .map(|(i, agent)| {
+            let change = &history[i];
+            let agent = agent.to_string();
             let next = history.get(i + 1);
             let ended = next.map(|n| n.at);
             let dialed = dial_attempt(record, &agent, change.at, ended);
@@ -177,13 +168,13 @@ fn turns(record: &ServiceRecord) -> Vec<Turn> {
                 (Some(_), Some((dial, _))) => dial.to_ascii_uppercase(),
                 (Some(next), None) => next.state.as_str().to_string(),
             };
-            Some(Turn {
+            Turn {
                 agent,
                 started: change.at,
                 ended,
                 outcome,
                 dialed,
-            })
+            }
         })
         .collect()
 }
@@ -303,6 +294,82 @@ mod tests {
         assert_eq!(done[1].outcome, "AGENT_CONNECTED");
         let shown = entry(&record, done[1].clone(), None, at(500));
         assert_eq!(shown.duration_secs, 60);
+    }
+
+    /// The agents `turns` finds, each once, in byte order.
+    fn turn_agents(record: &ServiceRecord) -> Vec<String> {
+        let mut agents: Vec<String> = turns(record).into_iter().map(|t| t.agent).collect();
+        agents.sort();
+        agents.dedup();
+        agents
+    }
+
+    #[test]
+    fn the_handling_agents_are_exactly_the_agents_of_the_turns() {
+        let mut fixtures = Vec::new();
+        // Requeued from ann to bob, then completed (the first test's record).
+        let mut record = ServiceRecord::new("s1", "callback", Preset::ChatDelayed, at(0));
+        fixtures.push(record.clone());
+        reserved(&mut record, "ann", 1);
+        fixtures.push(record.clone());
+        record.enter(CallbackState::Processing, None, at(2), "handled");
+        fixtures.push(record.clone());
+        record.reserved_agent = None;
+        record.enter(CallbackState::Queued, None, at(5), "no answer");
+        fixtures.push(record.clone());
+        reserved(&mut record, "bob", 10);
+        record.enter(CallbackState::Processing, None, at(11), "handled");
+        fixtures.push(record.clone());
+        record.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::AgentConnected),
+            at(71),
+            "done",
+        );
+        fixtures.push(record);
+        // Reserved but never handled (the second test's record).
+        let mut unhandled = ServiceRecord::new("s2", "chat-delay", Preset::ChatDelayed, at(0));
+        reserved(&mut unhandled, "ann", 1);
+        unhandled.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::FailUserNoConfirm),
+            at(60),
+            "no confirm",
+        );
+        fixtures.push(unhandled);
+        // PROCESSING with no `Reserved` event: the reserved agent took it; with neither,
+        // nobody did.
+        let mut bare = ServiceRecord::new("s3", "callback", Preset::ChatDelayed, at(0));
+        bare.enter(CallbackState::Processing, None, at(2), "handled");
+        fixtures.push(bare.clone());
+        bare.reserved_agent = Some("carol".into());
+        fixtures.push(bare);
+        // A later reservation does not change who took an earlier turn; the same agent twice
+        // is named once.
+        let mut twice = ServiceRecord::new("s4", "callback", Preset::ChatDelayed, at(0));
+        reserved(&mut twice, "carol", 1);
+        twice.enter(CallbackState::Processing, None, at(2), "handled");
+        twice.enter(CallbackState::Scheduled, None, at(3), "redial");
+        reserved(&mut twice, "carol", 4);
+        twice.enter(CallbackState::Processing, None, at(5), "handled");
+        reserved(&mut twice, "dave", 6);
+        fixtures.push(twice);
+
+        let mut seen = std::collections::BTreeSet::new();
+        for record in &fixtures {
+            let agents: Vec<String> = record
+                .handling_agents()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(agents, turn_agents(record), "{record:?}");
+            seen.extend(agents);
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            ["ann", "bob", "carol"],
+            "the fixtures cover several agents (and dave, reserved after every turn, is none)"
+        );
     }
 
     #[test]

@@ -525,6 +525,39 @@ impl ServiceRecord {
         }
         fallback
     }
+
+    /// The agent who took each PROCESSING entry of the state history, with that entry's
+    /// index, oldest first: the last `Reserved` routing event at or before the entry, else
+    /// `reserved_agent`; an entry with neither has no agent and is left out. The desktop's
+    /// History (`app::history`) builds its turns from this, and the store's by-agent index
+    /// from [`ServiceRecord::handling_agents`], so both name the same agents.
+    pub fn processing_agents(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.state_history
+            .iter()
+            .enumerate()
+            .filter(|(_, change)| change.state == CallbackState::Processing)
+            .filter_map(|(i, change)| {
+                self.routing_history
+                    .iter()
+                    .rev()
+                    .filter(|e| e.at <= change.at)
+                    .find_map(|e| match &e.kind {
+                        RoutingEventKind::Reserved { agent } => Some(agent.as_str()),
+                        _ => None,
+                    })
+                    .or(self.reserved_agent.as_deref())
+                    .map(|agent| (i, agent))
+            })
+    }
+
+    /// Every agent who handled this service (took one of its PROCESSING entries), each once,
+    /// in byte order.
+    pub fn handling_agents(&self) -> Vec<&str> {
+        let mut agents: Vec<&str> = self.processing_agents().map(|(_, a)| a).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        agents
+    }
 }
 
 #[cfg(test)]

@@ -163,7 +163,22 @@ pub fn seq_at_end(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key[start..].try_into().ok()?))
 }
 
-/// The id part of a key that ends with `0 ++ id` (customer index).
+/// `agent ++ 0 ++ id`: the services one agent handled (`by_agent`).
+pub fn agent_key(agent: &str, id: &str) -> Vec<u8> {
+    let mut key = agent_prefix(agent);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of every [`agent_key`] of one agent.
+pub fn agent_prefix(agent: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(agent.len() + 40);
+    key.extend_from_slice(agent.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// The id part of a key that ends with `0 ++ id` (customer and agent indexes).
 pub fn id_after_separator(key: &[u8]) -> Option<&str> {
     let sep = key.iter().position(|b| *b == SEP)?;
     std::str::from_utf8(&key[sep + 1..]).ok()

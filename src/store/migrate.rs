@@ -148,7 +148,8 @@ mod tests {
                 "0006_push",
                 "0007_owner_index",
                 "0008_time_index",
-                "0009_agent_reason"
+                "0009_agent_reason",
+                "0010_agent_index"
             ]
         );
         let a = store
@@ -224,7 +225,8 @@ mod tests {
                 "0006_push",
                 "0007_owner_index",
                 "0008_time_index",
-                "0009_agent_reason"
+                "0009_agent_reason",
+                "0010_agent_index"
             ]
         );
         let listed: Vec<String> = store
@@ -268,7 +270,12 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0007_owner_index", "0008_time_index", "0009_agent_reason"]
+            [
+                "0007_owner_index",
+                "0008_time_index",
+                "0009_agent_reason",
+                "0010_agent_index"
+            ]
         );
         let owned = |owner: &str, service: &str| -> Vec<String> {
             store
@@ -323,7 +330,7 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0008_time_index", "0009_agent_reason"]
+            ["0008_time_index", "0009_agent_reason", "0010_agent_index"]
         );
         let mut seen = Vec::new();
         store
@@ -387,7 +394,10 @@ mod tests {
 
         let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
-        assert_eq!(store.migrations_applied(), ["0009_agent_reason"]);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0009_agent_reason", "0010_agent_index"]
+        );
         let agent = store.agent("kristi").unwrap().expect("the agent is kept");
         assert_eq!(agent.config.name, "Kristi Sippola");
         assert_eq!(agent.config.skills["English"], 20);
@@ -396,6 +406,137 @@ mod tests {
         assert_eq!(agent.state_since, Timestamp::from_millis(7_000));
         assert_eq!(agent.idle_since, Timestamp::from_millis(6_000));
         assert_eq!(agent.reason, None, "format 1 had no reason code");
+    }
+
+    #[test]
+    fn a_schema_v9_database_gets_its_handled_services_indexed_by_agent() {
+        use crate::domain::service::{CallbackReason, RoutingEvent, RoutingEventKind};
+
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for migration in &MIGRATIONS[..9] {
+            (migration.apply)(&db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 9).unwrap();
+        let at = |secs: u64| Timestamp::from_millis(1_000_000 + secs * 1000);
+        let reserved = |agent: &str, secs: u64| RoutingEvent {
+            at: at(secs),
+            step: 1,
+            kind: RoutingEventKind::Reserved {
+                agent: agent.into(),
+            },
+        };
+        let new = |id: &str| {
+            let mut record = crate::domain::service::ServiceRecord::new(
+                id,
+                "chat-delay",
+                Preset::ChatDelayed,
+                at(0),
+            );
+            record.expire_at = at(100_000);
+            record.routing_history.push(RoutingEvent {
+                at: at(0),
+                step: 1,
+                kind: RoutingEventKind::Entered {
+                    target: "Billing@StatServer.GA".into(),
+                },
+            });
+            record
+        };
+        // Handled by kristi, requeued, handled by ann and completed.
+        let mut both = new("both");
+        both.routing_history.push(reserved("kristi", 1));
+        both.enter(CallbackState::Processing, None, at(2), "handled");
+        both.enter(CallbackState::Queued, None, at(3), "requeued");
+        both.routing_history.push(RoutingEvent {
+            at: at(3),
+            step: 1,
+            kind: RoutingEventKind::Released {
+                agent: "kristi".into(),
+                why: "left".into(),
+            },
+        });
+        both.routing_history.push(reserved("ann", 4));
+        both.reserved_agent = Some("ann".into());
+        both.enter(CallbackState::Processing, None, at(5), "handled");
+        both.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::AgentConnected),
+            at(6),
+            "done",
+        );
+        // A voice callback kristi dialed, waiting for its redial.
+        let mut redial = new("redial");
+        redial.routing_history.push(reserved("kristi", 1));
+        redial.reserved_agent = Some("kristi".into());
+        redial.enter(CallbackState::Processing, None, at(2), "handled");
+        redial.routing_history.push(RoutingEvent {
+            at: at(3),
+            step: 0,
+            kind: RoutingEventKind::Dialed {
+                agent: "kristi".into(),
+                outcome: "busy".into(),
+            },
+        });
+        redial.reserved_agent = None;
+        redial.enter(CallbackState::Scheduled, None, at(3), "redial");
+        // Nobody handled these.
+        let mut waiting = new("waiting");
+        waiting.enter(CallbackState::Scheduled, None, at(1), "scheduled");
+        let mut expired = new("expired");
+        expired.enter(
+            CallbackState::Completed,
+            Some(CallbackReason::FailTimeoutTtl),
+            at(1),
+            "ttl",
+        );
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        for record in [&both, &redial, &waiting, &expired] {
+            services
+                .insert(record.id.as_str(), codec::encode(2, record).unwrap())
+                .unwrap();
+        }
+
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0010_agent_index"]);
+        assert_eq!(store.schema_version().unwrap(), 10);
+        let history_states = [
+            CallbackState::Scheduled,
+            CallbackState::Processing,
+            CallbackState::Completed,
+        ];
+        let handled = |agent: &str| -> Vec<String> {
+            store
+                .services_handled_by(agent, &history_states, |_| true, 100)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(handled("kristi"), ["both", "redial"]);
+        assert_eq!(handled("ann"), ["both"]);
+        assert!(handled("nobody").is_empty());
+        let found = store
+            .services_handled_by("ann", &history_states, |_| true, 100)
+            .unwrap();
+        assert_eq!(found, [both.clone()], "the whole record, as stored");
+        // The built index is the live one: completing it again moves its entries.
+        store
+            .update_service::<()>("redial", |r| {
+                r.enter(
+                    CallbackState::Completed,
+                    Some(CallbackReason::FailCallToCustomer),
+                    at(7),
+                    "gave up",
+                );
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(handled("kristi"), ["both", "redial"]);
+        assert!(store
+            .services_handled_by("kristi", &[CallbackState::Scheduled], |_| true, 100)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | `by_customer` | customer number ++ 0 ++ id | () |
 //! | `by_service_state` | service name ++ 0 ++ state ++ id | () |
 //! | `by_owner` | gms_user ++ 0 ++ service name ++ 0 ++ id (owned services only) | () |
+//! | `by_agent` | agent ++ 0 ++ id (one per agent who handled it) | state code (`by_agent.rs`) |
 //! | `agents` | agent id | [`AgentRecord`] |
 //! | `notifications` | service id ++ 0 ++ seq | [`Notification`](crate::domain::notification::Notification) (customer-bound) |
 //! | `undelivered` | gms_user ++ 0 ++ seq (comet services only) | service id |
@@ -27,11 +28,13 @@
 //! | `subscriptions`, `subscriptions_by_expiry` | id / expire_at ++ id | Notification API subscriptions (`storage.rs`) |
 //!
 //! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
-//! console users' in `accounts.rs`, the time index's in `by_time.rs`; the
+//! console users' in `accounts.rs`, the time index's in `by_time.rs`, the agent index's in
+//! `by_agent.rs`; the
 //! in-memory counts of active services in `counts.rs`, and of the time index per hour,
 //! configured service and state in `time_counts.rs`.
 
 mod accounts;
+mod by_agent;
 mod by_time;
 mod chat;
 mod codec;
@@ -74,6 +77,7 @@ pub(crate) mod tree {
     pub const BY_CUSTOMER: &str = "by_customer";
     pub const BY_SERVICE_STATE: &str = "by_service_state";
     pub const BY_OWNER: &str = "by_owner";
+    pub const BY_AGENT: &str = "by_agent";
     pub const AGENTS: &str = "agents";
     pub const NOTIFICATIONS: &str = "notifications";
     pub const CHAT_SESSIONS: &str = "chat_sessions";
@@ -273,6 +277,7 @@ struct Trees {
     by_customer: Tree,
     by_service_state: Tree,
     by_owner: Tree,
+    by_agent: Tree,
     agents: Tree,
     notifications: Tree,
     chat_sessions: Tree,
@@ -299,6 +304,7 @@ impl Trees {
             by_customer: db.open_tree(tree::BY_CUSTOMER)?,
             by_service_state: db.open_tree(tree::BY_SERVICE_STATE)?,
             by_owner: db.open_tree(tree::BY_OWNER)?,
+            by_agent: db.open_tree(tree::BY_AGENT)?,
             agents: db.open_tree(tree::AGENTS)?,
             notifications: db.open_tree(tree::NOTIFICATIONS)?,
             chat_sessions: db.open_tree(tree::CHAT_SESSIONS)?,
@@ -343,8 +349,9 @@ impl std::fmt::Debug for Store {
 }
 
 /// Transactional views of the record tree and every index tree: services, by_expiry,
-/// by_desired_time, by_customer, by_service_state, by_owner, by_time.
+/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -809,9 +816,12 @@ impl Store {
     }
 
     /// Appends routing history to an active service and stores its progress. History changes
-    /// no index key, so this is a compare-and-swap on the record alone, cheaper than the
-    /// transaction over every index that [`Store::update_service`] needs. Returns false when
-    /// the service is gone or no longer active.
+    /// no index key except, rarely, who handled the service (`by_agent`: a `Reserved` event
+    /// no later than a PROCESSING entry that had no agent before), so this is a
+    /// compare-and-swap on the record alone, cheaper than the transaction over every index
+    /// that [`Store::update_service`] needs; an append that changes the handling agents goes
+    /// through that transaction instead. Returns false when the service is gone or no longer
+    /// active.
     ///
     /// # Errors
     /// Storage failed or the value is unreadable.
@@ -821,6 +831,12 @@ impl Store {
         events: &[RoutingEvent],
         progress: Option<&RouteProgress>,
     ) -> Result<bool, StoreError> {
+        let append = |record: &mut ServiceRecord| {
+            record.routing_history.extend(events.iter().cloned());
+            if let Some(progress) = progress {
+                record.route = Some(progress.clone());
+            }
+        };
         let services = &self.inner.trees.services;
         loop {
             let Some(current) = services.get(id.as_bytes())? else {
@@ -830,9 +846,14 @@ impl Store {
             if !record.is_active() {
                 return Ok(false);
             }
-            record.routing_history.extend(events.iter().cloned());
-            if let Some(progress) = progress {
-                record.route = Some(progress.clone());
+            let handled_before: Vec<String> = record
+                .handling_agents()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            append(&mut record);
+            if record.handling_agents() != handled_before {
+                return self.append_routing_indexed(id, append);
             }
             let new = codec::encode(format::SERVICE, &record)?;
             match services.compare_and_swap(id.as_bytes(), Some(current), Some(new))? {
@@ -840,6 +861,28 @@ impl Store {
                 // Changed under us (a request or the expiry job): read it again.
                 Err(_) => continue,
             }
+        }
+    }
+
+    /// [`Store::append_routing`] through the record's transaction, which moves its index
+    /// entries.
+    fn append_routing_indexed(
+        &self,
+        id: &str,
+        append: impl Fn(&mut ServiceRecord),
+    ) -> Result<bool, StoreError> {
+        struct Inactive;
+        let appended = self.update_service(id, |record| {
+            if !record.is_active() {
+                return Err(Inactive);
+            }
+            append(record);
+            Ok(())
+        });
+        match appended {
+            Ok(found) => Ok(found.is_some()),
+            Err(UpdateError::Rejected(Inactive)) => Ok(false),
+            Err(UpdateError::Store(err)) => Err(err),
         }
     }
 
@@ -1078,8 +1121,9 @@ impl Store {
             &t.by_service_state,
             &t.by_owner,
             &t.by_time,
+            &t.by_agent,
         )
-            .transaction(|(s, e, d, c, ss, o, bt)| body((s, e, d, c, ss, o, bt)))
+            .transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a)))
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => UpdateError::Store(err.into()),
@@ -1142,6 +1186,8 @@ struct IndexKeys {
     owner: Option<Vec<u8>>,
     /// The `by_time` key and its value (which carries the state: it changes with the record).
     time: (Vec<u8>, Vec<u8>),
+    /// The `by_agent` keys, one per agent who handled it, and their value (the state).
+    agents: Vec<(Vec<u8>, [u8; 1])>,
 }
 
 impl IndexKeys {
@@ -1160,6 +1206,7 @@ impl IndexKeys {
                 .as_deref()
                 .map(|owner| keys::owner_key(owner, &record.service_name, &record.id)),
             time: by_time::entry_of(record)?,
+            agents: by_agent::entries_of(record),
         })
     }
 
@@ -1176,6 +1223,9 @@ impl IndexKeys {
             tx.5.insert(key.as_slice(), &[])?;
         }
         tx.6.insert(self.time.0.as_slice(), self.time.1.as_slice())?;
+        for (key, value) in &self.agents {
+            tx.7.insert(key.as_slice(), value.as_slice())?;
+        }
         Ok(())
     }
 
@@ -1192,6 +1242,9 @@ impl IndexKeys {
             tx.5.remove(key.as_slice())?;
         }
         tx.6.remove(self.time.0.as_slice())?;
+        for (key, _) in &self.agents {
+            tx.7.remove(key.as_slice())?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,234 @@
+//! The agent index `by_agent`: one entry `agent ++ 0 ++ id -> state code` per agent who
+//! handled a service ([`ServiceRecord::handling_agents`]: the agents the desktop's History
+//! attributes its turns to), so that an agent's History (and the version every desktop
+//! snapshot computes from it) reads only that agent's services instead of every SCHEDULED,
+//! PROCESSING and COMPLETED record (issue 11).
+//!
+//! The value is the service's state as its one-byte code ([`CallbackState::code`]), so the
+//! wanted states are picked from the index alone. Every write that creates, changes or deletes
+//! a service keeps it in step in the record's own transaction (`IndexKeys` in `mod.rs`); a
+//! routing append that changes who handled a service takes that transaction too
+//! ([`Store::append_routing`]); migration 0010 builds it for older databases.
+
+use super::{keys, Store, StoreError};
+use crate::domain::service::{CallbackState, ServiceRecord};
+
+/// The `by_agent` entries of `record`: key and value, one per agent who handled it.
+pub(super) fn entries_of(record: &ServiceRecord) -> Vec<(Vec<u8>, [u8; 1])> {
+    entries(&record.handling_agents(), &record.id, record.state)
+}
+
+/// The `by_agent` entries of a service from its parts (the migration reads them through a
+/// frozen view of the record).
+pub(crate) fn entries(agents: &[&str], id: &str, state: CallbackState) -> Vec<(Vec<u8>, [u8; 1])> {
+    agents
+        .iter()
+        .map(|agent| (keys::agent_key(agent, id), [state.code()]))
+        .collect()
+}
+
+impl Store {
+    /// Services `agent` handled that are in `states` and pass `keep`, at most `limit`. Only
+    /// that agent's index entries are read, and only the records of those in a wanted state
+    /// are read and decoded: services of other agents, and services nobody handled, cost
+    /// nothing.
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn services_handled_by(
+        &self,
+        agent: &str,
+        states: &[CallbackState],
+        keep: impl Fn(&ServiceRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let ids = self.handled_ids(agent, states);
+        self.collect_records(ids, keep, limit)
+    }
+
+    /// The ids of the services `agent` handled whose state is in `states`, read from the
+    /// index alone: the records [`Store::services_handled_by`] reads.
+    fn handled_ids<'a>(
+        &'a self,
+        agent: &str,
+        states: &'a [CallbackState],
+    ) -> impl Iterator<Item = Result<String, StoreError>> + 'a {
+        self.inner
+            .trees
+            .by_agent
+            .scan_prefix(keys::agent_prefix(agent))
+            .map(move |item| {
+                let (key, value) = item?;
+                let wanted = value
+                    .first()
+                    .and_then(|code| CallbackState::from_code(*code))
+                    .is_some_and(|state| states.contains(&state));
+                Ok(wanted
+                    .then(|| keys::id_after_separator(&key).map(str::to_string))
+                    .flatten())
+            })
+            .filter_map(Result::transpose)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::service::{RoutingEvent, RoutingEventKind};
+    use crate::domain::time::Timestamp;
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_millis(1_000_000 + secs * 1000)
+    }
+
+    fn reserved_event(agent: &str, secs: u64) -> RoutingEvent {
+        RoutingEvent {
+            at: at(secs),
+            step: 1,
+            kind: RoutingEventKind::Reserved {
+                agent: agent.into(),
+            },
+        }
+    }
+
+    /// A service in `state` handled by `agent` (or by nobody).
+    fn service(id: &str, agent: Option<&str>, state: CallbackState) -> ServiceRecord {
+        let mut record = ServiceRecord::new(id, "callback", Preset::ChatDelayed, at(0));
+        if let Some(agent) = agent {
+            record.routing_history.push(reserved_event(agent, 1));
+            record.reserved_agent = Some(agent.into());
+            record.enter(CallbackState::Processing, None, at(2), "handled");
+        }
+        if state != CallbackState::Processing || agent.is_none() {
+            record.enter(state, None, at(3), "moved");
+        }
+        record
+    }
+
+    fn ids(store: &Store, agent: &str, states: &[CallbackState]) -> Vec<String> {
+        store
+            .handled_ids(agent, states)
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    const HISTORY_STATES: [CallbackState; 3] = [
+        CallbackState::Scheduled,
+        CallbackState::Processing,
+        CallbackState::Completed,
+    ];
+
+    #[test]
+    fn an_agent_reads_only_the_services_it_handled_in_the_wanted_states() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_services(&[
+                service("ann-done", Some("ann"), CallbackState::Completed),
+                service("ann-live", Some("ann"), CallbackState::Processing),
+                service("ann-redial", Some("ann"), CallbackState::Scheduled),
+                service("ann-requeued", Some("ann"), CallbackState::Queued),
+                service("bob-done", Some("bob"), CallbackState::Completed),
+                service("bob-live", Some("bob"), CallbackState::Processing),
+                service("nobody-waiting", None, CallbackState::Scheduled),
+                service("nobody-done", None, CallbackState::Completed),
+            ])
+            .unwrap();
+
+        assert_eq!(
+            ids(&store, "ann", &HISTORY_STATES),
+            ["ann-done", "ann-live", "ann-redial"],
+            "neither bob's services, nor unhandled SCHEDULED and COMPLETED ones, nor ann's \
+             QUEUED one are read"
+        );
+        assert_eq!(
+            ids(&store, "bob", &HISTORY_STATES),
+            ["bob-done", "bob-live"]
+        );
+        assert!(
+            ids(&store, "an", &HISTORY_STATES).is_empty(),
+            "a prefix of an id is not it"
+        );
+        assert!(ids(&store, "carol", &HISTORY_STATES).is_empty());
+
+        let read = store
+            .services_handled_by("ann", &HISTORY_STATES, |r| r.id != "ann-live", 10)
+            .unwrap();
+        let read: Vec<&str> = read.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(read, ["ann-done", "ann-redial"]);
+    }
+
+    #[test]
+    fn the_index_follows_updates_requeues_and_deletes() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_service(&service("s1", None, CallbackState::Queued))
+            .unwrap();
+        assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
+
+        store
+            .update_service::<()>("s1", |r| {
+                r.routing_history.push(reserved_event("ann", 4));
+                r.reserved_agent = Some("ann".into());
+                r.enter(CallbackState::Processing, None, at(5), "handled");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+
+        // Requeued, then handled by bob: both handled it, and it is QUEUED in between.
+        store
+            .update_service::<()>("s1", |r| {
+                r.reserved_agent = None;
+                r.enter(CallbackState::Queued, None, at(6), "no answer");
+                Ok(())
+            })
+            .unwrap();
+        assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
+        assert_eq!(ids(&store, "ann", &[CallbackState::Queued]), ["s1"]);
+        store
+            .update_service::<()>("s1", |r| {
+                r.routing_history.push(reserved_event("bob", 7));
+                r.reserved_agent = Some("bob".into());
+                r.enter(CallbackState::Processing, None, at(8), "handled");
+                r.enter(CallbackState::Completed, None, at(9), "done");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+        assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["s1"]);
+
+        let purged = store
+            .purge_expired(Timestamp::from_millis(u64::MAX), 10)
+            .unwrap();
+        assert_eq!(purged.removed, ["s1"]);
+        assert!(ids(&store, "ann", &CallbackState::ALL).is_empty());
+        assert!(ids(&store, "bob", &CallbackState::ALL).is_empty());
+    }
+
+    #[test]
+    fn a_routing_append_that_names_the_handling_agent_updates_the_index() {
+        // A PROCESSING entry with no reservation before it and no reserved agent has no
+        // agent; a `Reserved` event appended with the same millisecond gives it one. The
+        // append must then keep the index right, although history alone changes.
+        let store = Store::open_temporary().unwrap();
+        let mut record = service("s1", None, CallbackState::Queued);
+        record.enter(CallbackState::Processing, None, at(5), "handled");
+        store.insert_service(&record).unwrap();
+        assert!(record.handling_agents().is_empty());
+
+        assert!(store
+            .append_routing("s1", &[reserved_event("ann", 5)], None)
+            .unwrap());
+        let stored = store.service("s1").unwrap().unwrap();
+        assert_eq!(stored.handling_agents(), ["ann"]);
+        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+
+        // An append that changes nobody's turn (later than every PROCESSING entry) leaves it.
+        assert!(store
+            .append_routing("s1", &[reserved_event("bob", 6)], None)
+            .unwrap());
+        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+        assert!(ids(&store, "bob", &HISTORY_STATES).is_empty());
+    }
+}
