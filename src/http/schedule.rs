@@ -59,9 +59,21 @@ fn availability_get(
 fn office_hours_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let office_hours = move |name: String| {
+        let state = state.clone();
+        async move {
+            // `/service/callback` is the callback query's path, which answers (or refuses)
+            // it itself: never an office-hours name, never this route's 404.
+            if name == "callback" {
+                return Err(warp::reject::not_found());
+            }
+            Ok((name, state))
+        }
+    };
     warp::path!("genesys" / "1" / "service" / String)
         .and(warp::get())
-        .and(with_state(state))
+        .and_then(office_hours)
+        .untuple_one()
         .and(form::query_fields())
         .map(|name: String, state: AppState, fields: Fields| {
             if state.catalog.schedule(&name).is_none() {

@@ -261,7 +261,7 @@ fn service_storage_path(
 fn service_storage_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::get().and(service_storage_path(state)).map(
+    service_storage_path(state).and(warp::get()).map(
         |id: String, state: AppState, client: Client| {
             respond(
                 storage::service_area(&state, &id, client.gms_user()),
@@ -280,8 +280,8 @@ fn service_storage_get(
 fn service_storage_post(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::post()
-        .and(service_storage_path(state))
+    service_storage_path(state)
+        .and(warp::post())
         .and_then(service_access)
         .untuple_one()
         .and(form::storage_entries(MAX_STORAGE_BODY))
@@ -302,7 +302,7 @@ fn service_storage_post(
 fn service_storage_delete(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::delete().and(service_storage_path(state)).then(
+    service_storage_path(state).and(warp::delete()).then(
         |id: String, state: AppState, client: Client| async move {
             let deleted = storage::service_delete(&state, &id, client.gms_user()).await;
             respond(deleted, |()| ok_empty())
