@@ -37,8 +37,10 @@ impl StoredAccount {
         }
     }
 
-    fn into_account(self) -> Result<Account, StoreError> {
-        let what = || format!("account {}", self.username);
+    /// The account, named in errors by `key`, the name it was read under: a value too damaged
+    /// to trust does not get to name itself.
+    fn into_account(self, key: &str) -> Result<Account, StoreError> {
+        let what = || format!("account {key}");
         let role = match self.role {
             0 => Role::Administrator,
             1 => Role::Supervisor,
@@ -129,12 +131,29 @@ pub(super) fn encode(account: &Account) -> Result<Vec<u8>, StoreError> {
 pub(super) fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError> {
     let stored: StoredAccount =
         codec::decode(format::ACCOUNT, bytes, &format!("account {username}"))?;
-    stored.into_account()
+    stored.into_account(username)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `stored` fuzz target: a value whose own username is not a valid name
+    /// (`"\u{6}"`) was reported as "account \u{6}" instead of the account it was read as.
+    #[test]
+    fn an_unreadable_account_is_named_by_the_key_it_was_read_under() {
+        let value = [
+            0x01, 0x01, 0x06, 0x00, 0x00, 0x00, 0x11, 0x74, 0x69, 0x03, 0x01, 0x06, 0x61, 0x67,
+            0x65, 0x09,
+        ];
+        match decode(&value, "fuzz") {
+            Err(StoreError::Corrupt { what, reason }) => {
+                assert_eq!(what, "account fuzz");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("expected a corrupt account, got {other:?}"),
+        }
+    }
 
     fn kristi() -> Account {
         Account {
