@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::domain::options::ScheduleService;
 use crate::domain::options::ValidService;
-use crate::domain::schedule::ScheduleService;
 
 /// Validated configured services by name. A std `RwLock`: it is held only to clone an `Arc`
 /// or insert one, never across an `.await`.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use super::{AppError, AppState};
 use crate::domain::options::FieldError;
-use crate::domain::schedule::{DayHours, Period, Refusal, ScheduleRules, ScheduleService};
+use crate::domain::options::ScheduleService;
+use crate::domain::schedule::{DayHours, Period, Refusal, ScheduleRules};
 use crate::domain::service::CallbackState;
 use crate::domain::time::Timestamp;
 

@@ -29,6 +29,7 @@ pub mod idle;
 pub mod kv;
 pub mod lifecycle;
 pub mod notification;
+pub mod option_error;
 pub mod options;
 pub mod schedule;
 pub mod service;

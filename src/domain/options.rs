@@ -11,7 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules, ScheduleService};
+pub use super::option_error::OptionError;
+use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
 use super::target::TargetList;
 use super::time::Timestamp;
 
@@ -265,26 +266,6 @@ pub struct ValidService {
     pub effective: BTreeMap<String, String>,
     /// The typed view of `effective`.
     pub settings: ServiceSettings,
-}
-
-/// A bad option value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("option `{option}`: {message}")]
-pub struct OptionError {
-    /// The option's name.
-    pub option: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl OptionError {
-    /// An error about `option`.
-    pub fn new(option: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            option: option.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// How a known option's value is checked.
@@ -805,6 +786,35 @@ pub fn check_field_name(key: &str) -> Result<(), FieldError> {
 fn non_empty(value: &str) -> Option<&str> {
     let trimmed = value.trim();
     (!trimmed.is_empty()).then_some(trimmed)
+}
+
+/// A configured office-hours or capacity service that passed validation.
+#[derive(Debug, Clone)]
+pub struct ScheduleService {
+    /// What the administrator configured.
+    pub config: ConfiguredService,
+    /// Preset defaults plus configured options.
+    pub effective: BTreeMap<String, String>,
+    /// Its rules, parsed.
+    pub calendar: Calendar,
+}
+
+impl ScheduleService {
+    /// Its office hours, if it is an office-hours service.
+    pub fn office_hours(&self) -> Option<&OfficeHours> {
+        match &self.calendar {
+            Calendar::OfficeHours(hours) => Some(hours),
+            Calendar::Capacity(_) => None,
+        }
+    }
+
+    /// Its capacity, if it is a capacity service.
+    pub fn capacity(&self) -> Option<&Capacity> {
+        match &self.calendar {
+            Calendar::Capacity(capacity) => Some(capacity.as_ref()),
+            Calendar::OfficeHours(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use super::options::{ConfiguredService, OptionError};
+use super::option_error::OptionError;
 use super::time::Timestamp;
 
 /// `_request_time_bucket` values GMS accepts, in minutes.
@@ -423,35 +423,6 @@ pub enum Calendar {
     OfficeHours(OfficeHours),
     /// A capacity service (boxed: a week of hours is much larger than office hours).
     Capacity(Box<Capacity>),
-}
-
-/// A configured office-hours or capacity service that passed validation.
-#[derive(Debug, Clone)]
-pub struct ScheduleService {
-    /// What the administrator configured.
-    pub config: ConfiguredService,
-    /// Preset defaults plus configured options.
-    pub effective: BTreeMap<String, String>,
-    /// Its rules, parsed.
-    pub calendar: Calendar,
-}
-
-impl ScheduleService {
-    /// Its office hours, if it is an office-hours service.
-    pub fn office_hours(&self) -> Option<&OfficeHours> {
-        match &self.calendar {
-            Calendar::OfficeHours(hours) => Some(hours),
-            Calendar::Capacity(_) => None,
-        }
-    }
-
-    /// Its capacity, if it is a capacity service.
-    pub fn capacity(&self) -> Option<&Capacity> {
-        match &self.calendar {
-            Calendar::Capacity(capacity) => Some(capacity.as_ref()),
-            Calendar::OfficeHours(_) => None,
-        }
-    }
 }
 
 /// Callbacks allowed per bucket for each hour of a day (`None`: the hour is not listed).

@@ -277,7 +277,7 @@ pub fn record_detail(record: &ServiceRecord) -> Value {
 }
 
 /// An office-hours or capacity service, in the shape of [`configured_service`].
-pub fn configured_schedule(service: &crate::domain::schedule::ScheduleService) -> Value {
+pub fn configured_schedule(service: &crate::domain::options::ScheduleService) -> Value {
     serde_json::json!({
         "name": service.config.name,
         "preset": service.config.preset.name(),
