@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
+/// The most memory one decoded value may claim: 64 MiB, far above the largest value the store
+/// writes (a storage area holds at most 1 MiB, a service record a few KiB). Without it bincode
+/// trusts a damaged length prefix and tries to allocate whatever it says (the `stored` fuzz
+/// target found a value asking for 1.7 TB), which aborts the process instead of reporting the
+/// value as corrupt.
+const DECODE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// bincode's standard configuration with [`DECODE_LIMIT`]; the limit changes no byte on the
+/// wire, so values written before it read the same.
+fn decoding() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT>,
+> {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
 /// Encodes `value` behind the format-version byte `version`.
 pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![version];
@@ -21,8 +38,8 @@ pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreErro
 /// `what` names the value in errors ("service 123").
 pub fn decode<T: DeserializeOwned>(version: u8, bytes: &[u8], what: &str) -> Result<T, StoreError> {
     let body = body_of(version, bytes, what)?;
-    let (value, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map_err(|err| corrupt(what, err))?;
+    let (value, _) =
+        bincode::serde::decode_from_slice(body, decoding()).map_err(|err| corrupt(what, err))?;
     Ok(value)
 }
 
@@ -34,7 +51,7 @@ pub fn decode_borrowed<'de, T: Deserialize<'de>>(
     what: &str,
 ) -> Result<T, StoreError> {
     let body = body_of(version, bytes, what)?;
-    let (value, _) = bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
+    let (value, _) = bincode::serde::borrow_decode_from_slice(body, decoding())
         .map_err(|err| corrupt(what, err))?;
     Ok(value)
 }
@@ -79,5 +96,20 @@ mod tests {
         assert!(decode::<String>(2, &bytes, "test").is_err());
         assert!(decode::<String>(1, &[], "test").is_err());
         assert!(decode::<(u64, u64)>(1, &[1, 0xff], "test").is_err());
+    }
+
+    /// Found by the `stored` fuzz target: a chat session whose damaged length prefix claims
+    /// 1.7 TB. It must be refused as corrupt, not allocated (which aborted the process).
+    #[test]
+    fn a_length_prefix_past_the_limit_is_corrupt_not_an_allocation() {
+        let mut value = vec![7u8];
+        // A string whose varint length says u64 tag 0xfd: eight bytes of 0x0000_019a_deef_0e00.
+        value.push(0xfd);
+        value.extend_from_slice(&0x0000_019a_deef_0e00u64.to_le_bytes());
+        let err = decode::<String>(7, &value, "value 1").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { what, .. } if what == "value 1"),
+            "{err:?}"
+        );
     }
 }
