@@ -1051,20 +1051,7 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Purged, StoreError> {
-        let due: Vec<(Vec<u8>, String)> = self
-            .inner
-            .trees
-            .by_expiry
-            .range(..keys::time_upper_bound(now))
-            .take(limit)
-            .map(|item| {
-                let (key, _) = item?;
-                let id = keys::split_time_key(&key)
-                    .map(|(_, id)| id.to_string())
-                    .unwrap_or_default();
-                Ok((key.to_vec(), id))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let due = due_entries(&self.inner.trees.by_expiry, now, limit)?;
         // What belongs to a service goes before the record: a crash in between leaves a record
         // that the next run removes, never things that belong to nothing.
         for (_, id) in &due {
@@ -1137,6 +1124,29 @@ fn infallible<T>(result: Result<T, UpdateError<Infallible>>) -> Result<T, StoreE
         UpdateError::Store(err) => err,
         UpdateError::Rejected(never) => match never {},
     })
+}
+
+/// The first `limit` entries of a time-keyed expiry index (`time_key`) due by `now`: each
+/// key with the id it names (empty when the key is unreadable, so that it is still removed).
+///
+/// # Errors
+/// Storage failed.
+fn due_entries(
+    index: &Tree,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+    index
+        .range(..keys::time_upper_bound(now))
+        .take(limit)
+        .map(|item| {
+            let (key, _) = item?;
+            let id = keys::split_time_key(&key)
+                .map(|(_, id)| id.to_string())
+                .unwrap_or_default();
+            Ok((key.to_vec(), id))
+        })
+        .collect()
 }
 
 /// Where the count index counts `record`.

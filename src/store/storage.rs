@@ -134,17 +134,7 @@ fn purge<T: Expiring>(
     now: Timestamp,
     limit: usize,
 ) -> Result<(usize, Vec<String>), StoreError> {
-    let due: Vec<(Vec<u8>, String)> = index
-        .range(..keys::time_upper_bound(now))
-        .take(limit)
-        .map(|item| {
-            let (key, _) = item?;
-            let id = keys::split_time_key(&key)
-                .map(|(_, id)| id.to_string())
-                .unwrap_or_default();
-            Ok((key.to_vec(), id))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let due = super::due_entries(index, now, limit)?;
     let removed = (records, index)
         .transaction(|(records, index)| {
             let mut removed = Vec::new();
