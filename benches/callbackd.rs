@@ -539,7 +539,10 @@ fn expiry_table() {
     for i in 0..STORED {
         // The first DUE expire at t=1000 ms, the others a day later.
         let expire = if i < DUE { 1_000 } else { 86_400_000 };
-        store.insert_service(&record(i, expire)).expect("insert");
+        store
+            .insert_service(&record(i, expire))
+            .expect("insert")
+            .without_waiting();
     }
     let fill = started.elapsed();
     store.flush_blocking().expect("flush");

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
 use crate::router::RouterHandle;
-use crate::store::{Store, StoreError};
+use crate::store::{Pending, Store, StoreError};
 use crate::supervisor::Shutdown;
 
 /// Services removed per storage batch.
@@ -70,7 +70,8 @@ impl ExpiryCounters {
 pub fn run_once(store: &Store, now: Timestamp) -> Result<Vec<String>, StoreError> {
     let mut removed = Vec::new();
     loop {
-        let purged = store.purge_expired(now, BATCH)?;
+        // Not waited for: nobody is answered, and a purge a crash undoes is done again.
+        let purged = store.purge_expired(now, BATCH)?.without_waiting();
         for id in &purged.removed {
             tracing::debug!(service_id = %id, "service expired and removed");
         }
@@ -82,8 +83,16 @@ pub fn run_once(store: &Store, now: Timestamp) -> Result<Vec<String>, StoreError
     if !removed.is_empty() {
         tracing::info!(removed = removed.len(), "expired services removed");
     }
-    let areas = purge_all(|limit| store.purge_expired_storage(now, limit))?;
-    let subscriptions = purge_all(|limit| store.purge_expired_subscriptions(now, limit))?;
+    let areas = purge_all(|limit| {
+        store
+            .purge_expired_storage(now, limit)
+            .map(Pending::without_waiting)
+    })?;
+    let subscriptions = purge_all(|limit| {
+        store
+            .purge_expired_subscriptions(now, limit)
+            .map(Pending::without_waiting)
+    })?;
     if areas + subscriptions > 0 {
         tracing::info!(
             areas,
@@ -197,7 +206,10 @@ mod tests {
     fn only_services_due_at_the_given_time_are_removed_with_their_indexes() {
         let store = Store::open_temporary().unwrap();
         for (id, at) in [("a", 10), ("b", 20), ("c", 30)] {
-            store.insert_service(&record(id, at)).unwrap();
+            store
+                .insert_service(&record(id, at))
+                .unwrap()
+                .without_waiting();
         }
 
         let removed = run_once(&store, Timestamp::from_millis(20)).unwrap();
@@ -231,13 +243,17 @@ mod tests {
     #[test]
     fn a_rescheduled_service_is_not_removed_at_its_old_expiry() {
         let store = Store::open_temporary().unwrap();
-        store.insert_service(&record("a", 10)).unwrap();
+        store
+            .insert_service(&record("a", 10))
+            .unwrap()
+            .without_waiting();
         store
             .update_service("a", |r| {
                 r.expire_at = Timestamp::from_millis(100);
                 Ok::<(), ()>(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(
             run_once(&store, Timestamp::from_millis(50)).unwrap().len(),
@@ -254,7 +270,10 @@ mod tests {
     fn storage_areas_subscriptions_and_a_services_storage_expire_in_the_same_run() {
         use crate::domain::storage::{new_area, StorageEntry};
         let store = Store::open_temporary().unwrap();
-        store.insert_service(&record("svc", 10)).unwrap();
+        store
+            .insert_service(&record("svc", 10))
+            .unwrap()
+            .without_waiting();
         let area = |id: &str, ttl| {
             new_area(
                 id.into(),
@@ -265,9 +284,18 @@ mod tests {
             )
             .unwrap()
         };
-        store.put_service_storage(&area("svc", 1_000)).unwrap();
-        store.put_storage(&area("due", 1)).unwrap();
-        store.put_storage(&area("later", 100)).unwrap();
+        store
+            .put_service_storage(&area("svc", 1_000))
+            .unwrap()
+            .without_waiting();
+        store
+            .put_storage(&area("due", 1))
+            .unwrap()
+            .without_waiting();
+        store
+            .put_storage(&area("later", 100))
+            .unwrap()
+            .without_waiting();
 
         run_once(&store, Timestamp::from_millis(1_000)).unwrap();
 
@@ -283,7 +311,10 @@ mod tests {
     fn more_than_one_batch_is_removed_in_one_run() {
         let store = Store::open_temporary().unwrap();
         for i in 0..(BATCH + 5) {
-            store.insert_service(&record(&format!("s{i}"), 5)).unwrap();
+            store
+                .insert_service(&record(&format!("s{i}"), 5))
+                .unwrap()
+                .without_waiting();
         }
         assert_eq!(
             run_once(&store, Timestamp::from_millis(5)).unwrap().len(),

@@ -105,7 +105,11 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
 
     if !store.templates_seeded().map_err(store_err)? {
         let (services, source) = read_services(&config.services_file, &config.stat_servers)?;
-        store.seed_templates(&services).map_err(store_err)?;
+        // Seeding again after a crash is the same seeding: nothing waits for it.
+        store
+            .seed_templates(&services)
+            .map_err(store_err)?
+            .without_waiting();
         tracing::info!(
             count = services.len(),
             from = %source,
@@ -114,7 +118,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     }
     if !store.agents_seeded().map_err(store_err)? {
         let (agents, source) = read_agents(&config.agents_file, clock.now())?;
-        store.seed_agents(&agents).map_err(store_err)?;
+        store
+            .seed_agents(&agents)
+            .map_err(store_err)?
+            .without_waiting();
         tracing::info!(
             count = agents.len(),
             from = %source,
@@ -223,7 +230,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         RouterContext {
             store: store.clone(),
             clock: clock.clone(),
-            stat_servers: config.stat_servers.clone(),
+            stat_servers: config.stat_servers.clone().into(),
             chats,
             notifier: notifier.clone(),
         },

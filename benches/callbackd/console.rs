@@ -324,11 +324,17 @@ fn fill(db: &Path, stored: u64, now: u64) {
         let desired = start + i * step + rng.random_range(0..step.max(1));
         chunk.push(service(i, desired, now, &mut rng));
         if chunk.len() == CHUNK {
-            store.insert_services(&chunk).expect("insert");
+            store
+                .insert_services(&chunk)
+                .expect("insert")
+                .without_waiting();
             chunk.clear();
         }
     }
-    store.insert_services(&chunk).expect("insert");
+    store
+        .insert_services(&chunk)
+        .expect("insert")
+        .without_waiting();
     store.flush_blocking().expect("flush");
 }
 

@@ -162,7 +162,10 @@ fn fill(db: &std::path::Path, stored: u64) {
         record.customer_number = Some(format!("{}", 4_000_000_000 + i));
         record.state = CallbackState::Completed;
         record.expire_at = now.plus_secs(86_400);
-        store.insert_service(&record).expect("insert");
+        store
+            .insert_service(&record)
+            .expect("insert")
+            .without_waiting();
     }
     store.flush_blocking().expect("flush");
 }

@@ -152,8 +152,7 @@ pub async fn put_user_in(
         role,
         agent_id,
     };
-    store.put_account(&account)?;
-    store.wait_durable().await?;
+    store.put_account(&account)?.durable().await?;
     Ok((account, existing.is_some()))
 }
 
@@ -162,10 +161,10 @@ pub async fn put_user_in(
 /// # Errors
 /// As [`remove_user`].
 pub async fn remove_user_in(store: &Store, username: &str) -> Result<(), AppError> {
-    if !store.delete_account(username)? {
+    let Some(deleted) = store.delete_account(username)?.if_changed() else {
         return Err(AppError::NotFound(format!("no user is named `{username}`")));
-    }
-    store.wait_durable().await?;
+    };
+    deleted.durable().await?;
     Ok(())
 }
 
@@ -183,8 +182,7 @@ pub async fn set_password_in(
         .ok_or_else(|| AppError::NotFound(format!("no user is named `{username}`")))?;
     account::check_new_password(&password)?;
     account.password_hash = hash_password(password).await?;
-    store.put_account(&account)?;
-    store.wait_durable().await?;
+    store.put_account(&account)?.durable().await?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset,
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
+use crate::store::Pending;
 
 /// Creates or replaces the configured service `name`. Returns it and whether it is new.
 ///
@@ -33,8 +34,7 @@ pub async fn put_service(
     };
     let valid = check_service(config, &state.settings.stat_servers)?;
     let _serialized = state.catalog.lock_writes().await;
-    state.store.put_template(&valid.config)?;
-    state.store.wait_durable().await?;
+    state.store.put_template(&valid.config)?.durable().await?;
     let created = state.catalog.insert(valid.clone());
     tracing::info!(service = name, created, "configured service saved");
     Ok((valid, created))
@@ -58,8 +58,7 @@ pub async fn put_schedule_service(
     };
     let valid = config.validate_schedule()?;
     let _serialized = state.catalog.lock_writes().await;
-    state.store.put_template(&valid.config)?;
-    state.store.wait_durable().await?;
+    state.store.put_template(&valid.config)?.durable().await?;
     let created = state.catalog.insert_schedule(valid);
     tracing::info!(
         service = name,
@@ -151,10 +150,10 @@ pub fn service_problems(
 /// No such service (404), storage failure.
 pub async fn delete_service(state: &AppState, name: &str) -> Result<(), AppError> {
     let _serialized = state.catalog.lock_writes().await;
-    if !state.store.delete_template(name)? {
+    let Some(deleted) = state.store.delete_template(name)?.if_changed() else {
         return Err(AppError::UnknownService(name.to_string()));
-    }
-    state.store.wait_durable().await?;
+    };
+    deleted.durable().await?;
     state.catalog.remove(name);
     tracing::info!(service = name, "configured service deleted");
     Ok(())
@@ -251,9 +250,15 @@ pub async fn bulk_cancel(
             Err(other) => return Err(other),
         }
     }
-    let outbox = notifications::record_cancelled(state, &records, reason);
-    state.store.wait_durable().await?;
-    notifications::deliver(state, &outbox);
+    let outbox =
+        notifications::record_cancelled(state, records.iter().map(Pending::written), reason);
+    let mut cancelled = Vec::with_capacity(records.len());
+    // One flush covers them all: after the first wait, the others are already durable.
+    for record in records {
+        cancelled.push(record.durable().await?);
+    }
+    let records = cancelled;
+    notifications::deliver(outbox).await?;
     for service in &outcome.cancelled {
         state.router.send(Event::Removed {
             service: service.clone(),

@@ -32,8 +32,7 @@ pub async fn put_agent(
             reason: None,
         },
     };
-    state.store.put_agent(&record)?;
-    state.store.wait_durable().await?;
+    state.store.put_agent(&record)?.durable().await?;
     state
         .router
         .send(Event::AgentUpdated(record.clone().into_agent()));
@@ -47,10 +46,10 @@ pub async fn put_agent(
 /// Unknown agent (404), storage failure.
 pub async fn delete_agent(state: &AppState, id: &str) -> Result<(), AppError> {
     let _serialized = state.agent_writes.lock().await;
-    if !state.store.delete_agent(id)? {
+    let Some(deleted) = state.store.delete_agent(id)?.if_changed() else {
         return Err(unknown_agent(id));
-    }
-    state.store.wait_durable().await?;
+    };
+    deleted.durable().await?;
     state.router.send(Event::AgentRemoved {
         agent: id.to_string(),
     });
@@ -113,8 +112,7 @@ pub async fn set_agent_state(
         if new_state == AgentState::Ready {
             record.idle_since = now;
         }
-        state.store.put_agent(&record)?;
-        state.store.wait_durable().await?;
+        state.store.put_agent(&record)?.durable().await?;
         state
             .router
             .send(Event::AgentUpdated(record.clone().into_agent()));

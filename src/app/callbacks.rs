@@ -108,10 +108,10 @@ pub async fn create_service(
     record.queued_at = (!scheduled && settings.wait_for_agent).then_some(now);
     record.mark_created(initial, now);
 
-    state.store.insert_service(&record)?;
+    let stored = state.store.insert_service(&record)?;
     // The time index counts it from here on.
     drop(booking);
-    state.store.wait_durable().await?;
+    stored.durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
     route(state, &record, &settings);
     Ok(Created {
@@ -267,15 +267,16 @@ pub async fn cancel_callback(
     requester: Requester<'_>,
 ) -> Result<ServiceRecord, AppError> {
     let now = state.clock.now();
-    let record = update(state, id, |record| {
+    let cancelled = update(state, id, |record| {
         check_owner(record, requester)?;
         check_service(record, service_name)?;
         record.cancel(CallbackReason::Cancelled, now)?;
         Ok(())
     })?;
-    let outbox = notifications::record_cancelled(state, [&record], CallbackReason::Cancelled);
-    state.store.wait_durable().await?;
-    notifications::deliver(state, &outbox);
+    let outbox =
+        notifications::record_cancelled(state, [cancelled.written()], CallbackReason::Cancelled);
+    let record = cancelled.durable().await?;
+    notifications::deliver(outbox).await?;
     state.router.send(Event::Removed {
         service: id.to_string(),
     });
@@ -388,7 +389,7 @@ pub async fn reschedule_callback(
         Ok(())
     })?;
     drop(booking);
-    state.store.wait_durable().await?;
+    let record = record.durable().await?;
     // The router follows only a real move: out of the queue until the new time, or into it.
     match (before, record.state) {
         (CallbackState::Queued, CallbackState::Scheduled) => {

@@ -103,14 +103,13 @@ pub async fn start_chat(
         }
     });
     let linked = match linked {
-        Ok(linked) => linked,
+        Ok(linked) => linked.durable().await?,
         Err(err) => {
             // The service moved on between the two writes: the new session is not its chat.
             let _ = state.chat.close(service_id, None).await;
             return Err(err);
         }
     };
-    state.store.wait_durable().await?;
     tracing::info!(service_id = %service_id, state = %linked.state, "chat started");
 
     match (&linked.state, &linked.reserved_agent) {
@@ -523,10 +522,12 @@ pub async fn settle(
             Ok(())
         });
     match result {
-        Ok(_) | Err(crate::store::UpdateError::Rejected(())) => {}
+        Ok(closed) => {
+            closed.durable().await?;
+        }
+        Err(crate::store::UpdateError::Rejected(())) => {}
         Err(crate::store::UpdateError::Store(err)) => return Err(err.into()),
     }
-    state.store.wait_durable().await?;
     let service = closed.service_id.clone();
     match (&closed.agent, was_processing) {
         (Some(agent), true) => state.router.send(Event::Ended {

@@ -46,10 +46,12 @@ pub async fn connect(
         record.confirm(now);
         Ok(())
     })?;
-    if !is_agent_available(&confirmed) {
+    if !is_agent_available(confirmed.written()) {
+        // The customer is told "not yet", which no durable state stands behind.
+        confirmed.without_waiting();
         return Ok(Connect::NotYet);
     }
-    state.store.wait_durable().await?;
+    let confirmed = confirmed.durable().await?;
     // A voice callback's agent with auto answer takes it now that the customer confirmed,
     // as a chat is joined automatically.
     if let Some(agent) = confirmed.reserved_agent.as_deref() {

@@ -11,6 +11,7 @@ use super::{AppError, AppState, Requester};
 use crate::domain::notification::{self, Notification, NotificationText};
 use crate::domain::service::{CallbackReason, ServiceRecord};
 use crate::push::{self, PushTarget};
+use crate::store::Pending;
 
 /// An agent-bound notification as `retrieve-agent-notifications` returns it: the message is
 /// JSON text (seed 000).
@@ -37,8 +38,9 @@ pub async fn retrieve(
     let target = PushTarget::of(&record);
     let taken = state
         .store
-        .take_undelivered(service_id, target.comet_user())?;
-    state.store.wait_durable().await?;
+        .take_undelivered(service_id, target.comet_user())?
+        .durable()
+        .await?;
     Ok(taken.iter().map(|n| push::parse(&n.message)).collect())
 }
 
@@ -74,8 +76,9 @@ pub async fn send_to_agent(
     let (tag, message) = text.to_agent(&record.id);
     state
         .store
-        .add_agent_notification(&record.id, tag, message, state.clock.now())?;
-    state.store.wait_durable().await?;
+        .add_agent_notification(&record.id, tag, message, state.clock.now())?
+        .durable()
+        .await?;
     tracing::info!(service_id = %service_id, "agent notification stored");
     Ok(())
 }
@@ -91,8 +94,11 @@ pub async fn retrieve_for_agent(
     requester: Requester<'_>,
 ) -> Result<Vec<AgentNotification>, AppError> {
     owned_service(state, service_id, requester)?;
-    let taken = state.store.take_agent_notifications(service_id)?;
-    state.store.wait_durable().await?;
+    let taken = state
+        .store
+        .take_agent_notifications(service_id)?
+        .durable()
+        .await?;
     Ok(taken
         .into_iter()
         .map(|n| AgentNotification {
@@ -103,14 +109,14 @@ pub async fn retrieve_for_agent(
 }
 
 /// Tells the customers of services just cancelled (by themselves or an administrator), after
-/// the cancellation was stored and before it is made durable by the caller's one group
-/// commit; returns what to push once it is. A notification that cannot be stored is logged:
-/// the cancellation itself stands.
-pub(crate) fn record_cancelled<'a>(
-    state: &AppState,
-    cancelled: impl IntoIterator<Item = &'a ServiceRecord>,
+/// the cancellation was stored and before it is durable: the caller's wait for the
+/// cancellation covers these writes too. Returns what to push once they are ([`deliver`]). A
+/// notification that cannot be stored is logged: the cancellation itself stands.
+pub(crate) fn record_cancelled<'s, 'r>(
+    state: &'s AppState,
+    cancelled: impl IntoIterator<Item = &'r ServiceRecord>,
     reason: CallbackReason,
-) -> Vec<(PushTarget, Notification)> {
+) -> Outbox<'s> {
     let now = state.clock.now();
     let mut outbox = Vec::new();
     for record in cancelled {
@@ -123,14 +129,31 @@ pub(crate) fn record_cancelled<'a>(
             }
         }
     }
-    outbox
+    Outbox { state, outbox }
 }
 
-/// Pushes what [`record_cancelled`] stored, once the caller's group commit made it durable.
-pub(crate) fn deliver(state: &AppState, outbox: &[(PushTarget, Notification)]) {
+/// Notifications stored but not yet durable, and whom to push them to.
+#[must_use = "push the notifications with `deliver` once durable"]
+pub(crate) struct Outbox<'a> {
+    state: &'a AppState,
+    outbox: Vec<(PushTarget, Pending<Notification>)>,
+}
+
+/// Pushes what [`record_cancelled`] stored, each once durable (the caller's wait for the
+/// cancellation already covers them).
+///
+/// # Errors
+/// The group commit failed: nothing is pushed.
+pub(crate) async fn deliver(outbox: Outbox<'_>) -> Result<(), AppError> {
+    let Outbox { state, outbox } = outbox;
+    let mut durable = Vec::with_capacity(outbox.len());
     for (target, stored) in outbox {
+        durable.push((target, stored.durable().await?));
+    }
+    for (target, stored) in &durable {
         state.notifier.deliver(target, stored);
     }
+    Ok(())
 }
 
 /// Stores a notification for the customer of `record`, waits until it is durable, pushes it.
@@ -143,8 +166,9 @@ async fn notify_customer(
     let target = PushTarget::of(record);
     let stored = state
         .notifier
-        .record(&target, tag, message, state.clock.now())?;
-    state.store.wait_durable().await?;
+        .record(&target, tag, message, state.clock.now())?
+        .durable()
+        .await?;
     state.notifier.deliver(&target, &stored);
     Ok(())
 }

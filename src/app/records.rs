@@ -6,17 +6,17 @@
 use super::{AppError, AppState, Requester};
 use crate::domain::options::ServiceSettings;
 use crate::domain::service::ServiceRecord;
-use crate::store::UpdateError;
+use crate::store::{Pending, UpdateError};
 
-/// Runs `change` on the stored service atomically; 404 when it does not exist.
+/// Runs `change` on the stored service atomically; 404 when it does not exist. The new record
+/// comes with the change's durability (`.durable().await`).
 pub(crate) fn update(
     state: &AppState,
     id: &str,
     change: impl FnMut(&mut ServiceRecord) -> Result<(), AppError>,
-) -> Result<ServiceRecord, AppError> {
+) -> Result<Pending<ServiceRecord>, AppError> {
     match state.store.update_service(id, change) {
-        Ok(Some(record)) => Ok(record),
-        Ok(None) => Err(not_found(id)),
+        Ok(changed) => changed.transpose().ok_or_else(|| not_found(id)),
         Err(UpdateError::Rejected(err)) => Err(err),
         Err(UpdateError::Store(err)) => Err(err.into()),
     }

@@ -35,8 +35,7 @@ pub async fn create(
         entries,
     )
     .map_err(too_large)?;
-    state.store.put_storage(&area)?;
-    state.store.wait_durable().await?;
+    state.store.put_storage(&area)?.durable().await?;
     tracing::info!(storage_id = %id, ttl, keys = area.entries.len(), "storage area created");
     Ok(id)
 }
@@ -93,8 +92,7 @@ pub async fn create_custom(
         entries,
     )
     .map_err(too_large)?;
-    state.store.put_storage(&area)?;
-    state.store.wait_durable().await?;
+    state.store.put_storage(&area)?.durable().await?;
     tracing::info!(storage_id = %custom_id, ttl, "custom storage area stored");
     Ok(custom_id.to_string())
 }
@@ -140,8 +138,7 @@ pub fn value(
 /// As [`area`].
 pub async fn delete(state: &AppState, id: &str, requester: Requester<'_>) -> Result<(), AppError> {
     area(state, id, requester)?;
-    state.store.delete_storage(id)?;
-    state.store.wait_durable().await?;
+    state.store.delete_storage(id)?.durable().await?;
     tracing::info!(storage_id = %id, "storage area deleted");
     Ok(())
 }
@@ -157,10 +154,13 @@ pub async fn delete_key(
     requester: Requester<'_>,
 ) -> Result<(), AppError> {
     entry_of(area(state, id, requester)?, key)?;
-    state.store.update_storage(id, |area| {
-        area.remove(key);
-    })?;
-    state.store.wait_durable().await?;
+    state
+        .store
+        .update_storage(id, |area| {
+            area.remove(key);
+        })?
+        .durable()
+        .await?;
     Ok(())
 }
 
@@ -226,11 +226,10 @@ pub async fn service_store(
         Ok::<_, StorageLimit>(area)
     });
     match stored {
-        Ok(_) => {}
+        Ok(stored) => stored.durable().await?,
         Err(UpdateError::Rejected(limit)) => return Err(too_large(limit)),
         Err(UpdateError::Store(err)) => return Err(err.into()),
-    }
-    state.store.wait_durable().await?;
+    };
     Ok(())
 }
 
@@ -244,8 +243,11 @@ pub async fn service_delete(
     requester: Requester<'_>,
 ) -> Result<(), AppError> {
     owned_service(state, service_id, requester)?;
-    state.store.delete_service_storage(service_id)?;
-    state.store.wait_durable().await?;
+    state
+        .store
+        .delete_service_storage(service_id)?
+        .durable()
+        .await?;
     Ok(())
 }
 
@@ -260,10 +262,13 @@ pub async fn service_delete_key(
     requester: Requester<'_>,
 ) -> Result<(), AppError> {
     service_value(state, service_id, key, requester)?;
-    state.store.update_service_storage(service_id, |area| {
-        area.remove(key);
-    })?;
-    state.store.wait_durable().await?;
+    state
+        .store
+        .update_service_storage(service_id, |area| {
+            area.remove(key);
+        })?
+        .durable()
+        .await?;
     Ok(())
 }
 

@@ -49,8 +49,11 @@ pub async fn subscribe(
             "Limit of {MAX_SUBSCRIPTIONS} notification subscriptions is reached: retry when some have expired"
         )));
     }
-    state.store.put_subscription(&subscription)?;
-    state.store.wait_durable().await?;
+    state
+        .store
+        .put_subscription(&subscription)?
+        .durable()
+        .await?;
     tracing::info!(subscription_id = %id, filter = %subscription.filter, "notification subscription stored");
     Ok(id)
 }
@@ -91,8 +94,7 @@ pub async fn unsubscribe(
     requester: Requester<'_>,
 ) -> Result<(), AppError> {
     check_access(state, id, requester)?;
-    state.store.delete_subscription(id)?;
-    state.store.wait_durable().await?;
+    state.store.delete_subscription(id)?.durable().await?;
     tracing::info!(subscription_id = %id, "notification subscription deleted");
     Ok(())
 }

@@ -51,9 +51,10 @@ pub async fn take(state: &AppState, agent_id: &str, service_id: &str) -> Result<
     update(state, service_id, |record| {
         changed = voice::take(record, agent_id, now)?;
         Ok(())
-    })?;
+    })?
+    .durable()
+    .await?;
     if changed {
-        state.store.wait_durable().await?;
         state.router.send(Event::Started {
             service: service_id.to_string(),
             agent: agent_id.to_string(),
@@ -95,9 +96,10 @@ pub async fn record_outcome(
             now,
         )?);
         Ok(())
-    })?;
+    })?
+    .durable()
+    .await?;
     let recorded = recorded.ok_or_else(|| not_found(service_id))?;
-    state.store.wait_durable().await?;
 
     // The agent is free: a reservation is counted as taken, then ended, so the router frees
     // the agent the same way whether they accepted first or not.

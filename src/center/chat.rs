@@ -167,12 +167,13 @@ impl ChatServer {
             if let Some(agent) = waiting_agent {
                 unassigned.push((session.service_id.clone(), agent));
             }
+            // Redone by the next start if a crash loses it: nobody is told of it.
             if !current {
                 session.closed_at = Some(now);
-                store.put_chat_session(&session)?;
+                store.put_chat_session(&session)?.without_waiting();
                 continue;
             }
-            store.put_chat_session(&session)?;
+            store.put_chat_session(&session)?.without_waiting();
             let transcript = store.transcript(&session.id)?;
             let live = Session::new(session, transcript, &self.inner.rules, now);
             self.watch_idle(&live);
@@ -245,7 +246,7 @@ impl ChatServer {
         }
         lock(&self.inner.by_session).insert(session.id.clone(), record.id.clone());
         let stored = match self.inner.store.put_chat_session(&session) {
-            Ok(()) => self.inner.store.wait_durable().await,
+            Ok(written) => written.durable().await,
             Err(err) => Err(err),
         };
         if let Err(err) = stored {
@@ -568,16 +569,15 @@ impl ChatServer {
         let now = self.inner.clock.now();
         let step = live.apply(request, now, &self.inner.rules)?;
         let store = &self.inner.store;
-        match step.write {
-            Write::Nothing => {}
-            Write::Session => store.put_chat_session(step.session())?,
-            Write::Transcript => store.append_transcript(step.session(), &step.events)?,
-        }
-        let write = step.write;
+        let written = match step.write {
+            Write::Nothing => None,
+            Write::Session => Some(store.put_chat_session(step.session())?),
+            Write::Transcript => Some(store.append_transcript(step.session(), &step.events)?),
+        };
         let done = live.commit(step);
         self.watch_idle(live);
-        if write != Write::Nothing {
-            store.wait_durable().await?;
+        if let Some(written) = written {
+            written.durable().await?;
         }
         let pushes = live.state().pushes(&done.events);
         if !pushes.is_empty() {

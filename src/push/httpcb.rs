@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 use super::egress::{AllowRule, CheckedResolver, EgressPolicy, Route};
 use crate::clock::{self, Clock};
 use crate::domain::time::Timestamp;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::supervisor::Shutdown;
 
 /// POSTs running at once, over all destinations.
@@ -583,7 +583,11 @@ async fn attempt(
         return (host, pending, Outcome::Failed);
     }
     if let Some(seq) = job.seq {
-        if let Err(err) = store.mark_delivered(&job.service_id, None, seq) {
+        // Not waited for: a mark lost in a crash only posts it again (at least once).
+        if let Err(err) = store
+            .mark_delivered(&job.service_id, None, seq)
+            .map(store::Pending::without_waiting)
+        {
             tracing::error!(error = %err, "cannot mark the notification delivered");
         }
     }

@@ -31,7 +31,7 @@ use crate::domain::notification::Notification;
 use crate::domain::service::ServiceRecord;
 use crate::domain::subscription::{Channel, Subscription};
 use crate::domain::time::Timestamp;
-use crate::store::{Store, StoreError};
+use crate::store::{Pending, Store, StoreError};
 
 pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
 
@@ -147,8 +147,8 @@ impl Notifier {
         Notifier { store, comet, http }
     }
 
-    /// Stores a notification for the customer of `target` (not durable yet: wait for the
-    /// group commit, then [`Notifier::deliver`] it).
+    /// Stores a notification for the customer of `target`: [`Notifier::deliver`] it once
+    /// durable.
     ///
     /// # Errors
     /// Storage failed.
@@ -158,7 +158,7 @@ impl Notifier {
         tag: String,
         message: &serde_json::Value,
         now: Timestamp,
-    ) -> Result<Notification, StoreError> {
+    ) -> Result<Pending<Notification>, StoreError> {
         self.store
             .add_notification(&target.service_id, target.comet_user(), tag, message, now)
     }
@@ -275,7 +275,8 @@ impl Notifier {
             }
             if reach.delivered_now() {
                 self.store
-                    .mark_delivered(&service_id, Some(gms_user), notification.seq)?;
+                    .mark_delivered(&service_id, Some(gms_user), notification.seq)?
+                    .without_waiting();
             }
             sent += 1;
         }
@@ -290,15 +291,18 @@ impl Notifier {
     pub fn acknowledged(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
         for receipt in receipts {
             self.store
-                .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?;
+                .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?
+                .without_waiting();
         }
         Ok(())
     }
 
     fn mark(&self, target: &PushTarget, seq: u64) {
+        // A mark lost in a crash only sends the notification again (at least once).
         if let Err(err) = self
             .store
             .mark_delivered(&target.service_id, target.comet_user(), seq)
+            .map(Pending::without_waiting)
         {
             tracing::error!(service_id = %target.service_id, error = %err, "cannot mark a notification delivered; it may be delivered again");
         }
@@ -408,7 +412,8 @@ pub(crate) mod tests {
 
         let stored = notifier
             .record(&target, "t.s1".into(), &json!({"_id": "s1"}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert!(
             sink.published.lock().unwrap().is_empty(),
             "record pushes nothing"
@@ -428,6 +433,7 @@ pub(crate) mod tests {
         assert!(store
             .take_undelivered("s1", Some("alice"))
             .unwrap()
+            .without_waiting()
             .is_empty());
     }
 
@@ -439,7 +445,8 @@ pub(crate) mod tests {
         let target = target("s1", Some("alice"), Some("comet"));
         let stored = notifier
             .record(&target, "t.s1".into(), &json!({}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         notifier.deliver(&target, &stored);
         assert!(
@@ -466,7 +473,8 @@ pub(crate) mod tests {
         let target = target("s1", Some("alice"), Some("comet"));
         let stored = notifier
             .record(&target, "t.s1".into(), &json!({}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         notifier.deliver(&target, &stored);
 
@@ -479,7 +487,10 @@ pub(crate) mod tests {
         sink.acknowledging.lock().unwrap().insert("acker".into(), 1);
         let a = target("a", Some("alice"), Some("comet"));
         for tag in ["1", "2"] {
-            let stored = notifier.record(&a, tag.into(), &json!({}), NOW).unwrap();
+            let stored = notifier
+                .record(&a, tag.into(), &json!({}), NOW)
+                .unwrap()
+                .without_waiting();
             notifier.deliver(&a, &stored);
         }
 
@@ -503,12 +514,17 @@ pub(crate) mod tests {
 
         let stored = notifier
             .record(&target, "t".into(), &json!({}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         notifier.deliver(&target, &stored);
 
         assert_eq!(sink.published.lock().unwrap().len(), 1, "tried");
         assert_eq!(
-            store.take_undelivered("s1", Some("alice")).unwrap().len(),
+            store
+                .take_undelivered("s1", Some("alice"))
+                .unwrap()
+                .without_waiting()
+                .len(),
             1
         );
     }
@@ -523,13 +539,28 @@ pub(crate) mod tests {
         ] {
             let stored = notifier
                 .record(&target, "t".into(), &json!({}), NOW)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
             notifier.deliver(&target, &stored);
         }
 
         assert!(sink.published.lock().unwrap().is_empty());
-        assert_eq!(store.take_undelivered("s1", None).unwrap().len(), 1);
-        assert_eq!(store.take_undelivered("s2", None).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .take_undelivered("s1", None)
+                .unwrap()
+                .without_waiting()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .take_undelivered("s2", None)
+                .unwrap()
+                .without_waiting()
+                .len(),
+            1
+        );
         assert!(
             notifier.replay("alice", "c1").unwrap() == 0,
             "nothing indexed for comet"
@@ -545,7 +576,8 @@ pub(crate) mod tests {
         for (target, tag) in [(&a, "1"), (&b, "2"), (&bob, "bob"), (&a, "3")] {
             let stored = notifier
                 .record(target, tag.into(), &json!({}), NOW)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
             notifier.deliver(target, &stored);
         }
 
@@ -559,8 +591,16 @@ pub(crate) mod tests {
         assert!(store
             .take_undelivered("a", Some("alice"))
             .unwrap()
+            .without_waiting()
             .is_empty());
-        assert_eq!(store.take_undelivered("c", Some("bob")).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .take_undelivered("c", Some("bob"))
+                .unwrap()
+                .without_waiting()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::domain::service::{CallbackState, RouteProgress, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
-use crate::store::{Store, StoreError, UpdateError};
+use crate::store::{Pending, Receipts, Store, StoreError, UpdateError};
 use crate::supervisor::Shutdown;
 
 /// A question answered on the task, with the routing state and the current time.
@@ -130,7 +130,7 @@ pub struct RouterContext {
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// Stat Server names accepted in targets (to re-read stored options).
-    pub stat_servers: Vec<String>,
+    pub stat_servers: Arc<[String]>,
     /// Where chats that found their agent, or lost their queue, are announced.
     pub chats: mpsc::UnboundedSender<ChatCommand>,
     /// Stores customer notifications, and pushes them once the batch is durable.
@@ -153,6 +153,7 @@ pub fn start(
         scheduled_retry_at: None,
         next_scheduled: None,
         outbox: Vec::new(),
+        receipts: Receipts::default(),
         context,
     };
     task.restore()?;
@@ -195,6 +196,10 @@ struct RouterTask {
     next_scheduled: Option<Timestamp>,
     /// Notifications stored by the current batch, pushed once it is durable.
     outbox: Vec<(PushTarget, Notification)>,
+    /// The current batch's writes a customer can see (states, notifications): answers and
+    /// pushes wait until they are durable. Routing history is not among them: it is progress
+    /// the router can redo, riding on the next group commit.
+    receipts: Receipts,
     context: RouterContext,
 }
 
@@ -298,11 +303,9 @@ impl RouterTask {
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: Shutdown) {
-        // Notifications stored while restoring.
-        if !self.outbox.is_empty() {
-            let durable = self.context.store.wait_durable().await;
-            self.deliver_outbox(durable);
-        }
+        // Changes and notifications stored while restoring.
+        let durable = std::mem::take(&mut self.receipts).durable().await;
+        self.deliver_outbox(durable);
         loop {
             let sleep = clock::sleep_until(&*self.context.clock, self.next_wakeup());
             tokio::select! {
@@ -365,20 +368,19 @@ impl RouterTask {
                 }
             }
         }
-        let (scheduled, started) = if look_at_schedule {
+        let scheduled = if look_at_schedule {
             self.start_scheduled(now)
         } else {
-            (Vec::new(), false)
+            Vec::new()
         };
-        let (released, unconfirmed) = self.release_unconfirmed(now);
+        let released = self.release_unconfirmed(now);
         effects.extend(scheduled);
         effects.extend(released);
-        let visible =
-            self.persist(effects, now) || started || unconfirmed || !self.outbox.is_empty();
-        // Flush what customers can see before answering anyone or pushing notifications;
-        // history alone rides on the next group commit (or sled's own periodic flush).
-        if visible {
-            let durable = self.context.store.wait_durable().await;
+        self.persist(effects, now);
+        // Flush what customers can see before answering anyone or pushing notifications.
+        let receipts = std::mem::take(&mut self.receipts);
+        if !receipts.is_empty() {
+            let durable = receipts.durable().await;
             if let Err(err) = &durable {
                 tracing::error!(error = %err, "routing changes may not be durable");
             }
@@ -410,10 +412,10 @@ impl RouterTask {
     }
 
     /// Moves SCHEDULED services whose time has come into their queues. Returns the router's
-    /// effects and whether any service was started.
-    fn start_scheduled(&mut self, now: Timestamp) -> (Vec<Effect>, bool) {
+    /// effects.
+    fn start_scheduled(&mut self, now: Timestamp) -> Vec<Effect> {
         if self.scheduled_retry_at.is_some_and(|at| at > now) {
-            return (Vec::new(), false);
+            return Vec::new();
         }
         self.scheduled_retry_at = None;
         let due = match self.context.store.due_scheduled(now, SCHEDULED_BATCH) {
@@ -421,11 +423,10 @@ impl RouterTask {
             Err(err) => {
                 tracing::error!(error = %err, "cannot read scheduled services");
                 self.scheduled_retry_at = Some(now.plus_secs(SCHEDULED_RETRY_SECS));
-                return (Vec::new(), false);
+                return Vec::new();
             }
         };
         let mut effects = Vec::new();
-        let mut started_any = false;
         for id in due {
             let started = self.update(&id, |record| record.start_queueing(now));
             let record = match started {
@@ -440,7 +441,6 @@ impl RouterTask {
                     continue;
                 }
             };
-            started_any = true;
             if record.queued_at.is_some() {
                 if let Some(settings) = self.settings_of(&record) {
                     let service = queued_service(&record, &settings);
@@ -452,28 +452,26 @@ impl RouterTask {
             tracing::error!(error = %err, "cannot read scheduled services");
             None
         });
-        (effects, started_any)
+        effects
     }
 
     /// Releases reservations the customer did not confirm in time. The check and the release
     /// are one transaction, so a `connect` that commits first wins. Returns the router's
-    /// effects and whether any reservation was released.
-    fn release_unconfirmed(&mut self, now: Timestamp) -> (Vec<Effect>, bool) {
+    /// effects.
+    fn release_unconfirmed(&mut self, now: Timestamp) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let mut released_any = false;
         while let Some((at, id)) = self.confirm_deadlines.first().cloned() {
             if at > now {
                 break;
             }
             self.confirm_deadlines.remove(&(at, id.clone()));
-            let stat_servers = &self.context.stat_servers;
+            let stat_servers = self.context.stat_servers.clone();
             let outcome = self.update(&id, |record| {
                 // Only the unconfirmed reservation this deadline was set for.
-                let settings = routable_settings(record, stat_servers)?;
+                let settings = routable_settings(record, &stat_servers)?;
                 record.fail_unconfirmed(at, &settings, now)
             });
             if let Outcome::Applied(..) = outcome {
-                released_any = true;
                 effects.extend(self.router.handle(
                     Event::Released {
                         service: id.clone(),
@@ -483,17 +481,16 @@ impl RouterTask {
                 tracing::info!(service_id = %id, "reservation released: not confirmed");
             }
         }
-        (effects, released_any)
+        effects
     }
 
     /// Writes the router's effects to the store. Each effect is written only if the record is
     /// still in the state the router assumed; when a request changed it first (a cancel, an
     /// expiry), the router is told to forget the service, and what that frees is persisted too.
     ///
-    /// Returns whether a change a customer can see (a state, a notification) was written;
+    /// Changes a customer can see (a state, a notification) join the batch's receipts;
     /// routing history alone is progress the router can redo, and need not wait for a flush.
-    fn persist(&mut self, effects: Vec<Effect>, now: Timestamp) -> bool {
-        let mut visible = false;
+    fn persist(&mut self, effects: Vec<Effect>, now: Timestamp) {
         let mut pending: std::collections::VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
             let forget = match effect {
@@ -509,26 +506,26 @@ impl RouterTask {
                         }
                     }
                     let progress = self.router.progress(&service).map(to_route);
-                    let stored =
-                        self.context
-                            .store
-                            .append_routing(&service, &events, progress.as_ref());
+                    let stored = self
+                        .context
+                        .store
+                        .append_routing(&service, &events, progress.as_ref())
+                        .map(Pending::without_waiting);
                     if let Err(err) = stored {
                         tracing::error!(service_id = %service, error = %err, "cannot store routing history");
                     }
                     None
                 }
                 Effect::Reserved { service, agent } => {
-                    let stat_servers = &self.context.stat_servers;
+                    let stat_servers = self.context.stat_servers.clone();
                     let outcome = self.update(&service, |record| {
                         // Options that no longer validate (stat_servers changed) cannot be
                         // routed: the router forgets the service, as a restart would.
-                        let settings = routable_settings(record, stat_servers)?;
+                        let settings = routable_settings(record, &stat_servers)?;
                         record.reserve(&agent, &settings, now)
                     });
                     match outcome {
                         Outcome::Applied(record, effects) => {
-                            visible = true;
                             let awaits_customer = effects
                                 .iter()
                                 .any(|e| matches!(e, lifecycle::Effect::AwaitConfirmation { .. }));
@@ -555,7 +552,6 @@ impl RouterTask {
                     });
                     match outcome {
                         Outcome::Applied(record, effects) => {
-                            visible = true;
                             pending.extend(self.carry_out(&record, effects, now));
                             None
                         }
@@ -565,7 +561,6 @@ impl RouterTask {
                 Effect::QueueTimedOut { service } => {
                     let outcome = self.update(&service, |record| record.time_out(now));
                     if let Outcome::Applied(record, effects) = outcome {
-                        visible = true;
                         pending.extend(self.carry_out(&record, effects, now));
                     }
                     None
@@ -576,7 +571,6 @@ impl RouterTask {
                 pending.extend(self.router.handle(Event::Removed { service }, now));
             }
         }
-        visible
     }
 
     /// Carries out what a transition of `record` implies (see [`lifecycle::Effect`]):
@@ -690,7 +684,10 @@ impl RouterTask {
     ) {
         let target = PushTarget::of(record);
         match self.context.notifier.record(&target, tag, message, now) {
-            Ok(stored) => self.outbox.push((target, stored)),
+            Ok(stored) => {
+                let stored = self.receipts.add(stored);
+                self.outbox.push((target, stored));
+            }
             Err(err) => {
                 tracing::error!(service_id = %record.id, error = %err, "cannot store a notification")
             }
@@ -701,7 +698,7 @@ impl RouterTask {
     /// allows it. The transition may run more than once (the store retries a conflicting
     /// transaction); the effects of the run that was written are returned.
     fn update<T>(
-        &self,
+        &mut self,
         id: &str,
         mut transition: impl FnMut(&mut ServiceRecord) -> Result<T, Refused>,
     ) -> Outcome<T> {
@@ -710,6 +707,7 @@ impl RouterTask {
             written = Some(transition(record)?);
             Ok(())
         });
+        let result = result.map(|changed| changed.transpose().map(|r| self.receipts.add(r)));
         match result {
             Ok(Some(record)) => match written {
                 Some(effects) => Outcome::Applied(Box::new(record), effects),

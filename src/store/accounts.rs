@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{codec, format, Store, StoreError};
+use super::{codec, format, Pending, Store, StoreError};
 use crate::domain::account::{Account, Role, Username};
 use crate::domain::time::Timestamp;
 
@@ -68,17 +68,17 @@ impl StoredAccount {
 }
 
 impl Store {
-    /// Creates or replaces an account. Not yet durable: wait for the group commit.
+    /// Creates or replaces an account.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+    pub fn put_account(&self, account: &Account) -> Result<Pending<()>, StoreError> {
         let bytes = encode(account)?;
         self.inner
             .trees
             .accounts
             .insert(account.username.as_str().as_bytes(), bytes)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// The account named `username`.
@@ -108,17 +108,18 @@ impl Store {
             .collect()
     }
 
-    /// Removes an account; false if there was none. Not yet durable.
+    /// Removes an account; false if there was none.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_account(&self, username: &str) -> Result<bool, StoreError> {
-        Ok(self
+    pub fn delete_account(&self, username: &str) -> Result<Pending<bool>, StoreError> {
+        let removed = self
             .inner
             .trees
             .accounts
             .remove(username.as_bytes())?
-            .is_some())
+            .is_some();
+        Ok(self.pending(removed))
     }
 }
 
@@ -181,11 +182,11 @@ mod tests {
     #[test]
     fn accounts_are_stored_listed_and_removed() {
         let store = Store::open_temporary().unwrap();
-        store.put_account(&kristi()).unwrap();
+        store.put_account(&kristi()).unwrap().without_waiting();
         assert_eq!(store.account("kristi").unwrap(), Some(kristi()));
         assert_eq!(store.accounts().unwrap().len(), 1);
-        assert!(store.delete_account("kristi").unwrap());
-        assert!(!store.delete_account("kristi").unwrap());
+        assert!(store.delete_account("kristi").unwrap().without_waiting());
+        assert!(!store.delete_account("kristi").unwrap().without_waiting());
         assert_eq!(store.account("kristi").unwrap(), None);
     }
 

@@ -133,7 +133,8 @@ mod tests {
                 service("nobody-waiting", None, CallbackState::Scheduled),
                 service("nobody-done", None, CallbackState::Completed),
             ])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(
             ids(&store, "ann", &HISTORY_STATES),
@@ -163,7 +164,8 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         store
             .insert_service(&service("s1", None, CallbackState::Queued))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
 
         store
@@ -173,7 +175,8 @@ mod tests {
                 r.enter(CallbackState::Processing, None, at(5), "handled");
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
 
         // Requeued, then handled by bob: both handled it, and it is QUEUED in between.
@@ -183,7 +186,8 @@ mod tests {
                 r.enter(CallbackState::Queued, None, at(6), "no answer");
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
         assert_eq!(ids(&store, "ann", &[CallbackState::Queued]), ["s1"]);
         store
@@ -194,13 +198,15 @@ mod tests {
                 r.enter(CallbackState::Completed, None, at(9), "done");
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
         assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["s1"]);
 
         let purged = store
             .purge_expired(Timestamp::from_millis(u64::MAX), 10)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(purged.removed, ["s1"]);
         assert!(ids(&store, "ann", &CallbackState::ALL).is_empty());
         assert!(ids(&store, "bob", &CallbackState::ALL).is_empty());
@@ -214,12 +220,13 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         let mut record = service("s1", None, CallbackState::Queued);
         record.enter(CallbackState::Processing, None, at(5), "handled");
-        store.insert_service(&record).unwrap();
+        store.insert_service(&record).unwrap().without_waiting();
         assert!(record.handling_agents().is_empty());
 
         assert!(store
             .append_routing("s1", &[reserved_event("ann", 5)], None)
-            .unwrap());
+            .unwrap()
+            .without_waiting());
         let stored = store.service("s1").unwrap().unwrap();
         assert_eq!(stored.handling_agents(), ["ann"]);
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
@@ -227,7 +234,8 @@ mod tests {
         // An append that changes nobody's turn (later than every PROCESSING entry) leaves it.
         assert!(store
             .append_routing("s1", &[reserved_event("bob", 6)], None)
-            .unwrap());
+            .unwrap()
+            .without_waiting());
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
         assert!(ids(&store, "bob", &HISTORY_STATES).is_empty());
     }

@@ -453,7 +453,10 @@ mod tests {
     fn a_window_holds_what_is_in_it_in_time_order() {
         let store = Store::open_temporary().unwrap();
         for (id, at) in [("c", 30), ("a", 10), ("b", 20), ("b2", 20), ("d", 40)] {
-            store.insert_service(&record(id, at)).unwrap();
+            store
+                .insert_service(&record(id, at))
+                .unwrap()
+                .without_waiting();
         }
         let ids = |from, to| -> Vec<String> {
             window(&store, from, to).into_iter().map(|e| e.0).collect()
@@ -480,9 +483,18 @@ mod tests {
     #[test]
     fn changes_reschedules_and_deletions_keep_the_index_in_step() {
         let store = Store::open_temporary().unwrap();
-        store.insert_service(&record("moved", 100)).unwrap();
-        store.insert_service(&record("done", 200)).unwrap();
-        store.insert_service(&record("expires", 300)).unwrap();
+        store
+            .insert_service(&record("moved", 100))
+            .unwrap()
+            .without_waiting();
+        store
+            .insert_service(&record("done", 200))
+            .unwrap()
+            .without_waiting();
+        store
+            .insert_service(&record("expires", 300))
+            .unwrap()
+            .without_waiting();
 
         store
             .update_service::<()>("moved", |r| {
@@ -493,7 +505,8 @@ mod tests {
                 )
                 .map_err(|_| ())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .update_service::<()>("done", |r| {
                 r.cancel(
@@ -502,7 +515,8 @@ mod tests {
                 )
                 .map_err(|_| ())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         let mut due = record("expires", 300);
         due.expire_at = Timestamp::from_millis(400);
         store
@@ -510,10 +524,12 @@ mod tests {
                 r.expire_at = due.expire_at;
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         let purged = store
             .purge_expired(Timestamp::from_millis(400), 100)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(purged.removed, ["expires"]);
         assert_eq!(
@@ -623,16 +639,19 @@ mod tests {
         let queued = CallbackState::Queued;
         store
             .insert_service(&placed("a", 10 * HOUR + 100, "x", queued))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .insert_service(&placed("b", 10 * HOUR + 200, "y", queued))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .insert_services(&[
                 placed("c", 12 * HOUR, "x", CallbackState::Scheduled),
                 placed("d", 13 * HOUR - 1, "x", CallbackState::Completed),
             ])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         let everything = selection(None, None, &[], &[]);
         let hours_10_to_12 = selection(Some(10 * HOUR), Some(12 * HOUR), &[], &[]);
         assert_eq!(count(&store, &everything), 4);
@@ -644,7 +663,8 @@ mod tests {
                 r.desired_time = Timestamp::from_millis(12 * HOUR + 5);
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(count(&store, &hours_10_to_12), 1, "a left hours 10-11");
         let hour_12 = selection(Some(12 * HOUR), Some(13 * HOUR), &[], &[]);
         assert_eq!(count(&store, &hour_12), 3);
@@ -655,7 +675,8 @@ mod tests {
                 r.state = CallbackState::Routing;
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         let states = [queued];
         let queued_only = selection(None, None, &states, &[]);
         assert_eq!(
@@ -680,8 +701,12 @@ mod tests {
                 r.expire_at = Timestamp::from_millis(1);
                 Ok(())
             })
-            .unwrap();
-        store.purge_expired(Timestamp::from_millis(2), 100).unwrap();
+            .unwrap()
+            .without_waiting();
+        store
+            .purge_expired(Timestamp::from_millis(2), 100)
+            .unwrap()
+            .without_waiting();
         let services = ["x".to_string()];
         assert_eq!(count(&store, &selection(None, None, &[], &services)), 2);
         assert_eq!(
@@ -713,7 +738,7 @@ mod tests {
                 })
             })
             .collect();
-        store.insert_services(&records).unwrap();
+        store.insert_services(&records).unwrap().without_waiting();
         // Minutes 32-48 of hour 0 (scanned), hours 1-3 (counted), minutes 0-16 of hour 4.
         let window = selection(Some(HOUR / 2), Some(4 * HOUR + 20 * 60_000), &[], &[]);
         let all: Vec<String> = walked(&store, &window).into_iter().map(|e| e.0).collect();
@@ -757,12 +782,12 @@ mod tests {
             );
             r.expire_at = Timestamp::from_millis(1_000_000_000 + rng.random_range(0..2u64));
             if i % 3 == 0 {
-                store.insert_service(&r).unwrap();
+                store.insert_service(&r).unwrap().without_waiting();
             } else {
                 chunk.push(r);
             }
         }
-        store.insert_services(&chunk).unwrap();
+        store.insert_services(&chunk).unwrap().without_waiting();
         // Reschedules and state changes, then expiry of about half of the services.
         for _ in 0..600 {
             let id = format!("s{:04}", rng.random_range(0..1_500));
@@ -778,11 +803,13 @@ mod tests {
                     }
                     Ok(())
                 })
-                .unwrap();
+                .unwrap()
+                .without_waiting();
         }
         store
             .purge_expired(Timestamp::from_millis(1_000_000_000), 10_000)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(
             store.inner.time_counts.cells(),
             count_all(&store.inner.trees.by_time).unwrap().cells(),
@@ -837,7 +864,7 @@ mod tests {
         let records: Vec<ServiceRecord> =
             (0..250).map(|i| record(&format!("r{i:03}"), i)).collect();
 
-        store.insert_services(&records).unwrap();
+        store.insert_services(&records).unwrap().without_waiting();
 
         assert_eq!(window(&store, None, None).len(), 250);
         assert_eq!(window(&store, Some(100), Some(110)).len(), 10);

@@ -6,7 +6,7 @@
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{codec, decode_service, format, keys, tx_error, Store, StoreError};
+use super::{codec, decode_service, format, keys, tx_error, Pending, Store, StoreError};
 use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::time::Timestamp;
@@ -16,12 +16,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn put_chat_session(&self, session: &ChatSession) -> Result<(), StoreError> {
+    pub fn put_chat_session(&self, session: &ChatSession) -> Result<Pending<()>, StoreError> {
         self.inner.trees.chat_sessions.insert(
             session.id.as_bytes(),
             codec::encode(format::CHAT_SESSION, session)?,
         )?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Appends `events` to a session's transcript and stores the session with them, in one
@@ -33,7 +33,7 @@ impl Store {
         &self,
         session: &ChatSession,
         events: &[TranscriptEvent],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Pending<()>, StoreError> {
         // A chat that is being closed may still say so: ending things frees no space, but
         // refusing it would leave sessions that can never end.
         if session.closed_at.is_none() {
@@ -58,7 +58,8 @@ impl Store {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        Ok(self.pending(()))
     }
 
     /// The chat session `id`.
@@ -113,7 +114,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_chat_session(&self, session_id: &str) -> Result<(), StoreError> {
+    pub fn delete_chat_session(&self, session_id: &str) -> Result<Pending<()>, StoreError> {
         let transcripts = &self.inner.trees.transcripts;
         let mut batch = sled::Batch::default();
         for item in transcripts.scan_prefix(keys::transcript_prefix(session_id)) {
@@ -125,7 +126,7 @@ impl Store {
             .trees
             .chat_sessions
             .remove(session_id.as_bytes())?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Removes the chat session of a service that is due to expire at `now` (a service
@@ -140,7 +141,9 @@ impl Store {
         };
         let record = decode_service(service_id, &bytes)?;
         match record.chat_session_id {
-            Some(session_id) if record.expire_at <= now => self.delete_chat_session(&session_id),
+            Some(session_id) if record.expire_at <= now => self
+                .delete_chat_session(&session_id)
+                .map(Pending::without_waiting),
             _ => Ok(()),
         }
     }

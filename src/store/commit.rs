@@ -1,9 +1,13 @@
 //! Group commit: durable acknowledgement shared by concurrent requests, and the free-space
 //! watch of the database's filesystem.
 //!
-//! A request that changed data calls [`Committer::wait_durable`] after its write. One thread
-//! takes every waiter queued so far, runs a single `db.flush()` for all of them, then (with
-//! [`SyncMode::Device`]) `fdatasync`s the database's files, then answers them together. Never
+//! Each write takes a ticket ([`Committer::ticket`], numbered in the order writes end) and its
+//! request waits with [`Committer::wait_durable`] for the flush that covers it. One thread takes
+//! every waiter queued so far, runs a single `db.flush()` for all of them, then (with
+//! [`SyncMode::Device`]) `fdatasync`s the database's files, then answers them together. The
+//! thread notes the last ticket issued before each flush, so a request whose ticket a finished
+//! flush already covers (a second write of the same unit of work, after the first waited) does
+//! not wait at all. Never
 //! `flush_async` from many tasks: sled 0.34.7 deadlocks with 7 or more in flight (sled issue
 //! #1308). A write made before its waiter was queued is covered by the next flush, because the
 //! thread only starts a flush after taking the waiter.
@@ -105,9 +109,17 @@ impl CommitOptions {
     }
 }
 
+/// Write tickets: the last issued, and the last a finished flush covers.
+#[derive(Debug, Default)]
+struct Tickets {
+    issued: AtomicU64,
+    durable: AtomicU64,
+}
+
 /// Handle to the committer thread. Dropping it lets the thread do a last flush and exit.
 #[derive(Debug)]
 pub struct Committer {
+    tickets: Arc<Tickets>,
     queue: Mutex<Option<mpsc::Sender<Waiter>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Free space as last measured by the thread.
@@ -135,7 +147,9 @@ impl Committer {
         };
         let space = Arc::new(SpaceGauge::new(options.min_free_bytes));
         let stats = Arc::new(CommitStats::default());
+        let tickets = Arc::new(Tickets::default());
         let mut worker = Worker {
+            tickets: tickets.clone(),
             db,
             device,
             probe,
@@ -150,6 +164,7 @@ impl Committer {
             .spawn(move || worker.run(rx))
             .map_err(io)?;
         Ok(Self {
+            tickets,
             queue: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             space,
@@ -157,12 +172,21 @@ impl Committer {
         })
     }
 
-    /// Waits until everything written before this call is flushed (and, with
-    /// [`SyncMode::Device`], on the device).
+    /// The ticket of a write that has just ended: the flush that starts after this call
+    /// covers it.
+    pub fn ticket(&self) -> u64 {
+        self.tickets.issued.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Waits until the write holding `ticket` is flushed (and, with [`SyncMode::Device`], on
+    /// the device): at once if a finished flush covers it, else with the next batch.
     ///
     /// # Errors
     /// The flush or sync failed, or the store is shutting down.
-    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+    pub async fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
+        if self.tickets.durable.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         {
             let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -189,6 +213,7 @@ impl Drop for Committer {
 
 /// The committer thread's state.
 struct Worker {
+    tickets: Arc<Tickets>,
     db: sled::Db,
     device: Option<DeviceSync>,
     probe: Option<SpaceProbe>,
@@ -207,7 +232,13 @@ impl Worker {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
                     let started = Instant::now();
+                    // Every write that took its ticket before this line has ended: the flush
+                    // covers it.
+                    let covered = self.tickets.issued.load(Ordering::SeqCst);
                     let result = self.commit();
+                    if result.is_ok() {
+                        self.tickets.durable.fetch_max(covered, Ordering::SeqCst);
+                    }
                     let ended = Instant::now();
                     let size = batch.len();
                     if let Err(err) = &result {

@@ -531,7 +531,8 @@ mod tests {
                 );
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(handled("kristi"), ["both", "redial"]);
         assert!(store
             .services_handled_by("kristi", &[CallbackState::Scheduled], |_| true, 100)

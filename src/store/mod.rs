@@ -45,6 +45,7 @@ mod fuzz;
 mod keys;
 pub mod migrate;
 mod notifications;
+mod pending;
 mod storage;
 mod time_counts;
 
@@ -65,6 +66,7 @@ pub use by_time::{ServiceSummary, StateCounts, TimeSelection};
 use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 pub(crate) use fuzz::fuzz_stored;
+pub use pending::{Pending, Receipts};
 
 /// Tree names, in one place.
 pub(crate) mod tree {
@@ -469,12 +471,13 @@ impl Store {
         migrate::read_version(&self.inner.trees.meta)
     }
 
-    /// Waits until every write made before the call is flushed (group commit).
+    /// Waits until the write holding `ticket` is flushed (group commit). Reached only through
+    /// [`Pending::durable`], so that no write can be acknowledged without its wait.
     ///
     /// # Errors
     /// The flush failed; the caller must not acknowledge the change.
-    pub async fn wait_durable(&self) -> Result<(), StoreError> {
-        self.inner.committer.wait_durable().await
+    async fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
+        self.inner.committer.wait_durable(ticket).await
     }
 
     /// Group-commit flushes and device syncs done since the store was opened.
@@ -494,6 +497,11 @@ impl Store {
     /// expiry consistent and fit in the margin. Two atomic loads; no system call.
     fn check_space(&self) -> Result<(), StoreError> {
         self.inner.committer.space.check()
+    }
+
+    /// The receipt of a write made just now (see [`Pending`]).
+    fn pending<T>(&self, value: T) -> Pending<T> {
+        Pending::new(self, self.inner.committer.ticket(), value)
     }
 
     /// Flushes now, blocking the thread (start-up and shutdown only).
@@ -544,7 +552,10 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn seed_templates(&self, services: &[ConfiguredService]) -> Result<(), StoreError> {
+    pub fn seed_templates(
+        &self,
+        services: &[ConfiguredService],
+    ) -> Result<Pending<()>, StoreError> {
         let encoded = services
             .iter()
             .map(|s| Ok((s.name.clone(), codec::encode(format::TEMPLATE, s)?)))
@@ -560,7 +571,7 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Every configured service.
@@ -587,27 +598,28 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn put_template(&self, service: &ConfiguredService) -> Result<(), StoreError> {
+    pub fn put_template(&self, service: &ConfiguredService) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = codec::encode(format::TEMPLATE, service)?;
         self.inner
             .trees
             .templates
             .insert(service.name.as_bytes(), bytes)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Removes a configured service; false if there was none.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self
+    pub fn delete_template(&self, name: &str) -> Result<Pending<bool>, StoreError> {
+        let removed = self
             .inner
             .trees
             .templates
             .remove(name.as_bytes())?
-            .is_some())
+            .is_some();
+        Ok(self.pending(removed))
     }
 
     // ----- agents -----
@@ -628,7 +640,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn seed_agents(&self, agents: &[AgentRecord]) -> Result<(), StoreError> {
+    pub fn seed_agents(&self, agents: &[AgentRecord]) -> Result<Pending<()>, StoreError> {
         let encoded = agents
             .iter()
             .map(|a| Ok((a.config.id.clone(), codec::encode(format::AGENT, a)?)))
@@ -644,7 +656,7 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Every stored agent.
@@ -686,21 +698,22 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn put_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+    pub fn put_agent(&self, agent: &AgentRecord) -> Result<Pending<()>, StoreError> {
         let bytes = codec::encode(format::AGENT, agent)?;
         self.inner
             .trees
             .agents
             .insert(agent.config.id.as_bytes(), bytes)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Removes an agent; false if there was none.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_agent(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.inner.trees.agents.remove(id.as_bytes())?.is_some())
+    pub fn delete_agent(&self, id: &str) -> Result<Pending<bool>, StoreError> {
+        let removed = self.inner.trees.agents.remove(id.as_bytes())?.is_some();
+        Ok(self.pending(removed))
     }
 
     // ----- service records -----
@@ -709,7 +722,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn insert_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
+    pub fn insert_service(&self, record: &ServiceRecord) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record)?;
@@ -722,7 +735,7 @@ impl Store {
             .active
             .moved(&record.service_name, None, Some(record.state));
         self.inner.time_counts.moved(None, Some(place(record)));
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Stores many new service records with their index entries, all in one transaction: a
@@ -732,7 +745,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed; nothing of this call was written.
-    pub fn insert_services(&self, records: &[ServiceRecord]) -> Result<(), StoreError> {
+    pub fn insert_services(&self, records: &[ServiceRecord]) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let encoded = records
             .iter()
@@ -751,7 +764,7 @@ impl Store {
                 .moved(&record.service_name, None, Some(record.state));
             self.inner.time_counts.moved(None, Some(place(record)));
         }
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// The service record with this id.
@@ -775,7 +788,7 @@ impl Store {
         &self,
         id: &str,
         change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
-    ) -> Result<Option<ServiceRecord>, UpdateError<E>> {
+    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
         let change = RefCell::new(change);
         let changed = self.service_transaction(|tx| {
             let Some(bytes) = tx.0.get(id.as_bytes())? else {
@@ -797,7 +810,7 @@ impl Store {
             tx.0.insert(id.as_bytes(), bytes)?;
             Ok(Some((record, was)))
         })?;
-        Ok(
+        Ok(self.pending(
             changed.map(|(record, (desired_time, service_name, state))| {
                 self.inner
                     .active
@@ -812,7 +825,7 @@ impl Store {
                 );
                 record
             }),
-        )
+        ))
     }
 
     /// Appends routing history to an active service and stores its progress. History changes
@@ -830,7 +843,7 @@ impl Store {
         id: &str,
         events: &[RoutingEvent],
         progress: Option<&RouteProgress>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Pending<bool>, StoreError> {
         let append = |record: &mut ServiceRecord| {
             record.routing_history.extend(events.iter().cloned());
             if let Some(progress) = progress {
@@ -840,11 +853,11 @@ impl Store {
         let services = &self.inner.trees.services;
         loop {
             let Some(current) = services.get(id.as_bytes())? else {
-                return Ok(false);
+                return Ok(self.pending(false));
             };
             let mut record = decode_service(id, &current)?;
             if !record.is_active() {
-                return Ok(false);
+                return Ok(self.pending(false));
             }
             let handled_before: Vec<String> = record
                 .handling_agents()
@@ -857,7 +870,7 @@ impl Store {
             }
             let new = codec::encode(format::SERVICE, &record)?;
             match services.compare_and_swap(id.as_bytes(), Some(current), Some(new))? {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(self.pending(true)),
                 // Changed under us (a request or the expiry job): read it again.
                 Err(_) => continue,
             }
@@ -870,7 +883,7 @@ impl Store {
         &self,
         id: &str,
         append: impl Fn(&mut ServiceRecord),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Pending<bool>, StoreError> {
         struct Inactive;
         let appended = self.update_service(id, |record| {
             if !record.is_active() {
@@ -880,8 +893,8 @@ impl Store {
             Ok(())
         });
         match appended {
-            Ok(found) => Ok(found.is_some()),
-            Err(UpdateError::Rejected(Inactive)) => Ok(false),
+            Ok(found) => Ok(found.map(|found| found.is_some())),
+            Err(UpdateError::Rejected(Inactive)) => Ok(self.pending(false)),
             Err(UpdateError::Store(err)) => Err(err),
         }
     }
@@ -1050,7 +1063,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Purged, StoreError> {
+    pub fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Pending<Purged>, StoreError> {
         let due = due_entries(&self.inner.trees.by_expiry, now, limit)?;
         // What belongs to a service goes before the record: a crash in between leaves a record
         // that the next run removes, never things that belong to nothing.
@@ -1089,10 +1106,10 @@ impl Store {
                 removed.push(record.id);
             }
         }
-        Ok(Purged {
+        Ok(self.pending(Purged {
             scanned: due.len(),
             removed,
-        })
+        }))
     }
 
     fn service_transaction<T, E>(
@@ -1300,7 +1317,10 @@ mod tests {
             let key = keys::time_key(Timestamp::from_millis(5), &format!("gone{i:05}"));
             store.inner.trees.by_expiry.insert(key, &[]).unwrap();
         }
-        store.insert_service(&record("zz-due", 6)).unwrap();
+        store
+            .insert_service(&record("zz-due", 6))
+            .unwrap()
+            .without_waiting();
 
         let removed = crate::expiry::run_once(&store, Timestamp::from_millis(10)).unwrap();
 
@@ -1325,7 +1345,10 @@ mod tests {
             Box::new(move || Ok(free.load(Ordering::SeqCst)))
         };
         let store = Store::open_temporary_with_probe(1_000, probe).unwrap();
-        store.insert_service(&record("before", 50)).unwrap();
+        store
+            .insert_service(&record("before", 50))
+            .unwrap()
+            .without_waiting();
 
         free.store(999, Ordering::SeqCst);
         // Until the committer measures again, creates still go through.
@@ -1364,7 +1387,12 @@ mod tests {
         );
 
         free.store(1_000, Ordering::SeqCst);
-        wait_until(|| store.insert_service(&record("after", 50)).ok());
+        wait_until(|| {
+            store
+                .insert_service(&record("after", 50))
+                .ok()
+                .map(Pending::without_waiting)
+        });
         assert!(store.service("after").unwrap().is_some());
     }
 
@@ -1398,7 +1426,7 @@ mod tests {
             let mut r = record(&format!("s{i}"), 1_000);
             r.customer_number = Some("555".into());
             r.owner = Some(if i < 8 { "other" } else { "me" }.into());
-            store.insert_service(&r).unwrap();
+            store.insert_service(&r).unwrap().without_waiting();
         }
         let mine = |r: &ServiceRecord| r.owner.as_deref() == Some("me");
 
@@ -1425,20 +1453,22 @@ mod tests {
         for i in 0..5 {
             let mut r = record(&format!("s{i}"), 50 + i);
             r.service_name = if i < 3 { "chat-delay" } else { "other" }.into();
-            store.insert_service(&r).unwrap();
+            store.insert_service(&r).unwrap().without_waiting();
         }
         store
             .update_service::<()>("s0", |r| {
                 r.state = CallbackState::Completed;
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .update_service::<()>("s1", |r| {
                 r.state = CallbackState::Routing;
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         crate::expiry::run_once(&store, Timestamp::from_millis(53)).unwrap();
 
         let counted = store.active_counts();
@@ -1455,25 +1485,34 @@ mod tests {
     #[test]
     fn notifications_are_taken_once_in_order_and_expire_with_their_service() {
         let store = Store::open_temporary().unwrap();
-        store.insert_service(&record("s1", 50)).unwrap();
+        store
+            .insert_service(&record("s1", 50))
+            .unwrap()
+            .without_waiting();
         let now = Timestamp::from_millis(1);
         for n in 0..3 {
             let message = serde_json::json!({ "n": n });
             store
                 .add_notification("s1", None, format!("tag.{n}"), &message, now)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
         }
         store
             .add_notification("s10", None, "other".into(), &serde_json::json!({}), now)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         let first: Vec<String> = store
             .take_undelivered("s1", None)
             .unwrap()
+            .without_waiting()
             .into_iter()
             .map(|n| n.tag)
             .collect();
-        let second = store.take_undelivered("s1", None).unwrap();
+        let second = store
+            .take_undelivered("s1", None)
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(
             first,

@@ -16,7 +16,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{codec, format, keys, Store, StoreError};
+use super::{codec, format, keys, Pending, Store, StoreError};
 use crate::domain::notification::Notification;
 use crate::domain::time::Timestamp;
 
@@ -36,7 +36,7 @@ impl Store {
         tag: String,
         message: &serde_json::Value,
         now: Timestamp,
-    ) -> Result<Notification, StoreError> {
+    ) -> Result<Pending<Notification>, StoreError> {
         let seq = self.inner.db.generate_id()?;
         let notification = Notification {
             seq,
@@ -58,7 +58,7 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)?;
-        Ok(notification)
+        Ok(self.pending(notification))
     }
 
     /// The customer-bound notifications of a service, oldest first.
@@ -101,18 +101,19 @@ impl Store {
         service_id: &str,
         comet_user: Option<&str>,
         seq: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Pending<bool>, StoreError> {
         let key = keys::notification_key(service_id, seq);
         let index = comet_user.map(|user| keys::undelivered_key(user, seq));
         let trees = &self.inner.trees;
-        (&trees.notifications, &trees.undelivered)
+        let marked = (&trees.notifications, &trees.undelivered)
             .transaction(|(notifications, undelivered)| {
                 if let Some(index) = &index {
                     undelivered.remove(index.as_slice())?;
                 }
                 mark_in(notifications, &key)
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        Ok(self.pending(marked))
     }
 
     /// The undelivered notifications of a service, oldest first, each marked delivered by
@@ -124,18 +125,21 @@ impl Store {
         &self,
         service_id: &str,
         comet_user: Option<&str>,
-    ) -> Result<Vec<Notification>, StoreError> {
+    ) -> Result<Pending<Vec<Notification>>, StoreError> {
         let mut taken = Vec::new();
         for mut notification in self.notifications(service_id)? {
             if notification.delivered {
                 continue;
             }
-            if self.mark_delivered(service_id, comet_user, notification.seq)? {
+            if self
+                .mark_delivered(service_id, comet_user, notification.seq)?
+                .without_waiting()
+            {
                 notification.delivered = true;
                 taken.push(notification);
             }
         }
-        Ok(taken)
+        Ok(self.pending(taken))
     }
 
     /// Up to `limit` undelivered comet notifications of `gms_user`, oldest first, with their
@@ -199,7 +203,7 @@ impl Store {
         tag: String,
         message: String,
         now: Timestamp,
-    ) -> Result<Notification, StoreError> {
+    ) -> Result<Pending<Notification>, StoreError> {
         let seq = self.inner.db.generate_id()?;
         let notification = Notification {
             seq,
@@ -212,7 +216,7 @@ impl Store {
             keys::notification_key(service_id, seq),
             codec::encode(format::NOTIFICATION, &notification)?,
         )?;
-        Ok(notification)
+        Ok(self.pending(notification))
     }
 
     /// The agent-bound notifications of a service, oldest first.
@@ -231,7 +235,7 @@ impl Store {
     pub fn take_agent_notifications(
         &self,
         service_id: &str,
-    ) -> Result<Vec<Notification>, StoreError> {
+    ) -> Result<Pending<Vec<Notification>>, StoreError> {
         let tree = &self.inner.trees.agent_notifications;
         let mut taken = Vec::new();
         for mut notification in self.agent_notifications(service_id)? {
@@ -244,7 +248,7 @@ impl Store {
                 taken.push(notification);
             }
         }
-        Ok(taken)
+        Ok(self.pending(taken))
     }
 
     // ----- expiry -----
@@ -347,7 +351,7 @@ mod tests {
         );
         record.owner = owner.map(str::to_string);
         record.expire_at = Timestamp::from_millis(expire_at);
-        store.insert_service(&record).unwrap();
+        store.insert_service(&record).unwrap().without_waiting();
     }
 
     fn tags(notifications: &[Notification]) -> Vec<&str> {
@@ -365,6 +369,7 @@ mod tests {
             store
                 .add_notification(id, user, tag.into(), &json!({}), NOW)
                 .unwrap()
+                .without_waiting()
         };
         let first = add("s1", Some("alice"), "a");
         add("s2", Some("alice"), "b");
@@ -374,7 +379,8 @@ mod tests {
 
         store
             .mark_delivered("s1", Some("alice"), first.seq)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         let listed = store.undelivered_for_user("alice", 100).unwrap();
 
         let listed: Vec<(&str, &str)> = listed
@@ -394,19 +400,31 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         let n = store
             .add_notification("s1", Some("alice"), "t".into(), &json!({"x": 1}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .add_notification("s1", Some("alice"), "u".into(), &json!({}), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
-        assert!(store.mark_delivered("s1", Some("alice"), n.seq).unwrap());
-        assert!(!store.mark_delivered("s1", Some("alice"), n.seq).unwrap());
-        let polled = store.take_undelivered("s1", Some("alice")).unwrap();
+        assert!(store
+            .mark_delivered("s1", Some("alice"), n.seq)
+            .unwrap()
+            .without_waiting());
+        assert!(!store
+            .mark_delivered("s1", Some("alice"), n.seq)
+            .unwrap()
+            .without_waiting());
+        let polled = store
+            .take_undelivered("s1", Some("alice"))
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(tags(&polled), ["u"], "the pushed one is not polled again");
         assert!(store
             .take_undelivered("s1", Some("alice"))
             .unwrap()
+            .without_waiting()
             .is_empty());
         assert!(store.inner.trees.undelivered.is_empty(), "index emptied");
     }
@@ -431,17 +449,28 @@ mod tests {
         for tag in ["a", "b"] {
             store
                 .add_agent_notification("s1", tag.into(), "{}".into(), NOW)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
         }
         store
             .add_agent_notification("s10", "other".into(), "{}".into(), NOW)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(
-            tags(&store.take_agent_notifications("s1").unwrap()),
+            tags(
+                &store
+                    .take_agent_notifications("s1")
+                    .unwrap()
+                    .without_waiting()
+            ),
             ["a", "b"]
         );
-        assert!(store.take_agent_notifications("s1").unwrap().is_empty());
+        assert!(store
+            .take_agent_notifications("s1")
+            .unwrap()
+            .without_waiting()
+            .is_empty());
         assert_eq!(
             store.agent_notifications("s1").unwrap().len(),
             2,
@@ -457,10 +486,12 @@ mod tests {
         for id in ["s1", "s2"] {
             store
                 .add_notification(id, Some("alice"), format!("{id}.c"), &json!({}), NOW)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
             store
                 .add_agent_notification(id, format!("{id}.a"), "{}".into(), NOW)
-                .unwrap();
+                .unwrap()
+                .without_waiting();
         }
 
         crate::expiry::run_once(&store, Timestamp::from_millis(50)).unwrap();

@@ -15,7 +15,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use super::{codec, format, keys, tx_error, Store, StoreError, UpdateError};
+use super::{codec, format, keys, tx_error, Pending, Store, StoreError, UpdateError};
 use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
 use crate::domain::time::Timestamp;
@@ -160,15 +160,14 @@ fn purge<T: Expiring>(
 impl Store {
     // ----- Storage API -----
 
-    /// Stores (or replaces) a storage area with its expiry-index entry, in one transaction
-    /// (not durable yet: wait for the group commit).
+    /// Stores (or replaces) a storage area with its expiry-index entry, in one transaction.
     ///
     /// # Errors
     /// The disk is nearly full, or storage failed.
-    pub fn put_storage(&self, area: &StorageArea) -> Result<(), StoreError> {
+    pub fn put_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let t = &self.inner.trees;
-        put(&t.storage, &t.storage_by_expiry, area)
+        Ok(self.pending(put(&t.storage, &t.storage_by_expiry, area)?))
     }
 
     /// The storage area `id`, expired or not (the caller compares with its clock).
@@ -183,9 +182,9 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_storage(&self, id: &str) -> Result<bool, StoreError> {
+    pub fn delete_storage(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let t = &self.inner.trees;
-        remove::<StorageArea>(&t.storage, &t.storage_by_expiry, id)
+        Ok(self.pending(remove::<StorageArea>(&t.storage, &t.storage_by_expiry, id)?))
     }
 
     /// Reads, changes and writes back the storage area `id` atomically; `change` must not
@@ -198,8 +197,8 @@ impl Store {
         &self,
         id: &str,
         change: impl Fn(&mut StorageArea),
-    ) -> Result<Option<StorageArea>, StoreError> {
-        update(&self.inner.trees.storage, id, change)
+    ) -> Result<Pending<Option<StorageArea>>, StoreError> {
+        Ok(self.pending(update(&self.inner.trees.storage, id, change)?))
     }
 
     /// Reads, changes (or makes, from `None`) and writes back the storage of service
@@ -212,26 +211,29 @@ impl Store {
         &self,
         service_id: &str,
         change: impl Fn(Option<StorageArea>) -> Result<StorageArea, E>,
-    ) -> Result<StorageArea, UpdateError<E>> {
+    ) -> Result<Pending<StorageArea>, UpdateError<E>> {
         self.check_space()?;
         let tree = &self.inner.trees.service_storage;
-        tree.transaction(|tx| {
-            let current: Option<StorageArea> = tx
-                .get(service_id.as_bytes())?
-                .map(|bytes| decode(service_id.as_bytes(), &bytes))
-                .transpose()
-                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
-            let changed = change(current)
-                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
-            let bytes = codec::encode(format::STORAGE_AREA, &changed)
-                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
-            tx.insert(service_id.as_bytes(), bytes)?;
-            Ok(changed)
-        })
-        .map_err(|err| match err {
-            TransactionError::Abort(err) => err,
-            TransactionError::Storage(err) => UpdateError::Store(err.into()),
-        })
+        let changed = tree
+            .transaction(|tx| {
+                let current: Option<StorageArea> = tx
+                    .get(service_id.as_bytes())?
+                    .map(|bytes| decode(service_id.as_bytes(), &bytes))
+                    .transpose()
+                    .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
+                let changed = change(current).map_err(|err| {
+                    ConflictableTransactionError::Abort(UpdateError::Rejected(err))
+                })?;
+                let bytes = codec::encode(format::STORAGE_AREA, &changed)
+                    .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
+                tx.insert(service_id.as_bytes(), bytes)?;
+                Ok(changed)
+            })
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => UpdateError::Store(err.into()),
+            })?;
+        Ok(self.pending(changed))
     }
 
     /// Like [`Store::update_storage`], for the storage of service `service_id`.
@@ -242,8 +244,12 @@ impl Store {
         &self,
         service_id: &str,
         change: impl Fn(&mut StorageArea),
-    ) -> Result<Option<StorageArea>, StoreError> {
-        update(&self.inner.trees.service_storage, service_id, change)
+    ) -> Result<Pending<Option<StorageArea>>, StoreError> {
+        Ok(self.pending(update(
+            &self.inner.trees.service_storage,
+            service_id,
+            change,
+        )?))
     }
 
     /// Removes up to `limit` storage areas due at `now`; returns (index entries looked at,
@@ -255,9 +261,14 @@ impl Store {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<(usize, Vec<String>), StoreError> {
+    ) -> Result<Pending<(usize, Vec<String>)>, StoreError> {
         let t = &self.inner.trees;
-        purge::<StorageArea>(&t.storage, &t.storage_by_expiry, now, limit)
+        Ok(self.pending(purge::<StorageArea>(
+            &t.storage,
+            &t.storage_by_expiry,
+            now,
+            limit,
+        )?))
     }
 
     /// The storage of service `service_id`, if it has any.
@@ -273,27 +284,28 @@ impl Store {
     ///
     /// # Errors
     /// The disk is nearly full, or storage failed.
-    pub fn put_service_storage(&self, area: &StorageArea) -> Result<(), StoreError> {
+    pub fn put_service_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = codec::encode(format::STORAGE_AREA, area)?;
         self.inner
             .trees
             .service_storage
             .insert(area.id.as_bytes(), bytes)?;
-        Ok(())
+        Ok(self.pending(()))
     }
 
     /// Removes the storage of service `service_id`; false if it had none.
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_service_storage(&self, service_id: &str) -> Result<bool, StoreError> {
-        Ok(self
+    pub fn delete_service_storage(&self, service_id: &str) -> Result<Pending<bool>, StoreError> {
+        let removed = self
             .inner
             .trees
             .service_storage
             .remove(service_id.as_bytes())?
-            .is_some())
+            .is_some();
+        Ok(self.pending(removed))
     }
 
     /// Removes the storage of service `service_id` if the service is due at `now` (the expiry
@@ -307,21 +319,25 @@ impl Store {
             return Ok(());
         };
         if super::decode_service(service_id, &bytes)?.expire_at <= now {
-            self.delete_service_storage(service_id)?;
+            self.delete_service_storage(service_id)?.without_waiting();
         }
         Ok(())
     }
 
     // ----- Notification API -----
 
-    /// Stores a subscription with its expiry-index entry (not durable yet).
+    /// Stores a subscription with its expiry-index entry.
     ///
     /// # Errors
     /// The disk is nearly full, or storage failed.
-    pub fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+    pub fn put_subscription(&self, subscription: &Subscription) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let t = &self.inner.trees;
-        put(&t.subscriptions, &t.subscriptions_by_expiry, subscription)
+        Ok(self.pending(put(
+            &t.subscriptions,
+            &t.subscriptions_by_expiry,
+            subscription,
+        )?))
     }
 
     /// The subscription `id`, expired or not.
@@ -336,9 +352,13 @@ impl Store {
     ///
     /// # Errors
     /// Storage failed.
-    pub fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+    pub fn delete_subscription(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let t = &self.inner.trees;
-        remove::<Subscription>(&t.subscriptions, &t.subscriptions_by_expiry, id)
+        Ok(self.pending(remove::<Subscription>(
+            &t.subscriptions,
+            &t.subscriptions_by_expiry,
+            id,
+        )?))
     }
 
     /// How many subscriptions are stored (expired ones not yet removed included).
@@ -376,9 +396,14 @@ impl Store {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<(usize, Vec<String>), StoreError> {
+    ) -> Result<Pending<(usize, Vec<String>)>, StoreError> {
         let t = &self.inner.trees;
-        purge::<Subscription>(&t.subscriptions, &t.subscriptions_by_expiry, now, limit)
+        Ok(self.pending(purge::<Subscription>(
+            &t.subscriptions,
+            &t.subscriptions_by_expiry,
+            now,
+            limit,
+        )?))
     }
 }
 
@@ -410,16 +435,29 @@ mod tests {
     #[test]
     fn areas_round_trip_and_expire_by_the_index() {
         let store = Store::open_temporary().unwrap();
-        store.put_storage(&area("a", 0, 10)).unwrap();
-        store.put_storage(&area("b", 0, 20)).unwrap();
+        store
+            .put_storage(&area("a", 0, 10))
+            .unwrap()
+            .without_waiting();
+        store
+            .put_storage(&area("b", 0, 20))
+            .unwrap()
+            .without_waiting();
         // Replaced with a later expiry: its old index entry must not remove it.
-        store.put_storage(&area("c", 0, 5)).unwrap();
-        store.put_storage(&area("c", 0, 100)).unwrap();
+        store
+            .put_storage(&area("c", 0, 5))
+            .unwrap()
+            .without_waiting();
+        store
+            .put_storage(&area("c", 0, 100))
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(store.storage("a").unwrap().unwrap(), area("a", 0, 10));
         let (scanned, removed) = store
             .purge_expired_storage(Timestamp::from_millis(10_000), 100)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(removed, ["a"]);
         assert_eq!(
@@ -434,19 +472,27 @@ mod tests {
         );
         let (_, later) = store
             .purge_expired_storage(Timestamp::from_millis(100_000), 100)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(later, ["b", "c"]);
-        assert!(!store.delete_storage("b").unwrap(), "already gone");
+        assert!(
+            !store.delete_storage("b").unwrap().without_waiting(),
+            "already gone"
+        );
     }
 
     #[test]
     fn deleting_an_area_removes_its_index_entry() {
         let store = Store::open_temporary().unwrap();
-        store.put_storage(&area("a", 0, 10)).unwrap();
-        assert!(store.delete_storage("a").unwrap());
+        store
+            .put_storage(&area("a", 0, 10))
+            .unwrap()
+            .without_waiting();
+        assert!(store.delete_storage("a").unwrap().without_waiting());
         let (scanned, removed) = store
             .purge_expired_storage(Timestamp::from_millis(10_000), 100)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!((scanned, removed.len()), (0, 0));
     }
 
@@ -468,13 +514,16 @@ mod tests {
         };
         store
             .put_subscription(&subscription("x", "ors.*", 1000))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .put_subscription(&subscription("y", "ors.one", 2000))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .put_subscription(&subscription("z", "other", 2000))
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         let ids = |tag: &str, now: u64| -> Vec<String> {
             store
@@ -488,10 +537,11 @@ mod tests {
         assert_eq!(ids("ors.one", 1000), ["y"], "x expired");
         let (_, removed) = store
             .purge_expired_subscriptions(Timestamp::from_millis(1000), 10)
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(removed, ["x"]);
         assert_eq!(store.subscription_count(), 2);
-        assert!(store.delete_subscription("y").unwrap());
+        assert!(store.delete_subscription("y").unwrap().without_waiting());
         assert!(store.subscription("y").unwrap().is_none());
     }
 }
