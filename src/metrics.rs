@@ -69,6 +69,7 @@ const ROUTES: &[&str] = &[
     "/genesys/1/service/{id}/storage",
     "/genesys/1/service/{id}/storage/{key}",
     "/genesys/1/service/{id}/storage/binary/{key}",
+    "/genesys/1/service/{id}/{action}",
     "/genesys/1/service/{name}",
     "/genesys/1/storage/custom/{id}/{ttl}",
     "/genesys/1/storage/{id}",
@@ -96,6 +97,7 @@ const ROUTES: &[&str] = &[
     "/genesys/1/agent/{agent}/history",
     "/genesys/1/agent/{agent}/chat/{service}",
     "/genesys/1/agent/{agent}/chat/{service}/{action}",
+    "/genesys/1/voice/inbound-call",
 ];
 
 /// Every route template, in matching order (the OpenAPI document's tests check it covers them).

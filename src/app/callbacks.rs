@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::records::{check_owner, check_service, owned_service, update};
 use super::{notifications, schedule, AppError, AppState, Requester};
-use crate::domain::options::{self, check_field_name, CreateRequest, FieldError, ServiceSettings};
+use crate::domain::dialog;
+use crate::domain::options::{
+    self, check_field_name, CreateRequest, FieldError, Scenario, ServiceSettings,
+};
 use crate::domain::schedule::ScheduleRules;
 use crate::domain::service::{
     expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
@@ -96,6 +99,9 @@ pub async fn create_service(
         now,
     );
     record.options = options;
+    if let Some(code) = new_access_code(&settings) {
+        record.options.insert(dialog::ACCESS_CODE.to_string(), code);
+    }
     record.user_data = request.user_data;
     record.owner = owner.map(str::to_string);
     record.customer_number = request.customer_number;
@@ -103,9 +109,11 @@ pub async fn create_service(
     record.device_notification_id = request.device_notification_id;
     record.desired_time = desired_time;
     record.expire_at = expire_at;
-    // Only services that wait for an agent sit in a virtual queue from the start; an
-    // immediate chat enters it when its chat arrives.
-    record.queued_at = (!scheduled && settings.wait_for_agent).then_some(now);
+    // Only services that wait for an agent (and user-terminated voice) sit in a virtual
+    // queue from the start; an immediate chat enters it when its chat arrives, a
+    // user-originated call when the call does.
+    let queues = settings.scenario.queues_at_start(settings.wait_for_agent);
+    record.queued_at = (!scheduled && queues).then_some(now);
     record.mark_created(initial, now);
 
     let stored = state.store.insert_service(&record)?;
@@ -119,6 +127,23 @@ pub async fn create_service(
         settings,
         verbose: request.verbose,
     })
+}
+
+/// A fresh access code for a user-originated callback that gives one (`_provide_code`):
+/// `_access_code_length` random digits. Codes are not checked for uniqueness here; the
+/// inbound-call API refuses a code two waiting callbacks share (the caller number then
+/// tells them apart).
+fn new_access_code(settings: &ServiceSettings) -> Option<String> {
+    use rand::Rng;
+    if settings.scenario != Scenario::UserOriginated || !settings.provide_code {
+        return None;
+    }
+    let mut rng = rand::rng();
+    Some(
+        (0..settings.access_code_length)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect(),
+    )
 }
 
 /// Refuses an httpcb URL that points inside (loopback, private, link-local, ...) unless
@@ -152,6 +177,18 @@ pub struct CallbackQuery {
     pub state: Option<StateFilter>,
     /// Other keys: user data that must be equal.
     pub user_data: Vec<(String, String)>,
+    /// `operand=AND|OR`, the older query form (GMS 8.1, the Genesys sample app): how the
+    /// filters combine. `None` in today's form, where they all must hold.
+    pub operand: Option<Operand>,
+}
+
+/// How the filters of an older-form query combine (`operand`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    /// Every filter holds.
+    And,
+    /// At least one filter holds.
+    Or,
 }
 
 /// The most records one query returns.
@@ -179,6 +216,18 @@ impl CallbackQuery {
                     query.state =
                         Some(StateFilter::parse(&value).map_err(|m| FieldError::new(&key, m))?)
                 }
+                "operand" => {
+                    query.operand = Some(match value.to_ascii_uppercase().as_str() {
+                        "AND" => Operand::And,
+                        "OR" => Operand::Or,
+                        _ => {
+                            return Err(FieldError::new(
+                                key,
+                                format!("`{value}` is not an operand: use AND or OR"),
+                            ))
+                        }
+                    })
+                }
                 _ if key.starts_with('_') => {
                     return Err(FieldError::new(
                         key,
@@ -194,23 +243,48 @@ impl CallbackQuery {
                 "give _id or _customer_number (or query one service with /genesys/1/service/callback/{name})",
             ));
         }
+        if query.operand == Some(Operand::Or) && query.service_name.is_none() && query.id.is_none()
+        {
+            // The general form reads the `_customer_number` index; an OR of it with other
+            // filters would have to read every service.
+            return Err(FieldError::new(
+                "operand",
+                "OR needs the per-service form: GET /genesys/1/service/callback/{name}?operand=OR&...",
+            ));
+        }
         Ok(query)
     }
 
-    /// Whether `record` passes the query's filters (not who may see it).
-    fn matches(&self, record: &ServiceRecord) -> bool {
-        self.service_name
+    /// The filters a record is judged by, each as a yes or no.
+    fn filters<'a>(&'a self, record: &'a ServiceRecord) -> impl Iterator<Item = bool> + 'a {
+        let id = self.id.as_ref().map(|id| record.id == *id);
+        let number = self
+            .customer_number
             .as_ref()
-            .is_none_or(|name| *name == record.service_name)
-            && self
-                .customer_number
-                .as_ref()
-                .is_none_or(|n| record.customer_number.as_ref() == Some(n))
-            && self.state.as_ref().is_none_or(|f| f.matches(record.state))
-            && self
-                .user_data
-                .iter()
-                .all(|(k, v)| record.user_data.get(k) == Some(v))
+            .map(|n| record.customer_number.as_ref() == Some(n));
+        let state = self.state.as_ref().map(|f| f.matches(record.state));
+        let user_data = self
+            .user_data
+            .iter()
+            .map(|(k, v)| record.user_data.get(k) == Some(v));
+        id.into_iter().chain(number).chain(state).chain(user_data)
+    }
+
+    /// Whether `record` passes the query's filters (not who may see it). With `operand=OR`
+    /// one filter is enough (no filter at all: every service of the per-service query).
+    fn matches(&self, record: &ServiceRecord) -> bool {
+        let of_service = self
+            .service_name
+            .as_ref()
+            .is_none_or(|name| *name == record.service_name);
+        let filters_hold = match self.operand {
+            Some(Operand::Or) => {
+                let mut filters = self.filters(record).peekable();
+                filters.peek().is_none() || filters.any(|holds| holds)
+            }
+            Some(Operand::And) | None => self.filters(record).all(|holds| holds),
+        };
+        of_service && filters_hold
     }
 }
 
@@ -238,7 +312,11 @@ pub fn query_callbacks(
     };
     let keep =
         |record: &ServiceRecord| record.owner.as_deref() == Some(user) && query.matches(record);
-    let mut found = if let Some(number) = &query.customer_number {
+    let by_customer = query
+        .customer_number
+        .as_ref()
+        .filter(|_| query.operand != Some(Operand::Or));
+    let mut found = if let Some(number) = by_customer {
         state
             .store
             .services_by_customer(number, keep, QUERY_LIMIT)?

@@ -12,6 +12,7 @@ mod catalog;
 pub mod chat;
 pub mod console;
 pub mod desktop;
+pub mod dialogs;
 mod error;
 pub mod history;
 pub mod lifecycle;

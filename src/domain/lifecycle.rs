@@ -11,8 +11,9 @@
 //! Cancel and reschedule, which a customer or an administrator asks for and which answer with
 //! a message, live in [`super::service`] and return a [`super::service::LifecycleError`].
 
+use super::dialog;
 use super::notification;
-use super::options::{self, Preset, ServiceSettings};
+use super::options::{self, Preset, Scenario, ServiceSettings};
 use super::service::{CallbackReason, CallbackState, ServiceRecord};
 use super::time::Timestamp;
 
@@ -71,11 +72,31 @@ impl ServiceRecord {
         if self.state != CallbackState::Scheduled || self.desired_time > now {
             return Err(self.refused());
         }
-        if options::waits_for_agent(&self.options) {
+        if options::queues_at_start(&self.options) {
             self.queued_at = self.queued_at.or(Some(now));
         }
         self.route = None;
         self.enter(CallbackState::Queued, None, now, "desired time reached");
+        Ok(())
+    }
+
+    /// A user-originated voice callback's call arrived: it enters its virtual queue (still
+    /// QUEUED), as an immediate chat does when its chat starts.
+    ///
+    /// # Errors
+    /// Not QUEUED, or already in its queue.
+    pub fn queue_call(&mut self, now: Timestamp) -> Result<(), Refused> {
+        if self.state != CallbackState::Queued || self.queued_at.is_some() {
+            return Err(self.refused());
+        }
+        self.queued_at = Some(now);
+        self.route = None;
+        self.enter(
+            CallbackState::Queued,
+            None,
+            now,
+            "the customer's call arrived; queued",
+        );
         Ok(())
     }
 
@@ -119,7 +140,11 @@ impl ServiceRecord {
             effects.push(notify(notification::poll_status(&self.id, true)));
         }
         if settings.wait_for_user_confirm {
-            effects.push(notify(notification::agent_available(&self.id)));
+            let with_code = settings.provide_code && settings.scenario == Scenario::UserOriginated;
+            effects.push(notify(notification::agent_available(
+                &self.id,
+                dialog::user_confirmation_action(with_code),
+            )));
             if let Some(deadline) = self.confirmation_deadline(settings) {
                 effects.push(Effect::AwaitConfirmation { deadline });
             }

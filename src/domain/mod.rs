@@ -17,6 +17,8 @@
 //! - [`esp`]: ESP requests to a chat session, parsed and validated.
 //! - [`idle`]: chat inactivity control with an injected time.
 //! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
+//! - [`dialog`]: the dialogs a customer's app is answered with (StartChat, ConfirmationDialog,
+//!   DialNumber, DisplayMenu), by scenario: chat, user-terminated or user-originated voice.
 //! - [`storage`]: the GMS Storage API's areas, their TTL and limits.
 //! - [`subscription`]: the GMS Notification API's subscriptions and tag filters.
 
@@ -24,6 +26,7 @@ pub mod account;
 pub mod agent;
 pub mod chat;
 pub mod chat_limits;
+pub mod dialog;
 pub mod esp;
 pub mod idle;
 pub mod kv;

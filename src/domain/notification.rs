@@ -23,12 +23,14 @@ pub struct Notification {
 }
 
 /// The message telling the customer of a Chat-Delayed service that an agent is waiting for
-/// their confirmation (seed 000).
-pub fn agent_available(service_id: &str) -> (String, serde_json::Value) {
+/// their confirmation (seed 000); `action` is seed 000's
+/// `get-dialog-user-confirmation-provide_code-false`, or `...-true` for a user-originated
+/// callback with an access code. The app GETs `/genesys/1/service/{_id}/{_action}` next.
+pub fn agent_available(service_id: &str, action: &str) -> (String, serde_json::Value) {
     (
         format!("service.agentavailable.{service_id}"),
         serde_json::json!({
-            "_action": "get-dialog-user-confirmation-provide_code-false",
+            "_action": action,
             "_id": service_id,
         }),
     )

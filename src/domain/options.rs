@@ -33,15 +33,33 @@ pub enum Preset {
     /// A capacity service (`_service=capacity`): how many scheduled callbacks each time bucket
     /// takes. Callback services name it in `_capacity_service`.
     Capacity,
+    /// A voice callback the agent places now (GMS "User-Terminated-Immediate").
+    UserTerminatedImmediate,
+    /// A voice callback the agent places once the customer confirmed the available agent
+    /// (GMS "User-Terminated-Delayed").
+    UserTerminatedDelayed,
+    /// A voice callback the agent places at the customer's `_desired_time` (GMS
+    /// "User-Terminated-Scheduled").
+    UserTerminatedScheduled,
+    /// The customer calls an access number now (GMS "User-Originated-Immediate").
+    UserOriginatedImmediate,
+    /// The customer calls an access number once told an agent is available (GMS
+    /// "User-Originated-Delayed").
+    UserOriginatedDelayed,
 }
 
 impl Preset {
     /// Every preset of a service that clients create instances of (callbacks and chats).
-    pub const ALL: [Preset; 4] = [
+    pub const ALL: [Preset; 9] = [
         Preset::ChatImmediate,
         Preset::ChatDelayed,
         Preset::RequestChat,
         Preset::RequestChatPoll,
+        Preset::UserTerminatedImmediate,
+        Preset::UserTerminatedDelayed,
+        Preset::UserTerminatedScheduled,
+        Preset::UserOriginatedImmediate,
+        Preset::UserOriginatedDelayed,
     ];
 
     /// The presets of scheduling services, which callback services refer to by name.
@@ -61,6 +79,11 @@ impl Preset {
             Preset::RequestChatPoll => "Request-Chat-Poll",
             Preset::OfficeHours => "Office-Hours",
             Preset::Capacity => "Capacity",
+            Preset::UserTerminatedImmediate => "User-Terminated-Immediate",
+            Preset::UserTerminatedDelayed => "User-Terminated-Delayed",
+            Preset::UserTerminatedScheduled => "User-Terminated-Scheduled",
+            Preset::UserOriginatedImmediate => "User-Originated-Immediate",
+            Preset::UserOriginatedDelayed => "User-Originated-Delayed",
         }
     }
 
@@ -121,7 +144,22 @@ impl Preset {
             ("_service", "capacity"),
             ("_timezone", "UTC"),
         ];
+        const USER_TERMINATED_IMMEDIATE: [(&str, &str); 12] =
+            voice_defaults("USERTERMINATED", "false", "false");
+        const USER_TERMINATED_DELAYED: [(&str, &str); 12] =
+            voice_defaults("USERTERMINATED", "true", "true");
+        const USER_TERMINATED_SCHEDULED: [(&str, &str); 12] =
+            voice_defaults("USERTERMINATED", "true", "false");
+        const USER_ORIGINATED_IMMEDIATE: [(&str, &str); 12] =
+            voice_defaults("USERORIGINATED", "false", "false");
+        const USER_ORIGINATED_DELAYED: [(&str, &str); 12] =
+            voice_defaults("USERORIGINATED", "true", "true");
         match self {
+            Preset::UserTerminatedImmediate => &USER_TERMINATED_IMMEDIATE,
+            Preset::UserTerminatedDelayed => &USER_TERMINATED_DELAYED,
+            Preset::UserTerminatedScheduled => &USER_TERMINATED_SCHEDULED,
+            Preset::UserOriginatedImmediate => &USER_ORIGINATED_IMMEDIATE,
+            Preset::UserOriginatedDelayed => &USER_ORIGINATED_DELAYED,
             Preset::ChatImmediate => &CHAT_IMMEDIATE,
             Preset::ChatDelayed => &CHAT_DELAYED,
             Preset::RequestChat => &REQUEST_CHAT,
@@ -130,6 +168,76 @@ impl Preset {
             Preset::Capacity => &CAPACITY,
         }
     }
+}
+
+/// What kind of service a customer's app talks to, from `_media_type` and `_call_direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// A chat (any `_media_type` but voice).
+    Chat,
+    /// A voice callback the agent dials (`_call_direction=USERTERMINATED`, the default).
+    UserTerminated,
+    /// A voice callback the customer dials in to an access number
+    /// (`_call_direction=USERORIGINATED`).
+    UserOriginated,
+}
+
+/// The `_media_type` of a voice callback.
+pub const VOICE: &str = "voice";
+
+impl Scenario {
+    /// The scenario of a service with these options.
+    pub fn of(options: &BTreeMap<String, String>) -> Scenario {
+        let voice = options
+            .get("_media_type")
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(VOICE));
+        if !voice {
+            return Scenario::Chat;
+        }
+        match options.get("_call_direction").map(|d| d.trim()) {
+            Some(d) if d.eq_ignore_ascii_case("USERORIGINATED") => Scenario::UserOriginated,
+            _ => Scenario::UserTerminated,
+        }
+    }
+
+    /// Whether a service of this scenario waits in its virtual queue from the start (or
+    /// from its desired time): one that waits for an agent, and a user-terminated callback,
+    /// which needs an agent to call the customer even when it does not wait for one. A chat
+    /// that does not wait enters the queue with its chat, a user-originated call with the
+    /// call.
+    pub fn queues_at_start(self, waits_for_agent: bool) -> bool {
+        waits_for_agent || self == Scenario::UserTerminated
+    }
+}
+
+/// Whether a stored service waits in its virtual queue from the start or its desired time
+/// ([`Scenario::queues_at_start`]).
+pub fn queues_at_start(options: &BTreeMap<String, String>) -> bool {
+    Scenario::of(options).queues_at_start(waits_for_agent(options))
+}
+
+/// The defaults of a voice preset: the common ones with `_media_type=voice`, and GMS's
+/// `_call_direction`, `_wait_for_agent` and `_wait_for_user_confirm` for the scenario
+/// (GMS's Callback user guide, "Configuration Options" of each scenario).
+const fn voice_defaults(
+    direction: &'static str,
+    wait_for_agent: &'static str,
+    wait_for_user_confirm: &'static str,
+) -> [(&'static str, &'static str); 12] {
+    [
+        ("_media_type", VOICE),
+        ("_ttl", "86400"),
+        ("_use_debug_push_certificate", "false"),
+        ("_urs_queued_ttl", "3600"),
+        ("_urs_prioritization_strategy", "WaitForTarget"),
+        ("_urs_strategy_update_sub_routine", "SetRouteDelay"),
+        ("_urs_vq_priority", "0"),
+        ("_type", "ors"),
+        ("_call_direction", direction),
+        ("_wait_for_agent", wait_for_agent),
+        ("_wait_for_user_confirm", wait_for_user_confirm),
+        ("_mandatory_customer_lookup_keys", "_customer_number"),
+    ]
 }
 
 /// Joins the common defaults with a preset's own, at compile time.
@@ -159,7 +267,7 @@ impl FromStr for Preset {
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
-                    "unknown preset `{s}`: use one of Chat-Immediate, Chat-Delayed, Request-Chat, Request-Chat-Poll, Office-Hours, Capacity"
+                    "unknown preset `{s}`: use one of Chat-Immediate, Chat-Delayed, Request-Chat, Request-Chat-Poll, User-Terminated-Immediate, User-Terminated-Delayed, User-Terminated-Scheduled, User-Originated-Immediate, User-Originated-Delayed, Office-Hours, Capacity"
                 )
             })
     }
@@ -306,6 +414,13 @@ const KNOWN_OPTIONS: &[(&str, OptionKind)] = &[
     ("_agent_ready_threshold_position", OptionKind::Seconds),
     ("_dial_retry_timeout", OptionKind::Seconds),
     ("_max_dial_attempts", OptionKind::Seconds),
+    (
+        "_call_direction",
+        OptionKind::OneOf(&["USERTERMINATED", "USERORIGINATED"]),
+    ),
+    ("_provide_code", OptionKind::Bool),
+    ("_access_number", OptionKind::Text),
+    ("_access_code_length", OptionKind::Seconds),
 ];
 
 /// The typed settings of a service, derived from its options.
@@ -355,7 +470,19 @@ pub struct ServiceSettings {
     /// Office hours, capacity and the limits on the desired time (`_business_hours_service`,
     /// `_capacity_service`, `_request_time_bucket`, ...).
     pub schedule: ScheduleRules,
+    /// Chat, or voice in one of its two directions (`_media_type`, `_call_direction`).
+    pub scenario: Scenario,
+    /// The number a user-originated callback's customer calls (`_access_number`).
+    pub access_number: Option<String>,
+    /// `_provide_code`: a user-originated callback gets an access code the customer keys in,
+    /// by which its call is matched; without one it is matched by the caller's number.
+    pub provide_code: bool,
+    /// `_access_code_length`: digits of an access code.
+    pub access_code_length: u32,
 }
+
+/// `_access_code_length` when unset.
+pub const DEFAULT_ACCESS_CODE_LENGTH: u32 = 6;
 
 /// `_user_confirm_timeout` when unset.
 pub const DEFAULT_USER_CONFIRM_TIMEOUT_SECS: u64 = 60;
@@ -429,6 +556,36 @@ impl ServiceSettings {
             ));
         }
         let schedule = ScheduleRules::from_options(options)?;
+        let scenario = Scenario::of(options);
+        let access_number = Some(get("_access_number").trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        if let Some(number) = &access_number {
+            let digits = number.chars().filter(char::is_ascii_digit).count();
+            let allowed = |c: char| c.is_ascii_digit() || " +-().".contains(c);
+            if digits == 0 || digits > 20 || !number.chars().all(allowed) {
+                return Err(OptionError::new(
+                    "_access_number",
+                    format!("`{number}` is not a phone number: write digits, optionally with + - ( ) . and spaces, e.g. +1 800 555 0100"),
+                ));
+            }
+        }
+        if scenario == Scenario::UserOriginated && access_number.is_none() {
+            return Err(OptionError::new(
+                "_access_number",
+                "required for a user-originated voice callback: give the number customers call, e.g. +18005550100",
+            ));
+        }
+        let access_code_length = match get("_access_code_length").trim() {
+            "" => DEFAULT_ACCESS_CODE_LENGTH,
+            value => value.parse().unwrap_or(0),
+        };
+        if !(4..=10).contains(&access_code_length) {
+            return Err(OptionError::new(
+                "_access_code_length",
+                "give the digits of an access code, from 4 to 10 (6 when unset)",
+            ));
+        }
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(
@@ -465,6 +622,10 @@ impl ServiceSettings {
                 value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),
             },
             schedule,
+            scenario,
+            access_number,
+            provide_code: flag("_provide_code"),
+            access_code_length,
         })
     }
 }

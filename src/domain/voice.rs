@@ -25,7 +25,7 @@ use super::service::{
 use super::time::Timestamp;
 
 /// The `_media_type` of a voice callback.
-pub const VOICE: &str = "voice";
+pub use super::options::VOICE;
 
 /// The media of a service as the agent desktop shows it: `chat` for a service with a chat,
 /// else its `_media_type` (`voice`, `chat`, ...), in lower case.

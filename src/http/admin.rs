@@ -11,8 +11,8 @@ use warp::{Filter, Rejection};
 
 use super::error::{respond, ApiError};
 use super::form::{self, Fields};
-use super::views::{configured_schedule, configured_service, query_entry, record_detail};
-use super::{reply, with_state};
+use super::views::{admin_queue_entry, configured_schedule, configured_service, record_detail};
+use super::{client, reply, with_state, Client};
 use crate::app::admin::{self, QueueQuery};
 use crate::app::{queues, AppError, AppState};
 use crate::domain::options::{FieldError, Preset};
@@ -303,16 +303,23 @@ fn callback_queues(
     warp::path!("genesys" / "1" / "admin" / "callback" / "queues")
         .and(warp::get())
         .and(admin_token(&state))
+        .and(client(&state))
         .and(with_state(state))
         .and(form::query_fields())
-        .map(|state: AppState, fields: Fields| {
+        .map(|client: Client, state: AppState, fields: Fields| {
             let grouped = QueueQuery::parse(fields)
                 .map_err(AppError::from)
                 .and_then(|query| admin::queues(&state, &query));
             respond(grouped, |grouped| {
                 let body: BTreeMap<_, Vec<_>> = grouped
                     .iter()
-                    .map(|(name, records)| (name, records.iter().map(query_entry).collect()))
+                    .map(|(name, records)| {
+                        let entries = records
+                            .iter()
+                            .map(|r| admin_queue_entry(r, &client.base_url))
+                            .collect();
+                        (name, entries)
+                    })
                     .collect();
                 reply::json(StatusCode::OK, &body)
             })

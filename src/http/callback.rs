@@ -7,11 +7,16 @@ use warp::{Filter, Rejection};
 
 use super::error::{respond, ApiError};
 use super::form::{self, Fields, Json};
-use super::views::{query_entry, status_view, ServiceCreated, StartChatDialog, WillNotify};
+use super::views::{
+    dialog_reply, older_query_entry, query_entry, status_view, ConfirmationDialog,
+    DialNumberDialog, DisplayMenuDialog, ServiceCreated, StartChatDialog,
+};
 use super::{callback_access, client, reply, service_access, with_state, Client};
 use crate::app::callbacks::{self, CallbackQuery, Created, Reschedule};
 use crate::app::lifecycle::{self, Connect};
-use crate::app::{queues, records, AppError, AppState};
+use crate::app::{dialogs, queues, records, AppError, AppState};
+use crate::domain::dialog::{self, Choice};
+use crate::domain::service::CallbackState;
 
 use super::error::ErrorBody;
 use super::params::{GmsUser, NoFields, ServiceId};
@@ -34,8 +39,96 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(service_status(state.clone()))
         .unify()
-        .or(queue_position(state))
+        .or(queue_position(state.clone()))
         .unify()
+        .or(service_dialog(state))
+        .unify()
+}
+
+/// GET /genesys/1/service/{id}/{_action}
+///
+/// The follow-ups of the customer's app: after the `service.agentavailable` push it GETs the
+/// push's `_id` and `_action` under `/genesys/1/service/` (the Genesys Android sample app builds
+/// exactly this URL), and a `DisplayMenu` choice is the GET of its `_user_action_url`. A chat
+/// confirms the reserved agent as `connect` does and starts; a voice callback asks first
+/// (`DisplayMenu`), then an accept confirms the agent and a decline cancels.
+#[utoipa::path(get, path = "/genesys/1/service/{id}/{action}", tag = "callback",
+    params(ServiceId, ("action" = String, Path, description = "`get-dialog-user-confirmation-provide_code-false` (or `-true`) after the agentavailable push; `dialog-user-confirmation-accept` or `-decline` from a DisplayMenu", example = "get-dialog-user-confirmation-provide_code-false"), GmsUser),
+    responses((status = 200, description = "The next dialog", body = FollowUpReply),
+        (status = 503, description = "No agent is available for this service yet", body = ErrorBody)))]
+fn service_dialog(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "service" / String / String)
+        .and(warp::get())
+        .and_then(|id: String, action: String| async move {
+            // Only the dialog actions; other paths belong to other routes.
+            match FollowUp::parse(&action) {
+                Some(step) => Ok((id, step)),
+                None => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .and_then(
+            |id: String, step: FollowUp, state: AppState, client: Client| async move {
+                let (id, state, client) = service_access(id, state, client).await?;
+                Ok::<_, Rejection>((id, step, state, client))
+            },
+        )
+        .untuple_one()
+        .then(
+            |id: String, step: FollowUp, state: AppState, client: Client| async move {
+                let shown = match step {
+                    FollowUp::AgentAvailable => {
+                        dialogs::agent_available(&state, &id, client.gms_user()).await
+                    }
+                    FollowUp::Choice(choice) => {
+                        dialogs::choose(&state, &id, client.gms_user(), choice).await
+                    }
+                };
+                respond(shown, |shown| match shown {
+                    Some(shown) => reply::json(
+                        StatusCode::OK,
+                        &dialog_reply(&shown.dialog, &shown.record, &client.base_url),
+                    ),
+                    None => connect_reply(Connect::NotYet, &client),
+                })
+            },
+        )
+}
+
+/// A follow-up GET of [`service_dialog`].
+#[derive(Debug, Clone, Copy)]
+enum FollowUp {
+    /// After the `service.agentavailable` push.
+    AgentAvailable,
+    /// A `DisplayMenu` choice.
+    Choice(Choice),
+}
+
+impl FollowUp {
+    fn parse(segment: &str) -> Option<FollowUp> {
+        if segment == dialog::USER_CONFIRMATION || segment == dialog::USER_CONFIRMATION_WITH_CODE {
+            return Some(FollowUp::AgentAvailable);
+        }
+        Choice::parse(segment).map(FollowUp::Choice)
+    }
+}
+
+/// What `connect` and its GET form answer.
+fn connect_reply(connected: Connect, client: &Client) -> Response {
+    match connected {
+        Connect::Ready(record) => reply::json(
+            StatusCode::OK,
+            &StartChatDialog::new(&record, &client.base_url),
+        ),
+        Connect::NotYet => ApiError::ServiceUnavailable(
+            "no agent is available for this service yet: wait for the service.agentavailable notification".into(),
+        )
+        .into_response(),
+    }
 }
 
 /// POST or GET /genesys/1/service/{id}/check-queue-position
@@ -93,19 +186,12 @@ fn service_connect(
         .and_then(service_access)
         .untuple_one()
         .and(form::fields(limit, Json::Refused))
-        .then(|id: String, state: AppState, client: Client, _fields: Fields| async move {
-            let connected = lifecycle::connect(&state, &id, client.gms_user()).await;
-            respond(connected, |connected| match connected {
-                Connect::Ready(record) => reply::json(
-                    StatusCode::OK,
-                    &StartChatDialog::new(&record, &client.base_url),
-                ),
-                Connect::NotYet => ApiError::ServiceUnavailable(
-                    "no agent is available for this service yet: wait for the service.agentavailable notification".into(),
-                )
-                .into_response(),
-            })
-        })
+        .then(
+            |id: String, state: AppState, client: Client, _fields: Fields| async move {
+                let connected = lifecycle::connect(&state, &id, client.gms_user()).await;
+                respond(connected, |connected| connect_reply(connected, &client))
+            },
+        )
 }
 
 /// POST /genesys/1/service/{id}/status
@@ -140,7 +226,7 @@ fn service_status(
     request_body(content(
         (CallbackForm = "application/x-www-form-urlencoded"), (CallbackForm = "multipart/form-data"),
         (CallbackForm = "application/json"))),
-    responses((status = 200, description = "Created: `{_id,_text}` when the service waits for an agent (seed 000), else the StartChat dialog (seed 001)",
+    responses((status = 200, description = "Created: a ConfirmationDialog with seed 000's `_id` and `_text` when the service waits for an agent, else the StartChat dialog (seed 001)",
         body = CreatedReply),
         (status = 404, description = "No configured service of that name", body = ErrorBody)))]
 fn callback_create(
@@ -163,14 +249,12 @@ async fn create_callback(
 ) -> Response {
     let created = callbacks::create_service(&state, &name, client.gms_user(), fields).await;
     respond(created, |created: Created| {
-        if created.settings.wait_for_agent {
-            reply::json(StatusCode::OK, &WillNotify::new(&created.record))
-        } else {
-            reply::json(
-                StatusCode::OK,
-                &StartChatDialog::new(&created.record, &client.base_url),
-            )
-        }
+        let scheduled = created.record.state == CallbackState::Scheduled;
+        let dialog = dialogs::created(&created.record, &created.settings, scheduled);
+        reply::json(
+            StatusCode::OK,
+            &dialog_reply(&dialog, &created.record, &client.base_url),
+        )
     })
 }
 
@@ -256,11 +340,20 @@ fn query_callbacks(
             return ApiError::from(err).into_response();
         }
     }
-    let found = CallbackQuery::parse(service_name, fields)
-        .map_err(AppError::from)
-        .and_then(|query| callbacks::query_callbacks(state, client.gms_user(), &query));
+    let query = match CallbackQuery::parse(service_name, fields) {
+        Ok(query) => query,
+        Err(err) => return ApiError::from(AppError::from(err)).into_response(),
+    };
+    let found = callbacks::query_callbacks(state, client.gms_user(), &query);
     respond(found, |records| {
-        let entries: Vec<_> = records.iter().map(query_entry).collect();
+        let entries: Vec<_> = if query.operand.is_some() {
+            records
+                .iter()
+                .map(|r| older_query_entry(r, &client.base_url))
+                .collect()
+        } else {
+            records.iter().map(query_entry).collect()
+        };
         reply::json(StatusCode::OK, &entries)
     })
 }
@@ -382,13 +475,27 @@ struct StatusMessage {
     _dialog: String,
 }
 
-/// What callback create answers: one of the two replies of [`create_callback`].
+/// What callback create answers ([`create_callback`]): a ConfirmationDialog (waiting, or a
+/// voice callback the agent places), the StartChat dialog, or a DialNumber dialog (a
+/// user-originated voice callback).
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // describes the reply for the OpenAPI document only
 enum CreatedReply {
-    WillNotify(WillNotify),
+    Confirmation(ConfirmationDialog),
     StartChat(StartChatDialog),
+    DialNumber(DialNumberDialog),
+}
+
+/// What a follow-up answers ([`service_dialog`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+enum FollowUpReply {
+    StartChat(StartChatDialog),
+    Menu(DisplayMenuDialog),
+    Confirmation(ConfirmationDialog),
+    DialNumber(DialNumberDialog),
 }
 
 /// The fields of a create (callback or Service API): GMS options (a leading `_`, accepted only

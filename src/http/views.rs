@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::app::lifecycle::Status;
+use crate::domain::dialog::{self, Dialog};
 use crate::domain::options::ValidService;
 use crate::domain::service::{RoutingEventKind, ServiceRecord};
 
@@ -59,23 +60,148 @@ impl StartChatDialog {
     }
 }
 
-/// `{"_id","_text"}` for a service that notifies when an agent is available (seed 000).
+/// A `ConfirmationDialog`: a message the customer acknowledges. For a create that waits for
+/// an agent it is seed 000's `_id` and `_text`, unchanged, with the keys of GMS's own dialogs
+/// (`_dialog_id`, `_action`, `_ok_title`) and the same values under the names the Genesys
+/// Android sample app's Gson POJO binds (`_dialogId`, `_okTitle`: its
+/// `FieldNamingPolicy.IDENTITY` reads field names as they are). The app switches on
+/// `_action`, which seed 000's reply lacks.
 #[derive(Serialize, ToSchema)]
-pub struct WillNotify {
+pub struct ConfirmationDialog {
+    #[serde(rename = "_dialog_id")]
+    dialog_id: &'static str,
+    #[serde(rename = "_dialogId")]
+    dialog_id_app: &'static str,
+    #[serde(rename = "_action")]
+    action: &'static str,
+    #[serde(rename = "_ok_title")]
+    ok_title: &'static str,
+    #[serde(rename = "_okTitle")]
+    ok_title_app: &'static str,
     #[serde(rename = "_id")]
     id: String,
     #[serde(rename = "_text")]
     text: &'static str,
 }
 
-impl WillNotify {
-    /// The reply for `record`.
-    pub fn new(record: &ServiceRecord) -> Self {
+impl ConfirmationDialog {
+    /// The dialog saying `text` about `record`.
+    pub fn new(record: &ServiceRecord, text: &'static str) -> Self {
         Self {
+            dialog_id: "0",
+            dialog_id_app: "0",
+            action: "ConfirmationDialog",
+            ok_title: "OK",
+            ok_title_app: "OK",
             id: record.id.clone(),
-            text: "We will notify you when agent is available",
+            text,
         }
     }
+}
+
+/// A `DialNumber` dialog: the customer calls `_tel_url` (the access number, then the access
+/// code as tones); `_access_number` and `_access_code` as GMS's access service names them.
+#[derive(Serialize, ToSchema)]
+pub struct DialNumberDialog {
+    #[serde(rename = "_dialog_id")]
+    dialog_id: &'static str,
+    #[serde(rename = "_dialogId")]
+    dialog_id_app: &'static str,
+    #[serde(rename = "_action")]
+    action: &'static str,
+    #[serde(rename = "_label")]
+    label: &'static str,
+    #[serde(rename = "_tel_url")]
+    tel_url: String,
+    #[serde(rename = "_access_number")]
+    access_number: String,
+    #[serde(rename = "_access_code", skip_serializing_if = "Option::is_none")]
+    access_code: Option<String>,
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// A `DisplayMenu` dialog: one group of choices, each a URL the app GETs for the next
+/// dialog (`CallbackDialog.DialogGroup` and `GroupContent` in the Genesys sample app).
+#[derive(Serialize, ToSchema)]
+pub struct DisplayMenuDialog {
+    #[serde(rename = "_dialog_id")]
+    dialog_id: &'static str,
+    #[serde(rename = "_dialogId")]
+    dialog_id_app: &'static str,
+    #[serde(rename = "_action")]
+    action: &'static str,
+    #[serde(rename = "_label")]
+    label: &'static str,
+    #[serde(rename = "_content")]
+    content: Vec<MenuGroup>,
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// One group of a [`DisplayMenuDialog`].
+#[derive(Serialize, ToSchema)]
+pub struct MenuGroup {
+    #[serde(rename = "_group_name")]
+    group_name: &'static str,
+    #[serde(rename = "_group_content")]
+    group_content: Vec<MenuChoice>,
+}
+
+/// One choice of a [`MenuGroup`].
+#[derive(Serialize, ToSchema)]
+pub struct MenuChoice {
+    #[serde(rename = "_label")]
+    label: &'static str,
+    #[serde(rename = "_user_action_url")]
+    user_action_url: String,
+}
+
+/// A dialog of [`crate::domain::dialog`] as its JSON reply, with URLs under `base_url`.
+pub fn dialog_reply(dialog: &Dialog, record: &ServiceRecord, base_url: &str) -> Value {
+    let value = match dialog {
+        Dialog::StartChat => serde_json::to_value(StartChatDialog::new(record, base_url)),
+        Dialog::Confirmation(text) => serde_json::to_value(ConfirmationDialog::new(record, text)),
+        Dialog::DialNumber { number, code } => serde_json::to_value(DialNumberDialog {
+            dialog_id: "0",
+            dialog_id_app: "0",
+            action: dialog.action(),
+            label: "Call the contact center",
+            tel_url: dialog::tel_url(number, code.as_deref()),
+            access_number: number.clone(),
+            access_code: code.clone(),
+            id: record.id.clone(),
+        }),
+        Dialog::Menu {
+            label,
+            group,
+            choices,
+        } => serde_json::to_value(DisplayMenuDialog {
+            dialog_id: "0",
+            dialog_id_app: "0",
+            action: dialog.action(),
+            label,
+            content: vec![MenuGroup {
+                group_name: group,
+                group_content: choices
+                    .iter()
+                    .map(|choice| MenuChoice {
+                        label: choice.label(),
+                        user_action_url: format!(
+                            "{base_url}/genesys/1/service/{}/{}",
+                            record.id,
+                            choice.as_str()
+                        ),
+                    })
+                    .collect(),
+            }],
+            id: record.id.clone(),
+        }),
+    };
+    value.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "a dialog did not serialize");
+        Value::Null
+    })
 }
 
 /// The generic Service API reply (seed 003): `{"_id"}`, plus the chat URL when verbose.
@@ -126,6 +252,38 @@ pub fn query_entry(record: &ServiceRecord) -> Map<String, Value> {
     if let Some(number) = &record.customer_number {
         put("_customer_number", number.clone());
     }
+    entry
+}
+
+/// A record as the older query form (`operand=AND|OR`, GMS 8.1) shows it: [`query_entry`]
+/// with `desiredTime` (ISO 8601) and `url` (the service's URL under `base_url`), the keys
+/// the Genesys sample app's `CallbackRequest` reads. They win over user data of the same
+/// name, which this form cannot show.
+pub fn older_query_entry(record: &ServiceRecord, base_url: &str) -> Map<String, Value> {
+    let mut entry = query_entry(record);
+    entry.insert(
+        "desiredTime".to_string(),
+        Value::String(record.desired_time.to_iso()),
+    );
+    entry.insert(
+        "url".to_string(),
+        Value::String(format!("{base_url}/genesys/1/service/{}", record.id)),
+    );
+    entry
+}
+
+/// A record as the admin queue query shows it: [`older_query_entry`] with `_customerNumber`
+/// and `_callbackState` beside `_customer_number` and `_callback_state`, the keys the Genesys
+/// sample app's `CallbackAdminRequest` reads.
+pub fn admin_queue_entry(record: &ServiceRecord, base_url: &str) -> Map<String, Value> {
+    let mut entry = older_query_entry(record, base_url);
+    if let Some(number) = &record.customer_number {
+        entry.insert("_customerNumber".to_string(), Value::String(number.clone()));
+    }
+    entry.insert(
+        "_callbackState".to_string(),
+        Value::String(record.state.to_string()),
+    );
     entry
 }
 

@@ -7,17 +7,80 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{act_as_in, agent_caller};
+use super::auth::{act_as_in, agent_caller, Caller};
 use super::error::{respond, ApiError};
 use super::{form, reply, to_completion, with_state};
+use crate::app::dialogs;
 use crate::app::voice::{self, OutcomeRecorded};
 use crate::app::AppState;
 use crate::domain::service::ServiceRecord;
 use crate::domain::voice::{attempts, DialOutcome};
 
-/// The voice callback routes of the agent desktop.
+/// The voice callback routes of the agent desktop, and the inbound-call API.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    outcome(state)
+    outcome(state.clone()).or(inbound_call(state)).unify()
+}
+
+/// POST /genesys/1/voice/inbound-call, form or JSON `access_code` and/or `caller_number`:
+/// a call reached the access number of a user-originated voice callback. A telephony
+/// integration (admin token) or the agent who answered it (desktop session) reports it; the
+/// callback it is for enters its queue (immediate) or keeps its reserved agent (delayed).
+#[utoipa::path(post, path = "/genesys/1/voice/inbound-call", tag = "agent", security(("admin_token" = []), ("desktop_session" = [])),
+    request_body(content((InboundCallBody = "application/x-www-form-urlencoded"), (InboundCallBody = "multipart/form-data"), (InboundCallBody = "application/json"))),
+    responses((status = 200, description = "The callback the call is for", body = InboundCallView),
+        (status = 404, description = "No user-originated callback waits for this call", body = super::error::ErrorBody)))]
+fn inbound_call(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.settings.max_body_bytes;
+    warp::path!("genesys" / "1" / "voice" / "inbound-call")
+        .and(warp::post())
+        .and(agent_caller(&state))
+        .and(with_state(state))
+        .and(form::fields(limit, form::Json::Accepted))
+        .then(
+            |_caller: Caller, state: AppState, fields: form::Fields| async move {
+                let result = match dialogs::InboundCall::parse(&fields) {
+                    Ok(call) => {
+                        to_completion(async move { dialogs::inbound_call(&state, &call).await })
+                            .await
+                    }
+                    Err(err) => Err(err.into()),
+                };
+                respond(result, |record| {
+                    reply::json(
+                        StatusCode::OK,
+                        &json!({
+                            "_id": record.id,
+                            "_callback_state": record.state.as_str(),
+                            "_customer_number": record.customer_number,
+                            "_reserved_agent": record.reserved_agent,
+                        }),
+                    )
+                })
+            },
+        )
+}
+
+/// The body of an inbound call.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body for the OpenAPI document only
+struct InboundCallBody {
+    /// The access code the caller keyed in (from the DialNumber dialog's `_tel_url`).
+    #[schema(example = "482913")]
+    access_code: Option<String>,
+    /// The caller's number, matched against `_customer_number`.
+    caller_number: Option<String>,
+}
+
+/// The reply of an inbound call.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct InboundCallView {
+    _id: String,
+    /// `QUEUED` (waiting for an agent) or `ROUTING` (its agent is reserved).
+    _callback_state: String,
+    _customer_number: Option<String>,
+    /// The agent the call goes to, once one is reserved.
+    _reserved_agent: Option<String>,
 }
 
 /// POST /genesys/1/agent/{agent}/interactions/{service}/outcome, form or JSON `outcome` =

@@ -211,7 +211,22 @@ async fn chat_delay_create_with_the_seed_000_body_answers_id_and_text() {
     let object = body.as_object().expect("a JSON object");
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["_id", "_text"], "exactly _id and _text: {body}");
+    // Seed 000's `_id` and `_text`, plus the ConfirmationDialog keys (issue 16: the Genesys
+    // sample app switches on `_action`).
+    assert_eq!(
+        keys,
+        [
+            "_action",
+            "_dialogId",
+            "_dialog_id",
+            "_id",
+            "_okTitle",
+            "_ok_title",
+            "_text"
+        ],
+        "seed 000's _id and _text and the dialog keys: {body}"
+    );
+    assert_eq!(body["_action"], "ConfirmationDialog", "_action");
     let id = body["_id"].as_str().expect("_id is a string");
     assert!(uuid::Uuid::parse_str(id).is_ok(), "_id `{id}` is a UUID");
     assert_eq!(

@@ -25,4 +25,5 @@ mod notification_api;
 mod notifications;
 mod push;
 mod routing;
+mod sample_app;
 mod schedule;

@@ -159,6 +159,19 @@ fn preset_summary(preset: Preset) -> &'static str {
         }
         Preset::OfficeHours => "Office hours that callback services follow.",
         Preset::Capacity => "Scheduled callbacks each time bucket takes.",
+        Preset::UserTerminatedImmediate => "Voice: an agent calls the customer now.",
+        Preset::UserTerminatedDelayed => {
+            "Voice: waits for an agent, asks the customer to confirm, then the agent calls."
+        }
+        Preset::UserTerminatedScheduled => {
+            "Voice: an agent calls the customer at the time they chose."
+        }
+        Preset::UserOriginatedImmediate => {
+            "Voice: the customer calls the access number now, with an access code."
+        }
+        Preset::UserOriginatedDelayed => {
+            "Voice: waits for an agent, then the customer calls the access number."
+        }
     }
 }
 
