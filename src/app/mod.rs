@@ -15,6 +15,7 @@ pub mod desktop;
 mod error;
 pub mod history;
 pub mod lifecycle;
+pub(crate) mod limits;
 pub mod metrics;
 pub mod notifications;
 pub mod overview;

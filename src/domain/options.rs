@@ -12,8 +12,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use super::option_error::OptionError;
+use super::phone::PhoneRules;
 use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
 use super::target::TargetList;
+use super::throttle::Throttles;
 use super::time::Timestamp;
 
 /// A service template (GMS "Common Default Configuration").
@@ -355,6 +357,11 @@ pub struct ServiceSettings {
     /// Office hours, capacity and the limits on the desired time (`_business_hours_service`,
     /// `_capacity_service`, `_request_time_bucket`, ...).
     pub schedule: ScheduleRules,
+    /// `_throttle_callbacks_per_service_N` / `_throttle_ttl_N` and
+    /// `_throttle_request_parameters[_limit]`.
+    pub throttles: Throttles,
+    /// `_default_country` and `_disallow_{impossible,premium}_phone_numbers`.
+    pub phone: PhoneRules,
 }
 
 /// `_user_confirm_timeout` when unset.
@@ -429,6 +436,8 @@ impl ServiceSettings {
             ));
         }
         let schedule = ScheduleRules::from_options(options)?;
+        let throttles = Throttles::from_options(options)?;
+        let phone = PhoneRules::from_options(options)?;
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(
@@ -465,6 +474,8 @@ impl ServiceSettings {
                 value => value.parse().unwrap_or(DEFAULT_USER_CONFIRM_TIMEOUT_SECS),
             },
             schedule,
+            throttles,
+            phone,
         })
     }
 }
