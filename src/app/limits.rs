@@ -82,9 +82,7 @@ pub(crate) async fn admit<'a>(
     let slots: Vec<u8> = throttles.intervals.iter().map(|t| t.slot).collect();
     let windows = state.store.throttle_windows(service_name, &slots)?;
     for (throttle, window) in throttles.intervals.iter().zip(windows) {
-        throttle
-            .check(service_name, window, now)
-            .map_err(refused)?;
+        throttle.check(service_name, window, now).map_err(refused)?;
         admission
             .windows
             .push((throttle.slot, throttle.admit(window, now)));

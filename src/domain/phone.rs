@@ -173,7 +173,12 @@ mod tests {
 
     #[test]
     fn national_and_international_numbers_are_accepted() {
-        for number in ["6504661100", "(650) 466-1100", "+16504661100", "+33 6 04 12 04 05"] {
+        for number in [
+            "6504661100",
+            "(650) 466-1100",
+            "+16504661100",
+            "+33 6 04 12 04 05",
+        ] {
             assert_eq!(strict().check(number), Ok(()), "{number}");
         }
     }

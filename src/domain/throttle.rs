@@ -268,7 +268,11 @@ pub fn day_of(at: Timestamp) -> u32 {
 }
 
 fn number(options: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, OptionError> {
-    let Some(value) = options.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+    let Some(value) = options
+        .get(name)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     value.parse::<u64>().map(Some).map_err(|_| {
@@ -335,7 +339,10 @@ mod tests {
     #[test]
     fn a_throttle_half_set_takes_gms_defaults_for_the_other_half() {
         let cases: &[(&[(&str, &str)], &[(u8, u64, u64)])] = &[
-            (&[("_throttle_callbacks_per_service_1", "2")], &[(1, 2, 300)]),
+            (
+                &[("_throttle_callbacks_per_service_1", "2")],
+                &[(1, 2, 300)],
+            ),
             (&[("_throttle_ttl_1", "10")], &[(1, 500, 10)]),
             (&[("_throttle_ttl_2", "10")], &[(2, 1000, 10)]),
             (
@@ -420,7 +427,13 @@ mod tests {
             ttl_secs: 10,
         };
         let first = throttle.admit(None, at(100));
-        assert_eq!(first, Window { start: at(100), count: 1 });
+        assert_eq!(
+            first,
+            Window {
+                start: at(100),
+                count: 1
+            }
+        );
         let second = throttle.admit(Some(first), at(105));
         assert_eq!(second.count, 2);
         assert!(throttle.check("svc", Some(second), at(109)).is_err());
@@ -430,7 +443,10 @@ mod tests {
         assert!(throttle.check("svc", Some(second), at(110)).is_ok());
         assert_eq!(
             throttle.admit(Some(second), at(110)),
-            Window { start: at(110), count: 1 }
+            Window {
+                start: at(110),
+                count: 1
+            }
         );
         // A clock set back before the interval's start does not count it.
         assert_eq!(throttle.counted(Some(second), at(50)), 0);
