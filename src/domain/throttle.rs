@@ -338,7 +338,8 @@ mod tests {
 
     #[test]
     fn a_throttle_half_set_takes_gms_defaults_for_the_other_half() {
-        let cases: &[(&[(&str, &str)], &[(u8, u64, u64)])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [(u8, u64, u64)]);
+        let cases: &[Case] = &[
             (
                 &[("_throttle_callbacks_per_service_1", "2")],
                 &[(1, 2, 300)],
