@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::records::{check_owner, check_service, owned_service, update};
-use super::{notifications, schedule, AppError, AppState, Requester};
+use super::{limits, notifications, schedule, AppError, AppState, Requester};
 use crate::domain::dialog;
 use crate::domain::options::{
     self, check_field_name, CreateRequest, FieldError, Scenario, ServiceSettings,
@@ -55,6 +55,8 @@ pub async fn create_service(
     check_callback_url(state, &request).await?;
     let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
     request.check_mandatory(service_name, &settings)?;
+    // The customer number and the service's limits; counted once the service is stored.
+    let admission = limits::admit(state, service_name, &settings, &request).await?;
     check_protections(
         state,
         service_name,
@@ -116,10 +118,11 @@ pub async fn create_service(
     record.queued_at = (!scheduled && queues).then_some(now);
     record.mark_created(initial, now);
 
-    let stored = state.store.insert_service(&record)?;
+    let created = state.store.insert_service(&record)?;
+    let counted = admission.count(state, created)?;
     // The time index counts it from here on.
     drop(booking);
-    stored.durable().await?;
+    counted.durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
     route(state, &record, &settings);
     Ok(Created {
@@ -489,26 +492,14 @@ pub async fn reschedule_callback(
     Ok(record)
 }
 
-/// GMS's protections against floods and duplicates (503 when they refuse).
+/// GMS's protection against duplicates (503 when it refuses); the limits on how many a
+/// service takes are `limits::admit`'s.
 fn check_protections(
     state: &AppState,
     service_name: &str,
     settings: &ServiceSettings,
     customer_number: Option<&str>,
 ) -> Result<(), AppError> {
-    if let Some(max) = settings.max_queued_callbacks {
-        let limit = usize::try_from(max).unwrap_or(usize::MAX);
-        let queued = state.store.count_in_states(
-            service_name,
-            &[CallbackState::Scheduled, CallbackState::Queued],
-            limit,
-        )?;
-        if queued as u64 >= max {
-            return Err(AppError::Unavailable(format!(
-                "the maximum number of queued callbacks for service `{service_name}` is reached ({max}, _max_queued_callbacks_per_service): try again later"
-            )));
-        }
-    }
     if let (true, Some(number)) = (settings.in_queue_checking, customer_number) {
         let active = state.store.services_by_customer(
             number,

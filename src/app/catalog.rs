@@ -17,6 +17,10 @@ pub struct Catalog {
     /// Held by a create or reschedule from checking a time bucket's room to storing the
     /// service in it, so two requests cannot both take a bucket's last place.
     bookings: Arc<tokio::sync::Mutex<()>>,
+    /// Held by a create of a service with a queue limit or a throttle from reading the counts
+    /// to moving them (`app::limits`), so two creates cannot both take a limit's last place.
+    /// Taken before `bookings` when a create needs both.
+    limits: Arc<tokio::sync::Mutex<()>>,
     /// Held by an admin change across "write the store, flush, update this cache", so two
     /// concurrent changes of one service reach the store and the cache in the same order.
     writes: Arc<tokio::sync::Mutex<()>>,
@@ -95,6 +99,11 @@ impl Catalog {
     /// Serializes bookings into time buckets (see the `bookings` field).
     pub async fn lock_bookings(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.bookings.lock().await
+    }
+
+    /// Serializes creates that a limit counts (see the `limits` field).
+    pub async fn lock_limits(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.limits.lock().await
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ValidService>>> {

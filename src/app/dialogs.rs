@@ -212,8 +212,9 @@ pub async fn inbound_call(state: &AppState, call: &InboundCall) -> Result<Servic
                 record.id
             ))
         })
-    })?;
-    state.store.wait_durable().await?;
+    })?
+    .durable()
+    .await?;
     route(state, &queued, &settings);
     tracing::info!(service_id = %queued.id, "inbound call matched; queued for an agent");
     Ok(queued)

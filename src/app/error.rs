@@ -24,6 +24,10 @@ pub enum AppError {
     /// The requester may not see or change this.
     #[error("{0}")]
     Forbidden(String),
+    /// The customer number is refused by the service's phone-number rules (400, GMS's
+    /// `CallbackExceptionNumber`); the message is GMS's, naming the option.
+    #[error("{0}")]
+    InvalidNumber(String),
     /// A GMS protection refuses new work for now (503).
     #[error("{0}")]
     Unavailable(String),

@@ -16,6 +16,7 @@ pub mod dialogs;
 mod error;
 pub mod history;
 pub mod lifecycle;
+pub(crate) mod limits;
 pub mod metrics;
 pub mod notifications;
 pub mod overview;

@@ -7,6 +7,8 @@
 //! - [`skill`] and [`target`]: the `_target` option (URS targets, skill expressions, lists).
 //! - [`options`]: presets, configured services, option validation, create requests.
 //! - [`schedule`]: office hours, capacity and the limits on a callback's desired time.
+//! - [`throttle`]: GMS's throttles of callback creation (per interval, per parameter a day).
+//! - [`phone`]: the checks of a callback's customer number (`_disallow_*_phone_numbers`).
 //! - [`service`]: the service record, its states, cancel and reschedule.
 //! - [`lifecycle`]: every other transition of a service, and the effects each implies.
 //! - [`notification`]: customer-bound notifications.
@@ -34,11 +36,13 @@ pub mod lifecycle;
 pub mod notification;
 pub mod option_error;
 pub mod options;
+pub mod phone;
 pub mod schedule;
 pub mod service;
 pub mod skill;
 pub mod storage;
 pub mod subscription;
 pub mod target;
+pub mod throttle;
 pub mod time;
 pub mod voice;

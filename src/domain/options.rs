@@ -12,8 +12,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use super::option_error::OptionError;
+use super::phone::PhoneRules;
 use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
 use super::target::TargetList;
+use super::throttle::Throttles;
 use super::time::Timestamp;
 
 /// A service template (GMS "Common Default Configuration").
@@ -479,6 +481,11 @@ pub struct ServiceSettings {
     pub provide_code: bool,
     /// `_access_code_length`: digits of an access code.
     pub access_code_length: u32,
+    /// `_throttle_callbacks_per_service_N` / `_throttle_ttl_N` and
+    /// `_throttle_request_parameters[_limit]`.
+    pub throttles: Throttles,
+    /// `_default_country` and `_disallow_{impossible,premium}_phone_numbers`.
+    pub phone: PhoneRules,
 }
 
 /// `_access_code_length` when unset.
@@ -586,6 +593,8 @@ impl ServiceSettings {
                 "give the digits of an access code, from 4 to 10 (6 when unset)",
             ));
         }
+        let throttles = Throttles::from_options(options)?;
+        let phone = PhoneRules::from_options(options)?;
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(
@@ -626,6 +635,8 @@ impl ServiceSettings {
             access_number,
             provide_code: flag("_provide_code"),
             access_code_length,
+            throttles,
+            phone,
         })
     }
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
         /// The nearest free slots.
         availability: BTreeMap<String, u32>,
     },
+    /// 400: the customer number is refused by the service's phone-number options (GMS's
+    /// `CallbackExceptionNumber`).
+    InvalidNumber(String),
     /// 401: missing or wrong bearer token.
     Unauthorized(String),
     /// 403: not allowed.
@@ -60,7 +63,8 @@ impl warp::reject::Reject for ApiError {}
 pub(super) struct ErrorBody<'a> {
     /// A stable kind clients can match on: `InvalidRequest`, `Unauthorized`, `Forbidden`,
     /// `NotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `UnsupportedMediaType`,
-    /// `TooManyRequests`, `ServiceUnavailable`, `DesiredTimeNotAvailable` or `InternalError`.
+    /// `TooManyRequests`, `ServiceUnavailable`, `DesiredTimeNotAvailable`,
+    /// `CallbackExceptionNumber` or `InternalError`.
     exception: &'a str,
     /// What went wrong and how to fix it; a bad field is named.
     message: String,
@@ -74,9 +78,9 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::DesiredTimeNotAvailable { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BadRequest(_)
+            | ApiError::InvalidNumber(_)
+            | ApiError::DesiredTimeNotAvailable { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -93,6 +97,7 @@ impl ApiError {
     pub fn exception(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "InvalidRequest",
+            ApiError::InvalidNumber(_) => "CallbackExceptionNumber",
             ApiError::DesiredTimeNotAvailable { .. } => "DesiredTimeNotAvailable",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
@@ -114,6 +119,7 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m)
+            | ApiError::InvalidNumber(m)
             | ApiError::DesiredTimeNotAvailable { message: m, .. }
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
@@ -180,6 +186,7 @@ impl From<AppError> for ApiError {
                 ApiError::NotFound(err.to_string())
             }
             AppError::Forbidden(message) => ApiError::Forbidden(message),
+            AppError::InvalidNumber(message) => ApiError::InvalidNumber(message),
             AppError::Unschedulable {
                 message,
                 availability,

@@ -26,6 +26,7 @@
 //! | `accounts` | user name | a stored account (`accounts.rs`: its own versioned type, not the domain's) |
 //! | `storage`, `storage_by_expiry`, `service_storage` | area id / expire_at ++ id / service id | Storage API areas (`storage.rs`) |
 //! | `subscriptions`, `subscriptions_by_expiry` | id / expire_at ++ id | Notification API subscriptions (`storage.rs`) |
+//! | `throttles` | service ++ throttle / day ++ service ++ parameter ++ value | GMS's throttle counts (`throttle.rs`) |
 //!
 //! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
 //! console users' in `accounts.rs`, the time index's in `by_time.rs`, the agent index's in
@@ -47,6 +48,7 @@ pub mod migrate;
 mod notifications;
 mod pending;
 mod storage;
+mod throttle;
 mod time_counts;
 
 use std::cell::RefCell;
@@ -92,6 +94,7 @@ pub(crate) mod tree {
     pub const SERVICE_STORAGE: &str = "service_storage";
     pub const SUBSCRIPTIONS: &str = "subscriptions";
     pub const SUBSCRIPTIONS_BY_EXPIRY: &str = "subscriptions_by_expiry";
+    pub const THROTTLES: &str = "throttles";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -108,6 +111,7 @@ pub(crate) mod format {
     pub const TIME_ENTRY: u8 = 1;
     pub const STORAGE_AREA: u8 = 1;
     pub const SUBSCRIPTION: u8 = 1;
+    pub const THROTTLE: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -292,6 +296,7 @@ struct Trees {
     service_storage: Tree,
     subscriptions: Tree,
     subscriptions_by_expiry: Tree,
+    throttles: Tree,
 }
 
 impl Trees {
@@ -319,6 +324,7 @@ impl Trees {
             service_storage: db.open_tree(tree::SERVICE_STORAGE)?,
             subscriptions: db.open_tree(tree::SUBSCRIPTIONS)?,
             subscriptions_by_expiry: db.open_tree(tree::SUBSCRIPTIONS_BY_EXPIRY)?,
+            throttles: db.open_tree(tree::THROTTLES)?,
         })
     }
 }

@@ -19,6 +19,7 @@ mod console;
 mod desktop;
 mod errors;
 mod esp;
+mod limits;
 mod metrics;
 mod node_client;
 mod notification_api;
