@@ -96,6 +96,8 @@ const ROUTES: &[&str] = &[
     "/genesys/1/agent/{agent}/history",
     "/genesys/1/agent/{agent}/chat/{service}",
     "/genesys/1/agent/{agent}/chat/{service}/{action}",
+    "/genesys/2/chat/{name}",
+    "/genesys/2/chat/{name}/{chat}/{operation}",
 ];
 
 /// Every route template, in matching order (the OpenAPI document's tests check it covers them).
