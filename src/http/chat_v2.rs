@@ -71,9 +71,9 @@ fn request(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
     request_body(content(
         (OperationForm = "application/x-www-form-urlencoded"), (OperationForm = "multipart/form-data"))),
     responses((status = 200, description = "The chat, with the events from `transcriptPosition` in `messages`", body = V2Reply),
-        (status = 400, description = "A bad field, or the chat has ended (`statusCode` 2)", body = V2Error),
+        (status = 400, description = "A bad field, no such operation, or the chat has ended (`statusCode` 2)", body = V2Error),
         (status = 403, description = "The `secureKey` or `userId` does not match the chat", body = V2Error),
-        (status = 404, description = "No such chat, or no such operation", body = V2Error),
+        (status = 404, description = "No such chat", body = V2Error),
         (status = 429, description = "The customer sends too fast (`statusCode` 1: try again)", body = V2Error)))]
 fn operation(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
@@ -242,9 +242,11 @@ fn parse_operation(name: &str, fields: &Fields) -> Result<Operation, AppError> {
         )?),
         "disconnect" => Operation::Disconnect,
         other => {
-            return Err(AppError::NotFound(format!(
-                "there is no Chat API v2 operation `{other}`: use send, refresh, startTyping, stopTyping, updateNickname, updateData, customNotice, pushUrl or disconnect"
-            )))
+            return Err(FieldError::new(
+                "operation",
+                format!("there is no Chat API v2 operation `{other}`: use send, refresh, startTyping, stopTyping, updateNickname, updateData, customNotice, pushUrl or disconnect (sendMessage and refreshChat on CometD)"),
+            )
+            .into())
         }
     })
 }
@@ -647,7 +649,7 @@ mod tests {
         }
         assert!(matches!(
             parse_operation("fly", &form(&[])),
-            Err(AppError::NotFound(_))
+            Err(AppError::InvalidField(err)) if err.field == "operation"
         ));
     }
 
