@@ -548,7 +548,8 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     setting: "inbound_chat.app_find_agent_timeout",
                     source_name: source.clone(),
-                    message: "0 would give up at once: give the seconds to wait for an agent".into(),
+                    message: "0 would give up at once: give the seconds to wait for an agent"
+                        .into(),
                 });
             }
             self.inbound_chat = inbound;

@@ -306,11 +306,14 @@ pub async fn operate(
             if !is_web_url(&url) {
                 return Err(FieldError::new(
                     "pushUrl",
-                    format!("`{url}` is not a web address: send an absolute http:// or https:// URL"),
+                    format!(
+                        "`{url}` is not a web address: send an absolute http:// or https:// URL"
+                    ),
                 )
                 .into());
             }
-            chat.customer_notice(record, EventKind::PushUrl, &url).await?;
+            chat.customer_notice(record, EventKind::PushUrl, &url)
+                .await?;
         }
         Operation::Disconnect => {
             customer_action(state, id, owner, CustomerAction::Disconnect).await?;

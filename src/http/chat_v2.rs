@@ -147,7 +147,8 @@ mod code {
 /// An error as v2 answers it: the HTTP status and `{"statusCode","chatEnded","errors":[{code,
 /// advice}]}`; `statusCode` 1 when trying again can succeed, 2 when it cannot.
 fn error_body(err: AppError) -> (StatusCode, Value) {
-    let ended = matches!(&err, AppError::InvalidField(f) if f.field == "chatId" || f.field == "chat");
+    let ended =
+        matches!(&err, AppError::InvalidField(f) if f.field == "chatId" || f.field == "chat");
     let unknown_service = matches!(err, AppError::UnknownService(_));
     let api = ApiError::from(err);
     let status = api.status();
@@ -613,7 +614,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             request.user_data,
-            [("TimeZone".into(), "-480".into()), ("order".into(), "42".into())]
+            [
+                ("TimeZone".into(), "-480".into()),
+                ("order".into(), "42".into())
+            ]
         );
         assert_eq!(request.time_zone.as_deref(), Some("-480"));
     }
@@ -621,16 +625,52 @@ mod tests {
     #[test]
     fn operations_read_their_fields_under_rest_and_cometd_names() {
         for (name, fields, expected) in [
-            ("send", form(&[("message", "hi")]), Operation::Send("hi".into())),
-            ("sendMessage", form(&[("message", "hi")]), Operation::Send("hi".into())),
+            (
+                "send",
+                form(&[("message", "hi")]),
+                Operation::Send("hi".into()),
+            ),
+            (
+                "sendMessage",
+                form(&[("message", "hi")]),
+                Operation::Send("hi".into()),
+            ),
             ("refresh", form(&[]), Operation::Refresh(None)),
-            ("refreshChat", form(&[("message", "x")]), Operation::Refresh(Some("x".into()))),
-            ("startTyping", form(&[("message", "I wa")]), Operation::StartTyping("I wa".into())),
-            ("stopTyping", form(&[]), Operation::StopTyping(String::new())),
-            ("updateNickname", form(&[("nickname", "Bo")]), Operation::UpdateNickname("Bo".into())),
-            ("updateData", form(&[("userData[a]", "1")]), Operation::UpdateData(vec![("a".into(), "1".into())])),
-            ("customNotice", form(&[("message", "n")]), Operation::CustomNotice("n".into())),
-            ("pushUrl", form(&[("pushUrl", "https://x.example")]), Operation::PushUrl("https://x.example".into())),
+            (
+                "refreshChat",
+                form(&[("message", "x")]),
+                Operation::Refresh(Some("x".into())),
+            ),
+            (
+                "startTyping",
+                form(&[("message", "I wa")]),
+                Operation::StartTyping("I wa".into()),
+            ),
+            (
+                "stopTyping",
+                form(&[]),
+                Operation::StopTyping(String::new()),
+            ),
+            (
+                "updateNickname",
+                form(&[("nickname", "Bo")]),
+                Operation::UpdateNickname("Bo".into()),
+            ),
+            (
+                "updateData",
+                form(&[("userData[a]", "1")]),
+                Operation::UpdateData(vec![("a".into(), "1".into())]),
+            ),
+            (
+                "customNotice",
+                form(&[("message", "n")]),
+                Operation::CustomNotice("n".into()),
+            ),
+            (
+                "pushUrl",
+                form(&[("pushUrl", "https://x.example")]),
+                Operation::PushUrl("https://x.example".into()),
+            ),
             ("disconnect", form(&[]), Operation::Disconnect),
         ] {
             assert_eq!(parse_operation(name, &fields).unwrap(), expected, "{name}");
@@ -639,7 +679,11 @@ mod tests {
             ("send", form(&[]), "message"),
             ("updateNickname", form(&[("nickname", " ")]), "nickname"),
             ("updateData", form(&[]), "userData"),
-            ("updateData", form(&[("userData[_target]", "x")]), "userData[_target]"),
+            (
+                "updateData",
+                form(&[("userData[_target]", "x")]),
+                "userData[_target]",
+            ),
             ("pushUrl", form(&[]), "pushUrl"),
         ] {
             match parse_operation(name, &fields) {

@@ -471,8 +471,7 @@ mod tests {
                     "#/components/schemas/ErrorBody"
                 };
                 assert_eq!(
-                    responses["400"]["content"]["application/json"]["schema"]["$ref"],
-                    body,
+                    responses["400"]["content"]["application/json"]["schema"]["$ref"], body,
                     "{method} {path}"
                 );
                 let admin =

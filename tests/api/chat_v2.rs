@@ -34,7 +34,12 @@ struct Chat {
 
 impl Chat {
     fn of(reply: &Value) -> Chat {
-        let text = |key: &str| reply[key].as_str().unwrap_or_else(|| panic!("{key} in {reply}")).to_string();
+        let text = |key: &str| {
+            reply[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {reply}"))
+                .to_string()
+        };
         Chat {
             id: text("chatId"),
             secure_key: text("secureKey"),
@@ -84,26 +89,35 @@ fn refused(status: u16, reply: &Value, http: u16, status_code: u64, code: u64) {
     assert_eq!(reply["statusCode"], status_code, "{reply}");
     assert_eq!(reply["errors"][0]["code"], code, "{reply}");
     assert!(
-        reply["errors"][0]["advice"].as_str().is_some_and(|a| a.len() > 10),
+        reply["errors"][0]["advice"]
+            .as_str()
+            .is_some_and(|a| a.len() > 10),
         "{reply}"
     );
 }
 
 /// The service id of the chat `agent` handles (the v2 customer never learns it).
 async fn service_of(app: &TestApp, agent: &str) -> String {
-    eventually(Duration::from_secs(10), "the chat to reach the agent", || async {
-        let list = json(
-            app.admin(Method::GET, &format!("/genesys/1/agent/{agent}/interactions"))
+    eventually(
+        Duration::from_secs(10),
+        "the chat to reach the agent",
+        || async {
+            let list = json(
+                app.admin(
+                    Method::GET,
+                    &format!("/genesys/1/agent/{agent}/interactions"),
+                )
                 .send()
                 .await
                 .unwrap(),
-        )
-        .await;
-        list.as_array()
-            .and_then(|l| l.first())
-            .filter(|i| i["status"] == "active")
-            .map(|i| i["service_id"].as_str().unwrap().to_string())
-    })
+            )
+            .await;
+            list.as_array()
+                .and_then(|l| l.first())
+                .filter(|i| i["status"] == "active")
+                .map(|i| i["service_id"].as_str().unwrap().to_string())
+        },
+    )
     .await
 }
 
@@ -136,11 +150,20 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
     assert_eq!(requested["nextPosition"], 2);
     assert_eq!(
         summary(&requested),
-        [(1, "ParticipantJoined".into(), "Client".into(), "VasyaP".into(), None)]
+        [(
+            1,
+            "ParticipantJoined".into(),
+            "Client".into(),
+            "VasyaP".into(),
+            None
+        )]
     );
     let first = &requested["messages"][0];
     assert_eq!(first["from"]["participantId"], 1);
-    assert!(first["utcTime"].as_u64().unwrap() > 1_600_000_000_000, "{first}");
+    assert!(
+        first["utcTime"].as_u64().unwrap() > 1_600_000_000_000,
+        "{first}"
+    );
 
     // Marco (Support, auto-answer) becomes ready, gets the chat and joins; the customer sees
     // it from 2 on.
@@ -148,13 +171,21 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
     let service = service_of(&app, "marco").await;
     assert_eq!(detail(&app, &service).await["user_data"]["order"], "42");
     let joined = eventually(Duration::from_secs(5), "marco to join", || async {
-        let (_, reply) = chat.op(&app, "refresh", &[("transcriptPosition", "2")]).await;
+        let (_, reply) = chat
+            .op(&app, "refresh", &[("transcriptPosition", "2")])
+            .await;
         (!summary(&reply).is_empty()).then_some(reply)
     })
     .await;
     assert_eq!(
         summary(&joined),
-        [(2, "ParticipantJoined".into(), "Agent".into(), "Marco Rossi".into(), None)]
+        [(
+            2,
+            "ParticipantJoined".into(),
+            "Agent".into(),
+            "Marco Rossi".into(),
+            None
+        )]
     );
     assert_eq!(joined["messages"][0]["from"]["participantId"], 2);
     assert_eq!(joined["nextPosition"], 3);
@@ -170,29 +201,64 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
 
     // Every customer operation, each answering the chat with what is new from the position.
     let (status, sent) = chat
-        .op(&app, "send", &[("message", "My bill"), ("transcriptPosition", "3")])
+        .op(
+            &app,
+            "send",
+            &[("message", "My bill"), ("transcriptPosition", "3")],
+        )
         .await;
     ok(status, &sent);
     assert_eq!(
         summary(&sent),
         [
-            (3, "Message".into(), "Agent".into(), "Marco Rossi".into(), Some("How can I help?".into())),
-            (4, "Message".into(), "Client".into(), "VasyaP".into(), Some("My bill".into())),
+            (
+                3,
+                "Message".into(),
+                "Agent".into(),
+                "Marco Rossi".into(),
+                Some("How can I help?".into())
+            ),
+            (
+                4,
+                "Message".into(),
+                "Client".into(),
+                "VasyaP".into(),
+                Some("My bill".into())
+            ),
         ]
     );
     assert_eq!(sent["nextPosition"], 5);
     for (operation, fields, expected) in [
-        ("startTyping", vec![("message", "It is")], ("TypingStarted", Some("It is"))),
+        (
+            "startTyping",
+            vec![("message", "It is")],
+            ("TypingStarted", Some("It is")),
+        ),
         ("stopTyping", vec![], ("TypingStopped", None)),
-        ("customNotice", vec![("message", "{\"page\":\"bill\"}")], ("Notice", Some("{\"page\":\"bill\"}"))),
-        ("pushUrl", vec![("pushUrl", "https://example.com/bill")], ("PushUrl", Some("https://example.com/bill"))),
+        (
+            "customNotice",
+            vec![("message", "{\"page\":\"bill\"}")],
+            ("Notice", Some("{\"page\":\"bill\"}")),
+        ),
+        (
+            "pushUrl",
+            vec![("pushUrl", "https://example.com/bill")],
+            ("PushUrl", Some("https://example.com/bill")),
+        ),
     ] {
         let (status, reply) = chat.op(&app, operation, &fields).await;
         ok(status, &reply);
-        assert!(summary(&reply).is_empty(), "{operation} without a position shows nothing: {reply}");
+        assert!(
+            summary(&reply).is_empty(),
+            "{operation} without a position shows nothing: {reply}"
+        );
         let last = reply["nextPosition"].as_u64().unwrap() - 1;
         let (_, shown) = chat
-            .op(&app, "refresh", &[("transcriptPosition", &last.to_string())])
+            .op(
+                &app,
+                "refresh",
+                &[("transcriptPosition", &last.to_string())],
+            )
             .await;
         let event = &summary(&shown)[0];
         assert_eq!(
@@ -202,20 +268,37 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
         );
     }
     let (status, renamed) = chat
-        .op(&app, "updateNickname", &[("nickname", "Vasiliy"), ("transcriptPosition", "9")])
+        .op(
+            &app,
+            "updateNickname",
+            &[("nickname", "Vasiliy"), ("transcriptPosition", "9")],
+        )
         .await;
     ok(status, &renamed);
     assert_eq!(
         summary(&renamed),
-        [(9, "NicknameUpdated".into(), "Client".into(), "Vasiliy".into(), None)]
+        [(
+            9,
+            "NicknameUpdated".into(),
+            "Client".into(),
+            "Vasiliy".into(),
+            None
+        )]
     );
     let (status, updated) = chat
-        .op(&app, "updateData", &[("userData[order]", "43"), ("userData[page]", "bill")])
+        .op(
+            &app,
+            "updateData",
+            &[("userData[order]", "43"), ("userData[page]", "bill")],
+        )
         .await;
     ok(status, &updated);
     let record = detail(&app, &service).await;
     let data = &record["user_data"];
-    assert_eq!((data["order"].as_str(), data["page"].as_str()), (Some("43"), Some("bill")));
+    assert_eq!(
+        (data["order"].as_str(), data["page"].as_str()),
+        (Some("43"), Some("bill"))
+    );
 
     // The agent sees the customer's notices and the new name.
     let (status, _) = agent_post(
@@ -227,28 +310,54 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
     .await;
     assert_eq!(status, 200);
     let (_, refreshed) = chat
-        .op(&app, "refresh", &[("transcriptPosition", "10"), ("message", "Thanks")])
+        .op(
+            &app,
+            "refresh",
+            &[("transcriptPosition", "10"), ("message", "Thanks")],
+        )
         .await;
     assert_eq!(
         summary(&refreshed),
         [
-            (10, "Message".into(), "Agent".into(), "Marco Rossi".into(), Some("Done".into())),
-            (11, "Message".into(), "Client".into(), "Vasiliy".into(), Some("Thanks".into())),
+            (
+                10,
+                "Message".into(),
+                "Agent".into(),
+                "Marco Rossi".into(),
+                Some("Done".into())
+            ),
+            (
+                11,
+                "Message".into(),
+                "Client".into(),
+                "Vasiliy".into(),
+                Some("Thanks".into())
+            ),
         ]
     );
 
     // The whole transcript from 1, in order, with no gaps.
-    let (_, all) = chat.op(&app, "refresh", &[("transcriptPosition", "1")]).await;
+    let (_, all) = chat
+        .op(&app, "refresh", &[("transcriptPosition", "1")])
+        .await;
     let indexes: Vec<u64> = summary(&all).iter().map(|m| m.0).collect();
     assert_eq!(indexes, (1..=11).collect::<Vec<_>>());
 
     // disconnect ends the chat and completes the service.
-    let (status, gone) = chat.op(&app, "disconnect", &[("transcriptPosition", "12")]).await;
+    let (status, gone) = chat
+        .op(&app, "disconnect", &[("transcriptPosition", "12")])
+        .await;
     ok(status, &gone);
     assert_eq!(gone["chatEnded"], true);
     assert_eq!(
         summary(&gone),
-        [(12, "ParticipantLeft".into(), "Client".into(), "Vasiliy".into(), None)]
+        [(
+            12,
+            "ParticipantLeft".into(),
+            "Client".into(),
+            "Vasiliy".into(),
+            None
+        )]
     );
     let record = crate::helpers::wait_for_state(&app, &service, "COMPLETED").await;
     assert_eq!(record["_callback_reason"], "AGENT_CONNECTED");
@@ -257,7 +366,9 @@ async fn a_rest_chat_runs_every_operation_with_an_agent_answering() {
     let (status, late) = chat.op(&app, "send", &[("message", "hello?")]).await;
     refused(status, &late, 400, 2, 105);
     assert_eq!(late["chatEnded"], true);
-    let (status, reread) = chat.op(&app, "refresh", &[("transcriptPosition", "12")]).await;
+    let (status, reread) = chat
+        .op(&app, "refresh", &[("transcriptPosition", "12")])
+        .await;
     ok(status, &reread);
     assert_eq!(reread["chatEnded"], true);
     assert_eq!(summary(&reread).len(), 1);
@@ -279,28 +390,60 @@ async fn a_customer_sending_too_fast_is_told_to_try_again() {
 #[tokio::test]
 async fn transcript_positions_choose_the_messages_shown() {
     let app = spawn_app().await;
-    let (_, requested) = v2(&app, "request-chat", &[("nickname", "Ann"), ("text", "Hi there")]).await;
+    let (_, requested) = v2(
+        &app,
+        "request-chat",
+        &[("nickname", "Ann"), ("text", "Hi there")],
+    )
+    .await;
     let chat = Chat::of(&requested);
     // The first message (`text`) follows the customer's join.
     assert_eq!(
         summary(&requested),
         [
-            (1, "ParticipantJoined".into(), "Client".into(), "Ann".into(), None),
-            (2, "Message".into(), "Client".into(), "Ann".into(), Some("Hi there".into())),
+            (
+                1,
+                "ParticipantJoined".into(),
+                "Client".into(),
+                "Ann".into(),
+                None
+            ),
+            (
+                2,
+                "Message".into(),
+                "Client".into(),
+                "Ann".into(),
+                Some("Hi there".into())
+            ),
         ]
     );
 
-    for (position, expected) in [(None, vec![]), (Some("0"), vec![]), (Some("1"), vec![1, 2]), (Some("2"), vec![2]), (Some("3"), vec![]), (Some("99"), vec![])] {
-        let fields: Vec<(&str, &str)> = position.map(|p| ("transcriptPosition", p)).into_iter().collect();
+    for (position, expected) in [
+        (None, vec![]),
+        (Some("0"), vec![]),
+        (Some("1"), vec![1, 2]),
+        (Some("2"), vec![2]),
+        (Some("3"), vec![]),
+        (Some("99"), vec![]),
+    ] {
+        let fields: Vec<(&str, &str)> = position
+            .map(|p| ("transcriptPosition", p))
+            .into_iter()
+            .collect();
         let (status, reply) = chat.op(&app, "refresh", &fields).await;
         ok(status, &reply);
         let indexes: Vec<u64> = summary(&reply).iter().map(|m| m.0).collect();
         assert_eq!(indexes, expected, "transcriptPosition {position:?}");
         assert_eq!(reply["nextPosition"], 3);
     }
-    let (status, bad) = chat.op(&app, "refresh", &[("transcriptPosition", "first")]).await;
+    let (status, bad) = chat
+        .op(&app, "refresh", &[("transcriptPosition", "first")])
+        .await;
     refused(status, &bad, 400, 2, 101);
-    assert!(bad["errors"][0]["advice"].as_str().unwrap().contains("transcriptPosition"));
+    assert!(bad["errors"][0]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("transcriptPosition"));
 }
 
 #[tokio::test]
@@ -314,7 +457,11 @@ async fn an_unknown_chat_or_a_wrong_key_is_refused_before_any_field_is_read() {
     let (status, reply) = v2(
         &app,
         "request-chat/0000000000000000/send",
-        &[("secureKey", &chat.secure_key), bad_fields[0], bad_fields[1]],
+        &[
+            ("secureKey", &chat.secure_key),
+            bad_fields[0],
+            bad_fields[1],
+        ],
     )
     .await;
     refused(status, &reply, 404, 2, 102);
@@ -323,10 +470,23 @@ async fn an_unknown_chat_or_a_wrong_key_is_refused_before_any_field_is_read() {
     let (_, other) = v2(&app, "request-chat", &[("nickname", "Bob")]).await;
     let other = Chat::of(&other);
     for (label, fields) in [
-        ("wrong key", vec![("secureKey", "not-the-key"), bad_fields[0], bad_fields[1]]),
+        (
+            "wrong key",
+            vec![("secureKey", "not-the-key"), bad_fields[0], bad_fields[1]],
+        ),
         ("no key", vec![bad_fields[0], bad_fields[1]]),
-        ("another chat's key", vec![("secureKey", other.secure_key.as_str()), bad_fields[0]]),
-        ("wrong userId", vec![("secureKey", chat.secure_key.as_str()), ("userId", other.user_id.as_str()), bad_fields[0]]),
+        (
+            "another chat's key",
+            vec![("secureKey", other.secure_key.as_str()), bad_fields[0]],
+        ),
+        (
+            "wrong userId",
+            vec![
+                ("secureKey", chat.secure_key.as_str()),
+                ("userId", other.user_id.as_str()),
+                bad_fields[0],
+            ],
+        ),
     ] {
         let (status, reply) = v2(&app, &format!("request-chat/{}/send", chat.id), &fields).await;
         assert_eq!(status, 403, "{label}: {reply}");
@@ -336,10 +496,18 @@ async fn an_unknown_chat_or_a_wrong_key_is_refused_before_any_field_is_read() {
     // With the right key the fields are read, and each refusal names its field.
     for (operation, fields, field) in [
         ("send", vec![("message", "  ")], "message"),
-        ("send", vec![("message", "x"), ("transcriptPosition", "-2")], "transcriptPosition"),
+        (
+            "send",
+            vec![("message", "x"), ("transcriptPosition", "-2")],
+            "transcriptPosition",
+        ),
         ("updateNickname", vec![], "nickname"),
         ("updateData", vec![], "userData"),
-        ("updateData", vec![("userData[_target]", "Billing@StatServer.GA")], "userData[_target]"),
+        (
+            "updateData",
+            vec![("userData[_target]", "Billing@StatServer.GA")],
+            "userData[_target]",
+        ),
         ("pushUrl", vec![("pushUrl", "ftp://example.com")], "pushUrl"),
         ("fly", vec![], "operation"),
     ] {
@@ -355,22 +523,34 @@ async fn request_chat_refuses_what_cannot_start_a_chat() {
     let app = spawn_app().await;
     let (status, reply) = v2(&app, "request-chat", &[("firstName", "Ann")]).await;
     refused(status, &reply, 400, 2, 101);
-    assert!(reply["errors"][0]["advice"].as_str().unwrap().contains("nickname"));
+    assert!(reply["errors"][0]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("nickname"));
 
     // chat-delay waits for an agent (and a confirmation) before its chat: not a v2 chat.
     let (status, reply) = v2(&app, "chat-delay", &[("nickname", "Ann")]).await;
     refused(status, &reply, 400, 2, 101);
-    assert!(reply["errors"][0]["advice"].as_str().unwrap().contains("chatServiceName"));
+    assert!(reply["errors"][0]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("chatServiceName"));
 
     // Options a configured service does not let requests override are refused, named.
     let (status, reply) = v2(
         &app,
         "request-chat",
-        &[("nickname", "Ann"), ("userData[_target]", "Billing@StatServer.GA")],
+        &[
+            ("nickname", "Ann"),
+            ("userData[_target]", "Billing@StatServer.GA"),
+        ],
     )
     .await;
     refused(status, &reply, 400, 2, 101);
-    assert!(reply["errors"][0]["advice"].as_str().unwrap().contains("_target"));
+    assert!(reply["errors"][0]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("_target"));
 
     // Not a form: 415 before anything else.
     let response = app
@@ -418,7 +598,8 @@ async fn a_chat_on_no_configured_service_goes_to_the_inbound_chat_group() {
 
 #[tokio::test]
 async fn without_an_inbound_chat_group_an_unknown_service_is_refused() {
-    let app = spawn_app_with(|config| config.inbound_chat.app_selected_agent_group = String::new()).await;
+    let app =
+        spawn_app_with(|config| config.inbound_chat.app_selected_agent_group = String::new()).await;
     let (status, reply) = v2(&app, "web-support", &[("nickname", "Ann")]).await;
     refused(status, &reply, 404, 2, 106);
     assert_eq!(reply["chatEnded"], false);

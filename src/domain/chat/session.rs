@@ -361,7 +361,6 @@ impl Session {
         rows
     }
 
-
     /// When idle control acts next on this session, if it is open and watched.
     pub fn next_idle_deadline(&self) -> Option<Timestamp> {
         if self.is_closed() {

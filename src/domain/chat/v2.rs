@@ -100,7 +100,8 @@ mod tests {
     use crate::domain::time::Timestamp;
 
     fn event(kind: EventKind, nickname: &str, text: &str, user_type: UserType) -> TranscriptEvent {
-        NewEvent::new(kind, nickname, text, user_type).at(4, Timestamp::from_millis(1_432_845_088_000))
+        NewEvent::new(kind, nickname, text, user_type)
+            .at(4, Timestamp::from_millis(1_432_845_088_000))
     }
 
     #[test]
@@ -124,9 +125,19 @@ mod tests {
             (EventKind::Joined, "", "ParticipantJoined", None),
             (EventKind::Left, "", "ParticipantLeft", None),
             (EventKind::TypingStarted, "", "TypingStarted", None),
-            (EventKind::TypingStarted, "I wa", "TypingStarted", Some("I wa")),
+            (
+                EventKind::TypingStarted,
+                "I wa",
+                "TypingStarted",
+                Some("I wa"),
+            ),
             (EventKind::TypingStopped, "", "TypingStopped", None),
-            (EventKind::PushUrl, "https://example.com", "PushUrl", Some("https://example.com")),
+            (
+                EventKind::PushUrl,
+                "https://example.com",
+                "PushUrl",
+                Some("https://example.com"),
+            ),
             (EventKind::Custom, "{\"x\":1}", "Notice", Some("{\"x\":1}")),
         ] {
             let shown = message(&event(kind, "Ann", text, UserType::Client));
@@ -147,7 +158,12 @@ mod tests {
 
     #[test]
     fn the_system_is_an_external_party_of_its_own() {
-        let said = event(EventKind::Message, "system", "Please wait", UserType::External);
+        let said = event(
+            EventKind::Message,
+            "system",
+            "Please wait",
+            UserType::External,
+        );
         let shown = message(&said);
         assert_eq!(shown["from"]["type"], "External");
         assert_eq!(shown["from"]["participantId"], 3);
