@@ -59,6 +59,9 @@ pub struct Config {
     /// Per-session chat limits (`[chat]` in the file): `max_message_bytes`,
     /// `max_messages_per_second`, `max_transcript_events`; 0 turns one off.
     pub chat: ChatLimits,
+    /// Where a Chat API v2 chat goes whose `chatServiceName` is no configured service
+    /// (`[inbound_chat]` in the file).
+    pub inbound_chat: InboundChat,
     /// How far an acknowledged write goes and the free-space floor (`[store]` in the file:
     /// `sync = "device"` or `"os"`, `min_free_bytes`, `cache_bytes`).
     pub store: StoreSettings,
@@ -288,6 +291,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             public_url: None,
             chat: ChatLimits::default(),
+            inbound_chat: InboundChat::default(),
             metrics: MetricsConfig::default(),
             store: StoreSettings::default(),
         }
@@ -325,6 +329,30 @@ pub enum ConfigError {
     },
 }
 
+/// The `[inbound_chat]` settings: a Chat API v2 chat whose `chatServiceName` names no
+/// configured service is a chat without a GMS service; it is routed to this agent group
+/// (seeds 000/001 name the fallback `inbound_chat`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundChat {
+    /// `app_selected_agent_group`: the agent group (a `GA` target on the first StatServer)
+    /// that takes such chats; empty turns the fallback off (unknown names are refused).
+    pub app_selected_agent_group: String,
+    /// `app_find_agent_timeout`: seconds such a chat waits for an agent before it is closed
+    /// (its `_urs_queued_ttl`).
+    #[serde(rename = "app_find_agent_timeout")]
+    pub find_agent_timeout_secs: u64,
+}
+
+impl Default for InboundChat {
+    fn default() -> Self {
+        InboundChat {
+            app_selected_agent_group: "Support".to_string(),
+            find_agent_timeout_secs: 600,
+        }
+    }
+}
+
 /// The config file's shape: every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -346,6 +374,7 @@ struct FileConfig {
     security: Option<SecurityConfig>,
     public_url: Option<String>,
     chat: Option<ChatLimits>,
+    inbound_chat: Option<InboundChat>,
     http: Option<HttpConfig>,
     sessions: Option<SessionConfig>,
     agents: Option<AgentsConfig>,
@@ -513,6 +542,17 @@ impl Config {
         }
         if let Some(chat) = file.chat {
             self.chat = chat;
+        }
+        if let Some(inbound) = file.inbound_chat {
+            if inbound.find_agent_timeout_secs == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "inbound_chat.app_find_agent_timeout",
+                    source_name: source.clone(),
+                    message: "0 would give up at once: give the seconds to wait for an agent"
+                        .into(),
+                });
+            }
+            self.inbound_chat = inbound;
         }
         if let Some(http) = file.http {
             self.http = http;
@@ -945,6 +985,32 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("idle_control"), "{err}");
+    }
+
+    #[test]
+    fn inbound_chat_has_a_default_group_and_is_read_from_its_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.inbound_chat, InboundChat::default());
+        assert_eq!(config.inbound_chat.app_selected_agent_group, "Support");
+
+        std::fs::write(
+            &file,
+            "[inbound_chat]\napp_selected_agent_group = \"Billing\"\napp_find_agent_timeout = 60\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.inbound_chat.app_selected_agent_group, "Billing");
+        assert_eq!(config.inbound_chat.find_agent_timeout_secs, 60);
+
+        std::fs::write(&file, "[inbound_chat]\napp_find_agent_timeout = 0\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("app_find_agent_timeout"), "{err}");
+        std::fs::write(&file, "[inbound_chat]\ngroup = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), true, env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("group"), "{err}");
     }
 
     #[test]

@@ -98,6 +98,8 @@ const ROUTES: &[&str] = &[
     "/genesys/1/agent/{agent}/chat/{service}",
     "/genesys/1/agent/{agent}/chat/{service}/{action}",
     "/genesys/1/voice/inbound-call",
+    "/genesys/2/chat/{name}",
+    "/genesys/2/chat/{name}/{chat}/{operation}",
 ];
 
 /// Every route template, in matching order (the OpenAPI document's tests check it covers them).

@@ -261,6 +261,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             secure_cookies: config.http.secure_cookies,
             metrics_public: config.metrics.public,
             desktop_keep_alive: std::time::Duration::from_millis(config.agents.keep_alive_ms),
+            inbound_chat: config.inbound_chat.clone(),
         }),
         agent_writes: Arc::default(),
         notifier,
@@ -269,6 +270,8 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         presence,
         metrics,
     };
+    // Chat API v2's CometD channel: served by the CometD server, told of transcript changes.
+    crate::http::chat_v2::CometdChats::install(&state);
     supervisor.spawn(
         "chat commands",
         crate::app::chat::run_commands(state.clone(), chat_commands, supervisor.shutdown()),

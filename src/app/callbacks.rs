@@ -9,7 +9,7 @@ use super::records::{check_owner, check_service, owned_service, update};
 use super::{limits, notifications, schedule, AppError, AppState, Requester};
 use crate::domain::dialog;
 use crate::domain::options::{
-    self, check_field_name, CreateRequest, FieldError, Scenario, ServiceSettings,
+    self, check_field_name, CreateRequest, FieldError, Scenario, ServiceSettings, ValidService,
 };
 use crate::domain::schedule::ScheduleRules;
 use crate::domain::service::{
@@ -51,9 +51,25 @@ pub async fn create_service(
         )
         .into());
     }
+    create_instance(state, &service, owner, fields).await
+}
+
+/// Creates an instance of `service` (a configured one, or one made for the occasion such as
+/// the `[inbound_chat]` fallback of Chat API v2) from request fields, for `owner`, who may be
+/// nobody: the caller decided whether that is allowed.
+///
+/// # Errors
+/// Bad fields or refused overrides (400), storage failure.
+pub(crate) async fn create_instance(
+    state: &AppState,
+    service: &ValidService,
+    owner: Requester<'_>,
+    fields: Vec<(String, String)>,
+) -> Result<Created, AppError> {
+    let service_name = service.config.name.as_str();
     let request = CreateRequest::parse(fields)?;
     check_callback_url(state, &request).await?;
-    let (options, settings) = request.apply_overrides(&service, &state.settings.stat_servers)?;
+    let (options, settings) = request.apply_overrides(service, &state.settings.stat_servers)?;
     request.check_mandatory(service_name, &settings)?;
     // The customer number and the service's limits; counted once the service is stored.
     let admission = limits::admit(state, service_name, &settings, &request).await?;

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod callbacks;
 mod catalog;
 pub mod chat;
+pub mod chat_v2;
 pub mod console;
 pub mod desktop;
 pub mod dialogs;
@@ -114,6 +115,8 @@ pub struct RuntimeSettings {
     /// How often the desktop's event stream sends a `ping` while nothing changes
     /// (`[agents] keep_alive_ms`).
     pub desktop_keep_alive: std::time::Duration,
+    /// Where Chat API v2 chats without a configured service go (`[inbound_chat]`).
+    pub inbound_chat: crate::config::InboundChat,
 }
 
 impl std::fmt::Debug for RuntimeSettings {

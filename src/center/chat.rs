@@ -98,6 +98,9 @@ struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
     listener: Arc<dyn TranscriptListener>,
+    /// A second listener, told of every customer-visible change of every session (comet or
+    /// not): Chat API v2's CometD form, which decides itself which chats it delivers.
+    observer: std::sync::OnceLock<Arc<dyn TranscriptListener>>,
     /// Open sessions by service id.
     open: Mutex<HashMap<String, Slot>>,
     /// Open sessions' service ids by chat session id.
@@ -126,6 +129,7 @@ impl ChatServer {
                 store,
                 clock,
                 listener,
+                observer: std::sync::OnceLock::new(),
                 open: Mutex::new(HashMap::new()),
                 by_session: Mutex::new(HashMap::new()),
                 rules: Rules {
@@ -135,6 +139,15 @@ impl ChatServer {
                 idle_deadlines: Mutex::new(BTreeSet::new()),
                 idle_changed: tokio::sync::Notify::new(),
             }),
+        }
+    }
+
+    /// Adds the listener told of every customer-visible change of any session (once; a second
+    /// is ignored). It is called after the write is durable, under the session's lock, like
+    /// the comet pushes.
+    pub fn add_listener(&self, observer: Arc<dyn TranscriptListener>) {
+        if self.inner.observer.set(observer).is_err() {
+            tracing::warn!("a transcript observer is installed already; the second is ignored");
         }
     }
 
@@ -323,6 +336,23 @@ impl ChatServer {
             session: live.state().clone(),
             rows,
         })
+    }
+
+    /// The customer takes another nickname (Chat API v2 `updateNickname`).
+    ///
+    /// # Errors
+    /// No session, a closed session, a `[chat]` limit, storage failure.
+    pub async fn rename_customer(
+        &self,
+        record: &ServiceRecord,
+        nickname: &str,
+    ) -> Result<ChatSession, ChatError> {
+        let slot = self.slot(record)?;
+        let mut live = slot.lock().await;
+        let nickname = nickname.to_string();
+        self.run(&mut live, Request::CustomerRenames { nickname })
+            .await?;
+        Ok(live.state().clone())
     }
 
     /// The customer leaves: the session closes. Disconnecting a closed session changes
@@ -584,6 +614,17 @@ impl ChatServer {
             self.inner
                 .listener
                 .transcript_changed(live.state(), &pushes);
+        }
+        if let Some(observer) = self.inner.observer.get() {
+            let visible: Vec<TranscriptEvent> = done
+                .events
+                .iter()
+                .filter(|e| e.visibility.visible_to_customer())
+                .cloned()
+                .collect();
+            if !visible.is_empty() {
+                observer.transcript_changed(live.state(), &visible);
+            }
         }
         if done.closed.is_some() {
             let session = live.state();

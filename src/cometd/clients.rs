@@ -654,7 +654,9 @@ impl Clients {
 /// replay of what it took over): that counts as queued. Returns whether the client uses the
 /// acknowledgement extension.
 fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<bool, NotQueued> {
-    if !client.subscribed {
+    // A push on a service channel answers what this client published there: it is the
+    // client's whether or not it listens on /_genesys.
+    if !client.subscribed && queued.push.channel.is_none() {
         return Err(NotQueued::NotSubscribed);
     }
     if let Some(receipt) = &queued.push.receipt {

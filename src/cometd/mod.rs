@@ -61,6 +61,10 @@ pub struct Push {
     /// acknowledges it, and held at most once per client. Never sent to clients.
     #[serde(skip)]
     pub receipt: Option<Receipt>,
+    /// A service channel (`/service/chatV2/...`) to deliver on instead of `/_genesys`, with
+    /// `message` as the delivery's whole `data`.
+    #[serde(skip)]
+    pub channel: Option<String>,
 }
 
 impl Push {
@@ -71,6 +75,16 @@ impl Push {
             message,
             tag: tag.into(),
             receipt: None,
+            channel: None,
+        }
+    }
+
+    /// A delivery on the service channel `channel` whose data is `data` (the answers of a
+    /// [`ServiceChannel`]).
+    pub fn on_channel(channel: impl Into<String>, data: serde_json::Value) -> Push {
+        Push {
+            channel: Some(channel.into()),
+            ..Push::new("", data)
         }
     }
 
@@ -81,6 +95,26 @@ impl Push {
             ..self
         }
     }
+}
+
+/// Serves requests that clients publish on service channels (`/service/...`): Chat API v2's
+/// `/service/chatV2/{chatServiceName}`. The CometD server knows nothing of chats; it hands
+/// such a publish, from a known client, to the one installed with
+/// [`Bayeux::serve_service_channels`] and delivers what it answers to that client on the
+/// same channel.
+pub trait ServiceChannel: Send + Sync + 'static {
+    /// Whether publishes on `channel` are served.
+    fn handles(&self, channel: &str) -> bool;
+
+    /// Serves `data` published on `channel` by client `client_id` of `gms_user`; answers the
+    /// data to deliver back on the channel.
+    fn publish<'a>(
+        &'a self,
+        client_id: &'a str,
+        gms_user: &'a str,
+        channel: &'a str,
+        data: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send + 'a>>;
 }
 
 /// Which stored notification a push carries (a service's notification `seq`).
@@ -184,6 +218,8 @@ struct Shared {
     stopping: watch::Sender<bool>,
     /// Counted for `/metrics`.
     counters: CometdCounters,
+    /// Who serves publishes on service channels, once installed.
+    services: std::sync::OnceLock<Arc<dyn ServiceChannel>>,
 }
 
 /// What the CometD server counts for `/metrics`. Clones share the values.
@@ -263,9 +299,25 @@ impl Bayeux {
                 announcements: sender,
                 stopping: watch::Sender::new(false),
                 counters: CometdCounters::default(),
+                services: std::sync::OnceLock::new(),
             }),
         };
         (bayeux, announcements)
+    }
+
+    /// Installs who serves publishes on service channels (once; a second call is ignored).
+    pub fn serve_service_channels(&self, services: Arc<dyn ServiceChannel>) {
+        if self.shared.services.set(services).is_err() {
+            tracing::warn!("service channels are served already; the second server is ignored");
+        }
+    }
+
+    /// The installed service-channel server, if it serves `channel`.
+    fn service_for(&self, channel: &str) -> Option<&Arc<dyn ServiceChannel>> {
+        self.shared
+            .services
+            .get()
+            .filter(|services| services.handles(channel))
     }
 
     /// The settings it was built with.
@@ -329,6 +381,9 @@ impl Bayeux {
                 protocol::SUBSCRIBE => replies.push(self.subscribe(gms_user, message, true)),
                 protocol::UNSUBSCRIBE => replies.push(self.subscribe(gms_user, message, false)),
                 protocol::DISCONNECT => replies.push(self.disconnect(gms_user, message)),
+                channel if !message.is_meta() && self.service_for(channel).is_some() => {
+                    self.serve_publish(gms_user, message, &mut replies).await;
+                }
                 _ => replies.push(self.refuse(gms_user, message)),
             }
         }
@@ -552,13 +607,47 @@ impl Bayeux {
         }
     }
 
-    /// `/meta/subscribe` (`subscribe`) and `/meta/unsubscribe`: only `/_genesys`.
+    /// A publish on a served service channel: from a known client, handed to the
+    /// [`ServiceChannel`]; the publish is acknowledged and its answer delivered on the channel
+    /// in the same reply.
+    async fn serve_publish(
+        &self,
+        gms_user: Option<&str>,
+        message: &Message,
+        replies: &mut Vec<Value>,
+    ) {
+        let now = self.shared.clock.now();
+        let client = {
+            let mut clients = self.lock();
+            message
+                .client_id
+                .as_deref()
+                .and_then(|id| clients.seen(id, gms_user, now))
+                .map(|client| (client.gms_user.to_string(), message.client_id.clone()))
+        };
+        let (Some((gms_user, Some(client_id))), Some(services)) =
+            (client, self.service_for(&message.channel))
+        else {
+            replies.push(protocol::unknown_client(message));
+            return;
+        };
+        let data = message.data.clone().unwrap_or(Value::Null);
+        let answer = services
+            .publish(&client_id, &gms_user, &message.channel, &data)
+            .await;
+        replies.push(Value::Object(protocol::success(message)));
+        replies.push(json!({"channel": message.channel, "data": answer}));
+    }
+
+    /// `/meta/subscribe` (`subscribe`) and `/meta/unsubscribe`: `/_genesys`, and the service
+    /// channels served (subscribing to one changes nothing: its answers go to whoever
+    /// publishes).
     fn subscribe(&self, gms_user: Option<&str>, message: &Message, subscribe: bool) -> Value {
         let refusal = match message.subscriptions() {
             Err(problem) => Some(format!("400::{problem}")),
             Ok(channels) => channels
                 .into_iter()
-                .find(|channel| *channel != GENESYS_CHANNEL)
+                .find(|channel| *channel != GENESYS_CHANNEL && self.service_for(channel).is_none())
                 .map(|channel| {
                     format!("403::cannot subscribe to {channel}: only /_genesys carries pushes")
                 }),
@@ -575,6 +664,12 @@ impl Bayeux {
             };
             if let Some(refusal) = refusal {
                 return protocol::failure(message, &refusal, None);
+            }
+            let genesys = message
+                .subscriptions()
+                .is_ok_and(|channels| channels.contains(&GENESYS_CHANNEL));
+            if !genesys {
+                return protocol::subscription_reply(message);
             }
             let newly = subscribe && !client.subscribed;
             client.subscribed = subscribe;

@@ -71,6 +71,8 @@ pub struct Message {
     pub supported_connection_types: Option<Vec<String>>,
     /// `ext.ack`, CometD's acknowledgement extension, when it has a meaning here.
     pub ack: Option<Ack>,
+    /// `data` of a publish (a request on a service channel).
+    pub data: Option<Value>,
 }
 
 /// What `ext.ack` says (CometD's `AckExtension`). Any other value, or an `ext` that is not an
@@ -95,6 +97,7 @@ impl Message {
             has_advice: false,
             supported_connection_types: None,
             ack: None,
+            data: None,
         }
     }
 
@@ -251,6 +254,7 @@ fn parse_message(item: Value) -> Result<Message, String> {
         has_advice,
         supported_connection_types,
         ack,
+        data: fields.remove("data").filter(|d| !d.is_null()),
     })
 }
 
@@ -358,8 +362,12 @@ pub fn subscription_reply(message: &Message) -> Value {
     Value::Object(reply)
 }
 
-/// A push as delivered: `{"channel":"/_genesys","data":{"id","message","tag"}}`.
+/// A push as delivered: `{"channel":"/_genesys","data":{"id","message","tag"}}`, or, for a
+/// push on a service channel, `{"channel","data"}` with the message as the data.
 pub fn delivery(push: &Push) -> Value {
+    if let Some(channel) = &push.channel {
+        return json!({"channel": channel, "data": push.message});
+    }
     json!({
         "channel": GENESYS_CHANNEL,
         "data": {"id": push.id, "message": push.message, "tag": push.tag},
@@ -614,6 +622,7 @@ mod tests {
             message: json!({"chatIxnState": "TRANSCRIPT"}),
             tag: "service.chat.refresh.x".into(),
             receipt: None,
+            channel: None,
         };
         assert_eq!(
             delivery(&push),

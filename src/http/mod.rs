@@ -5,7 +5,8 @@
 //!   hours (Calendar Service API) and a callback service's availability.
 //! - [`admin`]: the administrator API (bearer token).
 //! - [`agent`]: agents' configuration (admin) and state (agent desktop API).
-//! - [`chat`]: the customer's Chat API v1; [`desktop`]: the agent's side of chats;
+//! - [`chat`]: the customer's Chat API v1; [`chat_v2`]: Chat API version 2 (REST and its
+//!   CometD channel); [`desktop`]: the agent's side of chats;
 //!   [`voice`]: the outcome of a voice callback the agent dialed;
 //!   [`esp`]: workflows' ESP requests to chat sessions.
 //! - [`notify`]: notifications between the agent desktop and the customer (seed 000).
@@ -24,6 +25,7 @@ mod agent;
 pub mod auth;
 mod callback;
 mod chat;
+pub mod chat_v2;
 mod cometd;
 pub mod console;
 mod desktop;
@@ -61,11 +63,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // which keeps compile times (and the release build's type recursion) in bounds.
     // CometD comes first: its held long-polls are the requests that live longest, and a
     // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 14] = [
+    let groups: [BoxedFilter<(Response,)>; 15] = [
         cometd::routes(state.clone()).boxed(),
         callback::routes(state.clone()).boxed(),
         schedule::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
+        chat_v2::routes(state.clone()).boxed(),
         desktop::routes(state.clone())
             .or(voice::routes(state.clone()))
             .unify()

@@ -62,7 +62,7 @@ fn document_json() -> &'static str {
 #[openapi(
     info(
         title = "callbackd",
-        description = "The Genesys Mobile Services (GMS) Callback, Service, Chat API v1 and Notification interfaces, CometD, and callbackd's admin and agent desktop APIs. See docs/api.md.",
+        description = "The Genesys Mobile Services (GMS) Callback, Service, Chat API v1 and v2 and Notification interfaces, CometD, and callbackd's admin and agent desktop APIs. See docs/api.md.",
         license(name = "MIT")
     ),
     paths(
@@ -81,6 +81,8 @@ fn document_json() -> &'static str {
         super::schedule::office_hours_get,
         super::chat::start,
         super::chat::action,
+        super::chat_v2::request,
+        super::chat_v2::operation,
         super::notify::notifications_retrieve,
         super::notify::internal_notification_send,
         super::notify::agent_notification_send,
@@ -141,6 +143,7 @@ fn document_json() -> &'static str {
     tags(
         (name = "callback", description = "GMS Callback and Service APIs (customer-facing, `gms_user`)"),
         (name = "chat", description = "GMS Chat API v1 (customer-facing)"),
+        (name = "chat-v2", description = "GMS Chat API version 2 (customer-facing; the chat's `secureKey` is its credential; also on CometD as `/service/chatV2/{chatServiceName}`)"),
         (name = "notification", description = "Notifications between the customer and the agent desktop, and the GMS Notification API (subscriptions, publish; JSON only)"),
         (name = "storage", description = "GMS Storage API: key/value areas with a time to live, and a service's storage"),
         (name = "cometd", description = "Bayeux 1.0 long-polling and callback-polling (the websocket upgrade is on the same path)"),
@@ -463,9 +466,14 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = &operation["responses"];
+                // Chat API v2 answers its own refusals in its own shape.
+                let body = if path.starts_with("/genesys/2/chat") {
+                    "#/components/schemas/V2Error"
+                } else {
+                    "#/components/schemas/ErrorBody"
+                };
                 assert_eq!(
-                    responses["400"]["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody",
+                    responses["400"]["content"]["application/json"]["schema"]["$ref"], body,
                     "{method} {path}"
                 );
                 let admin =

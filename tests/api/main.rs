@@ -13,6 +13,7 @@ mod admin;
 mod agents;
 mod callbacks;
 mod chat;
+mod chat_v2;
 mod cometd;
 mod cometd_ack;
 mod console;

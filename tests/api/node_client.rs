@@ -28,3 +28,24 @@ fn the_official_cometd_javascript_client_runs_a_chat_delay_flow_over_both_transp
         );
     }
 }
+
+#[test]
+fn the_official_cometd_javascript_client_runs_a_chat_v2_widget_flow_over_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let output = run_node("chat_v2.mjs", &[&server.address, ADMIN_TOKEN]);
+    for transport in ["long-polling", "websocket"] {
+        for step in [
+            "requestChat: chatId",
+            "sendMessage delivered",
+            "a wrong secureKey",
+            "disconnect: chatEnded",
+            "disconnected",
+        ] {
+            assert!(
+                output.contains(&format!("ok   {transport}: {step}")),
+                "{transport} did not get to `{step}`:\n{output}"
+            );
+        }
+    }
+}

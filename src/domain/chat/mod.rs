@@ -6,6 +6,7 @@
 //! event it has not seen yet, so `refresh?transcriptPosition=1` replays everything.
 
 pub mod session;
+pub mod v2;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,9 @@ pub enum EventKind {
     PushUrl,
     /// A custom notice, opaque to the chat server.
     Custom,
+    /// The customer changed their nickname (Chat API v2 `updateNickname`); the text is the
+    /// new nickname. Last, so that stored transcripts keep their encoding.
+    NicknameUpdated,
 }
 
 impl EventKind {
@@ -42,6 +46,7 @@ impl EventKind {
             EventKind::TypingStopped => "Notice.TypingStopped",
             EventKind::PushUrl => "Notice.PushUrl",
             EventKind::Custom => "Notice.Custom",
+            EventKind::NicknameUpdated => "Notice.NicknameUpdated",
         }
     }
 
@@ -57,7 +62,10 @@ impl EventKind {
             EventKind::Left => "has left the session",
             EventKind::TypingStarted => "is typing",
             EventKind::TypingStopped => "stopped typing",
-            EventKind::Message | EventKind::PushUrl | EventKind::Custom => "",
+            EventKind::Message
+            | EventKind::PushUrl
+            | EventKind::Custom
+            | EventKind::NicknameUpdated => "",
         }
     }
 }

@@ -193,6 +193,12 @@ pub enum Request {
     },
     /// The customer leaves (`disconnect`): the session closes.
     CustomerLeaves,
+    /// The customer takes another nickname (Chat API v2 `updateNickname`): later events
+    /// carry it, and a `NicknameUpdated` event (under the old one) says so.
+    CustomerRenames {
+        /// The new nickname, not empty.
+        nickname: String,
+    },
     /// An agent was routed to the session; with `auto_answer` it joins at once.
     AssignAgent {
         /// The agent id.
@@ -378,6 +384,17 @@ impl Session {
             Request::CustomerNotice { kind, text } => {
                 let event = NewEvent::new(kind, &customer(), &text, UserType::Client);
                 self.add(event, "message", Sender::Customer, now, rules)
+            }
+            Request::CustomerRenames { nickname } => {
+                let event = NewEvent::new(
+                    EventKind::NicknameUpdated,
+                    &customer(),
+                    &nickname,
+                    UserType::Client,
+                );
+                let mut step = self.add(event, "nickname", Sender::Customer, now, rules)?;
+                step.next.customer.nickname = nickname;
+                Ok(step)
             }
             Request::CustomerLeaves => {
                 if self.is_closed() {
@@ -867,6 +884,35 @@ mod tests {
         );
         assert_eq!(session.state(), &before, "the session itself is unchanged");
         assert_eq!(session.transcript_from(1).len(), 1, "only the join so far");
+    }
+
+    #[test]
+    fn a_renamed_customer_is_announced_under_the_old_name_and_speaks_under_the_new() {
+        let mut session = with_agent();
+        let renamed = Request::CustomerRenames {
+            nickname: "Annie".into(),
+        };
+        run(&mut session, renamed, at(1)).unwrap();
+        run(&mut session, customer_says("hi"), at(2)).unwrap();
+
+        assert_eq!(
+            summary(session.transcript_from(2)),
+            [
+                (EventKind::NicknameUpdated, "Ann", "Annie", UserType::Client),
+                (EventKind::Message, "Annie", "hi", UserType::Client),
+            ]
+        );
+        assert_eq!(session.state().customer.nickname, "Annie");
+
+        run(&mut session, Request::CustomerLeaves, at(3)).unwrap();
+        let refused = session.apply(
+            Request::CustomerRenames {
+                nickname: "Late".into(),
+            },
+            at(4),
+            &rules(),
+        );
+        assert!(matches!(refused, Err(Refusal::Closed(_))), "{refused:?}");
     }
 
     #[test]
