@@ -77,7 +77,7 @@ fn document_json() -> &'static str {
         super::callback::service_status,
         super::callback::queue_position,
         super::schedule::availability_get,
-        super::schedule::office_hours_get,
+        super::schedule::schedule_get,
         super::chat::start,
         super::chat::action,
         super::notify::notifications_retrieve,
