@@ -45,13 +45,17 @@
 //! beside the old walk over the window; and the store's open time with the count index's
 //! build (see `callbackd/console.rs`; the database is built once and cached under `target/`).
 //!
+//! availability: a callback service's free time slots over 30 days of 5-minute buckets with
+//! 100,000 scheduled callbacks stored, over HTTP (see `callbackd/availability.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
 //! number of expired clients (default 100000), `BENCH_CONSOLE_STORED` the services stored for
-//! `console` (default 1000000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`,
-//! `cometd`, `cometd_sweep`, `scans`, `httpcb` or `console` to run one table (only `create`
-//! needs wrk).
+//! `console` (default 1000000), `BENCH_AVAILABILITY_STORED` the scheduled callbacks for
+//! `availability` (default 100000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`,
+//! `cometd`, `cometd_sweep`, `scans`, `httpcb`, `console` or `availability` to run one table
+//! (only `create` needs wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -81,6 +85,8 @@ mod chat;
 /// The admin token of the callbackd the benchmark starts.
 const ADMIN_TOKEN: &str = "bench";
 // Not `benches/cometd.rs`: Cargo would build that as a bench target of its own.
+#[path = "callbackd/availability.rs"]
+mod availability;
 #[path = "callbackd/cometd.rs"]
 mod cometd;
 #[path = "callbackd/console.rs"]
@@ -112,11 +118,12 @@ fn main() {
         "scans",
         "httpcb",
         "console",
+        "availability",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb or console (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console or availability (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -182,6 +189,14 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(1_000_000);
         console::console_table(stored);
+    }
+    if runs("availability") {
+        println!();
+        let stored: u64 = std::env::var("BENCH_AVAILABILITY_STORED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100_000);
+        availability::availability_table(stored);
     }
 }
 

@@ -20,7 +20,9 @@ use chrono::{
     DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone,
     Timelike, Utc,
 };
-use chrono_tz::Tz;
+/// An IANA time zone; re-exported so that the layers above name zones without naming the
+/// time-zone crate (only this module knows chrono).
+pub use chrono_tz::Tz;
 
 use super::option_error::OptionError;
 use super::time::Timestamp;
@@ -71,6 +73,13 @@ pub fn local_instant(zone: Tz, date: NaiveDate, minutes: u16) -> Timestamp {
     let Some(wall) = date.and_hms_opt(u32::from(minutes / 60), u32::from(minutes % 60), 0) else {
         return Timestamp::from_millis(0);
     };
+    wall_instant(zone, wall)
+}
+
+/// The instant at which the wall clock of `zone` shows `wall`, read as [`local_instant`]
+/// reads one: a skipped wall time is the first instant after the gap, a repeated one its first
+/// occurrence.
+pub fn wall_instant(zone: Tz, wall: NaiveDateTime) -> Timestamp {
     // Gaps are at most a few hours (usually one); step a minute at a time to the gap's end.
     for step in 0..=240 {
         let candidate = wall + Duration::minutes(step);
@@ -95,6 +104,28 @@ fn to_utc(at: Timestamp) -> DateTime<Utc> {
 /// The wall-clock date and time of `at` in `zone`.
 pub fn local_time(zone: Tz, at: Timestamp) -> NaiveDateTime {
     to_utc(at).with_timezone(&zone).naive_local()
+}
+
+/// `at` as ISO 8601 in `zone`'s wall time with its offset (`2026-03-30T08:00:00.000+02:00`):
+/// unambiguous even in the hour that autumn repeats.
+pub fn format_in(zone: Tz, at: Timestamp) -> String {
+    to_utc(at)
+        .with_timezone(&zone)
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+/// A wall time without a zone (`2015-03-17T09:15:00.000`, `2015-03-17T09:15:00`,
+/// `2015-03-17T09:15`) as an instant in `zone`; `None` if it is not one.
+pub fn parse_wall_time(zone: Tz, text: &str) -> Option<Timestamp> {
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text.trim(), format).ok())
+    .map(|wall| wall_instant(zone, wall))
 }
 
 /// A span of time, `start` included, `end` excluded.
@@ -283,6 +314,68 @@ fn numbered<'a>(
     })
 }
 
+/// `_effective_dates<n>`: the local dates a scheduling service applies on (`2026-04-01`, or
+/// `2026-04-01 to 2026-10-31`, both ends included). With none configured it applies every
+/// day; with any, it applies only inside them (GMS: "the office is considered closed outside
+/// of the configured `_effective_dates<n>` ranges").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EffectiveDates(Vec<(NaiveDate, NaiveDate)>);
+
+impl EffectiveDates {
+    /// Reads `_effective_dates` and `_effective_dates<n>`.
+    ///
+    /// # Errors
+    /// A value that is not a date or a range of dates, or a range that ends before it starts,
+    /// naming the option.
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, OptionError> {
+        let bare = options
+            .get_key_value("_effective_dates")
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        let mut ranges = Vec::new();
+        for (name, value) in bare
+            .into_iter()
+            .chain(numbered(options, "_effective_dates"))
+        {
+            ranges.push(Self::parse_range(name, value)?);
+        }
+        ranges.sort();
+        Ok(Self(ranges))
+    }
+
+    fn parse_range(option: &str, text: &str) -> Result<(NaiveDate, NaiveDate), OptionError> {
+        let text = text.trim();
+        let date = |part: &str| {
+            NaiveDate::parse_from_str(part.trim(), "%Y-%m-%d").map_err(|_| {
+                OptionError::new(
+                    option,
+                    format!("`{text}` is not a date or a range of dates: write YYYY-MM-dd (2026-04-01) or YYYY-MM-dd to YYYY-MM-dd (2026-04-01 to 2026-10-31)"),
+                )
+            })
+        };
+        let (first, last) = match text.split_once(" to ") {
+            Some((first, last)) => (date(first)?, date(last)?),
+            None => (date(text)?, date(text)?),
+        };
+        if last < first {
+            return Err(OptionError::new(
+                option,
+                format!("`{text}` ends before it starts: write the earlier date first"),
+            ));
+        }
+        Ok((first, last))
+    }
+
+    /// Whether the service applies on local `date`.
+    pub fn allows(&self, date: NaiveDate) -> bool {
+        self.0.is_empty()
+            || self
+                .0
+                .iter()
+                .any(|(first, last)| *first <= date && date <= *last)
+    }
+}
+
 /// An office-hours service: when the office is open, in its own time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfficeHours {
@@ -293,6 +386,8 @@ pub struct OfficeHours {
     added: Vec<(DateRule, Opening)>,
     /// `_holiday<n>`: dates without the weekly openings.
     holidays: Vec<DateRule>,
+    /// `_effective_dates<n>`: outside them the office is closed, additions included.
+    effective: EffectiveDates,
 }
 
 /// The opening periods of one local date.
@@ -351,6 +446,7 @@ impl OfficeHours {
             regular,
             added,
             holidays,
+            effective: EffectiveDates::from_options(options)?,
         })
     }
 
@@ -364,8 +460,13 @@ impl OfficeHours {
         local_time(self.zone, at).date()
     }
 
-    /// The periods that start on local `date`, merged where they touch or overlap.
+    /// The periods that start on local `date`, merged where they touch or overlap (none
+    /// outside `_effective_dates`; a night that starts on the last effective date runs to its
+    /// end).
     pub fn periods_on(&self, date: NaiveDate) -> Vec<Period> {
+        if !self.effective.allows(date) {
+            return Vec::new();
+        }
         let weekday = date.weekday().num_days_from_monday() as usize;
         let holiday = self.holidays.iter().any(|h| h.matches(date));
         let mut periods: Vec<Period> = self
@@ -406,6 +507,33 @@ impl OfficeHours {
             .collect()
     }
 
+    /// Every instant the office is open from `from` until `to`, as disjoint periods in time
+    /// order (overlapping or touching openings merged, a night from the day before
+    /// included): what [`OfficeHours::is_open`] answers for each instant, computed once for a
+    /// window.
+    pub fn open_periods(&self, from: Timestamp, to: Timestamp) -> Vec<Period> {
+        let first = self
+            .local_date(from)
+            .pred_opt()
+            .unwrap_or(self.local_date(from));
+        let last = self.local_date(to);
+        let mut periods: Vec<Period> = first
+            .iter_days()
+            .take_while(|date| *date <= last)
+            .flat_map(|date| self.periods_on(date))
+            .filter(|period| period.overlaps(from, to))
+            .collect();
+        periods.sort();
+        let mut merged: Vec<Period> = Vec::with_capacity(periods.len());
+        for period in periods {
+            match merged.last_mut() {
+                Some(last) if period.start <= last.end => last.end = last.end.max(period.end),
+                _ => merged.push(period),
+            }
+        }
+        merged
+    }
+
     /// Whether the office is open at `at` (a period of the day before may run past midnight).
     pub fn is_open(&self, at: Timestamp) -> bool {
         let date = self.local_date(at);
@@ -437,13 +565,16 @@ pub struct Capacity {
     weekly: [HourCapacity; 7],
     /// `_capacity_add`: dates whose hours replace their weekday's.
     added: BTreeMap<NaiveDate, HourCapacity>,
+    /// `_effective_dates<n>`: outside them every hour takes none.
+    effective: EffectiveDates,
 }
 
 impl Capacity {
     /// Reads `_timezone`, `_capacity_<n>` (`{"1":{"0800":10,"0900":10}}`: weekday 1 = Monday to
     /// 7 = Sunday, then `HHMM` hours and the callbacks each bucket of that hour takes) and
     /// `_capacity_add` (`{"2026-12-24":{"0900":2}}`: dates whose hours replace their
-    /// weekday's). `_capacity` (`[Mon, Tue, ...]`) must list day names.
+    /// weekday's), and `_effective_dates<n>` as office hours read it (outside those dates no
+    /// hour takes any). `_capacity` (`[Mon, Tue, ...]`) must list day names.
     ///
     /// # Errors
     /// The first bad option, named.
@@ -520,13 +651,50 @@ impl Capacity {
             zone,
             weekly,
             added,
+            effective: EffectiveDates::from_options(options)?,
         })
     }
 
+    /// The capacity service's time zone.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// The capacity of each local hour (in the service's zone) that shares time with
+    /// `[from, to)`, clipped to it, in time order: what one bucket starting in that hour takes.
+    /// An hour that a spring change skips is left out; the hour that autumn repeats is one
+    /// period of two hours. At most `max_hours` periods.
+    pub fn hours(&self, from: Timestamp, to: Timestamp, max_hours: usize) -> Vec<(Period, u32)> {
+        let first = local_time(self.zone, from).date();
+        let last = local_time(self.zone, to).date();
+        let mut hours = Vec::new();
+        for date in first.iter_days().take_while(|date| *date <= last) {
+            for hour in 0..24u16 {
+                let start = local_instant(self.zone, date, hour * 60);
+                let end = local_instant(self.zone, date, (hour + 1) * 60);
+                let period = Period {
+                    start: start.max(from),
+                    end: end.min(to),
+                };
+                if period.start >= period.end {
+                    continue;
+                }
+                if hours.len() == max_hours {
+                    return hours;
+                }
+                hours.push((period, self.per_bucket(start)));
+            }
+        }
+        hours
+    }
+
     /// The callbacks one bucket starting at `at` takes: the value of its local hour, 0 when
-    /// the hour is not listed.
+    /// the hour is not listed or the date is outside `_effective_dates`.
     pub fn per_bucket(&self, at: Timestamp) -> u32 {
         let local = local_time(self.zone, at);
+        if !self.effective.allows(local.date()) {
+            return 0;
+        }
         let day = self
             .added
             .get(&local.date())
@@ -852,13 +1020,23 @@ impl ScheduleRules {
         let latest = self
             .reject_future
             .map_or(Timestamp::from_millis(u64::MAX), |limit| limit.after(now));
+        // The office's openings over the window, computed once and walked with the buckets
+        // (asking `is_open` per bucket would compute two days of openings 8,640 times a month).
+        let open = office.map(|o| o.open_periods(Timestamp::from_millis(start), window.1));
+        let mut next_open = 0;
         let mut slots = Vec::new();
         while Timestamp::from_millis(start) < window.1
             && Timestamp::from_millis(start) <= latest
             && slots.len() < max_slots
         {
             let bucket = Timestamp::from_millis(start);
-            if office.is_none_or(|o| o.is_open(bucket)) {
+            let is_open = open.as_ref().is_none_or(|open| {
+                while open.get(next_open).is_some_and(|p| p.end <= bucket) {
+                    next_open += 1;
+                }
+                open.get(next_open).is_some_and(|p| p.start <= bucket)
+            });
+            if is_open {
                 let room = self
                     .limit_at(capacity, bucket)
                     .unwrap_or(DEFAULT_MAX_PER_BUCKET)
@@ -1277,5 +1455,201 @@ mod tests {
             rules.check_slot(Some(&office), None, at("2026-03-29T10:00:00Z"), true, 0),
             Err(Refusal::OutOfOfficeHours)
         );
+    }
+
+    #[test]
+    fn effective_dates_read_single_days_and_ranges_and_name_bad_ones() {
+        let dates = EffectiveDates::from_options(&options(&[
+            ("_effective_dates1", "2026-04-01 to 2026-04-30"),
+            ("_effective_dates2", "2026-06-15"),
+        ]))
+        .unwrap();
+        for (day, allowed) in [
+            ("2026-03-31", false),
+            ("2026-04-01", true),
+            ("2026-04-30", true),
+            ("2026-05-01", false),
+            ("2026-06-15", true),
+            ("2026-06-16", false),
+        ] {
+            assert_eq!(dates.allows(date(day)), allowed, "{day}");
+        }
+        assert!(
+            EffectiveDates::default().allows(date("1999-01-01")),
+            "none configured: every day"
+        );
+        let bad: &[(&str, &str)] = &[
+            ("_effective_dates1", "April"),
+            ("_effective_dates2", "2026-04-01 - 2026-04-30"),
+            ("_effective_dates3", "2026-04-30 to 2026-04-01"),
+            ("_effective_dates", "2026-02-30"),
+        ];
+        for (option, value) in bad {
+            let err = EffectiveDates::from_options(&options(&[(option, value)])).expect_err(value);
+            assert_eq!(err.option, *option, "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn office_hours_are_closed_outside_their_effective_dates() {
+        let office = hours(
+            "Europe/Paris",
+            &[
+                ("_bh_regular1", "Mon-Fri 19:00-07:00"),
+                ("_bh_add1", "2026-05-02 10:00-12:00"),
+                ("_effective_dates1", "2026-04-27 to 2026-04-30"),
+            ],
+        );
+        assert!(office.periods_on(date("2026-04-24")).is_empty(), "before");
+        assert_eq!(office.periods_on(date("2026-04-27")).len(), 1, "inside");
+        assert!(office.periods_on(date("2026-05-01")).is_empty(), "after");
+        assert!(
+            office.periods_on(date("2026-05-02")).is_empty(),
+            "an addition outside the dates is closed too"
+        );
+        // The night that starts on the last effective day runs to its end the next morning.
+        assert!(
+            office.is_open(at("2026-05-01T04:00:00Z")),
+            "06:00 CEST on May 1st"
+        );
+        assert!(
+            !office.is_open(at("2026-05-01T17:30:00Z")),
+            "19:30 CEST on May 1st"
+        );
+    }
+
+    #[test]
+    fn capacity_takes_none_outside_its_effective_dates() {
+        let c = capacity(&[
+            ("_timezone", "Europe/Paris"),
+            ("_capacity_1", r#"{"1":{"0800":3}}"#),
+            ("_capacity_add", r#"{"2026-04-13":{"0800":7}}"#),
+            ("_effective_dates1", "2026-04-06 to 2026-04-12"),
+        ]);
+        // Mondays at 08:10 CEST (06:10Z).
+        assert_eq!(c.per_bucket(at("2026-03-30T06:10:00Z")), 0, "before");
+        assert_eq!(c.per_bucket(at("2026-04-06T06:10:00Z")), 3, "inside");
+        assert_eq!(
+            c.per_bucket(at("2026-04-13T06:10:00Z")),
+            0,
+            "an added date outside the range takes none"
+        );
+    }
+
+    #[test]
+    fn capacity_hours_follow_the_zone_and_are_clipped_to_the_window() {
+        let c = capacity(&[
+            ("_timezone", "Europe/Paris"),
+            ("_capacity_7", r#"{"7":{"0100":2,"0200":4,"0300":5}}"#),
+        ]);
+        let view = |from: &str, to: &str| -> Vec<(String, String, u32)> {
+            c.hours(at(from), at(to), 100)
+                .into_iter()
+                .map(|(p, n)| (p.start.to_iso(), p.end.to_iso(), n))
+                .collect()
+        };
+        // Spring forward, Sunday 2026-03-29: 01:00 CET, then 03:00 CEST (no 02:00 hour).
+        assert_eq!(
+            view("2026-03-29T00:30:00Z", "2026-03-29T02:00:00Z"),
+            [
+                (
+                    "2026-03-29T00:30:00.000Z".into(),
+                    "2026-03-29T01:00:00.000Z".into(),
+                    2
+                ),
+                (
+                    "2026-03-29T01:00:00.000Z".into(),
+                    "2026-03-29T02:00:00.000Z".into(),
+                    5
+                ),
+            ]
+        );
+        // Fall back, Sunday 2026-10-25: the 02:00 hour happens twice and is one period.
+        assert_eq!(
+            view("2026-10-24T23:00:00Z", "2026-10-25T03:00:00Z"),
+            [
+                (
+                    "2026-10-24T23:00:00.000Z".into(),
+                    "2026-10-25T00:00:00.000Z".into(),
+                    2
+                ),
+                (
+                    "2026-10-25T00:00:00.000Z".into(),
+                    "2026-10-25T02:00:00.000Z".into(),
+                    4
+                ),
+                (
+                    "2026-10-25T02:00:00.000Z".into(),
+                    "2026-10-25T03:00:00.000Z".into(),
+                    5
+                ),
+            ]
+        );
+        assert_eq!(
+            c.hours(at("2026-03-29T00:00:00Z"), at("2026-03-30T00:00:00Z"), 3)
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn wall_times_are_read_and_written_in_a_zone() {
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        for (text, expected) in [
+            ("2026-03-30T08:15:00.000", "2026-03-30T06:15:00.000Z"),
+            ("2026-03-30T08:15:00", "2026-03-30T06:15:00.000Z"),
+            ("2026-03-30T08:15", "2026-03-30T06:15:00.000Z"),
+            // 02:30 does not exist on the spring-forward day: the first instant after the gap.
+            ("2026-03-29T02:30:00", "2026-03-29T01:00:00.000Z"),
+        ] {
+            assert_eq!(
+                parse_wall_time(paris, text).map(|t| t.to_iso()),
+                Some(expected.to_string()),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_wall_time(paris, "tomorrow"), None);
+        assert_eq!(
+            format_in(paris, at("2026-10-25T00:30:00Z")),
+            "2026-10-25T02:30:00.000+02:00"
+        );
+        assert_eq!(
+            format_in(paris, at("2026-10-25T01:30:00Z")),
+            "2026-10-25T02:30:00.000+01:00"
+        );
+    }
+
+    #[test]
+    fn open_periods_agree_with_is_open_at_every_five_minutes_across_both_changes() {
+        let office = hours(
+            "Europe/Paris",
+            &[
+                ("_bh_regular1", "Mon-Fri 08:00-20:00"),
+                ("_bh_regular2", "Sat-Sun 19:00-03:00"),
+                ("_bh_regular3", "Sun 01:00-04:00"),
+                ("_holiday1", "2026-03-30"),
+            ],
+        );
+        for (from, to) in [
+            ("2026-03-27T00:00:00Z", "2026-04-01T00:00:00Z"),
+            ("2026-10-23T00:00:00Z", "2026-10-27T00:00:00Z"),
+        ] {
+            let (from, to) = (at(from), at(to));
+            let open = office.open_periods(from, to);
+            assert!(
+                open.windows(2).all(|w| w[0].end < w[1].start),
+                "disjoint and in order: {open:?}"
+            );
+            let mut t = from;
+            while t < to {
+                assert_eq!(
+                    open.iter().any(|p| p.contains(t)),
+                    office.is_open(t),
+                    "{}",
+                    t.to_iso()
+                );
+                t = t.plus_secs(300);
+            }
+        }
     }
 }

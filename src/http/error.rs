@@ -58,6 +58,17 @@ pub enum ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
+/// A route whose path pattern matched a request but whose named resource does not exist (a
+/// `{name}` that is no service of the route's kind): a 404 with this message, unless another
+/// route's own [`ApiError`] answers the same request. It ranks below every `ApiError` and
+/// above warp's "not found" and "method not allowed", so that routes sharing a path pattern
+/// (`GET /genesys/1/service/{name}` and `GET /genesys/1/service/callback`) compose in any
+/// order: the route the path is really about decides.
+#[derive(Debug, Clone)]
+pub struct NoSuchResource(pub ApiError);
+
+impl warp::reject::Reject for NoSuchResource {}
+
 /// The error body: `{"exception": "<kind>", "message": "<what to fix>"}`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ErrorBody<'a> {
@@ -239,6 +250,8 @@ pub fn respond<T>(result: Result<T, AppError>, ok: impl FnOnce(T) -> Response) -
 /// Turns a rejection into a GMS error body: our own errors first, then warp's.
 pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
     let error = if let Some(err) = rejection.find::<ApiError>() {
+        err.clone()
+    } else if let Some(NoSuchResource(err)) = rejection.find::<NoSuchResource>() {
         err.clone()
     } else if rejection.is_not_found() {
         ApiError::NotFound(

@@ -78,7 +78,7 @@ fn document_json() -> &'static str {
         super::callback::queue_position,
         super::callback::service_dialog,
         super::schedule::availability_get,
-        super::schedule::office_hours_get,
+        super::schedule::schedule_get,
         super::chat::start,
         super::chat::action,
         super::chat_v2::request,

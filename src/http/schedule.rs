@@ -1,7 +1,9 @@
-//! Scheduling routes: an office-hours service's opening hours (GMS Calendar Service API) and a
-//! callback service's free time slots (Callback Services API `availability`).
+//! Scheduling routes: an office-hours service's opening hours (GMS Calendar Service API), a
+//! capacity service's configured capacity (Capacity API), and a callback service's free time
+//! slots (Callback Services API `availability`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -9,17 +11,18 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::error::respond;
+use super::error::{respond, NoSuchResource};
 use super::form::{self, Fields};
 use super::{reply, with_state};
-use crate::app::schedule::{self, OfficeHoursReply, WindowQuery};
+use crate::app::schedule::{self, CapacityQuery, CapacityReply, OfficeHoursReply, WindowQuery};
 use crate::app::{AppError, AppState};
-use crate::domain::schedule::Period;
+use crate::domain::options::ScheduleService;
+use crate::domain::schedule::{format_in, Period};
 
 /// The scheduling routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     availability_get(state.clone())
-        .or(office_hours_get(state))
+        .or(schedule_get(state))
         .unify()
 }
 
@@ -52,40 +55,112 @@ fn availability_get(
         })
 }
 
-/// GET /genesys/1/service/{name}?start=&end=|number-of-days=
+/// GET /genesys/1/service/{name}?start=&end=|number-of-days= (an office-hours service) and
+/// ?start=&end=&timezone= (a capacity service)
 #[utoipa::path(get, path = "/genesys/1/service/{name}", tag = "callback",
-    params(("name" = String, Path, description = "A configured office-hours service", example = "business-hours"), OfficeHoursParams),
-    responses((status = 200, description = "The office's opening periods in the window, and per local date", body = OfficeHours)))]
-fn office_hours_get(
-    state: AppState,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let office_hours = move |name: String| {
-        let state = state.clone();
-        async move {
-            // `/service/callback` is the callback query's path, which answers (or refuses)
-            // it itself: never an office-hours name, never this route's 404.
-            if name == "callback" {
-                return Err(warp::reject::not_found());
-            }
-            Ok((name, state))
-        }
-    };
+    params(("name" = String, Path, description = "A configured office-hours or capacity service", example = "business-hours"), ScheduleParams),
+    responses((status = 200, description = "An office-hours service: its opening periods in the window, and per local date (Calendar Service API). A capacity service: its configured capacity per hour of the window (Capacity API)", body = ScheduleReply)))]
+fn schedule_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "service" / String)
         .and(warp::get())
-        .and_then(office_hours)
+        .and(with_state(state))
+        .and_then(schedule_service)
         .untuple_one()
         .and(form::query_fields())
-        .map(|name: String, state: AppState, fields: Fields| {
-            if state.catalog.schedule(&name).is_none() {
-                return super::ApiError::from(AppError::UnknownService(name)).into_response();
-            }
-            let hours = WindowQuery::parse(&fields, schedule::MAX_OFFICE_DAYS)
-                .map_err(AppError::from)
-                .and_then(|query| schedule::office_hours(&state, &name, &query));
-            respond(hours, |hours| {
-                reply::json(StatusCode::OK, &OfficeHours::from(hours))
-            })
+        .map(
+            |service: Arc<ScheduleService>, state: AppState, fields: Fields| {
+                let name = service.config.name.as_str();
+                if service.capacity().is_some() {
+                    let hours = CapacityQuery::parse(&fields)
+                        .map_err(AppError::from)
+                        .and_then(|query| schedule::capacity(&state, name, &query));
+                    return respond(hours, |hours| {
+                        reply::json(StatusCode::OK, &ScheduleReply::from(hours))
+                    });
+                }
+                let hours = WindowQuery::parse(&fields, schedule::MAX_OFFICE_DAYS)
+                    .map_err(AppError::from)
+                    .and_then(|query| schedule::office_hours(&state, name, &query));
+                respond(hours, |hours| {
+                    reply::json(StatusCode::OK, &ScheduleReply::from(hours))
+                })
+            },
+        )
+}
+
+/// The office-hours or capacity service `{name}` names, before anything else of the request
+/// is read. Any other name is [`NoSuchResource`]: this route is not about it, so another
+/// route sharing the path pattern (the callback query's `/service/callback`) answers, with
+/// its own errors, whichever of the two is tried first.
+async fn schedule_service(
+    name: String,
+    state: AppState,
+) -> Result<(Arc<ScheduleService>, AppState), Rejection> {
+    match state.catalog.schedule(&name) {
+        Some(service) => Ok((service, state)),
+        None => Err(warp::reject::custom(NoSuchResource(super::ApiError::from(
+            AppError::UnknownService(name),
+        )))),
+    }
+}
+
+/// The reply of `GET /genesys/1/service/{name}`: office hours or capacity, by the service's
+/// kind.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScheduleReply {
+    /// An office-hours service's Calendar Service reply.
+    OfficeHours(OfficeHours),
+    /// A capacity service's Capacity API reply.
+    Capacity(CapacityHours),
+}
+
+impl From<OfficeHoursReply> for ScheduleReply {
+    fn from(reply: OfficeHoursReply) -> Self {
+        ScheduleReply::OfficeHours(OfficeHours::from(reply))
+    }
+}
+
+impl From<CapacityReply> for ScheduleReply {
+    fn from(reply: CapacityReply) -> Self {
+        ScheduleReply::Capacity(CapacityHours {
+            error: None,
+            timezone: reply.zone.name().to_string(),
+            periods: reply
+                .hours
+                .iter()
+                .map(|(period, capacity)| CapacityPeriod {
+                    start: format_in(reply.zone, period.start),
+                    end: format_in(reply.zone, period.end),
+                    capacity: *capacity,
+                })
+                .collect(),
         })
+    }
+}
+
+/// The Capacity API reply: "a list of time periods and available capacity for each period".
+#[derive(Serialize, ToSchema)]
+pub struct CapacityHours {
+    /// Always null on success, as in the Calendar Service reply.
+    #[schema(value_type = Option<String>)]
+    error: Option<String>,
+    /// The zone the periods are written in: the query's `timezone`, else the service's
+    /// `_timezone`.
+    timezone: String,
+    /// Each hour of the capacity service's zone in `[start, end)`, clipped to it, in time order.
+    periods: Vec<CapacityPeriod>,
+}
+
+/// One hour's capacity.
+#[derive(Serialize, ToSchema)]
+pub struct CapacityPeriod {
+    /// When it begins, in `timezone` with its offset (`2026-03-30T08:00:00.000+02:00`).
+    start: String,
+    /// When it ends.
+    end: String,
+    /// The callbacks one `_request_time_bucket` starting in this hour takes (0: none).
+    capacity: u32,
 }
 
 /// The Calendar Service reply: `error` is null, `periods` lists the opening periods that
@@ -154,18 +229,24 @@ impl From<OfficeHoursReply> for OfficeHours {
 #[allow(dead_code)] // describes the reply for the OpenAPI document only
 pub struct Availability(BTreeMap<String, u32>);
 
-/// The window of a Calendar Service query.
+/// The window of a Calendar Service query (office hours) or a Capacity API query.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // describes the query for the OpenAPI document only
-struct OfficeHoursParams {
-    /// ISO 8601 (`2026-03-29T00:00:00Z`; without a zone: UTC). Default: now.
+struct ScheduleParams {
+    /// ISO 8601 (`2026-03-29T00:00:00Z`). Office hours: without a zone it is UTC; default
+    /// now. Capacity: required; without a zone (`2026-03-30T08:00:00.000`) it is a wall time
+    /// in `timezone`.
     start: Option<String>,
-    /// ISO 8601, not before `start`. Default: `start` (is the office open then?).
+    /// ISO 8601, not before `start`, read as `start`. Office hours: default `start` (is the
+    /// office open then?). Capacity: required, at most 92 days after `start`.
     end: Option<String>,
-    /// Days after `start`, instead of `end` (1 to 366).
+    /// Office hours only: days after `start`, instead of `end` (1 to 366).
     #[param(rename = "number-of-days", minimum = 1, maximum = 366)]
     number_of_days: Option<u32>,
+    /// Capacity only: the IANA zone that zone-less times are read in and the periods are
+    /// written in (`Europe/Paris`). Default: the capacity service's `_timezone`.
+    timezone: Option<String>,
 }
 
 /// The window of an availability query.

@@ -328,6 +328,30 @@ impl Store {
         Ok(page.len() >= limit)
     }
 
+    /// How many services of configured service `service_name` in `states` (empty: all)
+    /// each five-minute slot of desired time from `from` until `to` holds, as (slot start,
+    /// count) in time order, leaving out empty slots. Read from the in-memory count index
+    /// alone (no entry is scanned), so a window costs its slots, not the services in it. Both
+    /// ends are rounded out to whole slots; the counts follow each write once it has
+    /// committed (see `time_counts.rs`).
+    pub fn count_per_slot(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        service_name: &str,
+        states: &[CallbackState],
+    ) -> Vec<(Timestamp, u64)> {
+        let counts = &self.inner.time_counts;
+        let wanted = counts.wanted(states, &[service_name.to_string()]);
+        let first = from.as_millis() / time_counts::SLOT_MS;
+        let end = to.as_millis().div_ceil(time_counts::SLOT_MS);
+        counts
+            .per_slot(first, end, &wanted)
+            .into_iter()
+            .map(|(slot, n)| (Timestamp::from_millis(slot * time_counts::SLOT_MS), n))
+            .collect()
+    }
+
     /// [`Store::visit_by_time`] over a span in milliseconds.
     fn visit_span(
         &self,

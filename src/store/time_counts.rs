@@ -16,7 +16,8 @@
 //! moment's cell clamped at 0.
 //!
 //! This module only counts; `by_time.rs` splits a window into whole hours (counted here) and
-//! the partial hours at its edges (scanned from `by_time`).
+//! the partial hours at its edges (scanned from `by_time`). Beside the hours it keeps the same
+//! counts per five minutes, which a callback service's availability reads per time bucket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -28,6 +29,11 @@ use crate::domain::time::Timestamp;
 /// The width of a bucket: one hour of desired time. A window's count reads one bucket per
 /// hour inside it and scans at most the two partial hours at its edges.
 pub(super) const BUCKET_MS: u64 = 3_600_000;
+
+/// The width of a slot: five minutes of desired time, the finest `_request_time_bucket`.
+/// Every bucket size GMS allows (5 to 120 minutes) is a whole number of slots, and buckets and
+/// slots are both aligned on the Unix epoch, so a bucket's count is the sum of its slots'.
+pub(super) const SLOT_MS: u64 = 300_000;
 
 /// States per cell row, in [`CallbackState::ALL`]'s order.
 pub(super) const STATES: usize = CallbackState::ALL.len();
@@ -84,6 +90,10 @@ struct Counts {
     /// Per bucket, per name position, per state slot. A bucket whose cells are all 0 is
     /// removed, so a range over the map visits only hours that hold something.
     buckets: BTreeMap<u64, Vec<[i64; STATES]>>,
+    /// The same per five-minute slot ([`SLOT_MS`]): what a callback service's availability
+    /// reads per time bucket, so that a window of 30 days costs its 8,640 slots, not a scan of
+    /// every service in it.
+    slots: BTreeMap<u64, Vec<[i64; STATES]>>,
 }
 
 impl Counts {
@@ -99,16 +109,33 @@ impl Counts {
 
     fn add(&mut self, place: &Place<'_>, delta: i64) {
         let name = self.position(place.service_name);
-        let rows = self
-            .buckets
-            .entry(bucket_of(place.desired_time))
-            .or_default();
+        let state = slot(place.state);
+        let at = place.desired_time.as_millis();
+        Self::add_cell(
+            &mut self.buckets,
+            bucket_of(place.desired_time),
+            name,
+            state,
+            delta,
+        );
+        Self::add_cell(&mut self.slots, at / SLOT_MS, name, state, delta);
+    }
+
+    /// Moves one cell of `map`, removing its key when all its cells are back at 0.
+    fn add_cell(
+        map: &mut BTreeMap<u64, Vec<[i64; STATES]>>,
+        key: u64,
+        name: usize,
+        state: usize,
+        delta: i64,
+    ) {
+        let rows = map.entry(key).or_default();
         if rows.len() <= name {
             rows.resize(name + 1, [0; STATES]);
         }
-        rows[name][slot(place.state)] += delta;
+        rows[name][state] += delta;
         if rows.iter().all(|row| row.iter().all(|n| *n == 0)) {
-            self.buckets.remove(&bucket_of(place.desired_time));
+            map.remove(&key);
         }
     }
 
@@ -227,6 +254,20 @@ impl TimeCounts {
             .collect()
     }
 
+    /// The five-minute slots from `first` up to `end` (exclusive) that hold a service `wanted`
+    /// selects, in time order, with how many they hold.
+    pub(super) fn per_slot(&self, first: u64, end: u64, wanted: &Wanted) -> Vec<(u64, u64)> {
+        let counts = self.lock();
+        counts
+            .slots
+            .range(range(first, Some(end)))
+            .filter_map(|(slot, rows)| {
+                let n: u64 = Counts::matching(rows, wanted).iter().sum();
+                (n > 0).then_some((*slot, n))
+            })
+            .collect()
+    }
+
     /// Every non-zero cell as (bucket, service, state, count), in bucket and name order
     /// (tests compare it with a rebuild).
     #[cfg(test)]
@@ -317,6 +358,37 @@ mod tests {
         );
         counts.moved(Some(place(10, 59, "a", CallbackState::Queued)), None);
         assert!(counts.cells().is_empty());
+    }
+
+    #[test]
+    fn slots_count_five_minutes_each_and_follow_moves() {
+        let counts = TimeCounts::default();
+        let early = place(10, 2, "a", CallbackState::Scheduled);
+        counts.moved(None, Some(early));
+        counts.moved(None, Some(place(10, 4, "a", CallbackState::Queued)));
+        counts.moved(None, Some(place(10, 5, "a", CallbackState::Scheduled)));
+        counts.moved(None, Some(place(10, 7, "b", CallbackState::Scheduled)));
+        counts.moved(None, Some(place(10, 9, "a", CallbackState::Completed)));
+        let first = 10 * BUCKET_MS / SLOT_MS;
+        let active = counts.wanted(
+            &[CallbackState::Scheduled, CallbackState::Queued],
+            &["a".to_string()],
+        );
+        assert_eq!(
+            counts.per_slot(first, first + 12, &active),
+            [(first, 2), (first + 1, 1)],
+            "10:00-10:05 holds two of a, 10:05-10:10 one (b and the completed one left out)"
+        );
+        // A reschedule into the next hour moves its slot too; an emptied slot is gone.
+        counts.moved(
+            Some(early),
+            Some(place(11, 0, "a", CallbackState::Scheduled)),
+        );
+        assert_eq!(
+            counts.per_slot(first, first + 13, &active),
+            [(first, 1), (first + 1, 1), (first + 12, 1)]
+        );
+        assert_eq!(counts.per_slot(first + 2, first + 12, &active), []);
     }
 
     #[test]

@@ -250,11 +250,16 @@ async fn office_hours_queries_name_the_bad_field_and_unknown_services_are_404() 
     }
     let unknown = app.get("/genesys/1/service/no-such-hours", None).await;
     assert_eq!(unknown.status(), 404);
+    let body = body_json(unknown).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("no-such-hours"),
+        "the 404 names the service, not just the path: {body}"
+    );
     let capacity = app.get("/genesys/1/service/paris-capacity", None).await;
     assert_eq!(
         capacity.status(),
-        404,
-        "a capacity service has no office hours"
+        400,
+        "a capacity service answers the Capacity API, whose start is required"
     );
     let bad = app
         .admin(Method::PUT, "/genesys/1/admin/services/bad-hours")
@@ -495,4 +500,273 @@ async fn desired_times_beyond_the_future_and_past_limits_are_refused() {
         .as_str()
         .unwrap()
         .contains("_reject_future_desired_time"));
+}
+
+async fn get_json(app: &TestApp, path: &str, status: u16) -> Value {
+    let response = app.get(path, None).await;
+    assert_eq!(response.status(), status, "GET {path}");
+    body_json(response).await
+}
+
+/// (start, end, capacity) of each period of a Capacity API reply.
+fn capacity_periods(reply: &Value) -> Vec<(String, String, u64)> {
+    reply["periods"]
+        .as_array()
+        .expect("periods")
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_str().unwrap().to_string(),
+                p["end"].as_str().unwrap().to_string(),
+                p["capacity"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_capacity_query_answers_each_hour_with_its_capacity_in_the_zone_asked() {
+    // Arrange: Mondays 08:00 and 09:00 in Paris take two callbacks per bucket.
+    let (app, _clock) = scheduling_app("2026-03-26T12:00:00Z").await;
+
+    // Act: wall times without a zone, read in the service's own zone by default.
+    let paris = get_json(
+        &app,
+        "/genesys/1/service/paris-capacity?start=2026-03-30T07:30:00.000&end=2026-03-30T10:00:00.000",
+        200,
+    )
+    .await;
+    let utc = get_json(
+        &app,
+        "/genesys/1/service/paris-capacity?start=2026-03-30T06:00:00.000&end=2026-03-30T08:00:00.000&timezone=UTC",
+        200,
+    )
+    .await;
+
+    // Assert
+    assert_eq!(paris["error"], Value::Null);
+    assert_eq!(paris["timezone"], "Europe/Paris");
+    assert_eq!(
+        capacity_periods(&paris),
+        [
+            (
+                "2026-03-30T07:30:00.000+02:00".into(),
+                "2026-03-30T08:00:00.000+02:00".into(),
+                0
+            ),
+            (
+                "2026-03-30T08:00:00.000+02:00".into(),
+                "2026-03-30T09:00:00.000+02:00".into(),
+                2
+            ),
+            (
+                "2026-03-30T09:00:00.000+02:00".into(),
+                "2026-03-30T10:00:00.000+02:00".into(),
+                2
+            ),
+        ],
+        "the first hour is clipped to start: {paris}"
+    );
+    assert_eq!(utc["timezone"], "UTC");
+    assert_eq!(
+        capacity_periods(&utc),
+        [
+            (
+                "2026-03-30T06:00:00.000+00:00".into(),
+                "2026-03-30T07:00:00.000+00:00".into(),
+                2
+            ),
+            (
+                "2026-03-30T07:00:00.000+00:00".into(),
+                "2026-03-30T08:00:00.000+00:00".into(),
+                2
+            ),
+        ],
+        "the same Paris hours, read and written in UTC: {utc}"
+    );
+    // A time with its own zone is that instant whatever timezone says.
+    let zoned = get_json(
+        &app,
+        "/genesys/1/service/paris-capacity?start=2026-03-30T06:00:00Z&end=2026-03-30T07:00:00Z&timezone=America/New_York",
+        200,
+    )
+    .await;
+    assert_eq!(
+        capacity_periods(&zoned),
+        [(
+            "2026-03-30T02:00:00.000-04:00".into(),
+            "2026-03-30T03:00:00.000-04:00".into(),
+            2
+        )]
+    );
+}
+
+#[tokio::test]
+async fn capacity_queries_name_the_bad_field() {
+    let (app, _clock) = scheduling_app("2026-03-26T12:00:00Z").await;
+    for (query, field) in [
+        ("end=2026-03-30T10:00:00.000", "start"),
+        ("start=2026-03-30T10:00:00.000", "end"),
+        ("start=monday&end=2026-03-30T10:00:00.000", "start"),
+        (
+            "start=2026-03-30T10:00:00.000&end=2026-03-30T09:00:00.000",
+            "end",
+        ),
+        (
+            "start=2026-01-01T00:00:00.000&end=2026-06-01T00:00:00.000",
+            "end",
+        ),
+        (
+            "start=2026-03-30T08:00:00.000&end=2026-03-30T10:00:00.000&timezone=Mars/Olympus",
+            "timezone",
+        ),
+    ] {
+        let body = get_json(
+            &app,
+            &format!("/genesys/1/service/paris-capacity?{query}"),
+            400,
+        )
+        .await;
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn effective_dates_close_office_hours_and_capacity_outside_them() {
+    // Arrange: Monday 2026-03-30 and Tuesday 2026-03-31 only.
+    let (app, _clock) = scheduling_app("2026-03-29T12:00:00Z").await;
+    configure(
+        &app,
+        "two-day-hours",
+        "Office-Hours",
+        json!({
+            "_timezone": "Europe/Paris",
+            "_bh_regular1": "Mon-Fri 08:00-10:00",
+            "_effective_dates1": "2026-03-30 to 2026-03-31",
+        }),
+    )
+    .await;
+    configure(
+        &app,
+        "tuesday-capacity",
+        "Capacity",
+        json!({
+            "_timezone": "Europe/Paris",
+            "_capacity_1": r#"{"1":{"0800":3,"0900":3}}"#,
+            "_capacity_2": r#"{"2":{"0800":3,"0900":3}}"#,
+            "_effective_dates1": "2026-03-31",
+        }),
+    )
+    .await;
+    configure(
+        &app,
+        "effective",
+        "Chat-Delayed",
+        json!({
+            "_target": "Support@StatServer.GA",
+            "_business_hours_service": "two-day-hours",
+            "_capacity_service": "tuesday-capacity",
+            "_request_time_bucket": "60",
+        }),
+    )
+    .await;
+
+    // Act
+    let office = get_json(
+        &app,
+        "/genesys/1/service/two-day-hours?start=2026-03-30T00:00:00Z&number-of-days=3",
+        200,
+    )
+    .await;
+    let capacity = get_json(
+        &app,
+        "/genesys/1/service/tuesday-capacity?start=2026-03-30T08:00:00&end=2026-03-30T09:00:00",
+        200,
+    )
+    .await;
+    let slots = get_json(
+        &app,
+        "/genesys/1/service/callback/effective/availability?start=2026-03-30T00:00:00Z&number-of-days=3",
+        200,
+    )
+    .await;
+
+    // Assert
+    let opened: Vec<(String, usize)> = office["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_string(),
+                d["periods"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            ("2026-03-30".to_string(), 1),
+            ("2026-03-31".to_string(), 1),
+            ("2026-04-01".to_string(), 0),
+            ("2026-04-02".to_string(), 0),
+        ],
+        "closed after the last effective date: {office}"
+    );
+    assert_eq!(
+        capacity_periods(&capacity),
+        [(
+            "2026-03-30T08:00:00.000+02:00".into(),
+            "2026-03-30T09:00:00.000+02:00".into(),
+            0
+        )],
+        "Monday is outside the capacity's effective date: {capacity}"
+    );
+    assert_eq!(
+        slots,
+        json!({"2026-03-31T06:00:00.000Z": 3, "2026-03-31T07:00:00.000Z": 3}),
+        "only Tuesday is both open and has capacity"
+    );
+    // A bad range is refused when the service is configured, naming the option.
+    let bad = app
+        .admin(Method::PUT, "/genesys/1/admin/services/bad-dates")
+        .json(&json!({"preset": "Capacity", "options": {"_timezone": "UTC", "_effective_dates2": "2026-04-30 to 2026-04-01"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(body_json(bad).await["message"]
+        .as_str()
+        .unwrap()
+        .contains("_effective_dates2"));
+}
+
+#[tokio::test]
+async fn the_service_path_routes_compose_whatever_their_order() {
+    let (app, _clock) = scheduling_app("2026-03-26T12:00:00Z").await;
+    // `/service/callback` is the callback query's own: its 400, not a scheduling 404.
+    let query = get_json(&app, "/genesys/1/service/callback", 400).await;
+    assert!(
+        query["message"].as_str().unwrap().contains("_id"),
+        "the callback query's own message: {query}"
+    );
+    // A name that is no scheduling service: 404 naming it, not the 405 of POST /service/{name}.
+    let unknown = get_json(&app, "/genesys/1/service/request-chat", 404).await;
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("request-chat"),
+        "{unknown}"
+    );
+    // Other methods on a scheduling service's path are still 405.
+    let put = app
+        .request(Method::PUT, "/genesys/1/service/paris-hours")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
 }
