@@ -29,7 +29,10 @@ const LAYERS: &[&[&str]] = &[
     &["expiry", "server"],
     &["metrics"],
     &["app"],
-    &["http", "startup", "cli"],
+    &["http"],
+    // Start-up wires every part together, the protocol adapters included (Chat API v2's
+    // CometD channel is served by an `http` type the CometD server is handed).
+    &["startup", "cli"],
     &["fuzzing"],
 ];
 

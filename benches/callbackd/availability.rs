@@ -165,11 +165,17 @@ fn fill(db: &Path, stored: u64, now: u64) {
         let desired = now + 60_000 + rng.random_range(0..DAYS * DAY_MS);
         chunk.push(service(i, desired, now, &mut rng));
         if chunk.len() == CHUNK {
-            store.insert_services(&chunk).expect("insert");
+            store
+                .insert_services(&chunk)
+                .expect("insert")
+                .without_waiting();
             chunk.clear();
         }
     }
-    store.insert_services(&chunk).expect("insert");
+    store
+        .insert_services(&chunk)
+        .expect("insert")
+        .without_waiting();
     store.flush_blocking().expect("flush");
 }
 

@@ -178,10 +178,12 @@ mod tests {
         };
         store
             .count_throttled("cb", &[(2, window)], 10, &[("_customer_number", "5115")])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .count_throttled("cb", &[], 10, &[("_customer_number", "5115")])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
 
         assert_eq!(
             store.throttle_windows("cb", &[1, 2]).unwrap(),
@@ -210,10 +212,12 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         store
             .count_throttled("cb", &[], 9, &[("_customer_number", "1")])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         store
             .count_throttled("cb", &[], 10, &[("_customer_number", "2")])
-            .unwrap();
+            .unwrap()
+            .without_waiting();
         assert_eq!(
             store
                 .throttle_requests_on(9, "cb", &[("_customer_number", "1")])
