@@ -450,6 +450,30 @@ impl BareCommitter {
     }
 }
 
+/// Services written to the database at `db` in transactions of 5,000, then flushed: the bulk
+/// load of the console and availability benchmarks (nothing is acknowledged to anyone, so no
+/// write waits for the group commit).
+fn bulk_load(db: &std::path::Path, records: impl Iterator<Item = ServiceRecord>) {
+    const CHUNK: usize = 5_000;
+    let store = Store::open(db).expect("store");
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for record in records {
+        chunk.push(record);
+        if chunk.len() == CHUNK {
+            store
+                .insert_services(&chunk)
+                .expect("insert")
+                .without_waiting();
+            chunk.clear();
+        }
+    }
+    store
+        .insert_services(&chunk)
+        .expect("insert")
+        .without_waiting();
+    store.flush_blocking().expect("flush");
+}
+
 fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use callbackd::domain::options::Preset;
 use callbackd::domain::service::{CallbackState, ServiceRecord, StateChange};
 use callbackd::domain::time::Timestamp;
-use callbackd::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Client;
@@ -30,7 +29,6 @@ const DAYS: u64 = 30;
 /// Callbacks each 5-minute bucket takes.
 const PER_BUCKET: u32 = 20;
 /// Services written per transaction while filling.
-const CHUNK: usize = 5_000;
 /// Requests measured.
 const REQUESTS: usize = 200;
 /// Requests sent first and not measured.
@@ -156,27 +154,16 @@ async fn measure(client: &Client, url: &str) -> (Vec<Duration>, usize, u64) {
 }
 
 /// `stored` SCHEDULED services of [`SERVICE`] with desired times at random in the [`DAYS`]
-/// days after `now`, written in transactions of [`CHUNK`].
+/// days after `now`.
 fn fill(db: &Path, stored: u64, now: u64) {
-    let store = Store::open(db).expect("store");
     let mut rng = StdRng::seed_from_u64(0xa7a1_1ab1e);
-    let mut chunk = Vec::with_capacity(CHUNK);
-    for i in 0..stored {
-        let desired = now + 60_000 + rng.random_range(0..DAYS * DAY_MS);
-        chunk.push(service(i, desired, now, &mut rng));
-        if chunk.len() == CHUNK {
-            store
-                .insert_services(&chunk)
-                .expect("insert")
-                .without_waiting();
-            chunk.clear();
-        }
-    }
-    store
-        .insert_services(&chunk)
-        .expect("insert")
-        .without_waiting();
-    store.flush_blocking().expect("flush");
+    super::bulk_load(
+        db,
+        (0..stored).map(|i| {
+            let desired = now + 60_000 + rng.random_range(0..DAYS * DAY_MS);
+            service(i, desired, now, &mut rng)
+        }),
+    );
 }
 
 fn service(i: u64, desired: u64, now: u64, rng: &mut StdRng) -> ServiceRecord {

@@ -39,7 +39,6 @@ const FUTURE_DAYS: u64 = 30;
 /// A cached database older than this is built again (its scheduled services would start).
 const CACHE_HOURS: u64 = 6;
 /// Services written per transaction while building.
-const CHUNK: usize = 5_000;
 /// Page requests measured per window.
 const REQUESTS: usize = 50;
 /// Page requests measured for the search (it walks the window).
@@ -313,29 +312,18 @@ fn db_path(dir: &Path) -> PathBuf {
 }
 
 /// `stored` services with desired times spread evenly over [`PAST_DAYS`] before `now` and
-/// [`FUTURE_DAYS`] after it, written in transactions of [`CHUNK`].
+/// [`FUTURE_DAYS`] after it.
 fn fill(db: &Path, stored: u64, now: u64) {
-    let store = Store::open(db).expect("store");
     let mut rng = StdRng::seed_from_u64(0x0c0_501e);
     let start = now - PAST_DAYS * DAY_MS;
     let step = (PAST_DAYS + FUTURE_DAYS) * DAY_MS / stored.max(1);
-    let mut chunk = Vec::with_capacity(CHUNK);
-    for i in 0..stored {
-        let desired = start + i * step + rng.random_range(0..step.max(1));
-        chunk.push(service(i, desired, now, &mut rng));
-        if chunk.len() == CHUNK {
-            store
-                .insert_services(&chunk)
-                .expect("insert")
-                .without_waiting();
-            chunk.clear();
-        }
-    }
-    store
-        .insert_services(&chunk)
-        .expect("insert")
-        .without_waiting();
-    store.flush_blocking().expect("flush");
+    super::bulk_load(
+        db,
+        (0..stored).map(|i| {
+            let desired = start + i * step + rng.random_range(0..step.max(1));
+            service(i, desired, now, &mut rng)
+        }),
+    );
 }
 
 /// One stored service: past ones COMPLETED (with a reason), future ones SCHEDULED.
