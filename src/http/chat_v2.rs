@@ -37,7 +37,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     request_body(content(
         (RequestChatForm = "application/x-www-form-urlencoded"), (RequestChatForm = "multipart/form-data"))),
     responses((status = 200, description = "The chat: `chatId`, `secureKey`, `userId`, `alias` and the customer's `ParticipantJoined`", body = V2Reply),
-        (status = 400, description = "A bad field, or a service that waits for an agent (`statusCode` 2)", body = V2Error),
+        (status = 400, description = "A bad field, or a service that waits for an agent (`statusCode` 2); a bad header or body in GMS's error shape", body = V2BadRequest),
         (status = 404, description = "No such service and no `[inbound_chat]` fallback", body = V2Error)))]
 fn request(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.settings.max_body_bytes;
@@ -71,7 +71,7 @@ fn request(state: AppState) -> impl Filter<Extract = (Response,), Error = Reject
     request_body(content(
         (OperationForm = "application/x-www-form-urlencoded"), (OperationForm = "multipart/form-data"))),
     responses((status = 200, description = "The chat, with the events from `transcriptPosition` in `messages`", body = V2Reply),
-        (status = 400, description = "A bad field, no such operation, or the chat has ended (`statusCode` 2)", body = V2Error),
+        (status = 400, description = "A bad field, no such operation, or the chat has ended (`statusCode` 2); a bad header or body in GMS's error shape", body = V2BadRequest),
         (status = 403, description = "The `secureKey` or `userId` does not match the chat", body = V2Error),
         (status = 404, description = "No such chat", body = V2Error),
         (status = 429, description = "The customer sends too fast (`statusCode` 1: try again)", body = V2Error)))]
@@ -573,6 +573,40 @@ struct V2Error {
     status_code: u32,
     chat_ended: bool,
     errors: Vec<V2ErrorEntry>,
+}
+
+/// A 400 on a Chat API v2 path: v2's refusal once the request reached the chat, or GMS's
+/// `{exception, message}` when a check every GMS route shares refused it first (a `gms_user`
+/// header over 256 bytes, a malformed multipart body): those run before the route knows it
+/// speaks v2.
+struct V2BadRequest;
+
+impl utoipa::PartialSchema for V2BadRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::Ref;
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("V2Error"))
+            .item(Ref::from_schema_name("ErrorBody"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for V2BadRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "V2BadRequest".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("V2Error".into(), V2Error::schema()));
+        <V2Error as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// One error: `code` (100 internal, 101 bad parameter, 102 no such chat, 103 wrong key, 104
