@@ -66,10 +66,15 @@ pub fn chat_table(chats: usize, messages: usize) {
 
     settle();
     let stats = started.store.commit_stats();
-    let before = (stats.batch_size.sum(), stats.batch_size.count());
+    let counts = || {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (load(&stats.waiters), load(&stats.flushes))
+    };
+    let before = counts();
     let run = runtime.block_on(converse(&api, sessions, messages));
-    let flushes = stats.batch_size.count() - before.1;
-    let writes = (stats.batch_size.sum() - before.0) / flushes.max(1) as f64;
+    let after = counts();
+    let flushes = after.1 - before.1;
+    let writes = (after.0 - before.0) as f64 / flushes.max(1) as f64;
     let _ = started.stop.send(());
     let _ = bare.stop.send(());
 
