@@ -21,8 +21,10 @@
 //!
 //! chat: 1,000 poll-mode chats at once over HTTP against one callbackd in this process, each
 //! exchanging 20 messages, the customer and the agent taking turns while the other side polls;
-//! messages/s and the latency from a send to the other side's first poll that returns it
-//! (see `callbackd/chat.rs`).
+//! messages/s and the latency from a send to the other side's first poll that returns it,
+//! next to a bare warp + sled endpoint driven by the same conversations (one transcript row
+//! appended and group-committed with the default's `fdatasync` per send), the ratio
+//! callbackd / bare and the writes per flush of each (see `callbackd/chat.rs`).
 //!
 //! cometd: 10,000 CometD long-polling clients against callbackd running as its own process
 //! (the release binary), next to a bare warp long-poll server in another: how long they take
@@ -421,13 +423,17 @@ struct BareCommitter {
     queue: mpsc::Sender<oneshot::Sender<()>>,
     /// fdatasync calls made.
     syncs: Arc<AtomicU64>,
+    /// Waiters answered (writes made durable), for the writes per flush.
+    writes: Arc<AtomicU64>,
 }
 
 impl BareCommitter {
     fn start(db: sled::Db, log: std::fs::File) -> Self {
         let (queue, rx) = mpsc::channel::<oneshot::Sender<()>>();
         let syncs = Arc::new(AtomicU64::new(0));
+        let writes = Arc::new(AtomicU64::new(0));
         let counted = syncs.clone();
+        let written = writes.clone();
         std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
@@ -435,12 +441,17 @@ impl BareCommitter {
                 db.flush().expect("flush");
                 log.sync_data().expect("fdatasync");
                 counted.fetch_add(1, Ordering::Relaxed);
+                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for waiter in batch {
                     let _ = waiter.send(());
                 }
             }
         });
-        Self { queue, syncs }
+        Self {
+            queue,
+            syncs,
+            writes,
+        }
     }
 
     async fn wait(&self) {

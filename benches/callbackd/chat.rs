@@ -17,7 +17,9 @@
 //! Nothing here is retried: every non-2xx reply, transport error or message not seen within
 //! [`MESSAGE_DEADLINE`] is an error, printed, and ends its conversation.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64 as Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,8 +27,10 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use warp::Filter;
 
-use super::{ms, percentile, start_callbackd, ADMIN_TOKEN};
+use super::{ms, percentile, settle, start_callbackd_keeping_store, BareCommitter, ADMIN_TOKEN};
 
 /// Chats each agent holds at once.
 const AGENT_CAPACITY: usize = 20;
@@ -39,59 +43,69 @@ const SETUP_CONCURRENCY: usize = 64;
 /// Error replies printed in full; the others are only counted.
 const ERRORS_SHOWN: usize = 10;
 
-/// Runs `chats` conversations of `messages` messages each and prints the table.
+/// Runs `chats` conversations of `messages` messages each, against the bare endpoint and
+/// then against callbackd, and prints them side by side.
 pub fn chat_table(chats: usize, messages: usize) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let (addr, stop) = runtime.block_on(start_callbackd(dir.path()));
-    let api = Api::new(addr);
+    let bare_dir = tempfile::tempdir().expect("temp dir");
+    let started = runtime.block_on(start_callbackd_keeping_store(dir.path(), |_| {}));
+    let bare = runtime.block_on(start_bare_chat(bare_dir.path(), chats));
+    let api = Api::new(started.addr);
+    let bare_api = Api::new(bare.addr);
     let agents = chats.div_ceil(AGENT_CAPACITY);
 
     let setup_started = Instant::now();
     let sessions = runtime.block_on(setup(&api, chats, agents));
     let setup = setup_started.elapsed();
+
+    settle();
+    let before = bare.committer.counts();
+    let bare_run = runtime.block_on(converse(&bare_api, bare_sessions(chats), messages));
+    let bare_writes = bare.committer.counts().per_flush_since(before);
+
+    settle();
+    let stats = started.store.commit_stats();
+    let counts = || {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (load(&stats.waiters), load(&stats.flushes))
+    };
+    let before = counts();
     let run = runtime.block_on(converse(&api, sessions, messages));
-    let _ = stop.send(());
+    let after = counts();
+    let flushes = after.1 - before.1;
+    let writes = (after.0 - before.0) as f64 / flushes.max(1) as f64;
+    let _ = started.stop.send(());
+    let _ = bare.stop.send(());
 
     println!(
         "chat, poll mode over HTTP: {chats} concurrent chats x {messages} messages \
          (customer `refresh` with `message` / agent `message`, taking turns), {agents} agents \
-         x {AGENT_CAPACITY} chats; the waiting side polls every {} ms",
+         x {AGENT_CAPACITY} chats; the waiting side polls every {} ms. bare: warp + sled, the \
+         same requests, each send appends one transcript row and group-commits (flush + \
+         fdatasync, as callbackd's default `sync = \"device\"`); polls read memory",
         POLL_INTERVAL.as_millis()
     );
     println!();
-    println!("| chats | messages | wall | messages/s | p50 | p99 | max | requests/s | errors |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let sorted = &run.latencies;
-    let (p50, p99, max) = if sorted.is_empty() {
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO)
-    } else {
-        (
-            percentile(sorted, 0.50),
-            percentile(sorted, 0.99),
-            sorted[sorted.len() - 1],
-        )
-    };
-    let seconds = run.wall.as_secs_f64();
+    println!("| server | chats | messages | wall | messages/s | p50 | p99 | max | requests/s | writes/flush | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    bare_run.print_row("bare", chats, bare_writes, &bare_api);
+    run.print_row("callbackd", chats, writes, &api);
     println!(
-        "| {chats} | {} | {:.2} s | {:.0} | {} | {} | {} | {:.0} | {} |",
-        sorted.len(),
-        seconds,
-        sorted.len() as f64 / seconds,
-        ms(p50),
-        ms(p99),
-        ms(max),
-        run.requests as f64 / seconds,
-        api.errors.count(),
+        "  callbackd / bare: {:.2} of the messages/s, p99 {:.2}x",
+        run.rate() / bare_run.rate().max(f64::MIN_POSITIVE),
+        run.p(0.99).as_secs_f64() / bare_run.p(0.99).as_secs_f64().max(f64::MIN_POSITIVE)
     );
     println!(
-        "  latency: send request start -> first poll reply holding the message; {} requests \
-         in the timed phase ({} polls, {:.2} per message); setup {:.1} s",
+        "  latency: send request start -> first poll reply holding the message; callbackd: {} \
+         requests in the timed phase ({} polls, {:.2} per message), {flushes} flushes; setup \
+         {:.1} s",
         run.requests,
         run.polls,
-        run.polls as f64 / sorted.len().max(1) as f64,
+        run.polls as f64 / run.latencies.len().max(1) as f64,
         setup.as_secs_f64()
     );
+    bare_api.errors.print();
     api.errors.print();
 }
 
@@ -119,6 +133,36 @@ struct Conversations {
     requests: u64,
     /// Of those, polls.
     polls: u64,
+}
+
+impl Conversations {
+    /// Messages delivered per second.
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    /// The `p` percentile latency (zero without any).
+    fn p(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        percentile(&self.latencies, p)
+    }
+
+    fn print_row(&self, server: &str, chats: usize, writes_per_flush: f64, api: &Api) {
+        let max = self.latencies.last().copied().unwrap_or_default();
+        println!(
+            "| {server} | {chats} | {} | {:.2} s | {:.0} | {} | {} | {} | {:.0} | {writes_per_flush:.1} | {} |",
+            self.latencies.len(),
+            self.wall.as_secs_f64(),
+            self.rate(),
+            ms(self.p(0.50)),
+            ms(self.p(0.99)),
+            ms(max),
+            self.requests as f64 / self.wall.as_secs_f64(),
+            api.errors.count(),
+        );
+    }
 }
 
 /// The agents, the service, and every chat started with its agent joined.
@@ -484,6 +528,222 @@ impl Errors {
         let more = self.count().saturating_sub(shown.len() as u64);
         if more > 0 {
             println!("  ! ... and {more} more");
+        }
+    }
+}
+
+// ----- the bare baseline -----
+
+/// The bare chat endpoint, running.
+struct Bare {
+    addr: SocketAddr,
+    committer: BareCommitter,
+    stop: oneshot::Sender<()>,
+}
+
+/// One bare chat: its rows, and how many of them its customer was shown.
+#[derive(Default)]
+struct BareChat {
+    rows: Vec<[String; 5]>,
+    shown: usize,
+}
+
+type BareChats = Arc<HashMap<String, Arc<tokio::sync::Mutex<BareChat>>>>;
+
+/// The bare sessions: chat `n` is `bare-{n}`, everything else as callbackd's.
+fn bare_sessions(chats: usize) -> Vec<Session> {
+    (0..chats)
+        .map(|n| Session {
+            n,
+            service: bare_id(n),
+            user: format!("bench-customer-{n:05}"),
+            agent: "bare-agent".into(),
+            agent_position: 1,
+        })
+        .collect()
+}
+
+fn bare_id(n: usize) -> String {
+    format!("bare-{n:05}")
+}
+
+/// A minimal warp + sled chat server on callbackd's paths, answering the shapes the
+/// conversations read: a send appends one transcript row (sled insert, key chat ++ position
+/// big-endian, bincode value), group-commits (flush + fdatasync of the log) and only then
+/// shows it; polls read memory. A chat's lock is held across the commit, as callbackd holds
+/// a session's, so a poll never shows a row that is not durable.
+async fn start_bare_chat(dir: &std::path::Path, chats: usize) -> Bare {
+    let db = sled::Config::new().path(dir).open().expect("sled opens");
+    let tree = db.open_tree("transcripts").unwrap();
+    let log = std::fs::File::open(dir.join("db")).expect("sled's log");
+    let committer = BareCommitter::start(db, log);
+    let map: BareChats = Arc::new((0..chats).map(|n| (bare_id(n), Arc::default())).collect());
+    let append = {
+        let (tree, committer) = (tree.clone(), committer.clone());
+        move |chats: BareChats, id: String, row: [String; 5]| {
+            let (tree, committer) = (tree.clone(), committer.clone());
+            async move {
+                let mut chat = chats.get(&id)?.clone().lock_owned().await;
+                let mut key = id.into_bytes();
+                key.extend_from_slice(&(chat.rows.len() as u64 + 1).to_be_bytes());
+                let value = bincode::serde::encode_to_vec(&row, bincode::config::standard())
+                    .expect("encodes");
+                tree.insert(key, value).expect("insert");
+                committer.wait().await;
+                chat.rows.push(row);
+                Some(chat)
+            }
+        }
+    };
+    let with_chats = {
+        let map = map.clone();
+        warp::any().map(move || map.clone())
+    };
+    let not_found = || {
+        warp::reply::with_status(
+            warp::reply::json(&json!({})),
+            warp::http::StatusCode::NOT_FOUND,
+        )
+    };
+    let ok = |body: Value| {
+        warp::reply::with_status(warp::reply::json(&body), warp::http::StatusCode::OK)
+    };
+    // POST /genesys/1/service/{id}/ixn/chat/refresh [message]
+    let customer = warp::post()
+        .and(warp::path!(
+            "genesys" / "1" / "service" / String / "ixn" / "chat" / "refresh"
+        ))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .and(with_chats.clone())
+        .then({
+            let append = append.clone();
+            move |id: String, form: HashMap<String, String>, chats: BareChats| {
+                let append = append.clone();
+                async move {
+                    let mut chat = match form.get("message") {
+                        Some(text) => {
+                            let row = bare_row(text, "CLIENT");
+                            match append(chats, id, row).await {
+                                Some(chat) => chat,
+                                None => return not_found(),
+                            }
+                        }
+                        None => match chats.get(&id).cloned() {
+                            Some(chat) => chat.lock_owned().await,
+                            None => return not_found(),
+                        },
+                    };
+                    let rows = chat.rows[chat.shown..].to_vec();
+                    chat.shown = chat.rows.len();
+                    ok(json!({
+                        "transcriptToShow": rows,
+                        "transcriptPosition": (chat.rows.len() + 1).to_string(),
+                    }))
+                }
+            }
+        });
+    // POST /genesys/1/agent/{agent}/chat/{id}/message {"text"}
+    let agent_send = warp::post()
+        .and(warp::path!(
+            "genesys" / "1" / "agent" / String / "chat" / String / "message"
+        ))
+        .and(warp::body::json::<Value>())
+        .and(with_chats.clone())
+        .then(
+            move |_agent: String, id: String, body: Value, chats: BareChats| {
+                let append = append.clone();
+                async move {
+                    let row = bare_row(body["text"].as_str().unwrap_or(""), "AGENT");
+                    match append(chats, id, row).await {
+                        Some(_) => ok(json!({})),
+                        None => not_found(),
+                    }
+                }
+            },
+        );
+    // GET /genesys/1/agent/{agent}/chat/{id}?transcriptPosition=N
+    let agent_poll =
+        warp::get()
+            .and(warp::path!(
+                "genesys" / "1" / "agent" / String / "chat" / String
+            ))
+            .and(warp::query::<HashMap<String, String>>())
+            .and(with_chats)
+            .then(
+                move |_agent: String,
+                      id: String,
+                      query: HashMap<String, String>,
+                      chats: BareChats| async move {
+                    let Some(chat) = chats.get(&id) else {
+                        return not_found();
+                    };
+                    let chat = chat.lock().await;
+                    let from: usize = query
+                        .get("transcriptPosition")
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(1);
+                    let start = from.saturating_sub(1).min(chat.rows.len());
+                    let transcript: Vec<Value> = chat.rows[start..]
+                        .iter()
+                        .map(|row| json!({ "row": row }))
+                        .collect();
+                    ok(json!({
+                        "transcript": transcript,
+                        "transcriptPosition": chat.rows.len() + 1,
+                    }))
+                },
+            );
+    let routes = customer.or(agent_send).unify().or(agent_poll).unify();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async {
+                let _ = rx.await;
+            })
+            .run(),
+    );
+    Bare {
+        addr,
+        committer,
+        stop,
+    }
+}
+
+/// A message row as seed 003 shows it.
+fn bare_row(text: &str, user_type: &str) -> [String; 5] {
+    [
+        "Message.Text".into(),
+        "bare".into(),
+        text.into(),
+        "0".into(),
+        user_type.into(),
+    ]
+}
+
+/// The bare committer's flushes and writes at one moment.
+#[derive(Clone, Copy)]
+struct CommitCounts {
+    flushes: u64,
+    writes: u64,
+}
+
+impl CommitCounts {
+    /// Writes per flush between `before` and these counts.
+    fn per_flush_since(self, before: CommitCounts) -> f64 {
+        let flushes = self.flushes - before.flushes;
+        (self.writes - before.writes) as f64 / flushes.max(1) as f64
+    }
+}
+
+impl BareCommitter {
+    fn counts(&self) -> CommitCounts {
+        let load = |counter: &Counter| counter.load(Ordering::Relaxed);
+        CommitCounts {
+            flushes: load(&self.syncs),
+            writes: load(&self.writes),
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct CommitStats {
     pub device_syncs: AtomicU64,
     /// Waiters answered by one flush.
     pub batch_size: Histogram,
+    /// Waiters answered by all flushes (with `flushes`, the mean batch size).
+    pub waiters: AtomicU64,
     /// How long one `db.flush()` took, in seconds.
     pub flush_seconds: Histogram,
     /// The last minute of flushes. A std mutex: held for a push or a sort, never across IO.
@@ -96,6 +98,7 @@ impl Default for CommitStats {
         Self {
             flushes: AtomicU64::new(0),
             device_syncs: AtomicU64::new(0),
+            waiters: AtomicU64::new(0),
             // 1, 2, 4, ... 4096 waiters.
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 50 µs to about 3.3 s.
@@ -109,6 +112,8 @@ impl CommitStats {
     /// Books one flush of `batch` waiters that ended at `at` and took `took`.
     pub fn flushed(&self, batch: usize, at: Instant, took: Duration) {
         self.batch_size.observe(batch as f64);
+        self.waiters
+            .fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
         self.flush_seconds.observe(took.as_secs_f64());
         self.window
             .lock()
