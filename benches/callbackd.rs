@@ -306,12 +306,7 @@ struct Started {
     stop: oneshot::Sender<()>,
 }
 
-/// Starts callbackd in-process on a free port.
-async fn start_callbackd(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) {
-    start_callbackd_with(dir, |_| {}).await
-}
-
-/// Like [`start_callbackd`], after `adjust` changed the configuration.
+/// Starts callbackd in-process on a free port, after `adjust` changed the configuration.
 async fn start_callbackd_with(
     dir: &std::path::Path,
     adjust: impl FnOnce(&mut Config),
