@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::app::{AppState, Catalog, RuntimeSettings};
+use crate::app::{AppState, Catalog, RuntimeSettings, Shared};
 use crate::center::chat::ChatServer;
 use crate::clock::Clock;
 use crate::cometd::{Bayeux, BayeuxSettings};
@@ -243,7 +243,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         clock.clone(),
         config.agents.logout_after_disconnect_secs,
     );
-    let state = AppState {
+    let state = AppState::new(Shared {
         started_at,
         store,
         catalog,
@@ -269,7 +269,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         sessions: crate::app::sessions::Sessions::new(config.sessions.idle_timeout_secs),
         presence,
         metrics,
-    };
+    });
     // Chat API v2's CometD channel: served by the CometD server, told of transcript changes.
     crate::http::chat_v2::CometdChats::install(&state);
     supervisor.spawn(

@@ -40,9 +40,28 @@ use crate::clock::Clock;
 use crate::router::RouterHandle;
 use crate::store::Store;
 
-/// Everything a request handler can reach. Cheap to clone (every field is shared).
+/// Everything a request handler can reach: one shared [`Shared`], so a clone (made per
+/// request by every route's state filter) is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: Shared) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares; reached through it (`state.store`, `state.router`...).
+pub struct Shared {
     /// The database. Owned by the store module; clones share one sled instance and one group
     /// committer, so every durable write waits on the same flushes.
     pub store: Store,

@@ -161,7 +161,7 @@ fn cometd_websocket(
             let limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
             ws.max_message_size(limit)
                 .max_frame_size(limit)
-                .on_upgrade(move |socket| serve_websocket(state.bayeux, gms_user, socket))
+                .on_upgrade(move |socket| serve_websocket(state.bayeux.clone(), gms_user, socket))
                 .into_response()
         })
 }
