@@ -19,6 +19,8 @@
 //! - [`voice`]: voice callbacks dialed by the agent: outcomes, redials and their limit.
 //! - [`storage`]: the GMS Storage API's areas, their TTL and limits.
 //! - [`subscription`]: the GMS Notification API's subscriptions and tag filters.
+//! - [`status`]: callback status notifications: their options, events and outbox entries;
+//!   [`status_events`], the events one change of a service reports.
 
 pub mod account;
 pub mod agent;
@@ -34,6 +36,8 @@ pub mod options;
 pub mod schedule;
 pub mod service;
 pub mod skill;
+pub mod status;
+pub mod status_events;
 pub mod storage;
 pub mod subscription;
 pub mod target;

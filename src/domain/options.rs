@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::option_error::OptionError;
 use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
+use super::status::StatusSettings;
 use super::target::TargetList;
 use super::time::Timestamp;
 
@@ -429,6 +430,8 @@ impl ServiceSettings {
             ));
         }
         let schedule = ScheduleRules::from_options(options)?;
+        // Checked here, with every other option; parsed again where events are made.
+        StatusSettings::from_options(options)?;
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(

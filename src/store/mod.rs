@@ -45,6 +45,7 @@ mod fuzz;
 mod keys;
 pub mod migrate;
 mod notifications;
+mod status;
 mod storage;
 mod time_counts;
 
@@ -90,6 +91,8 @@ pub(crate) mod tree {
     pub const SERVICE_STORAGE: &str = "service_storage";
     pub const SUBSCRIPTIONS: &str = "subscriptions";
     pub const SUBSCRIPTIONS_BY_EXPIRY: &str = "subscriptions_by_expiry";
+    pub const STATUS_OUTBOX: &str = "status_outbox";
+    pub const STATUS_PENDING: &str = "status_pending";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -106,6 +109,7 @@ pub(crate) mod format {
     pub const TIME_ENTRY: u8 = 1;
     pub const STORAGE_AREA: u8 = 1;
     pub const SUBSCRIPTION: u8 = 1;
+    pub const STATUS_NOTIFICATION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -290,6 +294,8 @@ struct Trees {
     service_storage: Tree,
     subscriptions: Tree,
     subscriptions_by_expiry: Tree,
+    status_outbox: Tree,
+    status_pending: Tree,
 }
 
 impl Trees {
@@ -317,6 +323,8 @@ impl Trees {
             service_storage: db.open_tree(tree::SERVICE_STORAGE)?,
             subscriptions: db.open_tree(tree::SUBSCRIPTIONS)?,
             subscriptions_by_expiry: db.open_tree(tree::SUBSCRIPTIONS_BY_EXPIRY)?,
+            status_outbox: db.open_tree(tree::STATUS_OUTBOX)?,
+            status_pending: db.open_tree(tree::STATUS_PENDING)?,
         })
     }
 }
@@ -334,6 +342,8 @@ struct Inner {
     time_counts: time_counts::TimeCounts,
     /// How long the count index took to build when the store opened.
     time_counts_built_in: std::time::Duration,
+    /// Services whose status outbox got entries, for the status worker.
+    status_wake: status::StatusWake,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -349,8 +359,11 @@ impl std::fmt::Debug for Store {
 }
 
 /// Transactional views of the record tree and every index tree: services, by_expiry,
-/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent.
+/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent; then the
+/// status outbox and its pending marks.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -446,6 +459,7 @@ impl Store {
                 active,
                 time_counts,
                 time_counts_built_in,
+                status_wake: status::StatusWake::default(),
             }),
         })
     }
@@ -713,15 +727,18 @@ impl Store {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record)?;
-        infallible(self.service_transaction(|tx| {
+        let outboxed = infallible(self.service_transaction(|tx| {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
-            Ok(())
+            status::outbox_in(tx.8, tx.9, None, record)
         }))?;
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
         self.inner.time_counts.moved(None, Some(place(record)));
+        if outboxed {
+            self.inner.status_wake.ring(&record.id);
+        }
         Ok(())
     }
 
@@ -738,13 +755,20 @@ impl Store {
             .iter()
             .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        infallible(self.service_transaction(|tx| {
+        let outboxed = infallible(self.service_transaction(|tx| {
+            let mut outboxed = Vec::new();
             for (record, (bytes, index)) in records.iter().zip(&encoded) {
                 tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
                 index.insert(tx)?;
+                if status::outbox_in(tx.8, tx.9, None, record)? {
+                    outboxed.push(record.id.as_str());
+                }
             }
-            Ok(())
+            Ok(outboxed)
         }))?;
+        for id in outboxed {
+            self.inner.status_wake.ring(id);
+        }
         for record in records {
             self.inner
                 .active
@@ -787,6 +811,8 @@ impl Store {
                 record.service_name.clone(),
                 record.state,
             );
+            // The record as it was, to tell its status events (only when it reports any).
+            let original = status::reports(&record).then(|| record.clone());
             let before = IndexKeys::of(&record).map_err(abort_store)?;
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
@@ -795,10 +821,17 @@ impl Store {
             after.insert(tx)?;
             let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
             tx.0.insert(id.as_bytes(), bytes)?;
-            Ok(Some((record, was)))
+            let outboxed = match &original {
+                Some(original) => status::outbox_in(tx.8, tx.9, Some(original), &record)?,
+                None => false,
+            };
+            Ok(Some((record, was, outboxed)))
         })?;
         Ok(
-            changed.map(|(record, (desired_time, service_name, state))| {
+            changed.map(|(record, (desired_time, service_name, state), outboxed)| {
+                if outboxed {
+                    self.inner.status_wake.ring(&record.id);
+                }
                 self.inner
                     .active
                     .moved(&record.service_name, Some(state), Some(record.state));
@@ -1058,6 +1091,7 @@ impl Store {
             self.delete_notifications_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
             self.delete_service_storage_if_expired(id, now)?;
+            self.delete_status_if_expired(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
@@ -1109,8 +1143,12 @@ impl Store {
             &t.by_owner,
             &t.by_time,
             &t.by_agent,
+            &t.status_outbox,
+            &t.status_pending,
         )
-            .transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a)))
+            .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
+                body((s, e, d, c, ss, o, bt, a, so, sp))
+            })
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => UpdateError::Store(err.into()),
