@@ -47,6 +47,7 @@ mod keys;
 pub mod migrate;
 mod notifications;
 mod pending;
+mod status;
 mod storage;
 mod throttle;
 mod time_counts;
@@ -95,6 +96,8 @@ pub(crate) mod tree {
     pub const SUBSCRIPTIONS: &str = "subscriptions";
     pub const SUBSCRIPTIONS_BY_EXPIRY: &str = "subscriptions_by_expiry";
     pub const THROTTLES: &str = "throttles";
+    pub const STATUS_OUTBOX: &str = "status_outbox";
+    pub const STATUS_PENDING: &str = "status_pending";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -112,6 +115,7 @@ pub(crate) mod format {
     pub const STORAGE_AREA: u8 = 1;
     pub const SUBSCRIPTION: u8 = 1;
     pub const THROTTLE: u8 = 1;
+    pub const STATUS_NOTIFICATION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -297,6 +301,8 @@ struct Trees {
     subscriptions: Tree,
     subscriptions_by_expiry: Tree,
     throttles: Tree,
+    status_outbox: Tree,
+    status_pending: Tree,
 }
 
 impl Trees {
@@ -325,6 +331,8 @@ impl Trees {
             subscriptions: db.open_tree(tree::SUBSCRIPTIONS)?,
             subscriptions_by_expiry: db.open_tree(tree::SUBSCRIPTIONS_BY_EXPIRY)?,
             throttles: db.open_tree(tree::THROTTLES)?,
+            status_outbox: db.open_tree(tree::STATUS_OUTBOX)?,
+            status_pending: db.open_tree(tree::STATUS_PENDING)?,
         })
     }
 }
@@ -342,6 +350,8 @@ struct Inner {
     time_counts: time_counts::TimeCounts,
     /// How long the count index took to build when the store opened.
     time_counts_built_in: std::time::Duration,
+    /// Services whose status outbox got entries, for the status worker.
+    status_wake: status::StatusWake,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -357,8 +367,11 @@ impl std::fmt::Debug for Store {
 }
 
 /// Transactional views of the record tree and every index tree: services, by_expiry,
-/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent.
+/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent; then the
+/// status outbox and its pending marks.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -454,6 +467,7 @@ impl Store {
                 active,
                 time_counts,
                 time_counts_built_in,
+                status_wake: status::StatusWake::default(),
             }),
         })
     }
@@ -732,15 +746,18 @@ impl Store {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record)?;
-        infallible(self.service_transaction(|tx| {
+        let outboxed = infallible(self.service_transaction(|tx| {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
-            Ok(())
+            status::outbox_in(tx.8, tx.9, None, record)
         }))?;
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
         self.inner.time_counts.moved(None, Some(place(record)));
+        if outboxed {
+            self.inner.status_wake.ring(&record.id);
+        }
         Ok(self.pending(()))
     }
 
@@ -757,13 +774,20 @@ impl Store {
             .iter()
             .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        infallible(self.service_transaction(|tx| {
+        let outboxed = infallible(self.service_transaction(|tx| {
+            let mut outboxed = Vec::new();
             for (record, (bytes, index)) in records.iter().zip(&encoded) {
                 tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
                 index.insert(tx)?;
+                if status::outbox_in(tx.8, tx.9, None, record)? {
+                    outboxed.push(record.id.as_str());
+                }
             }
-            Ok(())
+            Ok(outboxed)
         }))?;
+        for id in outboxed {
+            self.inner.status_wake.ring(id);
+        }
         for record in records {
             self.inner
                 .active
@@ -806,6 +830,8 @@ impl Store {
                 record.service_name.clone(),
                 record.state,
             );
+            // The record as it was, to tell its status events (only when it reports any).
+            let original = status::reports(&record).then(|| record.clone());
             let before = IndexKeys::of(&record).map_err(abort_store)?;
             (change.borrow_mut())(&mut record)
                 .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
@@ -814,10 +840,17 @@ impl Store {
             after.insert(tx)?;
             let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
             tx.0.insert(id.as_bytes(), bytes)?;
-            Ok(Some((record, was)))
+            let outboxed = match &original {
+                Some(original) => status::outbox_in(tx.8, tx.9, Some(original), &record)?,
+                None => false,
+            };
+            Ok(Some((record, was, outboxed)))
         })?;
         Ok(self.pending(
-            changed.map(|(record, (desired_time, service_name, state))| {
+            changed.map(|(record, (desired_time, service_name, state), outboxed)| {
+                if outboxed {
+                    self.inner.status_wake.ring(&record.id);
+                }
                 self.inner
                     .active
                     .moved(&record.service_name, Some(state), Some(record.state));
@@ -1081,6 +1114,7 @@ impl Store {
             self.delete_notifications_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
             self.delete_service_storage_if_expired(id, now)?;
+            self.delete_status_if_expired(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
@@ -1132,8 +1166,12 @@ impl Store {
             &t.by_owner,
             &t.by_time,
             &t.by_agent,
+            &t.status_outbox,
+            &t.status_pending,
         )
-            .transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a)))
+            .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
+                body((s, e, d, c, ss, o, bt, a, so, sp))
+            })
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => UpdateError::Store(err.into()),
