@@ -6,11 +6,15 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use callbackd::clock::ManualClock;
+use callbackd::domain::time::Timestamp;
 use reqwest::Method;
 use serde_json::{json, Value};
 use warp::Filter;
 
-use crate::helpers::{eventually, json, spawn_app_with, ServerProcess, TestApp, GMS_USER};
+use crate::helpers::{
+    eventually, json, spawn_app_with, spawn_app_with_clock_and, ServerProcess, TestApp, GMS_USER,
+};
 
 /// What a receiver got (bodies, parsed) and the statuses it still has to answer with
 /// (200 once they run out).
@@ -331,4 +335,94 @@ async fn pending_events_are_delivered_after_a_kill_and_a_restart() {
     assert_eq!(after[0]["_event"], "_cbe_on_service_create", "{after:?}");
     assert_eq!(after[0]["_service_id"], id);
     assert_eq!(after.last().unwrap()["_event"], "_cbe_on_callback_queued");
+}
+
+/// The admin detail's status notifications of `id`.
+async fn status_entries(app: &TestApp, id: &str) -> Vec<Value> {
+    let response = app
+        .admin(Method::GET, &format!("/genesys/1/admin/callback/{id}"))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 200, "admin detail");
+    json(response).await["status_notifications"]
+        .as_array()
+        .expect("status_notifications")
+        .clone()
+}
+
+/// Waits until the admin detail's only status notification of `id` has made `attempts`.
+async fn after_attempts(app: &TestApp, id: &str, attempts: u64) -> Value {
+    eventually(Duration::from_secs(20), "the attempt to be stored", || async {
+        let entries = status_entries(app, id).await;
+        entries
+            .first()
+            .filter(|e| e["attempts"] == attempts)
+            .cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn retries_wait_for_the_doubling_backoff_on_the_injected_clock() {
+    // Arrange: a minute's backoff, which only the clock can make pass within the test's
+    // 20-second deadlines; the receiver answers 500 twice, then 200.
+    let start = Timestamp::parse_iso("2030-01-07T09:00:00Z").unwrap();
+    let clock = ManualClock::new(start);
+    let app = spawn_app_with_clock_and(clock.clone(), |config| {
+        config.httpcb.backoff = Duration::from_secs(60);
+        config.httpcb.allow = vec!["127.0.0.0/8".parse().expect("network")];
+    })
+    .await;
+    let (url, receiver) = Receiver::start(&[500, 500]).await;
+    let list = r#"{"_cbe_on_service_create":{"notify_params":"_service_id"}}"#;
+    let body = notifying(&url, &[("_callback_events_list", list)]);
+    assert_eq!(
+        configure(&app.client, &app.address, "sn", &body).await,
+        201,
+        "a new configured service"
+    );
+    let id = create(&app.client, &app.address, "sn").await;
+
+    // Act 1: the first attempt fails.
+    let first = after_attempts(&app, &id, 1).await;
+
+    // Assert 1: pending, due one backoff later on the clock, not retried meanwhile.
+    assert_eq!(first["state"], "pending", "{first}");
+    assert_eq!(first["max_attempts"], 3, "GMS's default");
+    assert_eq!(first["created_at"], start.to_iso());
+    assert_eq!(first["next_attempt_at"], start.plus_secs(60).to_iso());
+    assert!(
+        first["last_error"].as_str().unwrap().contains("500"),
+        "{first}"
+    );
+    assert_eq!(receiver.got().len(), 1, "no retry before the clock moves");
+
+    // Act 2: a minute passes; the second attempt fails too.
+    clock.advance_secs(60);
+    let second = after_attempts(&app, &id, 2).await;
+
+    // Assert 2: the wait doubled.
+    assert_eq!(second["state"], "pending", "{second}");
+    assert_eq!(
+        second["next_attempt_at"],
+        start.plus_secs(60 + 120).to_iso()
+    );
+    assert_eq!(receiver.got().len(), 2);
+
+    // Act 3: two more minutes; the receiver has recovered.
+    clock.advance_secs(120);
+    let third = after_attempts(&app, &id, 3).await;
+
+    // Assert 3: delivered on the last attempt allowed, the last error kept.
+    assert_eq!(third["state"], "delivered", "{third}");
+    assert_eq!(third["finished_at"], start.plus_secs(180).to_iso());
+    assert_eq!(third["next_attempt_at"], Value::Null);
+    assert!(third["last_error"].as_str().unwrap().contains("500"));
+    let got = receiver.wait_for(3).await;
+    assert!(
+        got.iter().all(|b| b["_service_id"] == id && b["_event_seq"] == got[0]["_event_seq"]),
+        "the same event three times: {got:?}"
+    );
+    app.stop().await;
 }
