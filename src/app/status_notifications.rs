@@ -52,10 +52,7 @@ pub async fn run(
         .map(|id| (id, NOW))
         .collect();
     if !due.is_empty() {
-        tracing::info!(
-            services = due.len(),
-            "pending status notifications resumed"
-        );
+        tracing::info!(services = due.len(), "pending status notifications resumed");
     }
     let mut busy: HashSet<String> = HashSet::new();
     let mut running: JoinSet<String> = JoinSet::new();

@@ -173,12 +173,10 @@ impl StatusSettings {
         };
         match get("_status_notification_type") {
             "" | "httpcb" => {}
-            "orscb" => {
-                return Err(OptionError::new(
-                    "_status_notification_type",
-                    "`orscb` needs an Orchestration Server, which callbackd does not have: use httpcb",
-                ))
-            }
+            "orscb" => return Err(OptionError::new(
+                "_status_notification_type",
+                "`orscb` needs an Orchestration Server, which callbackd does not have: use httpcb",
+            )),
             other => {
                 return Err(OptionError::new(
                     "_status_notification_type",
@@ -239,7 +237,9 @@ fn parse_target(url: &str) -> Result<String, OptionError> {
         .or_else(|| lower.strip_prefix("https://"))
         .ok_or_else(|| bad("give an http:// or https:// URL"))?;
     if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
-        return Err(bad("the URL has no host: give e.g. http://crm.example.com/events"));
+        return Err(bad(
+            "the URL has no host: give e.g. http://crm.example.com/events",
+        ));
     }
     if url.len() > 2048 {
         return Err(bad("the URL is longer than 2048 bytes"));
@@ -422,7 +422,10 @@ mod tests {
         ]);
         let settings = StatusSettings::from_options(&opts).unwrap().unwrap();
         assert_eq!(settings.mode, Mode::SubscribeNotify);
-        assert_eq!(settings.target.as_deref(), Some("http://crm.example.com/cb"));
+        assert_eq!(
+            settings.target.as_deref(),
+            Some("http://crm.example.com/cb")
+        );
         assert_eq!(settings.attempts, DEFAULT_ATTEMPTS);
         assert_eq!(
             settings.events.keys().copied().collect::<Vec<_>>(),
@@ -464,18 +467,62 @@ mod tests {
             ("_status_notification_target", "http://h/x"),
         ];
         let cases: &[(&str, &str, &str)] = &[
-            ("_enable_status_notification", "yes", "_enable_status_notification"),
-            ("_status_notification_type", "orscb", "_status_notification_type"),
-            ("_status_notification_type", "fcm", "_status_notification_type"),
-            ("_status_notification_target", "", "_status_notification_target"),
-            ("_status_notification_target", "ftp://h/x", "_status_notification_target"),
-            ("_status_notification_target", "http:///x", "_status_notification_target"),
-            ("_status_notification_attempts", "0", "_status_notification_attempts"),
-            ("_status_notification_attempts", "101", "_status_notification_attempts"),
-            ("_status_notification_attempts", "three", "_status_notification_attempts"),
-            ("_callback_events_list", "GMS_Events", "_callback_events_list"),
+            (
+                "_enable_status_notification",
+                "yes",
+                "_enable_status_notification",
+            ),
+            (
+                "_status_notification_type",
+                "orscb",
+                "_status_notification_type",
+            ),
+            (
+                "_status_notification_type",
+                "fcm",
+                "_status_notification_type",
+            ),
+            (
+                "_status_notification_target",
+                "",
+                "_status_notification_target",
+            ),
+            (
+                "_status_notification_target",
+                "ftp://h/x",
+                "_status_notification_target",
+            ),
+            (
+                "_status_notification_target",
+                "http:///x",
+                "_status_notification_target",
+            ),
+            (
+                "_status_notification_attempts",
+                "0",
+                "_status_notification_attempts",
+            ),
+            (
+                "_status_notification_attempts",
+                "101",
+                "_status_notification_attempts",
+            ),
+            (
+                "_status_notification_attempts",
+                "three",
+                "_status_notification_attempts",
+            ),
+            (
+                "_callback_events_list",
+                "GMS_Events",
+                "_callback_events_list",
+            ),
             ("_callback_events_list", "[]", "_callback_events_list"),
-            ("_callback_events_list", r#"{"_cbe_on_lunch":{}}"#, "_callback_events_list"),
+            (
+                "_callback_events_list",
+                r#"{"_cbe_on_lunch":{}}"#,
+                "_callback_events_list",
+            ),
             (
                 "_callback_events_list",
                 r#"{"_cbe_on_service_exit":{"notify_params":3}}"#,

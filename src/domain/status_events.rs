@@ -79,10 +79,9 @@ pub fn param(record: &ServiceRecord, key: &str) -> Option<String> {
         "_callback_reason" => record.reason.map(|r| r.as_str().to_string()),
         "_desired_time" => Some(record.desired_time.to_iso()),
         "_expiration_time" => Some(record.expire_at.to_iso()),
-        "_urs_virtual_queue" | "_v_queue" | "_vq" => Some(options::queue_name(
-            &record.options,
-            &record.service_name,
-        )),
+        "_urs_virtual_queue" | "_v_queue" | "_vq" => {
+            Some(options::queue_name(&record.options, &record.service_name))
+        }
         "_agent_id" => record.reserved_agent.clone(),
         _ => None,
     };
@@ -183,7 +182,10 @@ mod tests {
     fn record(list: Option<&str>) -> ServiceRecord {
         let mut r = ServiceRecord::new("s1", "cb1", Preset::ChatDelayed, Timestamp::from_millis(0));
         let mut options = BTreeMap::new();
-        options.insert("_enable_status_notification".into(), "subscribe_notify".into());
+        options.insert(
+            "_enable_status_notification".into(),
+            "subscribe_notify".into(),
+        );
         options.insert("_status_notification_target".into(), "http://h/x".into());
         options.insert("_urs_virtual_queue".into(), "VQ1".into());
         if let Some(list) = list {
@@ -256,7 +258,11 @@ mod tests {
                 StatusEvent::CallbackStatusUpdated
             ]
         );
-        assert_eq!(events_between(Some(&after), &after), [], "no change, no event");
+        assert_eq!(
+            events_between(Some(&after), &after),
+            [],
+            "no change, no event"
+        );
     }
 
     #[test]

@@ -367,8 +367,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Transactional views of the record tree and every index tree: services, by_expiry,
-/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent; then the
-/// status outbox and its pending marks.
+/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent.
 type ServiceTx<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -378,9 +377,18 @@ type ServiceTx<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
 );
+
+/// Transactional views of the status outbox and its pending marks, in the transactions of a
+/// service that reports status events only ([`Store::service_transaction`]).
+type StatusTx<'a> = (&'a TransactionalTree, &'a TransactionalTree);
+
+/// Why [`Store::update_service`]'s first transaction stopped: the closure's refusal, or a
+/// record that reports status events and so needs the transaction over the status trees.
+enum Escalation<E> {
+    Rejected(E),
+    NeedsStatusTrees,
+}
 
 impl Store {
     /// Opens (or creates) the database in `path` with the default [`StoreSettings`] and
@@ -746,10 +754,14 @@ impl Store {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record)?;
-        let outboxed = infallible(self.service_transaction(|tx| {
+        let reporting = status::reports(record);
+        let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
-            status::outbox_in(tx.8, tx.9, None, record)
+            match status {
+                Some((outbox, pending)) => status::outbox_in(outbox, pending, None, record),
+                None => Ok(false),
+            }
         }))?;
         self.inner
             .active
@@ -774,13 +786,16 @@ impl Store {
             .iter()
             .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let outboxed = infallible(self.service_transaction(|tx| {
+        let reporting = records.iter().any(status::reports);
+        let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
             let mut outboxed = Vec::new();
             for (record, (bytes, index)) in records.iter().zip(&encoded) {
                 tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
                 index.insert(tx)?;
-                if status::outbox_in(tx.8, tx.9, None, record)? {
-                    outboxed.push(record.id.as_str());
+                if let Some((outbox, pending)) = status {
+                    if status::outbox_in(outbox, pending, None, record)? {
+                        outboxed.push(record.id.as_str());
+                    }
                 }
             }
             Ok(outboxed)
@@ -820,32 +835,67 @@ impl Store {
         change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
     ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
         let change = RefCell::new(change);
-        let changed = self.service_transaction(|tx| {
-            let Some(bytes) = tx.0.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut record = decode_service(id, &bytes).map_err(abort_store)?;
-            let was = (
-                record.desired_time,
-                record.service_name.clone(),
-                record.state,
-            );
-            // The record as it was, to tell its status events (only when it reports any).
-            let original = status::reports(&record).then(|| record.clone());
-            let before = IndexKeys::of(&record).map_err(abort_store)?;
-            (change.borrow_mut())(&mut record)
-                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
-            let after = IndexKeys::of(&record).map_err(abort_store)?;
-            before.remove(tx)?;
-            after.insert(tx)?;
-            let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
-            tx.0.insert(id.as_bytes(), bytes)?;
-            let outboxed = match &original {
-                Some(original) => status::outbox_in(tx.8, tx.9, Some(original), &record)?,
-                None => false,
-            };
-            Ok(Some((record, was, outboxed)))
-        })?;
+        // A service that does not report status events (the usual one) is changed in a
+        // transaction that leaves the status trees out; one that does is found so by the
+        // first transaction before it writes anything, and changed in the wider one. A
+        // service's options do not change after it is created, so the second one decides
+        // the same way.
+        let attempt = |reporting: bool| {
+            self.service_transaction(reporting, |tx, status| {
+                let Some(bytes) = tx.0.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut record = decode_service(id, &bytes).map_err(abort_store)?;
+                if status.is_none() && status::reports(&record) {
+                    return Err(ConflictableTransactionError::Abort(UpdateError::Rejected(
+                        Escalation::NeedsStatusTrees,
+                    )));
+                }
+                let was = (
+                    record.desired_time,
+                    record.service_name.clone(),
+                    record.state,
+                );
+                // The record as it was, to tell its status events (only when it reports any).
+                let original = status::reports(&record).then(|| record.clone());
+                let before = IndexKeys::of(&record).map_err(abort_store)?;
+                (change.borrow_mut())(&mut record).map_err(|err| {
+                    ConflictableTransactionError::Abort(UpdateError::Rejected(
+                        Escalation::Rejected(err),
+                    ))
+                })?;
+                let after = IndexKeys::of(&record).map_err(abort_store)?;
+                before.remove(tx)?;
+                after.insert(tx)?;
+                let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
+                tx.0.insert(id.as_bytes(), bytes)?;
+                let outboxed = match (&original, status) {
+                    (Some(original), Some((outbox, pending))) => {
+                        status::outbox_in(outbox, pending, Some(original), &record)?
+                    }
+                    _ => false,
+                };
+                Ok(Some((record, was, outboxed)))
+            })
+        };
+        let escalated = |err: UpdateError<Escalation<E>>| match err {
+            UpdateError::Rejected(Escalation::Rejected(err)) => Some(UpdateError::Rejected(err)),
+            UpdateError::Rejected(Escalation::NeedsStatusTrees) => None,
+            UpdateError::Store(err) => Some(UpdateError::Store(err)),
+        };
+        let changed = match attempt(false) {
+            Ok(changed) => changed,
+            Err(err) => match escalated(err) {
+                Some(err) => return Err(err),
+                None => attempt(true).map_err(|err| {
+                    escalated(err).unwrap_or_else(|| {
+                        UpdateError::Store(StoreError::Sled(
+                            "status trees missing from a reporting transaction".into(),
+                        ))
+                    })
+                })?,
+            },
+        };
         Ok(self.pending(
             changed.map(|(record, (desired_time, service_name, state), outboxed)| {
                 if outboxed {
@@ -1119,7 +1169,7 @@ impl Store {
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
         for chunk in due.chunks(PURGE_CHUNK) {
-            let gone = infallible(self.service_transaction(|tx| {
+            let gone = infallible(self.service_transaction(false, |tx, _| {
                 let mut gone = Vec::with_capacity(chunk.len());
                 for (index_key, id) in chunk {
                     // Re-check inside the transaction: a reschedule may have moved it.
@@ -1152,12 +1202,19 @@ impl Store {
         }))
     }
 
+    /// One transaction over the record and index trees, and over the status trees too when
+    /// `reporting` (a service with status notifications on): a service without them does
+    /// not touch those trees at all.
     fn service_transaction<T, E>(
         &self,
-        body: impl Fn(ServiceTx<'_>) -> Result<T, ConflictableTransactionError<UpdateError<E>>>,
+        reporting: bool,
+        body: impl Fn(
+            ServiceTx<'_>,
+            Option<StatusTx<'_>>,
+        ) -> Result<T, ConflictableTransactionError<UpdateError<E>>>,
     ) -> Result<T, UpdateError<E>> {
         let t = &self.inner.trees;
-        (
+        let trees = (
             &t.services,
             &t.by_expiry,
             &t.by_desired_time,
@@ -1166,16 +1223,31 @@ impl Store {
             &t.by_owner,
             &t.by_time,
             &t.by_agent,
-            &t.status_outbox,
-            &t.status_pending,
-        )
-            .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
-                body((s, e, d, c, ss, o, bt, a, so, sp))
-            })
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => UpdateError::Store(err.into()),
-            })
+        );
+        let result = if reporting {
+            let (s, e, d, c, ss, o, bt, a) = trees;
+            (
+                s,
+                e,
+                d,
+                c,
+                ss,
+                o,
+                bt,
+                a,
+                &t.status_outbox,
+                &t.status_pending,
+            )
+                .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
+                    body((s, e, d, c, ss, o, bt, a), Some((so, sp)))
+                })
+        } else {
+            trees.transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a), None))
+        };
+        result.map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => UpdateError::Store(err.into()),
+        })
     }
 }
 

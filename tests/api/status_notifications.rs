@@ -149,7 +149,11 @@ async fn listed_events_arrive_in_order_with_their_notify_params() {
     let (url, receiver) = Receiver::start(&[]).await;
     let app = spawn_app_reaching_loopback().await;
     let body = notifying(&url, &[("_callback_events_list", LIST)]);
-    assert_eq!(configure(&app.client, &app.address, "sn", &body).await, 201, "a new configured service");
+    assert_eq!(
+        configure(&app.client, &app.address, "sn", &body).await,
+        201,
+        "a new configured service"
+    );
 
     // Act
     let id = create(&app.client, &app.address, "sn").await;
@@ -167,7 +171,10 @@ async fn listed_events_arrive_in_order_with_their_notify_params() {
         ],
         "{got:?}"
     );
-    let seqs: Vec<u64> = got.iter().map(|b| b["_event_seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|b| b["_event_seq"].as_u64().unwrap())
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "increasing: {seqs:?}");
     assert_eq!(got[0]["_service_id"], id);
     assert_eq!(got[0]["_service_name"], "sn");
@@ -219,9 +226,16 @@ async fn a_failing_receiver_gets_the_event_again_until_it_recovers() {
     let list = r#"{"_cbe_on_service_create":{},"_cbe_on_service_exit":{}}"#;
     let body = notifying(
         &url,
-        &[("_callback_events_list", list), ("_status_notification_attempts", "5")],
+        &[
+            ("_callback_events_list", list),
+            ("_status_notification_attempts", "5"),
+        ],
     );
-    assert_eq!(configure(&app.client, &app.address, "sn", &body).await, 201, "a new configured service");
+    assert_eq!(
+        configure(&app.client, &app.address, "sn", &body).await,
+        201,
+        "a new configured service"
+    );
 
     // Act
     let id = create(&app.client, &app.address, "sn").await;
@@ -249,9 +263,16 @@ async fn an_event_is_given_up_after_its_attempts_and_the_next_one_follows() {
     let list = r#"{"_cbe_on_service_create":{},"_cbe_on_service_exit":{}}"#;
     let body = notifying(
         &url,
-        &[("_callback_events_list", list), ("_status_notification_attempts", "2")],
+        &[
+            ("_callback_events_list", list),
+            ("_status_notification_attempts", "2"),
+        ],
     );
-    assert_eq!(configure(&app.client, &app.address, "sn", &body).await, 201, "a new configured service");
+    assert_eq!(
+        configure(&app.client, &app.address, "sn", &body).await,
+        201,
+        "a new configured service"
+    );
 
     // Act
     let id = create(&app.client, &app.address, "sn").await;
@@ -317,9 +338,16 @@ async fn pending_events_are_delivered_after_a_kill_and_a_restart() {
     let list = r#"{"_cbe_on_service_create":{},"_cbe_on_callback_queued":{}}"#;
     let body = notifying(
         &url,
-        &[("_callback_events_list", list), ("_status_notification_attempts", "100")],
+        &[
+            ("_callback_events_list", list),
+            ("_status_notification_attempts", "100"),
+        ],
     );
-    assert_eq!(configure(&client, &server.address, "sn", &body).await, 201, "a new configured service");
+    assert_eq!(
+        configure(&client, &server.address, "sn", &body).await,
+        201,
+        "a new configured service"
+    );
     let id = create(&client, &server.address, "sn").await;
     receiver.wait_for(2).await;
 
@@ -353,13 +381,17 @@ async fn status_entries(app: &TestApp, id: &str) -> Vec<Value> {
 
 /// Waits until the admin detail's only status notification of `id` has made `attempts`.
 async fn after_attempts(app: &TestApp, id: &str, attempts: u64) -> Value {
-    eventually(Duration::from_secs(20), "the attempt to be stored", || async {
-        let entries = status_entries(app, id).await;
-        entries
-            .first()
-            .filter(|e| e["attempts"] == attempts)
-            .cloned()
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the attempt to be stored",
+        || async {
+            let entries = status_entries(app, id).await;
+            entries
+                .first()
+                .filter(|e| e["attempts"] == attempts)
+                .cloned()
+        },
+    )
     .await
 }
 
@@ -421,7 +453,8 @@ async fn retries_wait_for_the_doubling_backoff_on_the_injected_clock() {
     assert!(third["last_error"].as_str().unwrap().contains("500"));
     let got = receiver.wait_for(3).await;
     assert!(
-        got.iter().all(|b| b["_service_id"] == id && b["_event_seq"] == got[0]["_event_seq"]),
+        got.iter()
+            .all(|b| b["_service_id"] == id && b["_event_seq"] == got[0]["_event_seq"]),
         "the same event three times: {got:?}"
     );
     app.stop().await;
