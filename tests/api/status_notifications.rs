@@ -459,3 +459,51 @@ async fn retries_wait_for_the_doubling_backoff_on_the_injected_clock() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn notify_mode_publishes_to_the_notification_api_subscriptions_of_its_tag() {
+    // Arrange: the client subscribed itself (GMS's `notify`) to every event of service `sn`.
+    let (url, receiver) = Receiver::start(&[]).await;
+    let app = spawn_app_reaching_loopback().await;
+    let subscription = json!({"subscriberId":"crm","providerName":"httpcb-provider",
+        "filter":"callback.sn.*","expire":600,
+        "notificationDetails":{"deviceId":url,"type":"httpcb","properties":{}}});
+    let response = app
+        .request(Method::POST, "/genesys/1/notification/subscription")
+        .header("content-type", "application/json")
+        .body(subscription.to_string())
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 200, "subscribe");
+    let body = json!({"preset": "Chat-Delayed", "options": {
+        "_target": "Billing@StatServer.GA",
+        "_enable_status_notification": "notify",
+        "_callback_events_list": r#"{"_cbe_on_service_create":{"notify_params":"_service_id"},"_cbe_on_service_exit":{"notify_params":"_service_id,_callback_reason"}}"#,
+    }});
+    assert_eq!(
+        configure(&app.client, &app.address, "sn", &body).await,
+        201,
+        "notify needs no _status_notification_target"
+    );
+
+    // Act
+    let id = create(&app.client, &app.address, "sn").await;
+    cancel(&app, "sn", &id).await;
+    let got = receiver.wait_for(2).await;
+
+    // Assert
+    assert_eq!(
+        receiver.events(),
+        ["_cbe_on_service_create", "_cbe_on_service_exit"],
+        "{got:?}"
+    );
+    assert_eq!(got[0]["_service_id"], id);
+    assert_eq!(got[1]["_callback_reason"], "CANCELLED");
+    let entries = status_entries(&app, &id).await;
+    assert!(
+        entries.iter().all(|e| e["state"] == "delivered"),
+        "{entries:?}"
+    );
+    app.stop().await;
+}
