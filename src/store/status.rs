@@ -214,3 +214,92 @@ fn decode(service_id: &str, bytes: &[u8]) -> Result<StatusNotification, StoreErr
         &format!("status notification of service {service_id}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use crate::domain::options::Preset;
+    use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
+    use crate::domain::status::{Delivery, StatusEvent};
+    use crate::domain::time::Timestamp;
+    use crate::store::Store;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_000_000);
+
+    fn queued(id: &str, reporting: bool) -> ServiceRecord {
+        let mut record = ServiceRecord::new(id, "sn", Preset::ChatDelayed, NOW);
+        if reporting {
+            record.options.insert(
+                "_enable_status_notification".into(),
+                "subscribe_notify".into(),
+            );
+            record
+                .options
+                .insert("_status_notification_target".into(), "http://h/x".into());
+        }
+        record.expire_at = NOW.plus_secs(3600);
+        record.queued_at = Some(NOW);
+        record.mark_created(CallbackState::Queued, NOW);
+        record
+    }
+
+    fn cancel(store: &Store, id: &str) {
+        store
+            .update_service(id, |r| {
+                r.cancel(CallbackReason::Cancelled, NOW)
+                    .expect("cancellable");
+                Ok::<(), Infallible>(())
+            })
+            .expect("updated")
+            .without_waiting() // a unit test: no acknowledgement depends on it
+            .expect("found");
+    }
+
+    #[test]
+    fn a_reporting_service_gets_its_events_from_create_and_from_a_change() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_service(&queued("s1", true))
+            .unwrap()
+            .without_waiting();
+        // The change goes through the first, narrow transaction and then the wide one.
+        cancel(&store, "s1");
+        let entries = store.status_notifications("s1").unwrap();
+        let events: Vec<StatusEvent> = entries.iter().map(|e| e.event).collect();
+        assert_eq!(
+            events,
+            [
+                StatusEvent::ServiceCreate,
+                StatusEvent::VirtualIxnCreate,
+                StatusEvent::ServiceExit
+            ],
+            "GMS's defaults, from the create and the cancel"
+        );
+        assert!(entries.iter().all(|e| e.delivery == Delivery::Pending));
+        assert_eq!(
+            store.status_pending_services().unwrap(),
+            ["s1".to_string()].into()
+        );
+        let state = store.service("s1").unwrap().unwrap().state;
+        assert_eq!(
+            state,
+            CallbackState::Completed,
+            "the change itself is written"
+        );
+    }
+
+    #[test]
+    fn a_service_without_status_notifications_leaves_the_outbox_empty() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_service(&queued("s2", false))
+            .unwrap()
+            .without_waiting();
+        cancel(&store, "s2");
+        assert!(store.status_notifications("s2").unwrap().is_empty());
+        assert!(store.status_pending_services().unwrap().is_empty());
+        assert!(store.inner.trees.status_outbox.is_empty());
+        assert!(store.inner.trees.status_pending.is_empty());
+    }
+}
