@@ -279,6 +279,20 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     for (service, agent) in unassigned {
         state.router.chat_started(service, agent);
     }
+    let status_clients =
+        crate::push::httpcb::Clients::build(&config.httpcb, state.settings.egress.clone())
+            .map_err(|err| {
+                StartupError::Jobs(format!("cannot build the http callback client: {err}"))
+            })?;
+    supervisor.spawn(
+        "status notifications",
+        crate::app::status_notifications::run(
+            state.clone(),
+            Arc::new(status_clients),
+            config.httpcb.backoff,
+            supervisor.shutdown(),
+        ),
+    );
     supervisor.spawn(
         "chat idle control",
         crate::app::chat::run_idle_control(state.clone(), supervisor.shutdown()),

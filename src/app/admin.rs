@@ -13,6 +13,7 @@ use crate::domain::notification::Notification;
 use crate::domain::options::ScheduleService;
 use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset, ValidService};
 use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
+use crate::domain::status::StatusNotification;
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
 use crate::store::Pending;
@@ -168,6 +169,9 @@ pub struct CallbackDetail {
     pub notifications: Vec<Notification>,
     /// Agent-bound notifications, oldest first.
     pub agent_notifications: Vec<Notification>,
+    /// Status notifications (`_enable_status_notification`), oldest first, with where each
+    /// is: pending, delivered or failed, its attempts and last error.
+    pub status_notifications: Vec<StatusNotification>,
     /// The chat session and its whole transcript, if a chat started.
     pub chat: Option<(ChatSession, Vec<TranscriptEvent>)>,
 }
@@ -185,6 +189,7 @@ pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetai
     Ok(CallbackDetail {
         notifications: state.store.notifications(id)?,
         agent_notifications: state.store.agent_notifications(id)?,
+        status_notifications: state.store.status_notifications(id)?,
         chat,
         record,
     })

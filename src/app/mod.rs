@@ -26,6 +26,7 @@ pub mod queues;
 pub mod records;
 pub mod schedule;
 pub mod sessions;
+pub mod status_notifications;
 pub mod storage;
 pub mod subscriptions;
 pub mod voice;

@@ -23,6 +23,8 @@
 //!   DialNumber, DisplayMenu), by scenario: chat, user-terminated or user-originated voice.
 //! - [`storage`]: the GMS Storage API's areas, their TTL and limits.
 //! - [`subscription`]: the GMS Notification API's subscriptions and tag filters.
+//! - [`status`]: callback status notifications: their options, events and outbox entries;
+//!   [`status_events`], the events one change of a service reports.
 
 pub mod account;
 pub mod agent;
@@ -40,6 +42,8 @@ pub mod phone;
 pub mod schedule;
 pub mod service;
 pub mod skill;
+pub mod status;
+pub mod status_events;
 pub mod storage;
 pub mod subscription;
 pub mod target;

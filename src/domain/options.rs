@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use super::option_error::OptionError;
 use super::phone::PhoneRules;
 use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
+use super::status::StatusSettings;
 use super::target::TargetList;
 use super::throttle::Throttles;
 use super::time::Timestamp;
@@ -595,6 +596,8 @@ impl ServiceSettings {
         }
         let throttles = Throttles::from_options(options)?;
         let phone = PhoneRules::from_options(options)?;
+        // Checked here, with every other option; parsed again where events are made.
+        StatusSettings::from_options(options)?;
         let overwritable: BTreeSet<String> = list("_overwritable_options").into_iter().collect();
         if let Some(bad) = overwritable.iter().find(|name| !name.starts_with('_')) {
             return Err(OptionError::new(

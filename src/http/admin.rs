@@ -263,6 +263,32 @@ fn notifications_view(
         .collect()
 }
 
+/// Status notifications as the admin detail shows them: where each is, its attempts, its
+/// last error and its times (the next attempt's while pending).
+fn status_notifications_view(
+    entries: &[crate::domain::status::StatusNotification],
+) -> serde_json::Value {
+    use crate::domain::status::Delivery;
+    entries
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "seq": n.seq,
+                "event": n.event.as_str(),
+                "state": n.delivery.as_str(),
+                "attempts": n.attempts,
+                "max_attempts": n.max_attempts,
+                "last_error": n.last_error,
+                "created_at": n.created_at.to_iso(),
+                "next_attempt_at": (n.delivery == Delivery::Pending).then(|| n.next_at.to_iso()),
+                "finished_at": n.finished_at.map(|t| t.to_iso()),
+                "body": serde_json::from_str::<serde_json::Value>(&n.body)
+                    .unwrap_or_else(|_| serde_json::Value::String(n.body.clone())),
+            })
+        })
+        .collect()
+}
+
 /// GET /genesys/1/admin/callback/{id}
 #[utoipa::path(get, path = "/genesys/1/admin/callback/{id}", tag = "admin", security(("admin_token" = [])),
     params(ServiceId),
@@ -283,6 +309,10 @@ fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
                     map.insert(
                         "agent_notifications".into(),
                         notifications_view(&detail.agent_notifications),
+                    );
+                    map.insert(
+                        "status_notifications".into(),
+                        status_notifications_view(&detail.status_notifications),
                     );
                     if let Some((session, events)) = &detail.chat {
                         map.insert("chat".into(), super::desktop::chat_view(session, events, 1));
@@ -416,6 +446,7 @@ struct CallbackDetail {
     record: RecordDetail,
     notifications: Vec<NotificationView>,
     agent_notifications: Vec<NotificationView>,
+    status_notifications: Vec<StatusNotificationView>,
     /// The chat, when the service has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     chat: Option<super::desktop::ChatView>,
@@ -432,6 +463,28 @@ struct NotificationView {
     message: serde_json::Value,
     created_at: String,
     delivered: bool,
+}
+
+/// A status notification ([`status_notifications_view`]).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes the reply for the OpenAPI document only
+struct StatusNotificationView {
+    seq: u64,
+    /// GMS's event name (`_cbe_on_service_create`).
+    event: String,
+    /// `pending`, `delivered` or `failed`.
+    state: String,
+    attempts: u32,
+    max_attempts: u32,
+    last_error: Option<String>,
+    created_at: String,
+    /// While pending: when the next attempt is due.
+    next_attempt_at: Option<String>,
+    /// When it was delivered or given up.
+    finished_at: Option<String>,
+    /// The JSON body sent.
+    #[schema(value_type = Object)]
+    body: serde_json::Value,
 }
 
 /// The query of [`callback_queues`] (`QueueQuery::parse`).

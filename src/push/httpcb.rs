@@ -200,15 +200,23 @@ impl HttpCallbacks {
 
 /// The two HTTP clients: one whose resolver drops refused addresses, one for allowed
 /// prefixes. Neither follows redirects or uses a proxy (either would send the request
-/// somewhere that was not checked).
-struct Clients {
+/// somewhere that was not checked). Shared by the worker and the status-notification
+/// outbox, so that both reach only what the egress policy permits.
+pub struct Clients {
     checked: reqwest::Client,
     trusted: reqwest::Client,
     policy: Arc<EgressPolicy>,
 }
 
 impl Clients {
-    fn build(settings: &HttpCallbackSettings, policy: Arc<EgressPolicy>) -> reqwest::Result<Self> {
+    /// The clients for `settings` (timeout) under `policy`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn build(
+        settings: &HttpCallbackSettings,
+        policy: Arc<EgressPolicy>,
+    ) -> reqwest::Result<Self> {
         let base = || {
             reqwest::Client::builder()
                 .timeout(settings.timeout)
@@ -226,32 +234,48 @@ impl Clients {
 
     /// POSTs `job`; true on a 2xx.
     async fn send(&self, job: &Job, attempt: u32) -> bool {
-        let client = match self.policy.screen(&job.url) {
+        match self
+            .post(
+                &job.url,
+                job.content_type,
+                job.body.clone(),
+                job.authorization.as_deref(),
+            )
+            .await
+        {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(attempt, %error, url = %job.url, "http callback failed");
+                false
+            }
+        }
+    }
+
+    /// One POST of `body` to `url`, where the egress policy permits it; `Err` says why it
+    /// was not answered with a 2xx (refused address, connection, timeout, status).
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: String,
+        authorization: Option<&str>,
+    ) -> Result<(), String> {
+        let client = match self.policy.screen(url) {
             Ok((_, Route::Checked)) => &self.checked,
             Ok((_, Route::Trusted)) => &self.trusted,
-            Err(refusal) => {
-                tracing::warn!(%refusal, "http callback refused before connecting");
-                return false;
-            }
+            Err(refusal) => return Err(format!("refused before connecting: {refusal}")),
         };
         let mut request = client
-            .post(&job.url)
-            .header("content-type", job.content_type)
-            .body(job.body.clone());
-        if let Some(authorization) = &job.authorization {
+            .post(url)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
-        let sent = request.send().await;
-        match sent {
-            Ok(response) if response.status().is_success() => true,
-            Ok(response) => {
-                tracing::warn!(attempt, status = %response.status(), url = %job.url, "http callback refused");
-                false
-            }
-            Err(err) => {
-                tracing::warn!(attempt, error = %error_chain(&err), url = %job.url, "http callback failed");
-                false
-            }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("answered {}", response.status())),
+            Err(err) => Err(error_chain(&err)),
         }
     }
 }

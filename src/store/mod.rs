@@ -47,6 +47,7 @@ mod keys;
 pub mod migrate;
 mod notifications;
 mod pending;
+mod status;
 mod storage;
 mod throttle;
 mod time_counts;
@@ -95,6 +96,8 @@ pub(crate) mod tree {
     pub const SUBSCRIPTIONS: &str = "subscriptions";
     pub const SUBSCRIPTIONS_BY_EXPIRY: &str = "subscriptions_by_expiry";
     pub const THROTTLES: &str = "throttles";
+    pub const STATUS_OUTBOX: &str = "status_outbox";
+    pub const STATUS_PENDING: &str = "status_pending";
 }
 
 /// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
@@ -112,6 +115,7 @@ pub(crate) mod format {
     pub const STORAGE_AREA: u8 = 1;
     pub const SUBSCRIPTION: u8 = 1;
     pub const THROTTLE: u8 = 1;
+    pub const STATUS_NOTIFICATION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -297,6 +301,8 @@ struct Trees {
     subscriptions: Tree,
     subscriptions_by_expiry: Tree,
     throttles: Tree,
+    status_outbox: Tree,
+    status_pending: Tree,
 }
 
 impl Trees {
@@ -325,6 +331,8 @@ impl Trees {
             subscriptions: db.open_tree(tree::SUBSCRIPTIONS)?,
             subscriptions_by_expiry: db.open_tree(tree::SUBSCRIPTIONS_BY_EXPIRY)?,
             throttles: db.open_tree(tree::THROTTLES)?,
+            status_outbox: db.open_tree(tree::STATUS_OUTBOX)?,
+            status_pending: db.open_tree(tree::STATUS_PENDING)?,
         })
     }
 }
@@ -342,6 +350,8 @@ struct Inner {
     time_counts: time_counts::TimeCounts,
     /// How long the count index took to build when the store opened.
     time_counts_built_in: std::time::Duration,
+    /// Services whose status outbox got entries, for the status worker.
+    status_wake: status::StatusWake,
 }
 
 /// The database. Cheap to clone; all clones share one sled instance and one committer.
@@ -368,6 +378,17 @@ type ServiceTx<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
 );
+
+/// Transactional views of the status outbox and its pending marks, in the transactions of a
+/// service that reports status events only ([`Store::service_transaction`]).
+type StatusTx<'a> = (&'a TransactionalTree, &'a TransactionalTree);
+
+/// Why [`Store::update_service`]'s first transaction stopped: the closure's refusal, or a
+/// record that reports status events and so needs the transaction over the status trees.
+enum Escalation<E> {
+    Rejected(E),
+    NeedsStatusTrees,
+}
 
 impl Store {
     /// Opens (or creates) the database in `path` with the default [`StoreSettings`] and
@@ -454,6 +475,7 @@ impl Store {
                 active,
                 time_counts,
                 time_counts_built_in,
+                status_wake: status::StatusWake::default(),
             }),
         })
     }
@@ -732,15 +754,22 @@ impl Store {
         self.check_space()?;
         let bytes = codec::encode(format::SERVICE, record)?;
         let index = IndexKeys::of(record)?;
-        infallible(self.service_transaction(|tx| {
+        let reporting = status::reports(record);
+        let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
             tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
             index.insert(tx)?;
-            Ok(())
+            match status {
+                Some((outbox, pending)) => status::outbox_in(outbox, pending, None, record),
+                None => Ok(false),
+            }
         }))?;
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
         self.inner.time_counts.moved(None, Some(place(record)));
+        if outboxed {
+            self.inner.status_wake.ring(&record.id);
+        }
         Ok(self.pending(()))
     }
 
@@ -757,13 +786,23 @@ impl Store {
             .iter()
             .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        infallible(self.service_transaction(|tx| {
+        let reporting = records.iter().any(status::reports);
+        let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
+            let mut outboxed = Vec::new();
             for (record, (bytes, index)) in records.iter().zip(&encoded) {
                 tx.0.insert(record.id.as_bytes(), bytes.as_slice())?;
                 index.insert(tx)?;
+                if let Some((outbox, pending)) = status {
+                    if status::outbox_in(outbox, pending, None, record)? {
+                        outboxed.push(record.id.as_str());
+                    }
+                }
             }
-            Ok(())
+            Ok(outboxed)
         }))?;
+        for id in outboxed {
+            self.inner.status_wake.ring(id);
+        }
         for record in records {
             self.inner
                 .active
@@ -796,28 +835,72 @@ impl Store {
         change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
     ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
         let change = RefCell::new(change);
-        let changed = self.service_transaction(|tx| {
-            let Some(bytes) = tx.0.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut record = decode_service(id, &bytes).map_err(abort_store)?;
-            let was = (
-                record.desired_time,
-                record.service_name.clone(),
-                record.state,
-            );
-            let before = IndexKeys::of(&record).map_err(abort_store)?;
-            (change.borrow_mut())(&mut record)
-                .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Rejected(err)))?;
-            let after = IndexKeys::of(&record).map_err(abort_store)?;
-            before.remove(tx)?;
-            after.insert(tx)?;
-            let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
-            tx.0.insert(id.as_bytes(), bytes)?;
-            Ok(Some((record, was)))
-        })?;
+        // A service that does not report status events (the usual one) is changed in a
+        // transaction that leaves the status trees out; one that does is found so by the
+        // first transaction before it writes anything, and changed in the wider one. A
+        // service's options do not change after it is created, so the second one decides
+        // the same way.
+        let attempt = |reporting: bool| {
+            self.service_transaction(reporting, |tx, status| {
+                let Some(bytes) = tx.0.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut record = decode_service(id, &bytes).map_err(abort_store)?;
+                if status.is_none() && status::reports(&record) {
+                    return Err(ConflictableTransactionError::Abort(UpdateError::Rejected(
+                        Escalation::NeedsStatusTrees,
+                    )));
+                }
+                let was = (
+                    record.desired_time,
+                    record.service_name.clone(),
+                    record.state,
+                );
+                // The record as it was, to tell its status events (only when it reports any).
+                let original = status::reports(&record).then(|| record.clone());
+                let before = IndexKeys::of(&record).map_err(abort_store)?;
+                (change.borrow_mut())(&mut record).map_err(|err| {
+                    ConflictableTransactionError::Abort(UpdateError::Rejected(
+                        Escalation::Rejected(err),
+                    ))
+                })?;
+                let after = IndexKeys::of(&record).map_err(abort_store)?;
+                before.remove(tx)?;
+                after.insert(tx)?;
+                let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
+                tx.0.insert(id.as_bytes(), bytes)?;
+                let outboxed = match (&original, status) {
+                    (Some(original), Some((outbox, pending))) => {
+                        status::outbox_in(outbox, pending, Some(original), &record)?
+                    }
+                    _ => false,
+                };
+                Ok(Some((record, was, outboxed)))
+            })
+        };
+        let escalated = |err: UpdateError<Escalation<E>>| match err {
+            UpdateError::Rejected(Escalation::Rejected(err)) => Some(UpdateError::Rejected(err)),
+            UpdateError::Rejected(Escalation::NeedsStatusTrees) => None,
+            UpdateError::Store(err) => Some(UpdateError::Store(err)),
+        };
+        let changed = match attempt(false) {
+            Ok(changed) => changed,
+            Err(err) => match escalated(err) {
+                Some(err) => return Err(err),
+                None => attempt(true).map_err(|err| {
+                    escalated(err).unwrap_or_else(|| {
+                        UpdateError::Store(StoreError::Sled(
+                            "status trees missing from a reporting transaction".into(),
+                        ))
+                    })
+                })?,
+            },
+        };
         Ok(self.pending(
-            changed.map(|(record, (desired_time, service_name, state))| {
+            changed.map(|(record, (desired_time, service_name, state), outboxed)| {
+                if outboxed {
+                    self.inner.status_wake.ring(&record.id);
+                }
                 self.inner
                     .active
                     .moved(&record.service_name, Some(state), Some(record.state));
@@ -1081,11 +1164,12 @@ impl Store {
             self.delete_notifications_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
             self.delete_service_storage_if_expired(id, now)?;
+            self.delete_status_if_expired(id, now)?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
         for chunk in due.chunks(PURGE_CHUNK) {
-            let gone = infallible(self.service_transaction(|tx| {
+            let gone = infallible(self.service_transaction(false, |tx, _| {
                 let mut gone = Vec::with_capacity(chunk.len());
                 for (index_key, id) in chunk {
                     // Re-check inside the transaction: a reschedule may have moved it.
@@ -1118,12 +1202,19 @@ impl Store {
         }))
     }
 
+    /// One transaction over the record and index trees, and over the status trees too when
+    /// `reporting` (a service with status notifications on): a service without them does
+    /// not touch those trees at all.
     fn service_transaction<T, E>(
         &self,
-        body: impl Fn(ServiceTx<'_>) -> Result<T, ConflictableTransactionError<UpdateError<E>>>,
+        reporting: bool,
+        body: impl Fn(
+            ServiceTx<'_>,
+            Option<StatusTx<'_>>,
+        ) -> Result<T, ConflictableTransactionError<UpdateError<E>>>,
     ) -> Result<T, UpdateError<E>> {
         let t = &self.inner.trees;
-        (
+        let trees = (
             &t.services,
             &t.by_expiry,
             &t.by_desired_time,
@@ -1132,12 +1223,31 @@ impl Store {
             &t.by_owner,
             &t.by_time,
             &t.by_agent,
-        )
-            .transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a)))
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => UpdateError::Store(err.into()),
-            })
+        );
+        let result = if reporting {
+            let (s, e, d, c, ss, o, bt, a) = trees;
+            (
+                s,
+                e,
+                d,
+                c,
+                ss,
+                o,
+                bt,
+                a,
+                &t.status_outbox,
+                &t.status_pending,
+            )
+                .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
+                    body((s, e, d, c, ss, o, bt, a), Some((so, sp)))
+                })
+        } else {
+            trees.transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a), None))
+        };
+        result.map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => UpdateError::Store(err.into()),
+        })
     }
 }
 

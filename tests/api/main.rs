@@ -29,3 +29,4 @@ mod push;
 mod routing;
 mod sample_app;
 mod schedule;
+mod status_notifications;

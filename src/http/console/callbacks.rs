@@ -153,6 +153,23 @@ struct ChatRow {
     hidden: Option<&'static str>,
 }
 
+/// One status notification as shown: its event, where it is, its attempts and last error,
+/// and the time that matters for its state.
+struct StatusRow {
+    event: &'static str,
+    /// `pending`, `delivered` or `failed` (also the row's class).
+    state: &'static str,
+    /// The state's badge class (`warn`, `ok`, `bad`).
+    badge: &'static str,
+    attempts: String,
+    last_error: String,
+    /// When the event happened.
+    at: String,
+    /// What `when` is: the next attempt (pending), delivered or given up.
+    when_label: &'static str,
+    when: String,
+}
+
 /// The transcript in its two views.
 struct ChatViews {
     customer: Vec<ChatRow>,
@@ -174,6 +191,8 @@ struct DetailPage {
     routing: Vec<Step>,
     notifications: Vec<Line>,
     agent_notifications: Vec<Line>,
+    /// `None` when the service has status notifications off (and none stored).
+    status_notifications: Option<Vec<StatusRow>>,
     chat: Option<ChatViews>,
     /// A chat service whose chat has not started.
     chat_pending: bool,
@@ -574,6 +593,7 @@ fn detail_view(session: &Session, detail: CallbackDetail, feedback: Feedback) ->
         routing,
         notifications: notes(&detail.notifications),
         agent_notifications: notes(&detail.agent_notifications),
+        status_notifications: status_rows(r, &detail.status_notifications),
         chat_pending: chat_service && detail.chat.is_none(),
         chat: detail
             .chat
@@ -588,6 +608,46 @@ fn detail_view(session: &Session, detail: CallbackDetail, feedback: Feedback) ->
         notice: feedback.notice,
         error: feedback.error,
     }
+}
+
+/// The status-notification rows of a service; `None` when it has them off and none stored.
+fn status_rows(
+    record: &crate::domain::service::ServiceRecord,
+    entries: &[crate::domain::status::StatusNotification],
+) -> Option<Vec<StatusRow>> {
+    use crate::domain::status::Delivery;
+    let enabled = record
+        .options
+        .get("_enable_status_notification")
+        .is_some_and(|v| !matches!(v.trim(), "" | "false"));
+    if !enabled && entries.is_empty() {
+        return None;
+    }
+    let rows = entries
+        .iter()
+        .map(|n| {
+            let (when_label, when) = match (n.delivery, n.finished_at) {
+                (Delivery::Pending, _) => ("next attempt", Some(n.next_at.max(n.created_at))),
+                (Delivery::Delivered, at) => ("delivered", at),
+                (Delivery::Failed, at) => ("given up", at),
+            };
+            StatusRow {
+                event: n.event.as_str(),
+                state: n.delivery.as_str(),
+                badge: match n.delivery {
+                    Delivery::Pending => "warn",
+                    Delivery::Delivered => "ok",
+                    Delivery::Failed => "bad",
+                },
+                attempts: format!("{} of {}", n.attempts, n.max_attempts),
+                last_error: n.last_error.clone().unwrap_or_default(),
+                at: n.created_at.to_iso(),
+                when_label,
+                when: when.map(|t| t.to_iso()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Some(rows)
 }
 
 fn chat_views(views: &TranscriptViews) -> ChatViews {

@@ -29,13 +29,29 @@ fn the_callbacks_pages_find_open_cancel_bulk_cancel_and_export() {
 }
 
 #[test]
-fn one_callbacks_page_reschedules_in_the_browsers_zone_edits_user_data_and_recreates() {
+fn one_callbacks_page_reschedules_in_the_browsers_zone_edits_user_data_recreates_and_lists_status_notifications(
+) {
     require_chromium();
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]);
+    // The script's status-notification receiver listens on loopback, which http callbacks
+    // may reach only when allowed; retries after 10 ms keep its waits short.
+    let config = dir.path().join("callbackd.toml");
+    std::fs::write(
+        &config,
+        "[httpcb]\nallow = [\"127.0.0.0/8\"]\nbackoff_ms = 10\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(
+        &dir.path().join("data"),
+        &[("CALLBACKD_CONFIG", config.to_str().unwrap())],
+    );
     let output = run_node("console_detail.mjs", &[&server.address, ADMIN_TOKEN]);
     assert!(
         output.contains("ok   the callback was recreated with the same number and user data"),
+        "{output}"
+    );
+    assert!(
+        output.contains("ok   the callback's page lists its status notifications"),
         "{output}"
     );
 }

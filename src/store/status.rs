@@ -1,0 +1,305 @@
+//! The status-notification outbox (issue 15).
+//!
+//! - `status_outbox`: `service id ++ 0 ++ seq (u64 BE)` -> [`StatusNotification`], every
+//!   event of a service in order, delivered, pending or failed (the console shows them); removed
+//!   with the service.
+//! - `status_pending`: the same keys, for the entries not yet delivered or given up, so that the
+//!   worker finds its work after a restart by reading only what is pending.
+//!
+//! Entries are written by [`outbox_in`] inside the transaction that writes the service's change
+//! ([`Store::insert_service`], [`Store::update_service`]), so an event exists exactly when its
+//! change does, `kill -9` or not. The worker's bookkeeping goes through
+//! [`Store::record_status_attempt`], the one other write.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::{abort_store, codec, format, keys, Pending, Store, StoreError, UpdateError};
+use crate::domain::service::ServiceRecord;
+use crate::domain::status::{Delivery, StatusNotification};
+use crate::domain::status_events;
+
+/// Services whose outbox got entries since the worker last looked, and the worker's bell.
+#[derive(Debug, Default)]
+pub(super) struct StatusWake {
+    dirty: Mutex<BTreeSet<String>>,
+    bell: tokio::sync::Notify,
+}
+
+impl StatusWake {
+    pub(super) fn ring(&self, service_id: &str) {
+        self.dirty
+            .lock()
+            .expect("status wake lock")
+            .insert(service_id.to_string());
+        self.bell.notify_one();
+    }
+}
+
+/// Whether `record` reports status events (its options turn them on), read without parsing
+/// the rest.
+pub(super) fn reports(record: &ServiceRecord) -> bool {
+    record
+        .options
+        .get("_enable_status_notification")
+        .is_some_and(|v| !matches!(v.trim(), "" | "false"))
+}
+
+/// Inside a service's transaction: writes the outbox entries of its change from `before` to
+/// `after` into `outbox` and `pending`; returns whether there were any.
+pub(super) fn outbox_in<E>(
+    outbox: &TransactionalTree,
+    pending: &TransactionalTree,
+    before: Option<&ServiceRecord>,
+    after: &ServiceRecord,
+) -> Result<bool, ConflictableTransactionError<UpdateError<E>>> {
+    let entries = status_events::outbox_entries(before, after, || {
+        outbox
+            .generate_id()
+            .map_err(|err| abort_store(StoreError::from(err)))
+    })?;
+    for entry in &entries {
+        let key = keys::notification_key(&after.id, entry.seq);
+        let bytes = codec::encode(format::STATUS_NOTIFICATION, entry).map_err(abort_store)?;
+        outbox.insert(key.as_slice(), bytes)?;
+        pending.insert(key, &[])?;
+    }
+    Ok(!entries.is_empty())
+}
+
+impl Store {
+    /// Waits until some service's outbox got entries, and returns those services (the status
+    /// worker's wake-up) as a receipt: its ticket is taken after the entries were written, so
+    /// its [`Pending::durable`] covers them, and an event is sent only once its change is
+    /// durable (a change lost in a crash is never reported).
+    pub async fn status_written(&self) -> Pending<BTreeSet<String>> {
+        let wake = &self.inner.status_wake;
+        loop {
+            let notified = wake.bell.notified();
+            let dirty = std::mem::take(&mut *wake.dirty.lock().expect("status wake lock"));
+            if !dirty.is_empty() {
+                return self.pending(dirty);
+            }
+            notified.await;
+        }
+    }
+
+    /// Every service with pending status notifications (a read of `status_pending` only).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn status_pending_services(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut services = BTreeSet::new();
+        for item in self.inner.trees.status_pending.iter() {
+            let (key, _) = item?;
+            if let Some(id) = key
+                .len()
+                .checked_sub(9)
+                .and_then(|end| std::str::from_utf8(&key[..end]).ok())
+            {
+                services.insert(id.to_string());
+            }
+        }
+        Ok(services)
+    }
+
+    /// The oldest pending status notification of a service: the next to deliver.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    pub fn next_status_notification(
+        &self,
+        service_id: &str,
+    ) -> Result<Option<StatusNotification>, StoreError> {
+        let trees = &self.inner.trees;
+        for item in trees
+            .status_pending
+            .scan_prefix(keys::notification_prefix(service_id))
+        {
+            let (key, _) = item?;
+            match trees.status_outbox.get(&key)? {
+                Some(bytes) => return decode(service_id, &bytes).map(Some),
+                // Left behind by a removal that stopped half-way: drop it.
+                None => {
+                    trees.status_pending.remove(&key)?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A service's status notifications, oldest first (the console).
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable.
+    pub fn status_notifications(
+        &self,
+        service_id: &str,
+    ) -> Result<Vec<StatusNotification>, StoreError> {
+        self.inner
+            .trees
+            .status_outbox
+            .scan_prefix(keys::notification_prefix(service_id))
+            .map(|item| {
+                let (_, value) = item?;
+                decode(service_id, &value)
+            })
+            .collect()
+    }
+
+    /// Stores an attempt's outcome (`entry` as the worker changed it): the entry, and its
+    /// pending mark dropped once it is delivered or failed. Does nothing when the service's
+    /// outbox no longer has it (the service expired meanwhile).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn record_status_attempt(
+        &self,
+        service_id: &str,
+        entry: &StatusNotification,
+    ) -> Result<Pending<()>, StoreError> {
+        let key = keys::notification_key(service_id, entry.seq);
+        let bytes = codec::encode(format::STATUS_NOTIFICATION, entry)?;
+        let trees = &self.inner.trees;
+        (&trees.status_outbox, &trees.status_pending)
+            .transaction(|(outbox, pending)| {
+                if outbox.get(&key)?.is_none() {
+                    return Ok(());
+                }
+                outbox.insert(key.as_slice(), bytes.as_slice())?;
+                if entry.delivery != Delivery::Pending {
+                    pending.remove(key.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(super::tx_error)?;
+        Ok(self.pending(()))
+    }
+
+    /// Removes the outbox of a service that is gone or expired at `now` (before its record,
+    /// as its notifications are).
+    pub(super) fn delete_status_if_expired(
+        &self,
+        service_id: &str,
+        now: crate::domain::time::Timestamp,
+    ) -> Result<(), StoreError> {
+        if matches!(self.service(service_id)?, Some(record) if record.expire_at > now) {
+            return Ok(());
+        }
+        let trees = &self.inner.trees;
+        let prefix = keys::notification_prefix(service_id);
+        // Pending marks first: a crash in between leaves entries nobody delivers, never a
+        // mark without its entry.
+        let mut marks = sled::Batch::default();
+        for item in trees.status_pending.scan_prefix(&prefix) {
+            marks.remove(item?.0);
+        }
+        trees.status_pending.apply_batch(marks)?;
+        let mut entries = sled::Batch::default();
+        for item in trees.status_outbox.scan_prefix(&prefix) {
+            entries.remove(item?.0);
+        }
+        trees.status_outbox.apply_batch(entries)?;
+        Ok(())
+    }
+}
+
+fn decode(service_id: &str, bytes: &[u8]) -> Result<StatusNotification, StoreError> {
+    codec::decode(
+        format::STATUS_NOTIFICATION,
+        bytes,
+        &format!("status notification of service {service_id}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use crate::domain::options::Preset;
+    use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
+    use crate::domain::status::{Delivery, StatusEvent};
+    use crate::domain::time::Timestamp;
+    use crate::store::Store;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_000_000);
+
+    fn queued(id: &str, reporting: bool) -> ServiceRecord {
+        let mut record = ServiceRecord::new(id, "sn", Preset::ChatDelayed, NOW);
+        if reporting {
+            record.options.insert(
+                "_enable_status_notification".into(),
+                "subscribe_notify".into(),
+            );
+            record
+                .options
+                .insert("_status_notification_target".into(), "http://h/x".into());
+        }
+        record.expire_at = NOW.plus_secs(3600);
+        record.queued_at = Some(NOW);
+        record.mark_created(CallbackState::Queued, NOW);
+        record
+    }
+
+    fn cancel(store: &Store, id: &str) {
+        store
+            .update_service(id, |r| {
+                r.cancel(CallbackReason::Cancelled, NOW)
+                    .expect("cancellable");
+                Ok::<(), Infallible>(())
+            })
+            .expect("updated")
+            .without_waiting() // a unit test: no acknowledgement depends on it
+            .expect("found");
+    }
+
+    #[test]
+    fn a_reporting_service_gets_its_events_from_create_and_from_a_change() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_service(&queued("s1", true))
+            .unwrap()
+            .without_waiting();
+        // The change goes through the first, narrow transaction and then the wide one.
+        cancel(&store, "s1");
+        let entries = store.status_notifications("s1").unwrap();
+        let events: Vec<StatusEvent> = entries.iter().map(|e| e.event).collect();
+        assert_eq!(
+            events,
+            [
+                StatusEvent::ServiceCreate,
+                StatusEvent::VirtualIxnCreate,
+                StatusEvent::ServiceExit
+            ],
+            "GMS's defaults, from the create and the cancel"
+        );
+        assert!(entries.iter().all(|e| e.delivery == Delivery::Pending));
+        assert_eq!(
+            store.status_pending_services().unwrap(),
+            ["s1".to_string()].into()
+        );
+        let state = store.service("s1").unwrap().unwrap().state;
+        assert_eq!(
+            state,
+            CallbackState::Completed,
+            "the change itself is written"
+        );
+    }
+
+    #[test]
+    fn a_service_without_status_notifications_leaves_the_outbox_empty() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .insert_service(&queued("s2", false))
+            .unwrap()
+            .without_waiting();
+        cancel(&store, "s2");
+        assert!(store.status_notifications("s2").unwrap().is_empty());
+        assert!(store.status_pending_services().unwrap().is_empty());
+        assert!(store.inner.trees.status_outbox.is_empty());
+        assert!(store.inner.trees.status_pending.is_empty());
+    }
+}
