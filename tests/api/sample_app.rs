@@ -787,3 +787,141 @@ async fn voice_wait_userorig_gives_the_number_once_the_agent_is_accepted() {
     assert_eq!(matched.status(), 200, "matched by the caller's number");
     assert_eq!(json(matched).await["_reserved_agent"], "kristi");
 }
+
+/// A JPEG's first bytes (not UTF-8): what `CaptureManager.saveImage` writes.
+const JPEG: &[u8] = &[
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x80,
+];
+
+/// Checks that `body` reads as Retrofit's `Map<String, String>` (`StorageApi.queryAllKeys`):
+/// an object whose every value is a JSON string (Gson refuses an object or an array there).
+fn assert_string_map(body: &Value, what: &str) -> serde_json::Map<String, Value> {
+    let map = body
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: an object: {body}"))
+        .clone();
+    for (key, value) in &map {
+        assert!(
+            value.is_string(),
+            "{what}: `{key}` = {value} is not what Gson reads into a String: {body}"
+        );
+    }
+    map
+}
+
+/// GETs a URL the all-keys reply gave (a full URL under the server) as the app's OkHttp
+/// client would (`StorageApi.queryBinary`), with `gms_user`; answers the content type and bytes.
+async fn fetch_bytes(app: &TestApp, url: &str) -> (String, Vec<u8>) {
+    let path = url
+        .strip_prefix(&app.address)
+        .unwrap_or_else(|| panic!("a URL under the server: {url}"));
+    let response = app.get(path, Some(GMS_USER)).await;
+    assert_eq!(response.status(), 200, "GET {url}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (content_type, response.bytes().await.unwrap().to_vec())
+}
+
+// Follows CaptureManager.java (uploadScreenCapture: a multipart part `screen`, file name
+// `temp`, application/octet-stream, POSTed to `{base}/service/{id}/storage`) and
+// StorageApi.java (queryAllKeys as `Map<String, String>`, queryBinary). CaptureManager's
+// raw OkHttp call adds no `gms_user`; here the service belongs to the app's user, so the
+// upload carries it, as the app's Retrofit interceptor does for its other calls.
+#[tokio::test]
+async fn a_services_storage_reads_as_a_string_map_with_the_binary_as_its_url() {
+    // Arrange
+    let app = spawn_app().await;
+    configure(&app).await;
+    let id = start_callback(&app, "CHAT-WAIT").await["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/genesys/1/service/{id}/storage");
+    let upload = reqwest::multipart::Form::new()
+        .part(
+            "screen",
+            reqwest::multipart::Part::bytes(JPEG.to_vec())
+                .file_name("temp")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        )
+        .text("caption", "my screen");
+    let uploaded = app
+        .request(Method::POST, &path)
+        .header("gms_user", GMS_USER)
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200, "uploadScreenCapture");
+
+    // Act
+    let all = json(app.get(&path, Some(GMS_USER)).await).await;
+
+    // Assert
+    let map = assert_string_map(&all, "service storage");
+    assert_eq!(map["caption"], "my screen", "text as it was sent");
+    let url = map["screen"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!("{}{path}/binary/screen", app.address),
+        "the binary value is the URL of its bytes"
+    );
+    let (content_type, bytes) = fetch_bytes(&app, url).await;
+    assert_eq!(content_type, "application/octet-stream");
+    assert_eq!(bytes, JPEG, "byte for byte");
+}
+
+// Follows StorageApi.java: create (`@FieldMap`, urlencoded) and a multipart body as GMS
+// documents for `POST /storage/{ttl}`, then queryAllKeys (`Map<String, String>`) and
+// queryBinary (`GET /storage/binary/{storage_id}/{key}`), with a key a URL must escape.
+#[tokio::test]
+async fn a_storage_area_reads_as_a_string_map_and_its_binary_url_is_the_apps_query_binary() {
+    // Arrange
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new()
+        .text("note", "seen at 10:00")
+        .part(
+            "screen(1)",
+            reqwest::multipart::Part::bytes(JPEG.to_vec())
+                .file_name("temp")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let created = app
+        .request(Method::POST, "/genesys/1/storage/3600")
+        .header("gms_user", GMS_USER)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = created.status();
+    let created = json(created).await;
+    assert_eq!(status, 200, "create: {created}");
+    let storage_id = created["id"].as_str().unwrap().to_string();
+
+    // Act
+    let all = json(
+        app.get(&format!("/genesys/1/storage/{storage_id}"), Some(GMS_USER))
+            .await,
+    )
+    .await;
+
+    // Assert
+    let map = assert_string_map(&all, "queryAllKeys");
+    assert_eq!(map["note"], "seen at 10:00");
+    let url = map["screen(1)"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "{}/genesys/1/storage/binary/{storage_id}/screen%281%29",
+            app.address
+        ),
+        "queryBinary's path, the key percent-encoded"
+    );
+    let (content_type, bytes) = fetch_bytes(&app, url).await;
+    assert_eq!(content_type, "image/jpeg");
+    assert_eq!(bytes, JPEG, "byte for byte");
+}
