@@ -72,6 +72,7 @@ const ROUTES: &[&str] = &[
     "/genesys/1/service/{id}/{action}",
     "/genesys/1/service/{name}",
     "/genesys/1/storage/custom/{id}/{ttl}",
+    "/genesys/1/storage/binary/{id}/{key}",
     "/genesys/1/storage/{id}",
     "/genesys/1/storage/{id}/{key}",
     "/genesys/1/notification/subscription",

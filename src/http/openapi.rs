@@ -93,6 +93,7 @@ fn document_json() -> &'static str {
         super::storage::storage_delete,
         super::storage::storage_value_get,
         super::storage::storage_value_delete,
+        super::storage::storage_binary_get,
         super::storage::service_storage_get,
         super::storage::service_storage_post,
         super::storage::service_storage_delete,
@@ -262,6 +263,7 @@ const ID_LINKS: [(&str, &[&str]); 3] = [
             "storage_delete",
             "storage_value_get",
             "storage_value_delete",
+            "storage_binary_get",
         ],
     ),
     (
@@ -271,6 +273,7 @@ const ID_LINKS: [(&str, &[&str]); 3] = [
             "storage_delete",
             "storage_value_get",
             "storage_value_delete",
+            "storage_binary_get",
         ],
     ),
     ("subscription_create", &["subscription_delete"]),

@@ -33,6 +33,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
         .or(storage_value_delete(state.clone()))
         .unify()
+        .or(storage_binary_get(state.clone()))
+        .unify()
         .or(service_storage_routes(state))
         .unify()
 }
@@ -60,15 +62,6 @@ pub struct StorageCreated {
     id: String,
 }
 
-/// A binary value in the all-keys reply: its bytes are read with `GET .../{key}`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct BinaryValue {
-    /// The content type it was stored with.
-    content_type: String,
-    /// Its size in bytes.
-    size: usize,
-}
-
 /// The key/value pairs to store: text fields, and with multipart also files.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)] // describes the body for the document only
@@ -77,21 +70,65 @@ pub struct StorageForm {
     fields: BTreeMap<String, String>,
 }
 
-/// Every key of an area: a text value as its string, a binary one as a [`BinaryValue`].
-fn all_keys(entries: &[StorageEntry]) -> serde_json::Map<String, serde_json::Value> {
+/// Every key of an area as `Map<String, String>` (what GMS clients such as the Genesys
+/// Android sample read it into): a text value as its string, a binary one as the URL that
+/// serves its bytes, `binary_url(key)`.
+fn all_keys(
+    entries: &[StorageEntry],
+    binary_url: impl Fn(&str) -> String,
+) -> BTreeMap<String, String> {
     entries
         .iter()
         .map(|entry| {
             let value = match entry.as_text() {
-                Some(text) => serde_json::Value::String(text.to_string()),
-                None => serde_json::json!(BinaryValue {
-                    content_type: entry.content_type.clone().unwrap_or_default(),
-                    size: entry.value.len(),
-                }),
+                Some(text) => text.to_string(),
+                None => binary_url(&entry.key),
             };
             (entry.key.clone(), value)
         })
         .collect()
+}
+
+/// `text` as one URL path segment: RFC 3986's unreserved characters as they are, every
+/// other byte percent-encoded (a key may hold spaces, `/`, `?` or non-ASCII text).
+fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// A path segment of a `binary/...` URL decoded back into the key [`path_segment`] wrote
+/// (`%XX` escapes, UTF-8; `+` is a plus in a path). warp hands path segments over as sent;
+/// one that is not a valid escape is looked up as written, so it is a 404 like any unknown
+/// key, after the access checks.
+fn decode_segment(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let Some(hex) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            else {
+                return segment.to_string();
+            };
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_string())
 }
 
 /// One value as it was stored: text as `text/plain;charset=UTF-8`, binary with its type.
@@ -174,7 +211,7 @@ fn storage_create_custom(
 /// GET /genesys/1/storage/{id}
 #[utoipa::path(get, path = "/genesys/1/storage/{id}", tag = "storage",
     params(("id" = String, Path, description = "The storage id"), GmsUser),
-    responses((status = 200, description = "Every key: text values as strings, binary ones as `{content_type, size}`", body = Object)))]
+    responses((status = 200, description = "Every key: a text value as its string, a binary one as the URL of its bytes (`.../storage/binary/{id}/{key}`)", body = BTreeMap<String, String>)))]
 fn storage_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("genesys" / "1" / "storage" / String)
         .and(warp::get())
@@ -183,7 +220,15 @@ fn storage_get(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
         .map(|id: String, state: AppState, client: Client| {
             let area = storage::area(&state, &id, client.gms_user());
             respond(area, |area| {
-                reply::json(StatusCode::OK, &all_keys(&area.entries))
+                let base = &client.base_url;
+                let binary_url = |key: &str| {
+                    format!(
+                        "{base}/genesys/1/storage/binary/{}/{}",
+                        path_segment(&id),
+                        path_segment(key)
+                    )
+                };
+                reply::json(StatusCode::OK, &all_keys(&area.entries, binary_url))
             })
         })
 }
@@ -245,6 +290,26 @@ fn storage_value_delete(
         )
 }
 
+/// GET /genesys/1/storage/binary/{id}/{key}
+#[utoipa::path(get, path = "/genesys/1/storage/binary/{id}/{key}", tag = "storage",
+    params(("id" = String, Path, description = "The storage id"), ("key" = String, Path, description = "The key"), GmsUser),
+    responses((status = 200, description = "The value's bytes with the content type it was stored with (the URL the all-keys reply gives a binary value)", content_type = "*/*", body = Vec<u8>)))]
+fn storage_binary_get(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("genesys" / "1" / "storage" / "binary" / String / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(client(&state))
+        .map(|id: String, key: String, state: AppState, client: Client| {
+            let (id, key) = (decode_segment(&id), decode_segment(&key));
+            respond(
+                storage::value(&state, &id, &key, client.gms_user()),
+                value_reply,
+            )
+        })
+}
+
 /// `/genesys/1/service/{id}/storage` with the state and the caller, after the 404/403 check.
 fn service_storage_path(
     state: AppState,
@@ -257,7 +322,7 @@ fn service_storage_path(
 /// GET /genesys/1/service/{id}/storage
 #[utoipa::path(get, path = "/genesys/1/service/{id}/storage", tag = "storage",
     params(ServiceId, GmsUser),
-    responses((status = 200, description = "Every key of the service's storage (`{}` if none)", body = Object)))]
+    responses((status = 200, description = "Every key of the service's storage (`{}` if none): a text value as its string, a binary one as the URL of its bytes (`.../storage/binary/{key}`)", body = BTreeMap<String, String>)))]
 fn service_storage_get(
     state: AppState,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -265,7 +330,17 @@ fn service_storage_get(
         |id: String, state: AppState, client: Client| {
             respond(
                 storage::service_area(&state, &id, client.gms_user()),
-                |entries| reply::json(StatusCode::OK, &all_keys(&entries)),
+                |entries| {
+                    let base = &client.base_url;
+                    let binary_url = |key: &str| {
+                        format!(
+                            "{base}/genesys/1/service/{}/storage/binary/{}",
+                            path_segment(&id),
+                            path_segment(key)
+                        )
+                    };
+                    reply::json(StatusCode::OK, &all_keys(&entries, binary_url))
+                },
             )
         },
     )
@@ -361,9 +436,45 @@ fn service_storage_binary_get(
         .and(with_state(state.clone()))
         .and(client(&state))
         .map(|id: String, key: String, state: AppState, client: Client| {
+            let key = decode_segment(&key);
             respond(
                 storage::service_value(&state, &id, &key, client.gms_user()),
                 value_reply,
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_goes_into_a_path_segment_and_comes_back() {
+        for key in [
+            "FileKey",
+            "a b",
+            "x/y?z#w",
+            "ünïcode",
+            "100%",
+            "a+b",
+            "~._-",
+        ] {
+            let segment = path_segment(key);
+            assert!(
+                segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                "{key:?} -> {segment}"
+            );
+            assert_eq!(decode_segment(&segment), key, "{key:?} -> {segment}");
+        }
+    }
+
+    #[test]
+    fn a_segment_that_is_not_an_escape_is_kept_as_written() {
+        for raw in ["100%", "%zz", "%4", "%ff%fe"] {
+            assert_eq!(decode_segment(raw), raw, "{raw}");
+        }
+        assert_eq!(decode_segment("a+b"), "a+b", "a plus is a plus in a path");
+    }
 }

@@ -5,19 +5,45 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::app::lifecycle::Status;
-use crate::domain::dialog::{self, Dialog};
+use crate::domain::dialog::{self, Choice, Dialog};
 use crate::domain::options::ValidService;
 use crate::domain::service::{RoutingEventKind, ServiceRecord};
+
+/// The keys every dialog starts with, in this order: GMS's `_dialog_id`; the same value as
+/// `_dialogId`, the name the Genesys Android sample app's Gson POJO binds (its
+/// `FieldNamingPolicy.IDENTITY` reads field names as they are), on every dialog but StartChat,
+/// which keeps seeds 000 and 001's keys exactly; `_action`, which the app switches on; and
+/// `_label`, on the dialogs that have one.
+#[derive(Serialize, ToSchema)]
+pub struct DialogHeader {
+    #[serde(rename = "_dialog_id")]
+    dialog_id: &'static str,
+    #[serde(rename = "_dialogId", skip_serializing_if = "Option::is_none")]
+    dialog_id_app: Option<&'static str>,
+    #[serde(rename = "_action")]
+    action: &'static str,
+    #[serde(rename = "_label", skip_serializing_if = "Option::is_none")]
+    label: Option<&'static str>,
+}
+
+impl DialogHeader {
+    /// The header of a dialog the sample app reads: `_dialog_id` and `_dialogId` both
+    /// `dialog_id`.
+    fn new(dialog_id: &'static str, action: &'static str, label: Option<&'static str>) -> Self {
+        Self {
+            dialog_id,
+            dialog_id_app: Some(dialog_id),
+            action,
+            label,
+        }
+    }
+}
 
 /// The StartChat dialog (seeds 000 `connect` and 001 create).
 #[derive(Serialize, ToSchema)]
 pub struct StartChatDialog {
-    #[serde(rename = "_dialog_id")]
-    dialog_id: &'static str,
-    #[serde(rename = "_action")]
-    action: &'static str,
-    #[serde(rename = "_label")]
-    label: &'static str,
+    #[serde(flatten)]
+    header: DialogHeader,
     #[serde(rename = "_start_chat_url")]
     start_chat_url: String,
     #[serde(rename = "_comet_url")]
@@ -41,9 +67,13 @@ impl StartChatDialog {
     /// The dialog for `record`, with URLs under `base_url`.
     pub fn new(record: &ServiceRecord, base_url: &str) -> Self {
         Self {
-            dialog_id: "1",
-            action: "StartChat",
-            label: "Start Chat",
+            // Seeds 000 and 001's keys exactly: no `_dialogId`.
+            header: DialogHeader {
+                dialog_id: "1",
+                dialog_id_app: None,
+                action: "StartChat",
+                label: Some("Start Chat"),
+            },
             start_chat_url: format!("{base_url}/genesys/1/service/{}/ixn/chat", record.id),
             comet_url: format!("{base_url}/genesys/cometd"),
             user_header: record.owner.clone().unwrap_or_default(),
@@ -61,19 +91,13 @@ impl StartChatDialog {
 }
 
 /// A `ConfirmationDialog`: a message the customer acknowledges. For a create that waits for
-/// an agent it is seed 000's `_id` and `_text`, unchanged, with the keys of GMS's own dialogs
-/// (`_dialog_id`, `_action`, `_ok_title`) and the same values under the names the Genesys
-/// Android sample app's Gson POJO binds (`_dialogId`, `_okTitle`: its
-/// `FieldNamingPolicy.IDENTITY` reads field names as they are). The app switches on
+/// an agent it is seed 000's `_id` and `_text`, unchanged, after the [`DialogHeader`] and
+/// GMS's `_ok_title` with the sample app's `_okTitle` beside it. The app switches on
 /// `_action`, which seed 000's reply lacks.
 #[derive(Serialize, ToSchema)]
 pub struct ConfirmationDialog {
-    #[serde(rename = "_dialog_id")]
-    dialog_id: &'static str,
-    #[serde(rename = "_dialogId")]
-    dialog_id_app: &'static str,
-    #[serde(rename = "_action")]
-    action: &'static str,
+    #[serde(flatten)]
+    header: DialogHeader,
     #[serde(rename = "_ok_title")]
     ok_title: &'static str,
     #[serde(rename = "_okTitle")]
@@ -88,9 +112,7 @@ impl ConfirmationDialog {
     /// The dialog saying `text` about `record`.
     pub fn new(record: &ServiceRecord, text: &'static str) -> Self {
         Self {
-            dialog_id: "0",
-            dialog_id_app: "0",
-            action: "ConfirmationDialog",
+            header: DialogHeader::new("0", "ConfirmationDialog", None),
             ok_title: "OK",
             ok_title_app: "OK",
             id: record.id.clone(),
@@ -103,14 +125,8 @@ impl ConfirmationDialog {
 /// code as tones); `_access_number` and `_access_code` as GMS's access service names them.
 #[derive(Serialize, ToSchema)]
 pub struct DialNumberDialog {
-    #[serde(rename = "_dialog_id")]
-    dialog_id: &'static str,
-    #[serde(rename = "_dialogId")]
-    dialog_id_app: &'static str,
-    #[serde(rename = "_action")]
-    action: &'static str,
-    #[serde(rename = "_label")]
-    label: &'static str,
+    #[serde(flatten)]
+    header: DialogHeader,
     #[serde(rename = "_tel_url")]
     tel_url: String,
     #[serde(rename = "_access_number")]
@@ -121,22 +137,60 @@ pub struct DialNumberDialog {
     id: String,
 }
 
+impl DialNumberDialog {
+    /// The dialog giving `record`'s customer `number` to call and, if any, `code` to key in.
+    fn new(record: &ServiceRecord, number: &str, code: Option<&str>) -> Self {
+        Self {
+            header: DialogHeader::new("0", "DialNumber", Some("Call the contact center")),
+            tel_url: dialog::tel_url(number, code),
+            access_number: number.to_string(),
+            access_code: code.map(str::to_string),
+            id: record.id.clone(),
+        }
+    }
+}
+
 /// A `DisplayMenu` dialog: one group of choices, each a URL the app GETs for the next
 /// dialog (`CallbackDialog.DialogGroup` and `GroupContent` in the Genesys sample app).
 #[derive(Serialize, ToSchema)]
 pub struct DisplayMenuDialog {
-    #[serde(rename = "_dialog_id")]
-    dialog_id: &'static str,
-    #[serde(rename = "_dialogId")]
-    dialog_id_app: &'static str,
-    #[serde(rename = "_action")]
-    action: &'static str,
-    #[serde(rename = "_label")]
-    label: &'static str,
+    #[serde(flatten)]
+    header: DialogHeader,
     #[serde(rename = "_content")]
     content: Vec<MenuGroup>,
     #[serde(rename = "_id")]
     id: String,
+}
+
+impl DisplayMenuDialog {
+    /// The menu titled `label` with one group `group` of `choices`, each a URL under
+    /// `base_url` about `record`.
+    fn new(
+        record: &ServiceRecord,
+        label: &'static str,
+        group: &'static str,
+        choices: &[Choice],
+        base_url: &str,
+    ) -> Self {
+        Self {
+            header: DialogHeader::new("0", "DisplayMenu", Some(label)),
+            content: vec![MenuGroup {
+                group_name: group,
+                group_content: choices
+                    .iter()
+                    .map(|choice| MenuChoice {
+                        label: choice.label(),
+                        user_action_url: format!(
+                            "{base_url}/genesys/1/service/{}/{}",
+                            record.id,
+                            choice.as_str()
+                        ),
+                    })
+                    .collect(),
+            }],
+            id: record.id.clone(),
+        }
+    }
 }
 
 /// One group of a [`DisplayMenuDialog`].
@@ -162,41 +216,16 @@ pub fn dialog_reply(dialog: &Dialog, record: &ServiceRecord, base_url: &str) -> 
     let value = match dialog {
         Dialog::StartChat => serde_json::to_value(StartChatDialog::new(record, base_url)),
         Dialog::Confirmation(text) => serde_json::to_value(ConfirmationDialog::new(record, text)),
-        Dialog::DialNumber { number, code } => serde_json::to_value(DialNumberDialog {
-            dialog_id: "0",
-            dialog_id_app: "0",
-            action: dialog.action(),
-            label: "Call the contact center",
-            tel_url: dialog::tel_url(number, code.as_deref()),
-            access_number: number.clone(),
-            access_code: code.clone(),
-            id: record.id.clone(),
-        }),
+        Dialog::DialNumber { number, code } => {
+            serde_json::to_value(DialNumberDialog::new(record, number, code.as_deref()))
+        }
         Dialog::Menu {
             label,
             group,
             choices,
-        } => serde_json::to_value(DisplayMenuDialog {
-            dialog_id: "0",
-            dialog_id_app: "0",
-            action: dialog.action(),
-            label,
-            content: vec![MenuGroup {
-                group_name: group,
-                group_content: choices
-                    .iter()
-                    .map(|choice| MenuChoice {
-                        label: choice.label(),
-                        user_action_url: format!(
-                            "{base_url}/genesys/1/service/{}/{}",
-                            record.id,
-                            choice.as_str()
-                        ),
-                    })
-                    .collect(),
-            }],
-            id: record.id.clone(),
-        }),
+        } => serde_json::to_value(DisplayMenuDialog::new(
+            record, label, group, choices, base_url,
+        )),
     };
     value.unwrap_or_else(|err| {
         tracing::error!(error = %err, "a dialog did not serialize");
@@ -452,4 +481,93 @@ pub fn configured_service(service: &ValidService) -> Value {
         "options": service.config.options,
         "effective_options": service.effective,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::time::Timestamp;
+
+    fn record() -> ServiceRecord {
+        let mut record = ServiceRecord::new(
+            "s-1",
+            "sample-app",
+            Preset::ChatImmediate,
+            Timestamp::from_millis(0),
+        );
+        record.owner = Some("alice".into());
+        record.user_data.insert("subject".into(), "Billing".into());
+        record
+    }
+
+    /// Every dialog's reply, byte for byte as clients (the seeds' and the Genesys sample app's)
+    /// have been reading them: key names, order and values.
+    #[test]
+    fn every_dialog_is_answered_byte_for_byte_as_before() {
+        let record = record();
+        let base = "http://h:1";
+        let cases: [(&str, Dialog, &str); 5] = [
+            (
+                "StartChat",
+                Dialog::StartChat,
+                r#"{"_dialog_id":"1","_action":"StartChat","_label":"Start Chat","_start_chat_url":"http://h:1/genesys/1/service/s-1/ixn/chat","_comet_url":"http://h:1/genesys/cometd","_user_header":"alice","_id_to_jump_before":"exit://","_chat_parameters":{"subject":"Billing"},"_id":"s-1"}"#,
+            ),
+            (
+                "ConfirmationDialog",
+                Dialog::Confirmation("Wait"),
+                r#"{"_dialog_id":"0","_dialogId":"0","_action":"ConfirmationDialog","_ok_title":"OK","_okTitle":"OK","_id":"s-1","_text":"Wait"}"#,
+            ),
+            (
+                "DialNumber with a code",
+                Dialog::DialNumber {
+                    number: "+1 800".into(),
+                    code: Some("123".into()),
+                },
+                r#"{"_dialog_id":"0","_dialogId":"0","_action":"DialNumber","_label":"Call the contact center","_tel_url":"tel:+1800,,123","_access_number":"+1 800","_access_code":"123","_id":"s-1"}"#,
+            ),
+            (
+                "DialNumber without a code",
+                Dialog::DialNumber {
+                    number: "+1 800".into(),
+                    code: None,
+                },
+                r#"{"_dialog_id":"0","_dialogId":"0","_action":"DialNumber","_label":"Call the contact center","_tel_url":"tel:+1800","_access_number":"+1 800","_id":"s-1"}"#,
+            ),
+            (
+                "DisplayMenu",
+                Dialog::Menu {
+                    label: "An agent",
+                    group: "Now?",
+                    choices: Choice::ALL.to_vec(),
+                },
+                r#"{"_dialog_id":"0","_dialogId":"0","_action":"DisplayMenu","_label":"An agent","_content":[{"_group_name":"Now?","_group_content":[{"_label":"Yes, connect me now","_user_action_url":"http://h:1/genesys/1/service/s-1/dialog-user-confirmation-accept"},{"_label":"No, cancel my request","_user_action_url":"http://h:1/genesys/1/service/s-1/dialog-user-confirmation-decline"}]}],"_id":"s-1"}"#,
+            ),
+        ];
+        for (what, dialog, expected) in cases {
+            // The reply goes through a `serde_json::Value`, whose map orders the keys by
+            // serde_json's features; the struct's own order is pinned below.
+            let reply = serde_json::to_string(&dialog_reply(&dialog, &record, base)).unwrap();
+            let canonical = serde_json::from_str::<Value>(expected).unwrap().to_string();
+            assert_eq!(reply, canonical, "{what} through dialog_reply");
+            let direct = match &dialog {
+                Dialog::StartChat => serde_json::to_string(&StartChatDialog::new(&record, base)),
+                Dialog::Confirmation(text) => {
+                    serde_json::to_string(&ConfirmationDialog::new(&record, text))
+                }
+                Dialog::DialNumber { number, code } => {
+                    serde_json::to_string(&DialNumberDialog::new(&record, number, code.as_deref()))
+                }
+                Dialog::Menu {
+                    label,
+                    group,
+                    choices,
+                } => serde_json::to_string(&DisplayMenuDialog::new(
+                    &record, label, group, choices, base,
+                )),
+            }
+            .unwrap();
+            assert_eq!(direct, expected, "{what} serialized directly");
+        }
+    }
 }

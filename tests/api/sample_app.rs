@@ -787,3 +787,277 @@ async fn voice_wait_userorig_gives_the_number_once_the_agent_is_accepted() {
     assert_eq!(matched.status(), 200, "matched by the caller's number");
     assert_eq!(json(matched).await["_reserved_agent"], "kristi");
 }
+
+/// A JPEG's first bytes (not UTF-8): what `CaptureManager.saveImage` writes.
+const JPEG: &[u8] = &[
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x80,
+];
+
+/// Checks that `body` reads as Retrofit's `Map<String, String>` (`StorageApi.queryAllKeys`):
+/// an object whose every value is a JSON string (Gson refuses an object or an array there).
+fn assert_string_map(body: &Value, what: &str) -> serde_json::Map<String, Value> {
+    let map = body
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: an object: {body}"))
+        .clone();
+    for (key, value) in &map {
+        assert!(
+            value.is_string(),
+            "{what}: `{key}` = {value} is not what Gson reads into a String: {body}"
+        );
+    }
+    map
+}
+
+/// GETs a URL the all-keys reply gave (a full URL under the server) as the app's OkHttp
+/// client would (`StorageApi.queryBinary`), with `gms_user`; answers the content type and bytes.
+async fn fetch_bytes(app: &TestApp, url: &str) -> (String, Vec<u8>) {
+    let path = url
+        .strip_prefix(&app.address)
+        .unwrap_or_else(|| panic!("a URL under the server: {url}"));
+    let response = app.get(path, Some(GMS_USER)).await;
+    assert_eq!(response.status(), 200, "GET {url}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (content_type, response.bytes().await.unwrap().to_vec())
+}
+
+// Follows CaptureManager.java (uploadScreenCapture: a multipart part `screen`, file name
+// `temp`, application/octet-stream, POSTed to `{base}/service/{id}/storage`) and
+// CallbackApi.java's Service Storage API (updateStorage as a form, queryAllKeys as
+// `Map<String, String>`, queryBinary `/service/{id}/storage/binary/{key}`). CaptureManager's
+// raw OkHttp call adds no `gms_user`; here the service belongs to the app's user, so the
+// upload carries it, as the app's Retrofit interceptor does for its other calls.
+#[tokio::test]
+async fn a_services_storage_reads_as_a_string_map_with_the_binary_as_its_url() {
+    // Arrange
+    let app = spawn_app().await;
+    configure(&app).await;
+    let id = start_callback(&app, "CHAT-WAIT").await["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/genesys/1/service/{id}/storage");
+    let upload = reqwest::multipart::Form::new()
+        .part(
+            "screen",
+            reqwest::multipart::Part::bytes(JPEG.to_vec())
+                .file_name("temp")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        )
+        .text("caption", "draft");
+    let uploaded = app
+        .request(Method::POST, &path)
+        .header("gms_user", GMS_USER)
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200, "uploadScreenCapture");
+    let updated = app
+        .post_form(&path, Some(GMS_USER), &[("caption", "my screen")])
+        .await;
+    assert_eq!(updated.status(), 200, "updateStorage");
+
+    // Act
+    let all = json(app.get(&path, Some(GMS_USER)).await).await;
+
+    // Assert
+    let map = assert_string_map(&all, "service storage");
+    assert_eq!(map["caption"], "my screen", "text as it was sent");
+    let url = map["screen"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!("{}{path}/binary/screen", app.address),
+        "the binary value is the URL of its bytes"
+    );
+    let (content_type, bytes) = fetch_bytes(&app, url).await;
+    assert_eq!(content_type, "application/octet-stream");
+    assert_eq!(bytes, JPEG, "byte for byte");
+}
+
+// Follows StorageApi.java: create (`@FieldMap`, urlencoded) and a multipart body as GMS
+// documents for `POST /storage/{ttl}`, then queryAllKeys (`Map<String, String>`) and
+// queryBinary (`GET /storage/binary/{storage_id}/{key}`), with a key a URL must escape.
+#[tokio::test]
+async fn a_storage_area_reads_as_a_string_map_and_its_binary_url_is_the_apps_query_binary() {
+    // Arrange
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new()
+        .text("note", "seen at 10:00")
+        .part(
+            "screen(1)",
+            reqwest::multipart::Part::bytes(JPEG.to_vec())
+                .file_name("temp")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let created = app
+        .request(Method::POST, "/genesys/1/storage/3600")
+        .header("gms_user", GMS_USER)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = created.status();
+    let created = json(created).await;
+    assert_eq!(status, 200, "create: {created}");
+    let storage_id = created["id"].as_str().unwrap().to_string();
+
+    // Act
+    let all = json(
+        app.get(&format!("/genesys/1/storage/{storage_id}"), Some(GMS_USER))
+            .await,
+    )
+    .await;
+
+    // Assert
+    let map = assert_string_map(&all, "queryAllKeys");
+    assert_eq!(map["note"], "seen at 10:00");
+    let url = map["screen(1)"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "{}/genesys/1/storage/binary/{storage_id}/screen%281%29",
+            app.address
+        ),
+        "queryBinary's path, the key percent-encoded"
+    );
+    let (content_type, bytes) = fetch_bytes(&app, url).await;
+    assert_eq!(content_type, "image/jpeg");
+    assert_eq!(bytes, JPEG, "byte for byte");
+}
+
+/// `CallbackRescheduleException.java` (data/api/pojo): what a refused `updateCallback` is
+/// read into (`error.getBodyAs`); `availability` is a `Map<DateTime, Integer>`.
+const RESCHEDULE_EXCEPTION: &[(&str, Gson)] = &[
+    ("message", Gson::Text),
+    ("exception", Gson::Text),
+    ("error", Gson::Text),
+    ("availability", Gson::Object),
+];
+
+/// Whether `key` is what the app's `DateTimeTypeAdapter` parses: Joda's
+/// `yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'SSS'Z'` (DataModule.UTC_DATE_FORMAT), nothing more or less.
+fn is_app_utc_time(key: &str) -> bool {
+    let pattern = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    key.len() == pattern.len()
+        && key.bytes().zip(pattern).all(|(byte, want)| match want {
+            b'd' => byte.is_ascii_digit(),
+            literal => byte == *literal,
+        })
+}
+
+// Follows CallbackApi.java (updateCallback: a PUT with `@Body Map<String, String>`, so JSON,
+// `_new_desired_time` in TimeHelper.serializeUTCTime's form) and CallbackApiManager.java
+// (onEvent(CallbackUpdateEvent): a refused update read as CallbackRescheduleException) for a
+// VOICE-SCHEDULED-USERTERM callback moved into a full capacity bucket.
+#[tokio::test]
+async fn a_refused_reschedule_reads_as_the_apps_reschedule_exception_with_its_time_slots() {
+    // Arrange: Paris capacity of two callbacks per 30 minutes from 08:00 to 10:00 on Mondays
+    // (06:00Z-08:00Z on 2026-03-30); the app's service follows it.
+    let clock = callbackd::clock::ManualClock::new(
+        callbackd::domain::time::Timestamp::parse_iso("2026-03-30T05:00:00Z").unwrap(),
+    );
+    let app = crate::helpers::spawn_app_with_clock(clock).await;
+    for (name, preset, options) in [
+        (
+            "paris-capacity",
+            "Capacity",
+            json!({
+                "_timezone": "Europe/Paris",
+                "_capacity": "[Mon, Tue, Wed, Thu, Fri, Sat, Sun]",
+                "_capacity_1": r#"{"1":{"0800":2,"0900":2}}"#,
+            }),
+        ),
+        (
+            SERVICE,
+            "Chat-Immediate",
+            json!({
+                "_target": "Billing@StatServer.GA",
+                "_capacity_service": "paris-capacity",
+                "_request_time_bucket": "30",
+                "_overwritable_options":
+                    "_call_direction,_wait_for_agent,_wait_for_user_confirm,_media_type,_provide_code",
+            }),
+        ),
+    ] {
+        let response = app
+            .admin(Method::PUT, &format!("/genesys/1/admin/services/{name}"))
+            .json(&json!({ "preset": preset, "options": options }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "configure {name}");
+    }
+    let scheduled = |time: &'static str| {
+        let app = &app;
+        async move {
+            let dialog =
+                start_callback_with(app, "VOICE-SCHEDULED-USERTERM", false, Some(time)).await;
+            dialog["_id"].as_str().expect("_id").to_string()
+        }
+    };
+    scheduled("2026-03-30T06:00:00.000Z").await;
+    scheduled("2026-03-30T06:05:00.000Z").await;
+    let moving = scheduled("2026-03-30T07:00:00.000Z").await;
+
+    // Act
+    let refused = app
+        .request(
+            Method::PUT,
+            &format!("/genesys/1/service/callback/{SERVICE}/{moving}"),
+        )
+        .header("gms_user", GMS_USER)
+        .json(&json!({ "_new_desired_time": "2026-03-30T06:20:00.000Z" }))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(refused.status(), 400, "refused: its bucket is full");
+    let body = json(refused).await;
+    assert_binds(
+        &body,
+        RESCHEDULE_EXCEPTION,
+        &["message", "exception", "availability"],
+        "CallbackRescheduleException",
+    );
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|key| RESCHEDULE_EXCEPTION.iter().any(|(field, _)| field == key)),
+        "only what the POJO binds: {body}"
+    );
+    let availability = body["availability"].as_object().unwrap();
+    assert!(!availability.is_empty(), "the nearest free slots: {body}");
+    for (time, room) in availability {
+        assert!(
+            is_app_utc_time(time),
+            "DateTimeTypeAdapter parses `{time}`: {body}"
+        );
+        assert!(
+            room.as_i64()
+                .is_some_and(|n| (1..=i64::from(i32::MAX)).contains(&n)),
+            "an Integer with room left for `{time}`: {body}"
+        );
+    }
+    assert_eq!(
+        body["availability"],
+        json!({
+            "2026-03-30T06:30:00.000Z": 2,
+            "2026-03-30T07:00:00.000Z": 2,
+            "2026-03-30T07:30:00.000Z": 2,
+            "2026-04-06T06:00:00.000Z": 2,
+        }),
+        "06:00 is full; the moving callback does not count against its own place at 07:00"
+    );
+}

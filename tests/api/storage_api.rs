@@ -114,8 +114,21 @@ async fn text_and_binary_values_round_trip_as_they_were_stored() {
             "Key1": "Value1",
             "Key2": "Value2",
             "Key3": "Value 3 with spaces & ünïcode",
-            "FileKey": {"content_type": "image/png", "size": PNG.len()},
-        })
+            "FileKey": format!("http://{}/genesys/1/storage/binary/{id}/FileKey", app.host),
+        }),
+        "a binary value as the URL of its bytes"
+    );
+    let by_url = app
+        .get(
+            &format!("/genesys/1/storage/binary/{id}/FileKey"),
+            Some(GMS_USER),
+        )
+        .await;
+    assert_eq!(by_url.headers()["content-type"], "image/png");
+    assert_eq!(
+        &by_url.bytes().await.unwrap()[..],
+        PNG,
+        "the URL serves the bytes"
     );
     assert_eq!(file_type, "image/png");
     assert_eq!(&file_bytes[..], PNG, "binary comes back byte for byte");
@@ -448,7 +461,11 @@ async fn a_service_has_its_own_storage_reachable_by_its_owner_only() {
         "a key sent again is replaced: {all}"
     );
     assert_eq!(all["Key2"], "Value2");
-    assert_eq!(all["FileKey"]["size"], PNG.len());
+    assert_eq!(
+        all["FileKey"],
+        format!("http://{}{path}/binary/FileKey", app.host),
+        "a binary value as the URL of its bytes"
+    );
     assert_eq!(binary_type, "image/png");
     assert_eq!(&binary_bytes[..], PNG);
     assert_eq!(text, "changed");
