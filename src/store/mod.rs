@@ -43,6 +43,8 @@ mod commit;
 mod counts;
 mod flush_stats;
 mod fuzz;
+#[cfg(test)]
+mod golden;
 mod keys;
 pub mod migrate;
 mod notifications;
