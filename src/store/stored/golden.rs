@@ -1,7 +1,10 @@
-//! Golden values: one fixed value (or a few, to cover every enum variant) of each kind the
-//! store writes. Their bytes, as the release before stored types existed wrote them, are
-//! committed in `golden/*.hex` (one value a line); the tests in `stored` check that those
-//! bytes still decode to these values and that these values still encode to those bytes.
+//! Golden bytes: fixed values of each kind the store writes (a few of a kind, to go through
+//! every variant of its enums), and the bytes the release before these stored types wrote for
+//! them (domain structs encoded directly), committed in `golden/<kind>.hex`, one value a
+//! line. Each test checks that those bytes still read as the value, and that the value still
+//! encodes to those bytes: a format change, meant or not, fails here. Never rewrite a
+//! fixture: a new format gets a new fixture beside the old one, which must still read
+//! (through its migration).
 
 use std::collections::BTreeMap;
 
@@ -51,7 +54,7 @@ fn at(millis: u64) -> Timestamp {
 
 /// A service with every optional field set, every state and reason in its history and every
 /// routing event kind; then one bare service per preset and per state.
-pub(crate) fn services() -> Vec<ServiceRecord> {
+fn services() -> Vec<ServiceRecord> {
     let mut state_history: Vec<StateChange> = CallbackState::ALL
         .iter()
         .enumerate()
@@ -187,13 +190,14 @@ pub(crate) fn services() -> Vec<ServiceRecord> {
     all
 }
 
-pub(crate) fn notifications() -> Vec<Notification> {
+fn notifications() -> Vec<Notification> {
     vec![
         Notification {
             seq: 7,
             tag: "service.agentavailable.6f1c2a9e".into(),
-            message: r#"{"_action":"get-dialog-user-confirmation-provide_code-false","_id":"6f1c2a9e"}"#
-                .into(),
+            message:
+                r#"{"_action":"get-dialog-user-confirmation-provide_code-false","_id":"6f1c2a9e"}"#
+                    .into(),
             created_at: at(5),
             delivered: false,
         },
@@ -207,7 +211,7 @@ pub(crate) fn notifications() -> Vec<Notification> {
     ]
 }
 
-pub(crate) fn chat_sessions() -> Vec<ChatSession> {
+fn chat_sessions() -> Vec<ChatSession> {
     let rich = ChatSession {
         id: "00AB12CD34EF5678".into(),
         service_id: "6f1c2a9e-4b7d-4c1e-9a3f-0d2b8e5c7a14".into(),
@@ -278,7 +282,7 @@ pub(crate) fn chat_sessions() -> Vec<ChatSession> {
 }
 
 /// One event of every kind, going through every user type and visibility.
-pub(crate) fn transcript_events() -> Vec<TranscriptEvent> {
+fn transcript_events() -> Vec<TranscriptEvent> {
     let kinds = [
         EventKind::Message,
         EventKind::Joined,
@@ -298,7 +302,11 @@ pub(crate) fn transcript_events() -> Vec<TranscriptEvent> {
             position: i as u64 + 1,
             kind: *kind,
             nickname: format!("nick {i}"),
-            text: if i == 0 { "Hello, ünïcode ✓".into() } else { String::new() },
+            text: if i == 0 {
+                "Hello, ünïcode ✓".into()
+            } else {
+                String::new()
+            },
             at: at(i as u64 * 10),
             user_type: users[i % users.len()],
             visibility: visibilities[i % visibilities.len()],
@@ -309,7 +317,7 @@ pub(crate) fn transcript_events() -> Vec<TranscriptEvent> {
 }
 
 /// One configured service per preset.
-pub(crate) fn templates() -> Vec<ConfiguredService> {
+fn templates() -> Vec<ConfiguredService> {
     PRESETS
         .iter()
         .enumerate()
@@ -329,46 +337,50 @@ pub(crate) fn templates() -> Vec<ConfiguredService> {
 }
 
 /// One agent per state, the first with everything set.
-pub(crate) fn agents() -> Vec<AgentRecord> {
-    [AgentState::NotReady, AgentState::LoggedOut, AgentState::Ready]
-        .iter()
-        .enumerate()
-        .map(|(i, state)| AgentRecord {
-            config: AgentConfig {
-                id: format!("agent-{i}"),
-                name: format!("Agent {i}"),
-                groups: if i == 0 {
-                    vec!["Billing".into(), "Sales".into()]
-                } else {
-                    Vec::new()
-                },
-                place: (i == 0).then(|| "place_101".to_string()),
-                place_groups: if i == 0 {
-                    vec!["Floor 1".into()]
-                } else {
-                    Vec::new()
-                },
-                skills: if i == 0 {
-                    BTreeMap::from([("English".to_string(), 20), ("Finnish".to_string(), -3)])
-                } else {
-                    BTreeMap::new()
-                },
-                capacity: if i == 0 {
-                    BTreeMap::from([("chat".to_string(), 2), ("voice".to_string(), 1)])
-                } else {
-                    BTreeMap::new()
-                },
-                auto_answer: i == 0,
+fn agents() -> Vec<AgentRecord> {
+    [
+        AgentState::NotReady,
+        AgentState::LoggedOut,
+        AgentState::Ready,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, state)| AgentRecord {
+        config: AgentConfig {
+            id: format!("agent-{i}"),
+            name: format!("Agent {i}"),
+            groups: if i == 0 {
+                vec!["Billing".into(), "Sales".into()]
+            } else {
+                Vec::new()
             },
-            state: *state,
-            state_since: at(7_000 + i as u64),
-            idle_since: at(6_000 + i as u64),
-            reason: (i == 0).then(|| "Break".to_string()),
-        })
-        .collect()
+            place: (i == 0).then(|| "place_101".to_string()),
+            place_groups: if i == 0 {
+                vec!["Floor 1".into()]
+            } else {
+                Vec::new()
+            },
+            skills: if i == 0 {
+                BTreeMap::from([("English".to_string(), 20), ("Finnish".to_string(), -3)])
+            } else {
+                BTreeMap::new()
+            },
+            capacity: if i == 0 {
+                BTreeMap::from([("chat".to_string(), 2), ("voice".to_string(), 1)])
+            } else {
+                BTreeMap::new()
+            },
+            auto_answer: i == 0,
+        },
+        state: *state,
+        state_since: at(7_000 + i as u64),
+        idle_since: at(6_000 + i as u64),
+        reason: (i == 0).then(|| "Break".to_string()),
+    })
+    .collect()
 }
 
-pub(crate) fn storage_areas() -> Vec<StorageArea> {
+fn storage_areas() -> Vec<StorageArea> {
     vec![
         StorageArea {
             id: "area-1".into(),
@@ -395,7 +407,7 @@ pub(crate) fn storage_areas() -> Vec<StorageArea> {
 }
 
 /// One subscription per channel.
-pub(crate) fn subscriptions() -> Vec<Subscription> {
+fn subscriptions() -> Vec<Subscription> {
     let channels = [
         Channel::Comet {
             gms_user: "alice".into(),
@@ -435,7 +447,7 @@ pub(crate) fn subscriptions() -> Vec<Subscription> {
         .collect()
 }
 
-pub(crate) fn throttle_windows() -> Vec<Window> {
+fn throttle_windows() -> Vec<Window> {
     vec![
         Window {
             start: at(0),
@@ -448,29 +460,29 @@ pub(crate) fn throttle_windows() -> Vec<Window> {
     ]
 }
 
-pub(crate) fn throttle_counts() -> Vec<u64> {
+fn throttle_counts() -> Vec<u64> {
     vec![0, 1, 250, 65_536, u64::MAX]
 }
 
-pub(crate) fn schema_versions() -> Vec<u32> {
+fn schema_versions() -> Vec<u32> {
     vec![1, 10, 300]
 }
 
-pub(crate) fn marks() -> Vec<bool> {
+fn marks() -> Vec<bool> {
     vec![true, false]
 }
 
 /// The fixture `name`: one value a line, in hex.
-pub(crate) fn fixture(name: &str) -> Vec<Vec<u8>> {
+fn fixture(name: &str) -> Vec<Vec<u8>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/store/golden")
+        .join("src/store/stored/golden")
         .join(format!("{name}.hex"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     text.lines().map(|line| from_hex(line.trim())).collect()
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -481,28 +493,143 @@ fn from_hex(line: &str) -> Vec<u8> {
         .collect()
 }
 
-/// TEMPORARY: writes the fixtures with main's code (values encoded as domain types).
-#[test]
-fn write_fixtures_from_main() {
-    use super::{codec, format};
-    fn write<T: serde::Serialize>(name: &str, version: u8, values: &[T]) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/golden");
-        let text: String = values
-            .iter()
-            .map(|v| to_hex(&codec::encode(version, v).unwrap()) + "\n")
-            .collect();
-        std::fs::write(dir.join(format!("{name}.hex")), text).unwrap();
+use super::super::codec;
+use super::super::StoreError;
+use super::{agent, chat, meta, notification, service, storage, template, throttle};
+
+/// Checks `values` against the fixture `name`, both ways.
+fn check<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    values: Vec<T>,
+    encode: impl Fn(&T) -> Result<Vec<u8>, StoreError>,
+    decode: impl Fn(&[u8], &str) -> Result<T, StoreError>,
+) {
+    let fixture = fixture(name);
+    assert_eq!(
+        fixture.len(),
+        values.len(),
+        "{name}: one fixture line per value"
+    );
+    for (i, (bytes, value)) in fixture.iter().zip(&values).enumerate() {
+        let read = decode(bytes, name).unwrap_or_else(|err| panic!("{name} {i}: {err}"));
+        assert_eq!(
+            &read, value,
+            "{name} {i}: today's bytes read as another value"
+        );
+        let written = encode(value).unwrap_or_else(|err| panic!("{name} {i}: {err}"));
+        assert_eq!(
+            to_hex(&written),
+            to_hex(bytes),
+            "{name} {i}: the value no longer encodes to today's bytes: the stored format changed"
+        );
     }
-    write("service", format::SERVICE, &services());
-    write("notification", format::NOTIFICATION, &notifications());
-    write("chat_session", format::CHAT_SESSION, &chat_sessions());
-    write("transcript_event", format::TRANSCRIPT_EVENT, &transcript_events());
-    write("template", format::TEMPLATE, &templates());
-    write("agent", format::AGENT, &agents());
-    write("storage_area", format::STORAGE_AREA, &storage_areas());
-    write("subscription", format::SUBSCRIPTION, &subscriptions());
-    write("throttle_window", format::THROTTLE, &throttle_windows());
-    write("throttle_count", format::THROTTLE, &throttle_counts());
-    write("schema_version", format::META, &schema_versions());
-    write("mark", format::META, &marks());
+}
+
+#[test]
+fn service_records_read_and_write_today_s_bytes() {
+    check("service", services(), service::encode, service::decode);
+}
+
+#[test]
+fn notifications_read_and_write_today_s_bytes() {
+    check(
+        "notification",
+        notifications(),
+        notification::encode,
+        notification::decode,
+    );
+}
+
+#[test]
+fn chat_sessions_read_and_write_today_s_bytes() {
+    check(
+        "chat_session",
+        chat_sessions(),
+        chat::encode_session,
+        chat::decode_session,
+    );
+}
+
+#[test]
+fn transcript_events_read_and_write_today_s_bytes() {
+    check(
+        "transcript_event",
+        transcript_events(),
+        chat::encode_event,
+        chat::decode_event,
+    );
+}
+
+#[test]
+fn configured_services_read_and_write_today_s_bytes() {
+    check("template", templates(), template::encode, template::decode);
+}
+
+#[test]
+fn agents_read_and_write_today_s_bytes() {
+    check("agent", agents(), agent::encode, agent::decode);
+}
+
+#[test]
+fn storage_areas_read_and_write_today_s_bytes() {
+    check(
+        "storage_area",
+        storage_areas(),
+        |area| codec::write(&storage::StorageAreaV1::from(area)),
+        |bytes, what| codec::read::<storage::StorageAreaV1>(bytes, what).map(Into::into),
+    );
+}
+
+#[test]
+fn subscriptions_read_and_write_today_s_bytes() {
+    check(
+        "subscription",
+        subscriptions(),
+        |s| codec::write(&storage::SubscriptionV1::from(s)),
+        |bytes, what| codec::read::<storage::SubscriptionV1>(bytes, what).map(Into::into),
+    );
+}
+
+#[test]
+fn throttle_windows_and_counts_read_and_write_today_s_bytes() {
+    check(
+        "throttle_window",
+        throttle_windows(),
+        |w| codec::write(&throttle::WindowV1::from(w)),
+        |bytes, what| codec::read::<throttle::WindowV1>(bytes, what).map(Into::into),
+    );
+    check(
+        "throttle_count",
+        throttle_counts(),
+        |n| codec::write(&throttle::CountV1(*n)),
+        |bytes, what| codec::read::<throttle::CountV1>(bytes, what).map(|n| n.0),
+    );
+}
+
+#[test]
+fn schema_versions_and_marks_read_and_write_today_s_bytes() {
+    check(
+        "schema_version",
+        schema_versions(),
+        |v| codec::write(&meta::SchemaVersionV1(*v)),
+        |bytes, what| codec::read::<meta::SchemaVersionV1>(bytes, what).map(|v| v.0),
+    );
+    check(
+        "mark",
+        marks(),
+        |m| codec::write(&meta::MarkV1(*m)),
+        |bytes, what| codec::read::<meta::MarkV1>(bytes, what).map(|m| m.0),
+    );
+}
+
+/// The fixtures are not empty lines or a truncated file: a value cut short must not read.
+#[test]
+fn a_golden_value_cut_short_is_refused() {
+    let bytes = &fixture("service")[0];
+    for len in [1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            service::decode(&bytes[..len], "service").is_err(),
+            "a service cut to {len} bytes read"
+        );
+    }
 }
