@@ -1,17 +1,15 @@
 //! Schema 4: service records gain `route` (routing progress, so routing resumes where it was
 //! after a restart) and `confirmed_at` (when the customer confirmed the reserved agent).
-//! Rewrites every format-1 record as format 2; the format-1 type is frozen below.
+//! Rewrites every format-1 record as format 2. Both formats are frozen below, with every type
+//! they hold (enums by variant index, times as milliseconds): the conversion reads no live
+//! type, so a change to the domain or to the store's current types cannot change what it
+//! reads or writes.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::Migration;
-use crate::domain::options::Preset;
-use crate::domain::service::{
-    CallbackReason, CallbackState, RoutingEvent, ServiceRecord, StateChange,
-};
-use crate::domain::time::Timestamp;
 use crate::store::{codec, tree, StoreError};
 
 pub const MIGRATION: Migration = Migration {
@@ -20,29 +18,116 @@ pub const MIGRATION: Migration = Migration {
     apply,
 };
 
-/// `ServiceRecord` as format 1 stored it. Frozen: never change it. (Serialize lets tests
+/// A service record as format 1 stored it. Frozen: never change it. (Serialize lets tests
 /// write a format-1 database.)
 #[derive(Deserialize, Serialize)]
 pub struct ServiceRecordV1 {
     pub id: String,
     pub service_name: String,
-    pub preset: Preset,
+    pub preset: PresetV1,
     pub options: BTreeMap<String, String>,
     pub user_data: BTreeMap<String, String>,
     pub owner: Option<String>,
     pub customer_number: Option<String>,
     pub device_os: Option<String>,
     pub device_notification_id: Option<String>,
-    pub state: CallbackState,
-    pub reason: Option<CallbackReason>,
-    pub created_at: Timestamp,
-    pub desired_time: Timestamp,
-    pub expire_at: Timestamp,
-    pub queued_at: Option<Timestamp>,
-    pub state_history: Vec<StateChange>,
-    pub routing_history: Vec<RoutingEvent>,
+    pub state: StateV1,
+    pub reason: Option<ReasonV1>,
+    pub created_at_ms: u64,
+    pub desired_time_ms: u64,
+    pub expire_at_ms: u64,
+    pub queued_at_ms: Option<u64>,
+    pub state_history: Vec<StateChangeV1>,
+    pub routing_history: Vec<RoutingEventV1>,
     pub reserved_agent: Option<String>,
     pub chat_session_id: Option<String>,
+}
+
+/// A service record as format 2 stored it when this migration was written: format 1, then
+/// the routing progress and the confirmation time. Frozen: never change it.
+#[derive(Serialize)]
+struct ServiceRecordV2 {
+    v1: ServiceRecordV1,
+    route: Option<RouteProgressV2>,
+    confirmed_at_ms: Option<u64>,
+}
+
+/// Presets, by variant index (the first four existed in format 1; the rest were appended
+/// later and read the same). Frozen: never change it.
+#[derive(Deserialize, Serialize, Clone, Copy)]
+pub enum PresetV1 {
+    ChatImmediate,
+    ChatDelayed,
+    RequestChat,
+    RequestChatPoll,
+    OfficeHours,
+    Capacity,
+    UserTerminatedImmediate,
+    UserTerminatedDelayed,
+    UserTerminatedScheduled,
+    UserOriginatedImmediate,
+    UserOriginatedDelayed,
+}
+
+/// `_callback_state`, by variant index. Frozen: never change it.
+#[derive(Deserialize, Serialize, Clone, Copy)]
+pub enum StateV1 {
+    Scheduled,
+    Queued,
+    Routing,
+    Processing,
+    Completed,
+}
+
+/// `_callback_reason`, by variant index. Frozen: never change it.
+#[derive(Deserialize, Serialize, Clone, Copy)]
+pub enum ReasonV1 {
+    Cancelled,
+    CancelledByAdmin,
+    FailTimeoutTtl,
+    FailUserNoConfirm,
+    FailTargetNotFound,
+    FailError,
+    AgentConnected,
+    FailCallToCustomer,
+}
+
+/// One entry of the state history. Frozen: never change it.
+#[derive(Deserialize, Serialize)]
+pub struct StateChangeV1 {
+    pub at_ms: u64,
+    pub state: StateV1,
+    pub reason: Option<ReasonV1>,
+    pub note: String,
+}
+
+/// One entry of the routing history. Frozen: never change it.
+#[derive(Deserialize, Serialize)]
+pub struct RoutingEventV1 {
+    pub at_ms: u64,
+    pub step: u16,
+    pub kind: RoutingKindV1,
+}
+
+/// Routing event kinds, by variant index. Frozen: never change it.
+#[derive(Deserialize, Serialize)]
+pub enum RoutingKindV1 {
+    Entered { target: String },
+    Skipped { statistic: String, value: i64 },
+    TimedOut,
+    Reserved { agent: String },
+    Released { agent: String, why: String },
+    Dialed { agent: String, outcome: String },
+}
+
+/// Format 2's routing progress. Frozen: never change it. (Always `None` here: a format-1
+/// service had not been routed by this binary.)
+#[allow(dead_code)]
+#[derive(Serialize)]
+struct RouteProgressV2 {
+    step: u16,
+    step_entered_at_ms: u64,
+    target_set: Vec<u16>,
 }
 
 fn apply(db: &sled::Db) -> Result<(), StoreError> {
@@ -54,28 +139,12 @@ fn apply(db: &sled::Db) -> Result<(), StoreError> {
         }
         let id = String::from_utf8_lossy(&key).to_string();
         let old: ServiceRecordV1 = codec::decode(1, &value, &format!("service {id}"))?;
-        let new = ServiceRecord {
-            id: old.id,
-            service_name: old.service_name,
-            preset: old.preset,
-            options: old.options,
-            user_data: old.user_data,
-            owner: old.owner,
-            customer_number: old.customer_number,
-            device_os: old.device_os,
-            device_notification_id: old.device_notification_id,
-            state: old.state,
-            reason: old.reason,
-            created_at: old.created_at,
-            desired_time: old.desired_time,
-            expire_at: old.expire_at,
-            queued_at: old.queued_at,
-            state_history: old.state_history,
-            routing_history: old.routing_history,
-            reserved_agent: old.reserved_agent,
-            chat_session_id: old.chat_session_id,
+        // bincode writes a struct's fields in order, nested or not: format 2 is format 1's
+        // fields followed by the two new ones.
+        let new = ServiceRecordV2 {
+            v1: old,
             route: None,
-            confirmed_at: None,
+            confirmed_at_ms: None,
         };
         services.insert(key, codec::encode(2, &new)?)?;
     }

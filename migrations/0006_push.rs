@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Migration;
-use crate::domain::notification::Notification;
 use crate::store::{codec, keys, tree, StoreError};
 
 pub const MIGRATION: Migration = Migration {
@@ -29,6 +28,17 @@ struct ServiceHeadV2 {
     owner: Option<String>,
     _customer_number: Option<String>,
     device_os: Option<String>,
+}
+
+/// A notification as format 1 stored it, up to whether it was delivered. Frozen: never
+/// change it.
+#[derive(Deserialize)]
+struct NotificationV1 {
+    seq: u64,
+    _tag: String,
+    _message: String,
+    _created_at_ms: u64,
+    delivered: bool,
 }
 
 fn apply(db: &sled::Db) -> Result<(), StoreError> {
@@ -60,7 +70,7 @@ fn apply(db: &sled::Db) -> Result<(), StoreError> {
         let Some((_, Some(user))) = &current else {
             continue;
         };
-        let notification: Notification = codec::decode(1, &value, "notification")?;
+        let notification: NotificationV1 = codec::decode(1, &value, "notification")?;
         if !notification.delivered {
             undelivered.insert(
                 keys::undelivered_key(user, notification.seq),

@@ -1,14 +1,12 @@
 //! Schema 9: agent records gain `reason`, the reason code of a Not Ready state (issue 11's
 //! desktop: "Not Ready (with an optional reason code)"). Rewrites every format-1 agent as
-//! format 2 with no reason; the format-1 types are frozen below.
+//! format 2 with no reason; both formats are frozen below, so no live type is read or written.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::Migration;
-use crate::domain::agent::{AgentConfig, AgentRecord, AgentState};
-use crate::domain::time::Timestamp;
 use crate::store::{codec, tree, StoreError};
 
 pub const MIGRATION: Migration = Migration {
@@ -44,8 +42,16 @@ pub enum AgentStateV1 {
 pub struct AgentRecordV1 {
     pub config: AgentConfigV1,
     pub state: AgentStateV1,
-    pub state_since: Timestamp,
-    pub idle_since: Timestamp,
+    pub state_since_ms: u64,
+    pub idle_since_ms: u64,
+}
+
+/// An agent as format 2 stored it when this migration was written: format 1 and the reason
+/// code (bincode writes nested fields in order). Frozen: never change it.
+#[derive(Serialize)]
+struct AgentRecordV2 {
+    v1: AgentRecordV1,
+    reason: Option<String>,
 }
 
 fn apply(db: &sled::Db) -> Result<(), StoreError> {
@@ -57,25 +63,8 @@ fn apply(db: &sled::Db) -> Result<(), StoreError> {
         }
         let what = format!("agent {}", String::from_utf8_lossy(&key));
         let old: AgentRecordV1 = codec::decode(1, &value, &what)?;
-        let config = old.config;
-        let new = AgentRecord {
-            config: AgentConfig {
-                id: config.id,
-                name: config.name,
-                groups: config.groups,
-                place: config.place,
-                place_groups: config.place_groups,
-                skills: config.skills,
-                capacity: config.capacity,
-                auto_answer: config.auto_answer,
-            },
-            state: match old.state {
-                AgentStateV1::LoggedOut => AgentState::LoggedOut,
-                AgentStateV1::NotReady => AgentState::NotReady,
-                AgentStateV1::Ready => AgentState::Ready,
-            },
-            state_since: old.state_since,
-            idle_since: old.idle_since,
+        let new = AgentRecordV2 {
+            v1: old,
             reason: None,
         };
         agents.insert(key, codec::encode(2, &new)?)?;

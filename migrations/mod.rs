@@ -6,8 +6,11 @@
 //!
 //! Adding one: write `NNNN_name.rs` exposing `MIGRATION`, list it at the end of
 //! [`MIGRATIONS`], and add a test that opens a database in the previous layout. A migration
-//! that reads stored records must decode the format they had then: when a value's format byte
-//! changes, keep a frozen copy of the old type beside the migration that converts it.
+//! that reads stored records must decode the format they had then, with its own frozen copy of
+//! that format (every type in it, enums by variant index, times as milliseconds), never a
+//! domain type or the store's current stored type (`src/store/stored/`): those change with
+//! the code, the bytes already on disk do not. A migration that rewrites records writes them
+//! with a frozen copy of the format it produces, for the same reason.
 
 #[path = "0001_initial.rs"]
 mod m0001_initial;
@@ -33,7 +36,7 @@ mod m0010_agent_index;
 use crate::store::StoreError;
 
 #[cfg(test)]
-pub use m0004_service_format_2::ServiceRecordV1;
+pub use m0004_service_format_2::{PresetV1, ServiceRecordV1, StateV1};
 #[cfg(test)]
 pub use m0009_agent_reason::{AgentConfigV1, AgentRecordV1, AgentStateV1};
 

@@ -6,13 +6,11 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::options::FieldError;
 use super::time::Timestamp;
 
 /// What a signed-in user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Everything, users and configured services included.
     Administrator,
@@ -132,7 +130,7 @@ impl Action {
 }
 
 /// A user name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Username(String);
 
 impl Username {

@@ -5,13 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::target::{Target, TargetName, TargetType};
 use crate::domain::time::Timestamp;
 
 /// An agent as configured (`PUT /genesys/1/admin/agents/{id}`, `data/agents.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     /// Unique id, used in URLs and as the `A` target name.
     pub id: String,
@@ -32,7 +30,7 @@ pub struct AgentConfig {
 }
 
 /// What an agent is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AgentState {
     /// Not working: counts nowhere.
     LoggedOut,
@@ -76,7 +74,7 @@ impl FromStr for AgentState {
 
 /// What is stored of an agent: its configuration and state. Reservations and active
 /// interactions are not stored here: they follow from the services that name the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRecord {
     /// Configuration.
     pub config: AgentConfig,
@@ -201,7 +199,7 @@ impl AgentConfig {
 }
 
 /// An agent with its live state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     /// Configuration.
     pub config: AgentConfig,

@@ -104,7 +104,7 @@ impl NoticeType {
 }
 
 /// The language asked for by `ConfigureSession`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Language {
     /// `GCTI_LanguageCode`: the name of the language business attribute.
     Code(String),

@@ -11,8 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::options::FieldError;
 use super::time::Timestamp;
 
@@ -30,7 +28,7 @@ pub const PARAMETERS: [&str; 9] = [
 ];
 
 /// A session's inactivity-control settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleSettings {
     /// Whether inactivity is watched at all (`enabled`).
     pub enabled: bool,
@@ -275,7 +273,7 @@ const STEP_CLOSE: u8 = 2;
 const STEPS_DONE: u8 = 3;
 
 /// Where one session is in its idle sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleState {
     /// The last activity; every timeout counts from here.
     pub last_activity: Timestamp,

@@ -1,14 +1,12 @@
 //! Customer-bound notifications: stored before they are pushed, so a client that polls
 //! (`retrieve-notifications`) or reconnects still gets what it missed.
 
-use serde::{Deserialize, Serialize};
-
 use super::options::FieldError;
 use super::service::CallbackReason;
 use super::time::Timestamp;
 
 /// One notification for the customer of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     /// Increasing across the whole database; orders a service's notifications.
     pub seq: u64,

@@ -9,8 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 pub use super::option_error::OptionError;
 use super::phone::PhoneRules;
 use super::schedule::{Calendar, Capacity, OfficeHours, ScheduleRules};
@@ -20,7 +18,7 @@ use super::throttle::Throttles;
 use super::time::Timestamp;
 
 /// A service template (GMS "Common Default Configuration").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Preset {
     /// Chat starts right away; the chat is routed when it arrives (seed 001).
     ChatImmediate,
@@ -277,7 +275,7 @@ impl FromStr for Preset {
 }
 
 /// A configured service as an administrator wrote it: a preset and the options set on top.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfiguredService {
     /// The name clients use in URLs (`chat-delay`).
     pub name: String,
@@ -771,7 +769,7 @@ impl FieldError {
 }
 
 /// How the customer's device is told about its service (`_device_os`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushProvider {
     /// CometD push to clients of the same `gms_user`.
     Comet,

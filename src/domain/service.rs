@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::options::{self, Preset};
 use super::time::Timestamp;
 
 /// GMS `_callback_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CallbackState {
     /// The desired time is in the future.
     Scheduled,
@@ -88,7 +88,7 @@ impl FromStr for CallbackState {
 }
 
 /// GMS `_callback_reason`: why a service is COMPLETED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackReason {
     /// The customer cancelled.
     Cancelled,
@@ -133,7 +133,7 @@ impl fmt::Display for CallbackReason {
 }
 
 /// One entry of a service's state history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
     /// When it happened.
     pub at: Timestamp,
@@ -146,7 +146,7 @@ pub struct StateChange {
 }
 
 /// One entry of a service's routing history (written by the router).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingEvent {
     /// When it happened.
     pub at: Timestamp,
@@ -157,7 +157,7 @@ pub struct RoutingEvent {
 }
 
 /// What happened in routing. New kinds are only ever appended (stored by position).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingEventKind {
     /// The step's target joined the target set.
     Entered { target: String },
@@ -176,7 +176,7 @@ pub enum RoutingEventKind {
 
 /// Where a waiting service is in its `_target` list, kept so that routing resumes at the same
 /// step, with the same target set and the same remaining step time, after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteProgress {
     /// 0-based index of the current step.
     pub step: u16,
@@ -187,7 +187,7 @@ pub struct RouteProgress {
 }
 
 /// A stored service instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {
     /// Unguessable id (UUID v4).
     pub id: String,

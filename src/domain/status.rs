@@ -18,13 +18,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::option_error::OptionError;
 use super::time::Timestamp;
 
 /// The events callbackd reports, in the order one change reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StatusEvent {
     /// The service was created.
     ServiceCreate,
@@ -130,7 +128,7 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Who delivers: `_enable_status_notification`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// `subscribe_notify`: POSTed to `_status_notification_target`.
     SubscribeNotify,
@@ -317,7 +315,7 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 /// Where one outbox entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Not delivered yet: the next attempt is due at `next_at`.
     Pending,
@@ -339,7 +337,7 @@ impl Delivery {
 }
 
 /// One status notification in a service's outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusNotification {
     /// Its place in the service's outbox (increasing: delivery order).
     pub seq: u64,

@@ -5,8 +5,6 @@
 //! Pure rules only: the TTL as GMS reads it, the limits on a key, a value and a whole area,
 //! and how entries are merged. The store encodes [`StorageArea`] as it is.
 
-use serde::{Deserialize, Serialize};
-
 use super::options::FieldError;
 use super::time::Timestamp;
 
@@ -33,7 +31,7 @@ pub const MAX_NAME_BYTES: usize = 256;
 const MAX_CONTENT_TYPE_BYTES: usize = 256;
 
 /// One stored key's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageEntry {
     /// The key (the form field's name).
     pub key: String,
@@ -103,7 +101,7 @@ fn is_content_type(text: &str) -> bool {
 }
 
 /// A storage area: its entries, who may read it, and when it expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageArea {
     /// The id (server-chosen UUID, the custom id, or the service id of a service's storage).
     pub id: String,

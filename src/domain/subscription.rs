@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::options::FieldError;
 use super::time::Timestamp;
@@ -63,7 +63,7 @@ pub struct NotificationDetails {
 }
 
 /// How a subscription's events are delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     /// Pushed to the CometD clients of this `gms_user`.
     Comet {
@@ -98,7 +98,7 @@ impl Channel {
 }
 
 /// A stored subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     /// Server-chosen id (a UUID).
     pub id: String,

@@ -13,8 +13,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::option_error::OptionError;
 use super::time::Timestamp;
 
@@ -65,7 +63,7 @@ pub struct ParameterThrottle {
 }
 
 /// The count of one interval throttle: when its interval began and how many creates it took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// The first create of the interval.
     pub start: Timestamp,

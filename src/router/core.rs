@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::available::Availability;
 use super::estimates::Departures;
@@ -81,7 +81,7 @@ pub struct QueuedService {
 }
 
 /// Where a service is in its `_target` list; persisted so a restart resumes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// The current step, 0-based.
     pub step: usize,

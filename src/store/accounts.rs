@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{codec, format, Pending, Store, StoreError};
+use super::codec::{self, Versioned};
+use super::{Pending, Store, StoreError};
 use crate::domain::account::{Account, Role, Username};
 use crate::domain::time::Timestamp;
 
@@ -19,6 +20,10 @@ struct StoredAccount {
     agent_id: Option<String>,
     password_hash: String,
     created_at_ms: u64,
+}
+
+impl Versioned for StoredAccount {
+    const VERSION: u8 = 1;
 }
 
 impl StoredAccount {
@@ -123,15 +128,14 @@ impl Store {
     }
 }
 
-/// `account` as stored (format [`format::ACCOUNT`]).
+/// `account` as stored.
 pub(super) fn encode(account: &Account) -> Result<Vec<u8>, StoreError> {
-    codec::encode(format::ACCOUNT, &StoredAccount::from_account(account))
+    codec::write(&StoredAccount::from_account(account))
 }
 
 /// An account read back; `username` (its key) names it in errors.
 pub(super) fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError> {
-    let stored: StoredAccount =
-        codec::decode(format::ACCOUNT, bytes, &format!("account {username}"))?;
+    let stored: StoredAccount = codec::read(bytes, &format!("account {username}"))?;
     stored.into_account(username)
 }
 
@@ -173,8 +177,7 @@ mod tests {
             1, 6, 107, 114, 105, 115, 116, 105, 3, 1, 6, 107, 114, 105, 115, 116, 105, 11, 36, 97,
             114, 103, 111, 110, 50, 105, 100, 36, 120, 253, 0, 104, 229, 207, 139, 1, 0, 0,
         ];
-        let bytes =
-            codec::encode(format::ACCOUNT, &StoredAccount::from_account(&kristi())).unwrap();
+        let bytes = codec::write(&StoredAccount::from_account(&kristi())).unwrap();
         assert_eq!(bytes, golden, "the stored format of an account changed");
         assert_eq!(decode(golden, "kristi").unwrap(), kristi());
     }
@@ -194,7 +197,7 @@ mod tests {
     fn an_unknown_role_is_refused_loudly() {
         let mut stored = StoredAccount::from_account(&kristi());
         stored.role = 9;
-        let bytes = codec::encode(format::ACCOUNT, &stored).unwrap();
+        let bytes = codec::write(&stored).unwrap();
         assert!(matches!(
             decode(&bytes, "kristi"),
             Err(StoreError::Corrupt { .. })

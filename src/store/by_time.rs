@@ -13,7 +13,8 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{codec, format, keys, time_counts, Store, StoreError};
+use super::codec::{self, Versioned};
+use super::{keys, time_counts, Store, StoreError};
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 
@@ -62,14 +63,19 @@ pub struct ServiceSummary<'a> {
     pub customer_number: Option<&'a str>,
 }
 
-/// The stored value of a `by_time` entry (format [`format::TIME_ENTRY`]). The state is its
-/// one-byte code ([`CallbackState::code`]), as in the `by_service_state` keys.
+/// The stored value of a `by_time` entry, format 1: the store's own type, borrowed when read.
+/// The state is its one-byte code ([`CallbackState::code`]), as in the `by_service_state`
+/// keys.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct TimeEntry<'a> {
     state: u8,
     service_name: &'a str,
     #[serde(borrow)]
     customer_number: Option<&'a str>,
+}
+
+impl Versioned for TimeEntry<'_> {
+    const VERSION: u8 = 1;
 }
 
 /// The key and value of `record`'s `by_time` entry.
@@ -103,10 +109,7 @@ pub(crate) fn entry(
         service_name,
         customer_number,
     };
-    Ok((
-        keys::time_key(desired_time, id),
-        codec::encode(format::TIME_ENTRY, &value)?,
-    ))
+    Ok((keys::time_key(desired_time, id), codec::write(&value)?))
 }
 
 /// Reads one `by_time` entry back.
@@ -119,7 +122,7 @@ pub(super) fn summary<'a>(
         reason: reason.to_string(),
     };
     let (desired_time, id) = keys::split_time_key(key).ok_or_else(|| unreadable("bad key"))?;
-    let entry: TimeEntry<'a> = codec::decode_borrowed(format::TIME_ENTRY, value, id)?;
+    let entry: TimeEntry<'a> = codec::read_borrowed(value, id)?;
     let state = CallbackState::from_code(entry.state).ok_or_else(|| unreadable("bad state"))?;
     Ok(ServiceSummary {
         id,

@@ -6,7 +6,7 @@
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{codec, decode_service, format, keys, tx_error, Pending, Store, StoreError};
+use super::{decode_service, keys, stored, tx_error, Pending, Store, StoreError};
 use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::time::Timestamp;
@@ -19,7 +19,7 @@ impl Store {
     pub fn put_chat_session(&self, session: &ChatSession) -> Result<Pending<()>, StoreError> {
         self.inner.trees.chat_sessions.insert(
             session.id.as_bytes(),
-            codec::encode(format::CHAT_SESSION, session)?,
+            stored::chat::encode_session(session)?,
         )?;
         Ok(self.pending(()))
     }
@@ -39,13 +39,13 @@ impl Store {
         if session.closed_at.is_none() {
             self.check_space()?;
         }
-        let session_bytes = codec::encode(format::CHAT_SESSION, session)?;
+        let session_bytes = stored::chat::encode_session(session)?;
         let event_bytes = events
             .iter()
             .map(|event| {
                 Ok((
                     keys::transcript_key(&session.id, event.position),
-                    codec::encode(format::TRANSCRIPT_EVENT, event)?,
+                    stored::chat::encode_event(event)?,
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -71,7 +71,7 @@ impl Store {
             .trees
             .chat_sessions
             .get(id.as_bytes())?
-            .map(|bytes| codec::decode(format::CHAT_SESSION, &bytes, &format!("chat session {id}")))
+            .map(|bytes| stored::chat::decode_session(&bytes, &format!("chat session {id}")))
             .transpose()
     }
 
@@ -86,7 +86,7 @@ impl Store {
         let mut found = Vec::new();
         for item in self.inner.trees.chat_sessions.iter() {
             let (_, bytes) = item?;
-            let session: ChatSession = codec::decode(format::CHAT_SESSION, &bytes, "chat session")?;
+            let session: ChatSession = stored::chat::decode_session(&bytes, "chat session")?;
             if keep(&session) {
                 found.push(session);
             }
@@ -105,7 +105,7 @@ impl Store {
             .scan_prefix(keys::transcript_prefix(session_id))
             .map(|item| {
                 let (_, bytes) = item?;
-                codec::decode(format::TRANSCRIPT_EVENT, &bytes, "transcript event")
+                stored::chat::decode_event(&bytes, "transcript event")
             })
             .collect()
     }

@@ -1,6 +1,9 @@
 //! Value encoding: one format-version byte, then bincode 2 (standard config) of the value.
 //! The version byte lets a migration recognise old values and lets this binary refuse values
 //! it does not understand instead of misreading them.
+//!
+//! The values encoded are the store's own types ([`super::stored`]), each [`Versioned`]; the
+//! domain's types are converted to and from them and never reach bincode.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,32 @@ fn decoding() -> bincode::config::Configuration<
     bincode::config::Limit<DECODE_LIMIT>,
 > {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// A stored type: the format-version byte its values are written behind. One type is one
+/// format: a change to its encoding is a new type with a new version, and a migration.
+pub trait Versioned {
+    /// The format-version byte.
+    const VERSION: u8;
+}
+
+/// Encodes `value` behind its type's format-version byte.
+pub fn write<T: Versioned + Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    encode(T::VERSION, value)
+}
+
+/// Decodes a value written by [`write`]; `what` names it in errors ("service 123").
+pub fn read<T: Versioned + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    decode(T::VERSION, bytes, what)
+}
+
+/// Like [`read`], for a type that borrows its strings from `bytes` instead of allocating
+/// them: for index values read by the hundred thousand (the time index's entries).
+pub fn read_borrowed<'de, T: Versioned + Deserialize<'de>>(
+    bytes: &'de [u8],
+    what: &str,
+) -> Result<T, StoreError> {
+    decode_borrowed(T::VERSION, bytes, what)
 }
 
 /// Encodes `value` behind the format-version byte `version`.

@@ -5,15 +5,12 @@
 //! panic or misread. Whatever decodes is written back and read again: the second encoding
 //! must equal the first, so nothing the decoder accepts is lost on the next write.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use super::stored::meta::{MarkV1, SchemaVersionV1};
+use super::stored::{agent, chat, notification, service, template};
+use super::{accounts, by_time, codec, decode_service, StoreError};
 
-use super::{accounts, by_time, codec, decode_service, format, StoreError};
-use crate::domain::agent::AgentRecord;
-use crate::domain::chat::session::ChatSession;
-use crate::domain::chat::TranscriptEvent;
-use crate::domain::notification::Notification;
-use crate::domain::options::ConfiguredService;
+/// What fuzzed values are named in errors.
+const FUZZED: &str = "fuzzed value";
 
 /// The first byte of `data` picks the kind of stored value (by the tree it lives in), the
 /// rest is the value's bytes as sled would return them. Panics when a property fails.
@@ -22,49 +19,54 @@ pub(crate) fn fuzz_stored(data: &[u8]) {
         return;
     };
     match kind % 10 {
-        0 => {
-            let decoded = decode_service("fuzz", value);
-            round_trip(format::SERVICE, decoded, "service fuzz", |bytes| {
-                decode_service("fuzz", bytes)
-            });
-        }
-        1 => typed::<Notification>(format::NOTIFICATION, value),
-        2 => typed::<ChatSession>(format::CHAT_SESSION, value),
-        3 => typed::<TranscriptEvent>(format::TRANSCRIPT_EVENT, value),
-        4 => typed::<ConfiguredService>(format::TEMPLATE, value),
-        5 => typed::<AgentRecord>(format::AGENT, value),
-        6 => typed::<u32>(format::META, value),
-        7 => typed::<bool>(format::META, value),
+        0 => round_trip(
+            value,
+            "service fuzz",
+            |bytes| decode_service("fuzz", bytes),
+            service::encode,
+        ),
+        1 => typed(value, notification::decode, notification::encode),
+        2 => typed(value, chat::decode_session, chat::encode_session),
+        3 => typed(value, chat::decode_event, chat::encode_event),
+        4 => typed(value, template::decode, template::encode),
+        5 => typed(value, agent::decode, agent::encode),
+        6 => typed(
+            value,
+            codec::read::<SchemaVersionV1>,
+            codec::write::<SchemaVersionV1>,
+        ),
+        7 => typed(value, codec::read::<MarkV1>, codec::write::<MarkV1>),
         8 => account(value),
         _ => time_entry(value),
     }
 }
 
-/// A value stored with `codec::encode(version, &T)`.
-fn typed<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(version: u8, value: &[u8]) {
-    let decoded = codec::decode::<T>(version, value, "fuzzed value");
-    round_trip(version, decoded, "fuzzed value", |bytes| {
-        codec::decode(version, bytes, "fuzzed value")
-    });
+/// A value read with `decode(bytes, what)` and written with `encode`.
+fn typed<T: PartialEq + std::fmt::Debug>(
+    value: &[u8],
+    decode: impl Fn(&[u8], &str) -> Result<T, StoreError>,
+    encode: impl Fn(&T) -> Result<Vec<u8>, StoreError>,
+) {
+    round_trip(value, FUZZED, |bytes| decode(bytes, FUZZED), encode);
 }
 
 /// Checks one decoding: an error is `Corrupt` and names `what`; a value encodes, decodes to
 /// itself and encodes to the same bytes again.
-fn round_trip<T: Serialize + PartialEq + std::fmt::Debug>(
-    version: u8,
-    decoded: Result<T, StoreError>,
+fn round_trip<T: PartialEq + std::fmt::Debug>(
+    value: &[u8],
     what: &str,
     decode: impl Fn(&[u8]) -> Result<T, StoreError>,
+    encode: impl Fn(&T) -> Result<Vec<u8>, StoreError>,
 ) {
-    let value = match decoded {
+    let value = match decode(value) {
         Ok(value) => value,
         Err(err) => return assert_corrupt(&err, what),
     };
-    let bytes = codec::encode(version, &value).expect("a decoded value encodes");
+    let bytes = encode(&value).expect("a decoded value encodes");
     let again =
         decode(&bytes).unwrap_or_else(|err| panic!("{value:?} encoded does not decode: {err}"));
     assert_eq!(again, value, "a decoded value changes when written back");
-    let bytes_again = codec::encode(version, &again).expect("a decoded value encodes");
+    let bytes_again = encode(&again).expect("a decoded value encodes");
     assert_eq!(
         bytes_again, bytes,
         "the encoding of {value:?} is not stable"
@@ -128,10 +130,13 @@ mod tests {
 
     use super::*;
     use crate::domain::account::{Account, Role, Username};
-    use crate::domain::agent::AgentConfig;
+    use crate::domain::agent::{AgentConfig, AgentRecord};
+    use crate::domain::chat::session::ChatSession;
     use crate::domain::chat::session::Customer;
     use crate::domain::chat::{EventKind, NewEvent, UserType};
     use crate::domain::idle::{IdleSettings, IdleState};
+    use crate::domain::notification::Notification;
+    use crate::domain::options::ConfiguredService;
     use crate::domain::options::Preset;
     use crate::domain::service::{CallbackState, ServiceRecord};
     use crate::domain::time::Timestamp;
@@ -206,36 +211,20 @@ mod tests {
         time_entry.extend(key);
         time_entry.extend(value);
         vec![
-            (
-                "service",
-                0,
-                codec::encode(format::SERVICE, &service).unwrap(),
-            ),
+            ("service", 0, service::encode(&service).unwrap()),
             (
                 "notification",
                 1,
-                codec::encode(format::NOTIFICATION, &notification).unwrap(),
+                notification::encode(&notification).unwrap(),
             ),
-            (
-                "chat_session",
-                2,
-                codec::encode(format::CHAT_SESSION, &session).unwrap(),
-            ),
-            (
-                "transcript_event",
-                3,
-                codec::encode(format::TRANSCRIPT_EVENT, &event).unwrap(),
-            ),
-            (
-                "template",
-                4,
-                codec::encode(format::TEMPLATE, &template).unwrap(),
-            ),
-            ("agent", 5, codec::encode(format::AGENT, &agent).unwrap()),
+            ("chat_session", 2, chat::encode_session(&session).unwrap()),
+            ("transcript_event", 3, chat::encode_event(&event).unwrap()),
+            ("template", 4, template::encode(&template).unwrap()),
+            ("agent", 5, agent::encode(&agent).unwrap()),
             (
                 "schema_version",
                 6,
-                codec::encode(format::META, &3u32).unwrap(),
+                codec::write(&SchemaVersionV1(3)).unwrap(),
             ),
             ("account", 8, accounts::encode(&account).unwrap()),
             ("time_entry", 9, time_entry),

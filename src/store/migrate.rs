@@ -6,7 +6,8 @@
 
 use sled::Tree;
 
-use super::{codec, format, tree, StoreError};
+use super::stored::meta::SchemaVersionV1;
+use super::{codec, tree, StoreError};
 
 #[path = "../../migrations/mod.rs"]
 mod steps;
@@ -52,13 +53,13 @@ pub fn run(db: &sled::Db) -> Result<Vec<String>, StoreError> {
 /// The value is unreadable.
 pub fn read_version(meta: &Tree) -> Result<u32, StoreError> {
     match meta.get(SCHEMA_VERSION)? {
-        Some(bytes) => codec::decode(format::META, &bytes, "schema version"),
+        Some(bytes) => Ok(codec::read::<SchemaVersionV1>(&bytes, "schema version")?.0),
         None => Ok(0),
     }
 }
 
 fn write_version(meta: &Tree, version: u32) -> Result<(), StoreError> {
-    meta.insert(SCHEMA_VERSION, codec::encode(format::META, &version)?)?;
+    meta.insert(SCHEMA_VERSION, codec::write(&SchemaVersionV1(version))?)?;
     Ok(())
 }
 
@@ -70,31 +71,41 @@ mod tests {
     use crate::domain::options::Preset;
     use crate::domain::service::CallbackState;
     use crate::domain::time::Timestamp;
-    use crate::store::{keys, Store};
+    use crate::store::{keys, stored, Store};
 
     /// A service as schema 1 stored it (service format 1).
     fn record_v1(id: &str, customer: &str) -> steps::ServiceRecordV1 {
-        let created = Timestamp::from_millis(1_000);
+        let created = 1_000;
         steps::ServiceRecordV1 {
             id: id.into(),
             service_name: "chat-delay".into(),
-            preset: Preset::ChatDelayed,
+            preset: steps::PresetV1::ChatDelayed,
             options: BTreeMap::from([("_ttl".to_string(), "86400".to_string())]),
             user_data: BTreeMap::from([("usr_reason".to_string(), "billing".to_string())]),
             owner: Some("alice".into()),
             customer_number: Some(customer.into()),
             device_os: None,
             device_notification_id: None,
-            state: CallbackState::Queued,
+            state: steps::StateV1::Queued,
             reason: None,
-            created_at: created,
-            desired_time: created,
-            expire_at: created.plus_secs(86_400),
-            queued_at: Some(created),
+            created_at_ms: created,
+            desired_time_ms: created,
+            expire_at_ms: created + 86_400_000,
+            queued_at_ms: Some(created),
             state_history: Vec::new(),
             routing_history: Vec::new(),
             reserved_agent: None,
             chat_session_id: None,
+        }
+    }
+
+    fn state_of(state: steps::StateV1) -> CallbackState {
+        match state {
+            steps::StateV1::Scheduled => CallbackState::Scheduled,
+            steps::StateV1::Queued => CallbackState::Queued,
+            steps::StateV1::Routing => CallbackState::Routing,
+            steps::StateV1::Processing => CallbackState::Processing,
+            steps::StateV1::Completed => CallbackState::Completed,
         }
     }
 
@@ -112,11 +123,14 @@ mod tests {
                 .insert(r.id.as_bytes(), codec::encode(1, r).unwrap())
                 .unwrap();
             by_expiry
-                .insert(keys::time_key(r.expire_at, &r.id), &[])
+                .insert(
+                    keys::time_key(Timestamp::from_millis(r.expire_at_ms), &r.id),
+                    &[],
+                )
                 .unwrap();
             by_state
                 .insert(
-                    keys::service_state_key(&r.service_name, r.state, &r.id),
+                    keys::service_state_key(&r.service_name, state_of(r.state), &r.id),
                     &[],
                 )
                 .unwrap();
@@ -200,7 +214,7 @@ mod tests {
             record.owner = Some("alice".into());
             record.device_os = device_os.map(str::to_string);
             services
-                .insert(id, codec::encode(2, &record).unwrap())
+                .insert(id, stored::service::encode(&record).unwrap())
                 .unwrap();
             let notification = crate::domain::notification::Notification {
                 seq: 7,
@@ -212,7 +226,7 @@ mod tests {
             notifications
                 .insert(
                     keys::notification_key(id, 7),
-                    codec::encode(1, &notification).unwrap(),
+                    stored::notification::encode(&notification).unwrap(),
                 )
                 .unwrap();
         }
@@ -259,7 +273,7 @@ mod tests {
                 crate::domain::service::ServiceRecord::new(id, service, Preset::ChatDelayed, now);
             record.owner = owner.map(str::to_string);
             services
-                .insert(id, codec::encode(2, &record).unwrap())
+                .insert(id, stored::service::encode(&record).unwrap())
                 .unwrap();
             by_state
                 .insert(keys::service_state_key(service, record.state, id), &[])
@@ -322,7 +336,7 @@ mod tests {
                 .then_some(crate::domain::service::CallbackReason::FailTimeoutTtl);
             record.user_data.insert("usr_k".into(), "v".into());
             services
-                .insert(id, codec::encode(2, &record).unwrap())
+                .insert(id, stored::service::encode(&record).unwrap())
                 .unwrap();
         }
 
@@ -384,8 +398,8 @@ mod tests {
                 auto_answer: true,
             },
             state: steps::AgentStateV1::NotReady,
-            state_since: Timestamp::from_millis(7_000),
-            idle_since: Timestamp::from_millis(6_000),
+            state_since_ms: 7_000,
+            idle_since_ms: 6_000,
         };
         db.open_tree(tree::AGENTS)
             .unwrap()
@@ -492,7 +506,7 @@ mod tests {
         let services = db.open_tree(tree::SERVICES).unwrap();
         for record in [&both, &redial, &waiting, &expired] {
             services
-                .insert(record.id.as_str(), codec::encode(2, record).unwrap())
+                .insert(record.id.as_str(), stored::service::encode(record).unwrap())
                 .unwrap();
         }
 

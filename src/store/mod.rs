@@ -49,6 +49,7 @@ mod notifications;
 mod pending;
 mod status;
 mod storage;
+mod stored;
 mod throttle;
 mod time_counts;
 
@@ -98,24 +99,6 @@ pub(crate) mod tree {
     pub const THROTTLES: &str = "throttles";
     pub const STATUS_OUTBOX: &str = "status_outbox";
     pub const STATUS_PENDING: &str = "status_pending";
-}
-
-/// Format-version bytes of stored values. Bump one when its type's encoding changes, and add
-/// a migration that rewrites the old values.
-pub(crate) mod format {
-    pub const META: u8 = 1;
-    pub const TEMPLATE: u8 = 1;
-    pub const SERVICE: u8 = 2;
-    pub const AGENT: u8 = 2;
-    pub const NOTIFICATION: u8 = 1;
-    pub const CHAT_SESSION: u8 = 1;
-    pub const TRANSCRIPT_EVENT: u8 = 1;
-    pub const ACCOUNT: u8 = 1;
-    pub const TIME_ENTRY: u8 = 1;
-    pub const STORAGE_AREA: u8 = 1;
-    pub const SUBSCRIPTION: u8 = 1;
-    pub const THROTTLE: u8 = 1;
-    pub const STATUS_NOTIFICATION: u8 = 1;
 }
 
 /// Services removed per expiry transaction.
@@ -586,9 +569,9 @@ impl Store {
     ) -> Result<Pending<()>, StoreError> {
         let encoded = services
             .iter()
-            .map(|s| Ok((s.name.clone(), codec::encode(format::TEMPLATE, s)?)))
+            .map(|s| Ok((s.name.clone(), stored::template::encode(s)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let marker = codec::encode(format::META, &true)?;
+        let marker = codec::write(&stored::meta::MarkV1(true))?;
         let trees = &self.inner.trees;
         (&trees.templates, &trees.meta)
             .transaction(|(templates, meta)| {
@@ -613,8 +596,7 @@ impl Store {
             .iter()
             .map(|item| {
                 let (key, value) = item?;
-                codec::decode(
-                    format::TEMPLATE,
+                stored::template::decode(
                     &value,
                     &format!("configured service {}", String::from_utf8_lossy(&key)),
                 )
@@ -628,7 +610,7 @@ impl Store {
     /// Storage failed.
     pub fn put_template(&self, service: &ConfiguredService) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
-        let bytes = codec::encode(format::TEMPLATE, service)?;
+        let bytes = stored::template::encode(service)?;
         self.inner
             .trees
             .templates
@@ -671,9 +653,9 @@ impl Store {
     pub fn seed_agents(&self, agents: &[AgentRecord]) -> Result<Pending<()>, StoreError> {
         let encoded = agents
             .iter()
-            .map(|a| Ok((a.config.id.clone(), codec::encode(format::AGENT, a)?)))
+            .map(|a| Ok((a.config.id.clone(), stored::agent::encode(a)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let marker = codec::encode(format::META, &true)?;
+        let marker = codec::write(&stored::meta::MarkV1(true))?;
         let trees = &self.inner.trees;
         (&trees.agents, &trees.meta)
             .transaction(|(tree, meta)| {
@@ -698,11 +680,7 @@ impl Store {
             .iter()
             .map(|item| {
                 let (key, value) = item?;
-                codec::decode(
-                    format::AGENT,
-                    &value,
-                    &format!("agent {}", String::from_utf8_lossy(&key)),
-                )
+                stored::agent::decode(&value, &format!("agent {}", String::from_utf8_lossy(&key)))
             })
             .collect()
     }
@@ -713,11 +691,7 @@ impl Store {
     /// Storage failed or the value is unreadable.
     pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
         match self.inner.trees.agents.get(id.as_bytes())? {
-            Some(bytes) => Ok(Some(codec::decode(
-                format::AGENT,
-                &bytes,
-                &format!("agent {id}"),
-            )?)),
+            Some(bytes) => Ok(Some(stored::agent::decode(&bytes, &format!("agent {id}"))?)),
             None => Ok(None),
         }
     }
@@ -727,7 +701,7 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn put_agent(&self, agent: &AgentRecord) -> Result<Pending<()>, StoreError> {
-        let bytes = codec::encode(format::AGENT, agent)?;
+        let bytes = stored::agent::encode(agent)?;
         self.inner
             .trees
             .agents
@@ -752,7 +726,7 @@ impl Store {
     /// Storage failed.
     pub fn insert_service(&self, record: &ServiceRecord) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
-        let bytes = codec::encode(format::SERVICE, record)?;
+        let bytes = stored::service::encode(record)?;
         let index = IndexKeys::of(record)?;
         let reporting = status::reports(record);
         let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
@@ -784,7 +758,7 @@ impl Store {
         self.check_space()?;
         let encoded = records
             .iter()
-            .map(|r| Ok((codec::encode(format::SERVICE, r)?, IndexKeys::of(r)?)))
+            .map(|r| Ok((stored::service::encode(r)?, IndexKeys::of(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let reporting = records.iter().any(status::reports);
         let outboxed = infallible(self.service_transaction(reporting, |tx, status| {
@@ -867,7 +841,7 @@ impl Store {
                 let after = IndexKeys::of(&record).map_err(abort_store)?;
                 before.remove(tx)?;
                 after.insert(tx)?;
-                let bytes = codec::encode(format::SERVICE, &record).map_err(abort_store)?;
+                let bytes = stored::service::encode(&record).map_err(abort_store)?;
                 tx.0.insert(id.as_bytes(), bytes)?;
                 let outboxed = match (&original, status) {
                     (Some(original), Some((outbox, pending))) => {
@@ -957,7 +931,7 @@ impl Store {
             if record.handling_agents() != handled_before {
                 return self.append_routing_indexed(id, append);
             }
-            let new = codec::encode(format::SERVICE, &record)?;
+            let new = stored::service::encode(&record)?;
             match services.compare_and_swap(id.as_bytes(), Some(current), Some(new))? {
                 Ok(()) => return Ok(self.pending(true)),
                 // Changed under us (a request or the expiry job): read it again.
@@ -1306,7 +1280,7 @@ fn delete_in<E>(
 }
 
 fn decode_service(id: &str, bytes: &[u8]) -> Result<ServiceRecord, StoreError> {
-    codec::decode(format::SERVICE, bytes, &format!("service {id}"))
+    stored::service::decode(bytes, &format!("service {id}"))
 }
 
 fn abort_store<E>(err: StoreError) -> ConflictableTransactionError<UpdateError<E>> {

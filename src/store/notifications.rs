@@ -16,7 +16,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{codec, format, keys, Pending, Store, StoreError};
+use super::{keys, stored, Pending, Store, StoreError};
 use crate::domain::notification::Notification;
 use crate::domain::time::Timestamp;
 
@@ -46,7 +46,7 @@ impl Store {
             delivered: false,
         };
         let key = keys::notification_key(service_id, seq);
-        let bytes = codec::encode(format::NOTIFICATION, &notification)?;
+        let bytes = stored::notification::encode(&notification)?;
         let index = comet_user.map(|user| keys::undelivered_key(user, seq));
         let trees = &self.inner.trees;
         (&trees.notifications, &trees.undelivered)
@@ -82,7 +82,7 @@ impl Store {
         {
             Some(bytes) => {
                 let notification: Notification =
-                    codec::decode(format::NOTIFICATION, &bytes, "notification")?;
+                    stored::notification::decode(&bytes, "notification")?;
                 Ok(!notification.delivered)
             }
             None => Ok(false),
@@ -171,8 +171,7 @@ impl Store {
                 None => None,
             };
             let notification = match stored {
-                Some(bytes) => Some(codec::decode::<Notification>(
-                    format::NOTIFICATION,
+                Some(bytes) => Some(stored::notification::decode(
                     &bytes,
                     &format!("notification of service {service_id}"),
                 )?),
@@ -214,7 +213,7 @@ impl Store {
         };
         self.inner.trees.agent_notifications.insert(
             keys::notification_key(service_id, seq),
-            codec::encode(format::NOTIFICATION, &notification)?,
+            stored::notification::encode(&notification)?,
         )?;
         Ok(self.pending(notification))
     }
@@ -296,11 +295,7 @@ fn scan(tree: &sled::Tree, service_id: &str) -> Result<Vec<Notification>, StoreE
     tree.scan_prefix(keys::notification_prefix(service_id))
         .map(|item| {
             let (_, value) = item?;
-            codec::decode(
-                format::NOTIFICATION,
-                &value,
-                &format!("notification of service {service_id}"),
-            )
+            stored::notification::decode(&value, &format!("notification of service {service_id}"))
         })
         .collect()
 }
@@ -314,15 +309,14 @@ fn mark_in(
     let Some(bytes) = tree.get(key)? else {
         return Ok(false);
     };
-    let mut notification: Notification =
-        codec::decode(format::NOTIFICATION, &bytes, "notification")
-            .map_err(ConflictableTransactionError::Abort)?;
+    let mut notification: Notification = stored::notification::decode(&bytes, "notification")
+        .map_err(ConflictableTransactionError::Abort)?;
     if notification.delivered {
         return Ok(false);
     }
     notification.delivered = true;
-    let bytes = codec::encode(format::NOTIFICATION, &notification)
-        .map_err(ConflictableTransactionError::Abort)?;
+    let bytes =
+        stored::notification::encode(&notification).map_err(ConflictableTransactionError::Abort)?;
     tree.insert(key, bytes)?;
     Ok(true)
 }

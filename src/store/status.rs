@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{abort_store, codec, format, keys, Pending, Store, StoreError, UpdateError};
+use super::{abort_store, keys, stored, Pending, Store, StoreError, UpdateError};
 use crate::domain::service::ServiceRecord;
 use crate::domain::status::{Delivery, StatusNotification};
 use crate::domain::status_events;
@@ -63,7 +63,7 @@ pub(super) fn outbox_in<E>(
     })?;
     for entry in &entries {
         let key = keys::notification_key(&after.id, entry.seq);
-        let bytes = codec::encode(format::STATUS_NOTIFICATION, entry).map_err(abort_store)?;
+        let bytes = stored::status::encode(entry).map_err(abort_store)?;
         outbox.insert(key.as_slice(), bytes)?;
         pending.insert(key, &[])?;
     }
@@ -162,7 +162,7 @@ impl Store {
         entry: &StatusNotification,
     ) -> Result<Pending<()>, StoreError> {
         let key = keys::notification_key(service_id, entry.seq);
-        let bytes = codec::encode(format::STATUS_NOTIFICATION, entry)?;
+        let bytes = stored::status::encode(entry)?;
         let trees = &self.inner.trees;
         (&trees.status_outbox, &trees.status_pending)
             .transaction(|(outbox, pending)| {
@@ -208,8 +208,7 @@ impl Store {
 }
 
 fn decode(service_id: &str, bytes: &[u8]) -> Result<StatusNotification, StoreError> {
-    codec::decode(
-        format::STATUS_NOTIFICATION,
+    stored::status::decode(
         bytes,
         &format!("status notification of service {service_id}"),
     )

@@ -15,21 +15,24 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use super::{codec, format, keys, tx_error, Pending, Store, StoreError, UpdateError};
+use super::stored::storage::{StorageAreaV1, SubscriptionV1};
+use super::{codec, keys, tx_error, Pending, Store, StoreError, UpdateError};
 use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
 use crate::domain::time::Timestamp;
 
 /// Something with an id and an expiry time, kept in a record tree and a time index.
-trait Expiring: serde::Serialize + serde::de::DeserializeOwned {
-    const FORMAT: u8;
+trait Expiring: Sized {
     const WHAT: &'static str;
     fn id(&self) -> &str;
     fn expire_at(&self) -> Timestamp;
+    /// The value as stored.
+    fn encode(&self) -> Result<Vec<u8>, StoreError>;
+    /// A value read back; `what` names it in errors.
+    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError>;
 }
 
 impl Expiring for StorageArea {
-    const FORMAT: u8 = format::STORAGE_AREA;
     const WHAT: &'static str = "storage area";
     fn id(&self) -> &str {
         &self.id
@@ -37,10 +40,15 @@ impl Expiring for StorageArea {
     fn expire_at(&self) -> Timestamp {
         self.expire_at
     }
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        codec::write(&StorageAreaV1::from(self))
+    }
+    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError> {
+        codec::read::<StorageAreaV1>(bytes, what).map(Into::into)
+    }
 }
 
 impl Expiring for Subscription {
-    const FORMAT: u8 = format::SUBSCRIPTION;
     const WHAT: &'static str = "subscription";
     fn id(&self) -> &str {
         &self.id
@@ -48,11 +56,16 @@ impl Expiring for Subscription {
     fn expire_at(&self) -> Timestamp {
         self.expire_at
     }
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        codec::write(&SubscriptionV1::from(self))
+    }
+    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError> {
+        codec::read::<SubscriptionV1>(bytes, what).map(Into::into)
+    }
 }
 
 fn decode<T: Expiring>(id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    codec::decode(
-        T::FORMAT,
+    T::decode(
         bytes,
         &format!("{} {}", T::WHAT, String::from_utf8_lossy(id)),
     )
@@ -60,7 +73,7 @@ fn decode<T: Expiring>(id: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
 
 /// Writes `value` (replacing the one with its id, and its old index entry) in one transaction.
 fn put<T: Expiring>(records: &Tree, index: &Tree, value: &T) -> Result<(), StoreError> {
-    let bytes = codec::encode(T::FORMAT, value)?;
+    let bytes = value.encode()?;
     let id = value.id().as_bytes();
     let new_key = keys::time_key(value.expire_at(), value.id());
     (records, index)
@@ -97,7 +110,8 @@ fn update<T: Expiring>(
             let mut value: T = decode(id.as_bytes(), &bytes)
                 .map_err(|_| ConflictableTransactionError::Abort(()))?;
             change(&mut value);
-            let bytes = codec::encode(T::FORMAT, &value)
+            let bytes = value
+                .encode()
                 .map_err(|_| ConflictableTransactionError::Abort(()))?;
             tx.insert(id.as_bytes(), bytes)?;
             Ok(Some(value))
@@ -224,7 +238,8 @@ impl Store {
                 let changed = change(current).map_err(|err| {
                     ConflictableTransactionError::Abort(UpdateError::Rejected(err))
                 })?;
-                let bytes = codec::encode(format::STORAGE_AREA, &changed)
+                let bytes = changed
+                    .encode()
                     .map_err(|err| ConflictableTransactionError::Abort(UpdateError::Store(err)))?;
                 tx.insert(service_id.as_bytes(), bytes)?;
                 Ok(changed)
@@ -286,7 +301,7 @@ impl Store {
     /// The disk is nearly full, or storage failed.
     pub fn put_service_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
-        let bytes = codec::encode(format::STORAGE_AREA, area)?;
+        let bytes = area.encode()?;
         self.inner
             .trees
             .service_storage

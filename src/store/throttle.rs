@@ -12,7 +12,8 @@
 
 use sled::transaction::ConflictableTransactionError;
 
-use super::{codec, format, tx_error, Pending, Store, StoreError};
+use super::stored::throttle::{CountV1, WindowV1};
+use super::{codec, tx_error, Pending, Store, StoreError};
 use crate::domain::throttle::Window;
 
 const INTERVAL: u8 = b'I';
@@ -49,11 +50,11 @@ fn day_start(day: u32) -> Vec<u8> {
 }
 
 fn decode_count(key: &[u8], bytes: &[u8]) -> Result<u64, StoreError> {
-    codec::decode(
-        format::THROTTLE,
+    codec::read::<CountV1>(
         bytes,
         &format!("throttle count {}", String::from_utf8_lossy(key)),
     )
+    .map(|count| count.0)
 }
 
 impl Store {
@@ -73,11 +74,13 @@ impl Store {
             .map(|slot| {
                 let key = interval_key(service, *slot);
                 match tree.get(&key)? {
-                    Some(bytes) => Ok(Some(codec::decode(
-                        format::THROTTLE,
-                        &bytes,
-                        &format!("throttle window of {service} {slot}"),
-                    )?)),
+                    Some(bytes) => Ok(Some(
+                        codec::read::<WindowV1>(
+                            &bytes,
+                            &format!("throttle window of {service} {slot}"),
+                        )?
+                        .into(),
+                    )),
                     None => Ok(None),
                 }
             })
@@ -127,7 +130,7 @@ impl Store {
             .map(|(slot, window)| {
                 Ok((
                     interval_key(service, *slot),
-                    codec::encode(format::THROTTLE, window)?,
+                    codec::write(&WindowV1::from(window))?,
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -145,7 +148,7 @@ impl Store {
                         .map_err(|_| ConflictableTransactionError::Abort(()))?,
                     None => 0,
                 };
-                let bytes = codec::encode(format::THROTTLE, &count.saturating_add(1))
+                let bytes = codec::write(&CountV1(count.saturating_add(1)))
                     .map_err(|_| ConflictableTransactionError::Abort(()))?;
                 tx.insert(key.as_slice(), bytes)?;
             }

@@ -8,13 +8,11 @@
 pub mod session;
 pub mod v2;
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::time::Timestamp;
 
 /// What a transcript event is (seed 003's event types, plus `Notice.Custom` for
 /// `customNotice` and ESP `USER_CUSTOM` notices).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// A chat message.
     Message,
@@ -71,7 +69,7 @@ impl EventKind {
 }
 
 /// Who caused an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserType {
     /// The agent.
     Agent,
@@ -96,7 +94,7 @@ impl UserType {
 pub use crate::domain::esp::Visibility;
 
 /// One event of a transcript.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranscriptEvent {
     /// Its position, from 1.
     pub position: u64,

@@ -10,8 +10,6 @@
 //! [`crate::domain::esp`], the idle sequence in [`crate::domain::idle`], limits in
 //! [`crate::domain::chat_limits`], transcript rows in [`crate::domain::chat`].
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::chat::{customer_rows, EventKind, NewEvent, TranscriptEvent, UserType};
 use crate::domain::chat_limits::{ChatLimits, LimitError, MessageBucket};
 use crate::domain::esp::{EspCommon, EspRequest, Language, NoticeType};
@@ -19,7 +17,7 @@ use crate::domain::idle::{IdleAction, IdleSettings, IdleState};
 use crate::domain::time::Timestamp;
 
 /// A chat session as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatSession {
     /// The chat session id (`chatSessionId`), 16 characters as Chat Server's.
     pub id: String,
@@ -109,7 +107,7 @@ impl ChatSession {
 }
 
 /// The customer of a chat session, as `ixn/chat` gave it (seed 003).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Customer {
     /// `firstName`.
     pub first_name: Option<String>,
@@ -130,7 +128,7 @@ pub struct Customer {
 }
 
 /// The agent of a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionAgent {
     /// The agent id.
     pub id: String,
