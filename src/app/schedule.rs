@@ -419,6 +419,36 @@ const ACTIVE: [CallbackState; 4] = [
     CallbackState::Processing,
 ];
 
+/// The callbacks booked in each bucket of a window, as [`booked_per_bucket`] counts them:
+/// one cell per bucket from the first, so a bucket's count is an index, not a map lookup.
+struct BookedBuckets {
+    /// The first bucket's start.
+    first: u64,
+    /// The bucket length in milliseconds.
+    size: u64,
+    /// Per bucket from the first.
+    counts: Vec<u32>,
+}
+
+impl BookedBuckets {
+    /// The cell of the bucket starting at `bucket`, if it is in the window.
+    fn cell(&mut self, bucket: Timestamp) -> Option<&mut u32> {
+        let offset = bucket.as_millis().checked_sub(self.first)?;
+        self.counts
+            .get_mut(usize::try_from(offset / self.size).ok()?)
+    }
+
+    /// The callbacks booked in the bucket starting at `bucket` (0 outside the window).
+    fn at(&self, bucket: Timestamp) -> u32 {
+        bucket
+            .as_millis()
+            .checked_sub(self.first)
+            .and_then(|offset| usize::try_from(offset / self.size).ok())
+            .and_then(|at| self.counts.get(at).copied())
+            .unwrap_or(0)
+    }
+}
+
 /// [`booked`] for a window of many buckets, read from the store's count index per five
 /// minutes instead of scanning every service in the window: an availability query over 30
 /// days with 100,000 callbacks booked costs its 8,640 slots. The counts follow each write
@@ -431,13 +461,20 @@ fn booked_per_bucket(
     rules: &ScheduleRules,
     (from, to): (Timestamp, Timestamp),
     except: Option<&str>,
-) -> Result<BTreeMap<Timestamp, u32>, AppError> {
+) -> Result<BookedBuckets, AppError> {
     let from = rules.bucket_of(from);
     let to = to.plus_secs(u64::from(rules.bucket_minutes) * 60);
-    let mut counts: BTreeMap<Timestamp, u32> = BTreeMap::new();
+    let size = rules.bucket_millis();
+    let buckets = (to.as_millis() - from.as_millis()).div_ceil(size);
+    let mut counts = BookedBuckets {
+        first: from.as_millis(),
+        size,
+        counts: vec![0; usize::try_from(buckets).unwrap_or(0)],
+    };
     for (slot, n) in state.store.count_per_slot(from, to, service_name, &ACTIVE) {
-        let held = counts.entry(rules.bucket_of(slot)).or_insert(0);
-        *held = held.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        if let Some(held) = counts.cell(rules.bucket_of(slot)) {
+            *held = held.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        }
     }
     // The service being rescheduled does not count against its own move.
     if let Some(record) = except
@@ -446,7 +483,7 @@ fn booked_per_bucket(
         .flatten()
     {
         if record.service_name == service_name && record.state != CallbackState::Completed {
-            if let Some(held) = counts.get_mut(&rules.bucket_of(record.desired_time)) {
+            if let Some(held) = counts.cell(rules.bucket_of(record.desired_time)) {
                 *held = held.saturating_sub(1);
             }
         }
@@ -470,7 +507,7 @@ fn free_slots(
         window,
         state.clock.now(),
         max,
-        |bucket| counts.get(&bucket).copied().unwrap_or(0),
+        |bucket| counts.at(bucket),
     ))
 }
 

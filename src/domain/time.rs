@@ -46,21 +46,49 @@ impl Timestamp {
 
     /// The GMS wire form: `2026-11-21T15:30:00.000Z`.
     pub fn to_iso(self) -> String {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(at) => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second(),
-                at.millisecond()
-            ),
+        match self.iso_text() {
+            Some(text) => text.as_str().to_string(),
             // Beyond year 9999: cannot come from parse_iso, but never panic on stored data.
-            Err(_) => format!("{}ms", self.0),
+            None => format!("{}ms", self.0),
         }
+    }
+
+    /// [`Timestamp::to_iso`]'s text on the stack, for a reply that writes thousands of times
+    /// (availability) without a string each; `None` beyond year 9999, where `to_iso` writes
+    /// milliseconds instead. Up to then every text is 24 bytes, so texts sort as times do.
+    pub fn iso_text(self) -> Option<IsoText> {
+        let nanos = i128::from(self.0) * 1_000_000;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+        let year = u32::try_from(at.year()).ok().filter(|year| *year <= 9999)?;
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for digit in text[at..at + width].iter_mut().rev() {
+                // A digit: value % 10 is below 10.
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, u32::from(u8::from(at.month())));
+        put(8, 2, u32::from(at.day()));
+        put(11, 2, u32::from(at.hour()));
+        put(14, 2, u32::from(at.minute()));
+        put(17, 2, u32::from(at.second()));
+        put(20, 3, u32::from(at.millisecond()));
+        Some(IsoText(text))
+    }
+}
+
+/// A time's GMS wire form up to year 9999 (`2026-11-21T15:30:00.000Z`), held on the stack:
+/// see [`Timestamp::iso_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsoText([u8; 24]);
+
+impl IsoText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -95,6 +123,45 @@ mod tests {
             let parsed = Timestamp::parse_iso(case).expect(case);
             assert_eq!(parsed.to_iso(), case, "round trip of {case}");
         }
+    }
+
+    /// The stack text is the formatted text it replaced, at every field's edges and far ones.
+    #[test]
+    fn iso_text_writes_what_formatting_wrote() {
+        let formatted = |millis: u64| {
+            let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .expect("before year 10000");
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.millisecond()
+            )
+        };
+        let last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let mut cases = vec![0, 1, 999, 59_999, 86_399_999, 951_782_400_000, last];
+        let mut seed: u64 = 0x5eed;
+        for _ in 0..10_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cases.push(seed % (last + 1));
+        }
+        for millis in cases {
+            let at = Timestamp::from_millis(millis);
+            assert_eq!(at.to_iso(), formatted(millis), "{millis}");
+        }
+        assert_eq!(
+            Timestamp::from_millis(last).to_iso(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(Timestamp::from_millis(last + 1).iso_text(), None);
+        assert_eq!(
+            Timestamp::from_millis(last + 1).to_iso(),
+            "253402300800000ms"
+        );
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     }
 }
 
+/// `status` with `body`, JSON already written, as [`json`] sends it.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    with_headers(status, body)
+}
+
 /// 200 with a JavaScript `body` (CometD callback-polling) and the no-cache headers.
 pub fn javascript(body: String) -> Response {
     let mut response = with_headers(StatusCode::OK, body.into_bytes());
