@@ -82,7 +82,9 @@ impl SettingsCache {
     ) -> std::sync::MutexGuard<'_, HashMap<BTreeMap<String, String>, Arc<ServiceSettings>>> {
         // A panic while holding the lock left a map that is still whole (inserts and clears
         // are single calls): keep using it.
-        self.parsed.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.parsed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -114,7 +116,10 @@ mod tests {
         let second = cache.settings(&a.clone()).unwrap();
         assert!(Arc::ptr_eq(&first, &second), "parsed again");
         assert_eq!(cache.len(), 1);
-        assert_eq!(*first, ServiceSettings::from_options(&a, &["StatServer".into()]).unwrap());
+        assert_eq!(
+            *first,
+            ServiceSettings::from_options(&a, &["StatServer".into()]).unwrap()
+        );
     }
 
     #[test]
