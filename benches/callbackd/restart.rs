@@ -30,7 +30,7 @@ use super::{now_millis, ADMIN_TOKEN};
 
 const DAY_MS: u64 = 86_400_000;
 /// The owner (`gms_user`) of every stored service.
-const OWNER: &str = "bench-restart";
+pub(super) const OWNER: &str = "bench-restart";
 /// Creates, then position checks, each start serves before its memory is read.
 const WARMUP: usize = 1_000;
 /// The longest a start may take before the bench gives up on it.
@@ -259,7 +259,7 @@ impl Drop for Server {
 }
 
 /// The id of the `i`th stored service; the first `waiting` are the queued ones.
-fn id(i: u64) -> String {
+pub(super) fn id(i: u64) -> String {
     format!("00000000-0000-4000-8000-{i:012x}")
 }
 
@@ -292,7 +292,7 @@ fn db_path(dir: &Path) -> PathBuf {
 
 /// One stored service, expiring a year from now: QUEUED since `now` in `bench_vq`, or
 /// COMPLETED.
-fn service(i: u64, queued: bool, now: u64) -> ServiceRecord {
+pub(super) fn service(i: u64, queued: bool, now: u64) -> ServiceRecord {
     let at = Timestamp::from_millis(now);
     let mut record = ServiceRecord::new(id(i), "chat-delay", Preset::ChatDelayed, at);
     record.owner = Some(OWNER.into());
