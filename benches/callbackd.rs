@@ -50,13 +50,21 @@
 //! availability: a callback service's free time slots over 30 days of 5-minute buckets with
 //! 100,000 scheduled callbacks stored, over HTTP (see `callbackd/availability.rs`).
 //!
+//! restart: the installed binary restarted on 1,000,000 stored services, 100,000 of them
+//! waiting: time to serve again and memory after (see `callbackd/restart.rs`).
+//!
+//! position: `check-queue-position` over HTTP with 10,000 and 200,000 waiting (see
+//! `callbackd/position.rs`; `BENCH_POSITION_WAITING` lists other counts, comma-separated).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
 //! number of expired clients (default 100000), `BENCH_CONSOLE_STORED` the services stored for
 //! `console` (default 1000000), `BENCH_AVAILABILITY_STORED` the scheduled callbacks for
-//! `availability` (default 100000), and `BENCH_ONLY` to `create`, `expiry`, `routing`, `chat`,
-//! `cometd`, `cometd_sweep`, `scans`, `httpcb`, `console` or `availability` to run one table
+//! `availability` (default 100000), `BENCH_RESTART_STORED` and `BENCH_RESTART_WAITING` the
+//! services stored and waiting for `restart` (default 1000000 and 100000), and `BENCH_ONLY` to
+//! `create`, `expiry`, `routing`, `chat`, `cometd`, `cometd_sweep`, `scans`, `httpcb`,
+//! `console`, `availability`, `restart` or `position` to run one table
 //! (only `create` needs wrk).
 
 use std::collections::BTreeMap;
@@ -93,6 +101,10 @@ mod availability;
 mod cometd;
 #[path = "callbackd/console.rs"]
 mod console;
+#[path = "callbackd/position.rs"]
+mod position;
+#[path = "callbackd/restart.rs"]
+mod restart;
 #[path = "callbackd/scans.rs"]
 mod scans;
 // Not `benches/httpcb.rs`, for the same reason.
@@ -121,11 +133,13 @@ fn main() {
         "httpcb",
         "console",
         "availability",
+        "restart",
+        "position",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console or availability (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart or position (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -199,6 +213,28 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(100_000);
         availability::availability_table(stored);
+    }
+    if runs("position") {
+        println!();
+        let waiting: Vec<u64> = std::env::var("BENCH_POSITION_WAITING")
+            .unwrap_or_else(|_| "10000,200000".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        position::position_table(&waiting);
+    }
+    if runs("restart") {
+        println!();
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default)
+        };
+        restart::restart_table(
+            number("BENCH_RESTART_STORED", 1_000_000),
+            number("BENCH_RESTART_WAITING", 100_000),
+        );
     }
 }
 

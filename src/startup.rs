@@ -15,6 +15,7 @@ use crate::cometd::{Bayeux, BayeuxSettings};
 use crate::config::{Config, SeedFile};
 use crate::domain::agent::{AgentConfig, AgentRecord, AgentState};
 use crate::domain::options::{ConfiguredService, OptionError, Preset};
+use crate::domain::settings_cache::{self, SettingsCache};
 use crate::domain::time::Timestamp;
 use crate::expiry::{self, ExpiryCounters};
 use crate::metrics::{Metrics, Sources};
@@ -226,11 +227,15 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     if restored > 0 {
         tracing::info!(sessions = restored, "open chat sessions restored");
     }
+    let typed_settings = Arc::new(SettingsCache::new(
+        config.stat_servers.clone(),
+        settings_cache::DEFAULT_CAPACITY,
+    ));
     let (router, router_task) = router::task::start(
         RouterContext {
             store: store.clone(),
             clock: clock.clone(),
-            stat_servers: config.stat_servers.clone().into(),
+            settings: typed_settings.clone(),
             chats,
             notifier: notifier.clone(),
         },
@@ -264,6 +269,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
             inbound_chat: config.inbound_chat.clone(),
         }),
         agent_writes: Arc::default(),
+        typed_settings,
         notifier,
         bayeux,
         sessions: crate::app::sessions::Sessions::new(config.sessions.idle_timeout_secs),

@@ -496,7 +496,7 @@ pub async fn reschedule_callback(
             state.router.scheduled_changed();
         }
         (CallbackState::Scheduled, CallbackState::Queued) => {
-            match ServiceSettings::from_options(&record.options, &state.settings.stat_servers) {
+            match state.typed_settings.settings(&record.options) {
                 Ok(settings) => route(state, &record, &settings),
                 Err(err) => tracing::error!(service_id = %id, error = %err, "cannot route"),
             }

@@ -203,7 +203,7 @@ pub async fn inbound_call(state: &AppState, call: &InboundCall) -> Result<Servic
         // Already waiting for (or given) an agent: the call goes to that agent.
         return Ok(record);
     }
-    let settings: ServiceSettings = settings_of(state, &record)?;
+    let settings = settings_of(state, &record)?;
     let now = state.clock.now();
     let queued = update(state, &record.id, |record| {
         record.queue_call(now).map_err(|_| {

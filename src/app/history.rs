@@ -100,7 +100,7 @@ pub fn history(
                 .map(move |t| {
                     let policy = crate::app::records::settings_of(state, record)
                         .ok()
-                        .map(|settings| RedialPolicy::from(&settings));
+                        .map(|settings| RedialPolicy::from(&*settings));
                     entry(record, t, policy, now)
                 })
         })

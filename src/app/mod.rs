@@ -84,6 +84,9 @@ pub struct Shared {
     /// Held across an agent's read-change-write, so concurrent changes of agents do not lose
     /// one another (an async lock: it is held across the durable wait).
     pub agent_writes: Arc<tokio::sync::Mutex<()>>,
+    /// The typed settings of stored services' options, parsed once per options (the router
+    /// shares the same cache).
+    pub typed_settings: Arc<crate::domain::settings_cache::SettingsCache>,
     /// The CometD server: its clients and their pending pushes. Owned by `cometd`; the push
     /// layer publishes through it, `http::cometd` feeds it requests.
     pub bayeux: crate::cometd::Bayeux,

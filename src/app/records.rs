@@ -4,6 +4,8 @@
 //! use case and they all depend on it.
 
 use super::{AppError, AppState, Requester};
+use std::sync::Arc;
+
 use crate::domain::options::ServiceSettings;
 use crate::domain::service::ServiceRecord;
 use crate::store::{Pending, UpdateError};
@@ -117,8 +119,8 @@ pub fn stored(state: &AppState, ids: &[String]) -> Result<Vec<ServiceRecord>, Ap
 pub(crate) fn settings_of(
     state: &AppState,
     record: &ServiceRecord,
-) -> Result<ServiceSettings, AppError> {
-    ServiceSettings::from_options(&record.options, &state.settings.stat_servers).map_err(|err| {
+) -> Result<Arc<ServiceSettings>, AppError> {
+    state.typed_settings.settings(&record.options).map_err(|err| {
         tracing::error!(service_id = %record.id, error = %err, "stored options no longer validate");
         AppError::Unavailable(format!(
             "service `{}` cannot be routed with its stored options ({err}): ask the administrator",

@@ -82,7 +82,7 @@ pub async fn record_outcome(
         .service(service_id)?
         .ok_or_else(|| not_found(service_id))?;
     let settings = settings_of(state, &record)?;
-    let policy = RedialPolicy::from(&settings);
+    let policy = RedialPolicy::from(&*settings);
     let auto_answer = auto_answer(state, agent_id).await?;
     let now = state.clock.now();
     let mut recorded = None;

@@ -41,6 +41,7 @@ pub mod options;
 pub mod phone;
 pub mod schedule;
 pub mod service;
+pub mod settings_cache;
 pub mod skill;
 pub mod status;
 pub mod status_events;

@@ -23,6 +23,7 @@ use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
 use crate::domain::service::{CallbackState, RouteProgress, ServiceRecord};
+use crate::domain::settings_cache::SettingsCache;
 use crate::domain::time::Timestamp;
 use crate::domain::voice;
 use crate::push::{Notifier, PushTarget};
@@ -129,8 +130,8 @@ pub struct RouterContext {
     pub store: Store,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// Stat Server names accepted in targets (to re-read stored options).
-    pub stat_servers: Arc<[String]>,
+    /// The typed settings of stored services' options, parsed once per options.
+    pub settings: Arc<SettingsCache>,
     /// Where chats that found their agent, or lost their queue, are announced.
     pub chats: mpsc::UnboundedSender<ChatCommand>,
     /// Stores customer notifications, and pushes them once the batch is durable.
@@ -262,7 +263,7 @@ impl RouterTask {
             if record.state == CallbackState::Processing {
                 let media = self
                     .settings_of(record)
-                    .map_or_else(|| "chat".to_string(), |s| s.media_type);
+                    .map_or_else(|| "chat".to_string(), |s| s.media_type.clone());
                 agent
                     .active
                     .entry(media)
@@ -465,10 +466,10 @@ impl RouterTask {
                 break;
             }
             self.confirm_deadlines.remove(&(at, id.clone()));
-            let stat_servers = self.context.stat_servers.clone();
+            let cache = self.context.settings.clone();
             let outcome = self.update(&id, |record| {
                 // Only the unconfirmed reservation this deadline was set for.
-                let settings = routable_settings(record, &stat_servers)?;
+                let settings = routable_settings(record, &cache)?;
                 record.fail_unconfirmed(at, &settings, now)
             });
             if let Outcome::Applied(..) = outcome {
@@ -517,11 +518,11 @@ impl RouterTask {
                     None
                 }
                 Effect::Reserved { service, agent } => {
-                    let stat_servers = self.context.stat_servers.clone();
+                    let cache = self.context.settings.clone();
                     let outcome = self.update(&service, |record| {
                         // Options that no longer validate (stat_servers changed) cannot be
                         // routed: the router forgets the service, as a restart would.
-                        let settings = routable_settings(record, &stat_servers)?;
+                        let settings = routable_settings(record, &cache)?;
                         record.reserve(&agent, &settings, now)
                     });
                     match outcome {
@@ -663,8 +664,8 @@ impl RouterTask {
 
     /// The typed settings of a stored service; `None` (logged) when its options no longer
     /// validate, e.g. after `stat_servers` changed.
-    fn settings_of(&self, record: &ServiceRecord) -> Option<ServiceSettings> {
-        match ServiceSettings::from_options(&record.options, &self.context.stat_servers) {
+    fn settings_of(&self, record: &ServiceRecord) -> Option<Arc<ServiceSettings>> {
+        match self.context.settings.settings(&record.options) {
             Ok(settings) => Some(settings),
             Err(err) => {
                 tracing::error!(service_id = %record.id, error = %err, "cannot route the service");
@@ -737,9 +738,9 @@ enum Outcome<T> {
 /// longer validate (`stat_servers` changed) refuses the transition, and the router forgets it.
 fn routable_settings(
     record: &ServiceRecord,
-    stat_servers: &[String],
-) -> Result<ServiceSettings, Refused> {
-    ServiceSettings::from_options(&record.options, stat_servers).map_err(|_| Refused {
+    cache: &SettingsCache,
+) -> Result<Arc<ServiceSettings>, Refused> {
+    cache.settings(&record.options).map_err(|_| Refused {
         state: record.state,
     })
 }
