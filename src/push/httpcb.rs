@@ -25,6 +25,10 @@
 //!
 //! Retries wait in a timer list, not in a task holding a slot.
 //!
+//! The same worker sends FCM pushes ([`super::fcm`]): jobs of [`JobKind::Fcm`] go to the
+//! operator's configured endpoint, which is not screened by the egress policy, and a refusal
+//! of one message (a stale token) is neither retried nor held against the shared endpoint.
+//!
 //! At shutdown the worker stops and drops the POSTs in flight: they were not acknowledged,
 //! so the notifications stay for polling.
 
@@ -103,8 +107,25 @@ pub struct Job {
     pub body: String,
     /// Its `Content-Type`.
     pub content_type: &'static str,
-    /// An `Authorization` header to send (a `customhttp` subscription's `authorization`).
+    /// An `Authorization` header to send (a `customhttp` subscription's `authorization`, the
+    /// FCM bearer token).
     pub authorization: Option<String>,
+    /// Who chose the URL, which decides how it is reached and what a refusal means.
+    pub kind: JobKind,
+}
+
+/// Who chose a job's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A customer or subscriber (httpcb, customhttp): reached only where the egress policy
+    /// permits, and any answer but a 2xx is a failure of the destination.
+    Callback,
+    /// The operator (`[push.fcm] endpoint`): reached without the egress check, like any
+    /// configured server. The destination is shared by every device, so an answer that
+    /// refuses this one message (400 bad request or token, 403 sender mismatch, 404 token no
+    /// longer registered) is not retried and does not count towards the breaker: one stale
+    /// token must not stop everyone's pushes.
+    Fcm,
 }
 
 impl Job {
@@ -117,6 +138,7 @@ impl Job {
             body,
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         }
     }
 }
@@ -232,22 +254,44 @@ impl Clients {
         })
     }
 
-    /// POSTs `job`; true on a 2xx.
-    async fn send(&self, job: &Job, attempt: u32) -> bool {
-        match self
-            .post(
-                &job.url,
-                job.content_type,
-                job.body.clone(),
-                job.authorization.as_deref(),
-            )
-            .await
-        {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(attempt, %error, url = %job.url, "http callback failed");
-                false
+    /// POSTs `job`: what came of it.
+    async fn send(&self, job: &Job, attempt: u32) -> Sent {
+        let client = match job.kind {
+            JobKind::Callback => self.client_for(&job.url),
+            JobKind::Fcm => Ok(&self.trusted),
+        };
+        let result = match client {
+            Ok(client) => {
+                send_with(
+                    client,
+                    &job.url,
+                    job.content_type,
+                    job.body.clone(),
+                    job.authorization.as_deref(),
+                )
+                .await
             }
+            Err(refusal) => Err((None, refusal)),
+        };
+        match result {
+            Ok(()) => Sent::Delivered,
+            Err((Some(status), error)) if job.kind == JobKind::Fcm && refuses_message(status) => {
+                tracing::warn!(attempt, %error, "FCM refused the message (bad or unregistered token); not retried, it waits for retrieve-notifications");
+                Sent::Refused
+            }
+            Err((_, error)) => {
+                tracing::warn!(attempt, %error, url = %job.url, "http push failed");
+                Sent::Failed
+            }
+        }
+    }
+
+    /// The client that may reach `url` under the egress policy, or why none may.
+    fn client_for(&self, url: &str) -> Result<&reqwest::Client, String> {
+        match self.policy.screen(url) {
+            Ok((_, Route::Checked)) => Ok(&self.checked),
+            Ok((_, Route::Trusted)) => Ok(&self.trusted),
+            Err(refusal) => Err(format!("refused before connecting: {refusal}")),
         }
     }
 
@@ -260,23 +304,55 @@ impl Clients {
         body: String,
         authorization: Option<&str>,
     ) -> Result<(), String> {
-        let client = match self.policy.screen(url) {
-            Ok((_, Route::Checked)) => &self.checked,
-            Ok((_, Route::Trusted)) => &self.trusted,
-            Err(refusal) => return Err(format!("refused before connecting: {refusal}")),
-        };
-        let mut request = client
-            .post(url)
-            .header("content-type", content_type)
-            .body(body);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
-        match request.send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("answered {}", response.status())),
-            Err(err) => Err(error_chain(&err)),
-        }
+        let client = self.client_for(url)?;
+        send_with(client, url, content_type, body, authorization)
+            .await
+            .map_err(|(_, error)| error)
+    }
+}
+
+/// What one POST came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// A 2xx.
+    Delivered,
+    /// No 2xx: the destination failed (or refused it), worth a retry.
+    Failed,
+    /// An FCM answer that refuses this message only ([`refuses_message`]).
+    Refused,
+}
+
+/// FCM HTTP v1 statuses that are about the one message, not the service: 400
+/// `INVALID_ARGUMENT` (a malformed token or payload), 403 `SENDER_ID_MISMATCH` (a token of
+/// another project), 404 `UNREGISTERED` (the app was uninstalled or its token expired).
+/// Sending the same message again cannot succeed. 401 (the access token) and 429 or 5xx (the
+/// service) are failures of the destination.
+fn refuses_message(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 404)
+}
+
+/// One POST through `client`; `Err` carries the status when there was an answer.
+async fn send_with(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: String,
+    authorization: Option<&str>,
+) -> Result<(), (Option<reqwest::StatusCode>, String)> {
+    let mut request = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err((
+            Some(response.status()),
+            format!("answered {}", response.status()),
+        )),
+        Err(err) => Err((None, error_chain(&err))),
     }
 }
 
@@ -304,6 +380,9 @@ enum Outcome {
     Delivered,
     /// No 2xx.
     Failed,
+    /// Refused for this message only (an FCM token problem): not retried, and not held
+    /// against the destination.
+    Refused,
     /// Nothing sent: polled meanwhile, the service expired, or the store failed.
     Settled,
 }
@@ -467,6 +546,12 @@ impl Dispatcher {
                 destination.failures = 0;
                 destination.breaker = Breaker::Closed;
             }
+            Outcome::Refused => {
+                self.counters.failures.inc();
+                // The destination answered: it works, whatever it thought of the message.
+                destination.failures = 0;
+                destination.breaker = Breaker::Closed;
+            }
             Outcome::Settled => {
                 if destination.breaker == Breaker::HalfOpen {
                     // The probe sent nothing: let the next job probe.
@@ -603,8 +688,10 @@ async fn attempt(
             }
         }
     }
-    if !clients.send(job, pending.attempt).await {
-        return (host, pending, Outcome::Failed);
+    match clients.send(job, pending.attempt).await {
+        Sent::Delivered => {}
+        Sent::Failed => return (host, pending, Outcome::Failed),
+        Sent::Refused => return (host, pending, Outcome::Refused),
     }
     if let Some(seq) = job.seq {
         // Not waited for: a mark lost in a crash only posts it again (at least once).
@@ -638,13 +725,14 @@ mod tests {
             body: "{}".into(),
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         };
 
         // Act
-        let delivered = clients.send(&job, 1).await;
+        let sent = clients.send(&job, 1).await;
 
         // Assert: the send failed without the listener ever seeing a connection.
-        assert!(!delivered);
+        assert_eq!(sent, Sent::Failed);
         assert_eq!(
             listener.accept().map_err(|e| e.kind()).err(),
             Some(std::io::ErrorKind::WouldBlock),
@@ -679,9 +767,10 @@ mod tests {
             body: "{}".into(),
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         };
 
-        assert!(clients.send(&job, 1).await);
+        assert_eq!(clients.send(&job, 1).await, Sent::Delivered);
         server.await.unwrap();
     }
 
@@ -694,6 +783,7 @@ mod tests {
                 body: String::new(),
                 content_type: "application/json",
                 authorization: None,
+                kind: JobKind::Callback,
             },
             attempt: 1,
         }
