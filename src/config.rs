@@ -992,6 +992,82 @@ mod tests {
     }
 
     #[test]
+    fn the_push_fcm_section_is_read_with_the_token_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(vars), &Overrides::default())
+        };
+
+        let config = load(
+            "[push.fcm]\nproject_id = \"demo-1\"\naccess_token_file = \"/run/fcm\"\n",
+            &[],
+        )
+        .unwrap();
+        let fcm = config.fcm.expect("configured");
+        assert_eq!(fcm.endpoint, crate::push::fcm::DEFAULT_ENDPOINT, "FCM's own");
+        assert_eq!(fcm.project_id, "demo-1");
+        assert_eq!(
+            fcm.credentials,
+            FcmCredentials::AccessTokenFile("/run/fcm".into())
+        );
+
+        let config = load(
+            "[push.fcm]\nproject_id = \"demo-1\"\nendpoint = \"http://127.0.0.1:9\"\n",
+            &[("CALLBACKD_PUSH_FCM_ACCESS_TOKEN", "ya29.x")],
+        )
+        .unwrap();
+        let fcm = config.fcm.expect("configured");
+        assert_eq!(fcm.endpoint, "http://127.0.0.1:9");
+        assert_eq!(
+            fcm.credentials,
+            FcmCredentials::AccessToken("ya29.x".into())
+        );
+
+        assert!(Config::load(None, false, env(&[]), &Overrides::default())
+            .unwrap()
+            .fcm
+            .is_none());
+    }
+
+    #[test]
+    fn a_bad_push_fcm_section_is_refused_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("[push.fcm]\naccess_token = \"t\"\n", &[], "push.fcm.project_id"),
+            ("[push.fcm]\nproject_id = \"p\"\n", &[], "push.fcm.access_token"),
+            (
+                "[push.fcm]\nproject_id = \"p\"\naccess_token = \"t\"\naccess_token_file = \"f\"\n",
+                &[],
+                "push.fcm.access_token",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\naccess_token = \"t\"\nendpoint = \"fcm\"\n",
+                &[],
+                "push.fcm.endpoint",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\ntoken = \"t\"\n",
+                &[],
+                "token",
+            ),
+            (
+                "",
+                &[("CALLBACKD_PUSH_FCM_ACCESS_TOKEN", "t")],
+                "push.fcm.access_token",
+            ),
+        ];
+        for (text, vars, named) in cases {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), true, env(vars), &Overrides::default())
+                .expect_err(text);
+            assert!(err.to_string().contains(named), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
     fn the_cometd_section_sets_its_timeouts() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("callbackd.toml");

@@ -884,6 +884,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_fcm_message_is_not_retried_and_does_not_count_towards_the_breaker() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            breaker_failures: 2,
+            ..HttpCallbackSettings::default()
+        });
+        let now = Timestamp::from_millis(1_000_000);
+        let fcm = "http://fcm.example";
+        dispatcher.enqueue(fcm.into(), pending(fcm), now);
+        let endpoint = dispatcher.destinations.get_mut(fcm).unwrap();
+        endpoint.failures = 1;
+        endpoint.in_flight = 3;
+
+        for _ in 0..3 {
+            dispatcher.finished(fcm.into(), pending(fcm), Outcome::Refused, now);
+        }
+
+        assert!(dispatcher.retries.is_empty(), "nothing to retry");
+        let endpoint = &dispatcher.destinations[fcm];
+        assert_eq!(endpoint.failures, 0, "the endpoint answered");
+        assert!(!endpoint.refuses(now), "the breaker stays closed");
+        assert_eq!(endpoint.queue.len(), 1, "other devices' pushes still go");
+    }
+
+    #[test]
+    fn only_fcm_statuses_about_the_message_refuse_it() {
+        for (status, refuses) in [
+            (400, true),
+            (403, true),
+            (404, true),
+            (401, false),
+            (429, false),
+            (500, false),
+            (503, false),
+        ] {
+            assert_eq!(
+                refuses_message(reqwest::StatusCode::from_u16(status).unwrap()),
+                refuses,
+                "{status}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn one_destination_fills_only_its_own_queue_and_slots() {
         let mut dispatcher = dispatcher(HttpCallbackSettings {
             destination_concurrency: 2,

@@ -730,6 +730,107 @@ pub(crate) mod tests {
         assert!(store.notifications("s1").unwrap().is_empty());
     }
 
+    fn target_with_token(id: &str, device_os: &str, token: Option<&str>) -> PushTarget {
+        let mut record = ServiceRecord::new(
+            id,
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.owner = Some("alice".into());
+        record.device_os = Some(device_os.into());
+        record.device_notification_id = token.map(str::to_string);
+        PushTarget::of(&record)
+    }
+
+    #[test]
+    fn each_gms_push_type_maps_to_its_channel() {
+        let fcm = |device_os| Provider::Fcm {
+            device_os,
+            token: "tok".into(),
+        };
+        let cases = [
+            ("gcm", Some("tok"), fcm(PushProvider::Gcm)),
+            ("fcm", Some("tok"), fcm(PushProvider::Fcm)),
+            (
+                "httpcb",
+                Some("http://example.com/p"),
+                Provider::HttpCallback {
+                    url: "http://example.com/p".into(),
+                },
+            ),
+            ("comet", None, Provider::Comet),
+            ("symbian", Some("tok"), Provider::None),
+        ];
+        for (device_os, token, expected) in cases {
+            assert_eq!(
+                target_with_token("s", device_os, token).provider,
+                expected,
+                "{device_os}"
+            );
+        }
+        for (device_os, token) in [
+            ("gcm", None),
+            ("ios", Some("tok")),
+            ("android", Some("tok")),
+            ("customhttp", Some("tok")),
+            ("orscb", None),
+        ] {
+            let provider = target_with_token("s", device_os, token).provider;
+            assert!(
+                matches!(provider, Provider::Undelivered { device_os: d, .. } if d.as_str() == device_os),
+                "{device_os}: {provider:?}"
+            );
+        }
+        assert_eq!(
+            target_with_token("s", "gcm", Some("tok")).comet_user(),
+            None,
+            "no comet push for an FCM service"
+        );
+    }
+
+    #[test]
+    fn a_push_type_without_provider_leaves_the_notification_undelivered_and_is_noted_once() {
+        // No [push.fcm]: the gcm service's notification is not pushed anywhere.
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 1);
+        let target = target_with_token("s1", "gcm", Some("tok"));
+        for _ in 0..2 {
+            let stored = notifier
+                .record(&target, "t".into(), &json!({}), NOW)
+                .unwrap()
+                .without_waiting();
+            notifier.deliver(&target, &stored);
+        }
+
+        assert!(sink.published.lock().unwrap().is_empty(), "not over CometD");
+        assert_eq!(
+            store
+                .take_undelivered("s1", None)
+                .unwrap()
+                .without_waiting()
+                .len(),
+            2,
+            "both wait for polling"
+        );
+        assert!(!notifier.notices.first("s1"), "already noted");
+    }
+
+    #[test]
+    fn polling_notices_name_each_service_once_and_stay_bounded() {
+        let notices = PollingNotices::default();
+        assert!(notices.first("a"));
+        assert!(!notices.first("a"));
+        assert!(notices.first("b"));
+        for n in 0..POLLING_NOTICES {
+            notices.first(&n.to_string());
+        }
+        assert!(
+            notices.noted.lock().unwrap().len() <= POLLING_NOTICES,
+            "bounded"
+        );
+    }
+
     #[test]
     fn the_envelope_has_a_32_hex_id_the_message_and_the_tag() {
         let pushed = envelope("t.1", &json!({"_id": "1"}));
