@@ -5,9 +5,8 @@
 //! the first 2xx marks the notification delivered. Redirects are not followed (a 3xx is a
 //! failure) and no proxy is used, so the connection goes where [`egress`](super::egress)
 //! checked it may go. Before a retry the worker checks that nobody polled the notification
-//! meanwhile. Whatever is not delivered stays for `retrieve-notifications`. Only `http://`
-//! URLs can be reached (the HTTP client is built without TLS); an `https://` one fails like
-//! an unreachable URL.
+//! meanwhile. Whatever is not delivered stays for `retrieve-notifications`. `https://` URLs
+//! are reached over TLS (rustls, certificates checked against the system's roots).
 //!
 //! Destinations are isolated from one another, so that one endpoint that never answers
 //! cannot hold back everyone else's pushes (issue 9, item 9). A destination is the URL's
@@ -772,6 +771,45 @@ mod tests {
 
         assert_eq!(clients.send(&job, 1).await, Sent::Delivered);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_https_endpoint_is_spoken_to_with_tls() {
+        // Arrange: a plain TCP listener that records the first bytes it is sent.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            socket.read_exact(&mut first).await.unwrap();
+            first
+        });
+        let clients = Clients::build(
+            &HttpCallbackSettings::default(),
+            Arc::new(EgressPolicy::new(&[])),
+        )
+        .unwrap();
+        let job = Job {
+            service_id: "s".into(),
+            seq: Some(1),
+            url: format!("https://127.0.0.1:{port}/v1/projects/p/messages:send"),
+            body: "{}".into(),
+            content_type: "application/json",
+            authorization: Some("Bearer t".into()),
+            kind: JobKind::Fcm,
+        };
+
+        // Act: the listener never answers the handshake; the send fails by timeout or close.
+        let sending = tokio::spawn(async move { clients.send(&job, 1).await });
+        let first = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the client connected and sent its first bytes")
+            .unwrap();
+
+        // Assert: a TLS handshake record (content type 22, version 3.x), not HTTP text.
+        assert_eq!((first[0], first[1]), (0x16, 0x03), "{first:?}");
+        assert_eq!(sending.await.unwrap(), Sent::Failed);
     }
 
     fn pending(url: &str) -> Pending {
