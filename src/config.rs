@@ -1006,7 +1006,11 @@ mod tests {
         )
         .unwrap();
         let fcm = config.fcm.expect("configured");
-        assert_eq!(fcm.endpoint, crate::push::fcm::DEFAULT_ENDPOINT, "FCM's own");
+        assert_eq!(
+            fcm.endpoint,
+            crate::push::fcm::DEFAULT_ENDPOINT,
+            "FCM's own"
+        );
         assert_eq!(fcm.project_id, "demo-1");
         assert_eq!(
             fcm.credentials,
@@ -1035,9 +1039,19 @@ mod tests {
     fn a_bad_push_fcm_section_is_refused_naming_the_setting() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("callbackd.toml");
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
-            ("[push.fcm]\naccess_token = \"t\"\n", &[], "push.fcm.project_id"),
-            ("[push.fcm]\nproject_id = \"p\"\n", &[], "push.fcm.access_token"),
+        // (file text, environment, the setting the refusal names)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "[push.fcm]\naccess_token = \"t\"\n",
+                &[],
+                "push.fcm.project_id",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\n",
+                &[],
+                "push.fcm.access_token",
+            ),
             (
                 "[push.fcm]\nproject_id = \"p\"\naccess_token = \"t\"\naccess_token_file = \"f\"\n",
                 &[],
@@ -1061,8 +1075,8 @@ mod tests {
         ];
         for (text, vars, named) in cases {
             std::fs::write(&file, text).unwrap();
-            let err = Config::load(Some(&file), true, env(vars), &Overrides::default())
-                .expect_err(text);
+            let err =
+                Config::load(Some(&file), true, env(vars), &Overrides::default()).expect_err(text);
             assert!(err.to_string().contains(named), "{text:?}: {err}");
         }
     }

@@ -212,7 +212,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     });
     let fcm = config.fcm.as_ref().map(|settings| {
         let fcm = crate::push::Fcm::new(settings, clock.clone());
-        tracing::info!(url = fcm.url(), "fcm and gcm services are pushed through FCM");
+        tracing::info!(
+            url = fcm.url(),
+            "fcm and gcm services are pushed through FCM"
+        );
         fcm
     });
     let notifier =

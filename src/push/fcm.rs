@@ -252,7 +252,8 @@ mod tests {
             &settings(FcmCredentials::AccessToken("ya29.token".into())),
             Arc::new(clock),
         );
-        let envelope = json!({"id": "ab12", "tag": "service.internal.s1", "message": {"_id": "s1"}});
+        let envelope =
+            json!({"id": "ab12", "tag": "service.internal.s1", "message": {"_id": "s1"}});
 
         let job = fcm.job("s1".into(), 7, "device-token", &envelope).unwrap();
 
@@ -299,7 +300,9 @@ mod tests {
     fn a_missing_token_file_fails_the_job_with_its_path() {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
         let fcm = Fcm::new(
-            &settings(FcmCredentials::AccessTokenFile("/nonexistent/fcm-token".into())),
+            &settings(FcmCredentials::AccessTokenFile(
+                "/nonexistent/fcm-token".into(),
+            )),
             Arc::new(clock),
         );
         let err = fcm.job("s1".into(), 1, "t", &json!({})).unwrap_err();

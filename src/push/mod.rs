@@ -279,7 +279,12 @@ impl Notifier {
                     return;
                 };
                 let envelope = envelope(&notification.tag, &parse(&notification.message));
-                match fcm.job(target.service_id.clone(), notification.seq, token, &envelope) {
+                match fcm.job(
+                    target.service_id.clone(),
+                    notification.seq,
+                    token,
+                    &envelope,
+                ) {
                     // Not queued: it waits for retrieve-notifications (logged by `post`).
                     Ok(job) => {
                         let _queued = self.http.post(job);

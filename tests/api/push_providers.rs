@@ -55,7 +55,10 @@ async fn notify(client: &reqwest::Client, address: &str, id: &str) {
         .header("gms_user", GMS_USER)
         .form(&[
             ("_display_message", "Message to be displayed to user"),
-            ("_application_message", "MESSAGE_FOR_MOBILE_APP_INTERNAL_USE"),
+            (
+                "_application_message",
+                "MESSAGE_FOR_MOBILE_APP_INTERNAL_USE",
+            ),
         ])
         .send()
         .await
@@ -227,7 +230,10 @@ async fn an_unknown_device_os_is_a_400_naming_it() {
         .post_form(
             "/genesys/1/service/callback/chat-delay",
             Some(GMS_USER),
-            &[("_customer_number", "4082652649"), ("_device_os", "blackberry")],
+            &[
+                ("_customer_number", "4082652649"),
+                ("_device_os", "blackberry"),
+            ],
         )
         .await;
 
@@ -268,11 +274,15 @@ async fn a_service_left_for_polling_is_named_in_the_log_once() {
             .filter(|line| line.contains(notice) && line.contains(id))
             .count()
     };
-    let logs = eventually(Duration::from_secs(10), "the second service's notice", || {
-        let logs = server.logs();
-        let found = named(&second, &logs) > 0;
-        async move { found.then_some(logs) }
-    })
+    let logs = eventually(
+        Duration::from_secs(10),
+        "the second service's notice",
+        || {
+            let logs = server.logs();
+            let found = named(&second, &logs) > 0;
+            async move { found.then_some(logs) }
+        },
+    )
     .await;
     assert_eq!(named(&first, &logs), 1, "once for three notifications");
     assert_eq!(named(&second, &logs), 1);
