@@ -118,7 +118,8 @@ pub struct PushTarget {
 
 impl PushTarget {
     /// The push target of a stored service. An `httpcb` service without a URL (which
-    /// creation refuses) falls back to polling.
+    /// creation refuses) falls back to polling, as every push type does that callbackd does
+    /// not deliver.
     pub fn of(record: &ServiceRecord) -> PushTarget {
         let device_os = record.device_os.as_deref().and_then(PushProvider::parse);
         let token = record.device_notification_id.clone();
@@ -126,23 +127,12 @@ impl PushTarget {
             (None, _) => Provider::None,
             (Some(PushProvider::Comet), _) => Provider::Comet,
             (Some(PushProvider::HttpCallback), Some(url)) => Provider::HttpCallback { url },
-            (Some(PushProvider::HttpCallback), None) => Provider::None,
             (Some(device_os @ (PushProvider::Fcm | PushProvider::Gcm)), Some(token)) => {
                 Provider::Fcm { device_os, token }
             }
-            (Some(device_os), token) => Provider::Undelivered {
+            (Some(device_os), _) => Provider::Undelivered {
                 device_os,
-                reason: match device_os {
-                    PushProvider::Fcm | PushProvider::Gcm if token.is_none() => {
-                        "no _device_notification_id (registration token) was given"
-                    }
-                    PushProvider::Ios => "APNs delivery is not implemented",
-                    PushProvider::Android => "C2DM, GMS's `android` push, no longer exists",
-                    PushProvider::CustomHttp => {
-                        "customhttp delivery for services is not implemented"
-                    }
-                    _ => "there is no Orchestration Server to call back",
-                },
+                reason: not_delivered_because(device_os),
             },
         };
         PushTarget {
@@ -160,6 +150,21 @@ impl PushTarget {
             Provider::Comet => self.owner.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// Why a service with this push type gets no push, for the log.
+fn not_delivered_because(device_os: PushProvider) -> &'static str {
+    match device_os {
+        PushProvider::Ios => "APNs delivery is not implemented",
+        PushProvider::Android => "C2DM, GMS's `android` push, no longer exists",
+        PushProvider::CustomHttp => "customhttp delivery for services is not implemented",
+        PushProvider::OrsCallback => "there is no Orchestration Server to call back",
+        // The delivered types end up here only without their URL or token (comet needs none).
+        PushProvider::Comet
+        | PushProvider::HttpCallback
+        | PushProvider::Fcm
+        | PushProvider::Gcm => "no _device_notification_id was given",
     }
 }
 
@@ -776,6 +781,7 @@ pub(crate) mod tests {
         }
         for (device_os, token) in [
             ("gcm", None),
+            ("httpcb", None),
             ("ios", Some("tok")),
             ("android", Some("tok")),
             ("customhttp", Some("tok")),
