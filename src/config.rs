@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::domain::chat_limits::ChatLimits;
 use crate::domain::idle::{IdleChanges, IdleSettings};
-use crate::push::HttpCallbackSettings;
+use crate::push::{fcm, FcmCredentials, FcmSettings, HttpCallbackSettings};
 use crate::store::StoreSettings;
 
 /// Everything callbackd needs to start.
@@ -39,6 +39,9 @@ pub struct Config {
     /// in the file; the older flat keys `httpcb_timeout_ms`, `httpcb_attempts`,
     /// `httpcb_backoff_ms` are still read).
     pub httpcb: HttpCallbackSettings,
+    /// Push services callbackd delivers through (`[push.fcm]` in the file). `None`: `fcm`
+    /// and `gcm` services are not pushed; their notifications wait for polling.
+    pub fcm: Option<FcmSettings>,
     /// The CometD server's pacing and limits (`[cometd]` in the file).
     pub cometd: CometdConfig,
     /// Connection limits and timeouts of the HTTP listener (`[http]` in the file).
@@ -266,6 +269,27 @@ struct HttpcbFile {
     breaker_open_ms: Option<u64>,
 }
 
+/// `[push]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushFile {
+    fcm: Option<FcmFile>,
+}
+
+/// `[push.fcm]` as written in the file: FCM's HTTP v1 API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FcmFile {
+    /// Scheme, host and port of the API; FCM's own by default.
+    endpoint: Option<String>,
+    /// The Firebase project id.
+    project_id: Option<String>,
+    /// An OAuth2 access token.
+    access_token: Option<String>,
+    /// A file holding the access token, re-read so that it can be rotated.
+    access_token_file: Option<PathBuf>,
+}
+
 /// Default listen address, as GMS clients expect it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -283,6 +307,7 @@ impl Default for Config {
             expiry_schedule: "*/5 * * * * *".to_string(),
             stat_servers: vec!["StatServer".to_string()],
             httpcb: HttpCallbackSettings::default(),
+            fcm: None,
             cometd: CometdConfig::default(),
             http: HttpConfig::default(),
             sessions: SessionConfig::default(),
@@ -370,6 +395,7 @@ struct FileConfig {
     httpcb_attempts: Option<u32>,
     httpcb_backoff_ms: Option<u64>,
     httpcb: Option<HttpcbFile>,
+    push: Option<PushFile>,
     cometd: Option<CometdConfig>,
     security: Option<SecurityConfig>,
     public_url: Option<String>,
@@ -531,6 +557,9 @@ impl Config {
         if let Some(ms) = table.breaker_open_ms {
             self.httpcb.breaker_open = Duration::from_millis(ms);
         }
+        if let Some(table) = file.push.and_then(|push| push.fcm) {
+            self.fcm = Some(fcm_settings(table, &source)?);
+        }
         if let Some(cometd) = file.cometd {
             self.cometd = cometd;
         }
@@ -599,6 +628,16 @@ impl Config {
                 }
                 "CALLBACKD_EXPIRY_SCHEDULE" => self.expiry_schedule = value,
                 "CALLBACKD_PUBLIC_URL" => self.public_url = Some(parse_public_url(&value, &name)?),
+                "CALLBACKD_PUSH_FCM_ACCESS_TOKEN" => match &mut self.fcm {
+                    Some(fcm) => fcm.credentials = FcmCredentials::AccessToken(value),
+                    None => {
+                        return Err(ConfigError::Invalid {
+                            setting: "push.fcm.access_token",
+                            source_name: name.clone(),
+                            message: "there is no [push.fcm] table with the project_id to use it for: add one to the config file".into(),
+                        })
+                    }
+                },
                 "CALLBACKD_AGENTS_KEEP_ALIVE_MS" => {
                     self.agents.keep_alive_ms = value.parse().map_err(|_| ConfigError::Invalid {
                         setting: "agents.keep_alive_ms",
@@ -713,6 +752,17 @@ impl Config {
                 message: "0 would serve nobody: leave it out to derive it from the open-file limit, or give a number such as 10000".into(),
             });
         }
+        if let Some(settings) = &self.fcm {
+            fcm::validate(settings).map_err(|(key, message)| ConfigError::Invalid {
+                setting: match key {
+                    "endpoint" => "push.fcm.endpoint",
+                    "project_id" => "push.fcm.project_id",
+                    _ => "push.fcm.access_token",
+                },
+                source_name: "configuration".into(),
+                message,
+            })?;
+        }
         if self.stat_servers.is_empty() {
             return Err(ConfigError::Invalid {
                 setting: "stat_servers",
@@ -732,6 +782,41 @@ impl Config {
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin_token")
     }
+}
+
+/// `[push.fcm]`: a project id and exactly one credential are needed; the endpoint defaults
+/// to FCM's own.
+fn fcm_settings(table: FcmFile, source: &str) -> Result<FcmSettings, ConfigError> {
+    let invalid = |setting: &'static str, message: &str| ConfigError::Invalid {
+        setting,
+        source_name: source.to_string(),
+        message: message.to_string(),
+    };
+    let project_id = table.project_id.ok_or_else(|| {
+        invalid(
+            "push.fcm.project_id",
+            "missing: give the Firebase project id the app's tokens belong to",
+        )
+    })?;
+    let credentials = match (table.access_token, table.access_token_file) {
+        (Some(token), None) => FcmCredentials::AccessToken(token.trim().to_string()),
+        (None, Some(path)) => FcmCredentials::AccessTokenFile(path),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "push.fcm.access_token",
+                "give access_token or access_token_file, not both",
+            ))
+        }
+        // The token may still come from CALLBACKD_PUSH_FCM_ACCESS_TOKEN; validate() checks.
+        (None, None) => FcmCredentials::AccessToken(String::new()),
+    };
+    Ok(FcmSettings {
+        endpoint: table
+            .endpoint
+            .unwrap_or_else(|| fcm::DEFAULT_ENDPOINT.to_string()),
+        project_id,
+        credentials,
+    })
 }
 
 /// One setting that may be written in the `[httpcb]` table or as its older flat key.
@@ -904,6 +989,96 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("CALLBACKD_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn the_push_fcm_section_is_read_with_the_token_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), true, env(vars), &Overrides::default())
+        };
+
+        let config = load(
+            "[push.fcm]\nproject_id = \"demo-1\"\naccess_token_file = \"/run/fcm\"\n",
+            &[],
+        )
+        .unwrap();
+        let fcm = config.fcm.expect("configured");
+        assert_eq!(
+            fcm.endpoint,
+            crate::push::fcm::DEFAULT_ENDPOINT,
+            "FCM's own"
+        );
+        assert_eq!(fcm.project_id, "demo-1");
+        assert_eq!(
+            fcm.credentials,
+            FcmCredentials::AccessTokenFile("/run/fcm".into())
+        );
+
+        let config = load(
+            "[push.fcm]\nproject_id = \"demo-1\"\nendpoint = \"http://127.0.0.1:9\"\n",
+            &[("CALLBACKD_PUSH_FCM_ACCESS_TOKEN", "ya29.x")],
+        )
+        .unwrap();
+        let fcm = config.fcm.expect("configured");
+        assert_eq!(fcm.endpoint, "http://127.0.0.1:9");
+        assert_eq!(
+            fcm.credentials,
+            FcmCredentials::AccessToken("ya29.x".into())
+        );
+
+        assert!(Config::load(None, false, env(&[]), &Overrides::default())
+            .unwrap()
+            .fcm
+            .is_none());
+    }
+
+    #[test]
+    fn a_bad_push_fcm_section_is_refused_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callbackd.toml");
+        // (file text, environment, the setting the refusal names)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "[push.fcm]\naccess_token = \"t\"\n",
+                &[],
+                "push.fcm.project_id",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\n",
+                &[],
+                "push.fcm.access_token",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\naccess_token = \"t\"\naccess_token_file = \"f\"\n",
+                &[],
+                "push.fcm.access_token",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\naccess_token = \"t\"\nendpoint = \"fcm\"\n",
+                &[],
+                "push.fcm.endpoint",
+            ),
+            (
+                "[push.fcm]\nproject_id = \"p\"\ntoken = \"t\"\n",
+                &[],
+                "token",
+            ),
+            (
+                "",
+                &[("CALLBACKD_PUSH_FCM_ACCESS_TOKEN", "t")],
+                "push.fcm.access_token",
+            ),
+        ];
+        for (text, vars, named) in cases {
+            std::fs::write(&file, text).unwrap();
+            let err =
+                Config::load(Some(&file), true, env(vars), &Overrides::default()).expect_err(text);
+            assert!(err.to_string().contains(named), "{text:?}: {err}");
+        }
     }
 
     #[test]

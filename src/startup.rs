@@ -211,7 +211,16 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         httpcb: http_callbacks.counters(),
         expiry: &expiry_counters,
     });
-    let notifier = Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks);
+    let fcm = config.fcm.as_ref().map(|settings| {
+        let fcm = crate::push::Fcm::new(settings, clock.clone());
+        tracing::info!(
+            url = fcm.url(),
+            "fcm and gcm services are pushed through FCM"
+        );
+        fcm
+    });
+    let notifier =
+        Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks).with_fcm(fcm);
     supervisor.spawn(
         "CometD announcements",
         follow_announcements(notifier.clone(), announcements, supervisor.shutdown()),

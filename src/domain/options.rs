@@ -768,24 +768,80 @@ impl FieldError {
     }
 }
 
-/// How the customer's device is told about its service (`_device_os`).
+/// How the customer's device is told about its service (`_device_os`): the push types GMS
+/// knows (its `push.pushEnabled` option lists `android`, `gcm`, `ios`, `httpcb`, `orscb`,
+/// `customhttp`, `fcm` and `comet`). Which of them callbackd can deliver, and where a push it
+/// cannot deliver goes (polling), is the push layer's business; here a name is only accepted
+/// or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushProvider {
-    /// CometD push to clients of the same `gms_user`.
+    /// `comet`: CometD push to clients of the same `gms_user`.
     Comet,
-    /// HTTP POST to the `_device_notification_id` URL.
+    /// `httpcb`: HTTP POST to the `_device_notification_id` URL.
     HttpCallback,
+    /// `fcm`: Firebase Cloud Messaging; `_device_notification_id` is the registration token.
+    Fcm,
+    /// `gcm`: Google Cloud Messaging, which Google replaced by FCM; its registration tokens
+    /// are FCM tokens, so it is delivered as `fcm`.
+    Gcm,
+    /// `android`: GMS's name for C2DM, which Google shut down before GCM.
+    Android,
+    /// `ios`: Apple Push Notification service; `_device_notification_id` is the device token.
+    Ios,
+    /// `customhttp`: GMS POSTs `{deviceId, message}` to an operator-configured URL.
+    CustomHttp,
+    /// `orscb`: a callback into Orchestration Server.
+    OrsCallback,
 }
 
 impl PushProvider {
+    /// Every provider, in the order the refusal message names them.
+    pub const ALL: [PushProvider; 8] = [
+        PushProvider::Comet,
+        PushProvider::HttpCallback,
+        PushProvider::Fcm,
+        PushProvider::Gcm,
+        PushProvider::Ios,
+        PushProvider::Android,
+        PushProvider::CustomHttp,
+        PushProvider::OrsCallback,
+    ];
+
     /// The `_device_os` value.
     pub fn as_str(self) -> &'static str {
         match self {
             PushProvider::Comet => "comet",
             PushProvider::HttpCallback => "httpcb",
+            PushProvider::Fcm => "fcm",
+            PushProvider::Gcm => "gcm",
+            PushProvider::Android => "android",
+            PushProvider::Ios => "ios",
+            PushProvider::CustomHttp => "customhttp",
+            PushProvider::OrsCallback => "orscb",
         }
     }
+
+    /// The provider named `value` (ASCII case ignored, as GMS clients differ in case);
+    /// `None` for a name GMS does not know.
+    pub fn parse(value: &str) -> Option<PushProvider> {
+        PushProvider::ALL
+            .into_iter()
+            .find(|provider| provider.as_str().eq_ignore_ascii_case(value))
+    }
+
+    /// Whether `_device_notification_id` addresses a device at a push service (a token),
+    /// rather than a URL or nothing.
+    pub fn takes_device_token(self) -> bool {
+        matches!(
+            self,
+            PushProvider::Fcm | PushProvider::Gcm | PushProvider::Android | PushProvider::Ios
+        )
+    }
 }
+
+/// Longest `_device_notification_id` kept: FCM registration tokens are a few hundred
+/// characters and APNs device tokens 64 hex digits; a URL fits as well.
+pub const MAX_DEVICE_NOTIFICATION_ID: usize = 4096;
 
 /// A create-service request, split into its parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -836,18 +892,29 @@ impl CreateRequest {
                 "_device_os" => {
                     request.device_os = match value.trim() {
                         "" | "none" => None,
-                        "comet" => Some(PushProvider::Comet),
-                        "httpcb" => Some(PushProvider::HttpCallback),
-                        other => {
-                            return Err(FieldError::new(
-                                key,
-                                format!("unknown push provider `{other}`: use comet, httpcb, or none (polling only)"),
-                            ))
-                        }
+                        name => Some(PushProvider::parse(name).ok_or_else(|| {
+                            let known: Vec<&str> =
+                                PushProvider::ALL.iter().map(|p| p.as_str()).collect();
+                            FieldError::new(
+                                &key,
+                                format!(
+                                    "unknown push provider `{name}`: use one of {}, or none (polling only)",
+                                    known.join(", ")
+                                ),
+                            )
+                        })?),
                     }
                 }
                 "_device_notification_id" => {
-                    request.device_notification_id = non_empty(&value).map(|v| v.to_string())
+                    request.device_notification_id = non_empty(&value).map(|v| v.to_string());
+                    if let Some(id) = &request.device_notification_id {
+                        if id.len() > MAX_DEVICE_NOTIFICATION_ID || id.chars().any(char::is_control) {
+                            return Err(FieldError::new(
+                                key,
+                                format!("must be at most {MAX_DEVICE_NOTIFICATION_ID} printable characters: the push token or URL of the device"),
+                            ));
+                        }
+                    }
                 }
                 "_verbose" => request.verbose = value.trim().eq_ignore_ascii_case("true"),
                 _ if key.starts_with('_') => {
@@ -1118,6 +1185,73 @@ mod tests {
             let err = CreateRequest::parse(fields(pairs)).expect_err(field);
             assert_eq!(err.field, *field, "{pairs:?}: {err}");
         }
+    }
+
+    #[test]
+    fn every_gms_push_type_is_accepted_and_kept_by_its_gms_name() {
+        let cases = [
+            ("comet", PushProvider::Comet),
+            ("httpcb", PushProvider::HttpCallback),
+            ("fcm", PushProvider::Fcm),
+            ("gcm", PushProvider::Gcm),
+            ("GCM", PushProvider::Gcm),
+            (" ios ", PushProvider::Ios),
+            ("android", PushProvider::Android),
+            ("customhttp", PushProvider::CustomHttp),
+            ("orscb", PushProvider::OrsCallback),
+        ];
+        for (given, expected) in cases {
+            let mut pairs = vec![("_device_os", given)];
+            if expected == PushProvider::HttpCallback {
+                pairs.push(("_device_notification_id", "http://example.com/push"));
+            }
+            let request = CreateRequest::parse(fields(&pairs)).unwrap();
+            assert_eq!(request.device_os, Some(expected), "{given:?}");
+        }
+        for provider in PushProvider::ALL {
+            assert_eq!(
+                PushProvider::parse(provider.as_str()),
+                Some(provider),
+                "{provider:?} reads back from what is stored"
+            );
+        }
+        for polling in ["", "none", "  "] {
+            let request = CreateRequest::parse(fields(&[("_device_os", polling)])).unwrap();
+            assert_eq!(request.device_os, None, "{polling:?} means polling only");
+        }
+    }
+
+    #[test]
+    fn a_push_token_provider_without_a_token_is_accepted() {
+        // The app may not have its token yet; its notifications wait for polling.
+        for name in ["gcm", "fcm", "ios"] {
+            let request = CreateRequest::parse(fields(&[("_device_os", name)])).unwrap();
+            assert!(request.device_notification_id.is_none(), "{name}");
+            assert!(request.device_os.unwrap().takes_device_token(), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_push_providers_and_oversized_tokens_are_named() {
+        let err = CreateRequest::parse(fields(&[("_device_os", "symbian")])).unwrap_err();
+        assert_eq!(err.field, "_device_os");
+        assert!(
+            err.message.contains("symbian") && err.message.contains("gcm"),
+            "names the value and the accepted ones: {err}"
+        );
+        let huge = "t".repeat(MAX_DEVICE_NOTIFICATION_ID + 1);
+        let err = CreateRequest::parse(fields(&[
+            ("_device_os", "fcm"),
+            ("_device_notification_id", &huge),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.field, "_device_notification_id");
+        let err = CreateRequest::parse(fields(&[
+            ("_device_os", "fcm"),
+            ("_device_notification_id", "tok\u{7}en"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.field, "_device_notification_id");
     }
 
     #[test]

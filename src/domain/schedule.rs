@@ -1527,12 +1527,13 @@ mod tests {
                 ),
             ];
             for day in 1..=7 {
-                let hours: Vec<String> = (0..24)
-                    .filter_map(|hour| {
-                        rng.random_bool(0.8)
-                            .then(|| format!("\"{hour:02}00\":{}", rng.random_range(0..12)))
-                    })
-                    .collect();
+                // A loop, not filter_map with bool::then: the same draws in the same order.
+                let mut hours: Vec<String> = Vec::new();
+                for hour in 0..24 {
+                    if rng.random_bool(0.8) {
+                        hours.push(format!("\"{hour:02}00\":{}", rng.random_range(0..12)));
+                    }
+                }
                 pairs.push((
                     format!("_capacity_{day}"),
                     format!("{{\"{day}\":{{{}}}}}", hours.join(",")),

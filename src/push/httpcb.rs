@@ -5,9 +5,8 @@
 //! the first 2xx marks the notification delivered. Redirects are not followed (a 3xx is a
 //! failure) and no proxy is used, so the connection goes where [`egress`](super::egress)
 //! checked it may go. Before a retry the worker checks that nobody polled the notification
-//! meanwhile. Whatever is not delivered stays for `retrieve-notifications`. Only `http://`
-//! URLs can be reached (the HTTP client is built without TLS); an `https://` one fails like
-//! an unreachable URL.
+//! meanwhile. Whatever is not delivered stays for `retrieve-notifications`. `https://` URLs
+//! are reached over TLS (rustls, certificates checked against the system's roots).
 //!
 //! Destinations are isolated from one another, so that one endpoint that never answers
 //! cannot hold back everyone else's pushes (issue 9, item 9). A destination is the URL's
@@ -24,6 +23,10 @@
 //!   decides whether it closes again.
 //!
 //! Retries wait in a timer list, not in a task holding a slot.
+//!
+//! The same worker sends FCM pushes ([`super::fcm`]): jobs of [`JobKind::Fcm`] go to the
+//! operator's configured endpoint, which is not screened by the egress policy, and a refusal
+//! of one message (a stale token) is neither retried nor held against the shared endpoint.
 //!
 //! At shutdown the worker stops and drops the POSTs in flight: they were not acknowledged,
 //! so the notifications stay for polling.
@@ -103,8 +106,25 @@ pub struct Job {
     pub body: String,
     /// Its `Content-Type`.
     pub content_type: &'static str,
-    /// An `Authorization` header to send (a `customhttp` subscription's `authorization`).
+    /// An `Authorization` header to send (a `customhttp` subscription's `authorization`, the
+    /// FCM bearer token).
     pub authorization: Option<String>,
+    /// Who chose the URL, which decides how it is reached and what a refusal means.
+    pub kind: JobKind,
+}
+
+/// Who chose a job's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A customer or subscriber (httpcb, customhttp): reached only where the egress policy
+    /// permits, and any answer but a 2xx is a failure of the destination.
+    Callback,
+    /// The operator (`[push.fcm] endpoint`): reached without the egress check, like any
+    /// configured server. The destination is shared by every device, so an answer that
+    /// refuses this one message (400 bad request or token, 403 sender mismatch, 404 token no
+    /// longer registered) is not retried and does not count towards the breaker: one stale
+    /// token must not stop everyone's pushes.
+    Fcm,
 }
 
 impl Job {
@@ -117,6 +137,7 @@ impl Job {
             body,
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         }
     }
 }
@@ -232,22 +253,44 @@ impl Clients {
         })
     }
 
-    /// POSTs `job`; true on a 2xx.
-    async fn send(&self, job: &Job, attempt: u32) -> bool {
-        match self
-            .post(
-                &job.url,
-                job.content_type,
-                job.body.clone(),
-                job.authorization.as_deref(),
-            )
-            .await
-        {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(attempt, %error, url = %job.url, "http callback failed");
-                false
+    /// POSTs `job`: what came of it.
+    async fn send(&self, job: &Job, attempt: u32) -> Sent {
+        let client = match job.kind {
+            JobKind::Callback => self.client_for(&job.url),
+            JobKind::Fcm => Ok(&self.trusted),
+        };
+        let result = match client {
+            Ok(client) => {
+                send_with(
+                    client,
+                    &job.url,
+                    job.content_type,
+                    job.body.clone(),
+                    job.authorization.as_deref(),
+                )
+                .await
             }
+            Err(refusal) => Err((None, refusal)),
+        };
+        match result {
+            Ok(()) => Sent::Delivered,
+            Err((Some(status), error)) if job.kind == JobKind::Fcm && refuses_message(status) => {
+                tracing::warn!(attempt, %error, "FCM refused the message (bad or unregistered token); not retried, it waits for retrieve-notifications");
+                Sent::Refused
+            }
+            Err((_, error)) => {
+                tracing::warn!(attempt, %error, url = %job.url, "http push failed");
+                Sent::Failed
+            }
+        }
+    }
+
+    /// The client that may reach `url` under the egress policy, or why none may.
+    fn client_for(&self, url: &str) -> Result<&reqwest::Client, String> {
+        match self.policy.screen(url) {
+            Ok((_, Route::Checked)) => Ok(&self.checked),
+            Ok((_, Route::Trusted)) => Ok(&self.trusted),
+            Err(refusal) => Err(format!("refused before connecting: {refusal}")),
         }
     }
 
@@ -260,23 +303,55 @@ impl Clients {
         body: String,
         authorization: Option<&str>,
     ) -> Result<(), String> {
-        let client = match self.policy.screen(url) {
-            Ok((_, Route::Checked)) => &self.checked,
-            Ok((_, Route::Trusted)) => &self.trusted,
-            Err(refusal) => return Err(format!("refused before connecting: {refusal}")),
-        };
-        let mut request = client
-            .post(url)
-            .header("content-type", content_type)
-            .body(body);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
-        match request.send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("answered {}", response.status())),
-            Err(err) => Err(error_chain(&err)),
-        }
+        let client = self.client_for(url)?;
+        send_with(client, url, content_type, body, authorization)
+            .await
+            .map_err(|(_, error)| error)
+    }
+}
+
+/// What one POST came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// A 2xx.
+    Delivered,
+    /// No 2xx: the destination failed (or refused it), worth a retry.
+    Failed,
+    /// An FCM answer that refuses this message only ([`refuses_message`]).
+    Refused,
+}
+
+/// FCM HTTP v1 statuses that are about the one message, not the service: 400
+/// `INVALID_ARGUMENT` (a malformed token or payload), 403 `SENDER_ID_MISMATCH` (a token of
+/// another project), 404 `UNREGISTERED` (the app was uninstalled or its token expired).
+/// Sending the same message again cannot succeed. 401 (the access token) and 429 or 5xx (the
+/// service) are failures of the destination.
+fn refuses_message(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 404)
+}
+
+/// One POST through `client`; `Err` carries the status when there was an answer.
+async fn send_with(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: String,
+    authorization: Option<&str>,
+) -> Result<(), (Option<reqwest::StatusCode>, String)> {
+    let mut request = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err((
+            Some(response.status()),
+            format!("answered {}", response.status()),
+        )),
+        Err(err) => Err((None, error_chain(&err))),
     }
 }
 
@@ -304,6 +379,9 @@ enum Outcome {
     Delivered,
     /// No 2xx.
     Failed,
+    /// Refused for this message only (an FCM token problem): not retried, and not held
+    /// against the destination.
+    Refused,
     /// Nothing sent: polled meanwhile, the service expired, or the store failed.
     Settled,
 }
@@ -467,6 +545,12 @@ impl Dispatcher {
                 destination.failures = 0;
                 destination.breaker = Breaker::Closed;
             }
+            Outcome::Refused => {
+                self.counters.failures.inc();
+                // The destination answered: it works, whatever it thought of the message.
+                destination.failures = 0;
+                destination.breaker = Breaker::Closed;
+            }
             Outcome::Settled => {
                 if destination.breaker == Breaker::HalfOpen {
                     // The probe sent nothing: let the next job probe.
@@ -603,8 +687,10 @@ async fn attempt(
             }
         }
     }
-    if !clients.send(job, pending.attempt).await {
-        return (host, pending, Outcome::Failed);
+    match clients.send(job, pending.attempt).await {
+        Sent::Delivered => {}
+        Sent::Failed => return (host, pending, Outcome::Failed),
+        Sent::Refused => return (host, pending, Outcome::Refused),
     }
     if let Some(seq) = job.seq {
         // Not waited for: a mark lost in a crash only posts it again (at least once).
@@ -638,13 +724,14 @@ mod tests {
             body: "{}".into(),
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         };
 
         // Act
-        let delivered = clients.send(&job, 1).await;
+        let sent = clients.send(&job, 1).await;
 
         // Assert: the send failed without the listener ever seeing a connection.
-        assert!(!delivered);
+        assert_eq!(sent, Sent::Failed);
         assert_eq!(
             listener.accept().map_err(|e| e.kind()).err(),
             Some(std::io::ErrorKind::WouldBlock),
@@ -679,10 +766,50 @@ mod tests {
             body: "{}".into(),
             content_type: "application/json",
             authorization: None,
+            kind: JobKind::Callback,
         };
 
-        assert!(clients.send(&job, 1).await);
+        assert_eq!(clients.send(&job, 1).await, Sent::Delivered);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_https_endpoint_is_spoken_to_with_tls() {
+        // Arrange: a plain TCP listener that records the first bytes it is sent.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            socket.read_exact(&mut first).await.unwrap();
+            first
+        });
+        let clients = Clients::build(
+            &HttpCallbackSettings::default(),
+            Arc::new(EgressPolicy::new(&[])),
+        )
+        .unwrap();
+        let job = Job {
+            service_id: "s".into(),
+            seq: Some(1),
+            url: format!("https://127.0.0.1:{port}/v1/projects/p/messages:send"),
+            body: "{}".into(),
+            content_type: "application/json",
+            authorization: Some("Bearer t".into()),
+            kind: JobKind::Fcm,
+        };
+
+        // Act: the listener never answers the handshake; the send fails by timeout or close.
+        let sending = tokio::spawn(async move { clients.send(&job, 1).await });
+        let first = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the client connected and sent its first bytes")
+            .unwrap();
+
+        // Assert: a TLS handshake record (content type 22, version 3.x), not HTTP text.
+        assert_eq!((first[0], first[1]), (0x16, 0x03), "{first:?}");
+        assert_eq!(sending.await.unwrap(), Sent::Failed);
     }
 
     fn pending(url: &str) -> Pending {
@@ -694,6 +821,7 @@ mod tests {
                 body: String::new(),
                 content_type: "application/json",
                 authorization: None,
+                kind: JobKind::Callback,
             },
             attempt: 1,
         }
@@ -791,6 +919,49 @@ mod tests {
             Breaker::Closed,
             "the probe closed it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_fcm_message_is_not_retried_and_does_not_count_towards_the_breaker() {
+        let mut dispatcher = dispatcher(HttpCallbackSettings {
+            breaker_failures: 2,
+            ..HttpCallbackSettings::default()
+        });
+        let now = Timestamp::from_millis(1_000_000);
+        let fcm = "http://fcm.example";
+        dispatcher.enqueue(fcm.into(), pending(fcm), now);
+        let endpoint = dispatcher.destinations.get_mut(fcm).unwrap();
+        endpoint.failures = 1;
+        endpoint.in_flight = 3;
+
+        for _ in 0..3 {
+            dispatcher.finished(fcm.into(), pending(fcm), Outcome::Refused, now);
+        }
+
+        assert!(dispatcher.retries.is_empty(), "nothing to retry");
+        let endpoint = &dispatcher.destinations[fcm];
+        assert_eq!(endpoint.failures, 0, "the endpoint answered");
+        assert!(!endpoint.refuses(now), "the breaker stays closed");
+        assert_eq!(endpoint.queue.len(), 1, "other devices' pushes still go");
+    }
+
+    #[test]
+    fn only_fcm_statuses_about_the_message_refuse_it() {
+        for (status, refuses) in [
+            (400, true),
+            (403, true),
+            (404, true),
+            (401, false),
+            (429, false),
+            (500, false),
+            (503, false),
+        ] {
+            assert_eq!(
+                refuses_message(reqwest::StatusCode::from_u16(status).unwrap()),
+                refuses,
+                "{status}"
+            );
+        }
     }
 
     #[tokio::test]

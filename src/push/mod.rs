@@ -12,6 +12,12 @@
 //!   client that subscribes later gets what its user missed through [`Notifier::replay`].
 //! - `httpcb`: POSTed by a background worker ([`httpcb`]) to the `_device_notification_id`
 //!   URL, with retries; a 2xx marks it delivered.
+//! - `fcm`, `gcm`: sent through FCM's HTTP v1 API ([`fcm`]) to the registration token in
+//!   `_device_notification_id` by the same worker, when `[push.fcm]` is configured; a 2xx
+//!   marks it delivered.
+//! - the other GMS push types (`ios` without APNs here, `android`, `customhttp`, `orscb`), and
+//!   `fcm`/`gcm` without `[push.fcm]` or without a token: nothing is pushed, and the log says
+//!   so once per service ([`PollingNotices`]); the app polls.
 //! - none: nothing is pushed; the app polls `retrieve-notifications`.
 //!
 //! Whatever is not marked delivered is returned by `retrieve-notifications`. Marking is not
@@ -22,17 +28,21 @@
 
 pub mod comet;
 pub mod egress;
+pub mod fcm;
 pub mod httpcb;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::cometd::{Reach, Receipt};
 use crate::domain::notification::Notification;
+use crate::domain::options::PushProvider;
 use crate::domain::service::ServiceRecord;
 use crate::domain::subscription::{Channel, Subscription};
 use crate::domain::time::Timestamp;
 use crate::store::{Pending, Store, StoreError};
 
+pub use fcm::{Fcm, FcmCredentials, FcmSettings};
 pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
 
 /// Where comet pushes go (implemented by the CometD server). `receipt` names the stored
@@ -76,6 +86,21 @@ pub enum Provider {
         /// Where the POST goes.
         url: String,
     },
+    /// FCM (`fcm`, or `gcm`, whose tokens are FCM tokens) to this registration token.
+    Fcm {
+        /// `fcm` or `gcm`, for the log.
+        device_os: PushProvider,
+        /// `_device_notification_id`.
+        token: String,
+    },
+    /// A push type GMS knows and callbackd does not deliver: the app polls, and the log
+    /// says so once.
+    Undelivered {
+        /// The service's `_device_os`.
+        device_os: PushProvider,
+        /// Why nothing is pushed, for the log.
+        reason: &'static str,
+    },
     /// No push: the app polls.
     None,
 }
@@ -93,17 +118,22 @@ pub struct PushTarget {
 
 impl PushTarget {
     /// The push target of a stored service. An `httpcb` service without a URL (which
-    /// creation refuses) falls back to polling.
+    /// creation refuses) falls back to polling, as every push type does that callbackd does
+    /// not deliver.
     pub fn of(record: &ServiceRecord) -> PushTarget {
-        let provider = match (
-            record.device_os.as_deref(),
-            record.device_notification_id.as_deref(),
-        ) {
-            (Some("comet"), _) => Provider::Comet,
-            (Some("httpcb"), Some(url)) => Provider::HttpCallback {
-                url: url.to_string(),
+        let device_os = record.device_os.as_deref().and_then(PushProvider::parse);
+        let token = record.device_notification_id.clone();
+        let provider = match (device_os, token) {
+            (None, _) => Provider::None,
+            (Some(PushProvider::Comet), _) => Provider::Comet,
+            (Some(PushProvider::HttpCallback), Some(url)) => Provider::HttpCallback { url },
+            (Some(device_os @ (PushProvider::Fcm | PushProvider::Gcm)), Some(token)) => {
+                Provider::Fcm { device_os, token }
+            }
+            (Some(device_os), _) => Provider::Undelivered {
+                device_os,
+                reason: not_delivered_because(device_os),
             },
-            _ => Provider::None,
         };
         PushTarget {
             service_id: record.id.clone(),
@@ -123,8 +153,50 @@ impl PushTarget {
     }
 }
 
+/// Why a service with this push type gets no push, for the log.
+fn not_delivered_because(device_os: PushProvider) -> &'static str {
+    match device_os {
+        PushProvider::Ios => "APNs delivery is not implemented",
+        PushProvider::Android => "C2DM, GMS's `android` push, no longer exists",
+        PushProvider::CustomHttp => "customhttp delivery for services is not implemented",
+        PushProvider::OrsCallback => "there is no Orchestration Server to call back",
+        // The delivered types end up here only without their URL or token (comet needs none).
+        PushProvider::Comet
+        | PushProvider::HttpCallback
+        | PushProvider::Fcm
+        | PushProvider::Gcm => "no _device_notification_id was given",
+    }
+}
+
 /// Notifications most replayed to one subscribing client.
 const REPLAY_LIMIT: usize = 1000;
+
+/// Services remembered by [`PollingNotices`]; when full, it starts afresh.
+pub const POLLING_NOTICES: usize = 10_000;
+
+/// The services whose "nothing is pushed, it waits for polling" line was logged, so that it
+/// is logged once per service rather than once per notification. In memory and bounded:
+/// after a restart, or once [`POLLING_NOTICES`] services were noted (the set is then
+/// emptied), a service may be named once more. That costs a repeated log line, never a
+/// notification.
+#[derive(Debug, Default)]
+pub struct PollingNotices {
+    noted: Mutex<HashSet<String>>,
+}
+
+impl PollingNotices {
+    /// Whether this is the first notice for `service_id` (and notes it).
+    pub fn first(&self, service_id: &str) -> bool {
+        let mut noted = self.noted.lock().unwrap_or_else(|e| e.into_inner());
+        if noted.contains(service_id) {
+            return false;
+        }
+        if noted.len() >= POLLING_NOTICES {
+            noted.clear();
+        }
+        noted.insert(service_id.to_string())
+    }
+}
 
 /// Stores and pushes customer-bound notifications. Cheap to clone.
 #[derive(Clone)]
@@ -132,6 +204,10 @@ pub struct Notifier {
     store: Store,
     comet: Arc<dyn CometSink>,
     http: HttpCallbacks,
+    /// Builds FCM pushes; `None` when `[push.fcm]` is not configured.
+    fcm: Option<Fcm>,
+    /// Services already named in the log as left for polling.
+    notices: Arc<PollingNotices>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -144,7 +220,19 @@ impl Notifier {
     /// A notifier that pushes comet notifications through `comet` and HTTP callbacks through
     /// the worker behind `http`.
     pub fn new(store: Store, comet: Arc<dyn CometSink>, http: HttpCallbacks) -> Notifier {
-        Notifier { store, comet, http }
+        Notifier {
+            store,
+            comet,
+            http,
+            fcm: None,
+            notices: Arc::default(),
+        }
+    }
+
+    /// The same notifier, sending `fcm` and `gcm` pushes through `fcm` (from `[push.fcm]`)
+    /// by the HTTP worker.
+    pub fn with_fcm(self, fcm: Option<Fcm>) -> Notifier {
+        Notifier { fcm, ..self }
     }
 
     /// Stores a notification for the customer of `target`: [`Notifier::deliver`] it once
@@ -190,7 +278,38 @@ impl Notifier {
                     body.to_string(),
                 ));
             }
+            Provider::Fcm { device_os, token } => {
+                let Some(fcm) = &self.fcm else {
+                    self.left_for_polling(target, *device_os, "no [push.fcm] is configured");
+                    return;
+                };
+                let envelope = envelope(&notification.tag, &parse(&notification.message));
+                match fcm.job(
+                    target.service_id.clone(),
+                    notification.seq,
+                    token,
+                    &envelope,
+                ) {
+                    // Not queued: it waits for retrieve-notifications (logged by `post`).
+                    Ok(job) => {
+                        let _queued = self.http.post(job);
+                    }
+                    Err(error) => {
+                        tracing::error!(service_id = %target.service_id, %error, "FCM push not sent; the notification waits for retrieve-notifications");
+                    }
+                }
+            }
+            Provider::Undelivered { device_os, reason } => {
+                self.left_for_polling(target, *device_os, reason);
+            }
             Provider::None => {}
+        }
+    }
+
+    /// Logs, once per service, that its notifications are not pushed.
+    fn left_for_polling(&self, target: &PushTarget, device_os: PushProvider, reason: &str) {
+        if self.notices.first(&target.service_id) {
+            tracing::warn!(service_id = %target.service_id, device_os = device_os.as_str(), reason, "push not delivered: this service's notifications wait for retrieve-notifications (said once per service)");
         }
     }
 
@@ -232,6 +351,7 @@ impl Notifier {
                     body: message.to_string(),
                     content_type,
                     authorization: None,
+                    kind: httpcb::JobKind::Callback,
                 })
             }
             Channel::CustomHttp {
@@ -249,6 +369,7 @@ impl Notifier {
                     body: body.to_string(),
                     content_type: "application/json",
                     authorization: authorization.clone(),
+                    kind: httpcb::JobKind::Callback,
                 })
             }
         }
@@ -617,6 +738,108 @@ pub(crate) mod tests {
 
         assert_eq!((got, nobody), (1, 0));
         assert!(store.notifications("s1").unwrap().is_empty());
+    }
+
+    fn target_with_token(id: &str, device_os: &str, token: Option<&str>) -> PushTarget {
+        let mut record = ServiceRecord::new(
+            id,
+            "chat-delay",
+            Preset::ChatDelayed,
+            Timestamp::from_millis(0),
+        );
+        record.owner = Some("alice".into());
+        record.device_os = Some(device_os.into());
+        record.device_notification_id = token.map(str::to_string);
+        PushTarget::of(&record)
+    }
+
+    #[test]
+    fn each_gms_push_type_maps_to_its_channel() {
+        let fcm = |device_os| Provider::Fcm {
+            device_os,
+            token: "tok".into(),
+        };
+        let cases = [
+            ("gcm", Some("tok"), fcm(PushProvider::Gcm)),
+            ("fcm", Some("tok"), fcm(PushProvider::Fcm)),
+            (
+                "httpcb",
+                Some("http://example.com/p"),
+                Provider::HttpCallback {
+                    url: "http://example.com/p".into(),
+                },
+            ),
+            ("comet", None, Provider::Comet),
+            ("symbian", Some("tok"), Provider::None),
+        ];
+        for (device_os, token, expected) in cases {
+            assert_eq!(
+                target_with_token("s", device_os, token).provider,
+                expected,
+                "{device_os}"
+            );
+        }
+        for (device_os, token) in [
+            ("gcm", None),
+            ("httpcb", None),
+            ("ios", Some("tok")),
+            ("android", Some("tok")),
+            ("customhttp", Some("tok")),
+            ("orscb", None),
+        ] {
+            let provider = target_with_token("s", device_os, token).provider;
+            assert!(
+                matches!(provider, Provider::Undelivered { device_os: d, .. } if d.as_str() == device_os),
+                "{device_os}: {provider:?}"
+            );
+        }
+        assert_eq!(
+            target_with_token("s", "gcm", Some("tok")).comet_user(),
+            None,
+            "no comet push for an FCM service"
+        );
+    }
+
+    #[test]
+    fn a_push_type_without_provider_leaves_the_notification_undelivered_and_is_noted_once() {
+        // No [push.fcm]: the gcm service's notification is not pushed anywhere.
+        let (store, sink, notifier) = setup();
+        sink.clients.lock().unwrap().insert("alice".into(), 1);
+        let target = target_with_token("s1", "gcm", Some("tok"));
+        for _ in 0..2 {
+            let stored = notifier
+                .record(&target, "t".into(), &json!({}), NOW)
+                .unwrap()
+                .without_waiting();
+            notifier.deliver(&target, &stored);
+        }
+
+        assert!(sink.published.lock().unwrap().is_empty(), "not over CometD");
+        assert_eq!(
+            store
+                .take_undelivered("s1", None)
+                .unwrap()
+                .without_waiting()
+                .len(),
+            2,
+            "both wait for polling"
+        );
+        assert!(!notifier.notices.first("s1"), "already noted");
+    }
+
+    #[test]
+    fn polling_notices_name_each_service_once_and_stay_bounded() {
+        let notices = PollingNotices::default();
+        assert!(notices.first("a"));
+        assert!(!notices.first("a"));
+        assert!(notices.first("b"));
+        for n in 0..POLLING_NOTICES {
+            notices.first(&n.to_string());
+        }
+        assert!(
+            notices.noted.lock().unwrap().len() <= POLLING_NOTICES,
+            "bounded"
+        );
     }
 
     #[test]

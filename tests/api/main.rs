@@ -26,6 +26,7 @@ mod node_client;
 mod notification_api;
 mod notifications;
 mod push;
+mod push_providers;
 mod routing;
 mod sample_app;
 mod schedule;
