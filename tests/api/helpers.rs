@@ -10,14 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use callbackd::clock::{Clock, ManualClock, SystemClock};
 use callbackd::config::{Config, SeedFile};
 use callbackd::App;
 use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use warp::Filter;
 
 /// The admin token every test server uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -527,4 +529,44 @@ pub fn require_chromium() {
         Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
         "Chromium is missing: run scripts/test (it installs Debian's chromium and chromium-driver), or apt-get install -y chromium chromium-driver"
     );
+}
+
+/// One request the stand-in FCM received.
+#[derive(Debug, Clone)]
+pub struct FcmRequest {
+    /// The request's path.
+    pub path: String,
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
+    /// Its JSON body.
+    pub body: Value,
+}
+
+/// A stand-in for FCM's HTTP v1 API on a free port: records every POST and answers 200 with
+/// a message name, as FCM does. Returns its base URL (the `endpoint` setting).
+pub async fn stand_in_fcm() -> (String, Arc<Mutex<Vec<FcmRequest>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let route = warp::post()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::json())
+        .map(
+            move |path: warp::path::FullPath, authorization: Option<String>, body: Value| {
+                log.lock().unwrap().push(FcmRequest {
+                    path: path.as_str().to_string(),
+                    authorization,
+                    body,
+                });
+                warp::reply::json(
+                    &serde_json::json!({"name": "projects/callbackd-test/messages/1"}),
+                )
+            },
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (format!("http://{addr}"), received)
 }

@@ -3,48 +3,11 @@
 //! on 127.0.0.1, since the real one cannot be reached from the test machine), and every other
 //! GMS push type accepted with its notifications kept for polling.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use warp::Filter;
 
-use crate::helpers::{eventually, json, spawn_app, ServerProcess, TestApp, GMS_USER};
-
-/// One request the stand-in FCM received.
-#[derive(Debug, Clone)]
-struct FcmRequest {
-    path: String,
-    authorization: Option<String>,
-    body: Value,
-}
-
-/// A stand-in for FCM's HTTP v1 API on a free port: records every POST and answers 200 with
-/// a message name, as FCM does. Returns its base URL (the `endpoint` setting).
-async fn stand_in_fcm() -> (String, Arc<Mutex<Vec<FcmRequest>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = received.clone();
-    let route = warp::post()
-        .and(warp::path::full())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::body::json())
-        .map(
-            move |path: warp::path::FullPath, authorization: Option<String>, body: Value| {
-                log.lock().unwrap().push(FcmRequest {
-                    path: path.as_str().to_string(),
-                    authorization,
-                    body,
-                });
-                warp::reply::json(&json!({"name": "projects/callbackd-test/messages/1"}))
-            },
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (format!("http://{addr}"), received)
-}
+use crate::helpers::{eventually, json, spawn_app, stand_in_fcm, ServerProcess, TestApp, GMS_USER};
 
 /// Seed 000's internal notification as a form, sent from the agent side to service `id`.
 async fn notify(client: &reqwest::Client, address: &str, id: &str) {

@@ -13,7 +13,14 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{json, set_state, spawn_app, wait_for_state, TestApp, GMS_USER};
+use std::time::Duration;
+
+use callbackd::push::{FcmCredentials, FcmSettings};
+
+use crate::helpers::{
+    eventually, json, set_state, spawn_app, spawn_app_with, stand_in_fcm, wait_for_state, TestApp,
+    GMS_USER,
+};
 
 /// The service the app's `service_name` preference names.
 const SERVICE: &str = "sample-app";
@@ -177,6 +184,19 @@ async fn start_callback_with(
     provide_code: bool,
     desired_time: Option<&str>,
 ) -> Value {
+    start_callback_as(app, scenario, provide_code, desired_time, None).await
+}
+
+/// [`start_callback_with`], and with the app's `push_notifications_enabled` preference on
+/// when `push_token` is given: `connect()` then adds `_device_notification_id` (the GCM
+/// registration id) and `_device_os=gcm`.
+async fn start_callback_as(
+    app: &TestApp,
+    scenario: &str,
+    provide_code: bool,
+    desired_time: Option<&str>,
+    push_token: Option<&str>,
+) -> Value {
     let (direction, wait, media) = match scenario {
         "CHAT-NOW" => ("USERORIGINATED", "false", "chat"),
         "CHAT-WAIT" => ("USERORIGINATED", "true", "chat"),
@@ -198,6 +218,10 @@ async fn start_callback_with(
     });
     if let Some(time) = desired_time {
         body["_desired_time"] = json!(time);
+    }
+    if let Some(token) = push_token {
+        body["_device_notification_id"] = json!(token);
+        body["_device_os"] = json!("gcm");
     }
     let response = app
         .request(
@@ -358,6 +382,55 @@ async fn chat_wait_confirms_then_the_push_follow_up_answers_the_start_chat_dialo
         &["_id", "_action", "_comet_url", "_chat_parameters"],
         "the follow-up dialog",
     );
+    assert_eq!(start["_action"], "StartChat", "{start}");
+    assert_eq!(start["_id"], id.as_str(), "the same service");
+}
+
+// Follows GenesysSampleController.java (connect with push notifications on: `_device_os=gcm`),
+// GcmManager.java and GenesysSampleActivity.java (onEventMainThread(GcmReceiveEvent): the
+// push's `message` extra read as a GcmSyncMessage, then handleGcmMessage's GET of
+// `service/{_id}/{_action}`), for the CHAT-WAIT scenario, FCM being a stand-in on 127.0.0.1.
+#[tokio::test]
+async fn chat_wait_with_push_on_is_pushed_through_fcm_and_the_app_follows_the_push() {
+    // Arrange
+    let (endpoint, received) = stand_in_fcm().await;
+    let app = spawn_app_with(|config| {
+        config.fcm = Some(FcmSettings {
+            endpoint,
+            project_id: "sample-app".into(),
+            credentials: FcmCredentials::AccessToken("ya29.sample-app".into()),
+        });
+    })
+    .await;
+    configure(&app).await;
+    let token = "APA91bSampleAppRegistrationId";
+
+    // Act
+    let dialog = start_callback_as(&app, "CHAT-WAIT", false, None, Some(token)).await;
+    let id = dialog["_id"].as_str().unwrap().to_string();
+    set_state(&app, "kristi", "ready").await;
+    let sent = eventually(Duration::from_secs(10), "the FCM send", || {
+        let received = received.clone();
+        async move { received.lock().unwrap().first().cloned() }
+    })
+    .await;
+
+    // Assert: sent to the app's registration id; the `message` data is what GcmSyncMessage
+    // reads, and its follow-up answers the StartChat dialog.
+    assert_eq!(sent.path, "/v1/projects/sample-app/messages:send");
+    assert_eq!(sent.body["message"]["token"], token);
+    let text = sent.body["message"]["data"]["message"]
+        .as_str()
+        .expect("the extra `message` is a string");
+    let message: Value = serde_json::from_str(text).expect("a GcmSyncMessage");
+    assert_binds(&message, SYNC_MESSAGE, &["_id", "_action"], "the FCM push");
+    assert_eq!(message["_id"], id.as_str());
+    let follow_up = format!(
+        "/genesys/1/service/{}/{}",
+        message["_id"].as_str().unwrap(),
+        message["_action"].as_str().unwrap()
+    );
+    let start = follow(&app, &follow_up).await;
     assert_eq!(start["_action"], "StartChat", "{start}");
     assert_eq!(start["_id"], id.as_str(), "the same service");
 }
