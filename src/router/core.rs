@@ -78,6 +78,10 @@ pub struct QueuedService {
     pub priority: Priority,
     /// Where it was in its `_target` list; `Some` when resuming after a restart.
     pub progress: Option<Progress>,
+    /// It enters its queue now with `progress` at the start of its walk (a create stores
+    /// that progress with the record): its first step is entered and recorded as for a
+    /// service without progress, while the step's time counts from `progress`.
+    pub entering: bool,
 }
 
 /// Where a service is in its `_target` list; persisted so a restart resumes it.
@@ -456,7 +460,7 @@ impl Router {
             }
             return;
         }
-        let resuming = service.progress.is_some();
+        let resuming = service.progress.is_some() && !service.entering;
         let mut entry = self.build_entry(service, id, now);
         if !resuming {
             self.enter_step(&mut entry, now, fx);
@@ -1026,6 +1030,7 @@ mod tests {
             deadline: at(queued + 3600),
             priority: Priority::default(),
             progress: None,
+            entering: false,
         }
     }
 
