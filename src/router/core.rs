@@ -1987,6 +1987,32 @@ mod tests {
     }
 
     #[test]
+    fn a_service_entering_with_its_stored_start_records_its_first_step_and_keeps_that_start() {
+        // A create stores the start of the walk at its creation (0 s); the router sees it a
+        // moment later (2 s) and must record the step as entered, timed from the creation.
+        let list = steps(&[(BILLING, 30, false), (SUPPORT, 60, false)]);
+        let start = Progress {
+            step: 0,
+            step_entered_at: at(0),
+            target_set: vec![0],
+        };
+        let mut router = Router::new();
+        let mut created = service("s1", &list, 0);
+        created.progress = Some(start.clone());
+        created.entering = true;
+
+        let effects = queue(&mut router, created, 2);
+
+        assert_eq!(history_of(&effects, "s1"), [(2, 1, entered(BILLING))]);
+        assert_eq!(
+            router.progress("s1"),
+            Some(start),
+            "the progress already stored: nothing to write back"
+        );
+        assert_eq!(router.next_wakeup(), Some(at(30)), "30 s from the creation");
+    }
+
+    #[test]
     fn a_restart_catches_up_steps_that_timed_out_while_stopped() {
         let list = steps(&[(BILLING, 30, false), (SUPPORT, 60, true), (SALES, 0, false)]);
         let mut router = router_with([agent("s", &["Sales"], 0), agent("b", &["Billing"], 0)]);
