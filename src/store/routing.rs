@@ -173,3 +173,135 @@ fn changes_record(
     let moved = progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
     moved || events.iter().any(ServiceRecord::keeps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::options::Preset;
+    use crate::domain::service::{CallbackState, RoutingEventKind};
+
+    fn at(millis: u64) -> Timestamp {
+        Timestamp::from_millis(1_000 + millis)
+    }
+
+    fn event(millis: u64, kind: RoutingEventKind) -> RoutingEvent {
+        RoutingEvent {
+            at: at(millis),
+            step: 1,
+            kind,
+        }
+    }
+
+    fn entered() -> RoutingEventKind {
+        RoutingEventKind::Entered {
+            target: "Billing@StatServer.GA".into(),
+        }
+    }
+
+    /// A QUEUED service stored with the start of its walk, as a create stores it.
+    fn created(store: &Store) -> ServiceRecord {
+        let mut record = ServiceRecord::new("s1", "chat-delay", Preset::ChatDelayed, at(0));
+        record.expire_at = at(100_000);
+        record.queued_at = Some(at(0));
+        record.route = Some(RouteProgress::start(at(0)));
+        store.insert_service(&record).unwrap().without_waiting();
+        record
+    }
+
+    fn record_writes(store: &Store) -> u64 {
+        store.commit_stats().service_record_writes.get()
+    }
+
+    fn stored_bytes(store: &Store) -> sled::IVec {
+        store.inner.trees.services.get("s1").unwrap().unwrap()
+    }
+
+    #[test]
+    fn history_at_the_stored_progress_writes_the_history_tree_only() {
+        let store = Store::open_temporary().unwrap();
+        let record = created(&store);
+        let before = stored_bytes(&store);
+
+        let appended = store
+            .append_routing("s1", &[event(1, entered())], record.route.as_ref())
+            .unwrap()
+            .without_waiting();
+        let timed_out = event(2, RoutingEventKind::TimedOut);
+        store
+            .append_routing("s1", std::slice::from_ref(&timed_out), None)
+            .unwrap()
+            .without_waiting();
+
+        assert!(appended);
+        assert_eq!(record_writes(&store), 1, "the insert only");
+        assert_eq!(stored_bytes(&store), before, "the record is not rewritten");
+        assert_eq!(
+            store.routing_history("s1").unwrap(),
+            [event(1, entered()), timed_out],
+            "in the order appended"
+        );
+    }
+
+    #[test]
+    fn history_that_moves_the_progress_or_reserves_writes_the_record_with_it() {
+        let store = Store::open_temporary().unwrap();
+        created(&store);
+        let moved = RouteProgress {
+            step: 1,
+            step_entered_at: at(30),
+            target_set: vec![0, 1],
+        };
+
+        store
+            .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
+            .unwrap()
+            .without_waiting();
+        assert_eq!(record_writes(&store), 2, "new progress is the record's");
+        assert_eq!(store.service("s1").unwrap().unwrap().route, Some(moved));
+
+        let reserved = event(
+            31,
+            RoutingEventKind::Reserved {
+                agent: "ann".into(),
+            },
+        );
+        store
+            .append_routing("s1", std::slice::from_ref(&reserved), None)
+            .unwrap()
+            .without_waiting();
+        assert_eq!(
+            record_writes(&store),
+            3,
+            "a reservation is kept by the record"
+        );
+        let record = store.service("s1").unwrap().unwrap();
+        assert_eq!(record.reservations.len(), 1);
+        assert_eq!(record.reservations[0].agent, "ann");
+        assert_eq!(store.routing_history("s1").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn history_of_a_gone_or_completed_service_is_not_appended() {
+        let store = Store::open_temporary().unwrap();
+        created(&store);
+        store
+            .update_service::<()>("s1", |r| {
+                r.state = CallbackState::Completed;
+                Ok(())
+            })
+            .unwrap()
+            .without_waiting();
+
+        let completed = store
+            .append_routing("s1", &[event(1, entered())], None)
+            .unwrap()
+            .without_waiting();
+        let gone = store
+            .append_routing("nobody", &[event(1, entered())], None)
+            .unwrap()
+            .without_waiting();
+
+        assert!(!completed && !gone);
+        assert!(store.inner.trees.routing_history.is_empty());
+    }
+}
