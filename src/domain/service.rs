@@ -335,21 +335,18 @@ impl ServiceRecord {
     /// appends, in the same transaction, so that the record and its history agree.
     pub fn note_routing(&mut self, events: &[RoutingEvent]) -> bool {
         let mut changed = false;
-        for event in events.iter().filter(|event| Self::keeps(event)) {
+        for event in events {
             match &event.kind {
-                RoutingEventKind::Reserved { agent } => {
-                    self.reservations.push(Reservation {
-                        at: event.at,
-                        agent: agent.clone(),
-                    });
-                    changed = true;
-                }
+                RoutingEventKind::Reserved { agent } => self.reservations.push(Reservation {
+                    at: event.at,
+                    agent: agent.clone(),
+                }),
                 RoutingEventKind::Dialed { .. } => {
                     self.dial_attempts = self.dial_attempts.saturating_add(1);
-                    changed = true;
                 }
-                _ => {}
+                _ => continue,
             }
+            changed = true;
         }
         changed
     }
@@ -528,14 +525,13 @@ pub struct FoundBy {
 
 /// The routing step that found `agent` for the current reservation: of the steps entered
 /// in that routing round (since the last step 1), the latest whose target `is_member`
-/// says the agent belongs to; else the step the reservation was made in. `history` is the
+/// says the agent belongs to; else the step the reservation was made in. `events` is the
 /// service's routing history, oldest first (`Store::routing_history`).
 pub fn found_by(
-    history: &[RoutingEvent],
+    events: &[RoutingEvent],
     agent: &str,
     is_member: impl Fn(&str) -> bool,
 ) -> Option<FoundBy> {
-    let events = history;
     let reserved = events
         .iter()
         .rposition(|e| matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent))?;
@@ -706,6 +702,81 @@ mod tests {
             None,
             "never reserved for bob"
         );
+    }
+
+    #[test]
+    fn the_record_notes_reservations_and_dial_attempts_and_nothing_else_of_its_history() {
+        let event = |kind| RoutingEvent {
+            at: Timestamp::from_millis(7),
+            step: 1,
+            kind,
+        };
+        let cases = [
+            (
+                RoutingEventKind::Entered {
+                    target: "A@StatServer.GA".into(),
+                },
+                false,
+            ),
+            (
+                RoutingEventKind::Skipped {
+                    statistic: "RStatAgentsReady".into(),
+                    value: 0,
+                },
+                false,
+            ),
+            (RoutingEventKind::TimedOut, false),
+            (
+                RoutingEventKind::Released {
+                    agent: "ann".into(),
+                    why: "left".into(),
+                },
+                false,
+            ),
+            (
+                RoutingEventKind::Reserved {
+                    agent: "ann".into(),
+                },
+                true,
+            ),
+            (
+                RoutingEventKind::Dialed {
+                    agent: "ann".into(),
+                    outcome: "busy".into(),
+                },
+                true,
+            ),
+        ];
+        for (kind, kept) in cases {
+            let mut rec = record(CallbackState::Queued);
+            let before = rec.clone();
+            let changed = rec.note_routing(&[event(kind.clone())]);
+            assert_eq!(changed, kept, "{kind:?}: changed");
+            assert_eq!(ServiceRecord::keeps(&event(kind.clone())), kept, "{kind:?}");
+            assert_eq!(rec != before, kept, "{kind:?}: the record");
+        }
+        let mut rec = record(CallbackState::Queued);
+        rec.note_routing(&[
+            event(RoutingEventKind::Reserved {
+                agent: "ann".into(),
+            }),
+            event(RoutingEventKind::Dialed {
+                agent: "ann".into(),
+                outcome: "busy".into(),
+            }),
+            event(RoutingEventKind::Dialed {
+                agent: "ann".into(),
+                outcome: "connected".into(),
+            }),
+        ]);
+        assert_eq!(
+            rec.reservations,
+            [Reservation {
+                at: Timestamp::from_millis(7),
+                agent: "ann".into()
+            }]
+        );
+        assert_eq!(rec.dial_attempts, 2);
     }
 
     #[test]
