@@ -1529,8 +1529,13 @@ mod tests {
             for day in 1..=7 {
                 let hours: Vec<String> = (0..24)
                     .filter_map(|hour| {
-                        rng.random_bool(0.8)
-                            .then(|| format!("\"{hour:02}00\":{}", rng.random_range(0..12)))
+                        // The count is drawn only for an hour that is kept (a `filter` then
+                        // `map` would need the generator in both closures).
+                        if rng.random_bool(0.8) {
+                            Some(format!("\"{hour:02}00\":{}", rng.random_range(0..12)))
+                        } else {
+                            None
+                        }
                     })
                     .collect();
                 pairs.push((
