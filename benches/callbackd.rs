@@ -1108,6 +1108,7 @@ fn bench_service(n: usize, queue: Option<&str>, rng: &mut StdRng) -> QueuedServi
         deadline: sim(n as u64).plus_secs(3 * 3600),
         priority,
         progress: None,
+        entering: false,
     }
 }
 

@@ -11,9 +11,7 @@ use serde::Deserialize;
 
 use super::Migration;
 use crate::domain::options::Preset;
-use crate::domain::service::{
-    CallbackState, RoutingEvent, RoutingEventKind, ServiceRecord, StateChange,
-};
+use crate::domain::service::{CallbackState, Reservation, ServiceRecord, StateChange};
 use crate::domain::time::Timestamp;
 use crate::store::{by_agent, codec, tree, StoreError};
 
@@ -61,7 +59,7 @@ struct StateChangeV2 {
 #[derive(Deserialize)]
 struct RoutingEventV2 {
     at: u64,
-    step: u16,
+    _step: u16,
     kind: RoutingKindV2,
 }
 
@@ -114,14 +112,13 @@ fn handling_view(old: ServiceV2, what: &str) -> Result<(ServiceRecord, CallbackS
             })
         })
         .collect::<Result<_, StoreError>>()?;
-    record.routing_history = old
+    record.reservations = old
         .routing_history
         .into_iter()
         .filter_map(|event| match event.kind {
-            RoutingKindV2::Reserved { agent } => Some(RoutingEvent {
+            RoutingKindV2::Reserved { agent } => Some(Reservation {
                 at: Timestamp::from_millis(event.at),
-                step: event.step,
-                kind: RoutingEventKind::Reserved { agent },
+                agent,
             }),
             _ => None,
         })

@@ -32,6 +32,8 @@ mod m0008_time_index;
 mod m0009_agent_reason;
 #[path = "0010_agent_index.rs"]
 mod m0010_agent_index;
+#[path = "0011_routing_history.rs"]
+mod m0011_routing_history;
 
 use crate::store::StoreError;
 
@@ -62,4 +64,5 @@ pub const MIGRATIONS: &[Migration] = &[
     m0008_time_index::MIGRATION,
     m0009_agent_reason::MIGRATION,
     m0010_agent_index::MIGRATION,
+    m0011_routing_history::MIGRATION,
 ];

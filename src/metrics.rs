@@ -240,6 +240,11 @@ impl Metrics {
             sources.commit.flush_seconds.clone(),
         );
         registry.register(
+            "store_service_record_writes",
+            "Service records written (created or changed); routing history is appended beside them",
+            sources.commit.service_record_writes.clone(),
+        );
+        registry.register(
             "cometd_pushes",
             "Pushes queued for CometD clients (one per client reached)",
             sources.cometd.pushes.clone(),

@@ -12,7 +12,7 @@ use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
 use crate::domain::options::ScheduleService;
 use crate::domain::options::{ConfiguredService, FieldError, OptionError, Preset, ValidService};
-use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
+use crate::domain::service::{CallbackReason, CallbackState, RoutingEvent, ServiceRecord};
 use crate::domain::status::StatusNotification;
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
@@ -163,8 +163,10 @@ pub async fn delete_service(state: &AppState, name: &str) -> Result<(), AppError
 /// One stored service with everything kept for it.
 #[derive(Debug)]
 pub struct CallbackDetail {
-    /// The record: options snapshot, state and routing history.
+    /// The record: options snapshot and state.
     pub record: ServiceRecord,
+    /// Its routing history, oldest first.
+    pub routing_history: Vec<RoutingEvent>,
     /// Customer-bound notifications, oldest first, with their delivered flags.
     pub notifications: Vec<Notification>,
     /// Agent-bound notifications, oldest first.
@@ -187,6 +189,7 @@ pub async fn callback_detail(state: &AppState, id: &str) -> Result<CallbackDetai
         None => None,
     };
     Ok(CallbackDetail {
+        routing_history: state.store.routing_history(id)?,
         notifications: state.store.notifications(id)?,
         agent_notifications: state.store.agent_notifications(id)?,
         status_notifications: state.store.status_notifications(id)?,

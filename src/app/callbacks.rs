@@ -13,11 +13,12 @@ use crate::domain::options::{
 };
 use crate::domain::schedule::ScheduleRules;
 use crate::domain::service::{
-    expiry_time, CallbackReason, CallbackState, LifecycleError, ServiceRecord, StateFilter,
+    expiry_time, CallbackReason, CallbackState, LifecycleError, RouteProgress, ServiceRecord,
+    StateFilter,
 };
 use crate::domain::time::Timestamp;
 use crate::router::core::Event;
-use crate::router::task::queued_service;
+use crate::router::task::{entering_service, queued_service};
 
 /// A service just created and stored durably.
 #[derive(Debug)]
@@ -132,6 +133,9 @@ pub(crate) async fn create_instance(
     // user-originated call when the call does.
     let queues = settings.scenario.queues_at_start(settings.wait_for_agent);
     record.queued_at = (!scheduled && queues).then_some(now);
+    // Stored with the start of its walk, so that the router's first step appends routing
+    // history without writing the record again.
+    record.route = record.queued_at.map(RouteProgress::start);
     record.mark_created(initial, now);
 
     let created = state.store.insert_service(&record)?;
@@ -140,7 +144,13 @@ pub(crate) async fn create_instance(
     drop(booking);
     counted.durable().await?;
     tracing::info!(service_id = %record.id, service = service_name, state = %record.state, "service created");
-    route(state, &record, &settings);
+    if record.route.is_some() {
+        state
+            .router
+            .send(Event::Queued(entering_service(&record, &settings)));
+    } else {
+        route(state, &record, &settings);
+    }
     Ok(Created {
         record,
         settings,

@@ -20,7 +20,9 @@ use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
 use crate::domain::options::{self, FieldError};
-use crate::domain::service::{CallbackReason, CallbackState, LifecycleError, ServiceRecord};
+use crate::domain::service::{
+    found_by, CallbackReason, CallbackState, LifecycleError, ServiceRecord,
+};
 use crate::domain::voice;
 use crate::router::core::Event;
 use crate::router::task::ChatCommand;
@@ -275,7 +277,7 @@ pub async fn interactions(state: &AppState, agent_id: &str) -> Result<Vec<Intera
         };
         found.push(Interaction {
             waited_secs: record.waited_secs(),
-            routing_step: record.found_by(agent_id, is_member),
+            routing_step: found_by(&state.store.routing_history(&id)?, agent_id, is_member),
             record,
             status,
             chat,

@@ -2,7 +2,7 @@
 //! (`GET /genesys/1/agent/{agent}/history`).
 //!
 //! A service record says who handled it: every time it entered PROCESSING, the agent reserved
-//! for it then (the last `Reserved` entry of its routing history before that moment, else
+//! for it then (the last reservation the record keeps before that moment, else
 //! `reserved_agent`: [`ServiceRecord::processing_agents`]) took it, and the next state entered
 //! ended that attempt. A callback that was requeued and handled again has one attempt per
 //! agent turn. The services are found through the store's agent index, which holds the agents
@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::{AppError, AppState};
-use crate::domain::service::{CallbackState, RoutingEventKind, ServiceRecord};
+use crate::domain::service::{CallbackState, RoutingEvent, RoutingEventKind, ServiceRecord};
 use crate::domain::time::Timestamp;
 use crate::domain::voice::RedialPolicy;
 
@@ -75,8 +75,10 @@ pub fn history(
         )));
     }
     let now = state.clock.now();
+    // Who took a turn and when is the record's; only the dial outcomes are read from the
+    // routing history, below.
     let handled_since = |record: &ServiceRecord| {
-        turns(record)
+        turns(record, &[])
             .iter()
             .any(|t| t.agent == agent && t.started >= since)
     };
@@ -91,20 +93,25 @@ pub fn history(
         handled_since,
         MAX_ENTRIES,
     )?;
-    let mut entries: Vec<HistoryEntry> = records
-        .iter()
-        .flat_map(|record| {
-            turns(record)
+    let mut entries: Vec<HistoryEntry> = Vec::new();
+    for record in &records {
+        // Only a voice callback dialed at least once has outcomes to show: the others cost
+        // no read of their routing history.
+        let history = if record.dial_attempts > 0 {
+            state.store.routing_history(&record.id)?
+        } else {
+            Vec::new()
+        };
+        let policy = crate::app::records::settings_of(state, record)
+            .ok()
+            .map(|settings| RedialPolicy::from(&*settings));
+        entries.extend(
+            turns(record, &history)
                 .into_iter()
                 .filter(|t| t.agent == agent && t.started >= since)
-                .map(move |t| {
-                    let policy = crate::app::records::settings_of(state, record)
-                        .ok()
-                        .map(|settings| RedialPolicy::from(&*settings));
-                    entry(record, t, policy, now)
-                })
-        })
-        .collect();
+                .map(|t| entry(record, t, policy, now)),
+        );
+    }
     entries.sort_by(|a, b| {
         b.started
             .cmp(&a.started)
@@ -149,8 +156,9 @@ struct Turn {
     dialed: Option<(String, u64)>,
 }
 
-/// Every turn of every agent at `record`, oldest first.
-fn turns(record: &ServiceRecord) -> Vec<Turn> {
+/// Every turn of every agent at `record`, oldest first, with the dial outcomes of its
+/// `routing` history (oldest first; empty leaves the turns without them).
+fn turns(record: &ServiceRecord, routing: &[RoutingEvent]) -> Vec<Turn> {
     let history = &record.state_history;
     record
         .processing_agents()
@@ -159,7 +167,7 @@ fn turns(record: &ServiceRecord) -> Vec<Turn> {
             let agent = agent.to_string();
             let next = history.get(i + 1);
             let ended = next.map(|n| n.at);
-            let dialed = dial_attempt(record, &agent, change.at, ended);
+            let dialed = dial_attempt(routing, &agent, change.at, ended);
             let outcome = match (next, &dialed) {
                 (None, _) => "active".to_string(),
                 (Some(next), _) if next.state == CallbackState::Completed => next
@@ -182,14 +190,14 @@ fn turns(record: &ServiceRecord) -> Vec<Turn> {
 /// The last dial outcome `agent` recorded between `from` and `to` (or since `from` while the
 /// turn lasts), with its attempt number counted over the whole routing history.
 fn dial_attempt(
-    record: &ServiceRecord,
+    history: &[RoutingEvent],
     agent: &str,
     from: Timestamp,
     to: Option<Timestamp>,
 ) -> Option<(String, u64)> {
     let mut attempt = 0;
     let mut last = None;
-    for event in &record.routing_history {
+    for event in history {
         if let RoutingEventKind::Dialed {
             agent: who,
             outcome,
@@ -247,20 +255,20 @@ fn entry(
 mod tests {
     use super::*;
     use crate::domain::options::Preset;
-    use crate::domain::service::{CallbackReason, RoutingEvent};
+    use crate::domain::service::CallbackReason;
 
     fn at(secs: u64) -> Timestamp {
         Timestamp::from_millis(1_000_000 + secs * 1000)
     }
 
     fn reserved(record: &mut ServiceRecord, agent: &str, secs: u64) {
-        record.routing_history.push(RoutingEvent {
+        record.note_routing(&[RoutingEvent {
             at: at(secs),
             step: 1,
             kind: RoutingEventKind::Reserved {
                 agent: agent.into(),
             },
-        });
+        }]);
         record.reserved_agent = Some(agent.into());
     }
 
@@ -273,7 +281,7 @@ mod tests {
         record.enter(CallbackState::Queued, None, at(5), "no answer");
         reserved(&mut record, "bob", 10);
         record.enter(CallbackState::Processing, None, at(11), "handled");
-        let open = turns(&record);
+        let open = turns(&record, &[]);
         assert_eq!(open.len(), 2, "{open:?}");
         assert_eq!(
             (open[0].agent.as_str(), open[0].outcome.as_str()),
@@ -290,7 +298,7 @@ mod tests {
             at(71),
             "done",
         );
-        let done = turns(&record);
+        let done = turns(&record, &[]);
         assert_eq!(done[1].outcome, "AGENT_CONNECTED");
         let shown = entry(&record, done[1].clone(), None, at(500));
         assert_eq!(shown.duration_secs, 60);
@@ -298,7 +306,7 @@ mod tests {
 
     /// The agents `turns` finds, each once, in byte order.
     fn turn_agents(record: &ServiceRecord) -> Vec<String> {
-        let mut agents: Vec<String> = turns(record).into_iter().map(|t| t.agent).collect();
+        let mut agents: Vec<String> = turns(record, &[]).into_iter().map(|t| t.agent).collect();
         agents.sort();
         agents.dedup();
         agents
@@ -382,6 +390,6 @@ mod tests {
             at(60),
             "no confirm",
         );
-        assert!(turns(&record).is_empty());
+        assert!(turns(&record, &[]).is_empty());
     }
 }

@@ -7,7 +7,7 @@ use super::{AppError, AppState, Requester};
 use std::sync::Arc;
 
 use crate::domain::options::ServiceSettings;
-use crate::domain::service::ServiceRecord;
+use crate::domain::service::{RoutingEvent, ServiceRecord};
 use crate::store::{Pending, UpdateError};
 
 /// Runs `change` on the stored service atomically; 404 when it does not exist. The new record
@@ -15,9 +15,19 @@ use crate::store::{Pending, UpdateError};
 pub(crate) fn update(
     state: &AppState,
     id: &str,
-    change: impl FnMut(&mut ServiceRecord) -> Result<(), AppError>,
+    mut change: impl FnMut(&mut ServiceRecord) -> Result<(), AppError>,
 ) -> Result<Pending<ServiceRecord>, AppError> {
-    match state.store.update_service(id, change) {
+    update_routed(state, id, |record, _| change(record))
+}
+
+/// [`update`] for a change that also appends routing history (pushed onto its second
+/// argument), in the same transaction.
+pub(crate) fn update_routed(
+    state: &AppState,
+    id: &str,
+    change: impl FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<(), AppError>,
+) -> Result<Pending<ServiceRecord>, AppError> {
+    match state.store.update_service_routed(id, change) {
         Ok(changed) => changed.transpose().ok_or_else(|| not_found(id)),
         Err(UpdateError::Rejected(err)) => Err(err),
         Err(UpdateError::Store(err)) => Err(err.into()),

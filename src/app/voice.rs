@@ -5,7 +5,7 @@
 //! that the agent is free and, for a redial, when the callback comes back.
 
 use super::callbacks::route;
-use super::records::{not_found, settings_of, update};
+use super::records::{not_found, settings_of, update, update_routed};
 use super::{AppError, AppState};
 use crate::domain::options::FieldError;
 use crate::domain::service::{CallbackState, ServiceRecord};
@@ -86,15 +86,10 @@ pub async fn record_outcome(
     let auto_answer = auto_answer(state, agent_id).await?;
     let now = state.clock.now();
     let mut recorded = None;
-    let record = update(state, service_id, |record| {
-        recorded = Some(voice::record_outcome(
-            record,
-            agent_id,
-            outcome,
-            policy,
-            auto_answer,
-            now,
-        )?);
+    let record = update_routed(state, service_id, |record, appended| {
+        let done = voice::record_outcome(record, agent_id, outcome, policy, auto_answer, now)?;
+        appended.push(done.dialed.clone());
+        recorded = Some(done);
         Ok(())
     })?
     .durable()

@@ -174,6 +174,15 @@ pub enum RoutingEventKind {
     Dialed { agent: String, outcome: String },
 }
 
+/// An agent reserved for a service: a `Reserved` routing event, as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// When the agent was reserved.
+    pub at: Timestamp,
+    /// The agent.
+    pub agent: String,
+}
+
 /// Where a waiting service is in its `_target` list, kept so that routing resumes at the same
 /// step, with the same target set and the same remaining step time, after a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +193,20 @@ pub struct RouteProgress {
     pub step_entered_at: Timestamp,
     /// Indices of the steps whose targets form the current target set.
     pub target_set: Vec<u16>,
+}
+
+impl RouteProgress {
+    /// The start of the walk: the first step, entered at `at` (when the service entered its
+    /// queue), alone in the target set. A service created straight into its queue is stored
+    /// with it, so that the router's first step adds routing history only, not a second
+    /// write of the record.
+    pub fn start(at: Timestamp) -> Self {
+        Self {
+            step: 0,
+            step_entered_at: at,
+            target_set: vec![0],
+        }
+    }
 }
 
 /// A stored service instance.
@@ -221,8 +244,15 @@ pub struct ServiceRecord {
     pub queued_at: Option<Timestamp>,
     /// Every state entered, oldest first.
     pub state_history: Vec<StateChange>,
-    /// Routing steps entered, skipped and timed out, oldest first.
-    pub routing_history: Vec<RoutingEvent>,
+    /// The agents reserved for it, oldest first: the `Reserved` events of its routing
+    /// history. The history itself (steps entered, skipped, timed out; reservations made and
+    /// released; dial outcomes) is appended to the store beside the record, not kept in it,
+    /// so that routing progress does not rewrite the record; the record keeps these, which
+    /// tell who handled it ([`ServiceRecord::processing_agents`]), by [`ServiceRecord::note_routing`].
+    pub reservations: Vec<Reservation>,
+    /// Dial attempts recorded so far: the `Dialed` events of its routing history (noted the
+    /// same way).
+    pub dial_attempts: u32,
     /// The agent reserved for it, if any.
     pub reserved_agent: Option<String>,
     /// The chat session carrying its chat, if started.
@@ -290,12 +320,44 @@ impl ServiceRecord {
             expire_at: now,
             queued_at: None,
             state_history: Vec::new(),
-            routing_history: Vec::new(),
+            reservations: Vec::new(),
+            dial_attempts: 0,
             reserved_agent: None,
             chat_session_id: None,
             route: None,
             confirmed_at: None,
         }
+    }
+
+    /// Takes note of routing events appended to the service's history: the reservations and
+    /// dial attempts among them, which the record keeps. Returns whether the record changed
+    /// (the other kinds live in the history only). The store calls it for every event it
+    /// appends, in the same transaction, so that the record and its history agree.
+    pub fn note_routing(&mut self, events: &[RoutingEvent]) -> bool {
+        let mut changed = false;
+        for event in events {
+            match &event.kind {
+                RoutingEventKind::Reserved { agent } => self.reservations.push(Reservation {
+                    at: event.at,
+                    agent: agent.clone(),
+                }),
+                RoutingEventKind::Dialed { .. } => {
+                    self.dial_attempts = self.dial_attempts.saturating_add(1);
+                }
+                _ => continue,
+            }
+            changed = true;
+        }
+        changed
+    }
+
+    /// Whether the record keeps something of `event` ([`ServiceRecord::note_routing`]): a
+    /// reservation or a dial outcome. Other events live in the routing history only.
+    pub fn keeps(event: &RoutingEvent) -> bool {
+        matches!(
+            event.kind,
+            RoutingEventKind::Reserved { .. } | RoutingEventKind::Dialed { .. }
+        )
     }
 
     /// True until the service is COMPLETED.
@@ -461,6 +523,39 @@ pub struct FoundBy {
     pub target: String,
 }
 
+/// The routing step that found `agent` for the current reservation: of the steps entered
+/// in that routing round (since the last step 1), the latest whose target `is_member`
+/// says the agent belongs to; else the step the reservation was made in. `events` is the
+/// service's routing history, oldest first (`Store::routing_history`).
+pub fn found_by(
+    events: &[RoutingEvent],
+    agent: &str,
+    is_member: impl Fn(&str) -> bool,
+) -> Option<FoundBy> {
+    let reserved = events
+        .iter()
+        .rposition(|e| matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent))?;
+    let mut fallback = None;
+    for event in events[..reserved].iter().rev() {
+        if let RoutingEventKind::Entered { target } = &event.kind {
+            let found = FoundBy {
+                step: event.step,
+                target: target.clone(),
+            };
+            if is_member(target) {
+                return Some(found);
+            }
+            if fallback.is_none() && event.step == events[reserved].step {
+                fallback = Some(found);
+            }
+            if event.step <= 1 {
+                break;
+            }
+        }
+    }
+    fallback
+}
+
 impl ServiceRecord {
     /// When the current reservation was made: the last entry into ROUTING.
     pub fn reserved_at(&self) -> Option<Timestamp> {
@@ -497,37 +592,8 @@ impl ServiceRecord {
         )
     }
 
-    /// The routing step that found `agent` for the current reservation: of the steps entered
-    /// in that routing round (since the last step 1), the latest whose target `is_member`
-    /// says the agent belongs to; else the step the reservation was made in.
-    pub fn found_by(&self, agent: &str, is_member: impl Fn(&str) -> bool) -> Option<FoundBy> {
-        let events = &self.routing_history;
-        let reserved = events.iter().rposition(
-            |e| matches!(&e.kind, RoutingEventKind::Reserved { agent: a } if a == agent),
-        )?;
-        let mut fallback = None;
-        for event in events[..reserved].iter().rev() {
-            if let RoutingEventKind::Entered { target } = &event.kind {
-                let found = FoundBy {
-                    step: event.step,
-                    target: target.clone(),
-                };
-                if is_member(target) {
-                    return Some(found);
-                }
-                if fallback.is_none() && event.step == events[reserved].step {
-                    fallback = Some(found);
-                }
-                if event.step <= 1 {
-                    break;
-                }
-            }
-        }
-        fallback
-    }
-
     /// The agent who took each PROCESSING entry of the state history, with that entry's
-    /// index, oldest first: the last `Reserved` routing event at or before the entry, else
+    /// index, oldest first: the last reservation at or before the entry, else
     /// `reserved_agent`; an entry with neither has no agent and is left out. The desktop's
     /// History (`app::history`) builds its turns from this, and the store's by-agent index
     /// from [`ServiceRecord::handling_agents`], so both name the same agents.
@@ -537,14 +603,11 @@ impl ServiceRecord {
             .enumerate()
             .filter(|(_, change)| change.state == CallbackState::Processing)
             .filter_map(|(i, change)| {
-                self.routing_history
+                self.reservations
                     .iter()
                     .rev()
-                    .filter(|e| e.at <= change.at)
-                    .find_map(|e| match &e.kind {
-                        RoutingEventKind::Reserved { agent } => Some(agent.as_str()),
-                        _ => None,
-                    })
+                    .find(|reservation| reservation.at <= change.at)
+                    .map(|reservation| reservation.agent.as_str())
                     .or(self.reserved_agent.as_deref())
                     .map(|agent| (i, agent))
             })
@@ -595,7 +658,7 @@ mod tests {
 
     #[test]
     fn the_step_that_found_the_agent_is_the_latest_entered_that_holds_it() {
-        let mut rec = record(CallbackState::Routing);
+        // A ROUTING service's history: three steps entered, then ann reserved in step 3.
         let event = |step, kind| RoutingEvent {
             at: Timestamp::from_millis(1),
             step,
@@ -609,7 +672,7 @@ mod tests {
                 },
             )
         };
-        rec.routing_history = vec![
+        let history = vec![
             entered(1, "A@StatServer.GA"),
             entered(2, "B@StatServer.GA"),
             entered(3, "C@StatServer.GA"),
@@ -620,7 +683,7 @@ mod tests {
                 },
             ),
         ];
-        let found = rec.found_by("ann", |t| t.starts_with('B'));
+        let found = found_by(&history, "ann", |t| t.starts_with('B'));
         assert_eq!(
             found,
             Some(FoundBy {
@@ -629,16 +692,91 @@ mod tests {
             }),
             "ann is in B, kept in the set"
         );
-        let fallback = rec.found_by("ann", |_| false).unwrap();
+        let fallback = found_by(&history, "ann", |_| false).unwrap();
         assert_eq!(
             fallback.step, 3,
             "no membership known: the step reserved in"
         );
         assert_eq!(
-            rec.found_by("bob", |_| true),
+            found_by(&history, "bob", |_| true),
             None,
             "never reserved for bob"
         );
+    }
+
+    #[test]
+    fn the_record_notes_reservations_and_dial_attempts_and_nothing_else_of_its_history() {
+        let event = |kind| RoutingEvent {
+            at: Timestamp::from_millis(7),
+            step: 1,
+            kind,
+        };
+        let cases = [
+            (
+                RoutingEventKind::Entered {
+                    target: "A@StatServer.GA".into(),
+                },
+                false,
+            ),
+            (
+                RoutingEventKind::Skipped {
+                    statistic: "RStatAgentsReady".into(),
+                    value: 0,
+                },
+                false,
+            ),
+            (RoutingEventKind::TimedOut, false),
+            (
+                RoutingEventKind::Released {
+                    agent: "ann".into(),
+                    why: "left".into(),
+                },
+                false,
+            ),
+            (
+                RoutingEventKind::Reserved {
+                    agent: "ann".into(),
+                },
+                true,
+            ),
+            (
+                RoutingEventKind::Dialed {
+                    agent: "ann".into(),
+                    outcome: "busy".into(),
+                },
+                true,
+            ),
+        ];
+        for (kind, kept) in cases {
+            let mut rec = record(CallbackState::Queued);
+            let before = rec.clone();
+            let changed = rec.note_routing(&[event(kind.clone())]);
+            assert_eq!(changed, kept, "{kind:?}: changed");
+            assert_eq!(ServiceRecord::keeps(&event(kind.clone())), kept, "{kind:?}");
+            assert_eq!(rec != before, kept, "{kind:?}: the record");
+        }
+        let mut rec = record(CallbackState::Queued);
+        rec.note_routing(&[
+            event(RoutingEventKind::Reserved {
+                agent: "ann".into(),
+            }),
+            event(RoutingEventKind::Dialed {
+                agent: "ann".into(),
+                outcome: "busy".into(),
+            }),
+            event(RoutingEventKind::Dialed {
+                agent: "ann".into(),
+                outcome: "connected".into(),
+            }),
+        ]);
+        assert_eq!(
+            rec.reservations,
+            [Reservation {
+                at: Timestamp::from_millis(7),
+                agent: "ann".into()
+            }]
+        );
+        assert_eq!(rec.dial_attempts, 2);
     }
 
     #[test]

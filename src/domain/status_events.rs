@@ -105,10 +105,12 @@ pub fn body(record: &ServiceRecord, event: StatusEvent, params: &[String], seq: 
 }
 
 /// The time of the change from `before` to `after` as the record tells it: its newest state
-/// or routing entry, else its creation (a change of user data alone carries no time).
+/// change or reservation, else its creation (a change of user data alone carries no time).
+/// The rest of the routing history lives beside the record and changes no state, so it
+/// raises no status event.
 pub fn change_time(after: &ServiceRecord) -> Timestamp {
     let state = after.state_history.last().map(|c| c.at);
-    let routing = after.routing_history.last().map(|e| e.at);
+    let routing = after.reservations.last().map(|r| r.at);
     state
         .into_iter()
         .chain(routing)

@@ -210,14 +210,10 @@ pub enum VoiceError {
     },
 }
 
-/// The number of dial attempts recorded so far.
+/// The number of dial attempts recorded so far (the `Dialed` events of its routing history,
+/// which the record counts).
 pub fn attempts(record: &ServiceRecord) -> u64 {
-    let dialed = record
-        .routing_history
-        .iter()
-        .filter(|event| matches!(event.kind, RoutingEventKind::Dialed { .. }))
-        .count();
-    u64::try_from(dialed).unwrap_or(u64::MAX)
+    u64::from(record.dial_attempts)
 }
 
 /// Checks that `record` is a voice callback routed to `agent` and returns its stage.
@@ -263,7 +259,7 @@ pub fn take(record: &mut ServiceRecord, agent: &str, now: Timestamp) -> Result<b
 }
 
 /// What recording an outcome did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// The outcome.
     pub outcome: DialOutcome,
@@ -274,6 +270,9 @@ pub struct Recorded {
     /// The state the callback was in (ROUTING for an agent with auto answer who did not
     /// accept first, else PROCESSING): the router must be told the agent is free either way.
     pub was: CallbackState,
+    /// The `Dialed` event to append to the routing history, in the same unit of work as the
+    /// change (the store notes it in the record's count of attempts).
+    pub dialed: RoutingEvent,
 }
 
 /// Records how `agent`'s call to the customer went and moves the callback on (see the module
@@ -305,15 +304,16 @@ pub fn record_outcome(
         }
         Stage::ToDial | Stage::Dialing => {}
     }
-    record.routing_history.push(RoutingEvent {
+    let dialed = RoutingEvent {
         at: now,
         step: 0,
         kind: RoutingEventKind::Dialed {
             agent: agent.to_string(),
             outcome: outcome.as_str().to_string(),
         },
-    });
-    let attempts = attempts(record);
+    };
+    // This attempt is counted once the store appends `dialed`.
+    let attempts = attempts(record) + 1;
     let of = format!("attempt {attempts} of {}", policy.max_attempts);
     let mut redial_at = None;
     match outcome {
@@ -351,6 +351,7 @@ pub fn record_outcome(
         attempts,
         redial_at,
         was,
+        dialed,
     })
 }
 
@@ -400,16 +401,17 @@ mod tests {
         record.queued_at = Some(Timestamp::from_millis(1_000));
         record.expire_at = Timestamp::from_millis(600_000);
         record.reserved_agent = Some("kristi".into());
-        for _ in 0..tried {
-            record.routing_history.push(RoutingEvent {
+        let dialed: Vec<RoutingEvent> = (0..tried)
+            .map(|_| RoutingEvent {
                 at: Timestamp::from_millis(5),
                 step: 0,
                 kind: RoutingEventKind::Dialed {
                     agent: "kristi".into(),
                     outcome: "busy".into(),
                 },
-            });
-        }
+            })
+            .collect();
+        record.note_routing(&dialed);
         record
     }
 
@@ -470,6 +472,7 @@ mod tests {
             assert_eq!(record.reason, reason, "{what}: reason");
             assert_eq!(done.redial_at, redial_at, "{what}: redial time");
             assert_eq!(done.attempts, tried as u64 + 1, "{what}: attempts");
+            record.note_routing(std::slice::from_ref(&done.dialed));
             assert_eq!(attempts(&record), tried as u64 + 1, "{what}: history");
             assert_eq!(done.was, CallbackState::Processing, "{what}: was");
             let last = record.state_history.last().expect("a state change");
@@ -484,7 +487,7 @@ mod tests {
     #[test]
     fn a_redial_frees_the_agent_keeps_the_queue_place_and_moves_desired_time_and_expiry() {
         let mut record = reserved(CallbackState::Processing, 0);
-        record_outcome(
+        let done = record_outcome(
             &mut record,
             "kristi",
             DialOutcome::NoAnswer,
@@ -502,9 +505,8 @@ mod tests {
             Some(Timestamp::from_millis(1_000)),
             "its place"
         );
-        let dialed = record.routing_history.last().unwrap();
         assert_eq!(
-            dialed.kind,
+            done.dialed.kind,
             RoutingEventKind::Dialed {
                 agent: "kristi".into(),
                 outcome: "no_answer".into()

@@ -300,7 +300,7 @@ fn callback_get(state: AppState) -> impl Filter<Extract = (Response,), Error = R
         .and(with_state(state))
         .then(|id: String, state: AppState| async move {
             respond(admin::callback_detail(&state, &id).await, |detail| {
-                let mut view = record_detail(&detail.record);
+                let mut view = record_detail(&detail.record, &detail.routing_history);
                 if let Some(map) = view.as_object_mut() {
                     map.insert(
                         "notifications".into(),

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::app::lifecycle::Status;
 use crate::domain::dialog::{self, Choice, Dialog};
 use crate::domain::options::ValidService;
-use crate::domain::service::{RoutingEventKind, ServiceRecord};
+use crate::domain::service::{RoutingEvent, RoutingEventKind, ServiceRecord};
 
 /// The keys every dialog starts with, in this order: GMS's `_dialog_id`; the same value as
 /// `_dialogId`, the name the Genesys Android sample app's Gson POJO binds (its
@@ -400,8 +400,8 @@ pub struct ConfiguredServiceView {
     effective_options: std::collections::BTreeMap<String, String>,
 }
 
-/// A record in full, for administrators.
-pub fn record_detail(record: &ServiceRecord) -> Value {
+/// A record in full, for administrators, with its routing history (oldest first).
+pub fn record_detail(record: &ServiceRecord, routing_history: &[RoutingEvent]) -> Value {
     let history: Vec<Value> = record
         .state_history
         .iter()
@@ -414,8 +414,7 @@ pub fn record_detail(record: &ServiceRecord) -> Value {
             })
         })
         .collect();
-    let routing: Vec<Value> = record
-        .routing_history
+    let routing: Vec<Value> = routing_history
         .iter()
         .map(|event| {
             let (kind, detail) = match &event.kind {

@@ -78,6 +78,10 @@ pub struct QueuedService {
     pub priority: Priority,
     /// Where it was in its `_target` list; `Some` when resuming after a restart.
     pub progress: Option<Progress>,
+    /// It enters its queue now with `progress` at the start of its walk (a create stores
+    /// that progress with the record): its first step is entered and recorded as for a
+    /// service without progress, while the step's time counts from `progress`.
+    pub entering: bool,
 }
 
 /// Where a service is in its `_target` list; persisted so a restart resumes it.
@@ -456,7 +460,7 @@ impl Router {
             }
             return;
         }
-        let resuming = service.progress.is_some();
+        let resuming = service.progress.is_some() && !service.entering;
         let mut entry = self.build_entry(service, id, now);
         if !resuming {
             self.enter_step(&mut entry, now, fx);
@@ -1026,6 +1030,7 @@ mod tests {
             deadline: at(queued + 3600),
             priority: Priority::default(),
             progress: None,
+            entering: false,
         }
     }
 
@@ -1979,6 +1984,32 @@ mod tests {
             history_of(&effects, "s1"),
             [(90, 2, RoutingEventKind::TimedOut), (90, 3, entered(SALES))]
         );
+    }
+
+    #[test]
+    fn a_service_entering_with_its_stored_start_records_its_first_step_and_keeps_that_start() {
+        // A create stores the start of the walk at its creation (0 s); the router sees it a
+        // moment later (2 s) and must record the step as entered, timed from the creation.
+        let list = steps(&[(BILLING, 30, false), (SUPPORT, 60, false)]);
+        let start = Progress {
+            step: 0,
+            step_entered_at: at(0),
+            target_set: vec![0],
+        };
+        let mut router = Router::new();
+        let mut created = service("s1", &list, 0);
+        created.progress = Some(start.clone());
+        created.entering = true;
+
+        let effects = queue(&mut router, created, 2);
+
+        assert_eq!(history_of(&effects, "s1"), [(2, 1, entered(BILLING))]);
+        assert_eq!(
+            router.progress("s1"),
+            Some(start),
+            "the progress already stored: nothing to write back"
+        );
+        assert_eq!(router.next_wakeup(), Some(at(30)), "30 s from the creation");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::domain::agent::Agent;
 use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
-use crate::domain::service::{CallbackState, RouteProgress, ServiceRecord};
+use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::settings_cache::SettingsCache;
 use crate::domain::time::Timestamp;
 use crate::domain::voice;
@@ -182,6 +182,17 @@ pub fn queued_service(record: &ServiceRecord, settings: &ServiceSettings) -> Que
             step_entered_at: route.step_entered_at,
             target_set: route.target_set.iter().map(|i| usize::from(*i)).collect(),
         }),
+        entering: false,
+    }
+}
+
+/// A service created straight into its queue, stored with the start of its walk
+/// ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
+/// history) from that progress, which it then finds already stored.
+pub fn entering_service(record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
+    QueuedService {
+        entering: true,
+        ..queued_service(record, settings)
     }
 }
 
@@ -506,41 +517,28 @@ impl RouterTask {
                             events.push(event);
                         }
                     }
-                    let progress = self.router.progress(&service).map(to_route);
-                    let stored = self
-                        .context
-                        .store
-                        .append_routing(&service, &events, progress.as_ref())
-                        .map(Pending::without_waiting);
-                    if let Err(err) = stored {
-                        tracing::error!(service_id = %service, error = %err, "cannot store routing history");
-                    }
-                    None
-                }
-                Effect::Reserved { service, agent } => {
-                    let cache = self.context.settings.clone();
-                    let outcome = self.update(&service, |record| {
-                        // Options that no longer validate (stat_servers changed) cannot be
-                        // routed: the router forgets the service, as a restart would.
-                        let settings = routable_settings(record, &cache)?;
-                        record.reserve(&agent, &settings, now)
-                    });
-                    match outcome {
-                        Outcome::Applied(record, effects) => {
-                            let awaits_customer = effects
-                                .iter()
-                                .any(|e| matches!(e, lifecycle::Effect::AwaitConfirmation { .. }));
-                            pending.extend(self.carry_out(&record, effects, now));
-                            if !awaits_customer
-                                && voice::is_voice(&record)
-                                && self.answers_automatically(&agent)
-                            {
-                                pending.extend(self.take_voice(&record, &agent, now));
-                            }
+                    // History that ends in a reservation is written with it: the reservation
+                    // and its `Reserved` event are one unit of work.
+                    let reserved = match pending.front() {
+                        Some(Effect::Reserved {
+                            service: next,
+                            agent,
+                        }) if *next == service => Some(agent.clone()),
+                        _ => None,
+                    };
+                    match reserved {
+                        Some(agent) => {
+                            pending.pop_front();
+                            self.reserve(&service, &agent, events, now, &mut pending)
+                        }
+                        None => {
+                            self.append_history(&service, &events);
                             None
                         }
-                        Outcome::Refused | Outcome::Gone => Some(service),
                     }
+                }
+                Effect::Reserved { service, agent } => {
+                    self.reserve(&service, &agent, Vec::new(), now, &mut pending)
                 }
                 Effect::Requeued { service, agent } => {
                     self.confirm_deadlines.retain(|(_, id)| *id != service);
@@ -571,6 +569,61 @@ impl RouterTask {
                 tracing::debug!(service_id = %service, "routing change refused: the service changed first");
                 pending.extend(self.router.handle(Event::Removed { service }, now));
             }
+        }
+    }
+
+    /// Appends routing history that comes with no change of state, with the router's
+    /// progress: only the history tree is written, unless the progress moved (a step skipped
+    /// or timed out), which the record keeps for a restart.
+    fn append_history(&mut self, service: &str, events: &[RoutingEvent]) {
+        let progress = self.router.progress(service).map(to_route);
+        let stored = self
+            .context
+            .store
+            .append_routing(service, events, progress.as_ref())
+            .map(Pending::without_waiting);
+        if let Err(err) = stored {
+            tracing::error!(service_id = %service, error = %err, "cannot store routing history");
+        }
+    }
+
+    /// Reserves `agent` for `service`, appending `history` (the events that led to it, its
+    /// `Reserved` event among them) and the router's progress in the same transaction.
+    /// Returns the service when the router must forget it (the record changed first).
+    fn reserve(
+        &mut self,
+        service: &str,
+        agent: &str,
+        history: Vec<RoutingEvent>,
+        now: Timestamp,
+        pending: &mut std::collections::VecDeque<Effect>,
+    ) -> Option<String> {
+        let cache = self.context.settings.clone();
+        let progress = self.router.progress(service).map(to_route);
+        let outcome = self.update_routed(service, |record, appended| {
+            // Options that no longer validate (stat_servers changed) cannot be routed: the
+            // router forgets the service, as a restart would.
+            let settings = routable_settings(record, &cache)?;
+            let effects = record.reserve(agent, &settings, now)?;
+            appended.extend(history.iter().cloned());
+            if let Some(progress) = &progress {
+                record.route = Some(progress.clone());
+            }
+            Ok(effects)
+        });
+        match outcome {
+            Outcome::Applied(record, effects) => {
+                let awaits_customer = effects
+                    .iter()
+                    .any(|e| matches!(e, lifecycle::Effect::AwaitConfirmation { .. }));
+                pending.extend(self.carry_out(&record, effects, now));
+                if !awaits_customer && voice::is_voice(&record) && self.answers_automatically(agent)
+                {
+                    pending.extend(self.take_voice(&record, agent, now));
+                }
+                None
+            }
+            Outcome::Refused | Outcome::Gone => Some(service.to_string()),
         }
     }
 
@@ -703,11 +756,24 @@ impl RouterTask {
         id: &str,
         mut transition: impl FnMut(&mut ServiceRecord) -> Result<T, Refused>,
     ) -> Outcome<T> {
+        self.update_routed(id, |record, _| transition(record))
+    }
+
+    /// [`RouterTask::update`] for a transition that also appends routing history (pushed
+    /// onto its second argument), in the same transaction.
+    fn update_routed<T>(
+        &mut self,
+        id: &str,
+        mut transition: impl FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<T, Refused>,
+    ) -> Outcome<T> {
         let mut written = None;
-        let result = self.context.store.update_service::<Refused>(id, |record| {
-            written = Some(transition(record)?);
-            Ok(())
-        });
+        let result = self
+            .context
+            .store
+            .update_service_routed::<Refused>(id, |record, appended| {
+                written = Some(transition(record, appended)?);
+                Ok(())
+            });
         let result = result.map(|changed| changed.transpose().map(|r| self.receipts.add(r)));
         match result {
             Ok(Some(record)) => match written {

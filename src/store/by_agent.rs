@@ -7,8 +7,9 @@
 //! The value is the service's state as its one-byte code ([`CallbackState::code`]), so the
 //! wanted states are picked from the index alone. Every write that creates, changes or deletes
 //! a service keeps it in step in the record's own transaction (`IndexKeys` in `mod.rs`); a
-//! routing append that changes who handled a service takes that transaction too
-//! ([`Store::append_routing`]); migration 0010 builds it for older databases.
+//! routing append with a reservation in it (which the record keeps, and which may change who
+//! handled it) takes that transaction too ([`Store::append_routing`]); migration 0010 builds
+//! it for older databases.
 
 use super::{keys, Store, StoreError};
 use crate::domain::service::{CallbackState, ServiceRecord};
@@ -96,7 +97,7 @@ mod tests {
     fn service(id: &str, agent: Option<&str>, state: CallbackState) -> ServiceRecord {
         let mut record = ServiceRecord::new(id, "callback", Preset::ChatDelayed, at(0));
         if let Some(agent) = agent {
-            record.routing_history.push(reserved_event(agent, 1));
+            record.note_routing(&[reserved_event(agent, 1)]);
             record.reserved_agent = Some(agent.into());
             record.enter(CallbackState::Processing, None, at(2), "handled");
         }
@@ -169,8 +170,8 @@ mod tests {
         assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
 
         store
-            .update_service::<()>("s1", |r| {
-                r.routing_history.push(reserved_event("ann", 4));
+            .update_service_routed::<()>("s1", |r, appended| {
+                appended.push(reserved_event("ann", 4));
                 r.reserved_agent = Some("ann".into());
                 r.enter(CallbackState::Processing, None, at(5), "handled");
                 Ok(())
@@ -191,8 +192,8 @@ mod tests {
         assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
         assert_eq!(ids(&store, "ann", &[CallbackState::Queued]), ["s1"]);
         store
-            .update_service::<()>("s1", |r| {
-                r.routing_history.push(reserved_event("bob", 7));
+            .update_service_routed::<()>("s1", |r, appended| {
+                appended.push(reserved_event("bob", 7));
                 r.reserved_agent = Some("bob".into());
                 r.enter(CallbackState::Processing, None, at(8), "handled");
                 r.enter(CallbackState::Completed, None, at(9), "done");
@@ -202,6 +203,11 @@ mod tests {
             .without_waiting();
         assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
         assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["s1"]);
+        assert_eq!(
+            store.routing_history("s1").unwrap(),
+            [reserved_event("ann", 4), reserved_event("bob", 7)],
+            "the events appended with the changes, in order"
+        );
 
         let purged = store
             .purge_expired(Timestamp::from_millis(u64::MAX), 10)
@@ -210,6 +216,10 @@ mod tests {
         assert_eq!(purged.removed, ["s1"]);
         assert!(ids(&store, "ann", &CallbackState::ALL).is_empty());
         assert!(ids(&store, "bob", &CallbackState::ALL).is_empty());
+        assert!(
+            store.routing_history("s1").unwrap().is_empty(),
+            "the history goes with its service"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 /// How far back [`FlushWindow`] looks.
@@ -89,6 +90,10 @@ pub struct CommitStats {
     pub waiters: AtomicU64,
     /// How long one `db.flush()` took, in seconds.
     pub flush_seconds: Histogram,
+    /// Service records written (created or changed), booked by the store after each commit:
+    /// with the creates counted, the writes a create costs (routing history is appended
+    /// beside the record and is not counted).
+    pub service_record_writes: Counter,
     /// The last minute of flushes. A std mutex: held for a push or a sort, never across IO.
     window: Mutex<FlushWindow>,
 }
@@ -103,6 +108,7 @@ impl Default for CommitStats {
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 50 µs to about 3.3 s.
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
+            service_record_writes: Counter::default(),
             window: Mutex::default(),
         }
     }

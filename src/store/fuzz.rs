@@ -6,7 +6,7 @@
 //! must equal the first, so nothing the decoder accepts is lost on the next write.
 
 use super::stored::meta::{MarkV1, SchemaVersionV1};
-use super::stored::{agent, chat, notification, service, template};
+use super::stored::{agent, chat, notification, routing, service, template};
 use super::{accounts, by_time, codec, decode_service, StoreError};
 
 /// What fuzzed values are named in errors.
@@ -18,7 +18,7 @@ pub(crate) fn fuzz_stored(data: &[u8]) {
     let Some((&kind, value)) = data.split_first() else {
         return;
     };
-    match kind % 10 {
+    match kind % 11 {
         0 => round_trip(
             value,
             "service fuzz",
@@ -37,7 +37,8 @@ pub(crate) fn fuzz_stored(data: &[u8]) {
         ),
         7 => typed(value, codec::read::<MarkV1>, codec::write::<MarkV1>),
         8 => account(value),
-        _ => time_entry(value),
+        9 => time_entry(value),
+        _ => typed(value, routing::decode, routing::encode),
     }
 }
 
@@ -138,7 +139,7 @@ mod tests {
     use crate::domain::notification::Notification;
     use crate::domain::options::ConfiguredService;
     use crate::domain::options::Preset;
-    use crate::domain::service::{CallbackState, ServiceRecord};
+    use crate::domain::service::{CallbackState, RoutingEvent, RoutingEventKind, ServiceRecord};
     use crate::domain::time::Timestamp;
 
     /// One stored value of each kind `fuzz_stored` reads, as `(seed file, kind byte, bytes)`.
@@ -228,6 +229,18 @@ mod tests {
             ),
             ("account", 8, accounts::encode(&account).unwrap()),
             ("time_entry", 9, time_entry),
+            (
+                "routing_event",
+                10,
+                routing::encode(&RoutingEvent {
+                    at,
+                    step: 1,
+                    kind: RoutingEventKind::Reserved {
+                        agent: "agent1".into(),
+                    },
+                })
+                .unwrap(),
+            ),
         ]
     }
 

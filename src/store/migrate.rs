@@ -163,7 +163,8 @@ mod tests {
                 "0007_owner_index",
                 "0008_time_index",
                 "0009_agent_reason",
-                "0010_agent_index"
+                "0010_agent_index",
+                "0011_routing_history"
             ]
         );
         let a = store
@@ -214,7 +215,7 @@ mod tests {
             record.owner = Some("alice".into());
             record.device_os = device_os.map(str::to_string);
             services
-                .insert(id, stored::service::encode(&record).unwrap())
+                .insert(id, stored::service::encode_v2(&record, &[]).unwrap())
                 .unwrap();
             let notification = crate::domain::notification::Notification {
                 seq: 7,
@@ -240,7 +241,8 @@ mod tests {
                 "0007_owner_index",
                 "0008_time_index",
                 "0009_agent_reason",
-                "0010_agent_index"
+                "0010_agent_index",
+                "0011_routing_history"
             ]
         );
         let listed: Vec<String> = store
@@ -273,7 +275,7 @@ mod tests {
                 crate::domain::service::ServiceRecord::new(id, service, Preset::ChatDelayed, now);
             record.owner = owner.map(str::to_string);
             services
-                .insert(id, stored::service::encode(&record).unwrap())
+                .insert(id, stored::service::encode_v2(&record, &[]).unwrap())
                 .unwrap();
             by_state
                 .insert(keys::service_state_key(service, record.state, id), &[])
@@ -288,7 +290,8 @@ mod tests {
                 "0007_owner_index",
                 "0008_time_index",
                 "0009_agent_reason",
-                "0010_agent_index"
+                "0010_agent_index",
+                "0011_routing_history"
             ]
         );
         let owned = |owner: &str, service: &str| -> Vec<String> {
@@ -336,7 +339,7 @@ mod tests {
                 .then_some(crate::domain::service::CallbackReason::FailTimeoutTtl);
             record.user_data.insert("usr_k".into(), "v".into());
             services
-                .insert(id, stored::service::encode(&record).unwrap())
+                .insert(id, stored::service::encode_v2(&record, &[]).unwrap())
                 .unwrap();
         }
 
@@ -344,7 +347,12 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0008_time_index", "0009_agent_reason", "0010_agent_index"]
+            [
+                "0008_time_index",
+                "0009_agent_reason",
+                "0010_agent_index",
+                "0011_routing_history"
+            ]
         );
         let mut seen = Vec::new();
         store
@@ -410,7 +418,11 @@ mod tests {
 
         assert_eq!(
             store.migrations_applied(),
-            ["0009_agent_reason", "0010_agent_index"]
+            [
+                "0009_agent_reason",
+                "0010_agent_index",
+                "0011_routing_history"
+            ]
         );
         let agent = store.agent("kristi").unwrap().expect("the agent is kept");
         assert_eq!(agent.config.name, "Kristi Sippola");
@@ -447,21 +459,21 @@ mod tests {
                 at(0),
             );
             record.expire_at = at(100_000);
-            record.routing_history.push(RoutingEvent {
+            let entered = RoutingEvent {
                 at: at(0),
                 step: 1,
                 kind: RoutingEventKind::Entered {
                     target: "Billing@StatServer.GA".into(),
                 },
-            });
-            record
+            };
+            (record, vec![entered])
         };
         // Handled by kristi, requeued, handled by ann and completed.
-        let mut both = new("both");
-        both.routing_history.push(reserved("kristi", 1));
+        let (mut both, mut both_history) = new("both");
+        both_history.push(reserved("kristi", 1));
         both.enter(CallbackState::Processing, None, at(2), "handled");
         both.enter(CallbackState::Queued, None, at(3), "requeued");
-        both.routing_history.push(RoutingEvent {
+        both_history.push(RoutingEvent {
             at: at(3),
             step: 1,
             kind: RoutingEventKind::Released {
@@ -469,7 +481,7 @@ mod tests {
                 why: "left".into(),
             },
         });
-        both.routing_history.push(reserved("ann", 4));
+        both_history.push(reserved("ann", 4));
         both.reserved_agent = Some("ann".into());
         both.enter(CallbackState::Processing, None, at(5), "handled");
         both.enter(
@@ -479,11 +491,11 @@ mod tests {
             "done",
         );
         // A voice callback kristi dialed, waiting for its redial.
-        let mut redial = new("redial");
-        redial.routing_history.push(reserved("kristi", 1));
+        let (mut redial, mut redial_history) = new("redial");
+        redial_history.push(reserved("kristi", 1));
         redial.reserved_agent = Some("kristi".into());
         redial.enter(CallbackState::Processing, None, at(2), "handled");
-        redial.routing_history.push(RoutingEvent {
+        redial_history.push(RoutingEvent {
             at: at(3),
             step: 0,
             kind: RoutingEventKind::Dialed {
@@ -494,9 +506,9 @@ mod tests {
         redial.reserved_agent = None;
         redial.enter(CallbackState::Scheduled, None, at(3), "redial");
         // Nobody handled these.
-        let mut waiting = new("waiting");
+        let (mut waiting, waiting_history) = new("waiting");
         waiting.enter(CallbackState::Scheduled, None, at(1), "scheduled");
-        let mut expired = new("expired");
+        let (mut expired, expired_history) = new("expired");
         expired.enter(
             CallbackState::Completed,
             Some(CallbackReason::FailTimeoutTtl),
@@ -504,16 +516,29 @@ mod tests {
             "ttl",
         );
         let services = db.open_tree(tree::SERVICES).unwrap();
-        for record in [&both, &redial, &waiting, &expired] {
+        for (record, history) in [
+            (&both, &both_history),
+            (&redial, &redial_history),
+            (&waiting, &waiting_history),
+            (&expired, &expired_history),
+        ] {
             services
-                .insert(record.id.as_str(), stored::service::encode(record).unwrap())
+                .insert(
+                    record.id.as_str(),
+                    stored::service::encode_v2(record, history).unwrap(),
+                )
                 .unwrap();
         }
+        // As the store reads it back: the reservations noted from its history.
+        both.note_routing(&both_history);
 
         let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
 
-        assert_eq!(store.migrations_applied(), ["0010_agent_index"]);
-        assert_eq!(store.schema_version().unwrap(), 10);
+        assert_eq!(
+            store.migrations_applied(),
+            ["0010_agent_index", "0011_routing_history"]
+        );
+        assert_eq!(store.schema_version().unwrap(), 11);
         let history_states = [
             CallbackState::Scheduled,
             CallbackState::Processing,
@@ -534,6 +559,7 @@ mod tests {
             .services_handled_by("ann", &history_states, |_| true, 100)
             .unwrap();
         assert_eq!(found, [both.clone()], "the whole record, as stored");
+        assert_eq!(store.routing_history("both").unwrap(), both_history);
         // The built index is the live one: completing it again moves its entries.
         store
             .update_service::<()>("redial", |r| {
@@ -552,6 +578,97 @@ mod tests {
             .services_handled_by("kristi", &[CallbackState::Scheduled], |_| true, 100)
             .unwrap()
             .is_empty());
+    }
+
+    /// A database at schema 10 holding the golden format-2 records (bytes an older release
+    /// wrote), the first of them already moved by a run of 0011 that was killed before it
+    /// recorded the new version.
+    fn write_schema_v10_half_migrated(db: &sled::Db) -> Vec<Vec<u8>> {
+        for migration in &MIGRATIONS[..10] {
+            (migration.apply)(db).unwrap();
+        }
+        write_version(&db.open_tree(tree::META).unwrap(), 10).unwrap();
+        let services = db.open_tree(tree::SERVICES).unwrap();
+        let golden = stored::golden::fixture("service");
+        let (first, rest) = golden.split_first().unwrap();
+        let (record, _) = stored::service::decode_v2(first, "golden").unwrap();
+        services
+            .insert(record.id.as_str(), first.as_slice())
+            .unwrap();
+        (MIGRATIONS[10].apply)(db).unwrap();
+        for bytes in rest {
+            let (record, _) = stored::service::decode_v2(bytes, "golden").unwrap();
+            services
+                .insert(record.id.as_str(), bytes.as_slice())
+                .unwrap();
+        }
+        golden
+    }
+
+    #[test]
+    fn a_schema_v10_database_gets_its_routing_history_moved_once_into_its_own_tree() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let golden = write_schema_v10_half_migrated(&db);
+        let history_tree = db.open_tree(tree::ROUTING_HISTORY).unwrap();
+        assert_eq!(
+            history_tree.len(),
+            6,
+            "the killed run moved the first record's six events"
+        );
+
+        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+
+        assert_eq!(store.migrations_applied(), ["0011_routing_history"]);
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        assert_eq!(golden.len(), stored::golden::services().len());
+        for (bytes, (expected, history)) in golden.iter().zip(stored::golden::services()) {
+            let (old, old_history) = stored::service::decode_v2(bytes, "golden").unwrap();
+            assert_eq!(
+                (&old, &old_history),
+                (&expected, &history),
+                "the fixture reads"
+            );
+            let read = store
+                .service(&expected.id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{} kept", expected.id));
+            assert_eq!(
+                read, expected,
+                "{}: format 3, every field kept",
+                expected.id
+            );
+            assert_eq!(
+                store.routing_history(&expected.id).unwrap(),
+                history,
+                "{}: its history, in order, moved once",
+                expected.id
+            );
+        }
+        let rich = &stored::golden::services()[0].0;
+        assert_eq!(rich.reservations.len(), 1, "kristi's reservation is kept");
+        assert_eq!(rich.dial_attempts, 1, "ann's dial is counted");
+        assert_eq!(
+            store.inner.trees.routing_history.len(),
+            6,
+            "no event was moved twice"
+        );
+        // Appended after the migration, an event sorts after the moved ones.
+        let later = crate::domain::service::RoutingEvent {
+            at: Timestamp::from_millis(1),
+            step: 1,
+            kind: crate::domain::service::RoutingEventKind::TimedOut,
+        };
+        store
+            .update_service_routed::<()>(&rich.id, |_, appended| {
+                appended.push(later.clone());
+                Ok(())
+            })
+            .unwrap()
+            .without_waiting();
+        assert_eq!(
+            store.routing_history(&rich.id).unwrap().last(),
+            Some(&later)
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! |---|---|---|
 //! | `meta` | name | schema version, seeding marks |
 //! | `templates` | service name | [`ConfiguredService`] |
-//! | `services` | service id | [`ServiceRecord`] |
+//! | `services` | service id | [`ServiceRecord`] (without its routing history) |
+//! | `routing_history` | service id ++ 0 ++ seq | [`RoutingEvent`] (a service's routing history, appended: `routing.rs`) |
 //! | `by_expiry` | expire_at ++ id | () |
 //! | `by_desired_time` | desired_time ++ id (SCHEDULED only) | () |
 //! | `by_time` | desired_time ++ id (every service) | state, service name, customer number (`by_time.rs`) |
@@ -28,7 +29,8 @@
 //! | `subscriptions`, `subscriptions_by_expiry` | id / expire_at ++ id | Notification API subscriptions (`storage.rs`) |
 //! | `throttles` | service ++ throttle / day ++ service ++ parameter ++ value | GMS's throttle counts (`throttle.rs`) |
 //!
-//! The notification methods live in `notifications.rs`, the chat ones in `chat.rs`, the
+//! The routing history's methods live in `routing.rs`, the notification methods in
+//! `notifications.rs`, the chat ones in `chat.rs`, the
 //! console users' in `accounts.rs`, the time index's in `by_time.rs`, the agent index's in
 //! `by_agent.rs`; the
 //! in-memory counts of active services in `counts.rs`, and of the time index per hour,
@@ -47,6 +49,7 @@ mod keys;
 pub mod migrate;
 mod notifications;
 mod pending;
+mod routing;
 mod status;
 mod storage;
 mod stored;
@@ -77,6 +80,7 @@ pub(crate) mod tree {
     pub const META: &str = "meta";
     pub const TEMPLATES: &str = "templates";
     pub const SERVICES: &str = "services";
+    pub const ROUTING_HISTORY: &str = "routing_history";
     pub const BY_EXPIRY: &str = "by_expiry";
     pub const BY_DESIRED_TIME: &str = "by_desired_time";
     pub const BY_TIME: &str = "by_time";
@@ -264,6 +268,7 @@ struct Trees {
     meta: Tree,
     templates: Tree,
     services: Tree,
+    routing_history: Tree,
     by_expiry: Tree,
     by_desired_time: Tree,
     by_time: Tree,
@@ -294,6 +299,7 @@ impl Trees {
             meta: db.open_tree(tree::META)?,
             templates: db.open_tree(tree::TEMPLATES)?,
             services: db.open_tree(tree::SERVICES)?,
+            routing_history: db.open_tree(tree::ROUTING_HISTORY)?,
             by_expiry: db.open_tree(tree::BY_EXPIRY)?,
             by_desired_time: db.open_tree(tree::BY_DESIRED_TIME)?,
             by_time: db.open_tree(tree::BY_TIME)?,
@@ -349,9 +355,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Transactional views of the record tree and every index tree: services, by_expiry,
-/// by_desired_time, by_customer, by_service_state, by_owner, by_time, by_agent.
+/// Transactional views of the record tree, every index tree and the routing history:
+/// services, by_expiry, by_desired_time, by_customer, by_service_state, by_owner, by_time,
+/// by_agent, routing_history.
 type ServiceTx<'a> = (
+    &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -508,6 +516,16 @@ impl Store {
     /// expiry consistent and fit in the margin. Two atomic loads; no system call.
     fn check_space(&self) -> Result<(), StoreError> {
         self.inner.committer.space.check()
+    }
+
+    /// Books `n` service records written (created or changed) by a committed transaction:
+    /// `/metrics`' writes per create.
+    fn count_record_writes(&self, n: usize) {
+        self.inner
+            .committer
+            .stats
+            .service_record_writes
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// The receipt of a write made just now (see [`Pending`]).
@@ -737,6 +755,7 @@ impl Store {
                 None => Ok(false),
             }
         }))?;
+        self.count_record_writes(1);
         self.inner
             .active
             .moved(&record.service_name, None, Some(record.state));
@@ -777,6 +796,7 @@ impl Store {
         for id in outboxed {
             self.inner.status_wake.ring(id);
         }
+        self.count_record_writes(records.len());
         for record in records {
             self.inner
                 .active
@@ -806,7 +826,23 @@ impl Store {
     pub fn update_service<E>(
         &self,
         id: &str,
-        change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
+        mut change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
+    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
+        self.update_service_routed(id, |record, _| change(record))
+    }
+
+    /// [`Store::update_service`] for a change that also appends routing history: the events
+    /// `change` pushes onto its second argument are appended to the service's history in the
+    /// same transaction as the record (noted in it by [`ServiceRecord::note_routing`]), so
+    /// that a reservation and its `Reserved` event, or a dial outcome and its `Dialed` event,
+    /// are one unit of work.
+    ///
+    /// # Errors
+    /// As [`Store::update_service`].
+    pub fn update_service_routed<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<(), E>,
     ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
         let change = RefCell::new(change);
         // A service that does not report status events (the usual one) is changed in a
@@ -833,14 +869,17 @@ impl Store {
                 // The record as it was, to tell its status events (only when it reports any).
                 let original = status::reports(&record).then(|| record.clone());
                 let before = IndexKeys::of(&record).map_err(abort_store)?;
-                (change.borrow_mut())(&mut record).map_err(|err| {
+                let mut appended = Vec::new();
+                (change.borrow_mut())(&mut record, &mut appended).map_err(|err| {
                     ConflictableTransactionError::Abort(UpdateError::Rejected(
                         Escalation::Rejected(err),
                     ))
                 })?;
+                record.note_routing(&appended);
                 let after = IndexKeys::of(&record).map_err(abort_store)?;
                 before.remove(tx)?;
                 after.insert(tx)?;
+                routing::append_in(tx.8, id, &appended)?;
                 let bytes = stored::service::encode(&record).map_err(abort_store)?;
                 tx.0.insert(id.as_bytes(), bytes)?;
                 let outboxed = match (&original, status) {
@@ -872,6 +911,7 @@ impl Store {
         };
         Ok(self.pending(
             changed.map(|(record, (desired_time, service_name, state), outboxed)| {
+                self.count_record_writes(1);
                 if outboxed {
                     self.inner.status_wake.ring(&record.id);
                 }
@@ -889,77 +929,6 @@ impl Store {
                 record
             }),
         ))
-    }
-
-    /// Appends routing history to an active service and stores its progress. History changes
-    /// no index key except, rarely, who handled the service (`by_agent`: a `Reserved` event
-    /// no later than a PROCESSING entry that had no agent before), so this is a
-    /// compare-and-swap on the record alone, cheaper than the transaction over every index
-    /// that [`Store::update_service`] needs; an append that changes the handling agents goes
-    /// through that transaction instead. Returns false when the service is gone or no longer
-    /// active.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn append_routing(
-        &self,
-        id: &str,
-        events: &[RoutingEvent],
-        progress: Option<&RouteProgress>,
-    ) -> Result<Pending<bool>, StoreError> {
-        let append = |record: &mut ServiceRecord| {
-            record.routing_history.extend(events.iter().cloned());
-            if let Some(progress) = progress {
-                record.route = Some(progress.clone());
-            }
-        };
-        let services = &self.inner.trees.services;
-        loop {
-            let Some(current) = services.get(id.as_bytes())? else {
-                return Ok(self.pending(false));
-            };
-            let mut record = decode_service(id, &current)?;
-            if !record.is_active() {
-                return Ok(self.pending(false));
-            }
-            let handled_before: Vec<String> = record
-                .handling_agents()
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            append(&mut record);
-            if record.handling_agents() != handled_before {
-                return self.append_routing_indexed(id, append);
-            }
-            let new = stored::service::encode(&record)?;
-            match services.compare_and_swap(id.as_bytes(), Some(current), Some(new))? {
-                Ok(()) => return Ok(self.pending(true)),
-                // Changed under us (a request or the expiry job): read it again.
-                Err(_) => continue,
-            }
-        }
-    }
-
-    /// [`Store::append_routing`] through the record's transaction, which moves its index
-    /// entries.
-    fn append_routing_indexed(
-        &self,
-        id: &str,
-        append: impl Fn(&mut ServiceRecord),
-    ) -> Result<Pending<bool>, StoreError> {
-        struct Inactive;
-        let appended = self.update_service(id, |record| {
-            if !record.is_active() {
-                return Err(Inactive);
-            }
-            append(record);
-            Ok(())
-        });
-        match appended {
-            Ok(found) => Ok(found.map(|found| found.is_some())),
-            Err(UpdateError::Rejected(Inactive)) => Ok(self.pending(false)),
-            Err(UpdateError::Store(err)) => Err(err),
-        }
     }
 
     /// Services of one customer number that pass `keep`, at most `limit`.
@@ -1136,6 +1105,7 @@ impl Store {
         // that the next run removes, never things that belong to nothing.
         for (_, id) in &due {
             self.delete_notifications_if_expired(id, now)?;
+            self.delete_routing_history_if_expired(id, now)?;
             self.delete_chat_of(id, now)?;
             self.delete_service_storage_if_expired(id, now)?;
             self.delete_status_if_expired(id, now)?;
@@ -1197,9 +1167,10 @@ impl Store {
             &t.by_owner,
             &t.by_time,
             &t.by_agent,
+            &t.routing_history,
         );
         let result = if reporting {
-            let (s, e, d, c, ss, o, bt, a) = trees;
+            let (s, e, d, c, ss, o, bt, a, rh) = trees;
             (
                 s,
                 e,
@@ -1209,14 +1180,17 @@ impl Store {
                 o,
                 bt,
                 a,
+                rh,
                 &t.status_outbox,
                 &t.status_pending,
             )
-                .transaction(|(s, e, d, c, ss, o, bt, a, so, sp)| {
-                    body((s, e, d, c, ss, o, bt, a), Some((so, sp)))
+                .transaction(|(s, e, d, c, ss, o, bt, a, rh, so, sp)| {
+                    body((s, e, d, c, ss, o, bt, a, rh), Some((so, sp)))
                 })
         } else {
-            trees.transaction(|(s, e, d, c, ss, o, bt, a)| body((s, e, d, c, ss, o, bt, a), None))
+            trees.transaction(|(s, e, d, c, ss, o, bt, a, rh)| {
+                body((s, e, d, c, ss, o, bt, a, rh), None)
+            })
         };
         result.map_err(|err| match err {
             TransactionError::Abort(err) => err,

@@ -522,3 +522,65 @@ async fn a_push_to_a_subscribed_cometd_client_is_counted() {
     .await;
     app.stop().await;
 }
+
+/// Service records written so far (`store_service_record_writes`).
+async fn record_writes(app: &TestApp) -> Option<f64> {
+    value(
+        &scrape(app).await,
+        "callbackd_store_service_record_writes_total",
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_create_routed_at_once_writes_its_record_once_and_its_reservation_once_more() {
+    // Arrange: nobody is ready, so the router enters the one step of the service's target
+    // (routing history) and the service waits there.
+    let app = spawn_app().await;
+    let id = app
+        .create(
+            "chat-delay",
+            &[
+                ("_customer_number", "4082652649"),
+                ("_target", "Billing@StatServer.GA"),
+            ],
+        )
+        .await;
+
+    // Act: wait until the router has stored its step.
+    let events = eventually(Duration::from_secs(10), "the step entered", || {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
+            let events: Vec<String> = history
+                .as_array()?
+                .iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (!events.is_empty()).then_some(events)
+        }
+    })
+    .await;
+
+    // Assert: the create wrote its record; routing appended beside it.
+    assert_eq!(events, ["entered"]);
+    assert_eq!(
+        record_writes(&app).await,
+        Some(1.0),
+        "the create's one write: the step entered is not a rewrite of the record"
+    );
+
+    // And a reservation is one more write, its `Reserved` event in the same unit of work.
+    set_state(&app, "kristi", "ready").await;
+    let reserved = wait_for_state(&app, &id, "ROUTING").await;
+    let history = crate::helpers::detail(&app, &id).await["routing_history"].clone();
+    let events: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["entered", "reserved"], "{reserved}");
+    assert_eq!(record_writes(&app).await, Some(2.0), "create, then reserve");
+}

@@ -502,7 +502,7 @@ fn detail_view(session: &Session, detail: CallbackDetail, feedback: Feedback) ->
         ("Reserved agent", opt(&r.reserved_agent)),
         ("Owner", opt(&r.owner)),
     ];
-    let routing = r
+    let routing = detail
         .routing_history
         .iter()
         .map(|e| {

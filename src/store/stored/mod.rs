@@ -17,7 +17,8 @@
 //!
 //! | kind | tree | type |
 //! |---|---|---|
-//! | service record | `services` | [`service::ServiceV2`] |
+//! | service record | `services` | [`service::ServiceV3`] (format 2 readable in tests only: migration 0011 rewrote it) |
+//! | routing event | `routing_history` | [`routing::RoutingEventV1`] |
 //! | notification | `notifications`, `agent_notifications` | [`notification::NotificationV1`] |
 //! | chat session | `chat_sessions` | [`chat::ChatSessionV1`] |
 //! | transcript event | `transcripts` | [`chat::TranscriptEventV1`] |
@@ -38,6 +39,7 @@ pub(crate) mod agent;
 pub(crate) mod chat;
 pub(crate) mod meta;
 pub(crate) mod notification;
+pub(crate) mod routing;
 pub(crate) mod service;
 pub(crate) mod status;
 pub(crate) mod storage;
@@ -45,7 +47,7 @@ pub(crate) mod template;
 pub(crate) mod throttle;
 
 #[cfg(test)]
-mod golden;
+pub(crate) mod golden;
 
 /// Converts both ways between a domain enum and its stored copy, variant by variant: a
 /// variant added to one but not the other fails to compile here.

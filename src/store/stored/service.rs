@@ -1,4 +1,7 @@
-//! Service records (`services` tree), format 2.
+//! Service records (`services` tree): format 3, written and read; format 2, which carried the
+//! routing history inside the record, kept to prove that its golden bytes still read (the
+//! live path refuses it: migration 0011, with its own frozen copy, rewrites every format-2
+//! record as format 3 and moves its history into the `routing_history` tree).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -7,16 +10,55 @@ use serde::{Deserialize, Serialize};
 
 use super::super::codec::{self, Versioned};
 use super::super::StoreError;
+#[cfg(test)]
+use super::routing::RoutingEventV1;
 use super::{optional, owned, same_variants, text};
 use crate::domain::options::Preset;
+#[cfg(test)]
+use crate::domain::service::RoutingEvent;
 use crate::domain::service::{
-    CallbackReason, CallbackState, RouteProgress, RoutingEvent, RoutingEventKind, ServiceRecord,
-    StateChange,
+    CallbackReason, CallbackState, Reservation, RouteProgress, ServiceRecord, StateChange,
 };
 use crate::domain::time::Timestamp;
 
-/// A service record as format 2 stores it. Strings and maps borrow from the record when it is
-/// written, so encoding copies nothing; read back, they are owned.
+/// A service record as format 3 stores it: format 2 without the routing history (in its own
+/// tree since format 3), with the two facts of that history the record's own rules read
+/// (its reservations and its number of dial attempts). Strings and maps borrow from the
+/// record when it is written, so encoding copies nothing; read back, they are owned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceV3<'a> {
+    id: Cow<'a, str>,
+    service_name: Cow<'a, str>,
+    preset: PresetV1,
+    options: Cow<'a, BTreeMap<String, String>>,
+    user_data: Cow<'a, BTreeMap<String, String>>,
+    owner: Option<Cow<'a, str>>,
+    customer_number: Option<Cow<'a, str>>,
+    device_os: Option<Cow<'a, str>>,
+    device_notification_id: Option<Cow<'a, str>>,
+    state: CallbackStateV1,
+    reason: Option<CallbackReasonV1>,
+    created_at_ms: u64,
+    desired_time_ms: u64,
+    expire_at_ms: u64,
+    queued_at_ms: Option<u64>,
+    state_history: Vec<StateChangeV1<'a>>,
+    reservations: Vec<ReservationV1<'a>>,
+    dial_attempts: u32,
+    reserved_agent: Option<Cow<'a, str>>,
+    chat_session_id: Option<Cow<'a, str>>,
+    route: Option<RouteV1<'a>>,
+    confirmed_at_ms: Option<u64>,
+}
+
+impl Versioned for ServiceV3<'_> {
+    const VERSION: u8 = 3;
+}
+
+/// A service record as format 2 stored it, its routing history inside. Read and written only
+/// by the golden-bytes tests and the tests that seed a format-2 database: nothing live reads
+/// or writes format 2 any more.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceV2<'a> {
     id: Cow<'a, str>,
@@ -42,6 +84,7 @@ pub struct ServiceV2<'a> {
     confirmed_at_ms: Option<u64>,
 }
 
+#[cfg(test)]
 impl Versioned for ServiceV2<'_> {
     const VERSION: u8 = 2;
 }
@@ -94,34 +137,9 @@ struct StateChangeV1<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct RoutingEventV1<'a> {
+struct ReservationV1<'a> {
     at_ms: u64,
-    step: u16,
-    kind: RoutingKindV1<'a>,
-}
-
-/// What happened in routing, by variant index. New kinds are only ever appended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum RoutingKindV1<'a> {
-    Entered {
-        target: Cow<'a, str>,
-    },
-    Skipped {
-        statistic: Cow<'a, str>,
-        value: i64,
-    },
-    TimedOut,
-    Reserved {
-        agent: Cow<'a, str>,
-    },
-    Released {
-        agent: Cow<'a, str>,
-        why: Cow<'a, str>,
-    },
-    Dialed {
-        agent: Cow<'a, str>,
-        outcome: Cow<'a, str>,
-    },
+    agent: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,18 +154,94 @@ struct RouteV1<'a> {
 /// # Errors
 /// The value cannot be encoded.
 pub(crate) fn encode(record: &ServiceRecord) -> Result<Vec<u8>, StoreError> {
-    codec::write(&ServiceV2::from(record))
+    codec::write(&ServiceV3::from(record))
 }
 
 /// A record read back; `what` names it in errors.
 ///
 /// # Errors
-/// The value is not a format-2 record.
+/// The value is not a format-3 record.
 pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<ServiceRecord, StoreError> {
-    codec::read::<ServiceV2>(bytes, what).map(ServiceRecord::from)
+    codec::read::<ServiceV3>(bytes, what).map(ServiceRecord::from)
 }
 
-impl<'a> From<&'a ServiceRecord> for ServiceV2<'a> {
+/// `record` with its routing `history`, as format 2 stored them together (for tests that
+/// seed a format-2 database and the golden bytes).
+///
+/// # Errors
+/// The value cannot be encoded.
+#[cfg(test)]
+pub(crate) fn encode_v2(
+    record: &ServiceRecord,
+    history: &[RoutingEvent],
+) -> Result<Vec<u8>, StoreError> {
+    let v3 = ServiceV3::from(record);
+    codec::write(&ServiceV2 {
+        id: v3.id,
+        service_name: v3.service_name,
+        preset: v3.preset,
+        options: v3.options,
+        user_data: v3.user_data,
+        owner: v3.owner,
+        customer_number: v3.customer_number,
+        device_os: v3.device_os,
+        device_notification_id: v3.device_notification_id,
+        state: v3.state,
+        reason: v3.reason,
+        created_at_ms: v3.created_at_ms,
+        desired_time_ms: v3.desired_time_ms,
+        expire_at_ms: v3.expire_at_ms,
+        queued_at_ms: v3.queued_at_ms,
+        state_history: v3.state_history,
+        routing_history: history.iter().map(RoutingEventV1::from).collect(),
+        reserved_agent: v3.reserved_agent,
+        chat_session_id: v3.chat_session_id,
+        route: v3.route,
+        confirmed_at_ms: v3.confirmed_at_ms,
+    })
+}
+
+/// A format-2 record read back as the record and its routing history; the record notes the
+/// history's reservations and dial attempts, as format 3 keeps them.
+///
+/// # Errors
+/// The value is not a format-2 record.
+#[cfg(test)]
+pub(crate) fn decode_v2(
+    bytes: &[u8],
+    what: &str,
+) -> Result<(ServiceRecord, Vec<RoutingEvent>), StoreError> {
+    let s = codec::read::<ServiceV2>(bytes, what)?;
+    let history: Vec<RoutingEvent> = s.routing_history.into_iter().map(Into::into).collect();
+    let mut record = ServiceRecord::from(ServiceV3 {
+        id: s.id,
+        service_name: s.service_name,
+        preset: s.preset,
+        options: s.options,
+        user_data: s.user_data,
+        owner: s.owner,
+        customer_number: s.customer_number,
+        device_os: s.device_os,
+        device_notification_id: s.device_notification_id,
+        state: s.state,
+        reason: s.reason,
+        created_at_ms: s.created_at_ms,
+        desired_time_ms: s.desired_time_ms,
+        expire_at_ms: s.expire_at_ms,
+        queued_at_ms: s.queued_at_ms,
+        state_history: s.state_history,
+        reservations: Vec::new(),
+        dial_attempts: 0,
+        reserved_agent: s.reserved_agent,
+        chat_session_id: s.chat_session_id,
+        route: s.route,
+        confirmed_at_ms: s.confirmed_at_ms,
+    });
+    record.note_routing(&history);
+    Ok((record, history))
+}
+
+impl<'a> From<&'a ServiceRecord> for ServiceV3<'a> {
     fn from(r: &'a ServiceRecord) -> Self {
         Self {
             id: text(&r.id),
@@ -175,7 +269,15 @@ impl<'a> From<&'a ServiceRecord> for ServiceV2<'a> {
                     note: text(&change.note),
                 })
                 .collect(),
-            routing_history: r.routing_history.iter().map(RoutingEventV1::from).collect(),
+            reservations: r
+                .reservations
+                .iter()
+                .map(|reservation| ReservationV1 {
+                    at_ms: reservation.at.as_millis(),
+                    agent: text(&reservation.agent),
+                })
+                .collect(),
+            dial_attempts: r.dial_attempts,
             reserved_agent: optional(&r.reserved_agent),
             chat_session_id: optional(&r.chat_session_id),
             route: r.route.as_ref().map(|route| RouteV1 {
@@ -188,8 +290,8 @@ impl<'a> From<&'a ServiceRecord> for ServiceV2<'a> {
     }
 }
 
-impl From<ServiceV2<'_>> for ServiceRecord {
-    fn from(s: ServiceV2<'_>) -> Self {
+impl From<ServiceV3<'_>> for ServiceRecord {
+    fn from(s: ServiceV3<'_>) -> Self {
         Self {
             id: s.id.into_owned(),
             service_name: s.service_name.into_owned(),
@@ -216,11 +318,15 @@ impl From<ServiceV2<'_>> for ServiceRecord {
                     note: change.note.into_owned(),
                 })
                 .collect(),
-            routing_history: s
-                .routing_history
+            reservations: s
+                .reservations
                 .into_iter()
-                .map(RoutingEvent::from)
+                .map(|reservation| Reservation {
+                    at: Timestamp::from_millis(reservation.at_ms),
+                    agent: reservation.agent.into_owned(),
+                })
                 .collect(),
+            dial_attempts: s.dial_attempts,
             reserved_agent: owned(s.reserved_agent),
             chat_session_id: owned(s.chat_session_id),
             route: s.route.map(|route| RouteProgress {
@@ -229,66 +335,6 @@ impl From<ServiceV2<'_>> for ServiceRecord {
                 target_set: route.target_set.into_owned(),
             }),
             confirmed_at: s.confirmed_at_ms.map(Timestamp::from_millis),
-        }
-    }
-}
-
-impl<'a> From<&'a RoutingEvent> for RoutingEventV1<'a> {
-    fn from(event: &'a RoutingEvent) -> Self {
-        Self {
-            at_ms: event.at.as_millis(),
-            step: event.step,
-            kind: match &event.kind {
-                RoutingEventKind::Entered { target } => RoutingKindV1::Entered {
-                    target: text(target),
-                },
-                RoutingEventKind::Skipped { statistic, value } => RoutingKindV1::Skipped {
-                    statistic: text(statistic),
-                    value: *value,
-                },
-                RoutingEventKind::TimedOut => RoutingKindV1::TimedOut,
-                RoutingEventKind::Reserved { agent } => {
-                    RoutingKindV1::Reserved { agent: text(agent) }
-                }
-                RoutingEventKind::Released { agent, why } => RoutingKindV1::Released {
-                    agent: text(agent),
-                    why: text(why),
-                },
-                RoutingEventKind::Dialed { agent, outcome } => RoutingKindV1::Dialed {
-                    agent: text(agent),
-                    outcome: text(outcome),
-                },
-            },
-        }
-    }
-}
-
-impl From<RoutingEventV1<'_>> for RoutingEvent {
-    fn from(event: RoutingEventV1<'_>) -> Self {
-        Self {
-            at: Timestamp::from_millis(event.at_ms),
-            step: event.step,
-            kind: match event.kind {
-                RoutingKindV1::Entered { target } => RoutingEventKind::Entered {
-                    target: target.into_owned(),
-                },
-                RoutingKindV1::Skipped { statistic, value } => RoutingEventKind::Skipped {
-                    statistic: statistic.into_owned(),
-                    value,
-                },
-                RoutingKindV1::TimedOut => RoutingEventKind::TimedOut,
-                RoutingKindV1::Reserved { agent } => RoutingEventKind::Reserved {
-                    agent: agent.into_owned(),
-                },
-                RoutingKindV1::Released { agent, why } => RoutingEventKind::Released {
-                    agent: agent.into_owned(),
-                    why: why.into_owned(),
-                },
-                RoutingKindV1::Dialed { agent, outcome } => RoutingEventKind::Dialed {
-                    agent: agent.into_owned(),
-                    outcome: outcome.into_owned(),
-                },
-            },
         }
     }
 }
