@@ -179,7 +179,9 @@ impl Drop for Mount {
     }
 }
 
-/// A file of `bytes` zeros at `path` (tmpfs: written pages are taken at once).
+/// A file of `bytes` zeros at `path` (tmpfs: written pages are taken at once), or as many as
+/// fit: the server may take some of the space measured before the ballast is written, and a
+/// full disk is what the ballast is for.
 fn ballast(path: &Path, bytes: u64) {
     use std::io::Write;
     let mut file = std::fs::File::create(path).unwrap();
@@ -187,8 +189,11 @@ fn ballast(path: &Path, bytes: u64) {
     let mut left = bytes;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
-        file.write_all(&chunk[..n]).unwrap();
-        left -= n as u64;
+        match file.write_all(&chunk[..n]) {
+            Ok(()) => left -= n as u64,
+            Err(err) if err.kind() == std::io::ErrorKind::StorageFull => return,
+            Err(err) => panic!("ballast {}: {err}", path.display()),
+        }
     }
 }
 
