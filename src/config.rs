@@ -277,7 +277,7 @@ struct PushFile {
 }
 
 /// `[push.fcm]` as written in the file: FCM's HTTP v1 API.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FcmFile {
     /// Scheme, host and port of the API; FCM's own by default.
@@ -288,6 +288,18 @@ struct FcmFile {
     access_token: Option<String>,
     /// A file holding the access token, re-read so that it can be rotated.
     access_token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for FcmFile {
+    // Never print the token itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FcmFile")
+            .field("endpoint", &self.endpoint)
+            .field("project_id", &self.project_id)
+            .field("access_token", &self.access_token.as_ref().map(|_| "<set>"))
+            .field("access_token_file", &self.access_token_file)
+            .finish()
+    }
 }
 
 /// Default listen address, as GMS clients expect it.

@@ -36,20 +36,21 @@ const WARMUP: usize = 1_000;
 /// The longest a start may take before the bench gives up on it.
 const START_DEADLINE: Duration = Duration::from_secs(120);
 
-/// How a start followed the previous process.
+/// What came before a start: the database's build, or a previous process ended by SIGTERM
+/// or by `kill -9`.
 #[derive(Clone, Copy)]
 enum Start {
-    AfterBuild,
-    AfterStop,
-    AfterKill,
+    FirstAfterBuild,
+    Graceful,
+    Killed,
 }
 
 impl Start {
     fn label(self) -> &'static str {
         match self {
-            Start::AfterBuild => "first start after the build",
-            Start::AfterStop => "restart after SIGTERM",
-            Start::AfterKill => "restart after kill -9",
+            Start::FirstAfterBuild => "first start after the build",
+            Start::Graceful => "restart after SIGTERM",
+            Start::Killed => "restart after kill -9",
         }
     }
 }
@@ -82,10 +83,10 @@ pub fn restart_table(stored: u64, waiting: u64) {
     println!("|---|---|---|---|---|");
     let mut before = None;
     let mut previous: Option<Server> = None;
-    for start in [Start::AfterBuild, Start::AfterStop, Start::AfterKill] {
+    for start in [Start::FirstAfterBuild, Start::Graceful, Start::Killed] {
         if let Some(server) = previous.take() {
             match start {
-                Start::AfterKill => server.kill(),
+                Start::Killed => server.kill(),
                 _ => server.stop(),
             }
         }

@@ -11,8 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use super::dialog::ACCESS_CODE;
 use super::option_error::OptionError;
 use super::options::ServiceSettings;
+
+/// Options a service holds for itself that no typed setting reads (a user-originated
+/// callback's own access code): left out of the cache's key, so that the services of one
+/// configured service still share one parse.
+const OWN_OPTIONS: &[&str] = &[ACCESS_CODE];
 
 /// Option sets remembered before the cache starts again from empty: far more than the
 /// configured services of a contact center, few enough that a flood of per-request
@@ -53,17 +59,28 @@ impl SettingsCache {
         &self,
         options: &BTreeMap<String, String>,
     ) -> Result<Arc<ServiceSettings>, OptionError> {
-        if let Some(found) = self.lock().get(options) {
+        let shared: BTreeMap<String, String>;
+        let key = if OWN_OPTIONS.iter().any(|name| options.contains_key(*name)) {
+            shared = options
+                .iter()
+                .filter(|(name, _)| !OWN_OPTIONS.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            &shared
+        } else {
+            options
+        };
+        if let Some(found) = self.lock().get(key) {
             return Ok(found.clone());
         }
         // Parsed outside the lock: two readers of new options may both parse them, and the
         // second result replaces an equal first.
-        let settings = Arc::new(ServiceSettings::from_options(options, &self.stat_servers)?);
+        let settings = Arc::new(ServiceSettings::from_options(key, &self.stat_servers)?);
         let mut parsed = self.lock();
         if parsed.len() >= self.capacity {
             parsed.clear();
         }
-        parsed.insert(options.clone(), settings.clone());
+        parsed.insert(key.clone(), settings.clone());
         Ok(settings)
     }
 
@@ -120,6 +137,23 @@ mod tests {
             *first,
             ServiceSettings::from_options(&a, &["StatServer".into()]).unwrap()
         );
+    }
+
+    #[test]
+    fn services_told_apart_only_by_their_access_code_share_one_parse() {
+        let cache = cache(8);
+        let mut first = valid("600");
+        first.insert(ACCESS_CODE.into(), "123456".into());
+        let mut second = valid("600");
+        second.insert(ACCESS_CODE.into(), "654321".into());
+        let a = cache.settings(&first).unwrap();
+        let b = cache.settings(&second).unwrap();
+        let plain = cache.settings(&valid("600")).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &b) && Arc::ptr_eq(&a, &plain),
+            "parsed again"
+        );
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Default for HttpCallbackSettings {
 }
 
 /// One notification to POST.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Job {
     /// The service it belongs to (for a Notification API event: the subscription).
     pub service_id: String,
@@ -111,6 +111,25 @@ pub struct Job {
     pub authorization: Option<String>,
     /// Who chose the URL, which decides how it is reached and what a refusal means.
     pub kind: JobKind,
+}
+
+impl std::fmt::Debug for Job {
+    // Never print the credentials (a bearer token) or the body (an FCM body names the
+    // device's registration token).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("service_id", &self.service_id)
+            .field("seq", &self.seq)
+            .field("url", &self.url)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("content_type", &self.content_type)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<set>"),
+            )
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 /// Who chose a job's URL.
@@ -708,6 +727,22 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_prints_neither_its_credentials_nor_its_body() {
+        let job = Job {
+            service_id: "s1".into(),
+            seq: Some(1),
+            url: "https://fcm.example/v1/projects/p/messages:send".into(),
+            body: r#"{"message":{"token":"device-secret"}}"#.into(),
+            content_type: "application/json",
+            authorization: Some("Bearer ya29.secret".into()),
+            kind: JobKind::Fcm,
+        };
+        let printed = format!("{job:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("<set>") && printed.contains("s1"), "{printed}");
+    }
 
     #[tokio::test]
     async fn a_name_that_resolves_to_loopback_is_refused_at_connect() {

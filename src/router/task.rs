@@ -297,7 +297,11 @@ impl RouterTask {
             let Some(settings) = self.settings_of(record) else {
                 continue;
             };
-            let service = queued_service(record, &settings);
+            let service = if self.first_step_unrecorded(record) {
+                entering_service(record, &settings)
+            } else {
+                queued_service(record, &settings)
+            };
             effects.extend(self.router.handle(Event::Queued(service), now));
             if record.state == CallbackState::Routing {
                 self.track_confirmation(record, &settings);
@@ -706,6 +710,20 @@ impl RouterTask {
             nickname,
             auto_answer,
         }));
+    }
+
+    /// Whether `record` was stored with the start of its walk ([`RouteProgress::start`]) and
+    /// the router never recorded entering that first step: the process stopped between the
+    /// create's write and the router's first one (routing history is not waited for). Such a
+    /// service enters its first step again on restore, so that the step's statistic is
+    /// checked and its `Entered` event written, as if it had just been created.
+    fn first_step_unrecorded(&self, record: &ServiceRecord) -> bool {
+        record.route.is_some()
+            && record.route == record.queued_at.map(RouteProgress::start)
+            && matches!(
+                self.context.store.has_routing_history(&record.id),
+                Ok(false)
+            )
     }
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.

@@ -56,6 +56,21 @@ impl Store {
             .collect()
     }
 
+    /// Whether a service has any routing history (one key read).
+    ///
+    /// # Errors
+    /// Storage failed.
+    pub fn has_routing_history(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .trees
+            .routing_history
+            .scan_prefix(keys::notification_prefix(id))
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
     /// Appends routing history to an active service, with the router's `progress` through
     /// its `_target` list. History that changes nothing in the record (a step entered,
     /// skipped or timed out, a release, at the progress already stored) writes the history

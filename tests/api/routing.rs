@@ -420,3 +420,78 @@ async fn a_service_rescheduled_into_the_future_waits_for_its_time_then_routes() 
     let routed = wait_for_state(&app, &id, "ROUTING").await;
     assert_eq!(routed["_reserved_agent"], "kristi");
 }
+
+/// A service stored with the start of its walk whose first step the router never recorded:
+/// the process was killed between the create's durable write and the router's first one
+/// (routing history is not waited for). Written here through the store, as such a crash
+/// leaves it; on start-up the router enters that step, so its `Entered` event is written
+/// and its statistic checked, as for a new create.
+#[tokio::test]
+async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart() {
+    use callbackd::domain::options::Preset;
+    use callbackd::domain::service::{CallbackState, RouteProgress, ServiceRecord};
+    use callbackd::domain::time::Timestamp;
+
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = "00000000-0000-4000-8000-00000000c0de";
+    {
+        let now = Timestamp::from_millis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        );
+        let store = callbackd::store::Store::open(&data.join("db")).unwrap();
+        let mut record = ServiceRecord::new(id.to_string(), "chat-delay", Preset::ChatDelayed, now);
+        record.owner = Some(GMS_USER.into());
+        record.expire_at = now.plus_secs(3_600);
+        record.options = [
+            ("_ttl", "3600"),
+            ("_target", "Nobody@StatServer.GA"),
+            ("_urs_queued_ttl", "3600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        record.state = CallbackState::Queued;
+        record.queued_at = Some(now);
+        record.route = Some(RouteProgress::start(now));
+        store
+            .insert_services(std::slice::from_ref(&record))
+            .unwrap()
+            .without_waiting();
+        store.flush_blocking().unwrap();
+    }
+
+    // Act
+    let server = crate::helpers::ServerProcess::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let history = crate::helpers::eventually(
+        Duration::from_secs(10),
+        "the first step's routing history",
+        || {
+            let (client, address) = (client.clone(), server.address.clone());
+            async move {
+                let body: Value = client
+                    .get(format!("{address}/genesys/1/admin/callback/{id}"))
+                    .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let history = body["routing_history"].as_array()?.clone();
+                (!history.is_empty()).then_some(history)
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    assert_eq!(history[0]["event"], "entered", "{history:?}");
+    assert_eq!(history[0]["step"], 1, "{history:?}");
+    assert_eq!(history[0]["detail"], "Nobody@StatServer.GA", "{history:?}");
+}
