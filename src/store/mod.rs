@@ -1140,6 +1140,15 @@ impl Store {
                 removed.push(record.id);
             }
         }
+        // Once more for what a writer may have added between the first sweep and the record's
+        // removal (the router appending history or a notification, a change reporting a
+        // status event): with the record gone, every writer finds nothing to change and backs
+        // off, so nothing can be added after this sweep.
+        for id in &removed {
+            self.delete_notifications_if_expired(id, now)?;
+            self.delete_routing_history_if_expired(id, now)?;
+            self.delete_status_if_expired(id, now)?;
+        }
         Ok(self.pending(Purged {
             scanned: due.len(),
             removed,
