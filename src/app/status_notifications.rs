@@ -56,8 +56,18 @@ pub async fn run(
     }
     let mut busy: HashSet<String> = HashSet::new();
     let mut running: JoinSet<String> = JoinSet::new();
+    // Whose attempt each task is, so that one that panics frees its service too.
+    let mut attempts: HashMap<tokio::task::Id, String> = HashMap::new();
     loop {
-        start_due(&state, &clients, base, &mut due, &mut busy, &mut running);
+        start_due(
+            &state,
+            &clients,
+            base,
+            &mut due,
+            &mut busy,
+            &mut running,
+            &mut attempts,
+        );
         // With every slot taken, the next start waits for an attempt to finish.
         let next = (running.len() < IN_FLIGHT)
             .then(|| {
@@ -82,10 +92,19 @@ pub async fn run(
                 }
             }
             // An attempt finished (and is stored): the service's next entry decides its time.
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(id) = done {
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let (task, next_at) = match done {
+                    Ok((task, _)) => (task, NOW),
+                    // A panicked attempt stored nothing: its entry is tried again after the
+                    // base backoff, not left waiting for a restart.
+                    Err(err) => {
+                        tracing::error!(error = %err, "a status notification attempt panicked");
+                        (err.id(), Timestamp::from_millis(state.clock.now().as_millis().saturating_add(base.as_millis() as u64)))
+                    }
+                };
+                if let Some(id) = attempts.remove(&task) {
                     busy.remove(&id);
-                    due.insert(id, NOW);
+                    due.insert(id, next_at);
                 }
             }
             // A retry is due.
@@ -107,6 +126,7 @@ fn start_due(
     due: &mut HashMap<String, Timestamp>,
     busy: &mut HashSet<String>,
     running: &mut JoinSet<String>,
+    attempts: &mut HashMap<tokio::task::Id, String>,
 ) {
     let now = state.clock.now();
     let ready: Vec<String> = due
@@ -127,7 +147,14 @@ fn start_due(
             }
             Ok(Some(entry)) => {
                 busy.insert(id.clone());
-                running.spawn(attempt(state.clone(), clients.clone(), base, id, entry));
+                let task = running.spawn(attempt(
+                    state.clone(),
+                    clients.clone(),
+                    base,
+                    id.clone(),
+                    entry,
+                ));
+                attempts.insert(task.id(), id);
             }
             Err(err) => {
                 // Tried again after the first retry wait rather than in a tight loop.

@@ -741,7 +741,10 @@ mod tests {
         };
         let printed = format!("{job:?}");
         assert!(!printed.contains("secret"), "{printed}");
-        assert!(printed.contains("<set>") && printed.contains("s1"), "{printed}");
+        assert!(
+            printed.contains("<set>") && printed.contains("s1"),
+            "{printed}"
+        );
     }
 
     #[tokio::test]
