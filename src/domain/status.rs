@@ -127,6 +127,15 @@ pub const MAX_ATTEMPTS: u32 = 100;
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Whether `options` turn status notifications on (`_enable_status_notification` set and not
+/// `false`), read without validating the rest: what decides a service's transaction and its
+/// console card. [`StatusSettings::from_options`] validates the value.
+pub fn enabled(options: &BTreeMap<String, String>) -> bool {
+    options
+        .get("_enable_status_notification")
+        .is_some_and(|v| !matches!(v.trim(), "" | "false"))
+}
+
 /// Who delivers: `_enable_status_notification`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -158,8 +167,10 @@ impl StatusSettings {
         options: &BTreeMap<String, String>,
     ) -> Result<Option<StatusSettings>, OptionError> {
         let get = |name: &str| options.get(name).map(|v| v.trim()).unwrap_or("");
+        if !enabled(options) {
+            return Ok(None);
+        }
         let mode = match get("_enable_status_notification") {
-            "" | "false" => return Ok(None),
             "subscribe_notify" => Mode::SubscribeNotify,
             "notify" => Mode::Notify,
             other => {

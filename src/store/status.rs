@@ -42,10 +42,7 @@ impl StatusWake {
 /// Whether `record` reports status events (its options turn them on), read without parsing
 /// the rest.
 pub(super) fn reports(record: &ServiceRecord) -> bool {
-    record
-        .options
-        .get("_enable_status_notification")
-        .is_some_and(|v| !matches!(v.trim(), "" | "false"))
+    crate::domain::status::enabled(&record.options)
 }
 
 /// Inside a service's transaction: writes the outbox entries of its change from `before` to

@@ -616,11 +616,7 @@ fn status_rows(
     entries: &[crate::domain::status::StatusNotification],
 ) -> Option<Vec<StatusRow>> {
     use crate::domain::status::Delivery;
-    let enabled = record
-        .options
-        .get("_enable_status_notification")
-        .is_some_and(|v| !matches!(v.trim(), "" | "false"));
-    if !enabled && entries.is_empty() {
+    if !crate::domain::status::enabled(&record.options) && entries.is_empty() {
         return None;
     }
     let rows = entries
