@@ -312,14 +312,17 @@ async fn with_the_floor_off_a_full_disk_is_503_and_sled_writes_again_only_after_
     ballast(&ballast_file, mount.free());
     let (during, refused) = sixteen_writers(&server.address, 10).await;
 
-    // Assert: 503, never 500; what was acknowledged still reads.
+    // Assert: 503, never 500. A read of what was acknowledged answers too, never a 500; it
+    // may be a 503, since a sled read can consolidate a page, which is a write, and sled
+    // refuses every write once one has failed (nothing is lost: see after the restart).
     assert!(!refused.is_empty(), "a full disk fails writes");
     for (status, body) in &refused {
         assert_eq!(*status, 503, "{body}");
     }
-    assert_eq!(
-        read_status(&client, &server.address, &acknowledged[0]).await,
-        200
+    let read = read_status(&client, &server.address, &acknowledged[0]).await;
+    assert!(
+        matches!(read, 200 | 503),
+        "a read on a full disk answered {read}"
     );
     // sled 0.34.7 keeps its first write error until the database is opened again: freeing
     // space does not bring writes back in this process (this pins that known behaviour).
