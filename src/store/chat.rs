@@ -6,10 +6,9 @@
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{decode_service, keys, stored, tx_error, Pending, Store, StoreError};
+use super::{keys, stored, tx_error, Pending, Store, StoreError};
 use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
-use crate::domain::time::Timestamp;
 
 impl Store {
     /// Stores a chat session (new, or changed without a new event).
@@ -115,36 +114,14 @@ impl Store {
     /// # Errors
     /// Storage failed.
     pub fn delete_chat_session(&self, session_id: &str) -> Result<Pending<()>, StoreError> {
-        let transcripts = &self.inner.trees.transcripts;
-        let mut batch = sled::Batch::default();
-        for item in transcripts.scan_prefix(keys::transcript_prefix(session_id)) {
-            let (key, _) = item?;
-            batch.remove(key);
-        }
-        transcripts.apply_batch(batch)?;
+        super::remove_prefix(
+            &self.inner.trees.transcripts,
+            &keys::transcript_prefix(session_id),
+        )?;
         self.inner
             .trees
             .chat_sessions
             .remove(session_id.as_bytes())?;
         Ok(self.pending(()))
-    }
-
-    /// Removes the chat session of a service that is due to expire at `now` (a service
-    /// rescheduled meanwhile keeps it).
-    pub(super) fn delete_chat_of(
-        &self,
-        service_id: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
-            return Ok(());
-        };
-        let record = decode_service(service_id, &bytes)?;
-        match record.chat_session_id {
-            Some(session_id) if record.expire_at <= now => self
-                .delete_chat_session(&session_id)
-                .map(Pending::without_waiting),
-            _ => Ok(()),
-        }
     }
 }

@@ -1102,13 +1102,14 @@ impl Store {
     ) -> Result<Pending<Purged>, StoreError> {
         let due = due_entries(&self.inner.trees.by_expiry, now, limit)?;
         // What belongs to a service goes before the record: a crash in between leaves a record
-        // that the next run removes, never things that belong to nothing.
+        // that the next run removes, never things that belong to nothing. Each record is read
+        // once; one whose expiry moved (rescheduled) keeps everything.
         for (_, id) in &due {
-            self.delete_notifications_if_expired(id, now)?;
-            self.delete_routing_history_if_expired(id, now)?;
-            self.delete_chat_of(id, now)?;
-            self.delete_service_storage_if_expired(id, now)?;
-            self.delete_status_if_expired(id, now)?;
+            let record = self.service(id)?;
+            if matches!(&record, Some(record) if record.expire_at > now) {
+                continue;
+            }
+            self.delete_belongings(id, record.as_ref())?;
         }
         let mut removed = Vec::with_capacity(due.len());
         // One transaction per chunk: atomic per service, without paying a commit per service.
@@ -1145,14 +1146,32 @@ impl Store {
         // status event): with the record gone, every writer finds nothing to change and backs
         // off, so nothing can be added after this sweep.
         for id in &removed {
-            self.delete_notifications_if_expired(id, now)?;
-            self.delete_routing_history_if_expired(id, now)?;
-            self.delete_status_if_expired(id, now)?;
+            self.delete_belongings(id, None)?;
         }
         Ok(self.pending(Purged {
             scanned: due.len(),
             removed,
         }))
+    }
+
+    /// Removes what is stored for service `id` beside its record, `record` as read (`None`:
+    /// already gone): its notifications, routing history and status outbox always, its chat
+    /// session and service storage when the record names them. Not waited for: the purge's
+    /// receipt covers it.
+    fn delete_belongings(
+        &self,
+        id: &str,
+        record: Option<&ServiceRecord>,
+    ) -> Result<(), StoreError> {
+        self.delete_notifications_of(id, record.and_then(|r| r.owner.as_deref()))?;
+        self.delete_routing_history_of(id)?;
+        if let Some(record) = record {
+            if let Some(session_id) = &record.chat_session_id {
+                self.delete_chat_session(session_id)?.without_waiting();
+            }
+            self.delete_service_storage(id)?.without_waiting();
+        }
+        self.delete_status_of(id)
     }
 
     /// One transaction over the record and index trees, and over the status trees too when
@@ -1347,6 +1366,16 @@ impl IndexKeys {
         }
         Ok(())
     }
+}
+
+/// Removes every key under `prefix` of `tree`, in one batch.
+fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    for item in tree.scan_prefix(prefix) {
+        batch.remove(item?.0);
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
 }
 
 /// The service ids named by the keys under `prefix` of the index `tree`, each read from its

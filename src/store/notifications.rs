@@ -252,19 +252,15 @@ impl Store {
 
     // ----- expiry -----
 
-    /// Removes every notification of an expired service, both ways, and its `undelivered`
-    /// index entries. A service whose expiry moved (rescheduled) keeps them; one whose record
-    /// is gone loses them (nothing else would ever remove them).
-    pub(super) fn delete_notifications_if_expired(
+    /// Removes every notification of service `service_id`, both ways, and its `undelivered`
+    /// index entries under `owner` (the expiry job, before it removes the record; with the
+    /// record already gone the owner is unknown, and index entries left behind point at
+    /// nothing and are dropped when next read).
+    pub(super) fn delete_notifications_of(
         &self,
         service_id: &str,
-        now: Timestamp,
+        owner: Option<&str>,
     ) -> Result<(), StoreError> {
-        let owner = match self.service(service_id)? {
-            Some(record) if record.expire_at > now => return Ok(()),
-            Some(record) => record.owner,
-            None => None,
-        };
         let trees = &self.inner.trees;
         let prefix = keys::notification_prefix(service_id);
         // Index entries first: a crash part-way leaves index entries that point at nothing
@@ -273,20 +269,14 @@ impl Store {
         let mut notifications = sled::Batch::default();
         for item in trees.notifications.scan_prefix(&prefix) {
             let (key, _) = item?;
-            if let (Some(owner), Some(seq)) = (&owner, keys::seq_at_end(&key)) {
+            if let (Some(owner), Some(seq)) = (owner, keys::seq_at_end(&key)) {
                 index.remove(keys::undelivered_key(owner, seq));
             }
             notifications.remove(key);
         }
         trees.undelivered.apply_batch(index)?;
         trees.notifications.apply_batch(notifications)?;
-        let mut agent = sled::Batch::default();
-        for item in trees.agent_notifications.scan_prefix(&prefix) {
-            let (key, _) = item?;
-            agent.remove(key);
-        }
-        trees.agent_notifications.apply_batch(agent)?;
-        Ok(())
+        super::remove_prefix(&trees.agent_notifications, &prefix)
     }
 }
 

@@ -19,7 +19,6 @@ use super::{
     abort_store, infallible, keys, stored, Pending, RouteProgress, RoutingEvent, ServiceRecord,
     Store, StoreError, UpdateError,
 };
-use crate::domain::time::Timestamp;
 
 /// Appends `events` to the history of service `id` inside a transaction over `history`.
 /// Their sequence numbers are drawn as they are written, so a retried transaction draws new
@@ -154,27 +153,17 @@ impl Store {
         }
     }
 
-    /// Removes the routing history of service `id` if the service is gone or expired at
-    /// `now`, before its record (as its notifications are): a crash in between leaves a record
-    /// that the next run removes, never history that belongs to nothing.
+    /// Removes the routing history of service `id` (the expiry job, before it removes the
+    /// record: a crash in between leaves a record that the next run removes, never history
+    /// that belongs to nothing).
     ///
     /// # Errors
     /// Storage failed.
-    pub(super) fn delete_routing_history_if_expired(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        if matches!(self.service(id)?, Some(record) if record.expire_at > now) {
-            return Ok(());
-        }
-        let tree = &self.inner.trees.routing_history;
-        let mut batch = sled::Batch::default();
-        for item in tree.scan_prefix(keys::notification_prefix(id)) {
-            batch.remove(item?.0);
-        }
-        tree.apply_batch(batch)?;
-        Ok(())
+    pub(super) fn delete_routing_history_of(&self, id: &str) -> Result<(), StoreError> {
+        super::remove_prefix(
+            &self.inner.trees.routing_history,
+            &keys::notification_prefix(id),
+        )
     }
 }
 
@@ -194,6 +183,7 @@ mod tests {
     use super::*;
     use crate::domain::options::Preset;
     use crate::domain::service::{CallbackState, RoutingEventKind};
+    use crate::domain::time::Timestamp;
 
     fn at(millis: u64) -> Timestamp {
         Timestamp::from_millis(1_000 + millis)

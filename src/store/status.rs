@@ -176,31 +176,15 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Removes the outbox of a service that is gone or expired at `now` (before its record,
-    /// as its notifications are).
-    pub(super) fn delete_status_if_expired(
-        &self,
-        service_id: &str,
-        now: crate::domain::time::Timestamp,
-    ) -> Result<(), StoreError> {
-        if matches!(self.service(service_id)?, Some(record) if record.expire_at > now) {
-            return Ok(());
-        }
+    /// Removes the outbox of service `service_id` (the expiry job, before its record, as its
+    /// notifications are).
+    pub(super) fn delete_status_of(&self, service_id: &str) -> Result<(), StoreError> {
         let trees = &self.inner.trees;
         let prefix = keys::notification_prefix(service_id);
         // Pending marks first: a crash in between leaves entries nobody delivers, never a
         // mark without its entry.
-        let mut marks = sled::Batch::default();
-        for item in trees.status_pending.scan_prefix(&prefix) {
-            marks.remove(item?.0);
-        }
-        trees.status_pending.apply_batch(marks)?;
-        let mut entries = sled::Batch::default();
-        for item in trees.status_outbox.scan_prefix(&prefix) {
-            entries.remove(item?.0);
-        }
-        trees.status_outbox.apply_batch(entries)?;
-        Ok(())
+        super::remove_prefix(&trees.status_pending, &prefix)?;
+        super::remove_prefix(&trees.status_outbox, &prefix)
     }
 }
 

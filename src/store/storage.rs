@@ -323,22 +323,6 @@ impl Store {
         Ok(self.pending(removed))
     }
 
-    /// Removes the storage of service `service_id` if the service is due at `now` (the expiry
-    /// job, before it removes the record; a rescheduled service keeps it).
-    pub(super) fn delete_service_storage_if_expired(
-        &self,
-        service_id: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let Some(bytes) = self.inner.trees.services.get(service_id.as_bytes())? else {
-            return Ok(());
-        };
-        if super::decode_service(service_id, &bytes)?.expire_at <= now {
-            self.delete_service_storage(service_id)?.without_waiting();
-        }
-        Ok(())
-    }
-
     // ----- Notification API -----
 
     /// Stores a subscription with its expiry-index entry.
