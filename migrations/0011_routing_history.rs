@@ -205,7 +205,7 @@ fn apply(db: &sled::Db) -> Result<(), StoreError> {
                 // after the migration sort after these.
                 let seq = db.generate_id()?;
                 Ok((
-                    keys::notification_key(&id, seq),
+                    keys::service_seq_key(&id, seq),
                     codec::encode(EVENT_FORMAT, event)?,
                 ))
             })

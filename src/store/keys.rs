@@ -117,15 +117,16 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// `service id ++ 0 ++ seq (u64 BE)`: a service's notifications in order.
-pub fn notification_key(service_id: &str, seq: u64) -> Vec<u8> {
-    let mut key = notification_prefix(service_id);
+/// `service id ++ 0 ++ seq (u64 BE)`: one of a service's entries, in the order they were
+/// added: its notifications and agent notifications, its routing history, its status outbox.
+pub fn service_seq_key(service_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = service_seq_prefix(service_id);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 
-/// The prefix of every [`notification_key`] of one service.
-pub fn notification_prefix(service_id: &str) -> Vec<u8> {
+/// The prefix of every [`service_seq_key`] of one service.
+pub fn service_seq_prefix(service_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(service_id.len() + 9);
     key.extend_from_slice(service_id.as_bytes());
     key.push(SEP);
@@ -134,12 +135,12 @@ pub fn notification_prefix(service_id: &str) -> Vec<u8> {
 
 /// `session id ++ 0 ++ position (u64 BE)`: a transcript event.
 pub fn transcript_key(session_id: &str, position: u64) -> Vec<u8> {
-    notification_key(session_id, position)
+    service_seq_key(session_id, position)
 }
 
 /// The prefix of every [`transcript_key`] of one chat session.
 pub fn transcript_prefix(session_id: &str) -> Vec<u8> {
-    notification_prefix(session_id)
+    service_seq_prefix(session_id)
 }
 
 /// `gms_user ++ 0 ++ seq (u64 BE)`: one user's undelivered comet notifications in order.
@@ -157,7 +158,7 @@ pub fn undelivered_prefix(gms_user: &str) -> Vec<u8> {
     key
 }
 
-/// The sequence number at the end of a [`notification_key`] or an [`undelivered_key`].
+/// The sequence number at the end of a [`service_seq_key`] or an [`undelivered_key`].
 pub fn seq_at_end(key: &[u8]) -> Option<u64> {
     let start = key.len().checked_sub(8)?;
     Some(u64::from_be_bytes(key[start..].try_into().ok()?))
@@ -220,7 +221,7 @@ mod tests {
         assert!(customer_key("555", "x").starts_with(&customer_prefix("555")));
         assert!(!customer_key("5551", "x").starts_with(&customer_prefix("555")));
         assert_eq!(seq_at_end(&undelivered_key("alice", 7)), Some(7));
-        assert_eq!(seq_at_end(&notification_key("s1", 300)), Some(300));
+        assert_eq!(seq_at_end(&service_seq_key("s1", 300)), Some(300));
         assert!(!undelivered_key("alice2", 1).starts_with(&undelivered_prefix("alice")));
         let key = owner_key("alice", "chat-delay", "abc");
         assert_eq!(id_after_owner_prefix(&key), Some("abc"));

@@ -226,7 +226,7 @@ mod tests {
             };
             notifications
                 .insert(
-                    keys::notification_key(id, 7),
+                    keys::service_seq_key(id, 7),
                     stored::notification::encode(&notification).unwrap(),
                 )
                 .unwrap();

@@ -45,7 +45,7 @@ impl Store {
             created_at: now,
             delivered: false,
         };
-        let key = keys::notification_key(service_id, seq);
+        let key = keys::service_seq_key(service_id, seq);
         let bytes = stored::notification::encode(&notification)?;
         let index = comet_user.map(|user| keys::undelivered_key(user, seq));
         let trees = &self.inner.trees;
@@ -78,7 +78,7 @@ impl Store {
             .inner
             .trees
             .notifications
-            .get(keys::notification_key(service_id, seq))?
+            .get(keys::service_seq_key(service_id, seq))?
         {
             Some(bytes) => {
                 let notification: Notification =
@@ -102,7 +102,7 @@ impl Store {
         comet_user: Option<&str>,
         seq: u64,
     ) -> Result<Pending<bool>, StoreError> {
-        let key = keys::notification_key(service_id, seq);
+        let key = keys::service_seq_key(service_id, seq);
         let index = comet_user.map(|user| keys::undelivered_key(user, seq));
         let trees = &self.inner.trees;
         let marked = (&trees.notifications, &trees.undelivered)
@@ -167,7 +167,7 @@ impl Store {
             let stored = match keys::seq_at_end(&index_key) {
                 Some(seq) => trees
                     .notifications
-                    .get(keys::notification_key(&service_id, seq))?,
+                    .get(keys::service_seq_key(&service_id, seq))?,
                 None => None,
             };
             let notification = match stored {
@@ -212,7 +212,7 @@ impl Store {
             delivered: false,
         };
         self.inner.trees.agent_notifications.insert(
-            keys::notification_key(service_id, seq),
+            keys::service_seq_key(service_id, seq),
             stored::notification::encode(&notification)?,
         )?;
         Ok(self.pending(notification))
@@ -241,7 +241,7 @@ impl Store {
             if notification.delivered {
                 continue;
             }
-            let key = keys::notification_key(service_id, notification.seq);
+            let key = keys::service_seq_key(service_id, notification.seq);
             if tree.transaction(|tx| mark_in(tx, &key)).map_err(tx_error)? {
                 notification.delivered = true;
                 taken.push(notification);
@@ -262,7 +262,7 @@ impl Store {
         owner: Option<&str>,
     ) -> Result<(), StoreError> {
         let trees = &self.inner.trees;
-        let prefix = keys::notification_prefix(service_id);
+        let prefix = keys::service_seq_prefix(service_id);
         // Index entries first: a crash part-way leaves index entries that point at nothing
         // (dropped when next read), never a notification that replay cannot find.
         let mut index = sled::Batch::default();
@@ -282,7 +282,7 @@ impl Store {
 
 /// Every notification under `service_id` in `tree`, oldest first.
 fn scan(tree: &sled::Tree, service_id: &str) -> Result<Vec<Notification>, StoreError> {
-    tree.scan_prefix(keys::notification_prefix(service_id))
+    tree.scan_prefix(keys::service_seq_prefix(service_id))
         .map(|item| {
             let (_, value) = item?;
             stored::notification::decode(&value, &format!("notification of service {service_id}"))

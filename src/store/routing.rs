@@ -2,7 +2,7 @@
 //! entered, skipped and timed out, agents reserved and released, dial outcomes), appended one
 //! event a value under `service id ++ 0 ++ seq`, with `seq` from sled's id generator
 //! (increasing, so a service's events scan in the order they were appended; the key is the
-//! notifications' key, [`keys::notification_key`]).
+//! notifications' key, [`keys::service_seq_key`]).
 //!
 //! The history lives beside the record, not in it, so that routing progress appends a small
 //! value instead of rewriting the record: a create routed at once writes its record once.
@@ -33,7 +33,7 @@ pub(super) fn append_in<E>(
     for event in events {
         let seq = history.generate_id()?;
         let value = stored::routing::encode(event).map_err(abort_store)?;
-        history.insert(keys::notification_key(id, seq), value)?;
+        history.insert(keys::service_seq_key(id, seq), value)?;
     }
     Ok(())
 }
@@ -47,7 +47,7 @@ impl Store {
         self.inner
             .trees
             .routing_history
-            .scan_prefix(keys::notification_prefix(id))
+            .scan_prefix(keys::service_seq_prefix(id))
             .map(|item| {
                 let (_, value) = item?;
                 stored::routing::decode(&value, &format!("routing event of service {id}"))
@@ -64,7 +64,7 @@ impl Store {
             .inner
             .trees
             .routing_history
-            .scan_prefix(keys::notification_prefix(id))
+            .scan_prefix(keys::service_seq_prefix(id))
             .next()
             .transpose()?
             .is_some())
@@ -162,7 +162,7 @@ impl Store {
     pub(super) fn delete_routing_history_of(&self, id: &str) -> Result<(), StoreError> {
         super::remove_prefix(
             &self.inner.trees.routing_history,
-            &keys::notification_prefix(id),
+            &keys::service_seq_prefix(id),
         )
     }
 }

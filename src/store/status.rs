@@ -59,7 +59,7 @@ pub(super) fn outbox_in<E>(
             .map_err(|err| abort_store(StoreError::from(err)))
     })?;
     for entry in &entries {
-        let key = keys::notification_key(&after.id, entry.seq);
+        let key = keys::service_seq_key(&after.id, entry.seq);
         let bytes = stored::status::encode(entry).map_err(abort_store)?;
         outbox.insert(key.as_slice(), bytes)?;
         pending.insert(key, &[])?;
@@ -114,7 +114,7 @@ impl Store {
         let trees = &self.inner.trees;
         for item in trees
             .status_pending
-            .scan_prefix(keys::notification_prefix(service_id))
+            .scan_prefix(keys::service_seq_prefix(service_id))
         {
             let (key, _) = item?;
             match trees.status_outbox.get(&key)? {
@@ -139,7 +139,7 @@ impl Store {
         self.inner
             .trees
             .status_outbox
-            .scan_prefix(keys::notification_prefix(service_id))
+            .scan_prefix(keys::service_seq_prefix(service_id))
             .map(|item| {
                 let (_, value) = item?;
                 decode(service_id, &value)
@@ -158,7 +158,7 @@ impl Store {
         service_id: &str,
         entry: &StatusNotification,
     ) -> Result<Pending<()>, StoreError> {
-        let key = keys::notification_key(service_id, entry.seq);
+        let key = keys::service_seq_key(service_id, entry.seq);
         let bytes = stored::status::encode(entry)?;
         let trees = &self.inner.trees;
         (&trees.status_outbox, &trees.status_pending)
@@ -180,7 +180,7 @@ impl Store {
     /// notifications are).
     pub(super) fn delete_status_of(&self, service_id: &str) -> Result<(), StoreError> {
         let trees = &self.inner.trees;
-        let prefix = keys::notification_prefix(service_id);
+        let prefix = keys::service_seq_prefix(service_id);
         // Pending marks first: a crash in between leaves entries nobody delivers, never a
         // mark without its entry.
         super::remove_prefix(&trees.status_pending, &prefix)?;
