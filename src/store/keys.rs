@@ -133,6 +133,15 @@ pub fn service_seq_prefix(service_id: &str) -> Vec<u8> {
     key
 }
 
+/// The service id of a [`service_seq_key`].
+pub fn service_of_seq_key(key: &[u8]) -> Option<&str> {
+    let (id, rest) = key.split_at(key.len().checked_sub(9)?);
+    if rest[0] != SEP {
+        return None;
+    }
+    std::str::from_utf8(id).ok()
+}
+
 /// `session id ++ 0 ++ position (u64 BE)`: a transcript event.
 pub fn transcript_key(session_id: &str, position: u64) -> Vec<u8> {
     service_seq_key(session_id, position)
@@ -188,6 +197,14 @@ pub fn id_after_separator(key: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seq_key_gives_back_its_service() {
+        let key = service_seq_key("6f1c2a9e", 42);
+        assert_eq!(service_of_seq_key(&key), Some("6f1c2a9e"));
+        assert_eq!(seq_at_end(&key), Some(42));
+        assert_eq!(service_of_seq_key(b"short"), None);
+    }
 
     #[test]
     fn time_keys_sort_in_time_order_past_256_items() {

@@ -92,11 +92,7 @@ impl Store {
         let mut services = BTreeSet::new();
         for item in self.inner.trees.status_pending.iter() {
             let (key, _) = item?;
-            if let Some(id) = key
-                .len()
-                .checked_sub(9)
-                .and_then(|end| std::str::from_utf8(&key[..end]).ok())
-            {
+            if let Some(id) = keys::service_of_seq_key(&key) {
                 services.insert(id.to_string());
             }
         }
