@@ -73,6 +73,7 @@ pub use by_time::{ServiceSummary, StateCounts, TimeSelection};
 use commit::{CommitOptions, Committer};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 pub(crate) use fuzz::fuzz_stored;
+pub use notifications::NewNotification;
 pub use pending::{Pending, Receipts};
 
 /// Tree names, in one place.
