@@ -348,13 +348,13 @@ pub fn query_callbacks(
     let mut found = if let Some(number) = by_customer {
         state
             .store
-            .services_by_customer(number, keep, QUERY_LIMIT)?
+            .services_by_customer(number, &keep, QUERY_LIMIT)?
     } else if let Some(name) = &query.service_name {
         // The per-service query reads the asker's own index keys only: asking as a user with
         // no services costs one seek, however many services others have.
         state
             .store
-            .services_of_owner(user, name, keep, QUERY_LIMIT)?
+            .services_of_owner(user, name, &keep, QUERY_LIMIT)?
     } else {
         // Parse refuses a query with neither a service, an id nor a customer number.
         Vec::new()
@@ -529,7 +529,7 @@ fn check_protections(
     if let (true, Some(number)) = (settings.in_queue_checking, customer_number) {
         let active = state.store.services_by_customer(
             number,
-            |r| r.service_name == service_name && r.is_active(),
+            &|r| r.service_name == service_name && r.is_active(),
             1,
         )?;
         if let Some(existing) = active.first() {

@@ -236,7 +236,7 @@ impl RouterTask {
                 CallbackState::Routing,
                 CallbackState::Processing,
             ],
-            |_| true,
+            &|_| true,
             usize::MAX,
         )?;
         let mut agents: Vec<Agent> = store

@@ -16,8 +16,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::{
-    abort_store, infallible, keys, stored, Pending, RouteProgress, RoutingEvent, ServiceRecord,
-    Store, StoreError, UpdateError,
+    abort_store, infallible, keys, stored, Pending, Refusal, RouteProgress, RoutingEvent,
+    RoutingHistory, ServiceRecord, Services, SledStore, StoreError, UpdateError,
 };
 
 /// Appends `events` to the history of service `id` inside a transaction over `history`.
@@ -38,12 +38,8 @@ pub(super) fn append_in<E>(
     Ok(())
 }
 
-impl Store {
-    /// The routing history of service `id`, oldest first (one prefix scan).
-    ///
-    /// # Errors
-    /// Storage failed or an event is unreadable.
-    pub fn routing_history(&self, id: &str) -> Result<Vec<RoutingEvent>, StoreError> {
+impl RoutingHistory for SledStore {
+    fn routing_history(&self, id: &str) -> Result<Vec<RoutingEvent>, StoreError> {
         self.inner
             .trees
             .routing_history
@@ -55,11 +51,7 @@ impl Store {
             .collect()
     }
 
-    /// Whether a service has any routing history (one key read).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn has_routing_history(&self, id: &str) -> Result<bool, StoreError> {
+    fn has_routing_history(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .inner
             .trees
@@ -70,20 +62,7 @@ impl Store {
             .is_some())
     }
 
-    /// Appends routing history to an active service, with the router's `progress` through
-    /// its `_target` list. History that changes nothing in the record (a step entered,
-    /// skipped or timed out, a release, at the progress already stored) writes the history
-    /// tree only, not the record; a reservation or a dial outcome (which the record keeps,
-    /// [`ServiceRecord::note_routing`]) or new progress goes through the record's
-    /// transaction, which moves its index entries too. Returns false when the service is gone
-    /// or no longer active.
-    ///
-    /// Routing history alone is progress the router can redo: the caller need not wait for
-    /// the receipt to be durable.
-    ///
-    /// # Errors
-    /// Storage failed or the record is unreadable.
-    pub fn append_routing(
+    fn append_routing(
         &self,
         id: &str,
         events: &[RoutingEvent],
@@ -127,8 +106,10 @@ impl Store {
             None => self.append_routing_to_record(id, events, progress),
         }
     }
+}
 
-    /// [`Store::append_routing`] through the record's transaction.
+impl SledStore {
+    /// [`RoutingHistory::append_routing`] through the record's transaction.
     fn append_routing_to_record(
         &self,
         id: &str,
@@ -136,9 +117,9 @@ impl Store {
         progress: Option<&RouteProgress>,
     ) -> Result<Pending<bool>, StoreError> {
         struct Inactive;
-        let appended = self.update_service_routed(id, |record, appended| {
+        let appended = self.change_service(id, &mut |record, appended| {
             if !record.is_active() {
-                return Err(Inactive);
+                return Err(Refusal::of(Inactive));
             }
             appended.extend(events.iter().cloned());
             if let Some(progress) = progress {
@@ -148,7 +129,7 @@ impl Store {
         });
         match appended {
             Ok(found) => Ok(found.map(|found| found.is_some())),
-            Err(UpdateError::Rejected(Inactive)) => Ok(self.pending(false)),
+            Err(UpdateError::Rejected(_inactive)) => Ok(self.pending(false)),
             Err(UpdateError::Store(err)) => Err(err),
         }
     }
@@ -184,6 +165,7 @@ mod tests {
     use crate::domain::options::Preset;
     use crate::domain::service::{CallbackState, RoutingEventKind};
     use crate::domain::time::Timestamp;
+    use crate::store::Store;
 
     fn at(millis: u64) -> Timestamp {
         Timestamp::from_millis(1_000 + millis)
@@ -217,15 +199,16 @@ mod tests {
         store.commit_stats().service_record_writes.get()
     }
 
-    fn stored_bytes(store: &Store) -> sled::IVec {
-        store.inner.trees.services.get("s1").unwrap().unwrap()
+    fn stored_bytes(engine: &SledStore) -> sled::IVec {
+        engine.inner.trees.services.get("s1").unwrap().unwrap()
     }
 
     #[test]
     fn history_at_the_stored_progress_writes_the_history_tree_only() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let record = created(&store);
-        let before = stored_bytes(&store);
+        let before = stored_bytes(&engine);
 
         let appended = store
             .append_routing("s1", &[event(1, entered())], record.route.as_ref())
@@ -239,7 +222,7 @@ mod tests {
 
         assert!(appended);
         assert_eq!(record_writes(&store), 1, "the insert only");
-        assert_eq!(stored_bytes(&store), before, "the record is not rewritten");
+        assert_eq!(stored_bytes(&engine), before, "the record is not rewritten");
         assert_eq!(
             store.routing_history("s1").unwrap(),
             [event(1, entered()), timed_out],
@@ -287,7 +270,8 @@ mod tests {
 
     #[test]
     fn history_of_a_gone_or_completed_service_is_not_appended() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         created(&store);
         store
             .update_service::<()>("s1", |r| {
@@ -307,6 +291,6 @@ mod tests {
             .without_waiting();
 
         assert!(!completed && !gone);
-        assert!(store.inner.trees.routing_history.is_empty());
+        assert!(engine.inner.trees.routing_history.is_empty());
     }
 }
