@@ -5,13 +5,13 @@
 //! receipt, acknowledged only once the engine has made it durable (the unit of work).
 //!
 //! The traits are split by subject so that each reads on its own; [`Engine`] is all of them,
-//! and [`Store`] is a cheap handle to whichever engine was opened. The rules (router, Chat
+//! and [`Store`](super::Store) is a cheap handle to whichever engine was opened. The rules (router, Chat
 //! Server, use cases) see only these traits: nothing here names sled, bincode or a key. The
 //! sled engine ([`super::SledStore`], the rest of this module) is the one implementation today.
 //!
-//! Methods take closures as `&dyn Fn` so that an engine is an object ([`Store`] holds a
-//! `dyn Engine`); a change with its own error type goes through [`Store::update_service`] and
-//! [`Store::change_service_storage`], which carry that error across as a [`Refusal`].
+//! Methods take closures as `&dyn Fn` so that an engine is an object ([`Store`](super::Store) holds a
+//! `dyn Engine`); a change with its own error type goes through [`Store::update_service`](super::Store::update_service) and
+//! [`Store::change_service_storage`](super::Store::change_service_storage), which carry that error across as a [`Refusal`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -41,7 +41,7 @@ use super::{
 pub type ServiceChange<'a> =
     dyn FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<(), Refusal> + 'a;
 
-/// Every subject of storage: what [`Store`] hands out. Implemented for each type that
+/// Every subject of storage: what [`Store`](super::Store) hands out. Implemented for each type that
 /// implements them all.
 pub trait Engine:
     Database
@@ -108,7 +108,7 @@ pub trait Database {
     /// The group committer's measurements (batch sizes, flush latencies) for `/metrics`.
     fn commit_stats(&self) -> &CommitStats;
 
-    /// p50, p99 and count of the group commit's flushes in the last [`FLUSH_WINDOW`].
+    /// p50, p99 and count of the group commit's flushes in the last [`FLUSH_WINDOW`](super::FLUSH_WINDOW).
     fn flush_latency_last_minute(&self) -> FlushLatency;
 
     /// The database's size on disk, in bytes, as the engine counts it.
@@ -220,7 +220,7 @@ pub trait Services {
     /// dial outcome and its `Dialed` event, are one unit of work. `change` may run more than
     /// once (an engine may retry a conflicting transaction), so it must only touch the record.
     /// Returns the new record, or `None` if there is no such service. Callers use
-    /// [`Store::update_service`] and [`Store::update_service_routed`], which give `change`
+    /// [`Store::update_service`](super::Store::update_service) and [`Store::update_service_routed`](super::Store::update_service_routed), which give `change`
     /// its own error type.
     ///
     /// # Errors

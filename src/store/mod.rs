@@ -1,6 +1,8 @@
-//! The only module that knows sled and bincode.
+//! Storage: what an engine provides, in the domain's words ([`engine`]: the traits, and
+//! [`Store`], the handle every other module holds), and the sled engine ([`SledStore`]: every
+//! other file here), the only code that knows sled and bincode.
 //!
-//! It owns the named trees, builds their keys (big-endian, so range scans follow time order),
+//! The sled engine owns the named trees, builds their keys (big-endian, so range scans follow time order),
 //! encodes values behind a format-version byte, keeps a record and its index entries in one
 //! transaction, runs the data migrations, and acknowledges durable writes through one group
 //! committer. Nothing outside this module sees a `sled::IVec` or a `sled::Tree`.
@@ -125,9 +127,9 @@ mod meta_key {
 /// A storage failure. Messages are for operators (logs), not for API clients.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// sled reported an error.
+    /// The storage engine reported an error.
     #[error("database error: {0}")]
-    Sled(String),
+    Engine(String),
     /// A value could not be encoded.
     #[error("cannot encode a value: {0}")]
     Encode(String),
@@ -190,7 +192,7 @@ impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
         match &err {
             sled::Error::Io(io) if is_no_space(io) => StoreError::NoSpace(err.to_string()),
-            _ => StoreError::Sled(err.to_string()),
+            _ => StoreError::Engine(err.to_string()),
         }
     }
 }
@@ -248,7 +250,7 @@ impl Default for StoreSettings {
     }
 }
 
-/// What one [`Store::purge_expired`] call did.
+/// What one [`Services::purge_expired`] call did.
 #[derive(Debug, Default)]
 pub struct Purged {
     /// Expiry-index entries looked at.
@@ -819,7 +821,7 @@ impl Services for SledStore {
                 Some(err) => return Err(err),
                 None => attempt(true).map_err(|err| {
                     escalated(err).unwrap_or_else(|| {
-                        UpdateError::Store(StoreError::Sled(
+                        UpdateError::Store(StoreError::Engine(
                             "status trees missing from a reporting transaction".into(),
                         ))
                     })
@@ -1292,7 +1294,7 @@ fn abort_store<E>(err: StoreError) -> ConflictableTransactionError<UpdateError<E
 
 fn tx_error(err: TransactionError<()>) -> StoreError {
     match err {
-        TransactionError::Abort(()) => StoreError::Sled("transaction aborted".into()),
+        TransactionError::Abort(()) => StoreError::Engine("transaction aborted".into()),
         TransactionError::Storage(err) => err.into(),
     }
 }
@@ -1520,7 +1522,7 @@ mod tests {
         let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
         let other = sled::Error::Io(std::io::Error::from_raw_os_error(5));
         assert!(matches!(StoreError::from(full), StoreError::NoSpace(_)));
-        assert!(matches!(StoreError::from(other), StoreError::Sled(_)));
+        assert!(matches!(StoreError::from(other), StoreError::Engine(_)));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! Entries are written by [`outbox_in`] inside the transaction that writes the service's change
 //! ([`Store::insert_service`], [`Store::update_service`]), so an event exists exactly when its
 //! change does, `kill -9` or not. The worker's bookkeeping goes through
-//! [`Store::record_status_attempt`], the one other write.
+//! [`StatusOutbox::record_status_attempt`], the one other write.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
