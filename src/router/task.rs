@@ -186,8 +186,8 @@ pub fn queued_service(record: &ServiceRecord, settings: &ServiceSettings) -> Que
     }
 }
 
-/// A service created straight into its queue, stored with the start of its walk
-/// ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
+/// A service created straight into its queue or started at its desired time, stored with the
+/// start of its walk ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
 /// history) from that progress, which it then finds already stored.
 pub fn entering_service(record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
     QueuedService {
@@ -459,7 +459,9 @@ impl RouterTask {
             };
             if record.queued_at.is_some() {
                 if let Some(settings) = self.settings_of(&record) {
-                    let service = queued_service(&record, &settings);
+                    // Stored with the start of its walk by `start_queueing`: the first step
+                    // is entered from there, and found stored.
+                    let service = entering_service(&record, &settings);
                     effects.extend(self.router.handle(Event::Queued(service), now));
                 }
             }
