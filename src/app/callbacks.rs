@@ -505,9 +505,12 @@ pub async fn reschedule_callback(
             });
             state.router.scheduled_changed();
         }
-        (CallbackState::Scheduled, CallbackState::Queued) => {
+        // Into its queue from the start of its walk (`ServiceRecord::reschedule`).
+        (CallbackState::Scheduled, CallbackState::Queued) if record.queued_at.is_some() => {
             match state.typed_settings.settings(&record.options) {
-                Ok(settings) => route(state, &record, &settings),
+                Ok(settings) => state
+                    .router
+                    .send(Event::Queued(entering_service(&record, &settings))),
                 Err(err) => tracing::error!(service_id = %id, error = %err, "cannot route"),
             }
         }

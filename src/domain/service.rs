@@ -425,6 +425,9 @@ impl ServiceRecord {
         } else {
             if self.queued_at.is_none() && options::waits_for_agent(&self.options) {
                 self.queued_at = Some(now);
+                // Into its queue now, stored with the start of its walk as a create is: the
+                // router's first step appends history without writing the record again.
+                self.route = Some(RouteProgress::start(now));
             }
             CallbackState::Queued
         };
@@ -819,6 +822,11 @@ mod tests {
             rec.queued_at,
             Some(now),
             "and it waits for an agent from now"
+        );
+        assert_eq!(
+            rec.route,
+            Some(RouteProgress::start(now)),
+            "from the start of its walk"
         );
     }
 
