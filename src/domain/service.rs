@@ -738,10 +738,7 @@ mod tests {
             (
                 "the last step never ends (the queue's deadline completes the service)",
                 vec![false, false],
-                vec![
-                    routing(101, 1, K::TimedOut),
-                    routing(900, 2, K::TimedOut),
-                ],
+                vec![routing(101, 1, K::TimedOut), routing(900, 2, K::TimedOut)],
                 progress(1, 101, &[0, 1]),
             ),
             (

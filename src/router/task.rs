@@ -720,10 +720,14 @@ impl RouterTask {
     /// history is not waited for), and the service enters its first step again, so that the
     /// step's statistic is checked and its `Entered` event written, as if it had just been
     /// created. Any other record holds its progress itself.
-    fn restored_service(&self, record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
+    fn restored_service(
+        &self,
+        record: &ServiceRecord,
+        settings: &ServiceSettings,
+    ) -> QueuedService {
         let queued = queued_service(record, settings);
-        let at_start = record.route.is_some()
-            && record.route == record.queued_at.map(RouteProgress::start);
+        let at_start =
+            record.route.is_some() && record.route == record.queued_at.map(RouteProgress::start);
         let Some(start) = record.route.as_ref().filter(|_| at_start) else {
             return queued;
         };

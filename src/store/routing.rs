@@ -171,8 +171,8 @@ fn changes_record(
 ) -> bool {
     let at_start =
         record.route.is_some() && record.route == record.queued_at.map(RouteProgress::start);
-    let moved = !at_start
-        && progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
+    let moved =
+        !at_start && progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
     moved || events.iter().any(ServiceRecord::keeps)
 }
 
@@ -246,8 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn steps_walked_from_the_start_write_the_history_only_until_a_reservation_writes_the_record(
-    ) {
+    fn steps_walked_from_the_start_write_the_history_only_until_a_reservation_writes_the_record() {
         let store = Store::open_temporary().unwrap();
         created(&store);
         let moved = RouteProgress {
@@ -260,7 +259,11 @@ mod tests {
             .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
             .unwrap()
             .without_waiting();
-        assert_eq!(record_writes(&store), 1, "the history tells how far it went");
+        assert_eq!(
+            record_writes(&store),
+            1,
+            "the history tells how far it went"
+        );
         let record = store.service("s1").unwrap().unwrap();
         assert_eq!(
             record.route.as_ref().map(|start| start.replayed(
@@ -282,7 +285,11 @@ mod tests {
             .unwrap()
             .without_waiting();
         let record = store.service("s1").unwrap().unwrap();
-        assert_eq!(record_writes(&store), 2, "a reservation is kept by the record");
+        assert_eq!(
+            record_writes(&store),
+            2,
+            "a reservation is kept by the record"
+        );
         assert_eq!(record.route, Some(moved), "with the progress of its moment");
         assert_eq!(record.reservations[0].agent, "ann");
     }

@@ -532,18 +532,15 @@ async fn a_create_skipped_past_its_first_step_resumes_on_the_second_after_kill_9
                 .ok()
         }
     };
-    let history = crate::helpers::eventually(
-        Duration::from_secs(10),
-        "the second step entered",
-        || {
+    let history =
+        crate::helpers::eventually(Duration::from_secs(10), "the second step entered", || {
             let detail = detail(base.clone());
             async move {
                 let history = detail.await?["routing_history"].as_array()?.clone();
                 (history.len() >= 3).then_some(history)
             }
-        },
-    )
-    .await;
+        })
+        .await;
     let walked: Vec<(&str, u64)> = history
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["step"].as_u64().unwrap()))
