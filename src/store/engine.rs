@@ -556,12 +556,6 @@ pub trait RoutingHistory {
     /// Storage failed or an event is unreadable.
     fn routing_history(&self, id: &str) -> Result<Vec<RoutingEvent>, StoreError>;
 
-    /// Whether a service has any routing history (one key read).
-    ///
-    /// # Errors
-    /// Storage failed.
-    fn has_routing_history(&self, id: &str) -> Result<bool, StoreError>;
-
     /// Appends routing history to an active service, with the router's `progress` through
     /// its `_target` list. History that changes nothing in the record (a step entered,
     /// skipped or timed out, a release, at the progress already stored) writes the history

@@ -796,8 +796,7 @@ impl Services for SledStore {
                 })?;
                 record.note_routing(&appended);
                 let after = IndexKeys::of(&record).map_err(abort_store)?;
-                before.remove(tx)?;
-                after.insert(tx)?;
+                before.move_to(&after, tx)?;
                 routing::append_in(tx.8, id, &appended)?;
                 let bytes = stored::service::encode(&record).map_err(abort_store)?;
                 tx.0.insert(id.as_bytes(), bytes)?;
@@ -1347,6 +1346,55 @@ impl IndexKeys {
         tx.6.insert(self.time.0.as_slice(), self.time.1.as_slice())?;
         for (key, value) in &self.agents {
             tx.7.insert(key.as_slice(), value.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Moves a record's index entries from `self` (as it was) to `after` (as it is now),
+    /// writing only the entries that differ: a change that keeps the state, times, owner
+    /// and agents (a step of routing progress) leaves every index untouched, instead of
+    /// removing and inserting each entry again (each a sled write at commit).
+    fn move_to<E>(
+        &self,
+        after: &IndexKeys,
+        tx: ServiceTx<'_>,
+    ) -> Result<(), ConflictableTransactionError<E>> {
+        fn key<E>(
+            tree: &TransactionalTree,
+            before: Option<&[u8]>,
+            after: Option<&[u8]>,
+        ) -> Result<(), ConflictableTransactionError<E>> {
+            if before == after {
+                return Ok(());
+            }
+            if let Some(before) = before {
+                tree.remove(before)?;
+            }
+            if let Some(after) = after {
+                tree.insert(after, &[])?;
+            }
+            Ok(())
+        }
+        key(tx.1, Some(&self.expiry), Some(&after.expiry))?;
+        key(tx.2, self.desired.as_deref(), after.desired.as_deref())?;
+        key(tx.3, self.customer.as_deref(), after.customer.as_deref())?;
+        key(tx.4, Some(&self.service_state), Some(&after.service_state))?;
+        key(tx.5, self.owner.as_deref(), after.owner.as_deref())?;
+        if self.time != after.time {
+            if self.time.0 != after.time.0 {
+                tx.6.remove(self.time.0.as_slice())?;
+            }
+            tx.6.insert(after.time.0.as_slice(), after.time.1.as_slice())?;
+        }
+        for (key, _) in &self.agents {
+            if !after.agents.iter().any(|(k, _)| k == key) {
+                tx.7.remove(key.as_slice())?;
+            }
+        }
+        for entry in &after.agents {
+            if !self.agents.contains(entry) {
+                tx.7.insert(entry.0.as_slice(), entry.1.as_slice())?;
+            }
         }
         Ok(())
     }

@@ -51,34 +51,14 @@ impl RoutingHistory for SledStore {
             .collect()
     }
 
-    fn has_routing_history(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .inner
-            .trees
-            .routing_history
-            .scan_prefix(keys::service_seq_prefix(id))
-            .next()
-            .transpose()?
-            .is_some())
-    }
-
     fn append_routing(
         &self,
         id: &str,
         events: &[RoutingEvent],
         progress: Option<&RouteProgress>,
     ) -> Result<Pending<bool>, StoreError> {
-        let Some(record) = self.service(id)? else {
-            return Ok(self.pending(false));
-        };
-        if !record.is_active() {
-            return Ok(self.pending(false));
-        }
-        if changes_record(&record, events, progress) {
-            return self.append_routing_to_record(id, events, progress);
-        }
         let trees = &self.inner.trees;
-        // The record is read again inside the transaction: appended only while it is still
+        // The record is read inside the transaction, once: appended only while it is still
         // there, active, and needs no change (else the record's transaction does it).
         let appended = (&trees.services, &trees.routing_history)
             .transaction(|(services, history)| {
@@ -102,7 +82,7 @@ impl RoutingHistory for SledStore {
         let appended = infallible(appended)?;
         match appended {
             Some(appended) => Ok(self.pending(appended)),
-            // Changed between the two reads so that it now needs the record's transaction.
+            // The record itself changes: its own transaction does it.
             None => self.append_routing_to_record(id, events, progress),
         }
     }
@@ -149,13 +129,18 @@ impl SledStore {
 }
 
 /// Whether appending `events` with `progress` changes `record` itself: events it keeps
-/// (reservations, dial attempts), or progress other than what it stores.
+/// (reservations, dial attempts), or progress other than what it stores. A record that
+/// holds the start of its walk (as a create stores it) keeps it while routing only walks
+/// steps: the history appended says how far it went ([`RouteProgress::replayed`], which
+/// the router's restore reads), so that a create whose first step is skipped at once (no
+/// agent ready) is still written once.
 fn changes_record(
     record: &ServiceRecord,
     events: &[RoutingEvent],
     progress: Option<&RouteProgress>,
 ) -> bool {
-    let moved = progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
+    let moved = !record.walk_at_start()
+        && progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
     moved || events.iter().any(ServiceRecord::keeps)
 }
 
@@ -231,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn history_that_moves_the_progress_or_reserves_writes_the_record_with_it() {
+    fn steps_walked_from_the_start_write_the_history_only_until_a_reservation_writes_the_record() {
         let store = Store::open_temporary().unwrap();
         created(&store);
         let moved = RouteProgress {
@@ -244,7 +229,68 @@ mod tests {
             .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
             .unwrap()
             .without_waiting();
-        assert_eq!(record_writes(&store), 2, "new progress is the record's");
+        assert_eq!(
+            record_writes(&store),
+            1,
+            "the history tells how far it went"
+        );
+        let record = store.service("s1").unwrap().unwrap();
+        assert_eq!(
+            record.route.as_ref().map(|start| start.replayed(
+                &store.routing_history("s1").unwrap(),
+                &[false, false]
+            )),
+            Some(moved.clone()),
+            "the start and its history give the router's progress"
+        );
+
+        let reserved = event(
+            31,
+            RoutingEventKind::Reserved {
+                agent: "ann".into(),
+            },
+        );
+        store
+            .append_routing("s1", std::slice::from_ref(&reserved), Some(&moved))
+            .unwrap()
+            .without_waiting();
+        let record = store.service("s1").unwrap().unwrap();
+        assert_eq!(
+            record_writes(&store),
+            2,
+            "a reservation is kept by the record"
+        );
+        assert_eq!(record.route, Some(moved), "with the progress of its moment");
+        assert_eq!(record.reservations[0].agent, "ann");
+    }
+
+    #[test]
+    fn history_that_moves_the_progress_or_reserves_writes_the_record_with_it() {
+        let store = Store::open_temporary().unwrap();
+        created(&store);
+        // Past the start of its walk (a reservation stored its progress): the record holds it.
+        store
+            .update_service::<()>("s1", |r| {
+                r.route = Some(RouteProgress {
+                    step: 1,
+                    step_entered_at: at(10),
+                    target_set: vec![0, 1],
+                });
+                Ok(())
+            })
+            .unwrap()
+            .without_waiting();
+        let moved = RouteProgress {
+            step: 2,
+            step_entered_at: at(30),
+            target_set: vec![0, 1, 2],
+        };
+
+        store
+            .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
+            .unwrap()
+            .without_waiting();
+        assert_eq!(record_writes(&store), 3, "new progress is the record's");
         assert_eq!(store.service("s1").unwrap().unwrap().route, Some(moved));
 
         let reserved = event(
@@ -259,7 +305,7 @@ mod tests {
             .without_waiting();
         assert_eq!(
             record_writes(&store),
-            3,
+            4,
             "a reservation is kept by the record"
         );
         let record = store.service("s1").unwrap().unwrap();
