@@ -12,6 +12,9 @@
 //! noisy machine. Every measured run starts after `sync`, and which server goes first
 //! rotates per row.
 //!
+//! create rate as the database grows: creates/s of callbackd on an empty database and on the
+//! restart table's 1,000,000 stored services, side by side (see `growth_table`).
+//!
 //! expiry: removes the services due among many stored, by index range scan.
 //!
 //! routing: drives the router core (`Router::handle`) directly, in-process on one thread, with
@@ -88,6 +91,11 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use warp::Filter;
 
+/// The installed binary's allocator (src/main.rs), so that callbackd in-process and the bare
+/// servers beside it are measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // Not `benches/chat.rs`: Cargo would build that as a bench target of its own.
 #[path = "callbackd/chat.rs"]
 mod chat;
@@ -155,6 +163,8 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(5);
         create_table(seconds);
+        println!();
+        growth_table(seconds);
         println!();
     }
     if runs("expiry") {
@@ -314,6 +324,73 @@ fn create_table(seconds: u64) {
     let _ = device.stop.send(());
     let _ = os.stop.send(());
     let _ = stop_bare.send(());
+}
+
+/// The create rate as the database grows: callbackd (the default `sync = "device"`) on an
+/// empty database and on the restart table's 1,000,000 stored services (100,000 of them
+/// waiting in a queue the router restores; built once and cached under
+/// `target/bench-restart/`, see `callbackd/restart.rs`), driven by the same wrk runs one after
+/// the other, after `sync`, the order rotating per row. The creates of each run stay in the
+/// cached database (a few tens of thousands on top of the million).
+fn growth_table(seconds: u64) {
+    const STORED: u64 = 1_000_000;
+    const WAITING: u64 = 100_000;
+    let big_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-restart");
+    let fill = restart::cached_or_built(&big_dir, STORED, WAITING);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let empty_dir = tempfile::tempdir().expect("temp dir");
+    let empty = runtime.block_on(start_callbackd_keeping_store(empty_dir.path(), |_| {}));
+    let opened = Instant::now();
+    let big = runtime.block_on(start_callbackd_keeping_store(&big_dir, |_| {}));
+    let open_time = opened.elapsed();
+    let on_disk = big.store.size_on_disk().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+
+    println!(
+        "create rate as the database grows: callbackd (sync = \"device\") on an empty database \
+         and on {STORED} stored services ({WAITING} waiting; {fill}; {on_disk:.0} MiB on disk, \
+         started in {:.1} s), {seconds} s of wrk per cell",
+        open_time.as_secs_f64()
+    );
+    println!();
+    println!("| clients | empty creates/s | empty p50 | empty p99 | 1M creates/s | 1M p50 | 1M p99 | 1M / empty |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let script = write_script();
+    let url = |addr: SocketAddr| format!("http://{addr}/genesys/1/service/callback/chat-delay");
+    let targets = [url(empty.addr), url(big.addr)];
+    for (cell, clients) in [1u32, 16, 64].into_iter().enumerate() {
+        for target in &targets {
+            wrk(target, &script, clients, 1);
+        }
+        let mut runs: [Option<Run>; 2] = [None, None];
+        for k in 0..targets.len() {
+            let i = (k + cell) % targets.len();
+            settle();
+            runs[i] = Some(wrk(&targets[i], &script, clients, seconds));
+        }
+        let [Some(small), Some(large)] = runs else {
+            unreachable!("both ran")
+        };
+        println!(
+            "| {clients} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
+            small.rps,
+            ms(small.p50),
+            ms(small.p99),
+            large.rps,
+            ms(large.p50),
+            ms(large.p99),
+            large.rps / small.rps
+        );
+        for (name, run) in [("empty", &small), ("1M", &large)] {
+            if run.errors > 0 {
+                println!(
+                    "  ! {name} at {clients} clients: {} non-2xx or socket errors",
+                    run.errors
+                );
+            }
+        }
+    }
+    let _ = empty.stop.send(());
+    let _ = big.stop.send(());
 }
 
 /// Where a create-table column's syncs per second come from.

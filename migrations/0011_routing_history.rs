@@ -240,7 +240,7 @@ fn commit(services: &sled::Tree, history: &sled::Tree, batch: &[Moved]) -> Resul
         })
         .map_err(|err| match err {
             sled::transaction::TransactionError::Abort(()) => {
-                StoreError::Sled("migration transaction aborted".into())
+                StoreError::Engine("migration transaction aborted".into())
             }
             sled::transaction::TransactionError::Storage(err) => err.into(),
         })

@@ -219,14 +219,14 @@ mod tests {
         assert!(store.service("b").unwrap().is_none());
         assert!(store.service("c").unwrap().is_some());
         let left: Vec<String> = store
-            .services_by_customer("555", |_| true, 10)
+            .services_by_customer("555", &|_| true, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
             .collect();
         assert_eq!(left, ["c"], "the customer index forgot the removed ones");
         let owned: Vec<String> = store
-            .services_of_owner("alice", "chat-delay", |_| true, 10)
+            .services_of_owner("alice", "chat-delay", &|_| true, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.id)

@@ -26,8 +26,9 @@
 //! - [`center`]: the embedded contact center's live parts: the Chat Server owning the open
 //!   sessions, and the Stat Server statistics. [`cometd`]: the CometD (Bayeux 1.0) server:
 //!   clients, held connects, pushes.
-//! - [`store`]: the only module that knows sled and bincode: trees, keys, codec, migrations,
-//!   group commit.
+//! - [`store`]: storage behind the [`store::engine`] traits, in the domain's words; [`store::Store`]
+//!   is the handle every module above holds. Its sled engine is the only code that knows sled
+//!   and bincode: trees, keys, codec, migrations, group commit.
 //! - [`clock`]: injected time, so that time-driven rules are tested without sleeping.
 //! - [`domain`]: pure types and rules (options, `_target`, the service lifecycle, agents, the
 //!   rules of a chat session), no I/O. [`supervisor`]: the named background tasks and their

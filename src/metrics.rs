@@ -108,37 +108,51 @@ pub fn route_templates() -> &'static [&'static str] {
     ROUTES
 }
 
+/// More segments than any route template has (the longest,
+/// `/genesys/1/agent/{agent}/interactions/{service}/accept`, has eight, counting the empty one
+/// before the first `/`): a longer path matches none.
+const MAX_SEGMENTS: usize = 10;
+
+/// [`ROUTES`] split into their segments once, in matching order.
+static ROUTE_SEGMENTS: std::sync::LazyLock<Vec<(&'static str, Vec<&'static str>)>> =
+    std::sync::LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .map(|template| (*template, template.split('/').collect()))
+            .collect()
+    });
+
 /// The route template `path` was served by, or [`OTHER_ROUTE`]. A trailing `/` is ignored.
-/// Runs for every request: it compares segments in place and allocates nothing.
+/// Runs for every request: the path is split once, on the stack, and a template of another
+/// length is passed over on its segment count, so the cost is one split and a few compares.
 pub fn route_of(path: &str) -> &'static str {
-    let trimmed = path.trim_end_matches('/');
-    ROUTES
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for segment in path.trim_end_matches('/').split('/') {
+        let Some(slot) = segments.get_mut(count) else {
+            return page_group(path);
+        };
+        *slot = segment;
+        count += 1;
+    }
+    let segments = &segments[..count];
+    ROUTE_SEGMENTS
         .iter()
-        .copied()
-        .find(|template| matches_template(template, trimmed))
-        .unwrap_or_else(|| page_group(path))
+        .find(|(_, parts)| matches_template(parts, segments))
+        .map_or_else(|| page_group(path), |(template, _)| *template)
 }
 
-/// Whether `path` has the segments of `template`, where `{x}` stands for any non-empty one.
-fn matches_template(template: &str, path: &str) -> bool {
-    let mut parts = template.split('/');
-    let mut segments = path.split('/');
-    loop {
-        match (parts.next(), segments.next()) {
-            (None, None) => return true,
-            (Some(part), Some(segment)) if part.starts_with('{') => {
-                if segment.is_empty() {
-                    return false;
-                }
+/// Whether `segments` are those of a template's `parts`, where `{x}` stands for any non-empty
+/// one.
+fn matches_template(parts: &[&str], segments: &[&str]) -> bool {
+    parts.len() == segments.len()
+        && parts.iter().zip(segments).all(|(part, segment)| {
+            if part.starts_with('{') {
+                !segment.is_empty()
+            } else {
+                part == segment
             }
-            (Some(part), Some(segment)) => {
-                if part != segment {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
+        })
 }
 
 /// The console's and the desktop's pages count as one route each: they are for people, and
@@ -477,6 +491,18 @@ mod tests {
         ] {
             assert_eq!(route_of(path), route, "{path}");
         }
+    }
+
+    #[test]
+    fn a_path_longer_than_every_template_is_only_a_page_or_other() {
+        assert!(
+            ROUTES
+                .iter()
+                .all(|template| template.split('/').count() <= MAX_SEGMENTS),
+            "a template longer than MAX_SEGMENTS would never match"
+        );
+        assert_eq!(route_of("/admin/a/b/c/d/e/f/g/h/i/j/k"), "/admin/*");
+        assert_eq!(route_of("/genesys/1/a/b/c/d/e/f/g/h/i/j"), OTHER_ROUTE);
     }
 
     #[test]

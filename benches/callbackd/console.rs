@@ -256,7 +256,7 @@ fn walk(store: &Store, window: &Window) -> u64 {
         .visit_by_time(
             window.from.map(Timestamp::from_millis),
             window.to.map(Timestamp::from_millis),
-            |s| {
+            &mut |s| {
                 let kept = (window.states.is_empty() || window.states.contains(&s.state))
                     && (window.services.is_empty()
                         || window.services.iter().any(|n| n == s.service_name))

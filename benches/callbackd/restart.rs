@@ -264,7 +264,9 @@ pub(super) fn id(i: u64) -> String {
     format!("00000000-0000-4000-8000-{i:012x}")
 }
 
-fn cached_or_built(dir: &Path, stored: u64, waiting: u64) -> String {
+/// Reuses the database under `dir` when it holds `stored` services (`waiting` of them
+/// QUEUED), else builds it; says which.
+pub(super) fn cached_or_built(dir: &Path, stored: u64, waiting: u64) -> String {
     let marker = dir.join("built");
     let wanted = format!("{stored} {waiting}");
     if std::fs::read_to_string(&marker).is_ok_and(|text| text.trim() == wanted) {

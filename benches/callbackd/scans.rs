@@ -177,7 +177,7 @@ fn old_scan(store: &Store) -> usize {
         .services_in_states(
             Some(SERVICE),
             &CallbackState::ALL,
-            |r| r.owner.as_deref() == Some(NOBODY),
+            &|r| r.owner.as_deref() == Some(NOBODY),
             1000,
         )
         .expect("scan")

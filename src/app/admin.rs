@@ -392,7 +392,7 @@ pub fn queues(
         state.store.services_in_states(
             query.service_name.as_deref(),
             &query.states,
-            |_| true,
+            &|_| true,
             query.max,
         )?
     };
@@ -426,21 +426,23 @@ fn queues_in_window(state: &AppState, query: &QueueQuery) -> Result<Vec<ServiceR
         return Ok(Vec::new());
     }
     let mut picked: Vec<(String, u8, String)> = Vec::new();
-    state.store.visit_by_time(query.start_time, to, |summary| {
-        let wanted = query
-            .service_name
-            .as_deref()
-            .is_none_or(|name| name == summary.service_name)
-            && query.states.contains(&summary.state);
-        if wanted {
-            picked.push((
-                summary.service_name.to_string(),
-                summary.state.code(),
-                summary.id.to_string(),
-            ));
-        }
-        ControlFlow::Continue(())
-    })?;
+    state
+        .store
+        .visit_by_time(query.start_time, to, &mut |summary| {
+            let wanted = query
+                .service_name
+                .as_deref()
+                .is_none_or(|name| name == summary.service_name)
+                && query.states.contains(&summary.state);
+            if wanted {
+                picked.push((
+                    summary.service_name.to_string(),
+                    summary.state.code(),
+                    summary.id.to_string(),
+                ));
+            }
+            ControlFlow::Continue(())
+        })?;
     picked.sort_unstable();
     picked.truncate(query.max);
     let ids: Vec<String> = picked.into_iter().map(|(_, _, id)| id).collect();

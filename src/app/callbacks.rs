@@ -348,13 +348,13 @@ pub fn query_callbacks(
     let mut found = if let Some(number) = by_customer {
         state
             .store
-            .services_by_customer(number, keep, QUERY_LIMIT)?
+            .services_by_customer(number, &keep, QUERY_LIMIT)?
     } else if let Some(name) = &query.service_name {
         // The per-service query reads the asker's own index keys only: asking as a user with
         // no services costs one seek, however many services others have.
         state
             .store
-            .services_of_owner(user, name, keep, QUERY_LIMIT)?
+            .services_of_owner(user, name, &keep, QUERY_LIMIT)?
     } else {
         // Parse refuses a query with neither a service, an id nor a customer number.
         Vec::new()
@@ -505,9 +505,12 @@ pub async fn reschedule_callback(
             });
             state.router.scheduled_changed();
         }
-        (CallbackState::Scheduled, CallbackState::Queued) => {
+        // Into its queue from the start of its walk (`ServiceRecord::reschedule`).
+        (CallbackState::Scheduled, CallbackState::Queued) if record.queued_at.is_some() => {
             match state.typed_settings.settings(&record.options) {
-                Ok(settings) => route(state, &record, &settings),
+                Ok(settings) => state
+                    .router
+                    .send(Event::Queued(entering_service(&record, &settings))),
                 Err(err) => tracing::error!(service_id = %id, error = %err, "cannot route"),
             }
         }
@@ -529,7 +532,7 @@ fn check_protections(
     if let (true, Some(number)) = (settings.in_queue_checking, customer_number) {
         let active = state.store.services_by_customer(
             number,
-            |r| r.service_name == service_name && r.is_active(),
+            &|r| r.service_name == service_name && r.is_active(),
             1,
         )?;
         if let Some(existing) = active.first() {

@@ -195,12 +195,14 @@ impl CallbackFilter {
         state: &AppState,
         mut visit: impl FnMut(&ServiceSummary<'_>),
     ) -> Result<(), AppError> {
-        state.store.visit_by_time(self.from, self.to, |summary| {
-            if self.keeps(summary) {
-                visit(summary);
-            }
-            ControlFlow::Continue(())
-        })?;
+        state
+            .store
+            .visit_by_time(self.from, self.to, &mut |summary| {
+                if self.keeps(summary) {
+                    visit(summary);
+                }
+                ControlFlow::Continue(())
+            })?;
         Ok(())
     }
 }

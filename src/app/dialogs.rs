@@ -179,11 +179,11 @@ pub async fn inbound_call(state: &AppState, call: &InboundCall) -> Result<Servic
     let keep = |record: &ServiceRecord| call.matches(record);
     // Two, to tell a unique match from an ambiguous one.
     let found = match &call.caller_number {
-        Some(number) => state.store.services_by_customer(number, keep, 2)?,
+        Some(number) => state.store.services_by_customer(number, &keep, 2)?,
         None => state.store.services_in_states(
             None,
             &[CallbackState::Queued, CallbackState::Routing],
-            keep,
+            &keep,
             2,
         )?,
     };

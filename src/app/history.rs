@@ -90,7 +90,7 @@ pub fn history(
             CallbackState::Processing,
             CallbackState::Completed,
         ],
-        handled_since,
+        &handled_since,
         MAX_ENTRIES,
     )?;
     let mut entries: Vec<HistoryEntry> = Vec::new();

@@ -137,7 +137,7 @@ pub async fn chart_data(state: &AppState) -> Result<ChartData, AppError> {
         store.services_in_states(
             None,
             &CallbackState::ALL,
-            |r| r.created_at >= since || completed_at(r).is_some_and(|at| at >= since),
+            &|r| r.created_at >= since || completed_at(r).is_some_and(|at| at >= since),
             CHART_SCAN_LIMIT,
         )
     })

@@ -397,17 +397,19 @@ fn booked(
     let mut counts = BTreeMap::new();
     let from = rules.bucket_of(from);
     let to = to.plus_secs(u64::from(rules.bucket_minutes) * 60);
-    state.store.visit_by_time(Some(from), Some(to), |entry| {
-        if entry.service_name == service_name
-            && entry.state != CallbackState::Completed
-            && Some(entry.id) != except
-        {
-            *counts
-                .entry(rules.bucket_of(entry.desired_time))
-                .or_insert(0) += 1;
-        }
-        ControlFlow::Continue(())
-    })?;
+    state
+        .store
+        .visit_by_time(Some(from), Some(to), &mut |entry| {
+            if entry.service_name == service_name
+                && entry.state != CallbackState::Completed
+                && Some(entry.id) != except
+            {
+                *counts
+                    .entry(rules.bucket_of(entry.desired_time))
+                    .or_insert(0) += 1;
+            }
+            ControlFlow::Continue(())
+        })?;
     Ok(counts)
 }
 

@@ -10,7 +10,7 @@
 //! `subscribe_notify` entries are POSTed to their target through the httpcb clients (the
 //! egress policy's address checks, no redirects, no proxy). `notify` entries are handed to the
 //! Notification API's subscriptions whose filter matches their tag, as a publish is.
-//! Each attempt is stored ([`crate::store::Store::record_status_attempt`]) and made durable
+//! Each attempt is stored ([`crate::store::StatusOutbox::record_status_attempt`]) and made durable
 //! before the next, so a restart goes on with the count where it was; an entry delivered but
 //! not yet recorded when the process dies is sent again (at least once).
 

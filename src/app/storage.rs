@@ -156,7 +156,7 @@ pub async fn delete_key(
     entry_of(area(state, id, requester)?, key)?;
     state
         .store
-        .update_storage(id, |area| {
+        .update_storage(id, &|area| {
             area.remove(key);
         })?
         .durable()
@@ -264,7 +264,7 @@ pub async fn service_delete_key(
     service_value(state, service_id, key, requester)?;
     state
         .store
-        .update_service_storage(service_id, |area| {
+        .update_service_storage(service_id, &|area| {
             area.remove(key);
         })?
         .durable()

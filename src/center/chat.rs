@@ -164,7 +164,7 @@ impl ChatServer {
         let now = self.inner.clock.now();
         let mut restored = 0;
         let mut unassigned = Vec::new();
-        for mut session in store.chat_sessions(|s| s.closed_at.is_none())? {
+        for mut session in store.chat_sessions(&mut |s| s.closed_at.is_none())? {
             let service = store.service(&session.service_id)?;
             let current = service.as_ref().is_some_and(|record| {
                 record.is_active() && record.chat_session_id.as_deref() == Some(&session.id)

@@ -14,7 +14,7 @@
 use super::dialog;
 use super::notification;
 use super::options::{self, Preset, Scenario, ServiceSettings};
-use super::service::{CallbackReason, CallbackState, ServiceRecord};
+use super::service::{CallbackReason, CallbackState, RouteProgress, ServiceRecord};
 use super::time::Timestamp;
 
 /// What a transition implies beyond the record itself.
@@ -64,7 +64,9 @@ impl ServiceRecord {
 
     /// SCHEDULED -> QUEUED once the desired time has come. A service that waits for an agent
     /// enters its queue now, or keeps the place it had (a voice callback dialed again); it
-    /// walks its `_target` list afresh.
+    /// walks its `_target` list afresh, stored with the start of that walk
+    /// ([`RouteProgress::start`], as a create is), so that the router's first step appends
+    /// routing history without writing the record again.
     ///
     /// # Errors
     /// Not SCHEDULED, or its desired time is still ahead.
@@ -75,7 +77,7 @@ impl ServiceRecord {
         if options::queues_at_start(&self.options) {
             self.queued_at = self.queued_at.or(Some(now));
         }
-        self.route = None;
+        self.route = self.queued_at.map(|_| RouteProgress::start(now));
         self.enter(CallbackState::Queued, None, now, "desired time reached");
         Ok(())
     }
@@ -551,6 +553,11 @@ mod tests {
         rec.start_queueing(NOW.plus_secs(60)).unwrap();
         assert_eq!(rec.state, Queued);
         assert_eq!(rec.queued_at, Some(NOW.plus_secs(60)));
+        assert_eq!(
+            rec.route,
+            Some(RouteProgress::start(NOW.plus_secs(60))),
+            "stored with the start of a fresh walk"
+        );
     }
 
     #[test]

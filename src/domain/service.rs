@@ -207,6 +207,49 @@ impl RouteProgress {
             target_set: vec![0],
         }
     }
+
+    /// Where the walk is after `history` (a service's routing events in the order they were
+    /// appended), for a record that holds this progress since its last reservation or dial
+    /// (the events the record keeps, [`ServiceRecord::keeps`], are written with the progress
+    /// of their moment). A record that holds the start of its walk is not rewritten when
+    /// routing only walks steps (a step skipped by its statistic or timed out): its history
+    /// says how far it went, and a restart replays it here. `clears[i]` is the `clear` flag
+    /// of step `i`; each step that ended goes to the next as the router's does: `clear`
+    /// restarts the target set from the next step, else the next step joins it. Events from
+    /// before this progress began (an earlier walk) and events of another step are ignored.
+    pub fn replayed(&self, history: &[RoutingEvent], clears: &[bool]) -> RouteProgress {
+        let since_kept = history
+            .iter()
+            .rposition(ServiceRecord::keeps)
+            .map_or(0, |i| i + 1);
+        let mut progress = self.clone();
+        for event in &history[since_kept..] {
+            let ends_step = matches!(
+                event.kind,
+                RoutingEventKind::Skipped { .. } | RoutingEventKind::TimedOut
+            );
+            let current = usize::from(progress.step);
+            let next = current + 1;
+            if !ends_step
+                || event.at < self.step_entered_at
+                || usize::from(event.step) != next
+                || next >= clears.len()
+            {
+                continue;
+            }
+            let Ok(next_step) = u16::try_from(next) else {
+                break;
+            };
+            if clears[current] {
+                progress.target_set = vec![next_step];
+            } else if !progress.target_set.contains(&next_step) {
+                progress.target_set.push(next_step);
+            }
+            progress.step = next_step;
+            progress.step_entered_at = event.at;
+        }
+        progress
+    }
 }
 
 /// A stored service instance.
@@ -351,6 +394,14 @@ impl ServiceRecord {
         changed
     }
 
+    /// Whether the record holds the start of the walk it began when it entered its queue
+    /// ([`RouteProgress::start`] at `queued_at`: a create, a scheduled start, a move to now).
+    /// Such a record is not rewritten while routing only walks steps; its routing history
+    /// says how far it went ([`RouteProgress::replayed`]).
+    pub fn walk_at_start(&self) -> bool {
+        self.route.is_some() && self.route == self.queued_at.map(RouteProgress::start)
+    }
+
     /// Whether the record keeps something of `event` ([`ServiceRecord::note_routing`]): a
     /// reservation or a dial outcome. Other events live in the routing history only.
     pub fn keeps(event: &RoutingEvent) -> bool {
@@ -425,6 +476,9 @@ impl ServiceRecord {
         } else {
             if self.queued_at.is_none() && options::waits_for_agent(&self.options) {
                 self.queued_at = Some(now);
+                // Into its queue now, stored with the start of its walk as a create is: the
+                // router's first step appends history without writing the record again.
+                self.route = Some(RouteProgress::start(now));
             }
             CallbackState::Queued
         };
@@ -627,6 +681,105 @@ impl ServiceRecord {
 mod tests {
     use super::*;
 
+    fn routing(at: u64, step: u16, kind: RoutingEventKind) -> RoutingEvent {
+        RoutingEvent {
+            at: Timestamp::from_millis(at),
+            step,
+            kind,
+        }
+    }
+
+    fn progress(step: u16, entered: u64, target_set: &[u16]) -> RouteProgress {
+        RouteProgress {
+            step,
+            step_entered_at: Timestamp::from_millis(entered),
+            target_set: target_set.to_vec(),
+        }
+    }
+
+    #[test]
+    fn replayed_history_walks_the_steps_as_the_router_did() {
+        use RoutingEventKind as K;
+        let entered = || K::Entered {
+            target: "Billing@StatServer.GA".into(),
+        };
+        let skipped = || K::Skipped {
+            statistic: "RStatAgentsReady".into(),
+            value: 0,
+        };
+        let reserved = || K::Reserved {
+            agent: "ann".into(),
+        };
+        let start = RouteProgress::start(Timestamp::from_millis(100));
+        // (case, clear flags of the steps, history, progress after it)
+        let cases: Vec<(&str, Vec<bool>, Vec<RoutingEvent>, RouteProgress)> = vec![
+            ("no history", vec![false, false], vec![], start.clone()),
+            (
+                "first step entered only",
+                vec![false, false],
+                vec![routing(101, 1, entered())],
+                start.clone(),
+            ),
+            (
+                "first step skipped at entry: the second joins the set",
+                vec![false, false],
+                vec![
+                    routing(101, 1, entered()),
+                    routing(101, 1, skipped()),
+                    routing(101, 2, entered()),
+                ],
+                progress(1, 101, &[0, 1]),
+            ),
+            (
+                "a clear step restarts the set from the next",
+                vec![true, false],
+                vec![routing(101, 1, entered()), routing(130, 1, K::TimedOut)],
+                progress(1, 130, &[1]),
+            ),
+            (
+                "two steps end: the walk is on the third",
+                vec![false, true, false],
+                vec![
+                    routing(101, 1, skipped()),
+                    routing(101, 2, entered()),
+                    routing(160, 2, K::TimedOut),
+                ],
+                progress(2, 160, &[2]),
+            ),
+            (
+                "the last step never ends (the queue's deadline completes the service)",
+                vec![false, false],
+                vec![routing(101, 1, K::TimedOut), routing(900, 2, K::TimedOut)],
+                progress(1, 101, &[0, 1]),
+            ),
+            (
+                "events before a reservation were written with it: only later ones count",
+                vec![false, false, false],
+                vec![
+                    routing(101, 1, skipped()),
+                    routing(102, 2, reserved()),
+                    routing(140, 1, K::TimedOut),
+                ],
+                progress(1, 140, &[0, 1]),
+            ),
+            (
+                "an earlier walk's events (before this progress began) are ignored",
+                vec![false, false],
+                vec![routing(50, 1, K::TimedOut)],
+                start.clone(),
+            ),
+            (
+                "an event of another step is ignored",
+                vec![false, false, false],
+                vec![routing(120, 2, K::TimedOut)],
+                start.clone(),
+            ),
+        ];
+        for (case, clears, history, expected) in cases {
+            assert_eq!(start.replayed(&history, &clears), expected, "{case}");
+        }
+    }
+
     fn record(state: CallbackState) -> ServiceRecord {
         let mut record = ServiceRecord::new(
             "s1",
@@ -819,6 +972,11 @@ mod tests {
             rec.queued_at,
             Some(now),
             "and it waits for an agent from now"
+        );
+        assert_eq!(
+            rec.route,
+            Some(RouteProgress::start(now)),
+            "from the start of its walk"
         );
     }
 

@@ -225,10 +225,10 @@ impl From<AppError> for ApiError {
                 ApiError::ServiceUnavailable(DISK_FULL.into())
             }
             AppError::Store(StoreError::NoSpace(_)) => {
-                // sled 0.34.7 keeps the first write error it meets (a "global error") and
-                // returns it from every later write and flush; only opening the database again
-                // clears it. See docs/decisions.md.
-                tracing::error!(error = %err, "storage failure: the disk is full; sled refuses every write from now on: free space, then restart callbackd (nothing acknowledged is lost)");
+                // The sled engine keeps the first write error it meets and returns it from
+                // every later write and flush; only opening the database again clears it
+                // (docs/decisions.md, "ENOSPC is 503 too").
+                tracing::error!(error = %err, "storage failure: the disk is full; the database refuses every write from now on: free space, then restart callbackd (nothing acknowledged is lost)");
                 ApiError::ServiceUnavailable(DISK_FULL.into())
             }
             AppError::Store(err) => {
@@ -289,7 +289,7 @@ mod tests {
             assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{err}");
             assert!(api.message().contains("disk is nearly full"), "{err}");
         }
-        let other = ApiError::from(AppError::Store(StoreError::Sled("broken".into())));
+        let other = ApiError::from(AppError::Store(StoreError::Engine("broken".into())));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

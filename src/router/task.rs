@@ -177,17 +177,22 @@ pub fn queued_service(record: &ServiceRecord, settings: &ServiceSettings) -> Que
             increment: settings.priority_increment,
             interval_secs: settings.priority_increment_interval_secs,
         },
-        progress: record.route.as_ref().map(|route| Progress {
-            step: usize::from(route.step),
-            step_entered_at: route.step_entered_at,
-            target_set: route.target_set.iter().map(|i| usize::from(*i)).collect(),
-        }),
+        progress: record.route.as_ref().map(progress_of),
         entering: false,
     }
 }
 
-/// A service created straight into its queue, stored with the start of its walk
-/// ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
+/// The router's progress for a stored one.
+fn progress_of(route: &RouteProgress) -> Progress {
+    Progress {
+        step: usize::from(route.step),
+        step_entered_at: route.step_entered_at,
+        target_set: route.target_set.iter().map(|i| usize::from(*i)).collect(),
+    }
+}
+
+/// A service created straight into its queue or started at its desired time, stored with the
+/// start of its walk ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
 /// history) from that progress, which it then finds already stored.
 pub fn entering_service(record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
     QueuedService {
@@ -236,7 +241,7 @@ impl RouterTask {
                 CallbackState::Routing,
                 CallbackState::Processing,
             ],
-            |_| true,
+            &|_| true,
             usize::MAX,
         )?;
         let mut agents: Vec<Agent> = store
@@ -297,11 +302,7 @@ impl RouterTask {
             let Some(settings) = self.settings_of(record) else {
                 continue;
             };
-            let service = if self.first_step_unrecorded(record) {
-                entering_service(record, &settings)
-            } else {
-                queued_service(record, &settings)
-            };
+            let service = self.restored_service(record, &settings);
             effects.extend(self.router.handle(Event::Queued(service), now));
             if record.state == CallbackState::Routing {
                 self.track_confirmation(record, &settings);
@@ -459,7 +460,9 @@ impl RouterTask {
             };
             if record.queued_at.is_some() {
                 if let Some(settings) = self.settings_of(&record) {
-                    let service = queued_service(&record, &settings);
+                    // Stored with the start of its walk by `start_queueing`: the first step
+                    // is entered from there, and found stored.
+                    let service = entering_service(&record, &settings);
                     effects.extend(self.router.handle(Event::Queued(service), now));
                 }
             }
@@ -712,18 +715,36 @@ impl RouterTask {
         }));
     }
 
-    /// Whether `record` was stored with the start of its walk ([`RouteProgress::start`]) and
-    /// the router never recorded entering that first step: the process stopped between the
-    /// create's write and the router's first one (routing history is not waited for). Such a
-    /// service enters its first step again on restore, so that the step's statistic is
-    /// checked and its `Entered` event written, as if it had just been created.
-    fn first_step_unrecorded(&self, record: &ServiceRecord) -> bool {
-        record.route.is_some()
-            && record.route == record.queued_at.map(RouteProgress::start)
-            && matches!(
-                self.context.store.has_routing_history(&record.id),
-                Ok(false)
-            )
+    /// The QueuedService that restores a waiting `record`. A record stored with the start of
+    /// its walk ([`RouteProgress::start`]) keeps it while routing only walks steps, so its
+    /// routing history says where it is ([`RouteProgress::replayed`]); with no history at all,
+    /// the process stopped between the create's write and the router's first one (routing
+    /// history is not waited for), and the service enters its first step again, so that the
+    /// step's statistic is checked and its `Entered` event written, as if it had just been
+    /// created. Any other record holds its progress itself.
+    fn restored_service(
+        &self,
+        record: &ServiceRecord,
+        settings: &ServiceSettings,
+    ) -> QueuedService {
+        let queued = queued_service(record, settings);
+        let Some(start) = record.route.as_ref().filter(|_| record.walk_at_start()) else {
+            return queued;
+        };
+        match self.context.store.routing_history(&record.id) {
+            Ok(history) if history.is_empty() => entering_service(record, settings),
+            Ok(history) => {
+                let clears: Vec<bool> = settings.target.steps().iter().map(|s| s.clear).collect();
+                QueuedService {
+                    progress: Some(progress_of(&start.replayed(&history, &clears))),
+                    ..queued
+                }
+            }
+            Err(err) => {
+                tracing::warn!(service_id = %record.id, error = %err, "cannot read the routing history: the service resumes at the start of its walk");
+                queued
+            }
+        }
     }
 
     /// A reserved service that waits for the customer's confirmation gets a deadline for it.

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Versioned};
-use super::{Pending, Store, StoreError};
+use super::{Accounts, Pending, SledStore, StoreError};
 use crate::domain::account::{Account, Role, Username};
 use crate::domain::time::Timestamp;
 
@@ -72,12 +72,8 @@ impl StoredAccount {
     }
 }
 
-impl Store {
-    /// Creates or replaces an account.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn put_account(&self, account: &Account) -> Result<Pending<()>, StoreError> {
+impl Accounts for SledStore {
+    fn put_account(&self, account: &Account) -> Result<Pending<()>, StoreError> {
         let bytes = encode(account)?;
         self.inner
             .trees
@@ -86,22 +82,14 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// The account named `username`.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+    fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
         match self.inner.trees.accounts.get(username.as_bytes())? {
             Some(bytes) => Ok(Some(decode(&bytes, username)?)),
             None => Ok(None),
         }
     }
 
-    /// Every account, by name.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.inner
             .trees
             .accounts
@@ -113,11 +101,7 @@ impl Store {
             .collect()
     }
 
-    /// Removes an account; false if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_account(&self, username: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_account(&self, username: &str) -> Result<Pending<bool>, StoreError> {
         let removed = self
             .inner
             .trees
@@ -142,6 +126,7 @@ pub(super) fn decode(bytes: &[u8], username: &str) -> Result<Account, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     /// Found by the `stored` fuzz target: a value whose own username is not a valid name
     /// (`"\u{6}"`) was reported as "account \u{6}" instead of the account it was read as.

@@ -11,7 +11,7 @@
 //! handled it) takes that transaction too ([`Store::append_routing`]); migration 0010 builds
 //! it for older databases.
 
-use super::{keys, Store, StoreError};
+use super::{keys, SledStore, StoreError};
 use crate::domain::service::{CallbackState, ServiceRecord};
 
 /// The `by_agent` entries of `record`: key and value, one per agent who handled it.
@@ -28,28 +28,10 @@ pub(crate) fn entries(agents: &[&str], id: &str, state: CallbackState) -> Vec<(V
         .collect()
 }
 
-impl Store {
-    /// Services `agent` handled that are in `states` and pass `keep`, at most `limit`. Only
-    /// that agent's index entries are read, and only the records of those in a wanted state
-    /// are read and decoded: services of other agents, and services nobody handled, cost
-    /// nothing.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn services_handled_by(
-        &self,
-        agent: &str,
-        states: &[CallbackState],
-        keep: impl Fn(&ServiceRecord) -> bool,
-        limit: usize,
-    ) -> Result<Vec<ServiceRecord>, StoreError> {
-        let ids = self.handled_ids(agent, states);
-        self.collect_records(ids, keep, limit)
-    }
-
+impl SledStore {
     /// The ids of the services `agent` handled whose state is in `states`, read from the
-    /// index alone: the records [`Store::services_handled_by`] reads.
-    fn handled_ids<'a>(
+    /// index alone: the records [`Services::services_handled_by`] reads.
+    pub(super) fn handled_ids<'a>(
         &'a self,
         agent: &str,
         states: &'a [CallbackState],
@@ -78,6 +60,7 @@ mod tests {
     use crate::domain::options::Preset;
     use crate::domain::service::{RoutingEvent, RoutingEventKind};
     use crate::domain::time::Timestamp;
+    use crate::store::{SledStore, Store};
 
     fn at(secs: u64) -> Timestamp {
         Timestamp::from_millis(1_000_000 + secs * 1000)
@@ -107,7 +90,7 @@ mod tests {
         record
     }
 
-    fn ids(store: &Store, agent: &str, states: &[CallbackState]) -> Vec<String> {
+    fn ids(store: &SledStore, agent: &str, states: &[CallbackState]) -> Vec<String> {
         store
             .handled_ids(agent, states)
             .collect::<Result<_, _>>()
@@ -122,7 +105,8 @@ mod tests {
 
     #[test]
     fn an_agent_reads_only_the_services_it_handled_in_the_wanted_states() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         store
             .insert_services(&[
                 service("ann-done", Some("ann"), CallbackState::Completed),
@@ -138,23 +122,23 @@ mod tests {
             .without_waiting();
 
         assert_eq!(
-            ids(&store, "ann", &HISTORY_STATES),
+            ids(&engine, "ann", &HISTORY_STATES),
             ["ann-done", "ann-live", "ann-redial"],
             "neither bob's services, nor unhandled SCHEDULED and COMPLETED ones, nor ann's \
              QUEUED one are read"
         );
         assert_eq!(
-            ids(&store, "bob", &HISTORY_STATES),
+            ids(&engine, "bob", &HISTORY_STATES),
             ["bob-done", "bob-live"]
         );
         assert!(
-            ids(&store, "an", &HISTORY_STATES).is_empty(),
+            ids(&engine, "an", &HISTORY_STATES).is_empty(),
             "a prefix of an id is not it"
         );
-        assert!(ids(&store, "carol", &HISTORY_STATES).is_empty());
+        assert!(ids(&engine, "carol", &HISTORY_STATES).is_empty());
 
         let read = store
-            .services_handled_by("ann", &HISTORY_STATES, |r| r.id != "ann-live", 10)
+            .services_handled_by("ann", &HISTORY_STATES, &|r| r.id != "ann-live", 10)
             .unwrap();
         let read: Vec<&str> = read.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(read, ["ann-done", "ann-redial"]);
@@ -162,12 +146,13 @@ mod tests {
 
     #[test]
     fn the_index_follows_updates_requeues_and_deletes() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         store
             .insert_service(&service("s1", None, CallbackState::Queued))
             .unwrap()
             .without_waiting();
-        assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
+        assert!(ids(&engine, "ann", &HISTORY_STATES).is_empty());
 
         store
             .update_service_routed::<()>("s1", |r, appended| {
@@ -178,7 +163,7 @@ mod tests {
             })
             .unwrap()
             .without_waiting();
-        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+        assert_eq!(ids(&engine, "ann", &HISTORY_STATES), ["s1"]);
 
         // Requeued, then handled by bob: both handled it, and it is QUEUED in between.
         store
@@ -189,8 +174,8 @@ mod tests {
             })
             .unwrap()
             .without_waiting();
-        assert!(ids(&store, "ann", &HISTORY_STATES).is_empty());
-        assert_eq!(ids(&store, "ann", &[CallbackState::Queued]), ["s1"]);
+        assert!(ids(&engine, "ann", &HISTORY_STATES).is_empty());
+        assert_eq!(ids(&engine, "ann", &[CallbackState::Queued]), ["s1"]);
         store
             .update_service_routed::<()>("s1", |r, appended| {
                 appended.push(reserved_event("bob", 7));
@@ -201,8 +186,8 @@ mod tests {
             })
             .unwrap()
             .without_waiting();
-        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
-        assert_eq!(ids(&store, "bob", &HISTORY_STATES), ["s1"]);
+        assert_eq!(ids(&engine, "ann", &HISTORY_STATES), ["s1"]);
+        assert_eq!(ids(&engine, "bob", &HISTORY_STATES), ["s1"]);
         assert_eq!(
             store.routing_history("s1").unwrap(),
             [reserved_event("ann", 4), reserved_event("bob", 7)],
@@ -214,8 +199,8 @@ mod tests {
             .unwrap()
             .without_waiting();
         assert_eq!(purged.removed, ["s1"]);
-        assert!(ids(&store, "ann", &CallbackState::ALL).is_empty());
-        assert!(ids(&store, "bob", &CallbackState::ALL).is_empty());
+        assert!(ids(&engine, "ann", &CallbackState::ALL).is_empty());
+        assert!(ids(&engine, "bob", &CallbackState::ALL).is_empty());
         assert!(
             store.routing_history("s1").unwrap().is_empty(),
             "the history goes with its service"
@@ -227,7 +212,8 @@ mod tests {
         // A PROCESSING entry with no reservation before it and no reserved agent has no
         // agent; a `Reserved` event appended with the same millisecond gives it one. The
         // append must then keep the index right, although history alone changes.
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let mut record = service("s1", None, CallbackState::Queued);
         record.enter(CallbackState::Processing, None, at(5), "handled");
         store.insert_service(&record).unwrap().without_waiting();
@@ -239,14 +225,14 @@ mod tests {
             .without_waiting());
         let stored = store.service("s1").unwrap().unwrap();
         assert_eq!(stored.handling_agents(), ["ann"]);
-        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
+        assert_eq!(ids(&engine, "ann", &HISTORY_STATES), ["s1"]);
 
         // An append that changes nobody's turn (later than every PROCESSING entry) leaves it.
         assert!(store
             .append_routing("s1", &[reserved_event("bob", 6)], None)
             .unwrap()
             .without_waiting());
-        assert_eq!(ids(&store, "ann", &HISTORY_STATES), ["s1"]);
-        assert!(ids(&store, "bob", &HISTORY_STATES).is_empty());
+        assert_eq!(ids(&engine, "ann", &HISTORY_STATES), ["s1"]);
+        assert!(ids(&engine, "bob", &HISTORY_STATES).is_empty());
     }
 }

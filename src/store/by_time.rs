@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Versioned};
-use super::{keys, time_counts, Store, StoreError};
+use super::{keys, time_counts, SledStore, StoreError, TimeIndex};
 use crate::domain::service::{CallbackState, ServiceRecord};
 use crate::domain::time::Timestamp;
 
@@ -228,14 +228,8 @@ fn bucket_span(bucket: u64) -> Span {
     (start, start.checked_add(time_counts::BUCKET_MS))
 }
 
-impl Store {
-    /// How many services `selection` holds, per state. Exact, and independent of the
-    /// window's size: the whole hours inside the window are read from the in-memory count
-    /// index (`time_counts.rs`), and only the partial hours at its two edges are scanned.
-    ///
-    /// # Errors
-    /// Storage failed or an entry of an edge hour is unreadable.
-    pub fn count_by_time(&self, selection: &TimeSelection<'_>) -> Result<StateCounts, StoreError> {
+impl TimeIndex for SledStore {
+    fn count_by_time(&self, selection: &TimeSelection<'_>) -> Result<StateCounts, StoreError> {
         let parts = split(selection.from, selection.to);
         let counts = &self.inner.time_counts;
         let mut total = match parts.whole {
@@ -247,7 +241,7 @@ impl Store {
             None => [0; time_counts::STATES],
         };
         for span in [parts.head, parts.tail].into_iter().flatten() {
-            self.visit_span(span, |summary| {
+            self.visit_span(span, &mut |summary| {
                 if selection.keeps(summary) {
                     total[time_counts::slot(summary.state)] += 1;
                 }
@@ -257,15 +251,7 @@ impl Store {
         Ok(StateCounts(total))
     }
 
-    /// The ids of at most `limit` services of `selection` from the `offset`-th on (0-based),
-    /// in (desired time, id) order. The offset is found without walking the window: whole
-    /// hours before it are skipped by their counts, and only the hours the page lies in (and
-    /// the partial hours at the window's edges) are scanned. Hours that hold nothing the
-    /// selection wants are not read at all.
-    ///
-    /// # Errors
-    /// Storage failed or a scanned entry is unreadable.
-    pub fn page_by_time(
+    fn page_by_time(
         &self,
         selection: &TimeSelection<'_>,
         offset: u64,
@@ -303,41 +289,7 @@ impl Store {
         Ok(page)
     }
 
-    /// Adds the ids of what `span` holds of `selection` to `page`, past the first `skip` of
-    /// them (counted down), until `page` holds `limit`; true when it does.
-    fn take_span(
-        &self,
-        span: Span,
-        selection: &TimeSelection<'_>,
-        skip: &mut u64,
-        page: &mut Vec<String>,
-        limit: usize,
-    ) -> Result<bool, StoreError> {
-        self.visit_span(span, |summary| {
-            if !selection.keeps(summary) {
-                return ControlFlow::Continue(());
-            }
-            if *skip > 0 {
-                *skip -= 1;
-                return ControlFlow::Continue(());
-            }
-            page.push(summary.id.to_string());
-            if page.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        Ok(page.len() >= limit)
-    }
-
-    /// How many services of configured service `service_name` in `states` (empty: all)
-    /// each five-minute slot of desired time from `from` until `to` holds, as (slot start,
-    /// count) in time order, leaving out empty slots. Read from the in-memory count index
-    /// alone (no entry is scanned), so a window costs its slots, not the services in it. Both
-    /// ends are rounded out to whole slots; the counts follow each write once it has
-    /// committed (see `time_counts.rs`).
-    pub fn count_per_slot(
+    fn count_per_slot(
         &self,
         from: Timestamp,
         to: Timestamp,
@@ -355,31 +307,11 @@ impl Store {
             .collect()
     }
 
-    /// [`Store::visit_by_time`] over a span in milliseconds.
-    fn visit_span(
-        &self,
-        (from, to): Span,
-        visit: impl FnMut(&ServiceSummary<'_>) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
-        self.visit_by_time(
-            Some(Timestamp::from_millis(from)),
-            to.map(Timestamp::from_millis),
-            visit,
-        )
-    }
-
-    /// Shows `visit` every service whose desired time is at or after `from` and before `to`
-    /// (`None`: no bound), in (desired time, id) order, as the time index summarises it: no
-    /// record is read, so a window costs what it holds, not what the database holds. Stops
-    /// early when `visit` breaks.
-    ///
-    /// # Errors
-    /// Storage failed or an entry is unreadable.
-    pub fn visit_by_time(
+    fn visit_by_time(
         &self,
         from: Option<Timestamp>,
         to: Option<Timestamp>,
-        mut visit: impl FnMut(&ServiceSummary<'_>) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(&ServiceSummary<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         let start = from.map_or_else(Vec::new, |t| t.as_millis().to_be_bytes().to_vec());
         let index = &self.inner.trees.by_time;
@@ -399,11 +331,55 @@ impl Store {
     }
 }
 
+impl SledStore {
+    /// Adds the ids of what `span` holds of `selection` to `page`, past the first `skip` of
+    /// them (counted down), until `page` holds `limit`; true when it does.
+    fn take_span(
+        &self,
+        span: Span,
+        selection: &TimeSelection<'_>,
+        skip: &mut u64,
+        page: &mut Vec<String>,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        self.visit_span(span, &mut |summary| {
+            if !selection.keeps(summary) {
+                return ControlFlow::Continue(());
+            }
+            if *skip > 0 {
+                *skip -= 1;
+                return ControlFlow::Continue(());
+            }
+            page.push(summary.id.to_string());
+            if page.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(page.len() >= limit)
+    }
+
+    /// [`Store::visit_by_time`] over a span in milliseconds.
+    fn visit_span(
+        &self,
+        (from, to): Span,
+        visit: &mut dyn FnMut(&ServiceSummary<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.visit_by_time(
+            Some(Timestamp::from_millis(from)),
+            to.map(Timestamp::from_millis),
+            visit,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::options::Preset;
     use crate::domain::service::CallbackReason;
+    use crate::store::Store;
 
     fn record(id: &str, desired: u64) -> ServiceRecord {
         let mut record = ServiceRecord::new(
@@ -429,7 +405,7 @@ mod tests {
             .visit_by_time(
                 from.map(Timestamp::from_millis),
                 to.map(Timestamp::from_millis),
-                |s| {
+                &mut |s| {
                     seen.push((s.id.to_string(), s.desired_time.as_millis(), s.state));
                     ControlFlow::Continue(())
                 },
@@ -499,7 +475,7 @@ mod tests {
         assert_eq!(ids(None, None).len(), 5);
         let mut first = Vec::new();
         store
-            .visit_by_time(None, None, |s| {
+            .visit_by_time(None, None, &mut |s| {
                 first.push(s.id.to_string());
                 ControlFlow::Break(())
             })
@@ -646,7 +622,7 @@ mod tests {
     fn walked(store: &Store, selection: &TimeSelection<'_>) -> Vec<(String, CallbackState)> {
         let mut ids = Vec::new();
         store
-            .visit_by_time(selection.from, selection.to, |s| {
+            .visit_by_time(selection.from, selection.to, &mut |s| {
                 if selection.keeps(s) {
                     ids.push((s.id.to_string(), s.state));
                 }
@@ -662,7 +638,8 @@ mod tests {
 
     #[test]
     fn counts_follow_creates_reschedules_state_changes_and_expiry() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let queued = CallbackState::Queued;
         store
             .insert_service(&placed("a", 10 * HOUR + 100, "x", queued))
@@ -737,8 +714,8 @@ mod tests {
         let services = ["x".to_string()];
         assert_eq!(count(&store, &selection(None, None, &[], &services)), 2);
         assert_eq!(
-            store.inner.time_counts.cells(),
-            count_all(&store.inner.trees.by_time).unwrap().cells(),
+            engine.inner.time_counts.cells(),
+            count_all(&engine.inner.trees.by_time).unwrap().cells(),
             "what was moved equals a count from scratch"
         );
     }
@@ -787,7 +764,8 @@ mod tests {
         use rand::{Rng, SeedableRng};
 
         let mut rng = StdRng::seed_from_u64(0x00c0_0a75);
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let names = ["a", "b", "c"];
         let state_of = |rng: &mut StdRng| CallbackState::ALL[rng.random_range(0..5)];
         // Desired times over 40 hours, a quarter of them exactly on an hour.
@@ -838,8 +816,8 @@ mod tests {
             .unwrap()
             .without_waiting();
         assert_eq!(
-            store.inner.time_counts.cells(),
-            count_all(&store.inner.trees.by_time).unwrap().cells(),
+            engine.inner.time_counts.cells(),
+            count_all(&engine.inner.trees.by_time).unwrap().cells(),
             "what was moved equals a count from scratch"
         );
 

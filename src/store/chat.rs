@@ -6,16 +6,12 @@
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{keys, stored, tx_error, Pending, Store, StoreError};
+use super::{keys, stored, tx_error, Chats, Pending, SledStore, StoreError};
 use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 
-impl Store {
-    /// Stores a chat session (new, or changed without a new event).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn put_chat_session(&self, session: &ChatSession) -> Result<Pending<()>, StoreError> {
+impl Chats for SledStore {
+    fn put_chat_session(&self, session: &ChatSession) -> Result<Pending<()>, StoreError> {
         self.inner.trees.chat_sessions.insert(
             session.id.as_bytes(),
             stored::chat::encode_session(session)?,
@@ -23,12 +19,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Appends `events` to a session's transcript and stores the session with them, in one
-    /// transaction.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn append_transcript(
+    fn append_transcript(
         &self,
         session: &ChatSession,
         events: &[TranscriptEvent],
@@ -61,11 +52,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// The chat session `id`.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn chat_session(&self, id: &str) -> Result<Option<ChatSession>, StoreError> {
+    fn chat_session(&self, id: &str) -> Result<Option<ChatSession>, StoreError> {
         self.inner
             .trees
             .chat_sessions
@@ -74,13 +61,9 @@ impl Store {
             .transpose()
     }
 
-    /// Every stored chat session that `keep` accepts (start-up restores the open ones).
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn chat_sessions(
+    fn chat_sessions(
         &self,
-        mut keep: impl FnMut(&ChatSession) -> bool,
+        keep: &mut dyn FnMut(&ChatSession) -> bool,
     ) -> Result<Vec<ChatSession>, StoreError> {
         let mut found = Vec::new();
         for item in self.inner.trees.chat_sessions.iter() {
@@ -93,11 +76,7 @@ impl Store {
         Ok(found)
     }
 
-    /// The transcript of a session, in order.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptEvent>, StoreError> {
+    fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptEvent>, StoreError> {
         self.inner
             .trees
             .transcripts
@@ -109,11 +88,7 @@ impl Store {
             .collect()
     }
 
-    /// Removes a chat session and its transcript.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_chat_session(&self, session_id: &str) -> Result<Pending<()>, StoreError> {
+    fn delete_chat_session(&self, session_id: &str) -> Result<Pending<()>, StoreError> {
         super::remove_prefix(
             &self.inner.trees.transcripts,
             &keys::transcript_prefix(session_id),

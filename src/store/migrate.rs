@@ -71,7 +71,7 @@ mod tests {
     use crate::domain::options::Preset;
     use crate::domain::service::CallbackState;
     use crate::domain::time::Timestamp;
-    use crate::store::{keys, stored, Store};
+    use crate::store::{keys, stored, SledStore, Store};
 
     /// A service as schema 1 stored it (service format 1).
     fn record_v1(id: &str, customer: &str) -> steps::ServiceRecordV1 {
@@ -149,7 +149,9 @@ mod tests {
             ],
         );
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(store.schema_version().unwrap(), latest_version());
         assert_eq!(
@@ -176,7 +178,7 @@ mod tests {
         assert_eq!(a.expire_at, Timestamp::from_millis(1_000).plus_secs(86_400));
         assert_eq!(a.route, None);
         let ids: Vec<String> = store
-            .services_by_customer("555", |_| true, 10)
+            .services_by_customer("555", &|_| true, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -184,7 +186,7 @@ mod tests {
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(
             store
-                .services_by_customer("777", |_| true, 10)
+                .services_by_customer("777", &|_| true, 10)
                 .unwrap()
                 .len(),
             1
@@ -232,7 +234,9 @@ mod tests {
                 .unwrap();
         }
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(
             store.migrations_applied(),
@@ -282,7 +286,9 @@ mod tests {
                 .unwrap();
         }
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(
             store.migrations_applied(),
@@ -296,7 +302,7 @@ mod tests {
         );
         let owned = |owner: &str, service: &str| -> Vec<String> {
             store
-                .services_of_owner(owner, service, |_| true, 10)
+                .services_of_owner(owner, service, &|_| true, 10)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.id)
@@ -343,7 +349,9 @@ mod tests {
                 .unwrap();
         }
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(
             store.migrations_applied(),
@@ -356,7 +364,7 @@ mod tests {
         );
         let mut seen = Vec::new();
         store
-            .visit_by_time(None, None, |s| {
+            .visit_by_time(None, None, &mut |s| {
                 seen.push((
                     s.id.to_string(),
                     s.desired_time.as_millis(),
@@ -414,7 +422,9 @@ mod tests {
             .insert("kristi", codec::encode(1, &old).unwrap())
             .unwrap();
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(
             store.migrations_applied(),
@@ -532,7 +542,9 @@ mod tests {
         // As the store reads it back: the reservations noted from its history.
         both.note_routing(&both_history);
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap(),
+        );
 
         assert_eq!(
             store.migrations_applied(),
@@ -546,7 +558,7 @@ mod tests {
         ];
         let handled = |agent: &str| -> Vec<String> {
             store
-                .services_handled_by(agent, &history_states, |_| true, 100)
+                .services_handled_by(agent, &history_states, &|_| true, 100)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.id)
@@ -556,7 +568,7 @@ mod tests {
         assert_eq!(handled("ann"), ["both"]);
         assert!(handled("nobody").is_empty());
         let found = store
-            .services_handled_by("ann", &history_states, |_| true, 100)
+            .services_handled_by("ann", &history_states, &|_| true, 100)
             .unwrap();
         assert_eq!(found, [both.clone()], "the whole record, as stored");
         assert_eq!(store.routing_history("both").unwrap(), both_history);
@@ -575,7 +587,7 @@ mod tests {
             .without_waiting();
         assert_eq!(handled("kristi"), ["both", "redial"]);
         assert!(store
-            .services_handled_by("kristi", &[CallbackState::Scheduled], |_| true, 100)
+            .services_handled_by("kristi", &[CallbackState::Scheduled], &|_| true, 100)
             .unwrap()
             .is_empty());
     }
@@ -616,7 +628,9 @@ mod tests {
             "the killed run moved the first record's six events"
         );
 
-        let store = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let engine =
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap();
+        let store = Store::new(engine.clone());
 
         assert_eq!(store.migrations_applied(), ["0011_routing_history"]);
         assert_eq!(store.schema_version().unwrap(), latest_version());
@@ -648,7 +662,7 @@ mod tests {
         assert_eq!(rich.reservations.len(), 1, "kristi's reservation is kept");
         assert_eq!(rich.dial_attempts, 1, "ann's dial is counted");
         assert_eq!(
-            store.inner.trees.routing_history.len(),
+            engine.inner.trees.routing_history.len(),
             6,
             "no event was moved twice"
         );
@@ -687,7 +701,8 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let meta = db.open_tree(tree::META).unwrap();
         write_version(&meta, latest_version() + 1).unwrap();
-        let err = Store::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap_err();
+        let err =
+            SledStore::from_db(db, crate::store::commit::CommitOptions::unwatched()).unwrap_err();
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
     }

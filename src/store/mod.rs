@@ -1,6 +1,8 @@
-//! The only module that knows sled and bincode.
+//! Storage: what an engine provides, in the domain's words ([`engine`]: the traits, and
+//! [`Store`], the handle every other module holds), and the sled engine ([`SledStore`]: every
+//! other file here), the only code that knows sled and bincode.
 //!
-//! It owns the named trees, builds their keys (big-endian, so range scans follow time order),
+//! The sled engine owns the named trees, builds their keys (big-endian, so range scans follow time order),
 //! encodes values behind a format-version byte, keeps a record and its index entries in one
 //! transaction, runs the data migrations, and acknowledges durable writes through one group
 //! committer. Nothing outside this module sees a `sled::IVec` or a `sled::Tree`.
@@ -43,6 +45,7 @@ mod chat;
 mod codec;
 mod commit;
 mod counts;
+pub mod engine;
 mod flush_stats;
 mod fuzz;
 mod keys;
@@ -68,12 +71,19 @@ use sled::{Transactional, Tree};
 use crate::domain::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
 use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
+use crate::domain::storage::StorageArea;
 use crate::domain::time::Timestamp;
 pub use by_time::{ServiceSummary, StateCounts, TimeSelection};
 use commit::{CommitOptions, Committer};
+pub use engine::{
+    Accounts, Agents, Chats, Configuration, Database, Engine, Notifications, RoutingHistory,
+    ServiceChange, Services, StatusOutbox, StorageApi, Throttles, TimeIndex,
+};
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
+use futures_util::future::BoxFuture;
 pub(crate) use fuzz::fuzz_stored;
 pub use notifications::NewNotification;
+use pending::Commit;
 pub use pending::{Pending, Receipts};
 
 /// Tree names, in one place.
@@ -118,9 +128,9 @@ mod meta_key {
 /// A storage failure. Messages are for operators (logs), not for API clients.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// sled reported an error.
+    /// The storage engine reported an error.
     #[error("database error: {0}")]
-    Sled(String),
+    Engine(String),
     /// A value could not be encoded.
     #[error("cannot encode a value: {0}")]
     Encode(String),
@@ -183,7 +193,7 @@ impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
         match &err {
             sled::Error::Io(io) if is_no_space(io) => StoreError::NoSpace(err.to_string()),
-            _ => StoreError::Sled(err.to_string()),
+            _ => StoreError::Engine(err.to_string()),
         }
     }
 }
@@ -241,7 +251,7 @@ impl Default for StoreSettings {
     }
 }
 
-/// What one [`Store::purge_expired`] call did.
+/// What one [`Services::purge_expired`] call did.
 #[derive(Debug, Default)]
 pub struct Purged {
     /// Expiry-index entries looked at.
@@ -344,15 +354,147 @@ struct Inner {
     status_wake: status::StatusWake,
 }
 
-/// The database. Cheap to clone; all clones share one sled instance and one committer.
-#[derive(Clone)]
-pub struct Store {
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+/// The group commit, as a [`Pending`] receipt waits for it.
+impl Commit for Inner {
+    fn wait_durable(&self, ticket: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.committer.wait_durable(ticket))
+    }
+}
+
+/// The sled engine: every [`engine`] trait over one sled database and one group committer.
+/// Cheap to clone; all clones share them.
+#[derive(Clone, Debug)]
+pub struct SledStore {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+/// A handle to the database, whichever [`Engine`] holds it: the methods of the [`engine`]
+/// traits, reached through `Deref`, and the generic conveniences below. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store(Arc<dyn Engine>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Engine;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// A change's own error, carried through an engine's transaction as an object
+/// ([`Services::change_service`]) and given back to the caller as its type by
+/// [`Store::update_service`].
+#[derive(Debug)]
+pub struct Refusal(Box<dyn std::any::Any + Send>);
+
+impl Refusal {
+    pub(super) fn of<E: Send + 'static>(err: E) -> Self {
+        Self(Box::new(err))
+    }
+
+    /// The error this refusal was made of. Only [`Store`]'s methods make and open refusals,
+    /// each with its own change's error type, so another type cannot be found here.
+    fn into_inner<E: 'static>(self) -> E {
+        *self
+            .0
+            .downcast::<E>()
+            .unwrap_or_else(|_| unreachable!("a refusal is opened as the type it was made of"))
+    }
+}
+
+impl<E> UpdateError<E> {
+    fn map_rejected<F>(self, f: impl FnOnce(E) -> F) -> UpdateError<F> {
+        match self {
+            UpdateError::Rejected(err) => UpdateError::Rejected(f(err)),
+            UpdateError::Store(err) => UpdateError::Store(err),
+        }
+    }
+}
+
+impl Store {
+    /// A handle to `engine`.
+    pub fn new(engine: impl Engine + 'static) -> Self {
+        Self(Arc::new(engine))
+    }
+
+    /// Opens (or creates) the sled database in `path` with the default [`StoreSettings`]
+    /// and applies pending migrations.
+    ///
+    /// # Errors
+    /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        SledStore::open(path).map(Store::new)
+    }
+
+    /// Like [`Store::open`], with `settings`.
+    ///
+    /// # Errors
+    /// See [`Store::open`]; also the database's files cannot be opened for syncing.
+    pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<Store, StoreError> {
+        SledStore::open_with(path, settings).map(Store::new)
+    }
+
+    /// A database in a temporary directory, removed on drop (for tests and benchmarks):
+    /// flushed to the operating system only, free space not watched.
+    ///
+    /// # Errors
+    /// sled cannot create it.
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        SledStore::open_temporary().map(Store::new)
+    }
+
+    /// Reads, changes and writes back one service atomically, keeping its index entries right
+    /// ([`Services::change_service`]). `change` may run more than once, so it must only touch
+    /// the record. Returns the new record, or `None` if there is no such service.
+    ///
+    /// # Errors
+    /// [`UpdateError::Rejected`] with `change`'s error (nothing written), or a storage error.
+    pub fn update_service<E: Send + 'static>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
+    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
+        self.update_service_routed(id, |record, _| change(record))
+    }
+
+    /// [`Store::update_service`] for a change that also appends routing history: the events
+    /// `change` pushes onto its second argument are appended to the service's history in the
+    /// same transaction as the record.
+    ///
+    /// # Errors
+    /// As [`Store::update_service`].
+    pub fn update_service_routed<E: Send + 'static>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<(), E>,
+    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
+        self.0
+            .change_service(id, &mut |record, events| {
+                change(record, events).map_err(Refusal::of)
+            })
+            .map_err(|err| err.map_rejected(Refusal::into_inner))
+    }
+
+    /// Reads, changes (or makes, from `None`) and writes back the storage of service
+    /// `service_id` atomically ([`StorageApi::change_service_storage`]); `change` returning
+    /// `Err` writes nothing. `change` may run more than once.
+    ///
+    /// # Errors
+    /// [`UpdateError::Rejected`] with `change`'s error, or a storage error.
+    pub fn change_service_storage<E: Send + 'static>(
+        &self,
+        service_id: &str,
+        change: impl Fn(Option<StorageArea>) -> Result<StorageArea, E>,
+    ) -> Result<Pending<StorageArea>, UpdateError<E>> {
+        self.0
+            .change_service_storage(service_id, &|current| change(current).map_err(Refusal::of))
+            .map_err(|err| err.map_rejected(Refusal::into_inner))
     }
 }
 
@@ -382,126 +524,20 @@ enum Escalation<E> {
     NeedsStatusTrees,
 }
 
-impl Store {
-    /// Opens (or creates) the database in `path` with the default [`StoreSettings`] and
-    /// applies pending migrations.
-    ///
-    /// # Errors
-    /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Self::open_with(path, &StoreSettings::default())
-    }
-
-    /// Like [`Store::open`], with `settings`.
-    ///
-    /// # Errors
-    /// See [`Store::open`]; also the database's files cannot be opened for syncing.
-    pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(settings.cache_bytes)
-            .open()
-            .map_err(|err| match err {
-                // sled words its lock failure as an `Other` I/O error; this is how to know it.
-                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
-                    StoreError::Locked(io.to_string())
-                }
-                other => StoreError::from(other),
-            })?;
-        Self::from_db(
-            db,
-            CommitOptions {
-                sync: settings.sync,
-                dir: Some(path.to_path_buf()),
-                probe: None,
-                min_free_bytes: settings.min_free_bytes,
-            },
-        )
-    }
-
-    /// A database in a temporary directory, removed on drop (for tests and benchmarks):
-    /// flushed to the operating system only, free space not watched.
-    ///
-    /// # Errors
-    /// sled cannot create it.
-    pub fn open_temporary() -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db, CommitOptions::unwatched())
-    }
-
-    /// A temporary database whose free space is told by `probe` (for tests).
-    #[cfg(test)]
-    pub(crate) fn open_temporary_with_probe(
-        min_free_bytes: u64,
-        probe: commit::SpaceProbe,
-    ) -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(
-            db,
-            CommitOptions {
-                sync: SyncMode::Os,
-                dir: None,
-                probe: Some(probe),
-                min_free_bytes,
-            },
-        )
-    }
-
-    pub(crate) fn from_db(db: sled::Db, options: CommitOptions) -> Result<Store, StoreError> {
-        let migrations_applied = migrate::run(&db)?;
-        let trees = Trees::open(&db)?;
-        let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
-        // After the migrations: a database that 0008 indexed is counted too.
-        let counting = std::time::Instant::now();
-        let time_counts = by_time::count_all(&trees.by_time)?;
-        let time_counts_built_in = counting.elapsed();
-        // Migrations and tree creation are flushed before the committer opens the log.
-        db.flush()?;
-        let committer = Committer::start(db.clone(), options)?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                trees,
-                committer,
-                migrations_applied,
-                active,
-                time_counts,
-                time_counts_built_in,
-                status_wake: status::StatusWake::default(),
-            }),
-        })
-    }
-
-    /// How long counting the time index took when the store opened (one pass over
-    /// `by_time`: the console's count index; for the benchmark and the start-up log).
-    pub fn time_counts_built_in(&self) -> std::time::Duration {
+impl Database for SledStore {
+    fn time_counts_built_in(&self) -> std::time::Duration {
         self.inner.time_counts_built_in
     }
 
-    /// Names of the migrations applied when this store was opened.
-    pub fn migrations_applied(&self) -> &[String] {
+    fn migrations_applied(&self) -> &[String] {
         &self.inner.migrations_applied
     }
 
-    /// The schema version on disk.
-    ///
-    /// # Errors
-    /// The version cannot be read.
-    pub fn schema_version(&self) -> Result<u32, StoreError> {
+    fn schema_version(&self) -> Result<u32, StoreError> {
         migrate::read_version(&self.inner.trees.meta)
     }
 
-    /// Waits until the write holding `ticket` is flushed (group commit). Reached only through
-    /// [`Pending::durable`], so that no write can be acknowledged without its wait.
-    ///
-    /// # Errors
-    /// The flush failed; the caller must not acknowledge the change.
-    async fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
-        self.inner.committer.wait_durable(ticket).await
-    }
-
-    /// Group-commit flushes and device syncs done since the store was opened.
-    pub fn sync_counts(&self) -> (u64, u64) {
+    fn sync_counts(&self) -> (u64, u64) {
         let stats = &self.inner.committer.stats;
         (
             stats.flushes.load(std::sync::atomic::Ordering::Relaxed),
@@ -511,66 +547,29 @@ impl Store {
         )
     }
 
-    /// `Err(StoreError::LowSpace)` while the disk is nearly full: called first by every
-    /// write that adds data (new services, notifications, chat messages, configured services).
-    /// Changes to what exists and deletions are not refused: they keep routing, delivery and
-    /// expiry consistent and fit in the margin. Two atomic loads; no system call.
-    fn check_space(&self) -> Result<(), StoreError> {
-        self.inner.committer.space.check()
-    }
-
-    /// Books `n` service records written (created or changed) by a committed transaction:
-    /// `/metrics`' writes per create.
-    fn count_record_writes(&self, n: usize) {
-        self.inner
-            .committer
-            .stats
-            .service_record_writes
-            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
-    }
-
-    /// The receipt of a write made just now (see [`Pending`]).
-    fn pending<T>(&self, value: T) -> Pending<T> {
-        Pending::new(self, self.inner.committer.ticket(), value)
-    }
-
-    /// Flushes now, blocking the thread (start-up and shutdown only).
-    ///
-    /// # Errors
-    /// The flush failed.
-    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+    fn flush_blocking(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
         Ok(())
     }
 
-    /// The group committer's measurements (batch sizes, flush latencies) for `/metrics`.
-    pub fn commit_stats(&self) -> &CommitStats {
+    fn commit_stats(&self) -> &CommitStats {
         &self.inner.committer.stats
     }
 
-    /// p50, p99 and count of the group commit's flushes in the last [`FLUSH_WINDOW`].
-    pub fn flush_latency_last_minute(&self) -> FlushLatency {
+    fn flush_latency_last_minute(&self) -> FlushLatency {
         self.inner
             .committer
             .stats
             .last_minute(std::time::Instant::now())
     }
 
-    /// The database's size on disk, in bytes, as sled counts it.
-    ///
-    /// # Errors
-    /// sled cannot read its files' sizes.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.size_on_disk()?)
     }
+}
 
-    // ----- configured services -----
-
-    /// Whether the configured services were ever seeded from the services file.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn templates_seeded(&self) -> Result<bool, StoreError> {
+impl Configuration for SledStore {
+    fn templates_seeded(&self) -> Result<bool, StoreError> {
         Ok(self
             .inner
             .trees
@@ -578,14 +577,7 @@ impl Store {
             .contains_key(meta_key::TEMPLATES_SEEDED)?)
     }
 
-    /// Stores `services` and marks the seeding done, in one transaction.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn seed_templates(
-        &self,
-        services: &[ConfiguredService],
-    ) -> Result<Pending<()>, StoreError> {
+    fn seed_templates(&self, services: &[ConfiguredService]) -> Result<Pending<()>, StoreError> {
         let encoded = services
             .iter()
             .map(|s| Ok((s.name.clone(), stored::template::encode(s)?)))
@@ -604,11 +596,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Every configured service.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn templates(&self) -> Result<Vec<ConfiguredService>, StoreError> {
+    fn templates(&self) -> Result<Vec<ConfiguredService>, StoreError> {
         self.inner
             .trees
             .templates
@@ -623,11 +611,7 @@ impl Store {
             .collect()
     }
 
-    /// Creates or replaces a configured service.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn put_template(&self, service: &ConfiguredService) -> Result<Pending<()>, StoreError> {
+    fn put_template(&self, service: &ConfiguredService) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = stored::template::encode(service)?;
         self.inner
@@ -637,11 +621,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Removes a configured service; false if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_template(&self, name: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_template(&self, name: &str) -> Result<Pending<bool>, StoreError> {
         let removed = self
             .inner
             .trees
@@ -650,14 +630,10 @@ impl Store {
             .is_some();
         Ok(self.pending(removed))
     }
+}
 
-    // ----- agents -----
-
-    /// Whether the agents were ever seeded from the agents file.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn agents_seeded(&self) -> Result<bool, StoreError> {
+impl Agents for SledStore {
+    fn agents_seeded(&self) -> Result<bool, StoreError> {
         Ok(self
             .inner
             .trees
@@ -665,11 +641,7 @@ impl Store {
             .contains_key(meta_key::AGENTS_SEEDED)?)
     }
 
-    /// Stores `agents` and marks the seeding done, in one transaction.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn seed_agents(&self, agents: &[AgentRecord]) -> Result<Pending<()>, StoreError> {
+    fn seed_agents(&self, agents: &[AgentRecord]) -> Result<Pending<()>, StoreError> {
         let encoded = agents
             .iter()
             .map(|a| Ok((a.config.id.clone(), stored::agent::encode(a)?)))
@@ -688,11 +660,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Every stored agent.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
         self.inner
             .trees
             .agents
@@ -704,22 +672,14 @@ impl Store {
             .collect()
     }
 
-    /// The agent with this id.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+    fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
         match self.inner.trees.agents.get(id.as_bytes())? {
             Some(bytes) => Ok(Some(stored::agent::decode(&bytes, &format!("agent {id}"))?)),
             None => Ok(None),
         }
     }
 
-    /// Creates or replaces an agent.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn put_agent(&self, agent: &AgentRecord) -> Result<Pending<()>, StoreError> {
+    fn put_agent(&self, agent: &AgentRecord) -> Result<Pending<()>, StoreError> {
         let bytes = stored::agent::encode(agent)?;
         self.inner
             .trees
@@ -728,22 +688,14 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Removes an agent; false if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_agent(&self, id: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_agent(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let removed = self.inner.trees.agents.remove(id.as_bytes())?.is_some();
         Ok(self.pending(removed))
     }
+}
 
-    // ----- service records -----
-
-    /// Stores a new service record with its index entries, in one transaction.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn insert_service(&self, record: &ServiceRecord) -> Result<Pending<()>, StoreError> {
+impl Services for SledStore {
+    fn insert_service(&self, record: &ServiceRecord) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = stored::service::encode(record)?;
         let index = IndexKeys::of(record)?;
@@ -767,14 +719,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Stores many new service records with their index entries, all in one transaction: a
-    /// bulk load (the benchmark's million services, an import) without paying a transaction
-    /// per record. Keep a call to a few thousand records (sled holds the transaction's writes
-    /// in memory).
-    ///
-    /// # Errors
-    /// Storage failed; nothing of this call was written.
-    pub fn insert_services(&self, records: &[ServiceRecord]) -> Result<Pending<()>, StoreError> {
+    fn insert_services(&self, records: &[ServiceRecord]) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let encoded = records
             .iter()
@@ -807,44 +752,18 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// The service record with this id.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+    fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError> {
         match self.inner.trees.services.get(id.as_bytes())? {
             Some(bytes) => Ok(Some(decode_service(id, &bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Reads, changes and writes back one service atomically, keeping its index entries right.
-    /// `change` may run more than once (sled retries conflicting transactions), so it must only
-    /// touch the record. Returns the new record, or `None` if there is no such service.
-    ///
-    /// # Errors
-    /// [`UpdateError::Rejected`] with `change`'s error (nothing written), or a storage error.
-    pub fn update_service<E>(
+    fn change_service(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut ServiceRecord) -> Result<(), E>,
-    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
-        self.update_service_routed(id, |record, _| change(record))
-    }
-
-    /// [`Store::update_service`] for a change that also appends routing history: the events
-    /// `change` pushes onto its second argument are appended to the service's history in the
-    /// same transaction as the record (noted in it by [`ServiceRecord::note_routing`]), so
-    /// that a reservation and its `Reserved` event, or a dial outcome and its `Dialed` event,
-    /// are one unit of work.
-    ///
-    /// # Errors
-    /// As [`Store::update_service`].
-    pub fn update_service_routed<E>(
-        &self,
-        id: &str,
-        change: impl FnMut(&mut ServiceRecord, &mut Vec<RoutingEvent>) -> Result<(), E>,
-    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<E>> {
+        change: &mut ServiceChange<'_>,
+    ) -> Result<Pending<Option<ServiceRecord>>, UpdateError<Refusal>> {
         let change = RefCell::new(change);
         // A service that does not report status events (the usual one) is changed in a
         // transaction that leaves the status trees out; one that does is found so by the
@@ -878,8 +797,7 @@ impl Store {
                 })?;
                 record.note_routing(&appended);
                 let after = IndexKeys::of(&record).map_err(abort_store)?;
-                before.remove(tx)?;
-                after.insert(tx)?;
+                before.move_to(&after, tx)?;
                 routing::append_in(tx.8, id, &appended)?;
                 let bytes = stored::service::encode(&record).map_err(abort_store)?;
                 tx.0.insert(id.as_bytes(), bytes)?;
@@ -892,7 +810,7 @@ impl Store {
                 Ok(Some((record, was, outboxed)))
             })
         };
-        let escalated = |err: UpdateError<Escalation<E>>| match err {
+        let escalated = |err: UpdateError<Escalation<Refusal>>| match err {
             UpdateError::Rejected(Escalation::Rejected(err)) => Some(UpdateError::Rejected(err)),
             UpdateError::Rejected(Escalation::NeedsStatusTrees) => None,
             UpdateError::Store(err) => Some(UpdateError::Store(err)),
@@ -903,7 +821,7 @@ impl Store {
                 Some(err) => return Err(err),
                 None => attempt(true).map_err(|err| {
                     escalated(err).unwrap_or_else(|| {
-                        UpdateError::Store(StoreError::Sled(
+                        UpdateError::Store(StoreError::Engine(
                             "status trees missing from a reporting transaction".into(),
                         ))
                     })
@@ -932,14 +850,10 @@ impl Store {
         ))
     }
 
-    /// Services of one customer number that pass `keep`, at most `limit`.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn services_by_customer(
+    fn services_by_customer(
         &self,
         customer_number: &str,
-        keep: impl Fn(&ServiceRecord) -> bool,
+        keep: &dyn Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
         let ids = index_ids(
@@ -950,17 +864,11 @@ impl Store {
         self.collect_records(ids, keep, limit)
     }
 
-    /// Services of configured services in `states` that pass `keep`, at most `limit`.
-    /// `service_name: None` means every configured service. Only the index keys of the wanted
-    /// states lead to a record being read.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn services_in_states(
+    fn services_in_states(
         &self,
         service_name: Option<&str>,
         states: &[CallbackState],
-        keep: impl Fn(&ServiceRecord) -> bool,
+        keep: &dyn Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
         let index = &self.inner.trees.by_service_state;
@@ -983,16 +891,11 @@ impl Store {
         self.collect_records(ids, keep, limit)
     }
 
-    /// Services of `service_name` owned by `owner` that pass `keep`, at most `limit`: only
-    /// that user's index keys are read, so asking as a user with no services costs one seek.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn services_of_owner(
+    fn services_of_owner(
         &self,
         owner: &str,
         service_name: &str,
-        keep: impl Fn(&ServiceRecord) -> bool,
+        keep: &dyn Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
         let ids = index_ids(
@@ -1003,33 +906,18 @@ impl Store {
         self.collect_records(ids, keep, limit)
     }
 
-    /// Reads the records of `ids` (skipping ones gone since the index was read), keeping those
-    /// that pass `keep`, until `limit` are found.
-    fn collect_records(
+    fn services_handled_by(
         &self,
-        ids: impl Iterator<Item = Result<String, StoreError>>,
-        keep: impl Fn(&ServiceRecord) -> bool,
+        agent: &str,
+        states: &[CallbackState],
+        keep: &dyn Fn(&ServiceRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
-        let mut out = Vec::new();
-        for id in ids {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(record) = self.service(&id?)? {
-                if keep(&record) {
-                    out.push(record);
-                }
-            }
-        }
-        Ok(out)
+        let ids = self.handled_ids(agent, states);
+        self.collect_records(ids, keep, limit)
     }
 
-    /// The earliest desired time of a SCHEDULED service.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn next_scheduled(&self) -> Result<Option<Timestamp>, StoreError> {
+    fn next_scheduled(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(self
             .inner
             .trees
@@ -1038,11 +926,7 @@ impl Store {
             .and_then(|(key, _)| keys::split_time_key(&key).map(|(at, _)| at)))
     }
 
-    /// Ids of up to `limit` SCHEDULED services whose desired time is at or before `now`.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn due_scheduled(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+    fn due_scheduled(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         self.inner
             .trees
             .by_desired_time
@@ -1057,12 +941,7 @@ impl Store {
             .collect()
     }
 
-    /// Number of services of `service_name` in `states`, counting no further than `limit`
-    /// (index keys only).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn count_in_states(
+    fn count_in_states(
         &self,
         service_name: &str,
         states: &[CallbackState],
@@ -1083,24 +962,11 @@ impl Store {
         Ok(count)
     }
 
-    /// Number of services not yet COMPLETED, per configured service (kept in memory: no
-    /// storage is read).
-    pub fn active_counts(&self) -> BTreeMap<String, u64> {
+    fn active_counts(&self) -> BTreeMap<String, u64> {
         self.inner.active.snapshot()
     }
 
-    /// Looks at up to `limit` expiry-index entries due at `now` and removes their services with
-    /// everything stored for them (entries left behind by a reschedule are only dropped). Work
-    /// is proportional to what is due: a range scan of `by_expiry`. When `scanned < limit`,
-    /// nothing due is left.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn purge_expired(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Pending<Purged>, StoreError> {
+    fn purge_expired(&self, now: Timestamp, limit: usize) -> Result<Pending<Purged>, StoreError> {
         let due = due_entries(&self.inner.trees.by_expiry, now, limit)?;
         // What belongs to a service goes before the record: a crash in between leaves a record
         // that the next run removes, never things that belong to nothing. Each record is read
@@ -1153,6 +1019,142 @@ impl Store {
             scanned: due.len(),
             removed,
         }))
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `path` with the default [`StoreSettings`] and
+    /// applies pending migrations.
+    ///
+    /// # Errors
+    /// sled cannot open it, or it was written by a newer callbackd ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_with(path, &StoreSettings::default())
+    }
+
+    /// Like [`Store::open`], with `settings`.
+    ///
+    /// # Errors
+    /// See [`Store::open`]; also the database's files cannot be opened for syncing.
+    pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(settings.cache_bytes)
+            .open()
+            .map_err(|err| match err {
+                // sled words its lock failure as an `Other` I/O error; this is how to know it.
+                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                    StoreError::Locked(io.to_string())
+                }
+                other => StoreError::from(other),
+            })?;
+        Self::from_db(
+            db,
+            CommitOptions {
+                sync: settings.sync,
+                dir: Some(path.to_path_buf()),
+                probe: None,
+                min_free_bytes: settings.min_free_bytes,
+            },
+        )
+    }
+
+    /// A database in a temporary directory, removed on drop (for tests and benchmarks):
+    /// flushed to the operating system only, free space not watched.
+    ///
+    /// # Errors
+    /// sled cannot create it.
+    pub fn open_temporary() -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(db, CommitOptions::unwatched())
+    }
+
+    /// A temporary database whose free space is told by `probe` (for tests).
+    #[cfg(test)]
+    pub(crate) fn open_temporary_with_probe(
+        min_free_bytes: u64,
+        probe: commit::SpaceProbe,
+    ) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(
+            db,
+            CommitOptions {
+                sync: SyncMode::Os,
+                dir: None,
+                probe: Some(probe),
+                min_free_bytes,
+            },
+        )
+    }
+
+    pub(crate) fn from_db(db: sled::Db, options: CommitOptions) -> Result<SledStore, StoreError> {
+        let migrations_applied = migrate::run(&db)?;
+        let trees = Trees::open(&db)?;
+        let active = counts::ActiveCounts::rebuild(&trees.by_service_state)?;
+        // After the migrations: a database that 0008 indexed is counted too.
+        let counting = std::time::Instant::now();
+        let time_counts = by_time::count_all(&trees.by_time)?;
+        let time_counts_built_in = counting.elapsed();
+        // Migrations and tree creation are flushed before the committer opens the log.
+        db.flush()?;
+        let committer = Committer::start(db.clone(), options)?;
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                committer,
+                migrations_applied,
+                active,
+                time_counts,
+                time_counts_built_in,
+                status_wake: status::StatusWake::default(),
+            }),
+        })
+    }
+
+    /// `Err(StoreError::LowSpace)` while the disk is nearly full: called first by every
+    /// write that adds data (new services, notifications, chat messages, configured services).
+    /// Changes to what exists and deletions are not refused: they keep routing, delivery and
+    /// expiry consistent and fit in the margin. Two atomic loads; no system call.
+    fn check_space(&self) -> Result<(), StoreError> {
+        self.inner.committer.space.check()
+    }
+
+    /// Books `n` service records written (created or changed) by a committed transaction:
+    /// `/metrics`' writes per create.
+    fn count_record_writes(&self, n: usize) {
+        self.inner
+            .committer
+            .stats
+            .service_record_writes
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// The receipt of a write made just now (see [`Pending`]).
+    fn pending<T>(&self, value: T) -> Pending<T> {
+        Pending::new(self.inner.clone(), self.inner.committer.ticket(), value)
+    }
+
+    /// Reads the records of `ids` (skipping ones gone since the index was read), keeping those
+    /// that pass `keep`, until `limit` are found.
+    fn collect_records(
+        &self,
+        ids: impl Iterator<Item = Result<String, StoreError>>,
+        keep: impl Fn(&ServiceRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(record) = self.service(&id?)? {
+                if keep(&record) {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes what is stored for service `id` beside its record, `record` as read (`None`:
@@ -1292,7 +1294,7 @@ fn abort_store<E>(err: StoreError) -> ConflictableTransactionError<UpdateError<E
 
 fn tx_error(err: TransactionError<()>) -> StoreError {
     match err {
-        TransactionError::Abort(()) => StoreError::Sled("transaction aborted".into()),
+        TransactionError::Abort(()) => StoreError::Engine("transaction aborted".into()),
         TransactionError::Storage(err) => err.into(),
     }
 }
@@ -1345,6 +1347,55 @@ impl IndexKeys {
         tx.6.insert(self.time.0.as_slice(), self.time.1.as_slice())?;
         for (key, value) in &self.agents {
             tx.7.insert(key.as_slice(), value.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Moves a record's index entries from `self` (as it was) to `after` (as it is now),
+    /// writing only the entries that differ: a change that keeps the state, times, owner
+    /// and agents (a step of routing progress) leaves every index untouched, instead of
+    /// removing and inserting each entry again (each a sled write at commit).
+    fn move_to<E>(
+        &self,
+        after: &IndexKeys,
+        tx: ServiceTx<'_>,
+    ) -> Result<(), ConflictableTransactionError<E>> {
+        fn key<E>(
+            tree: &TransactionalTree,
+            before: Option<&[u8]>,
+            after: Option<&[u8]>,
+        ) -> Result<(), ConflictableTransactionError<E>> {
+            if before == after {
+                return Ok(());
+            }
+            if let Some(before) = before {
+                tree.remove(before)?;
+            }
+            if let Some(after) = after {
+                tree.insert(after, &[])?;
+            }
+            Ok(())
+        }
+        key(tx.1, Some(&self.expiry), Some(&after.expiry))?;
+        key(tx.2, self.desired.as_deref(), after.desired.as_deref())?;
+        key(tx.3, self.customer.as_deref(), after.customer.as_deref())?;
+        key(tx.4, Some(&self.service_state), Some(&after.service_state))?;
+        key(tx.5, self.owner.as_deref(), after.owner.as_deref())?;
+        if self.time != after.time {
+            if self.time.0 != after.time.0 {
+                tx.6.remove(self.time.0.as_slice())?;
+            }
+            tx.6.insert(after.time.0.as_slice(), after.time.1.as_slice())?;
+        }
+        for (key, _) in &self.agents {
+            if !after.agents.iter().any(|(k, _)| k == key) {
+                tx.7.remove(key.as_slice())?;
+            }
+        }
+        for entry in &after.agents {
+            if !self.agents.contains(entry) {
+                tx.7.insert(entry.0.as_slice(), entry.1.as_slice())?;
+            }
         }
         Ok(())
     }
@@ -1412,13 +1463,14 @@ mod tests {
 
     #[test]
     fn stale_expiry_entries_are_dropped_without_ending_the_run_early() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         // Entries whose service is gone (as a race with a delete could leave them), sorted
         // before the one service that is really due.
         let stale = crate::expiry::BATCH + 3;
         for i in 0..stale {
             let key = keys::time_key(Timestamp::from_millis(5), &format!("gone{i:05}"));
-            store.inner.trees.by_expiry.insert(key, &[]).unwrap();
+            engine.inner.trees.by_expiry.insert(key, &[]).unwrap();
         }
         store
             .insert_service(&record("zz-due", 6))
@@ -1434,7 +1486,7 @@ mod tests {
         );
         assert!(store.service("zz-due").unwrap().is_none());
         assert!(
-            store.inner.trees.by_expiry.is_empty(),
+            engine.inner.trees.by_expiry.is_empty(),
             "stale entries dropped"
         );
     }
@@ -1447,7 +1499,7 @@ mod tests {
             let free = free.clone();
             Box::new(move || Ok(free.load(Ordering::SeqCst)))
         };
-        let store = Store::open_temporary_with_probe(1_000, probe).unwrap();
+        let store = Store::new(SledStore::open_temporary_with_probe(1_000, probe).unwrap());
         store
             .insert_service(&record("before", 50))
             .unwrap()
@@ -1519,7 +1571,7 @@ mod tests {
         let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
         let other = sled::Error::Io(std::io::Error::from_raw_os_error(5));
         assert!(matches!(StoreError::from(full), StoreError::NoSpace(_)));
-        assert!(matches!(StoreError::from(other), StoreError::Sled(_)));
+        assert!(matches!(StoreError::from(other), StoreError::Engine(_)));
     }
 
     #[test]
@@ -1533,12 +1585,12 @@ mod tests {
         }
         let mine = |r: &ServiceRecord| r.owner.as_deref() == Some("me");
 
-        let by_customer = store.services_by_customer("555", mine, 2).unwrap();
+        let by_customer = store.services_by_customer("555", &mine, 2).unwrap();
         let by_state = store
-            .services_in_states(Some("chat-delay"), &[CallbackState::Queued], mine, 2)
+            .services_in_states(Some("chat-delay"), &[CallbackState::Queued], &mine, 2)
             .unwrap();
         let completed = store
-            .services_in_states(None, &[CallbackState::Completed], |_| true, 100)
+            .services_in_states(None, &[CallbackState::Completed], &|_| true, 100)
             .unwrap();
 
         assert_eq!(
@@ -1552,7 +1604,8 @@ mod tests {
 
     #[test]
     fn active_counts_follow_every_write_and_match_a_rebuild() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         for i in 0..5 {
             let mut r = record(&format!("s{i}"), 50 + i);
             r.service_name = if i < 3 { "chat-delay" } else { "other" }.into();
@@ -1575,7 +1628,7 @@ mod tests {
         crate::expiry::run_once(&store, Timestamp::from_millis(53)).unwrap();
 
         let counted = store.active_counts();
-        let rebuilt = counts::ActiveCounts::rebuild(&store.inner.trees.by_service_state).unwrap();
+        let rebuilt = counts::ActiveCounts::rebuild(&engine.inner.trees.by_service_state).unwrap();
 
         assert_eq!(
             counted,

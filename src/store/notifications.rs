@@ -16,11 +16,11 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{keys, stored, Pending, Store, StoreError};
+use super::{keys, stored, Notifications, Pending, SledStore, StoreError};
 use crate::domain::notification::Notification;
 use crate::domain::time::Timestamp;
 
-/// A customer-bound notification to store ([`Store::add_notifications`]).
+/// A customer-bound notification to store ([`Notifications::add_notifications`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification {
     /// The service it is about.
@@ -36,16 +36,8 @@ pub struct NewNotification {
     pub created_at: Timestamp,
 }
 
-impl Store {
-    // ----- customer-bound -----
-
-    /// Stores a notification for the customer of `service_id`. `comet_user` is the
-    /// `gms_user` whose CometD clients should receive it (a comet service with an owner): it
-    /// is then listed in the `undelivered` index until delivered, in the same transaction.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn add_notification(
+impl Notifications for SledStore {
+    fn add_notification(
         &self,
         service_id: &str,
         comet_user: Option<&str>,
@@ -64,15 +56,7 @@ impl Store {
         Ok(stored.map(|mut stored| stored.remove(0)))
     }
 
-    /// Stores several customer notifications, each as [`Store::add_notification`] does, in
-    /// one transaction: sled 0.34 gives every transaction its own log buffer (written and
-    /// `sync_file_range`d on its own) and runs it under a lock that excludes flushes and
-    /// every other transaction, so a burst of notifications costs one of each this way
-    /// instead of one per notification. Returned in the order given.
-    ///
-    /// # Errors
-    /// Storage failed: none of them is stored.
-    pub fn add_notifications(
+    fn add_notifications(
         &self,
         batch: Vec<NewNotification>,
     ) -> Result<Pending<Vec<Notification>>, StoreError> {
@@ -111,19 +95,11 @@ impl Store {
         Ok(self.pending(stored))
     }
 
-    /// The customer-bound notifications of a service, oldest first.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+    fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
         scan(&self.inner.trees.notifications, service_id)
     }
 
-    /// Whether notification `seq` of `service_id` is stored and not yet delivered.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn is_undelivered(&self, service_id: &str, seq: u64) -> Result<bool, StoreError> {
+    fn is_undelivered(&self, service_id: &str, seq: u64) -> Result<bool, StoreError> {
         match self
             .inner
             .trees
@@ -139,20 +115,12 @@ impl Store {
         }
     }
 
-    /// Marks one notification delivered and drops it from the `undelivered` index
-    /// (`comet_user` as given to [`Store::add_notification`]). Returns true if this call
-    /// delivered it: false when it was delivered already (a poll or another push got there
-    /// first) or is gone.
-    ///
-    /// No transaction (one per push would cost a log buffer and a `sync_file_range` each, see
-    /// [`Store::add_notifications`]): the notification is marked by compare-and-swap, so of
-    /// two concurrent marks exactly one returns true, and the index entry is removed after. A
-    /// crash in between leaves an index entry for a delivered notification, which
-    /// [`Store::undelivered_for_user`] drops when it next meets it.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn mark_delivered(
+    // No transaction: one per push would cost a log buffer and a `sync_file_range` each (see
+    // `add_notifications`). The notification is marked by compare-and-swap, so of two
+    // concurrent marks exactly one returns true, and the index entry is removed after; a crash
+    // in between leaves an index entry for a delivered notification, which
+    // `undelivered_for_user` drops when it next meets it.
+    fn mark_delivered(
         &self,
         service_id: &str,
         comet_user: Option<&str>,
@@ -186,12 +154,7 @@ impl Store {
         Ok(self.pending(marked))
     }
 
-    /// The undelivered notifications of a service, oldest first, each marked delivered by
-    /// this call (so two concurrent polls never both get one).
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn take_undelivered(
+    fn take_undelivered(
         &self,
         service_id: &str,
         comet_user: Option<&str>,
@@ -212,13 +175,7 @@ impl Store {
         Ok(self.pending(taken))
     }
 
-    /// Up to `limit` undelivered comet notifications of `gms_user`, oldest first, with their
-    /// service ids. Index entries left behind (the notification is gone or was delivered
-    /// without the index being told) are dropped on the way.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn undelivered_for_user(
+    fn undelivered_for_user(
         &self,
         gms_user: &str,
         limit: usize,
@@ -259,14 +216,7 @@ impl Store {
         Ok(found)
     }
 
-    // ----- agent-bound -----
-
-    /// Stores a notification from the customer of `service_id` for the agent desktop;
-    /// `message` is JSON text, kept as given (the agent desktop gets it as a string).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn add_agent_notification(
+    fn add_agent_notification(
         &self,
         service_id: &str,
         tag: String,
@@ -288,20 +238,11 @@ impl Store {
         Ok(self.pending(notification))
     }
 
-    /// The agent-bound notifications of a service, oldest first.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn agent_notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
+    fn agent_notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
         scan(&self.inner.trees.agent_notifications, service_id)
     }
 
-    /// The agent-bound notifications of a service not yet retrieved, oldest first, each
-    /// marked retrieved by this call.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn take_agent_notifications(
+    fn take_agent_notifications(
         &self,
         service_id: &str,
     ) -> Result<Pending<Vec<Notification>>, StoreError> {
@@ -319,7 +260,9 @@ impl Store {
         }
         Ok(self.pending(taken))
     }
+}
 
+impl SledStore {
     // ----- expiry -----
 
     /// Removes every notification of service `service_id`, both ways, and its `undelivered`
@@ -390,6 +333,7 @@ fn tx_error(err: TransactionError<StoreError>) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::Store;
     use serde_json::json;
 
     use super::*;
@@ -451,7 +395,8 @@ mod tests {
 
     #[test]
     fn delivering_twice_counts_once_and_a_poll_empties_the_index() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let n = store
             .add_notification("s1", Some("alice"), "t".into(), &json!({"x": 1}), NOW)
             .unwrap()
@@ -480,7 +425,7 @@ mod tests {
             .unwrap()
             .without_waiting()
             .is_empty());
-        assert!(store.inner.trees.undelivered.is_empty(), "index emptied");
+        assert!(engine.inner.trees.undelivered.is_empty(), "index emptied");
     }
 
     #[test]
@@ -522,7 +467,8 @@ mod tests {
 
     #[test]
     fn of_concurrent_marks_of_one_notification_exactly_one_delivers_it() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let seqs: Vec<u64> = (0..50)
             .map(|_| {
                 store
@@ -557,13 +503,14 @@ mod tests {
             .unwrap()
             .iter()
             .all(|n| n.delivered));
-        assert!(store.inner.trees.undelivered.is_empty(), "index emptied");
+        assert!(engine.inner.trees.undelivered.is_empty(), "index emptied");
     }
 
     #[test]
     fn stale_index_entries_are_dropped_when_read() {
-        let store = Store::open_temporary().unwrap();
-        store
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
+        engine
             .inner
             .trees
             .undelivered
@@ -571,7 +518,7 @@ mod tests {
             .unwrap();
 
         assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
-        assert!(store.inner.trees.undelivered.is_empty());
+        assert!(engine.inner.trees.undelivered.is_empty());
     }
 
     #[test]
@@ -611,7 +558,8 @@ mod tests {
 
     #[test]
     fn expiry_removes_notifications_both_ways_and_their_index_entries() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         service(&store, "s1", Some("alice"), 50);
         service(&store, "s2", Some("alice"), 500);
         for id in ["s1", "s2"] {
@@ -634,7 +582,7 @@ mod tests {
         assert_eq!(left[0].0, "s2");
         assert_eq!(store.agent_notifications("s2").unwrap().len(), 1);
         assert_eq!(
-            store.inner.trees.undelivered.len(),
+            engine.inner.trees.undelivered.len(),
             1,
             "no index entry left behind"
         );

@@ -12,7 +12,22 @@
 //! durable with the next group commit or the shutdown's flush, and losing it in a crash only
 //! repeats work (a push sent twice, a purge done again).
 
-use super::{Store, StoreError};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::StoreError;
+
+/// What makes a write durable: the engine's commit, waited for by the write's ticket.
+pub(super) trait Commit: std::fmt::Debug + Send + Sync {
+    /// Waits until the write holding `ticket` (and every write before it) is durable. Reached
+    /// only through [`Pending::durable`], so that no write can be acknowledged without its
+    /// wait.
+    ///
+    /// # Errors
+    /// The flush failed; the caller must not acknowledge the change.
+    fn wait_durable(&self, ticket: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+}
 
 /// A change applied to the store, durable once [`Pending::durable`] returns.
 #[must_use = "a write is acknowledged only after `.durable().await`; say `.without_waiting()` where no acknowledgement depends on it"]
@@ -21,15 +36,15 @@ pub struct Pending<T> {
     value: T,
     /// The write's place in the group commit's order ([`super::commit::Committer::ticket`]).
     ticket: u64,
-    store: Store,
+    commit: Arc<dyn Commit>,
 }
 
 impl<T> Pending<T> {
-    pub(super) fn new(store: &Store, ticket: u64, value: T) -> Self {
+    pub(super) fn new(commit: Arc<dyn Commit>, ticket: u64, value: T) -> Self {
         Self {
             value,
             ticket,
-            store: store.clone(),
+            commit,
         }
     }
 
@@ -41,7 +56,7 @@ impl<T> Pending<T> {
     /// # Errors
     /// The flush failed or the store is shutting down: the change must not be acknowledged.
     pub async fn durable(self) -> Result<T, StoreError> {
-        self.store.wait_durable(self.ticket).await?;
+        self.commit.wait_durable(self.ticket).await?;
         Ok(self.value)
     }
 
@@ -62,7 +77,7 @@ impl<T> Pending<T> {
         Pending {
             value: (self.value, other.value),
             ticket: self.ticket.max(other.ticket),
-            store: self.store,
+            commit: self.commit,
         }
     }
 
@@ -71,7 +86,7 @@ impl<T> Pending<T> {
         Pending {
             value: change(self.value),
             ticket: self.ticket,
-            store: self.store,
+            commit: self.commit,
         }
     }
 }
@@ -80,11 +95,11 @@ impl<T> Pending<Option<T>> {
     /// `None` when the write found nothing to change (nothing was written, so there is nothing
     /// to wait for: a 404 is not delayed by a flush), else the receipt of the change.
     pub fn transpose(self) -> Option<Pending<T>> {
-        let (store, ticket) = (self.store, self.ticket);
+        let (commit, ticket) = (self.commit, self.ticket);
         self.value.map(|value| Pending {
             value,
             ticket,
-            store,
+            commit,
         })
     }
 }
@@ -95,7 +110,7 @@ impl Pending<bool> {
         self.value.then_some(Pending {
             value: (),
             ticket: self.ticket,
-            store: self.store,
+            commit: self.commit,
         })
     }
 }
@@ -117,13 +132,13 @@ impl Receipts {
         let Pending {
             value,
             ticket,
-            store,
+            commit,
         } = written;
         if self.last.as_ref().is_none_or(|last| last.ticket < ticket) {
             self.last = Some(Pending {
                 value: (),
                 ticket,
-                store,
+                commit,
             });
         }
         value
@@ -149,10 +164,11 @@ impl Receipts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Database;
 
     #[tokio::test]
     async fn a_receipt_gives_its_result_once_durable() {
-        let store = Store::open_temporary().unwrap();
+        let store = crate::store::SledStore::open_temporary().unwrap();
         let pending = store.pending(7).and(store.pending("x"));
         assert_eq!(
             pending.map(|(n, s)| (n + 1, s)).durable().await.unwrap(),
@@ -162,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_changed_is_nothing_to_wait_for() {
-        let store = Store::open_temporary().unwrap();
+        let store = crate::store::SledStore::open_temporary().unwrap();
         assert!(store.pending(None::<u8>).transpose().is_none());
         assert!(store.pending(false).if_changed().is_none());
         let some = store.pending(Some(3)).transpose().unwrap();
@@ -171,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_durable_when_its_last_write_is() {
-        let store = Store::open_temporary().unwrap();
+        let store = crate::store::SledStore::open_temporary().unwrap();
         let mut receipts = Receipts::default();
         assert!(receipts.is_empty());
         let (first, second) = (store.pending("a"), store.pending("b"));
@@ -184,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_a_finished_flush_covers_waits_for_no_other() {
-        let store = Store::open_temporary().unwrap();
+        let store = crate::store::SledStore::open_temporary().unwrap();
         let (first, second) = (store.pending(1), store.pending(2));
         first.durable().await.unwrap();
         let flushes = store.sync_counts().0;

@@ -16,8 +16,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::{
-    abort_store, infallible, keys, stored, Pending, RouteProgress, RoutingEvent, ServiceRecord,
-    Store, StoreError, UpdateError,
+    abort_store, infallible, keys, stored, Pending, Refusal, RouteProgress, RoutingEvent,
+    RoutingHistory, ServiceRecord, Services, SledStore, StoreError, UpdateError,
 };
 
 /// Appends `events` to the history of service `id` inside a transaction over `history`.
@@ -38,12 +38,8 @@ pub(super) fn append_in<E>(
     Ok(())
 }
 
-impl Store {
-    /// The routing history of service `id`, oldest first (one prefix scan).
-    ///
-    /// # Errors
-    /// Storage failed or an event is unreadable.
-    pub fn routing_history(&self, id: &str) -> Result<Vec<RoutingEvent>, StoreError> {
+impl RoutingHistory for SledStore {
+    fn routing_history(&self, id: &str) -> Result<Vec<RoutingEvent>, StoreError> {
         self.inner
             .trees
             .routing_history
@@ -55,51 +51,14 @@ impl Store {
             .collect()
     }
 
-    /// Whether a service has any routing history (one key read).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn has_routing_history(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .inner
-            .trees
-            .routing_history
-            .scan_prefix(keys::service_seq_prefix(id))
-            .next()
-            .transpose()?
-            .is_some())
-    }
-
-    /// Appends routing history to an active service, with the router's `progress` through
-    /// its `_target` list. History that changes nothing in the record (a step entered,
-    /// skipped or timed out, a release, at the progress already stored) writes the history
-    /// tree only, not the record; a reservation or a dial outcome (which the record keeps,
-    /// [`ServiceRecord::note_routing`]) or new progress goes through the record's
-    /// transaction, which moves its index entries too. Returns false when the service is gone
-    /// or no longer active.
-    ///
-    /// Routing history alone is progress the router can redo: the caller need not wait for
-    /// the receipt to be durable.
-    ///
-    /// # Errors
-    /// Storage failed or the record is unreadable.
-    pub fn append_routing(
+    fn append_routing(
         &self,
         id: &str,
         events: &[RoutingEvent],
         progress: Option<&RouteProgress>,
     ) -> Result<Pending<bool>, StoreError> {
-        let Some(record) = self.service(id)? else {
-            return Ok(self.pending(false));
-        };
-        if !record.is_active() {
-            return Ok(self.pending(false));
-        }
-        if changes_record(&record, events, progress) {
-            return self.append_routing_to_record(id, events, progress);
-        }
         let trees = &self.inner.trees;
-        // The record is read again inside the transaction: appended only while it is still
+        // The record is read inside the transaction, once: appended only while it is still
         // there, active, and needs no change (else the record's transaction does it).
         let appended = (&trees.services, &trees.routing_history)
             .transaction(|(services, history)| {
@@ -123,12 +82,14 @@ impl Store {
         let appended = infallible(appended)?;
         match appended {
             Some(appended) => Ok(self.pending(appended)),
-            // Changed between the two reads so that it now needs the record's transaction.
+            // The record itself changes: its own transaction does it.
             None => self.append_routing_to_record(id, events, progress),
         }
     }
+}
 
-    /// [`Store::append_routing`] through the record's transaction.
+impl SledStore {
+    /// [`RoutingHistory::append_routing`] through the record's transaction.
     fn append_routing_to_record(
         &self,
         id: &str,
@@ -136,9 +97,9 @@ impl Store {
         progress: Option<&RouteProgress>,
     ) -> Result<Pending<bool>, StoreError> {
         struct Inactive;
-        let appended = self.update_service_routed(id, |record, appended| {
+        let appended = self.change_service(id, &mut |record, appended| {
             if !record.is_active() {
-                return Err(Inactive);
+                return Err(Refusal::of(Inactive));
             }
             appended.extend(events.iter().cloned());
             if let Some(progress) = progress {
@@ -148,7 +109,7 @@ impl Store {
         });
         match appended {
             Ok(found) => Ok(found.map(|found| found.is_some())),
-            Err(UpdateError::Rejected(Inactive)) => Ok(self.pending(false)),
+            Err(UpdateError::Rejected(_inactive)) => Ok(self.pending(false)),
             Err(UpdateError::Store(err)) => Err(err),
         }
     }
@@ -168,13 +129,18 @@ impl Store {
 }
 
 /// Whether appending `events` with `progress` changes `record` itself: events it keeps
-/// (reservations, dial attempts), or progress other than what it stores.
+/// (reservations, dial attempts), or progress other than what it stores. A record that
+/// holds the start of its walk (as a create stores it) keeps it while routing only walks
+/// steps: the history appended says how far it went ([`RouteProgress::replayed`], which
+/// the router's restore reads), so that a create whose first step is skipped at once (no
+/// agent ready) is still written once.
 fn changes_record(
     record: &ServiceRecord,
     events: &[RoutingEvent],
     progress: Option<&RouteProgress>,
 ) -> bool {
-    let moved = progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
+    let moved = !record.walk_at_start()
+        && progress.is_some_and(|progress| record.route.as_ref() != Some(progress));
     moved || events.iter().any(ServiceRecord::keeps)
 }
 
@@ -184,6 +150,7 @@ mod tests {
     use crate::domain::options::Preset;
     use crate::domain::service::{CallbackState, RoutingEventKind};
     use crate::domain::time::Timestamp;
+    use crate::store::Store;
 
     fn at(millis: u64) -> Timestamp {
         Timestamp::from_millis(1_000 + millis)
@@ -217,15 +184,16 @@ mod tests {
         store.commit_stats().service_record_writes.get()
     }
 
-    fn stored_bytes(store: &Store) -> sled::IVec {
-        store.inner.trees.services.get("s1").unwrap().unwrap()
+    fn stored_bytes(engine: &SledStore) -> sled::IVec {
+        engine.inner.trees.services.get("s1").unwrap().unwrap()
     }
 
     #[test]
     fn history_at_the_stored_progress_writes_the_history_tree_only() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         let record = created(&store);
-        let before = stored_bytes(&store);
+        let before = stored_bytes(&engine);
 
         let appended = store
             .append_routing("s1", &[event(1, entered())], record.route.as_ref())
@@ -239,7 +207,7 @@ mod tests {
 
         assert!(appended);
         assert_eq!(record_writes(&store), 1, "the insert only");
-        assert_eq!(stored_bytes(&store), before, "the record is not rewritten");
+        assert_eq!(stored_bytes(&engine), before, "the record is not rewritten");
         assert_eq!(
             store.routing_history("s1").unwrap(),
             [event(1, entered()), timed_out],
@@ -248,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn history_that_moves_the_progress_or_reserves_writes_the_record_with_it() {
+    fn steps_walked_from_the_start_write_the_history_only_until_a_reservation_writes_the_record() {
         let store = Store::open_temporary().unwrap();
         created(&store);
         let moved = RouteProgress {
@@ -261,7 +229,68 @@ mod tests {
             .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
             .unwrap()
             .without_waiting();
-        assert_eq!(record_writes(&store), 2, "new progress is the record's");
+        assert_eq!(
+            record_writes(&store),
+            1,
+            "the history tells how far it went"
+        );
+        let record = store.service("s1").unwrap().unwrap();
+        assert_eq!(
+            record.route.as_ref().map(|start| start.replayed(
+                &store.routing_history("s1").unwrap(),
+                &[false, false]
+            )),
+            Some(moved.clone()),
+            "the start and its history give the router's progress"
+        );
+
+        let reserved = event(
+            31,
+            RoutingEventKind::Reserved {
+                agent: "ann".into(),
+            },
+        );
+        store
+            .append_routing("s1", std::slice::from_ref(&reserved), Some(&moved))
+            .unwrap()
+            .without_waiting();
+        let record = store.service("s1").unwrap().unwrap();
+        assert_eq!(
+            record_writes(&store),
+            2,
+            "a reservation is kept by the record"
+        );
+        assert_eq!(record.route, Some(moved), "with the progress of its moment");
+        assert_eq!(record.reservations[0].agent, "ann");
+    }
+
+    #[test]
+    fn history_that_moves_the_progress_or_reserves_writes_the_record_with_it() {
+        let store = Store::open_temporary().unwrap();
+        created(&store);
+        // Past the start of its walk (a reservation stored its progress): the record holds it.
+        store
+            .update_service::<()>("s1", |r| {
+                r.route = Some(RouteProgress {
+                    step: 1,
+                    step_entered_at: at(10),
+                    target_set: vec![0, 1],
+                });
+                Ok(())
+            })
+            .unwrap()
+            .without_waiting();
+        let moved = RouteProgress {
+            step: 2,
+            step_entered_at: at(30),
+            target_set: vec![0, 1, 2],
+        };
+
+        store
+            .append_routing("s1", &[event(30, RoutingEventKind::TimedOut)], Some(&moved))
+            .unwrap()
+            .without_waiting();
+        assert_eq!(record_writes(&store), 3, "new progress is the record's");
         assert_eq!(store.service("s1").unwrap().unwrap().route, Some(moved));
 
         let reserved = event(
@@ -276,7 +305,7 @@ mod tests {
             .without_waiting();
         assert_eq!(
             record_writes(&store),
-            3,
+            4,
             "a reservation is kept by the record"
         );
         let record = store.service("s1").unwrap().unwrap();
@@ -287,7 +316,8 @@ mod tests {
 
     #[test]
     fn history_of_a_gone_or_completed_service_is_not_appended() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         created(&store);
         store
             .update_service::<()>("s1", |r| {
@@ -307,6 +337,6 @@ mod tests {
             .without_waiting();
 
         assert!(!completed && !gone);
-        assert!(store.inner.trees.routing_history.is_empty());
+        assert!(engine.inner.trees.routing_history.is_empty());
     }
 }

@@ -9,7 +9,7 @@
 //! Entries are written by [`outbox_in`] inside the transaction that writes the service's change
 //! ([`Store::insert_service`], [`Store::update_service`]), so an event exists exactly when its
 //! change does, `kill -9` or not. The worker's bookkeeping goes through
-//! [`Store::record_status_attempt`], the one other write.
+//! [`StatusOutbox::record_status_attempt`], the one other write.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -17,10 +17,11 @@ use std::sync::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{abort_store, keys, stored, Pending, Store, StoreError, UpdateError};
+use super::{abort_store, keys, stored, Pending, SledStore, StatusOutbox, StoreError, UpdateError};
 use crate::domain::service::ServiceRecord;
 use crate::domain::status::{Delivery, StatusNotification};
 use crate::domain::status_events;
+use futures_util::future::BoxFuture;
 
 /// Services whose outbox got entries since the worker last looked, and the worker's bell.
 #[derive(Debug, Default)]
@@ -67,28 +68,22 @@ pub(super) fn outbox_in<E>(
     Ok(!entries.is_empty())
 }
 
-impl Store {
-    /// Waits until some service's outbox got entries, and returns those services (the status
-    /// worker's wake-up) as a receipt: its ticket is taken after the entries were written, so
-    /// its [`Pending::durable`] covers them, and an event is sent only once its change is
-    /// durable (a change lost in a crash is never reported).
-    pub async fn status_written(&self) -> Pending<BTreeSet<String>> {
-        let wake = &self.inner.status_wake;
-        loop {
-            let notified = wake.bell.notified();
-            let dirty = std::mem::take(&mut *wake.dirty.lock().expect("status wake lock"));
-            if !dirty.is_empty() {
-                return self.pending(dirty);
+impl StatusOutbox for SledStore {
+    fn status_written(&self) -> BoxFuture<'_, Pending<BTreeSet<String>>> {
+        Box::pin(async move {
+            let wake = &self.inner.status_wake;
+            loop {
+                let notified = wake.bell.notified();
+                let dirty = std::mem::take(&mut *wake.dirty.lock().expect("status wake lock"));
+                if !dirty.is_empty() {
+                    return self.pending(dirty);
+                }
+                notified.await;
             }
-            notified.await;
-        }
+        })
     }
 
-    /// Every service with pending status notifications (a read of `status_pending` only).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn status_pending_services(&self) -> Result<BTreeSet<String>, StoreError> {
+    fn status_pending_services(&self) -> Result<BTreeSet<String>, StoreError> {
         let mut services = BTreeSet::new();
         for item in self.inner.trees.status_pending.iter() {
             let (key, _) = item?;
@@ -99,11 +94,7 @@ impl Store {
         Ok(services)
     }
 
-    /// The oldest pending status notification of a service: the next to deliver.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn next_status_notification(
+    fn next_status_notification(
         &self,
         service_id: &str,
     ) -> Result<Option<StatusNotification>, StoreError> {
@@ -124,11 +115,7 @@ impl Store {
         Ok(None)
     }
 
-    /// A service's status notifications, oldest first (the console).
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn status_notifications(
+    fn status_notifications(
         &self,
         service_id: &str,
     ) -> Result<Vec<StatusNotification>, StoreError> {
@@ -143,13 +130,7 @@ impl Store {
             .collect()
     }
 
-    /// Stores an attempt's outcome (`entry` as the worker changed it): the entry, and its
-    /// pending mark dropped once it is delivered or failed. Does nothing when the service's
-    /// outbox no longer has it (the service expired meanwhile).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn record_status_attempt(
+    fn record_status_attempt(
         &self,
         service_id: &str,
         entry: &StatusNotification,
@@ -171,7 +152,9 @@ impl Store {
             .map_err(super::tx_error)?;
         Ok(self.pending(()))
     }
+}
 
+impl SledStore {
     /// Removes the outbox of service `service_id` (the expiry job, before its record, as its
     /// notifications are).
     pub(super) fn delete_status_of(&self, service_id: &str) -> Result<(), StoreError> {
@@ -193,13 +176,13 @@ fn decode(service_id: &str, bytes: &[u8]) -> Result<StatusNotification, StoreErr
 
 #[cfg(test)]
 mod tests {
+    use crate::store::{SledStore, Store};
     use std::convert::Infallible;
 
     use crate::domain::options::Preset;
     use crate::domain::service::{CallbackReason, CallbackState, ServiceRecord};
     use crate::domain::status::{Delivery, StatusEvent};
     use crate::domain::time::Timestamp;
-    use crate::store::Store;
 
     const NOW: Timestamp = Timestamp::from_millis(1_000_000);
 
@@ -267,7 +250,8 @@ mod tests {
 
     #[test]
     fn a_service_without_status_notifications_leaves_the_outbox_empty() {
-        let store = Store::open_temporary().unwrap();
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
         store
             .insert_service(&queued("s2", false))
             .unwrap()
@@ -275,7 +259,7 @@ mod tests {
         cancel(&store, "s2");
         assert!(store.status_notifications("s2").unwrap().is_empty());
         assert!(store.status_pending_services().unwrap().is_empty());
-        assert!(store.inner.trees.status_outbox.is_empty());
-        assert!(store.inner.trees.status_pending.is_empty());
+        assert!(engine.inner.trees.status_outbox.is_empty());
+        assert!(engine.inner.trees.status_pending.is_empty());
     }
 }

@@ -16,7 +16,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use super::stored::storage::{StorageAreaV1, SubscriptionV1};
-use super::{codec, keys, tx_error, Pending, Store, StoreError, UpdateError};
+use super::{
+    codec, keys, tx_error, Pending, Refusal, SledStore, StorageApi, StoreError, UpdateError,
+};
 use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
 use crate::domain::time::Timestamp;
@@ -171,61 +173,35 @@ fn purge<T: Expiring>(
     Ok((due.len(), removed))
 }
 
-impl Store {
-    // ----- Storage API -----
-
-    /// Stores (or replaces) a storage area with its expiry-index entry, in one transaction.
-    ///
-    /// # Errors
-    /// The disk is nearly full, or storage failed.
-    pub fn put_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
+impl StorageApi for SledStore {
+    fn put_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let t = &self.inner.trees;
         Ok(self.pending(put(&t.storage, &t.storage_by_expiry, area)?))
     }
 
-    /// The storage area `id`, expired or not (the caller compares with its clock).
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn storage(&self, id: &str) -> Result<Option<StorageArea>, StoreError> {
+    fn storage(&self, id: &str) -> Result<Option<StorageArea>, StoreError> {
         get(&self.inner.trees.storage, id)
     }
 
-    /// Removes the storage area `id`; false if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_storage(&self, id: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_storage(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let t = &self.inner.trees;
         Ok(self.pending(remove::<StorageArea>(&t.storage, &t.storage_by_expiry, id)?))
     }
 
-    /// Reads, changes and writes back the storage area `id` atomically; `change` must not
-    /// move its expiry (the index entry stays). Returns the new area, `None` if there is none.
-    /// `change` may run more than once (sled retries conflicting transactions).
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn update_storage(
+    fn update_storage(
         &self,
         id: &str,
-        change: impl Fn(&mut StorageArea),
+        change: &dyn Fn(&mut StorageArea),
     ) -> Result<Pending<Option<StorageArea>>, StoreError> {
         Ok(self.pending(update(&self.inner.trees.storage, id, change)?))
     }
 
-    /// Reads, changes (or makes, from `None`) and writes back the storage of service
-    /// `service_id` atomically; `change` returning `Err` writes nothing. `change` may run
-    /// more than once.
-    ///
-    /// # Errors
-    /// [`UpdateError::Rejected`] with `change`'s error, or a storage error.
-    pub fn change_service_storage<E: Clone>(
+    fn change_service_storage(
         &self,
         service_id: &str,
-        change: impl Fn(Option<StorageArea>) -> Result<StorageArea, E>,
-    ) -> Result<Pending<StorageArea>, UpdateError<E>> {
+        change: &dyn Fn(Option<StorageArea>) -> Result<StorageArea, Refusal>,
+    ) -> Result<Pending<StorageArea>, UpdateError<Refusal>> {
         self.check_space()?;
         let tree = &self.inner.trees.service_storage;
         let changed = tree
@@ -251,14 +227,10 @@ impl Store {
         Ok(self.pending(changed))
     }
 
-    /// Like [`Store::update_storage`], for the storage of service `service_id`.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn update_service_storage(
+    fn update_service_storage(
         &self,
         service_id: &str,
-        change: impl Fn(&mut StorageArea),
+        change: &dyn Fn(&mut StorageArea),
     ) -> Result<Pending<Option<StorageArea>>, StoreError> {
         Ok(self.pending(update(
             &self.inner.trees.service_storage,
@@ -267,12 +239,7 @@ impl Store {
         )?))
     }
 
-    /// Removes up to `limit` storage areas due at `now`; returns (index entries looked at,
-    /// ids removed). When the first is below `limit`, nothing due is left.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn purge_expired_storage(
+    fn purge_expired_storage(
         &self,
         now: Timestamp,
         limit: usize,
@@ -286,20 +253,11 @@ impl Store {
         )?))
     }
 
-    /// The storage of service `service_id`, if it has any.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn service_storage(&self, service_id: &str) -> Result<Option<StorageArea>, StoreError> {
+    fn service_storage(&self, service_id: &str) -> Result<Option<StorageArea>, StoreError> {
         get(&self.inner.trees.service_storage, service_id)
     }
 
-    /// Stores (or replaces) the storage of service `area.id`. It has no index of its own: it
-    /// is removed with its service.
-    ///
-    /// # Errors
-    /// The disk is nearly full, or storage failed.
-    pub fn put_service_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
+    fn put_service_storage(&self, area: &StorageArea) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let bytes = area.encode()?;
         self.inner
@@ -309,11 +267,7 @@ impl Store {
         Ok(self.pending(()))
     }
 
-    /// Removes the storage of service `service_id`; false if it had none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_service_storage(&self, service_id: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_service_storage(&self, service_id: &str) -> Result<Pending<bool>, StoreError> {
         let removed = self
             .inner
             .trees
@@ -323,13 +277,7 @@ impl Store {
         Ok(self.pending(removed))
     }
 
-    // ----- Notification API -----
-
-    /// Stores a subscription with its expiry-index entry.
-    ///
-    /// # Errors
-    /// The disk is nearly full, or storage failed.
-    pub fn put_subscription(&self, subscription: &Subscription) -> Result<Pending<()>, StoreError> {
+    fn put_subscription(&self, subscription: &Subscription) -> Result<Pending<()>, StoreError> {
         self.check_space()?;
         let t = &self.inner.trees;
         Ok(self.pending(put(
@@ -339,19 +287,11 @@ impl Store {
         )?))
     }
 
-    /// The subscription `id`, expired or not.
-    ///
-    /// # Errors
-    /// Storage failed or the value is unreadable.
-    pub fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+    fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
         get(&self.inner.trees.subscriptions, id)
     }
 
-    /// Removes the subscription `id`; false if there was none.
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn delete_subscription(&self, id: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_subscription(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let t = &self.inner.trees;
         Ok(self.pending(remove::<Subscription>(
             &t.subscriptions,
@@ -360,18 +300,11 @@ impl Store {
         )?))
     }
 
-    /// How many subscriptions are stored (expired ones not yet removed included).
-    pub fn subscription_count(&self) -> usize {
+    fn subscription_count(&self) -> usize {
         self.inner.trees.subscriptions.len()
     }
 
-    /// Every subscription not expired at `now` whose filter matches `tag`. Reads every
-    /// subscription (a filter may be a prefix, so no index narrows it): their number is
-    /// bounded by the caller.
-    ///
-    /// # Errors
-    /// Storage failed or a value is unreadable.
-    pub fn subscriptions_matching(
+    fn subscriptions_matching(
         &self,
         tag: &str,
         now: Timestamp,
@@ -387,11 +320,7 @@ impl Store {
         Ok(matching)
     }
 
-    /// Removes up to `limit` subscriptions due at `now`; like [`Store::purge_expired_storage`].
-    ///
-    /// # Errors
-    /// Storage failed.
-    pub fn purge_expired_subscriptions(
+    fn purge_expired_subscriptions(
         &self,
         now: Timestamp,
         limit: usize,
@@ -411,6 +340,7 @@ mod tests {
     use super::*;
     use crate::domain::storage::{new_area, StorageEntry};
     use crate::domain::subscription::Channel;
+    use crate::store::Store;
 
     fn area(id: &str, created: u64, ttl: u64) -> StorageArea {
         new_area(

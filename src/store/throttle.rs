@@ -13,7 +13,7 @@
 use sled::transaction::ConflictableTransactionError;
 
 use super::stored::throttle::{CountV1, WindowV1};
-use super::{codec, tx_error, Pending, Store, StoreError};
+use super::{codec, tx_error, Pending, SledStore, StoreError, Throttles};
 use crate::domain::throttle::Window;
 
 const INTERVAL: u8 = b'I';
@@ -57,13 +57,8 @@ fn decode_count(key: &[u8], bytes: &[u8]) -> Result<u64, StoreError> {
     .map(|count| count.0)
 }
 
-impl Store {
-    /// The interval counts of `service`'s throttles `slots`, in that order (`None`: never
-    /// counted).
-    ///
-    /// # Errors
-    /// Storage failed or a count is unreadable.
-    pub fn throttle_windows(
+impl Throttles for SledStore {
+    fn throttle_windows(
         &self,
         service: &str,
         slots: &[u8],
@@ -87,11 +82,7 @@ impl Store {
             .collect()
     }
 
-    /// How many creates of `service` each `(parameter, value)` counted on UTC `day`.
-    ///
-    /// # Errors
-    /// Storage failed or a count is unreadable.
-    pub fn throttle_requests_on(
+    fn throttle_requests_on(
         &self,
         day: u32,
         service: &str,
@@ -110,13 +101,7 @@ impl Store {
             .collect()
     }
 
-    /// Counts one create of `service`: writes its interval counts `windows` (throttle number
-    /// and new count) and adds one to each `(parameter, value)` of UTC `day`, in one
-    /// transaction; then removes a few counts of the days before `day`.
-    ///
-    /// # Errors
-    /// Storage failed; nothing of the transaction was written.
-    pub fn count_throttled(
+    fn count_throttled(
         &self,
         service: &str,
         windows: &[(u8, Window)],
@@ -171,6 +156,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::time::Timestamp;
+    use crate::store::Store;
 
     #[test]
     fn counts_are_kept_per_service_parameter_value_and_day() {

@@ -584,3 +584,120 @@ async fn a_create_routed_at_once_writes_its_record_once_and_its_reservation_once
     assert_eq!(events, ["entered", "reserved"], "{reserved}");
     assert_eq!(record_writes(&app).await, Some(2.0), "create, then reserve");
 }
+
+#[tokio::test]
+async fn a_scheduled_service_started_at_its_time_writes_its_record_once_for_the_start() {
+    // Arrange: scheduled a second ahead; nobody is ready, so once started the router enters
+    // the one step of its target and the service waits there.
+    let app = spawn_app().await;
+    let in_a_second = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = app
+        .create(
+            "chat-delay",
+            &[
+                ("_customer_number", "4082652649"),
+                ("_target", "Billing@StatServer.GA"),
+                ("_desired_time", in_a_second.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::detail(&app, &id).await["_callback_state"],
+        "SCHEDULED"
+    );
+
+    // Act: wait until its time has come and the router has stored its step.
+    let events = eventually(Duration::from_secs(10), "the step entered", || {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
+            let events: Vec<String> = history
+                .as_array()?
+                .iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (!events.is_empty()).then_some(events)
+        }
+    })
+    .await;
+
+    // Assert: the create, then the start; the step entered appended beside the record.
+    assert_eq!(events, ["entered"]);
+    assert_eq!(
+        crate::helpers::detail(&app, &id).await["_callback_state"],
+        "QUEUED"
+    );
+    assert_eq!(
+        record_writes(&app).await,
+        Some(2.0),
+        "the create's write and the start's: the step entered is not a rewrite of the record"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_service_rescheduled_to_now_writes_its_record_once_for_the_move() {
+    // Arrange: scheduled an hour ahead; nobody is ready.
+    let app = spawn_app().await;
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let later = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+    let id = app
+        .create(
+            "chat-delay",
+            &[
+                ("_customer_number", "4082652649"),
+                ("_target", "Billing@StatServer.GA"),
+                ("_desired_time", later.as_str()),
+            ],
+        )
+        .await;
+
+    // Act: moved to now, it enters its queue.
+    let moved = app
+        .request(
+            Method::PUT,
+            &format!("/genesys/1/service/callback/chat-delay/{id}"),
+        )
+        .header("gms_user", crate::helpers::GMS_USER)
+        .form(&[(
+            "_new_desired_time",
+            rfc3339(time::OffsetDateTime::now_utc()).as_str(),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    let events = eventually(Duration::from_secs(10), "the step entered", || {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
+            let events: Vec<String> = history
+                .as_array()?
+                .iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (!events.is_empty()).then_some(events)
+        }
+    })
+    .await;
+
+    // Assert: the create's write and the move's; the step entered is appended beside them.
+    assert_eq!(events, ["entered"]);
+    assert_eq!(
+        crate::helpers::detail(&app, &id).await["_callback_state"],
+        "QUEUED"
+    );
+    assert_eq!(
+        record_writes(&app).await,
+        Some(2.0),
+        "create, then the move"
+    );
+    app.stop().await;
+}

@@ -495,3 +495,101 @@ async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart(
     assert_eq!(history[0]["step"], 1, "{history:?}");
     assert_eq!(history[0]["detail"], "Nobody@StatServer.GA", "{history:?}");
 }
+
+/// A create whose first step is skipped at once (no Billing agent ready) is stored once, at
+/// the start of its walk; the skip and the second step are only in its routing history. After
+/// `kill -9` the router resumes from that history on the second step (Support), so a Support
+/// agent takes it at once instead of after the first step's 30 s.
+#[tokio::test]
+async fn a_create_skipped_past_its_first_step_resumes_on_the_second_after_kill_9() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::helpers::ServerProcess::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let base = server.address.clone();
+    let created: Value = client
+        .post(format!("{base}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", "5550101")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["_id"].as_str().unwrap().to_string();
+    let detail = |base: String| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            client
+                .get(format!("{base}/genesys/1/admin/callback/{id}"))
+                .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()
+        }
+    };
+    let history =
+        crate::helpers::eventually(Duration::from_secs(10), "the second step entered", || {
+            let detail = detail(base.clone());
+            async move {
+                let history = detail.await?["routing_history"].as_array()?.clone();
+                (history.len() >= 3).then_some(history)
+            }
+        })
+        .await;
+    let walked: Vec<(&str, u64)> = history
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), e["step"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        walked,
+        [("entered", 1), ("skipped", 1), ("entered", 2)],
+        "{history:?}"
+    );
+    // A durable write after it: the group commit covers the history appended before.
+    app_create(&client, &base, "5550102").await;
+
+    // Act
+    server.kill9();
+    let server = crate::helpers::ServerProcess::start(dir.path(), &[]);
+    let base = server.address.clone();
+    let ready = client
+        .post(format!("{base}/genesys/1/agent/amina/state"))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&serde_json::json!({"state": "ready"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Assert: amina is in Support only, the second step's target.
+    let reserved = crate::helpers::eventually(
+        Duration::from_secs(10),
+        "a reservation for the Support agent",
+        || {
+            let detail = detail(base.clone());
+            async move {
+                let body = detail.await?;
+                (body["_callback_state"] == "ROUTING").then_some(body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(reserved["_reserved_agent"], "amina", "{reserved}");
+}
+
+/// Creates a chat-delay service over `base` and checks it was accepted.
+async fn app_create(client: &reqwest::Client, base: &str, number: &str) {
+    let created = client
+        .post(format!("{base}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", number)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+}
