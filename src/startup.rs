@@ -21,7 +21,7 @@ use crate::expiry::{self, ExpiryCounters};
 use crate::metrics::{Metrics, Sources};
 use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
-use crate::push::{HttpCallbacks, Notifier};
+use crate::push::{HttpCallbacks, NotificationWriter, Notifier};
 use crate::router::{self, task::RouterContext};
 use crate::store::{Store, StoreError, StoreSettings};
 use crate::supervisor::Supervisor;
@@ -219,8 +219,16 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         );
         fcm
     });
-    let notifier =
-        Notifier::new(store.clone(), Arc::new(bayeux.clone()), http_callbacks).with_fcm(fcm);
+    let (notification_writer, writing) =
+        NotificationWriter::start(store.clone(), supervisor.shutdown());
+    supervisor.spawn("notification writer", writing);
+    let notifier = Notifier::new(
+        store.clone(),
+        notification_writer,
+        Arc::new(bayeux.clone()),
+        http_callbacks,
+    )
+    .with_fcm(fcm);
     supervisor.spawn(
         "CometD announcements",
         follow_announcements(notifier.clone(), announcements, supervisor.shutdown()),

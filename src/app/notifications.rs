@@ -156,7 +156,8 @@ pub(crate) async fn deliver(outbox: Outbox<'_>) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Stores a notification for the customer of `record`, waits until it is durable, pushes it.
+/// Stores a notification for the customer of `record`, waits until it is durable (batched with
+/// concurrent requests' notifications), pushes it.
 async fn notify_customer(
     state: &AppState,
     record: &ServiceRecord,
@@ -166,8 +167,7 @@ async fn notify_customer(
     let target = PushTarget::of(record);
     let stored = state
         .notifier
-        .record(&target, tag, message, state.clock.now())?
-        .durable()
+        .record_durable(&target, tag, message, state.clock.now())
         .await?;
     state.notifier.deliver(&target, &stored);
     Ok(())

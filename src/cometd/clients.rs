@@ -346,9 +346,10 @@ impl Clients {
         }
         let id: Arc<str> = Arc::from(client_id);
         let deadline = self.deadline_from(now);
+        // Most users have one client: room for exactly one until a second comes.
         self.by_user
             .entry(gms_user.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(id.clone());
         self.by_deadline.insert((deadline, id.clone()));
         let acks = acknowledges.then(|| {

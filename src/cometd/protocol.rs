@@ -158,16 +158,17 @@ pub fn parse(body: &[u8]) -> Result<Vec<Message>, BayeuxError> {
         object @ Value::Object(_) => vec![object],
         other => return Err(BayeuxError::NotMessages(json_kind(&other))),
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            parse_message(item).map_err(|problem| BayeuxError::InvalidMessage {
-                index: i + 1,
-                problem,
-            })
-        })
-        .collect()
+    // Exactly as many as given: the messages live as long as the request, a held connect's
+    // for its whole long-poll, and collecting through `Result` would reserve room for four.
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let message = parse_message(item).map_err(|problem| BayeuxError::InvalidMessage {
+            index: i + 1,
+            problem,
+        })?;
+        messages.push(message);
+    }
+    Ok(messages)
 }
 
 fn parse_message(item: Value) -> Result<Message, String> {

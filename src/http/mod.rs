@@ -61,10 +61,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let metrics = state.metrics.clone();
     // Each group is boxed: one filter type per group instead of one type nesting them all,
     // which keeps compile times (and the release build's type recursion) in bounds.
-    // CometD comes first: its held long-polls are the requests that live longest, and a
-    // request matched by the first group carries the least `or` state while it waits.
-    let groups: [BoxedFilter<(Response,)>; 15] = [
-        cometd::routes(state.clone()).boxed(),
+    // CometD comes first, and alone at the top (`cometd.or(everything else)`): its held
+    // long-polls are the requests that live longest, and each `or` level a request passes
+    // through stays allocated (a boxed future) while it waits. Folded in after the others it
+    // would sit under fourteen such levels.
+    let cometd = cometd::routes(state.clone()).boxed();
+    let groups: [BoxedFilter<(Response,)>; 14] = [
         callback::routes(state.clone()).boxed(),
         schedule::routes(state.clone()).boxed(),
         chat::routes(state.clone()).boxed(),
@@ -87,8 +89,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         console::routes(state),
     ];
     let [first, rest @ ..] = groups;
-    rest.into_iter()
-        .fold(first, |routes, group| routes.or(group).unify().boxed())
+    let others = rest
+        .into_iter()
+        .fold(first, |routes, group| routes.or(group).unify().boxed());
+    cometd
+        .or(others)
+        .unify()
         .recover(recover)
         // Around everything, so that rejections (404, 401, ...) are counted with the status
         // they were answered with.

@@ -30,6 +30,7 @@ pub mod comet;
 pub mod egress;
 pub mod fcm;
 pub mod httpcb;
+pub mod writer;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -40,10 +41,11 @@ use crate::domain::options::PushProvider;
 use crate::domain::service::ServiceRecord;
 use crate::domain::subscription::{Channel, Subscription};
 use crate::domain::time::Timestamp;
-use crate::store::{Pending, Store, StoreError};
+use crate::store::{NewNotification, Pending, Store, StoreError};
 
 pub use fcm::{Fcm, FcmCredentials, FcmSettings};
 pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
+pub use writer::NotificationWriter;
 
 /// Where comet pushes go (implemented by the CometD server). `receipt` names the stored
 /// notification a push carries (`None` for a transient push): acknowledging clients give it
@@ -202,6 +204,8 @@ impl PollingNotices {
 #[derive(Clone)]
 pub struct Notifier {
     store: Store,
+    /// Stores the notifications of [`Notifier::record_durable`] in batches.
+    writer: NotificationWriter,
     comet: Arc<dyn CometSink>,
     http: HttpCallbacks,
     /// Builds FCM pushes; `None` when `[push.fcm]` is not configured.
@@ -217,11 +221,17 @@ impl std::fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// A notifier that pushes comet notifications through `comet` and HTTP callbacks through
-    /// the worker behind `http`.
-    pub fn new(store: Store, comet: Arc<dyn CometSink>, http: HttpCallbacks) -> Notifier {
+    /// A notifier that stores lone notifications through `writer`, pushes comet
+    /// notifications through `comet` and HTTP callbacks through the worker behind `http`.
+    pub fn new(
+        store: Store,
+        writer: NotificationWriter,
+        comet: Arc<dyn CometSink>,
+        http: HttpCallbacks,
+    ) -> Notifier {
         Notifier {
             store,
+            writer,
             comet,
             http,
             fcm: None,
@@ -249,6 +259,32 @@ impl Notifier {
     ) -> Result<Pending<Notification>, StoreError> {
         self.store
             .add_notification(&target.service_id, target.comet_user(), tag, message, now)
+    }
+
+    /// Stores a notification for the customer of `target` and returns it once durable, to
+    /// [`Notifier::deliver`]: for a request whose only write is the notification
+    /// (`internal-notification`). It is written together with the notifications of concurrent
+    /// requests, in one transaction and one group commit ([`writer`]). A notification that is
+    /// part of a larger change goes with that change's writes instead ([`Notifier::record`]).
+    ///
+    /// # Errors
+    /// Storage or the group commit failed: nothing may be pushed.
+    pub async fn record_durable(
+        &self,
+        target: &PushTarget,
+        tag: String,
+        message: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Notification, StoreError> {
+        self.writer
+            .write(NewNotification {
+                service_id: target.service_id.clone(),
+                comet_user: target.comet_user().map(str::to_string),
+                tag,
+                message: message.to_string(),
+                created_at: now,
+            })
+            .await
     }
 
     /// Pushes a stored, durable notification over the service's channel. Failures are
@@ -505,10 +541,34 @@ pub(crate) mod tests {
     }
 
     fn setup() -> (Store, Arc<RecordingSink>, Notifier) {
+        let (store, sink, notifier, _writing) = setup_with_writer();
+        (store, sink, notifier)
+    }
+
+    /// The notifier and its writer's task, for the tests that store through the writer
+    /// (spawn the task; the others drop it).
+    fn setup_with_writer() -> (
+        Store,
+        Arc<RecordingSink>,
+        Notifier,
+        impl std::future::Future<Output = ()>,
+    ) {
         let store = Store::open_temporary().unwrap();
         let sink = Arc::new(RecordingSink::default());
-        let notifier = Notifier::new(store.clone(), sink.clone(), HttpCallbacks::disabled());
-        (store, sink, notifier)
+        let supervisor = crate::supervisor::Supervisor::new();
+        let (writer, task) = NotificationWriter::start(store.clone(), supervisor.shutdown());
+        // Shutdown is never raised: the task ends when the notifier is dropped.
+        let writing = async move {
+            task.await;
+            drop(supervisor);
+        };
+        let notifier = Notifier::new(
+            store.clone(),
+            writer,
+            sink.clone(),
+            HttpCallbacks::disabled(),
+        );
+        (store, sink, notifier, writing)
     }
 
     fn target(id: &str, owner: Option<&str>, device_os: Option<&str>) -> PushTarget {
@@ -626,6 +686,32 @@ pub(crate) mod tests {
             store.undelivered_for_user("alice", 10).unwrap().is_empty(),
             "a client without the extension got them"
         );
+    }
+
+    #[tokio::test]
+    async fn a_notification_recorded_durable_is_stored_then_pushed_and_marked() {
+        let (store, sink, notifier, writing) = setup_with_writer();
+        let writing = tokio::spawn(writing);
+        sink.clients.lock().unwrap().insert("alice".into(), 1);
+        let target = target("s1", Some("alice"), Some("comet"));
+
+        let stored = notifier
+            .record_durable(&target, "t.s1".into(), &json!({"_id": "s1"}), NOW)
+            .await
+            .unwrap();
+        assert!(!store.notifications("s1").unwrap()[0].delivered);
+        assert_eq!(
+            store.undelivered_for_user("alice", 10).unwrap().len(),
+            1,
+            "indexed for its user until delivered"
+        );
+        notifier.deliver(&target, &stored);
+
+        assert_eq!(sink.published.lock().unwrap().len(), 1);
+        assert!(store.notifications("s1").unwrap()[0].delivered);
+        assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
+        drop(notifier);
+        writing.await.unwrap();
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub use engine::{
 pub use flush_stats::{CommitStats, FlushLatency, FLUSH_WINDOW};
 use futures_util::future::BoxFuture;
 pub(crate) use fuzz::fuzz_stored;
+pub use notifications::NewNotification;
 use pending::Commit;
 pub use pending::{Pending, Receipts};
 

@@ -20,6 +20,22 @@ use super::{keys, stored, Notifications, Pending, SledStore, StoreError};
 use crate::domain::notification::Notification;
 use crate::domain::time::Timestamp;
 
+/// A customer-bound notification to store ([`Notifications::add_notifications`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// The service it is about.
+    pub service_id: String,
+    /// The `gms_user` whose CometD clients should receive it, if any: it is then indexed as
+    /// undelivered under that user.
+    pub comet_user: Option<String>,
+    /// Its tag, e.g. `service.internal.<id>`.
+    pub tag: String,
+    /// The message, as JSON text.
+    pub message: String,
+    /// When it was sent.
+    pub created_at: Timestamp,
+}
+
 impl Notifications for SledStore {
     fn add_notification(
         &self,
@@ -29,28 +45,54 @@ impl Notifications for SledStore {
         message: &serde_json::Value,
         now: Timestamp,
     ) -> Result<Pending<Notification>, StoreError> {
-        let seq = self.inner.db.generate_id()?;
-        let notification = Notification {
-            seq,
+        let one = NewNotification {
+            service_id: service_id.to_string(),
+            comet_user: comet_user.map(str::to_string),
             tag,
             message: message.to_string(),
             created_at: now,
-            delivered: false,
         };
-        let key = keys::service_seq_key(service_id, seq);
-        let bytes = stored::notification::encode(&notification)?;
-        let index = comet_user.map(|user| keys::undelivered_key(user, seq));
+        let stored = self.add_notifications(vec![one])?;
+        Ok(stored.map(|mut stored| stored.remove(0)))
+    }
+
+    fn add_notifications(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Pending<Vec<Notification>>, StoreError> {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut stored = Vec::with_capacity(batch.len());
+        for new in batch {
+            let seq = self.inner.db.generate_id()?;
+            let notification = Notification {
+                seq,
+                tag: new.tag,
+                message: new.message,
+                created_at: new.created_at,
+                delivered: false,
+            };
+            let key = keys::service_seq_key(&new.service_id, seq);
+            let bytes = stored::notification::encode(&notification)?;
+            let index = new
+                .comet_user
+                .as_deref()
+                .map(|user| keys::undelivered_key(user, seq));
+            rows.push((key, bytes, index, new.service_id));
+            stored.push(notification);
+        }
         let trees = &self.inner.trees;
         (&trees.notifications, &trees.undelivered)
             .transaction(|(notifications, undelivered)| {
-                notifications.insert(key.as_slice(), bytes.as_slice())?;
-                if let Some(index) = &index {
-                    undelivered.insert(index.as_slice(), service_id.as_bytes())?;
+                for (key, bytes, index, service_id) in &rows {
+                    notifications.insert(key.as_slice(), bytes.as_slice())?;
+                    if let Some(index) = index {
+                        undelivered.insert(index.as_slice(), service_id.as_bytes())?;
+                    }
                 }
                 Ok(())
             })
             .map_err(tx_error)?;
-        Ok(self.pending(notification))
+        Ok(self.pending(stored))
     }
 
     fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
@@ -73,6 +115,11 @@ impl Notifications for SledStore {
         }
     }
 
+    // No transaction: one per push would cost a log buffer and a `sync_file_range` each (see
+    // `add_notifications`). The notification is marked by compare-and-swap, so of two
+    // concurrent marks exactly one returns true, and the index entry is removed after; a crash
+    // in between leaves an index entry for a delivered notification, which
+    // `undelivered_for_user` drops when it next meets it.
     fn mark_delivered(
         &self,
         service_id: &str,
@@ -80,16 +127,30 @@ impl Notifications for SledStore {
         seq: u64,
     ) -> Result<Pending<bool>, StoreError> {
         let key = keys::service_seq_key(service_id, seq);
-        let index = comet_user.map(|user| keys::undelivered_key(user, seq));
         let trees = &self.inner.trees;
-        let marked = (&trees.notifications, &trees.undelivered)
-            .transaction(|(notifications, undelivered)| {
-                if let Some(index) = &index {
-                    undelivered.remove(index.as_slice())?;
-                }
-                mark_in(notifications, &key)
-            })
-            .map_err(tx_error)?;
+        let marked = loop {
+            let Some(bytes) = trees.notifications.get(&key)? else {
+                break false;
+            };
+            let mut notification: Notification =
+                stored::notification::decode(&bytes, "notification")?;
+            if notification.delivered {
+                break false;
+            }
+            notification.delivered = true;
+            let marked = stored::notification::encode(&notification)?;
+            match trees
+                .notifications
+                .compare_and_swap(&key, Some(bytes), Some(marked))?
+            {
+                Ok(()) => break true,
+                // Changed meanwhile (marked by a concurrent call, or removed): look again.
+                Err(_) => continue,
+            }
+        };
+        if let Some(user) = comet_user {
+            trees.undelivered.remove(keys::undelivered_key(user, seq))?;
+        }
         Ok(self.pending(marked))
     }
 
@@ -364,6 +425,84 @@ mod tests {
             .unwrap()
             .without_waiting()
             .is_empty());
+        assert!(engine.inner.trees.undelivered.is_empty(), "index emptied");
+    }
+
+    #[test]
+    fn a_batch_is_stored_in_order_and_indexed_like_single_notifications() {
+        let store = Store::open_temporary().unwrap();
+        let new = |service: &str, user: Option<&str>, tag: &str| NewNotification {
+            service_id: service.into(),
+            comet_user: user.map(str::to_string),
+            tag: tag.into(),
+            message: "{}".into(),
+            created_at: NOW,
+        };
+        let stored = store
+            .add_notifications(vec![
+                new("s1", Some("alice"), "a"),
+                new("s2", None, "b"),
+                new("s1", Some("alice"), "c"),
+            ])
+            .unwrap()
+            .without_waiting();
+
+        assert_eq!(tags(&stored), ["a", "b", "c"]);
+        assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(tags(&store.notifications("s1").unwrap()), ["a", "c"]);
+        assert_eq!(tags(&store.notifications("s2").unwrap()), ["b"]);
+        let indexed: Vec<String> = store
+            .undelivered_for_user("alice", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n.tag)
+            .collect();
+        assert_eq!(indexed, ["a", "c"], "only the comet ones");
+        assert!(store
+            .add_notifications(Vec::new())
+            .unwrap()
+            .without_waiting()
+            .is_empty());
+    }
+
+    #[test]
+    fn of_concurrent_marks_of_one_notification_exactly_one_delivers_it() {
+        let engine = SledStore::open_temporary().unwrap();
+        let store = Store::new(engine.clone());
+        let seqs: Vec<u64> = (0..50)
+            .map(|_| {
+                store
+                    .add_notification("s1", Some("alice"), "t".into(), &json!({}), NOW)
+                    .unwrap()
+                    .without_waiting()
+                    .seq
+            })
+            .collect();
+
+        let delivered: usize = std::thread::scope(|scope| {
+            let markers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        seqs.iter()
+                            .filter(|seq| {
+                                store
+                                    .mark_delivered("s1", Some("alice"), **seq)
+                                    .unwrap()
+                                    .without_waiting()
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            markers.into_iter().map(|m| m.join().unwrap()).sum()
+        });
+
+        assert_eq!(delivered, seqs.len(), "each one delivered once");
+        assert!(store
+            .notifications("s1")
+            .unwrap()
+            .iter()
+            .all(|n| n.delivered));
         assert!(engine.inner.trees.undelivered.is_empty(), "index emptied");
     }
 
