@@ -394,12 +394,15 @@ impl ServiceRecord {
         changed
     }
 
-    /// Whether the record holds the start of the walk it began when it entered its queue
-    /// ([`RouteProgress::start`] at `queued_at`: a create, a scheduled start, a move to now).
-    /// Such a record is not rewritten while routing only walks steps; its routing history
-    /// says how far it went ([`RouteProgress::replayed`]).
+    /// Whether the record holds the start of a walk through its `_target` list (its first
+    /// step, that step's target alone: [`RouteProgress::start`]), as a create, a scheduled
+    /// start, a move to now and a redial store it. Such a record is not rewritten while
+    /// routing only walks steps; its routing history says how far it went
+    /// ([`RouteProgress::replayed`]).
     pub fn walk_at_start(&self) -> bool {
-        self.route.is_some() && self.route == self.queued_at.map(RouteProgress::start)
+        self.route
+            .as_ref()
+            .is_some_and(|route| *route == RouteProgress::start(route.step_entered_at))
     }
 
     /// Whether the record keeps something of `event` ([`ServiceRecord::note_routing`]): a

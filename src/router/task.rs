@@ -22,7 +22,9 @@ use crate::domain::agent::Agent;
 use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
-use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
+use crate::domain::service::{
+    CallbackState, RouteProgress, RoutingEvent, RoutingEventKind, ServiceRecord,
+};
 use crate::domain::settings_cache::SettingsCache;
 use crate::domain::time::Timestamp;
 use crate::domain::voice;
@@ -192,8 +194,8 @@ fn progress_of(route: &RouteProgress) -> Progress {
 }
 
 /// A service created straight into its queue or started at its desired time, stored with the
-/// start of its walk ([`RouteProgress::start`]): the router enters its first step (recording it in the routing
-/// history) from that progress, which it then finds already stored.
+/// start of its walk ([`RouteProgress::start`]): the router enters its first step (recording
+/// it in the routing history) from that progress, which it then finds already stored.
 pub fn entering_service(record: &ServiceRecord, settings: &ServiceSettings) -> QueuedService {
     QueuedService {
         entering: true,
@@ -717,11 +719,12 @@ impl RouterTask {
 
     /// The QueuedService that restores a waiting `record`. A record stored with the start of
     /// its walk ([`RouteProgress::start`]) keeps it while routing only walks steps, so its
-    /// routing history says where it is ([`RouteProgress::replayed`]); with no history at all,
-    /// the process stopped between the create's write and the router's first one (routing
-    /// history is not waited for), and the service enters its first step again, so that the
-    /// step's statistic is checked and its `Entered` event written, as if it had just been
-    /// created. Any other record holds its progress itself.
+    /// routing history says where it is ([`RouteProgress::replayed`]). With no event of this
+    /// walk in the history, the process stopped between the write that began the walk (a
+    /// create, a scheduled start, a move to now) and the router's first one (routing history
+    /// is not waited for): the service enters its first step again, so that the step's
+    /// statistic is checked and its `Entered` event written, as if the walk had just begun.
+    /// Any other record holds its progress itself.
     fn restored_service(
         &self,
         record: &ServiceRecord,
@@ -732,11 +735,28 @@ impl RouterTask {
             return queued;
         };
         match self.context.store.routing_history(&record.id) {
-            Ok(history) if history.is_empty() => entering_service(record, settings),
             Ok(history) => {
+                // This walk's events are those from its start on; what comes before is an
+                // earlier walk's (a service rescheduled out of its queue and back, a redial).
+                let Some(last) = history
+                    .iter()
+                    .rev()
+                    .find(|event| event.at >= start.step_entered_at)
+                else {
+                    return entering_service(record, settings);
+                };
                 let clears: Vec<bool> = settings.target.steps().iter().map(|s| s.clear).collect();
+                let progress = start.replayed(&history, &clears);
+                // Each history append is its own write: a walk whose last event ended a step
+                // may have lost the next step's `Entered`, so it enters that step again.
+                let ended_a_step = matches!(
+                    last.kind,
+                    RoutingEventKind::Skipped { .. } | RoutingEventKind::TimedOut
+                ) && progress != *start
+                    && progress.step_entered_at == last.at;
                 QueuedService {
-                    progress: Some(progress_of(&start.replayed(&history, &clears))),
+                    progress: Some(progress_of(&progress)),
+                    entering: ended_a_step,
                     ..queued
                 }
             }

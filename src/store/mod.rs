@@ -514,7 +514,7 @@ type ServiceTx<'a> = (
 );
 
 /// Transactional views of the status outbox and its pending marks, in the transactions of a
-/// service that reports status events only ([`Store::service_transaction`]).
+/// service that reports status events only ([`SledStore::service_transaction`]).
 type StatusTx<'a> = (&'a TransactionalTree, &'a TransactionalTree);
 
 /// Why [`Store::update_service`]'s first transaction stopped: the closure's refusal, or a

@@ -496,6 +496,101 @@ async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart(
     assert_eq!(history[0]["detail"], "Nobody@StatServer.GA", "{history:?}");
 }
 
+/// A service back in its queue for a new walk (rescheduled out of its queue and back, or a
+/// voice callback redialed, which keeps its old `queued_at`) whose first step the router never
+/// recorded: the process was killed right after the write that began the walk. Its history
+/// holds only the earlier walk's events; on start-up the router enters the new walk's first
+/// step, as for a new create, instead of resuming as if it had.
+#[tokio::test]
+async fn a_new_walk_whose_first_step_was_never_recorded_enters_it_after_a_restart() {
+    use callbackd::domain::options::Preset;
+    use callbackd::domain::service::{
+        CallbackState, RouteProgress, RoutingEvent, RoutingEventKind, ServiceRecord,
+    };
+    use callbackd::domain::time::Timestamp;
+
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = "00000000-0000-4000-8000-00000000beef";
+    let now = Timestamp::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    {
+        let store = callbackd::store::Store::open(&data.join("db")).unwrap();
+        let queued_long_ago = Timestamp::from_millis(now.as_millis() - 120_000);
+        let mut record = ServiceRecord::new(
+            id.to_string(),
+            "chat-delay",
+            Preset::ChatDelayed,
+            queued_long_ago,
+        );
+        record.owner = Some(GMS_USER.into());
+        record.expire_at = now.plus_secs(3_600);
+        record.options = [
+            ("_ttl", "3600"),
+            ("_target", "Nobody@StatServer.GA"),
+            ("_urs_queued_ttl", "3600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        record.state = CallbackState::Queued;
+        record.queued_at = Some(queued_long_ago);
+        record.route = Some(RouteProgress::start(now));
+        store
+            .insert_services(std::slice::from_ref(&record))
+            .unwrap()
+            .without_waiting();
+        let earlier_walk = RoutingEvent {
+            at: Timestamp::from_millis(now.as_millis() - 100_000),
+            step: 1,
+            kind: RoutingEventKind::Entered {
+                target: "Nobody@StatServer.GA".into(),
+            },
+        };
+        assert!(store
+            .append_routing(id, &[earlier_walk], None)
+            .unwrap()
+            .without_waiting());
+        store.flush_blocking().unwrap();
+    }
+
+    // Act
+    let server = crate::helpers::ServerProcess::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let history = crate::helpers::eventually(
+        Duration::from_secs(10),
+        "the new walk's first step in the routing history",
+        || {
+            let (client, address) = (client.clone(), server.address.clone());
+            async move {
+                let body: Value = client
+                    .get(format!("{address}/genesys/1/admin/callback/{id}"))
+                    .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let history = body["routing_history"].as_array()?.clone();
+                (history.len() >= 2).then_some(history)
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[1]["event"], "entered", "{history:?}");
+    assert_eq!(history[1]["step"], 1, "{history:?}");
+    assert_eq!(history[1]["detail"], "Nobody@StatServer.GA", "{history:?}");
+}
+
 /// A create whose first step is skipped at once (no Billing agent ready) is stored once, at
 /// the start of its walk; the skip and the second step are only in its routing history. After
 /// `kill -9` the router resumes from that history on the second step (Support), so a Support
