@@ -218,16 +218,43 @@ impl RouteProgress {
     /// restarts the target set from the next step, else the next step joins it. Events from
     /// before this progress began (an earlier walk) and events of another step are ignored.
     pub fn replayed(&self, history: &[RoutingEvent], clears: &[bool]) -> RouteProgress {
+        self.replay(history, clears).0
+    }
+
+    /// How a waiting service stored with this start of a walk resumes after a restart, from
+    /// its routing history: `None` when no event of this walk was recorded (the history is
+    /// empty or holds an earlier walk's: the process stopped between the write that began the
+    /// walk and the router's first one, so the first step is entered again), else where the
+    /// walk is ([`RouteProgress::replayed`]) and whether that step must be entered: each
+    /// history append is its own write, so a walk whose last event ended a step may have lost
+    /// the next step's `Entered`.
+    pub fn resumed(
+        &self,
+        history: &[RoutingEvent],
+        clears: &[bool],
+    ) -> Option<(RouteProgress, bool)> {
+        if !history.iter().any(|event| event.at >= self.step_entered_at) {
+            return None;
+        }
+        Some(self.replay(history, clears))
+    }
+
+    /// [`RouteProgress::replayed`], and whether the last event of the history moved the walk.
+    fn replay(&self, history: &[RoutingEvent], clears: &[bool]) -> (RouteProgress, bool) {
         let since_kept = history
             .iter()
             .rposition(ServiceRecord::keeps)
             .map_or(0, |i| i + 1);
         let mut progress = self.clone();
+        let mut moved_by_last = false;
         for event in &history[since_kept..] {
+            moved_by_last = false;
             let ends_step = matches!(
                 event.kind,
                 RoutingEventKind::Skipped { .. } | RoutingEventKind::TimedOut
             );
+            // `current` is the 0-based index of the step the walk is on; `next` is that of the
+            // step after it, which is also the 1-based number events give the current one.
             let current = usize::from(progress.step);
             let next = current + 1;
             if !ends_step
@@ -247,8 +274,9 @@ impl RouteProgress {
             }
             progress.step = next_step;
             progress.step_entered_at = event.at;
+            moved_by_last = true;
         }
-        progress
+        (progress, moved_by_last)
     }
 }
 
@@ -780,6 +808,57 @@ mod tests {
         ];
         for (case, clears, history, expected) in cases {
             assert_eq!(start.replayed(&history, &clears), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_restart_resumes_the_walk_its_history_records_and_enters_a_step_it_may_have_lost() {
+        use RoutingEventKind as K;
+        let entered = || K::Entered {
+            target: "Billing@StatServer.GA".into(),
+        };
+        let skipped = || K::Skipped {
+            statistic: "RStatAgentsReady".into(),
+            value: 0,
+        };
+        let start = RouteProgress::start(Timestamp::from_millis(100));
+        let clears = [false, false];
+        // (case, history, how it resumes: None = enter the first step again)
+        type Resumed = Option<(RouteProgress, bool)>;
+        let cases: Vec<(&str, Vec<RoutingEvent>, Resumed)> = vec![
+            ("nothing recorded", vec![], None),
+            (
+                "only an earlier walk's events",
+                vec![routing(40, 1, entered()), routing(50, 1, K::TimedOut)],
+                None,
+            ),
+            (
+                "the first step entered: resumes there",
+                vec![routing(101, 1, entered())],
+                Some((start.clone(), false)),
+            ),
+            (
+                "the first step skipped, the second's Entered lost: enters the second",
+                vec![routing(101, 1, entered()), routing(101, 1, skipped())],
+                Some((progress(1, 101, &[0, 1]), true)),
+            ),
+            (
+                "the second step entered after the skip: resumes there",
+                vec![
+                    routing(101, 1, entered()),
+                    routing(101, 1, skipped()),
+                    routing(101, 2, entered()),
+                ],
+                Some((progress(1, 101, &[0, 1]), false)),
+            ),
+            (
+                "the last step timed out (ignored): resumes on it",
+                vec![routing(101, 1, K::TimedOut), routing(900, 2, K::TimedOut)],
+                Some((progress(1, 101, &[0, 1]), false)),
+            ),
+        ];
+        for (case, history, expected) in cases {
+            assert_eq!(start.resumed(&history, &clears), expected, "{case}");
         }
     }
 

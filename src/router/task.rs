@@ -22,9 +22,7 @@ use crate::domain::agent::Agent;
 use crate::domain::lifecycle::{self, Refused};
 use crate::domain::notification::Notification;
 use crate::domain::options::ServiceSettings;
-use crate::domain::service::{
-    CallbackState, RouteProgress, RoutingEvent, RoutingEventKind, ServiceRecord,
-};
+use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
 use crate::domain::settings_cache::SettingsCache;
 use crate::domain::time::Timestamp;
 use crate::domain::voice;
@@ -736,28 +734,14 @@ impl RouterTask {
         };
         match self.context.store.routing_history(&record.id) {
             Ok(history) => {
-                // This walk's events are those from its start on; what comes before is an
-                // earlier walk's (a service rescheduled out of its queue and back, a redial).
-                let Some(last) = history
-                    .iter()
-                    .rev()
-                    .find(|event| event.at >= start.step_entered_at)
-                else {
-                    return entering_service(record, settings);
-                };
                 let clears: Vec<bool> = settings.target.steps().iter().map(|s| s.clear).collect();
-                let progress = start.replayed(&history, &clears);
-                // Each history append is its own write: a walk whose last event ended a step
-                // may have lost the next step's `Entered`, so it enters that step again.
-                let ended_a_step = matches!(
-                    last.kind,
-                    RoutingEventKind::Skipped { .. } | RoutingEventKind::TimedOut
-                ) && progress != *start
-                    && progress.step_entered_at == last.at;
-                QueuedService {
-                    progress: Some(progress_of(&progress)),
-                    entering: ended_a_step,
-                    ..queued
+                match start.resumed(&history, &clears) {
+                    None => entering_service(record, settings),
+                    Some((progress, entering)) => QueuedService {
+                        progress: Some(progress_of(&progress)),
+                        entering,
+                        ..queued
+                    },
                 }
             }
             Err(err) => {
