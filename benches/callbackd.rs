@@ -91,11 +91,6 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use warp::Filter;
 
-/// The installed binary's allocator (src/main.rs), so that callbackd in-process and the bare
-/// servers beside it are measured as shipped.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // Not `benches/chat.rs`: Cargo would build that as a bench target of its own.
 #[path = "callbackd/chat.rs"]
 mod chat;

@@ -104,11 +104,6 @@ enum UserSubcommand {
     },
 }
 
-/// mimalloc rather than glibc's malloc: the request paths allocate and free many small
-/// buffers across threads (docs/decisions.md, "mimalloc").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
