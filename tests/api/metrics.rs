@@ -523,6 +523,20 @@ async fn a_push_to_a_subscribed_cometd_client_is_counted() {
     app.stop().await;
 }
 
+/// The events of service `id`'s routing history once the router has stored any.
+async fn first_routing_events(app: &TestApp, id: &str) -> Vec<String> {
+    eventually(Duration::from_secs(10), "the step entered", || async move {
+        let history = crate::helpers::detail(app, id).await["routing_history"].clone();
+        let events: Vec<String> = history
+            .as_array()?
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (!events.is_empty()).then_some(events)
+    })
+    .await
+}
+
 /// Service records written so far (`store_service_record_writes`).
 async fn record_writes(app: &TestApp) -> Option<f64> {
     value(
@@ -548,20 +562,7 @@ async fn a_create_routed_at_once_writes_its_record_once_and_its_reservation_once
         .await;
 
     // Act: wait until the router has stored its step.
-    let events = eventually(Duration::from_secs(10), "the step entered", || {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
-            let events: Vec<String> = history
-                .as_array()?
-                .iter()
-                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
-                .collect();
-            (!events.is_empty()).then_some(events)
-        }
-    })
-    .await;
+    let events = first_routing_events(&app, &id).await;
 
     // Assert: the create wrote its record; routing appended beside it.
     assert_eq!(events, ["entered"]);
@@ -609,20 +610,7 @@ async fn a_scheduled_service_started_at_its_time_writes_its_record_once_for_the_
     );
 
     // Act: wait until its time has come and the router has stored its step.
-    let events = eventually(Duration::from_secs(10), "the step entered", || {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
-            let events: Vec<String> = history
-                .as_array()?
-                .iter()
-                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
-                .collect();
-            (!events.is_empty()).then_some(events)
-        }
-    })
-    .await;
+    let events = first_routing_events(&app, &id).await;
 
     // Assert: the create, then the start; the step entered appended beside the record.
     assert_eq!(events, ["entered"]);
@@ -673,20 +661,7 @@ async fn a_scheduled_service_rescheduled_to_now_writes_its_record_once_for_the_m
         .await
         .unwrap();
     assert_eq!(moved.status(), 200);
-    let events = eventually(Duration::from_secs(10), "the step entered", || {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            let history = crate::helpers::detail(app, &id).await["routing_history"].clone();
-            let events: Vec<String> = history
-                .as_array()?
-                .iter()
-                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
-                .collect();
-            (!events.is_empty()).then_some(events)
-        }
-    })
-    .await;
+    let events = first_routing_events(&app, &id).await;
 
     // Assert: the create's write and the move's; the step entered is appended beside them.
     assert_eq!(events, ["entered"]);

@@ -428,36 +428,14 @@ async fn a_service_rescheduled_into_the_future_waits_for_its_time_then_routes() 
 /// and its statistic checked, as for a new create.
 #[tokio::test]
 async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart() {
-    use callbackd::domain::options::Preset;
-    use callbackd::domain::service::{CallbackState, RouteProgress, ServiceRecord};
-    use callbackd::domain::time::Timestamp;
-
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let id = "00000000-0000-4000-8000-00000000c0de";
+    let now = wall_clock_now();
     {
-        let now = Timestamp::from_millis(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64,
-        );
         let store = callbackd::store::Store::open(&data.join("db")).unwrap();
-        let mut record = ServiceRecord::new(id.to_string(), "chat-delay", Preset::ChatDelayed, now);
-        record.owner = Some(GMS_USER.into());
-        record.expire_at = now.plus_secs(3_600);
-        record.options = [
-            ("_ttl", "3600"),
-            ("_target", "Nobody@StatServer.GA"),
-            ("_urs_queued_ttl", "3600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        record.state = CallbackState::Queued;
-        record.queued_at = Some(now);
-        record.route = Some(RouteProgress::start(now));
+        let record = waiting_on_nobody(id, now, now);
         store
             .insert_services(std::slice::from_ref(&record))
             .unwrap()
@@ -467,28 +445,7 @@ async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart(
 
     // Act
     let server = crate::helpers::ServerProcess::start(&data, &[]);
-    let client = reqwest::Client::new();
-    let history = crate::helpers::eventually(
-        Duration::from_secs(10),
-        "the first step's routing history",
-        || {
-            let (client, address) = (client.clone(), server.address.clone());
-            async move {
-                let body: Value = client
-                    .get(format!("{address}/genesys/1/admin/callback/{id}"))
-                    .bearer_auth(crate::helpers::ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let history = body["routing_history"].as_array()?.clone();
-                (!history.is_empty()).then_some(history)
-            }
-        },
-    )
-    .await;
+    let history = routing_history_of(&server, id, 1).await;
 
     // Assert
     assert_eq!(history[0]["event"], "entered", "{history:?}");
@@ -503,44 +460,18 @@ async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart(
 /// step, as for a new create, instead of resuming as if it had.
 #[tokio::test]
 async fn a_new_walk_whose_first_step_was_never_recorded_enters_it_after_a_restart() {
-    use callbackd::domain::options::Preset;
-    use callbackd::domain::service::{
-        CallbackState, RouteProgress, RoutingEvent, RoutingEventKind, ServiceRecord,
-    };
+    use callbackd::domain::service::{RoutingEvent, RoutingEventKind};
     use callbackd::domain::time::Timestamp;
 
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let id = "00000000-0000-4000-8000-00000000beef";
-    let now = Timestamp::from_millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    );
+    let now = wall_clock_now();
     {
         let store = callbackd::store::Store::open(&data.join("db")).unwrap();
         let queued_long_ago = Timestamp::from_millis(now.as_millis() - 120_000);
-        let mut record = ServiceRecord::new(
-            id.to_string(),
-            "chat-delay",
-            Preset::ChatDelayed,
-            queued_long_ago,
-        );
-        record.owner = Some(GMS_USER.into());
-        record.expire_at = now.plus_secs(3_600);
-        record.options = [
-            ("_ttl", "3600"),
-            ("_target", "Nobody@StatServer.GA"),
-            ("_urs_queued_ttl", "3600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        record.state = CallbackState::Queued;
-        record.queued_at = Some(queued_long_ago);
-        record.route = Some(RouteProgress::start(now));
+        let record = waiting_on_nobody(id, queued_long_ago, now);
         store
             .insert_services(std::slice::from_ref(&record))
             .unwrap()
@@ -561,34 +492,78 @@ async fn a_new_walk_whose_first_step_was_never_recorded_enters_it_after_a_restar
 
     // Act
     let server = crate::helpers::ServerProcess::start(&data, &[]);
-    let client = reqwest::Client::new();
-    let history = crate::helpers::eventually(
-        Duration::from_secs(10),
-        "the new walk's first step in the routing history",
-        || {
-            let (client, address) = (client.clone(), server.address.clone());
-            async move {
-                let body: Value = client
-                    .get(format!("{address}/genesys/1/admin/callback/{id}"))
-                    .bearer_auth(crate::helpers::ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let history = body["routing_history"].as_array()?.clone();
-                (history.len() >= 2).then_some(history)
-            }
-        },
-    )
-    .await;
+    let history = routing_history_of(&server, id, 2).await;
 
     // Assert
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[1]["event"], "entered", "{history:?}");
     assert_eq!(history[1]["step"], 1, "{history:?}");
     assert_eq!(history[1]["detail"], "Nobody@StatServer.GA", "{history:?}");
+}
+
+/// Now on the wall clock, as a server process reads it.
+fn wall_clock_now() -> callbackd::domain::time::Timestamp {
+    callbackd::domain::time::Timestamp::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    )
+}
+
+/// A chat-delay service waiting in its queue since `queued_at` on a target nobody serves,
+/// stored with the start of a walk begun at `walk_began` (as a crash right after that write
+/// leaves it).
+fn waiting_on_nobody(
+    id: &str,
+    queued_at: callbackd::domain::time::Timestamp,
+    walk_began: callbackd::domain::time::Timestamp,
+) -> callbackd::domain::service::ServiceRecord {
+    use callbackd::domain::options::Preset;
+    use callbackd::domain::service::{CallbackState, RouteProgress, ServiceRecord};
+
+    let mut record =
+        ServiceRecord::new(id.to_string(), "chat-delay", Preset::ChatDelayed, queued_at);
+    record.owner = Some(GMS_USER.into());
+    record.expire_at = walk_began.plus_secs(3_600);
+    record.options = [
+        ("_ttl", "3600"),
+        ("_target", "Nobody@StatServer.GA"),
+        ("_urs_queued_ttl", "3600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    record.state = CallbackState::Queued;
+    record.queued_at = Some(queued_at);
+    record.route = Some(RouteProgress::start(walk_began));
+    record
+}
+
+/// Service `id`'s routing history as the admin API shows it, once it holds `at_least` events.
+async fn routing_history_of(
+    server: &crate::helpers::ServerProcess,
+    id: &str,
+    at_least: usize,
+) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    crate::helpers::eventually(Duration::from_secs(10), "the routing history", || {
+        let (client, address) = (client.clone(), server.address.clone());
+        async move {
+            let body: Value = client
+                .get(format!("{address}/genesys/1/admin/callback/{id}"))
+                .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let history = body["routing_history"].as_array()?.clone();
+            (history.len() >= at_least).then_some(history)
+        }
+    })
+    .await
 }
 
 /// A create whose first step is skipped at once (no Billing agent ready) is stored once, at
