@@ -523,6 +523,26 @@ async fn a_push_to_a_subscribed_cometd_client_is_counted() {
     app.stop().await;
 }
 
+/// `at` in RFC 3339, as GMS's time fields take it.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A chat-delay service on the one step `Billing@StatServer.GA`, desired `ahead` from now.
+async fn scheduled_on_billing(app: &TestApp, ahead: time::Duration) -> String {
+    let desired = rfc3339(time::OffsetDateTime::now_utc() + ahead);
+    app.create(
+        "chat-delay",
+        &[
+            ("_customer_number", "4082652649"),
+            ("_target", "Billing@StatServer.GA"),
+            ("_desired_time", desired.as_str()),
+        ],
+    )
+    .await
+}
+
 /// The events of service `id`'s routing history once the router has stored any.
 async fn first_routing_events(app: &TestApp, id: &str) -> Vec<String> {
     eventually(Duration::from_secs(10), "the step entered", || async move {
@@ -591,19 +611,7 @@ async fn a_scheduled_service_started_at_its_time_writes_its_record_once_for_the_
     // Arrange: scheduled a second ahead; nobody is ready, so once started the router enters
     // the one step of its target and the service waits there.
     let app = spawn_app().await;
-    let in_a_second = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let id = app
-        .create(
-            "chat-delay",
-            &[
-                ("_customer_number", "4082652649"),
-                ("_target", "Billing@StatServer.GA"),
-                ("_desired_time", in_a_second.as_str()),
-            ],
-        )
-        .await;
+    let id = scheduled_on_billing(&app, time::Duration::seconds(1)).await;
     assert_eq!(
         crate::helpers::detail(&app, &id).await["_callback_state"],
         "SCHEDULED"
@@ -630,21 +638,7 @@ async fn a_scheduled_service_started_at_its_time_writes_its_record_once_for_the_
 async fn a_scheduled_service_rescheduled_to_now_writes_its_record_once_for_the_move() {
     // Arrange: scheduled an hour ahead; nobody is ready.
     let app = spawn_app().await;
-    let rfc3339 = |at: time::OffsetDateTime| {
-        at.format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
-    let later = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
-    let id = app
-        .create(
-            "chat-delay",
-            &[
-                ("_customer_number", "4082652649"),
-                ("_target", "Billing@StatServer.GA"),
-                ("_desired_time", later.as_str()),
-            ],
-        )
-        .await;
+    let id = scheduled_on_billing(&app, time::Duration::hours(1)).await;
 
     // Act: moved to now, it enters its queue.
     let moved = app
