@@ -631,6 +631,7 @@ impl Config {
                 "CALLBACKD_SERVICES_FILE" => self.services_file = SeedFile::File(value.into()),
                 "CALLBACKD_AGENTS_FILE" => self.agents_file = SeedFile::File(value.into()),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
+                "CALLBACKD_STORE_URL" => self.store.url = Some(value),
                 "CALLBACKD_MAX_BODY_BYTES" => {
                     self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {
                         setting: "max_body_bytes",
@@ -705,6 +706,20 @@ impl Config {
                     message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
                 });
             }
+        }
+        if self.store.engine == crate::store::EngineKind::Postgres && self.store.url.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "store.url",
+                source_name: "configuration".into(),
+                message: "engine = \"postgres\" needs the database's address: url = \"postgres://user:password@host:5432/callbackd\" (or CALLBACKD_STORE_URL)".into(),
+            });
+        }
+        if self.store.pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "store.pool_size",
+                source_name: "configuration".into(),
+                message: "must be at least 1".into(),
+            });
         }
         if self.store.cache_bytes < crate::store::MIN_CACHE_BYTES {
             return Err(ConfigError::Invalid {
@@ -1285,6 +1300,21 @@ mod tests {
         assert_eq!(config.store.sync, crate::store::SyncMode::Os);
         assert_eq!(config.store.min_free_bytes, 1000);
         assert_eq!(config.store.cache_bytes, 2_000_000);
+        assert_eq!(
+            config.store.engine,
+            crate::store::EngineKind::Sled,
+            "default"
+        );
+        let err = load("[store]\nengine = \"postgres\"\n").unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        let postgres =
+            load("[store]\nengine = \"postgres\"\nurl = \"postgres://u@h/db\"\npool_size = 4\n")
+                .unwrap();
+        assert_eq!(postgres.store.engine, crate::store::EngineKind::Postgres);
+        assert_eq!(postgres.store.url.as_deref(), Some("postgres://u@h/db"));
+        assert_eq!(postgres.store.pool_size, 4);
+        let err = load("[store]\npool_size = 0\n").unwrap_err();
+        assert!(err.to_string().contains("store.pool_size"), "{err}");
         let err = load("[store]\ncache_bytes = 1000\n").unwrap_err();
         assert!(err.to_string().contains("store.cache_bytes"), "{err}");
 

@@ -1,0 +1,2 @@
+//! Configured services, agents, console accounts, Storage API areas and subscriptions on
+//! PostgreSQL.

@@ -1,0 +1,1 @@
+//! Notifications, chat sessions and transcripts, and throttle counts on PostgreSQL.
