@@ -632,6 +632,19 @@ impl Config {
                 "CALLBACKD_AGENTS_FILE" => self.agents_file = SeedFile::File(value.into()),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
                 "CALLBACKD_STORE_URL" => self.store.url = Some(value),
+                "CALLBACKD_STORE_ENGINE" => {
+                    self.store.engine = match value.as_str() {
+                        "sled" => crate::store::EngineKind::Sled,
+                        "postgres" => crate::store::EngineKind::Postgres,
+                        _ => {
+                            return Err(ConfigError::Invalid {
+                                setting: "store.engine",
+                                source_name: name.clone(),
+                                message: format!("`{value}` is not an engine: use sled or postgres"),
+                            })
+                        }
+                    }
+                }
                 "CALLBACKD_MAX_BODY_BYTES" => {
                     self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {
                         setting: "max_body_bytes",
@@ -982,6 +995,27 @@ mod tests {
     fn the_desktop_keep_alive_is_ten_seconds_unless_the_environment_says_and_never_zero() {
         let config = Config::load(None, false, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(config.agents.keep_alive_ms, 10_000);
+        let postgres = Config::load(
+            None,
+            false,
+            env(&[
+                ("CALLBACKD_STORE_ENGINE", "postgres"),
+                ("CALLBACKD_STORE_URL", "postgres://u@h/db"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(postgres.store.engine, crate::store::EngineKind::Postgres);
+        assert_eq!(postgres.store.url.as_deref(), Some("postgres://u@h/db"));
+        let err = Config::load(
+            None,
+            false,
+            env(&[("CALLBACKD_STORE_ENGINE", "cassandra")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CALLBACKD_STORE_ENGINE"), "{err}");
+
         let short = [("CALLBACKD_AGENTS_KEEP_ALIVE_MS", "400")];
         let config = Config::load(None, false, env(&short), &Overrides::default()).unwrap();
         assert_eq!(config.agents.keep_alive_ms, 400);
