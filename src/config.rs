@@ -818,6 +818,17 @@ impl Config {
         self.data_dir.join("db")
     }
 
+    /// Where the data is, for messages: the sled database's directory, or the PostgreSQL
+    /// database's address without its password.
+    pub fn store_location(&self) -> String {
+        match (&self.store.engine, &self.store.url) {
+            (crate::store::EngineKind::Postgres, Some(url)) => {
+                crate::store::postgres::without_password(url)
+            }
+            _ => self.db_dir().display().to_string(),
+        }
+    }
+
     /// Where a generated admin token is kept.
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin_token")

@@ -34,10 +34,10 @@ const LISTEN_BACKLOG: u32 = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be opened or migrated.
-    #[error("cannot open the database in {path}: {source}")]
+    #[error("cannot open the database {location}: {source}")]
     Store {
-        /// The database directory.
-        path: PathBuf,
+        /// The database: its directory, or its address ([`Config::store_location`]).
+        location: String,
         /// Why.
         source: StoreError,
     },
@@ -91,8 +91,10 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let db_dir = config.db_dir();
-    let store = open_store(db_dir.clone(), config.store.clone()).await?;
-    make_private(&config.data_dir, &db_dir).map_err(|source| StartupError::Io {
+    let location = config.store_location();
+    let store = open_store(db_dir.clone(), config.store.clone(), location.clone()).await?;
+    let sled_dir = (config.store.engine == crate::store::EngineKind::Sled).then_some(&*db_dir);
+    make_private(&config.data_dir, sled_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot make the data directory {} private (mode 0700, files 0600)",
             config.data_dir.display()
@@ -100,7 +102,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let store_err = |source| StartupError::Store {
-        path: db_dir.clone(),
+        location: location.clone(),
         source,
     };
 
@@ -327,7 +329,11 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })
 }
 
-async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, StartupError> {
+async fn open_store(
+    path: PathBuf,
+    settings: StoreSettings,
+    location: String,
+) -> Result<Store, StartupError> {
     let opened = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || Store::open_with(&path, &settings)).await
@@ -335,7 +341,7 @@ async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, Sta
     let store = opened
         .map_err(|err| StartupError::Jobs(err.to_string()))?
         .map_err(|source| StartupError::Store {
-            path: path.clone(),
+            location: location.clone(),
             source,
         })?;
     for name in store.migrations_applied() {
@@ -551,17 +557,20 @@ fn generate_token() -> String {
 /// callbackd keeps in it (the database directory, its files, the token) 0700 / 0600. Other
 /// files an operator put there are left alone; inside a 0700 directory nobody else reaches
 /// them anyway, and neither can anyone reach files sled creates later.
-fn make_private(data_dir: &Path, db_dir: &Path) -> std::io::Result<()> {
+/// `db_dir` is `None` when the data is not in the data directory (PostgreSQL).
+fn make_private(data_dir: &Path, db_dir: Option<&Path>) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let private_dir = std::fs::Permissions::from_mode(0o700);
         std::fs::set_permissions(data_dir, private_dir.clone())?;
-        std::fs::set_permissions(db_dir, private_dir)?;
-        for entry in std::fs::read_dir(db_dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        if let Some(db_dir) = db_dir {
+            std::fs::set_permissions(db_dir, private_dir)?;
+            for entry in std::fs::read_dir(db_dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+                }
             }
         }
     }

@@ -85,9 +85,10 @@ fn version_names_the_schema_version() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     let expected = format!(
-        "callbackd {} (database schema {})",
+        "callbackd {} (database schema {}, PostgreSQL schema {})",
         env!("CARGO_PKG_VERSION"),
-        callbackd::store::migrate::latest_version()
+        callbackd::store::migrate::latest_version(),
+        callbackd::store::postgres::latest_version()
     );
     assert_eq!(text.trim(), expected);
 }

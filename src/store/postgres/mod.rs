@@ -107,6 +107,20 @@ pub(crate) type Tx<'a, 'b> = Sql<'a, Transaction<'b>>;
 /// Statements outside a transaction (single reads).
 pub(crate) type Read<'a> = Sql<'a, tokio_postgres::Client>;
 
+/// `url` with its password, if any, replaced by `***` (for logs and messages).
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 impl PgStore {
     /// Connects to the database at `url` with at most `pool_size` connections and applies the
     /// schema's pending migrations.
@@ -276,6 +290,16 @@ mod tests {
             .unwrap();
         assert_eq!(value, "yes");
         assert!(store.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_password_is_left_out_of_messages() {
+        assert_eq!(
+            without_password("postgres://callbackd:s3cret@db:5432/cb"),
+            "postgres://callbackd:***@db:5432/cb"
+        );
+        assert_eq!(without_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(without_password("host=db user=u"), "host=db user=u");
     }
 
     #[test]
