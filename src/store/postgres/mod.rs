@@ -27,12 +27,14 @@ use super::pending::Commit;
 use super::{CommitStats, Database, FlushLatency, Pending, StoreError};
 
 mod configuration;
+mod lease;
 mod messages;
 mod pool;
 mod schema;
 mod services;
 pub mod throwaway;
 
+pub use lease::{Acquired, Lease};
 pub use schema::latest_version;
 
 use pool::{wait, Pool};
