@@ -23,8 +23,9 @@ use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, NotificationWriter, Notifier};
 use crate::router::{self, task::RouterContext};
-use crate::store::{Store, StoreError, StoreSettings};
-use crate::supervisor::Supervisor;
+use crate::store::postgres::{Acquired, Lease};
+use crate::store::{EngineKind, Store, StoreError, StoreSettings};
+use crate::supervisor::{Shutdown, Supervisor};
 
 /// Connections waiting to be accepted. The default of 128 makes thousands of clients that
 /// connect at once wait seconds for SYN retries.
@@ -93,7 +94,8 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     let db_dir = config.db_dir();
     let location = config.store_location();
     let store = open_store(db_dir.clone(), config.store.clone(), location.clone()).await?;
-    let sled_dir = (config.store.engine == crate::store::EngineKind::Sled).then_some(&*db_dir);
+    let lease = take_lease(config, &location).await?;
+    let sled_dir = (config.store.engine == EngineKind::Sled).then_some(&*db_dir);
     make_private(&config.data_dir, sled_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot make the data directory {} private (mode 0700, files 0600)",
@@ -186,6 +188,9 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let mut supervisor = Supervisor::new();
+    if let Some(lease) = lease {
+        supervisor.spawn("database lease", hold_lease(lease, supervisor.shutdown()));
+    }
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     // One policy for both checks: the early one at creation and the one at connect.
     let egress = Arc::new(EgressPolicy::new(&config.httpcb.allow));
@@ -551,6 +556,46 @@ fn resolve_admin_token(config: &Config) -> Result<Option<String>, StartupError> 
 fn generate_token() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// On PostgreSQL, waits until this node holds the lease (another node over the same database
+/// may be the active one: this one is its standby until it stops); `None` on sled, whose
+/// directory lock already keeps a second process out.
+async fn take_lease(config: &Config, location: &str) -> Result<Option<Lease>, StartupError> {
+    let (EngineKind::Postgres, Some(url)) = (config.store.engine, config.store.url.clone()) else {
+        return Ok(None);
+    };
+    let taking = tokio::task::spawn_blocking(move || {
+        Lease::acquire(&url, || {
+            tracing::info!(
+                "standing by: another callbackd node is active over this database; this one \
+                 takes over when it stops"
+            );
+        })
+    });
+    let (lease, acquired) = taking
+        .await
+        .map_err(|err| StartupError::Jobs(err.to_string()))?
+        .map_err(|source| StartupError::Store {
+            location: location.to_string(),
+            source,
+        })?;
+    if acquired == Acquired::AfterWaiting {
+        tracing::info!("took over the lease: this node is the active one now");
+    }
+    Ok(Some(lease))
+}
+
+/// Holds the lease until shutdown; returns early, which stops the service, if the lease is
+/// lost (its database session ended): another node may take over, so this one must not go on.
+async fn hold_lease(lease: Lease, mut shutdown: Shutdown) -> Result<(), String> {
+    tokio::select! {
+        () = shutdown.wait() => Ok(()),
+        () = lease.lost() => {
+            tracing::error!("lost the database lease (its session ended): stopping so that another node can take over");
+            Err("the database lease was lost".into())
+        }
+    }
 }
 
 /// Makes the data directory readable by its owner only: the directory 0700, and what

@@ -44,8 +44,8 @@ impl Lease {
     pub fn acquire(url: &str, waiting: impl FnOnce()) -> Result<(Lease, Acquired), StoreError> {
         let pool = Pool::open(url, 1)?;
         let conn = pool.get()?;
-        let free: bool = wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?
-            .get(0);
+        let free: bool =
+            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
         let acquired = if free {
             Acquired::AtOnce
         } else {
