@@ -426,7 +426,41 @@ impl ServerProcess {
         Self::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> ServerProcess {
+    /// Starts `callbackd serve` on `data_dir` as a second node over the database `env` names:
+    /// returns once it says it stands by (another node holds the lease), before it listens.
+    /// [`ServerProcess::wait_until_listening`] waits for it to take over.
+    pub fn start_standby(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("serve")
+            .env("CALLBACKD_SERVICES_FILE", services_file())
+            .env("CALLBACKD_AGENTS_FILE", agents_file())
+            .envs(env.iter().copied());
+        let mut process = Self::spawn_only(command);
+        process.wait_for_log("standing by", Duration::from_secs(30));
+        process
+    }
+
+    /// Waits until the server listens (at most `deadline`), and takes its address.
+    pub fn wait_until_listening(&mut self, deadline: Duration) {
+        let line = self.wait_for_log("listening on http://", deadline);
+        let address = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the listening line");
+        self.address = address.to_string();
+    }
+
+    fn spawn(command: Command) -> ServerProcess {
+        let mut process = Self::spawn_only(command);
+        process.wait_until_listening(Duration::from_secs(30));
+        process
+    }
+
+    fn spawn_only(mut command: Command) -> ServerProcess {
         command
             .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
@@ -444,20 +478,12 @@ impl ServerProcess {
                 }
             }
         });
-        let mut process = ServerProcess {
+        ServerProcess {
             child,
             address: String::new(),
             logs,
             seen: Vec::new(),
-        };
-        let line = process.wait_for_log("listening on http://", Duration::from_secs(30));
-        let address = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address in the listening line");
-        process.address = address.to_string();
-        process
+        }
     }
 
     /// The process id of the server.
