@@ -374,6 +374,24 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
     ];
     let active = ServerProcess::start(dir_a.path(), &[]);
     let mut standby = ServerProcess::start_standby(dir_b.path(), &shared);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!(
+            "{}/genesys/1/service/callback/chat-delay",
+            active.address
+        ))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", "5550000001")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = created["_id"]
+        .as_str()
+        .expect("the first create's id")
+        .to_string();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let stream = tokio::spawn(create_stream(
@@ -410,9 +428,8 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
         standby.logs()
     );
     let acknowledged = acknowledged.lock().unwrap().clone();
-    let client = reqwest::Client::new();
     let mut missing = Vec::new();
-    for id in &acknowledged {
+    for id in std::iter::once(&first).chain(&acknowledged) {
         if !record_exists(&client, &standby.address, id).await {
             missing.push(id.clone());
         }
@@ -424,7 +441,6 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
         acknowledged.len(),
         &missing[..missing.len().min(5)]
     );
-    let first = &acknowledged[0];
     let position: serde_json::Value = client
         .post(format!(
             "{}/genesys/1/service/{first}/check-queue-position",
