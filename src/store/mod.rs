@@ -161,6 +161,10 @@ pub enum StoreError {
     /// The store is closing.
     #[error("the database is shutting down")]
     ShuttingDown,
+    /// The database server cannot be reached (down, restarting, the network to it failed):
+    /// the change was not acknowledged. The engine reconnects by itself when it returns.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// An operating-system error.
     #[error("i/o error: {0}")]
     Io(String),

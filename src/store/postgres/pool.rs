@@ -187,14 +187,29 @@ impl Drop for Conn<'_> {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
         // The server's own message (with its detail) says more than the client's summary.
         match err.as_db_error() {
+            // Class 08 (connection exception) and 57P0x (the server shutting down, starting,
+            // or this session terminated): the server is away, not the request wrong.
+            Some(db)
+                if db.code().code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                    ]
+                    .contains(db.code()) =>
+            {
+                StoreError::Unreachable(format!("PostgreSQL: {}", db.message()))
+            }
             Some(db) => StoreError::Engine(format!(
                 "PostgreSQL: {}{}",
                 db.message(),
                 db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
             )),
-            None => StoreError::Engine(format!("PostgreSQL: {err}")),
+            // No answer from the server at all: the connection failed or was closed.
+            None => StoreError::Unreachable(format!("PostgreSQL: {err}")),
         }
     }
 }
