@@ -481,3 +481,75 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
     })
     .await;
 }
+
+/// POSTs one chat-delay create to `address`; its status and body.
+async fn create_one(client: &reqwest::Client, address: &str, number: &str) -> (u16, String) {
+    let response = client
+        .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", number)])
+        .send()
+        .await
+        .expect("the node answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// The database itself goes down: requests that need it answer 503 and acknowledge nothing,
+/// and the node recovers by itself, without a restart, when the database returns.
+/// (PostgreSQL only: sled is inside the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_requests_get_503_and_the_node_recovers_when_it_returns() {
+    if !crate::helpers::on_postgres() {
+        eprintln!("SKIPPED on sled: the database is inside the process");
+        return;
+    }
+    // Arrange: a node on a PostgreSQL server of this test's own, which it can stop.
+    use callbackd::store::postgres::throwaway::{Cluster, Durability};
+    let mut cluster = Cluster::start(Durability::Tests).expect("a PostgreSQL of its own");
+    let url = cluster.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CALLBACKD_STORE_ENGINE", "postgres"),
+        ("CALLBACKD_STORE_URL", url.as_str()),
+    ];
+    let mut node = ServerProcess::start(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let (status, body) = create_one(&client, &node.address, "5550000002").await;
+    assert_eq!(status, 200, "{body}");
+    let before: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kept = before["_id"].as_str().unwrap().to_string();
+
+    // Act: the database goes away.
+    cluster.stop();
+
+    // Assert: 503 naming the cause, for a write and for a read.
+    let (status, body) = create_one(&client, &node.address, "5550000003").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database cannot be reached"), "{body}");
+    let read = client
+        .get(format!("{}/genesys/1/admin/callback/{kept}", node.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 503);
+
+    // Act: the database returns.
+    cluster.restart().expect("the database starts again");
+
+    // Assert: the same process serves again, with the data, without being restarted.
+    crate::helpers::eventually(Duration::from_secs(30), "a create accepted again", || {
+        let client = client.clone();
+        let address = node.address.clone();
+        async move { (create_one(&client, &address, "5550000004").await.0 == 200).then_some(()) }
+    })
+    .await;
+    assert!(record_exists(&client, &node.address, &kept).await);
+    node.wait_for_log("this node still holds the lease", Duration::from_secs(10));
+    let logs = node.logs();
+    assert!(
+        !logs.iter().any(|l| l.contains("stopped")),
+        "the node stopped: {logs:?}"
+    );
+}

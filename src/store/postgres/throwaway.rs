@@ -31,8 +31,56 @@ pub struct Cluster {
 
 #[derive(Debug)]
 struct Server {
-    child: Child,
+    /// `None` while stopped ([`Cluster::stop`]).
+    child: Option<Child>,
     dir: PathBuf,
+    /// Everything needed to start it again on the same directory and port.
+    launch: Launch,
+}
+
+#[derive(Debug)]
+struct Launch {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    durability: Durability,
+    owner: Option<(u32, u32)>,
+}
+
+impl Launch {
+    /// Starts the server process (its readiness is waited for by connecting).
+    fn spawn(&self, socket_dir: &Path) -> Result<Child, String> {
+        let mut postgres = Command::new(self.bin.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(socket_dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=400",
+            ])
+            .args(["-c", "shared_buffers=32MB", "-c", "log_min_messages=fatal"]);
+        if self.durability == Durability::Tests {
+            postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+        }
+        postgres
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        run_as(&mut postgres, self.owner);
+        // SAFETY: the closure only calls prctl(2), which is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut postgres, || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::INT))
+                    .map_err(std::io::Error::from)
+            });
+        }
+        spawn_from_lasting_thread(postgres)
+            .map_err(|e| format!("{}: {e}", self.bin.join("postgres").display()))
+    }
 }
 
 /// How the started server treats durability.
@@ -100,40 +148,18 @@ impl Cluster {
             ));
         }
 
-        let port = free_port()?;
-        let mut postgres = Command::new(bin.join("postgres"));
-        postgres
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=400",
-            ])
-            .args(["-c", "shared_buffers=32MB", "-c", "log_min_messages=fatal"]);
-        if durability == Durability::Tests {
-            postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
-        }
-        postgres
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        run_as(&mut postgres, owner);
-        // SAFETY: the closure only calls prctl(2), which is async-signal-safe.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut postgres, || {
-                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::INT))
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = spawn_from_lasting_thread(postgres)
-            .map_err(|e| format!("{}: {e}", bin.join("postgres").display()))?;
+        let launch = Launch {
+            bin,
+            data,
+            port: free_port()?,
+            durability,
+            owner,
+        };
+        let port = launch.port;
         let server = Server {
-            child,
+            child: Some(launch.spawn(&dir)?),
             dir: dir.clone(),
+            launch,
         };
         let base_url = format!("postgres://callbackd@127.0.0.1:{port}");
         let admin = connect_until(&format!("{base_url}/postgres"), Duration::from_secs(30))?;
@@ -177,6 +203,34 @@ impl Cluster {
         format!("{}/{name}", self.base_url)
     }
 
+    /// Stops the server (a fast shutdown: sessions are ended), as a database outage would;
+    /// [`Cluster::restart`] starts it again. Does nothing on a cluster this did not start.
+    pub fn stop(&mut self) {
+        if let Some(server) = &mut self.server {
+            if let Some(mut child) = server.child.take() {
+                stop(&mut child);
+            }
+        }
+    }
+
+    /// Starts the stopped server again on the same directory and port, and waits until it
+    /// answers.
+    ///
+    /// # Errors
+    /// It did not start.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if let Some(server) = &mut self.server {
+            if server.child.is_none() {
+                server.child = Some(server.launch.spawn(&server.dir)?);
+                connect_until(
+                    &format!("{}/postgres", self.base_url),
+                    Duration::from_secs(30),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// The server's address, `postgres://user@host:port` (no database).
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -186,13 +240,20 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(server) = &mut self.server {
-            let _ = Command::new("kill")
-                .args(["-INT", &server.child.id().to_string()])
-                .status();
-            let _ = server.child.wait();
+            if let Some(mut child) = server.child.take() {
+                stop(&mut child);
+            }
             let _ = std::fs::remove_dir_all(&server.dir);
         }
     }
+}
+
+/// Asks the server for a fast shutdown and waits for it to exit.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// Spawns `command` from a thread that lives as long as the process: the parent-death signal
