@@ -27,6 +27,7 @@ use crate::domain::options::ConfiguredService;
 use crate::domain::time::Timestamp;
 use crate::store::{accounts, stored, Accounts, Agents, Configuration, Pending, StoreError};
 
+mod storage;
 
 /// The `callbackd_meta` row marking the configured services seeded.
 const TEMPLATES_SEEDED: &str = "templates_seeded";
