@@ -554,7 +554,9 @@ impl Services for PgStore {
         states: &[CallbackState],
         limit: usize,
     ) -> Result<usize, StoreError> {
-        // State by state, as the sled engine counts (a state given twice counts twice).
+        // State by state, as the sled engine counts (a state given twice counts twice). The
+        // sled engine looks at its limit after counting a key, so a limit of 0 counts one.
+        let limit = limit.max(1);
         let mut count = 0;
         for state in states {
             if count >= limit {

@@ -317,6 +317,32 @@ fn a_change_moves_the_record_and_every_index_with_it() {
 }
 
 #[test]
+fn changes_of_one_service_from_several_connections_never_interleave() {
+    let store = open();
+    insert(&store, &record("s1", 0, 1_000));
+    let bump = |r: &mut ServiceRecord| {
+        let n: u32 = r.user_data.get("n").map_or(0, |n| n.parse().unwrap());
+        r.user_data.insert("n".into(), (n + 1).to_string());
+    };
+
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    update(&store, "s1", bump).unwrap();
+                }
+            });
+        }
+    });
+
+    let stored = store.service("s1").unwrap().unwrap();
+    assert_eq!(
+        stored.user_data["n"], "50",
+        "each change read the one before it"
+    );
+}
+
+#[test]
 fn a_refused_change_writes_nothing() {
     let store = open();
     insert(&store, &record("s1", 0, 1_000));
