@@ -118,6 +118,7 @@ fn timestamp(ms: i64, what: &str) -> Result<Timestamp, StoreError> {
         })
 }
 
+/// The record of service `id` from its `value` column.
 fn decode_service(id: &str, bytes: &[u8]) -> Result<ServiceRecord, StoreError> {
     stored::service::decode(bytes, &format!("service {id}"))
 }
@@ -128,6 +129,7 @@ fn record_of(row: &Row) -> Result<ServiceRecord, StoreError> {
     decode_service(id, column(row, 1)?)
 }
 
+/// A status outbox entry of `service_id` from its `value` column.
 fn decode_status(service_id: &str, bytes: &[u8]) -> Result<StatusNotification, StoreError> {
     stored::status::decode(
         bytes,
@@ -232,12 +234,16 @@ fn lock_record(tx: &Tx<'_, '_>, id: &str) -> Result<Option<ServiceRecord>, Store
 /// What a change must know of the record as it was: its agents rows, and the record itself
 /// when it reports status events (to tell which events the change implied).
 struct Before {
+    /// Who handled it ([`ServiceRecord::handling_agents`]).
     agents: Vec<String>,
+    /// Its state, which its agents rows carry.
     state: CallbackState,
+    /// The record, when it reports status events.
     reporting: Option<ServiceRecord>,
 }
 
 impl Before {
+    /// What a change of `record` must know of it.
     fn of(record: &ServiceRecord) -> Self {
         Before {
             agents: record
@@ -715,13 +721,18 @@ const SELECTED: &str = "($1::bigint IS NULL OR desired_time_ms >= $1)
 
 /// A [`TimeSelection`]'s parameters for [`SELECTED`].
 struct Selected<'a> {
+    /// `$1`: desired time at or after this, in milliseconds.
     from: Option<i64>,
+    /// `$2`: desired time before this.
     to: Option<i64>,
+    /// `$3`: the states' names.
     states: Vec<&'static str>,
+    /// `$4`: the configured services.
     services: &'a [String],
 }
 
 impl<'a> Selected<'a> {
+    /// `selection`'s parameters.
     fn of(selection: &TimeSelection<'a>) -> Self {
         Selected {
             from: selection.from.map(millis),
