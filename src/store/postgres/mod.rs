@@ -54,6 +54,8 @@ struct Inner {
     migrations_applied: Vec<String>,
     /// Each committed write is booked as a flush of one: PostgreSQL syncs its WAL at commit.
     stats: CommitStats,
+    /// Services whose status outbox got entries, for the status worker (`services.rs`).
+    pub(super) status_wake: services::StatusWake,
 }
 
 /// A committed transaction is durable: nothing is left to wait for.
@@ -138,6 +140,7 @@ impl PgStore {
                 pool,
                 migrations_applied,
                 stats: CommitStats::default(),
+                status_wake: services::StatusWake::default(),
             }),
         })
     }
