@@ -474,11 +474,7 @@ impl Store {
                 let url = settings.url.as_deref().ok_or_else(|| {
                     StoreError::Engine("[store] engine = \"postgres\" needs [store] url".into())
                 })?;
-                // Until every engine trait is implemented for PgStore (integration step).
-                let _ = (url, settings.pool_size);
-                Err(StoreError::Engine(
-                    "the PostgreSQL engine is not wired in yet".into(),
-                ))
+                postgres::PgStore::open(url, settings.pool_size).map(Store::new)
             }
         }
     }
