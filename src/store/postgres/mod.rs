@@ -12,9 +12,24 @@
 //! | table | key | what |
 //! |---|---|---|
 //! | `callbackd_schema` | version | migrations applied (`schema.rs`) |
-//! | `callbackd_meta` | name | seeding marks |
+//! | `callbackd_meta` | name | seeding marks, the lease's epoch (`lease.rs`) |
+//! | `services` | id | a service record, with its name, state, customer, owner, desired time and expiry as columns |
+//! | `service_agents` | agent, service id | the agents who handled a service, with its state |
+//! | `routing_history` | service id, seq | a service's routing history, appended |
+//! | `status_outbox` | service id, seq | status notifications to deliver, `pending` until done |
+//! | `notifications`, `agent_notifications` | service id, seq | notifications, with their delivered (retrieved) mark as a column |
+//! | `chat_sessions`, `transcripts` | id / session id, position | chat sessions and their transcripts |
+//! | `throttle_windows`, `throttle_counts` | service, slot / day, service, parameter, value | GMS's throttle counts |
+//! | `templates`, `agents`, `accounts` | name / id / user name | configured services, agents, console users |
+//! | `storage_areas`, `service_storage`, `subscriptions` | id / service id / id | Storage API areas and Notification API subscriptions, with their expiry |
 //!
-//! Each subject's methods live in their own file, as in the sled engine.
+//! Rows that belong to a service reference it with `ON DELETE CASCADE`, so the purge of an
+//! expired service removes them with it. Key columns are `COLLATE "C"`, so lists come back in
+//! the byte order the sled engine gives. Each subject's methods live in their own file, as in
+//! the sled engine: `services.rs` (services, routing history, time index, status outbox),
+//! `messages/` (notifications, chats, throttles), `configuration.rs` and
+//! `configuration/storage.rs` (configured services, agents, accounts; Storage API). The lease
+//! that makes one node of several the active one is `lease.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
