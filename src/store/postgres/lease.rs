@@ -200,7 +200,8 @@ mod tests {
         let conn = admin.get().unwrap();
         wait(conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks \
-             WHERE locktype = 'advisory' AND pid <> pg_backend_pid()",
+             WHERE locktype = 'advisory' AND pid <> pg_backend_pid() \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[],
         ))
         .unwrap();

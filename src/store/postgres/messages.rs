@@ -57,21 +57,9 @@ mod test_support {
         PgStore::open(&throwaway::shared().fresh_database(), 4).expect("open the store")
     }
 
-    /// Stores bare service rows `ids` (the notification tables' foreign keys need them; the
-    /// value is never read here).
+    /// Stores bare service rows `ids` (the notification tables' foreign keys need them).
     pub(super) fn services(store: &PgStore, ids: &[&str]) {
-        store
-            .transaction(|tx| {
-                for id in ids {
-                    tx.execute(
-                        "INSERT INTO services (id, service_name, state, desired_time_ms, value)
-                         VALUES ($1, 'chat-delay', 'QUEUED', 0, '\\x00')",
-                        &[id],
-                    )?;
-                }
-                Ok(())
-            })
-            .expect("insert the service rows");
+        crate::store::postgres::test_rows::bare_services(store, ids);
     }
 
     /// Removes service `id`'s row, as the purge of an expired service does.

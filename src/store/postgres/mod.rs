@@ -251,6 +251,29 @@ impl Database for PgStore {
     }
 }
 
+/// Rows other subjects' tests need.
+#[cfg(test)]
+pub(crate) mod test_rows {
+    use super::PgStore;
+
+    /// Stores bare `services` rows `ids`, for the tables that reference a service (their
+    /// foreign keys need the row; its value is never read by those tests).
+    pub(crate) fn bare_services(store: &PgStore, ids: &[&str]) {
+        store
+            .transaction(|tx| {
+                for id in ids {
+                    tx.execute(
+                        "INSERT INTO services (id, service_name, state, desired_time_ms, expire_at_ms, value)
+                         VALUES ($1, 'chat-delay', 'QUEUED', 0, 0, '\\x00')",
+                        &[id],
+                    )?;
+                }
+                Ok(())
+            })
+            .expect("insert the service rows");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,18 +437,9 @@ mod tests {
         }
     }
 
-    /// A row of `services` for the storage of `id` to belong to (its columns are another
-    /// subject's; only the key matters here).
+    /// A row of `services` for the storage of `id` to belong to.
     fn insert_service(store: &PgStore, id: &str) {
-        store
-            .transaction(|tx| {
-                tx.execute(
-                    "INSERT INTO services (id, service_name, state, desired_time_ms, value)
-                     VALUES ($1, 'svc', 'QUEUED', 0, '\\x00')",
-                    &[&id],
-                )
-            })
-            .unwrap();
+        crate::store::postgres::test_rows::bare_services(store, &[id]);
     }
 
     fn keys(area: &StorageArea) -> Vec<&str> {
