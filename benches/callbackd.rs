@@ -59,6 +59,10 @@
 //! position: `check-queue-position` over HTTP with 10,000 and 200,000 waiting (see
 //! `callbackd/position.rs`; `BENCH_POSITION_WAITING` lists other counts, comma-separated).
 //!
+//! postgres: create-service on one node with sled and with PostgreSQL side by side, on a
+//! throwaway cluster the benchmark starts (see `callbackd/postgres.rs`; needs wrk and
+//! PostgreSQL's binaries).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
@@ -67,8 +71,8 @@
 //! `availability` (default 100000), `BENCH_RESTART_STORED` and `BENCH_RESTART_WAITING` the
 //! services stored and waiting for `restart` (default 1000000 and 100000), and `BENCH_ONLY` to
 //! `create`, `expiry`, `routing`, `chat`, `cometd`, `cometd_sweep`, `scans`, `httpcb`,
-//! `console`, `availability`, `restart` or `position` to run one table
-//! (only `create` needs wrk).
+//! `console`, `availability`, `restart`, `position` or `postgres` to run one table
+//! (`create` and `postgres` need wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -106,6 +110,8 @@ mod cometd;
 mod console;
 #[path = "callbackd/position.rs"]
 mod position;
+#[path = "callbackd/postgres.rs"]
+mod postgres;
 #[path = "callbackd/restart.rs"]
 mod restart;
 #[path = "callbackd/scans.rs"]
@@ -138,28 +144,24 @@ fn main() {
         "availability",
         "restart",
         "position",
+        "postgres",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart or position (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart, position or postgres (or leave it unset)"
         );
         std::process::exit(2);
     }
     if runs("create") {
-        if Command::new("wrk").arg("--version").output().is_err() {
-            eprintln!(
-                "the create table drives load with wrk: install it with `apt-get install -y wrk`"
-            );
-            std::process::exit(2);
-        }
-        let seconds: u64 = std::env::var("BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(5);
+        let seconds = wrk_seconds("create");
         create_table(seconds);
         println!();
         growth_table(seconds);
+        println!();
+    }
+    if runs("postgres") {
+        postgres::table(wrk_seconds("postgres"));
         println!();
     }
     if runs("expiry") {
@@ -593,6 +595,21 @@ fn now_millis() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+/// The length of each wrk run (`BENCH_SECONDS`, default 5), after checking that wrk, which
+/// `table` drives its load with, is installed (exits saying how to install it if not).
+fn wrk_seconds(table: &str) -> u64 {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!(
+            "the {table} table drives load with wrk: install it with `apt-get install -y wrk`"
+        );
+        std::process::exit(2);
+    }
+    std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
 }
 
 fn write_script() -> tempfile::NamedTempFile {

@@ -70,10 +70,12 @@ pub async fn run_user_command(
     } else {
         None
     };
-    match Store::open(&config.db_dir()) {
+    // sled lets one process open its database: while the server runs, ask the server. A
+    // PostgreSQL database is open to every node and to this command alike.
+    match Store::open_with(&config.db_dir(), &config.store) {
         Ok(store) => direct(&store, command, password).await,
         Err(StoreError::Locked(_)) => through_server(config, command, password).await,
-        Err(err) => Err(format!("{}: {err}", config.db_dir().display())),
+        Err(err) => Err(format!("{}: {err}", config.store_location())),
     }
 }
 

@@ -631,6 +631,20 @@ impl Config {
                 "CALLBACKD_SERVICES_FILE" => self.services_file = SeedFile::File(value.into()),
                 "CALLBACKD_AGENTS_FILE" => self.agents_file = SeedFile::File(value.into()),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
+                "CALLBACKD_STORE_URL" => self.store.url = Some(value),
+                "CALLBACKD_STORE_ENGINE" => {
+                    self.store.engine = match value.as_str() {
+                        "sled" => crate::store::EngineKind::Sled,
+                        "postgres" => crate::store::EngineKind::Postgres,
+                        _ => {
+                            return Err(ConfigError::Invalid {
+                                setting: "store.engine",
+                                source_name: name.clone(),
+                                message: format!("`{value}` is not an engine: use sled or postgres"),
+                            })
+                        }
+                    }
+                }
                 "CALLBACKD_MAX_BODY_BYTES" => {
                     self.max_body_bytes = value.parse().map_err(|_| ConfigError::Invalid {
                         setting: "max_body_bytes",
@@ -705,6 +719,20 @@ impl Config {
                     message: "0 ms would make clients poll in a busy loop: use e.g. 60000 for timeout_ms, 30000 for max_interval_ms".into(),
                 });
             }
+        }
+        if self.store.engine == crate::store::EngineKind::Postgres && self.store.url.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "store.url",
+                source_name: "configuration".into(),
+                message: "engine = \"postgres\" needs the database's address: url = \"postgres://user:password@host:5432/callbackd\" (or CALLBACKD_STORE_URL)".into(),
+            });
+        }
+        if self.store.pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "store.pool_size",
+                source_name: "configuration".into(),
+                message: "must be at least 1".into(),
+            });
         }
         if self.store.cache_bytes < crate::store::MIN_CACHE_BYTES {
             return Err(ConfigError::Invalid {
@@ -788,6 +816,17 @@ impl Config {
     /// The directory of the sled database.
     pub fn db_dir(&self) -> PathBuf {
         self.data_dir.join("db")
+    }
+
+    /// Where the data is, for messages: the sled database's directory, or the PostgreSQL
+    /// database's address without its password.
+    pub fn store_location(&self) -> String {
+        match (&self.store.engine, &self.store.url) {
+            (crate::store::EngineKind::Postgres, Some(url)) => {
+                crate::store::postgres::without_password(url)
+            }
+            _ => self.db_dir().display().to_string(),
+        }
     }
 
     /// Where a generated admin token is kept.
@@ -967,6 +1006,27 @@ mod tests {
     fn the_desktop_keep_alive_is_ten_seconds_unless_the_environment_says_and_never_zero() {
         let config = Config::load(None, false, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(config.agents.keep_alive_ms, 10_000);
+        let postgres = Config::load(
+            None,
+            false,
+            env(&[
+                ("CALLBACKD_STORE_ENGINE", "postgres"),
+                ("CALLBACKD_STORE_URL", "postgres://u@h/db"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(postgres.store.engine, crate::store::EngineKind::Postgres);
+        assert_eq!(postgres.store.url.as_deref(), Some("postgres://u@h/db"));
+        let err = Config::load(
+            None,
+            false,
+            env(&[("CALLBACKD_STORE_ENGINE", "cassandra")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CALLBACKD_STORE_ENGINE"), "{err}");
+
         let short = [("CALLBACKD_AGENTS_KEEP_ALIVE_MS", "400")];
         let config = Config::load(None, false, env(&short), &Overrides::default()).unwrap();
         assert_eq!(config.agents.keep_alive_ms, 400);
@@ -1285,6 +1345,21 @@ mod tests {
         assert_eq!(config.store.sync, crate::store::SyncMode::Os);
         assert_eq!(config.store.min_free_bytes, 1000);
         assert_eq!(config.store.cache_bytes, 2_000_000);
+        assert_eq!(
+            config.store.engine,
+            crate::store::EngineKind::Sled,
+            "default"
+        );
+        let err = load("[store]\nengine = \"postgres\"\n").unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        let postgres =
+            load("[store]\nengine = \"postgres\"\nurl = \"postgres://u@h/db\"\npool_size = 4\n")
+                .unwrap();
+        assert_eq!(postgres.store.engine, crate::store::EngineKind::Postgres);
+        assert_eq!(postgres.store.url.as_deref(), Some("postgres://u@h/db"));
+        assert_eq!(postgres.store.pool_size, 4);
+        let err = load("[store]\npool_size = 0\n").unwrap_err();
+        assert!(err.to_string().contains("store.pool_size"), "{err}");
         let err = load("[store]\ncache_bytes = 1000\n").unwrap_err();
         assert!(err.to_string().contains("store.cache_bytes"), "{err}");
 

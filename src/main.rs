@@ -108,9 +108,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
         println!(
-            "callbackd {} (database schema {})",
+            "callbackd {} (database schema {}, PostgreSQL schema {})",
             env!("CARGO_PKG_VERSION"),
-            callbackd::store::migrate::latest_version()
+            callbackd::store::migrate::latest_version(),
+            callbackd::store::postgres::latest_version()
         );
         return ExitCode::SUCCESS;
     }
@@ -213,11 +214,11 @@ async fn user(config: &Config, command: UserSubcommand) -> Result<(), String> {
 }
 
 fn migrate(config: &Config) -> Result<(), String> {
-    let path = config.db_dir();
-    let store =
-        Store::open_with(&path, &config.store).map_err(|e| format!("{}: {e}", path.display()))?;
+    let location = config.store_location();
+    let store = Store::open_with(&config.db_dir(), &config.store)
+        .map_err(|e| format!("{location}: {e}"))?;
     if store.migrations_applied().is_empty() {
-        println!("database {} is up to date", path.display());
+        println!("database {location} is up to date");
     }
     for name in store.migrations_applied() {
         println!("applied {name}");

@@ -23,8 +23,9 @@ use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, NotificationWriter, Notifier};
 use crate::router::{self, task::RouterContext};
-use crate::store::{Store, StoreError, StoreSettings};
-use crate::supervisor::Supervisor;
+use crate::store::postgres::{Acquired, Lease};
+use crate::store::{EngineKind, Store, StoreError, StoreSettings};
+use crate::supervisor::{Shutdown, Supervisor};
 
 /// Connections waiting to be accepted. The default of 128 makes thousands of clients that
 /// connect at once wait seconds for SYN retries.
@@ -34,10 +35,10 @@ const LISTEN_BACKLOG: u32 = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be opened or migrated.
-    #[error("cannot open the database in {path}: {source}")]
+    #[error("cannot open the database {location}: {source}")]
     Store {
-        /// The database directory.
-        path: PathBuf,
+        /// The database: its directory, or its address ([`Config::store_location`]).
+        location: String,
         /// Why.
         source: StoreError,
     },
@@ -91,8 +92,11 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let db_dir = config.db_dir();
-    let store = open_store(db_dir.clone(), config.store.clone()).await?;
-    make_private(&config.data_dir, &db_dir).map_err(|source| StartupError::Io {
+    let location = config.store_location();
+    let store = open_store(db_dir.clone(), config.store.clone(), location.clone()).await?;
+    let lease = take_lease(config, &location).await?;
+    let sled_dir = (config.store.engine == EngineKind::Sled).then_some(&*db_dir);
+    make_private(&config.data_dir, sled_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot make the data directory {} private (mode 0700, files 0600)",
             config.data_dir.display()
@@ -100,7 +104,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let store_err = |source| StartupError::Store {
-        path: db_dir.clone(),
+        location: location.clone(),
         source,
     };
 
@@ -184,6 +188,9 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         source,
     })?;
     let mut supervisor = Supervisor::new();
+    if let Some(lease) = lease {
+        supervisor.spawn("database lease", hold_lease(lease, supervisor.shutdown()));
+    }
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     // One policy for both checks: the early one at creation and the one at connect.
     let egress = Arc::new(EgressPolicy::new(&config.httpcb.allow));
@@ -327,7 +334,11 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })
 }
 
-async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, StartupError> {
+async fn open_store(
+    path: PathBuf,
+    settings: StoreSettings,
+    location: String,
+) -> Result<Store, StartupError> {
     let opened = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || Store::open_with(&path, &settings)).await
@@ -335,7 +346,7 @@ async fn open_store(path: PathBuf, settings: StoreSettings) -> Result<Store, Sta
     let store = opened
         .map_err(|err| StartupError::Jobs(err.to_string()))?
         .map_err(|source| StartupError::Store {
-            path: path.clone(),
+            location: location.clone(),
             source,
         })?;
     for name in store.migrations_applied() {
@@ -547,21 +558,64 @@ fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// On PostgreSQL, waits until this node holds the lease (another node over the same database
+/// may be the active one: this one is its standby until it stops); `None` on sled, whose
+/// directory lock already keeps a second process out.
+async fn take_lease(config: &Config, location: &str) -> Result<Option<Lease>, StartupError> {
+    let (EngineKind::Postgres, Some(url)) = (config.store.engine, config.store.url.clone()) else {
+        return Ok(None);
+    };
+    let taking = tokio::task::spawn_blocking(move || {
+        Lease::acquire(&url, || {
+            tracing::info!(
+                "standing by: another callbackd node is active over this database; this one \
+                 takes over when it stops"
+            );
+        })
+    });
+    let (lease, acquired) = taking
+        .await
+        .map_err(|err| StartupError::Jobs(err.to_string()))?
+        .map_err(|source| StartupError::Store {
+            location: location.to_string(),
+            source,
+        })?;
+    if acquired == Acquired::AfterWaiting {
+        tracing::info!("took over the lease: this node is the active one now");
+    }
+    Ok(Some(lease))
+}
+
+/// Holds the lease until shutdown; returns early, which stops the service, if the lease is
+/// lost (its database session ended): another node may take over, so this one must not go on.
+async fn hold_lease(lease: Lease, mut shutdown: Shutdown) -> Result<(), String> {
+    tokio::select! {
+        () = shutdown.wait() => Ok(()),
+        () = lease.lost() => {
+            tracing::error!("lost the database lease (its session ended): stopping so that another node can take over");
+            Err("the database lease was lost".into())
+        }
+    }
+}
+
 /// Makes the data directory readable by its owner only: the directory 0700, and what
 /// callbackd keeps in it (the database directory, its files, the token) 0700 / 0600. Other
 /// files an operator put there are left alone; inside a 0700 directory nobody else reaches
 /// them anyway, and neither can anyone reach files sled creates later.
-fn make_private(data_dir: &Path, db_dir: &Path) -> std::io::Result<()> {
+/// `db_dir` is `None` when the data is not in the data directory (PostgreSQL).
+fn make_private(data_dir: &Path, db_dir: Option<&Path>) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let private_dir = std::fs::Permissions::from_mode(0o700);
         std::fs::set_permissions(data_dir, private_dir.clone())?;
-        std::fs::set_permissions(db_dir, private_dir)?;
-        for entry in std::fs::read_dir(db_dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        if let Some(db_dir) = db_dir {
+            std::fs::set_permissions(db_dir, private_dir)?;
+            for entry in std::fs::read_dir(db_dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+                }
             }
         }
     }

@@ -231,6 +231,13 @@ impl From<AppError> for ApiError {
                 tracing::error!(error = %err, "storage failure: the disk is full; the database refuses every write from now on: free space, then restart callbackd (nothing acknowledged is lost)");
                 ApiError::ServiceUnavailable(DISK_FULL.into())
             }
+            AppError::Store(StoreError::Unreachable(_)) => {
+                tracing::error!(error = %err, "the database cannot be reached");
+                ApiError::ServiceUnavailable(
+                    "the database cannot be reached, so the request was not acknowledged: retry shortly"
+                        .into(),
+                )
+            }
             AppError::Store(err) => {
                 tracing::error!(error = %err, "storage failure while handling a request");
                 ApiError::Internal
@@ -289,6 +296,13 @@ mod tests {
             assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{err}");
             assert!(api.message().contains("disk is nearly full"), "{err}");
         }
+        let away = ApiError::from(AppError::Store(StoreError::Unreachable("down".into())));
+        assert_eq!(away.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            away.message().contains("not acknowledged"),
+            "{}",
+            away.message()
+        );
         let other = ApiError::from(AppError::Store(StoreError::Engine("broken".into())));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }

@@ -157,7 +157,7 @@ impl TimeSelection<'_> {
 
 /// How many services a [`TimeSelection`] holds, per state (0 for states it does not select).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StateCounts([u64; time_counts::STATES]);
+pub struct StateCounts(pub(super) [u64; time_counts::STATES]);
 
 impl StateCounts {
     /// How many are in `state`.

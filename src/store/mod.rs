@@ -52,6 +52,7 @@ mod keys;
 pub mod migrate;
 mod notifications;
 mod pending;
+pub mod postgres;
 mod routing;
 mod status;
 mod storage;
@@ -160,6 +161,10 @@ pub enum StoreError {
     /// The store is closing.
     #[error("the database is shutting down")]
     ShuttingDown,
+    /// The database server cannot be reached (down, restarting, the network to it failed):
+    /// the change was not acknowledged. The engine reconnects by itself when it returns.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// An operating-system error.
     #[error("i/o error: {0}")]
     Io(String),
@@ -215,10 +220,30 @@ pub enum SyncMode {
     Os,
 }
 
-/// `[store]`: durability, the free-space floor and the cache.
+/// Which engine holds the data (`[store] engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// sled, embedded in the data directory: one node, nothing else to run.
+    #[default]
+    Sled,
+    /// A PostgreSQL database at `[store] url`, shared by any number of nodes.
+    Postgres,
+}
+
+/// `[store]`: the engine; for sled, durability, the free-space floor and the cache; for
+/// PostgreSQL, its address and connection count.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// See [`EngineKind`].
+    pub engine: EngineKind,
+    /// The PostgreSQL database (`postgres://user:password@host:port/database`; also
+    /// `CALLBACKD_STORE_URL`). Required with `engine = "postgres"`.
+    pub url: Option<String>,
+    /// The most connections this node opens to PostgreSQL
+    /// ([`postgres::DEFAULT_POOL_SIZE`]).
+    pub pool_size: usize,
     /// See [`SyncMode`].
     pub sync: SyncMode,
     /// Writes that add data are refused (503) while the filesystem of the database has less
@@ -244,6 +269,9 @@ pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
+            engine: EngineKind::Sled,
+            url: None,
+            pool_size: postgres::DEFAULT_POOL_SIZE,
             sync: SyncMode::Device,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -432,12 +460,23 @@ impl Store {
         SledStore::open(path).map(Store::new)
     }
 
-    /// Like [`Store::open`], with `settings`.
+    /// Opens the engine `settings` name: sled in `path` (like [`Store::open`], with
+    /// `settings`), or the PostgreSQL database at `settings.url`, applying pending migrations
+    /// either way.
     ///
     /// # Errors
-    /// See [`Store::open`]; also the database's files cannot be opened for syncing.
+    /// See [`Store::open`]; also the database's files cannot be opened for syncing, or
+    /// PostgreSQL cannot be reached.
     pub fn open_with(path: &Path, settings: &StoreSettings) -> Result<Store, StoreError> {
-        SledStore::open_with(path, settings).map(Store::new)
+        match settings.engine {
+            EngineKind::Sled => SledStore::open_with(path, settings).map(Store::new),
+            EngineKind::Postgres => {
+                let url = settings.url.as_deref().ok_or_else(|| {
+                    StoreError::Engine("[store] engine = \"postgres\" needs [store] url".into())
+                })?;
+                postgres::PgStore::open(url, settings.pool_size).map(Store::new)
+            }
+        }
     }
 
     /// A database in a temporary directory, removed on drop (for tests and benchmarks):

@@ -134,7 +134,7 @@ impl SledStore {
 /// steps: the history appended says how far it went ([`RouteProgress::replayed`], which
 /// the router's restore reads), so that a create whose first step is skipped at once (no
 /// agent ready) is still written once.
-fn changes_record(
+pub(super) fn changes_record(
     record: &ServiceRecord,
     events: &[RoutingEvent],
     progress: Option<&RouteProgress>,

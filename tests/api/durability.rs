@@ -355,3 +355,200 @@ async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
     .await;
     assert_eq!(b_routed["_reserved_agent"], "marco");
 }
+
+/// Two nodes over one PostgreSQL database: the second stands by, and when the active one is
+/// killed mid-stream it takes over within 5 s with every acknowledged service, the first in
+/// the queue still first, and routes it. (sled has one node: this runs on PostgreSQL only.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_active_node_is_killed() {
+    if !crate::helpers::on_postgres() {
+        eprintln!("SKIPPED on sled: a standby node needs a shared PostgreSQL database");
+        return;
+    }
+    // Arrange: node A active, node B standing by over the same database.
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = crate::helpers::database_url(dir_a.path());
+    let shared = [
+        ("CALLBACKD_STORE_ENGINE", "postgres"),
+        ("CALLBACKD_STORE_URL", url.as_str()),
+    ];
+    let active = ServerProcess::start(dir_a.path(), &[]);
+    let mut standby = ServerProcess::start_standby(dir_b.path(), &shared);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!(
+            "{}/genesys/1/service/callback/chat-delay",
+            active.address
+        ))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", "5550000001")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = created["_id"]
+        .as_str()
+        .expect("the first create's id")
+        .to_string();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = tokio::spawn(create_stream(
+        active.address.clone(),
+        32,
+        stop.clone(),
+        acknowledged.clone(),
+    ));
+
+    // Act: kill -9 the active node mid-stream.
+    crate::helpers::eventually(Duration::from_secs(60), "200 acknowledged creates", || {
+        let count = acknowledged.lock().unwrap().len();
+        async move { (count >= 200).then_some(()) }
+    })
+    .await;
+    active.kill9();
+    let killed = std::time::Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stream.await.expect("stream ends");
+    standby.wait_until_listening(Duration::from_secs(5));
+    let took_over = killed.elapsed();
+
+    // Assert: within 5 s, with everything acknowledged, the queue's order kept, routing on.
+    assert!(
+        took_over < Duration::from_secs(5),
+        "took over in {took_over:?}"
+    );
+    assert!(
+        standby
+            .logs()
+            .iter()
+            .any(|l| l.contains("took over the lease")),
+        "{:?}",
+        standby.logs()
+    );
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let mut missing = Vec::new();
+    for id in std::iter::once(&first).chain(&acknowledged) {
+        if !record_exists(&client, &standby.address, id).await {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged services lost when the active node died: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let position: serde_json::Value = client
+        .post(format!(
+            "{}/genesys/1/service/{first}/check-queue-position",
+            standby.address
+        ))
+        .header("gms_user", GMS_USER)
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(position["_position"], 1, "{position}");
+    let ready = client
+        .post(format!("{}/genesys/1/agent/kristi/state", standby.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "state": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    crate::helpers::eventually(Duration::from_secs(10), "the first routed", || {
+        let client = client.clone();
+        let url = format!("{}/genesys/1/admin/callback/{first}", standby.address);
+        async move {
+            let detail: serde_json::Value = client
+                .get(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (detail["_reserved_agent"] == "kristi").then_some(())
+        }
+    })
+    .await;
+}
+
+/// POSTs one chat-delay create to `address`; its status and body.
+async fn create_one(client: &reqwest::Client, address: &str, number: &str) -> (u16, String) {
+    let response = client
+        .post(format!("{address}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", number)])
+        .send()
+        .await
+        .expect("the node answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// The database itself goes down: requests that need it answer 503 and acknowledge nothing,
+/// and the node recovers by itself, without a restart, when the database returns.
+/// (PostgreSQL only: sled is inside the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_requests_get_503_and_the_node_recovers_when_it_returns() {
+    if !crate::helpers::on_postgres() {
+        eprintln!("SKIPPED on sled: the database is inside the process");
+        return;
+    }
+    // Arrange: a node on a PostgreSQL server of this test's own, which it can stop.
+    use callbackd::store::postgres::throwaway::{Cluster, Durability};
+    let mut cluster = Cluster::start(Durability::Tests).expect("a PostgreSQL of its own");
+    let url = cluster.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CALLBACKD_STORE_ENGINE", "postgres"),
+        ("CALLBACKD_STORE_URL", url.as_str()),
+    ];
+    let mut node = ServerProcess::start(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let (status, body) = create_one(&client, &node.address, "5550000002").await;
+    assert_eq!(status, 200, "{body}");
+    let before: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kept = before["_id"].as_str().unwrap().to_string();
+
+    // Act: the database goes away.
+    cluster.stop();
+
+    // Assert: 503 naming the cause, for a write and for a read.
+    let (status, body) = create_one(&client, &node.address, "5550000003").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database cannot be reached"), "{body}");
+    let read = client
+        .get(format!("{}/genesys/1/admin/callback/{kept}", node.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 503);
+
+    // Act: the database returns.
+    cluster.restart().expect("the database starts again");
+
+    // Assert: the same process serves again, with the data, without being restarted.
+    crate::helpers::eventually(Duration::from_secs(30), "a create accepted again", || {
+        let client = client.clone();
+        let address = node.address.clone();
+        async move { (create_one(&client, &address, "5550000004").await.0 == 200).then_some(()) }
+    })
+    .await;
+    assert!(record_exists(&client, &node.address, &kept).await);
+    let logs = node.logs();
+    assert!(
+        !logs.iter().any(|l| l.contains("stopped")),
+        "the node stopped: {logs:?}"
+    );
+}

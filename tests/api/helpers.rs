@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use callbackd::clock::{Clock, ManualClock, SystemClock};
 use callbackd::config::{Config, SeedFile};
+use callbackd::store::{EngineKind, StoreSettings};
 use callbackd::App;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -57,7 +58,7 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// A test configuration on a fresh data directory.
+/// A test configuration on a fresh data directory (and, on PostgreSQL, its own database).
 pub fn test_config(data_dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -65,8 +66,62 @@ pub fn test_config(data_dir: &Path) -> Config {
         services_file: SeedFile::File(services_file()),
         agents_file: SeedFile::File(agents_file()),
         admin_token: Some(ADMIN_TOKEN.to_string()),
+        store: store_settings(data_dir),
         ..Config::default()
     }
+}
+
+/// Whether this run of the suite stores on PostgreSQL (`CALLBACKD_TEST_ENGINE=postgres`, set
+/// by `scripts/test` for its second run) instead of sled.
+pub fn on_postgres() -> bool {
+    std::env::var("CALLBACKD_TEST_ENGINE").as_deref() == Ok("postgres")
+}
+
+/// The database of the server whose data directory is `data_dir`: on PostgreSQL, a database
+/// of the throwaway cluster made for that directory on first use, so that a server restarted
+/// on the same directory finds its data, as it would with sled.
+pub fn database_url(data_dir: &Path) -> String {
+    static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = databases.iter().find(|(dir, _)| dir == data_dir) {
+        return url.clone();
+    }
+    let url = callbackd::store::postgres::throwaway::shared().fresh_database();
+    databases.push((data_dir.to_path_buf(), url.clone()));
+    url
+}
+
+/// The `[store]` settings of a server on `data_dir` for this run's engine.
+pub fn store_settings(data_dir: &Path) -> StoreSettings {
+    if on_postgres() {
+        StoreSettings {
+            engine: EngineKind::Postgres,
+            url: Some(database_url(data_dir)),
+            pool_size: 4,
+            ..StoreSettings::default()
+        }
+    } else {
+        StoreSettings::default()
+    }
+}
+
+/// The environment that gives a `callbackd` process on `data_dir` this run's engine.
+pub fn store_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    if on_postgres() {
+        vec![
+            ("CALLBACKD_STORE_ENGINE", "postgres".to_string()),
+            ("CALLBACKD_STORE_URL", database_url(data_dir)),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Opens the store of a stopped server on `data_dir`, as it would (a test reading what was
+/// stored).
+pub fn open_store(data_dir: &Path) -> callbackd::store::Store {
+    callbackd::store::Store::open_with(&data_dir.join("db"), &store_settings(data_dir))
+        .expect("the stopped server's store opens")
 }
 
 /// Starts the server on a free port with a fresh data directory.
@@ -348,7 +403,8 @@ impl ServerProcess {
             .arg(data_dir)
             .arg("serve")
             .env("CALLBACKD_SERVICES_FILE", services_file())
-            .env("CALLBACKD_AGENTS_FILE", agents_file());
+            .env("CALLBACKD_AGENTS_FILE", agents_file())
+            .envs(store_env(data_dir));
         for (key, value) in env {
             command.env(key, value);
         }
@@ -365,11 +421,46 @@ impl ServerProcess {
             .args(args)
             .env_remove("CALLBACKD_SERVICES_FILE")
             .env_remove("CALLBACKD_AGENTS_FILE")
-            .env_remove("CALLBACKD_CONFIG");
+            .env_remove("CALLBACKD_CONFIG")
+            .envs(store_env(working_dir));
         Self::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> ServerProcess {
+    /// Starts `callbackd serve` on `data_dir` as a second node over the database `env` names:
+    /// returns once it says it stands by (another node holds the lease), before it listens.
+    /// [`ServerProcess::wait_until_listening`] waits for it to take over.
+    pub fn start_standby(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("serve")
+            .env("CALLBACKD_SERVICES_FILE", services_file())
+            .env("CALLBACKD_AGENTS_FILE", agents_file())
+            .envs(env.iter().copied());
+        let mut process = Self::spawn_only(command);
+        process.wait_for_log("standing by", Duration::from_secs(30));
+        process
+    }
+
+    /// Waits until the server listens (at most `deadline`), and takes its address.
+    pub fn wait_until_listening(&mut self, deadline: Duration) {
+        let line = self.wait_for_log("listening on http://", deadline);
+        let address = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the listening line");
+        self.address = address.to_string();
+    }
+
+    fn spawn(command: Command) -> ServerProcess {
+        let mut process = Self::spawn_only(command);
+        process.wait_until_listening(Duration::from_secs(30));
+        process
+    }
+
+    fn spawn_only(mut command: Command) -> ServerProcess {
         command
             .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
@@ -387,20 +478,12 @@ impl ServerProcess {
                 }
             }
         });
-        let mut process = ServerProcess {
+        ServerProcess {
             child,
             address: String::new(),
             logs,
             seen: Vec::new(),
-        };
-        let line = process.wait_for_log("listening on http://", Duration::from_secs(30));
-        let address = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address in the listening line");
-        process.address = address.to_string();
-        process
+        }
     }
 
     /// The process id of the server.

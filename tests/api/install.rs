@@ -49,8 +49,14 @@ async fn started_from_an_empty_directory_it_serves_the_built_in_demo() {
         !agents.as_array().unwrap().is_empty(),
         "the demo agents: {agents}"
     );
+    // On PostgreSQL the data directory holds only the admin token, when one is generated.
+    let kept_there = if crate::helpers::on_postgres() {
+        "db-here"
+    } else {
+        "db-here/db"
+    };
     assert!(
-        empty.path().join("db-here/db").is_dir(),
+        empty.path().join(kept_there).is_dir(),
         "the relative data directory is under the working directory"
     );
 }
@@ -85,9 +91,10 @@ fn version_names_the_schema_version() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     let expected = format!(
-        "callbackd {} (database schema {})",
+        "callbackd {} (database schema {}, PostgreSQL schema {})",
         env!("CARGO_PKG_VERSION"),
-        callbackd::store::migrate::latest_version()
+        callbackd::store::migrate::latest_version(),
+        callbackd::store::postgres::latest_version()
     );
     assert_eq!(text.trim(), expected);
 }

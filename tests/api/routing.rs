@@ -434,7 +434,7 @@ async fn a_create_whose_first_step_was_never_recorded_enters_it_after_a_restart(
     let id = "00000000-0000-4000-8000-00000000c0de";
     let now = wall_clock_now();
     {
-        let store = callbackd::store::Store::open(&data.join("db")).unwrap();
+        let store = crate::helpers::open_store(&data);
         let record = waiting_on_nobody(id, now, now);
         store
             .insert_services(std::slice::from_ref(&record))
@@ -469,7 +469,7 @@ async fn a_new_walk_whose_first_step_was_never_recorded_enters_it_after_a_restar
     let id = "00000000-0000-4000-8000-00000000beef";
     let now = wall_clock_now();
     {
-        let store = callbackd::store::Store::open(&data.join("db")).unwrap();
+        let store = crate::helpers::open_store(&data);
         let queued_long_ago = Timestamp::from_millis(now.as_millis() - 120_000);
         let record = waiting_on_nobody(id, queued_long_ago, now);
         store

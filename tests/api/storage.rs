@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use crate::helpers::{eventually, ServerProcess, ADMIN_TOKEN, GMS_USER};
 
+/// These tests are about sled's own disk (its syncs, its full filesystem): their servers run
+/// on sled whichever engine the rest of the suite runs on.
+const SLED: (&str, &str) = ("CALLBACKD_STORE_ENGINE", "sled");
+
 /// Writes a config file with `[store]` set to `store` into `dir`; returns the env that names it.
 fn store_config(dir: &Path, store: &str) -> PathBuf {
     let file = dir.join("callbackd.toml");
@@ -50,7 +54,10 @@ async fn fdatasyncs_during_creates(sync: &str, creates: usize) -> Option<usize> 
     let dir = tempfile::tempdir().unwrap();
     let config = store_config(dir.path(), &format!("sync = \"{sync}\""));
     let data = dir.path().join("data");
-    let server = ServerProcess::start(&data, &[("CALLBACKD_CONFIG", config.to_str().unwrap())]);
+    let server = ServerProcess::start(
+        &data,
+        &[("CALLBACKD_CONFIG", config.to_str().unwrap()), SLED],
+    );
     let client = reqwest::Client::new();
     // One create first, so start-up's own syncs are over.
     let (status, _) = create(&client, &server.address, 0).await;
@@ -238,7 +245,7 @@ async fn a_nearly_full_disk_refuses_creates_with_503_keeps_reads_and_resumes_by_
         return;
     };
     let config = store_config(dir.path(), "min_free_bytes = 33554432");
-    let env = [("CALLBACKD_CONFIG", config.to_str().unwrap())];
+    let env = [("CALLBACKD_CONFIG", config.to_str().unwrap()), SLED];
     let data = mount.path.join("data");
     let server = ServerProcess::start(&data, &env);
     let client = reqwest::Client::new();
@@ -300,7 +307,7 @@ async fn with_the_floor_off_a_full_disk_is_503_and_sled_writes_again_only_after_
         return;
     };
     let config = store_config(dir.path(), "min_free_bytes = 0");
-    let env = [("CALLBACKD_CONFIG", config.to_str().unwrap())];
+    let env = [("CALLBACKD_CONFIG", config.to_str().unwrap()), SLED];
     let data = mount.path.join("data");
     let server = ServerProcess::start(&data, &env);
     let client = reqwest::Client::new();

@@ -122,6 +122,11 @@ async fn the_health_page_shows_the_version_and_the_schema_version() {
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
     assert!(page.contains(env!("CARGO_PKG_VERSION")), "{page}");
-    let schema = callbackd::store::migrate::latest_version().to_string();
+    let schema = if crate::helpers::on_postgres() {
+        callbackd::store::postgres::latest_version()
+    } else {
+        callbackd::store::migrate::latest_version()
+    }
+    .to_string();
     assert!(page.contains(&schema), "schema {schema} in {page}");
 }

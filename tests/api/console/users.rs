@@ -132,6 +132,7 @@ fn callbackd(
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(args)
+        .envs(crate::helpers::store_env(data_dir))
         .env("CALLBACKD_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())

@@ -1,0 +1,266 @@
+//! The lease: which node of those sharing one database is the active one, running the
+//! router, the Chat Server's timers and the background jobs, and serving requests.
+//!
+//! It is a session-level advisory lock held on a connection of its own. PostgreSQL releases it
+//! the moment that session ends, so when the active node dies (`kill -9`, a crash, a lost
+//! machine whose connection the server drops) a standby waiting in `pg_advisory_lock` holds it
+//! at once, and two nodes can never hold it together.
+//!
+//! Every taking of the lease counts one more epoch (`lease_epoch` in `callbackd_meta`). The
+//! holder watches its session; when the session is gone (the database restarted, the network
+//! to it failed) it takes the lock again on a new session as soon as the database answers,
+//! and goes on as if nothing happened if the epoch is still its own: nobody else held the lease
+//! meanwhile, so its routing state is still the truth. Only when another node holds the lease,
+//! or held it in between, does [`Lease::lost`] resolve, and the node must stop.
+
+use std::time::Duration;
+
+use super::pool::{wait, Pool};
+use crate::store::StoreError;
+
+/// The advisory lock's key: a constant every node shares ("callbkd!" in ASCII).
+const LEASE_KEY: i64 = 0x6361_6c6c_626b_6421;
+
+/// How often the holder checks that its session (and so the lease) is still there.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The lease, held until dropped or lost.
+#[derive(Debug)]
+pub struct Lease {
+    /// One connection, the lock's session, used for nothing else.
+    pool: Pool,
+    /// The epoch this node took the lease in.
+    epoch: i64,
+}
+
+/// Whether [`Lease::acquire`] found the lease free or waited for another node to let it go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// Nobody held it.
+    AtOnce,
+    /// Another node held it until its session ended.
+    AfterWaiting,
+}
+
+/// What a look at the lease's session found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// This node holds it.
+    Held,
+    /// The database does not answer: nobody can take the lease meanwhile; look again later.
+    Unreachable,
+    /// Another node holds it, or held it since this node took it.
+    Lost,
+}
+
+impl Lease {
+    /// Takes the lease of the database at `url`, waiting as long as another node holds it;
+    /// `waiting` is called once if it has to wait (to log it). Blocks the thread.
+    ///
+    /// # Errors
+    /// The database cannot be reached, or the session ended while waiting.
+    pub fn acquire(url: &str, waiting: impl FnOnce()) -> Result<(Lease, Acquired), StoreError> {
+        let pool = Pool::open(url, 1)?;
+        let conn = pool.get()?;
+        let free: bool =
+            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
+        let acquired = if free {
+            Acquired::AtOnce
+        } else {
+            waiting();
+            wait(conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY]))?;
+            Acquired::AfterWaiting
+        };
+        let epoch: String = wait(conn.query_one(
+            "INSERT INTO callbackd_meta (name, value) VALUES ('lease_epoch', '1') \
+             ON CONFLICT (name) DO UPDATE SET value = (callbackd_meta.value::bigint + 1)::text \
+             RETURNING value",
+            &[],
+        ))?
+        .get(0);
+        let epoch = epoch.parse().map_err(|_| StoreError::Corrupt {
+            what: "lease_epoch".into(),
+            reason: format!("`{epoch}` is not a number"),
+        })?;
+        drop(conn);
+        Ok((Lease { pool, epoch }, acquired))
+    }
+
+    /// Resolves when the lease is lost to another node (see the module's documentation).
+    /// Looks every [`CHECK_EVERY`].
+    pub async fn lost(&self) {
+        let mut away = false;
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            match self.check().await {
+                Check::Held if away => {
+                    tracing::info!(
+                        "the database answers again, and this node still holds the lease"
+                    );
+                    away = false;
+                }
+                Check::Held => {}
+                Check::Unreachable if !away => {
+                    tracing::warn!("the database does not answer: requests that need it get 503 until it returns");
+                    away = true;
+                }
+                Check::Unreachable => {}
+                Check::Lost => return,
+            }
+        }
+    }
+
+    /// Whether this node still holds the lease, taking it again on a new session if the old
+    /// one ended while nobody else took it.
+    async fn check(&self) -> Check {
+        let Ok(conn) = self.pool.get() else {
+            return Check::Unreachable;
+        };
+        // A new session (the pool reconnected after losing the old one) holds nothing: ask
+        // whether this session holds the lock, not merely whether the server answers.
+        let held = conn
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted \
+                 AND ((classid::bigint << 32) | objid::bigint) = $1",
+                &[&LEASE_KEY],
+            )
+            .await;
+        match held.map(|row| row.get::<_, i64>(0)) {
+            Ok(1) => return Check::Held,
+            Ok(_) => {}
+            Err(_) => return Check::Unreachable,
+        }
+        let Ok(row) = conn
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])
+            .await
+        else {
+            return Check::Unreachable;
+        };
+        if !row.get::<_, bool>(0) {
+            return Check::Lost;
+        }
+        let epoch = conn
+            .query_one(
+                "SELECT value FROM callbackd_meta WHERE name = 'lease_epoch'",
+                &[],
+            )
+            .await
+            .map(|row| row.get::<_, String>(0));
+        match epoch {
+            Ok(epoch) if epoch == self.epoch.to_string() => Check::Held,
+            Ok(_) => {
+                // Another node held the lease in between: let it go again and stop.
+                let _ = conn
+                    .execute("SELECT pg_advisory_unlock($1)", &[&LEASE_KEY])
+                    .await;
+                Check::Lost
+            }
+            Err(_) => Check::Unreachable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::{throwaway, PgStore};
+
+    /// A new database with the schema (the lease keeps its epoch in `callbackd_meta`).
+    fn database() -> String {
+        let url = throwaway::shared().fresh_database();
+        PgStore::open(&url, 1).expect("the schema is applied");
+        url
+    }
+
+    #[test]
+    fn a_second_node_waits_until_the_first_lets_the_lease_go() {
+        let url = database();
+        let (first, acquired) = Lease::acquire(&url, || panic!("nobody held it")).unwrap();
+        assert_eq!(acquired, Acquired::AtOnce);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = std::thread::spawn({
+            let url = url.clone();
+            move || {
+                Lease::acquire(&url, || tx.send("waiting").unwrap())
+                    .unwrap()
+                    .1
+            }
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("waiting"));
+        assert!(!second.is_finished(), "the lease is held by the first");
+        drop(first);
+        assert_eq!(second.join().unwrap(), Acquired::AfterWaiting);
+    }
+
+    /// Ends every session holding advisory locks on `url`'s database but the caller's: what a
+    /// dropped connection does to the lease's session.
+    fn end_lease_sessions(url: &str) {
+        let admin = Pool::open(url, 1).unwrap();
+        let conn = admin.get().unwrap();
+        wait(conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND pid <> pg_backend_pid() \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        ))
+        .unwrap();
+    }
+
+    /// The lease's check once it has seen its old session gone: the first look may still use
+    /// the dead connection and find the database unreachable, as the holder's loop would.
+    async fn check_past_the_drop(lease: &Lease) -> Check {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let check = lease.check().await;
+            if check != Check::Unreachable || std::time::Instant::now() > deadline {
+                return check;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_session_is_taken_again_when_nobody_else_took_the_lease() {
+        let url = database();
+        let (lease, _) = Lease::acquire(&url, || {}).unwrap();
+        assert_eq!(lease.check().await, Check::Held);
+        end_lease_sessions(&url);
+        assert_eq!(
+            check_past_the_drop(&lease).await,
+            Check::Held,
+            "taken again on a new session"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let url_again = url.clone();
+        std::thread::spawn(move || {
+            let _ = Lease::acquire(&url_again, || tx.send(()).unwrap());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("another node has to wait: the lease is held again");
+    }
+
+    #[tokio::test]
+    async fn the_holder_learns_when_another_node_took_the_lease_meanwhile() {
+        let url = database();
+        let (lease, _) = Lease::acquire(&url, || {}).unwrap();
+        end_lease_sessions(&url);
+        // Another node takes the lease while the first one's session is gone, then dies.
+        let (other, acquired) = Lease::acquire(&url, || {}).unwrap();
+        assert_eq!(acquired, Acquired::AtOnce);
+        assert_eq!(
+            check_past_the_drop(&lease).await,
+            Check::Lost,
+            "held by the other node"
+        );
+        drop(other);
+        assert_eq!(
+            lease.check().await,
+            Check::Lost,
+            "free again, but another node held it in between"
+        );
+        tokio::time::timeout(Duration::from_secs(10), lease.lost())
+            .await
+            .expect("the lost lease is reported");
+    }
+}

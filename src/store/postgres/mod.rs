@@ -1,0 +1,353 @@
+//! The PostgreSQL engine: every [`engine`](super::engine) trait over one PostgreSQL database,
+//! for several callbackd nodes sharing it (`[store] engine = "postgres"`).
+//!
+//! A write is one transaction, committed with `synchronous_commit` on before the method
+//! returns: its [`Pending`] receipt is durable already, and PostgreSQL's own group commit
+//! batches the WAL flushes of concurrent transactions (the sled engine's committer does that
+//! job there). Rows carry, as columns, what the engine queries by (ids, states, times, owners);
+//! the values themselves are the same versioned stored types the sled engine writes
+//! ([`super::stored`], golden-bytes tested), in a `bytea` column, so that one conversion and
+//! one format serve both engines.
+//!
+//! | table | key | what |
+//! |---|---|---|
+//! | `callbackd_schema` | version | migrations applied (`schema.rs`) |
+//! | `callbackd_meta` | name | seeding marks, the lease's epoch (`lease.rs`) |
+//! | `services` | id | a service record, with its name, state, customer, owner, desired time and expiry as columns |
+//! | `service_agents` | agent, service id | the agents who handled a service, with its state |
+//! | `routing_history` | service id, seq | a service's routing history, appended |
+//! | `status_outbox` | service id, seq | status notifications to deliver, `pending` until done |
+//! | `notifications`, `agent_notifications` | service id, seq | notifications, with their delivered (retrieved) mark as a column |
+//! | `chat_sessions`, `transcripts` | id / session id, position | chat sessions and their transcripts |
+//! | `throttle_windows`, `throttle_counts` | service, slot / day, service, parameter, value | GMS's throttle counts |
+//! | `templates`, `agents`, `accounts` | name / id / user name | configured services, agents, console users |
+//! | `storage_areas`, `service_storage`, `subscriptions` | id / service id / id | Storage API areas and Notification API subscriptions, with their expiry |
+//!
+//! Rows that belong to a service reference it with `ON DELETE CASCADE`, so the purge of an
+//! expired service removes them with it. Key columns are `COLLATE "C"`, so lists come back in
+//! the byte order the sled engine gives. Each subject's methods live in their own file, as in
+//! the sled engine: `services.rs` (services, routing history, time index, status outbox),
+//! `messages/` (notifications, chats, throttles), `configuration.rs` and
+//! `configuration/storage.rs` (configured services, agents, accounts; Storage API). The lease
+//! that makes one node of several the active one is `lease.rs`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row, Transaction};
+
+use super::pending::Commit;
+use super::{CommitStats, Database, FlushLatency, Pending, StoreError};
+
+mod configuration;
+mod lease;
+mod messages;
+mod pool;
+mod schema;
+mod services;
+pub mod throwaway;
+
+pub use lease::{Acquired, Lease};
+pub use schema::latest_version;
+
+use pool::{wait, Pool};
+
+/// `[store] pool_size` when unset: enough for a node's concurrent requests on a small box.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The PostgreSQL engine. Cheap to clone; clones share the pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    migrations_applied: Vec<String>,
+    /// Each committed write is booked as a flush of one: PostgreSQL syncs its WAL at commit.
+    stats: CommitStats,
+    /// Services whose status outbox got entries, for the status worker (`services.rs`).
+    pub(super) status_wake: services::StatusWake,
+}
+
+/// A committed transaction is durable: nothing is left to wait for.
+impl Commit for Inner {
+    fn wait_durable(&self, _ticket: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Statements run synchronously on a connection or inside a transaction (see `pool.rs`).
+pub(crate) struct Sql<'a, C>(pub(crate) &'a C);
+
+/// Parameters of one statement.
+pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+impl<C: GenericClient + Sync> Sql<'_, C> {
+    /// Runs `statement`; the number of rows it changed.
+    pub(crate) fn execute(&self, statement: &str, params: &Params<'_>) -> Result<u64, StoreError> {
+        Ok(wait(self.0.execute(statement, params))?)
+    }
+
+    /// Every row `statement` returns.
+    pub(crate) fn query(
+        &self,
+        statement: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, StoreError> {
+        Ok(wait(self.0.query(statement, params))?)
+    }
+
+    /// The row `statement` returns, if any (an error if more than one).
+    pub(crate) fn query_opt(
+        &self,
+        statement: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(wait(self.0.query_opt(statement, params))?)
+    }
+
+    /// The one row `statement` returns.
+    pub(crate) fn query_one(
+        &self,
+        statement: &str,
+        params: &Params<'_>,
+    ) -> Result<Row, StoreError> {
+        Ok(wait(self.0.query_one(statement, params))?)
+    }
+}
+
+/// A transaction's statements.
+pub(crate) type Tx<'a, 'b> = Sql<'a, Transaction<'b>>;
+
+/// Statements outside a transaction (single reads).
+pub(crate) type Read<'a> = Sql<'a, tokio_postgres::Client>;
+
+/// `url` with its password, if any, replaced by `***` (for logs and messages).
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` with at most `pool_size` connections and applies the
+    /// schema's pending migrations.
+    ///
+    /// # Errors
+    /// The database cannot be reached, a migration failed, or the schema is newer than this
+    /// binary ([`StoreError::SchemaTooNew`]).
+    pub fn open(url: &str, pool_size: usize) -> Result<PgStore, StoreError> {
+        let pool = Pool::open(url, pool_size)?;
+        let migrations_applied = schema::run(&pool)?;
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                migrations_applied,
+                stats: CommitStats::default(),
+                status_wake: services::StatusWake::default(),
+            }),
+        })
+    }
+
+    /// A receipt for a write already committed.
+    pub(crate) fn pending<T>(&self, value: T) -> Pending<T> {
+        Pending::new(self.inner.clone(), 0, value)
+    }
+
+    /// Runs `work` in one transaction and commits it before returning; an error from `work`
+    /// rolls it back.
+    pub(crate) fn transaction<T>(
+        &self,
+        work: impl FnOnce(&Tx<'_, '_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.inner.pool.get()?;
+        let started = Instant::now();
+        let tx = wait(conn.transaction())?;
+        let value = work(&Sql(&tx))?;
+        wait(tx.commit())?;
+        let stats = &self.inner.stats;
+        stats
+            .flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .device_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.flushed(1, Instant::now(), started.elapsed());
+        Ok(value)
+    }
+
+    /// [`PgStore::transaction`], answered with a receipt.
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&Tx<'_, '_>) -> Result<T, StoreError>,
+    ) -> Result<Pending<T>, StoreError> {
+        self.transaction(work).map(|value| self.pending(value))
+    }
+
+    /// Runs `work`'s reads on one connection, outside a transaction.
+    pub(crate) fn read<T>(
+        &self,
+        work: impl FnOnce(&Read<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.inner.pool.get()?;
+        work(&Sql(&*conn))
+    }
+}
+
+impl Database for PgStore {
+    fn time_counts_built_in(&self) -> std::time::Duration {
+        // PostgreSQL counts with its indexes when asked; nothing is built at start-up.
+        std::time::Duration::ZERO
+    }
+
+    fn migrations_applied(&self) -> &[String] {
+        &self.inner.migrations_applied
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        self.read(schema::read_version)
+    }
+
+    fn sync_counts(&self) -> (u64, u64) {
+        let stats = &self.inner.stats;
+        (
+            stats.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            stats
+                .device_syncs
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn flush_blocking(&self) -> Result<(), StoreError> {
+        // Every acknowledged write was committed already.
+        Ok(())
+    }
+
+    fn commit_stats(&self) -> &CommitStats {
+        &self.inner.stats
+    }
+
+    fn flush_latency_last_minute(&self) -> FlushLatency {
+        self.inner.stats.last_minute(Instant::now())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.read(|sql| {
+            let row = sql.query_one("SELECT pg_database_size(current_database())", &[])?;
+            let size: i64 = row.get(0);
+            Ok(size as u64)
+        })
+    }
+}
+
+/// Rows other subjects' tests need.
+#[cfg(test)]
+pub(crate) mod test_rows {
+    use super::PgStore;
+
+    /// Stores bare `services` rows `ids`, for the tables that reference a service (their
+    /// foreign keys need the row; its value is never read by those tests).
+    pub(crate) fn bare_services(store: &PgStore, ids: &[&str]) {
+        store
+            .transaction(|tx| {
+                for id in ids {
+                    tx.execute(
+                        "INSERT INTO services (id, service_name, state, desired_time_ms, expire_at_ms, value)
+                         VALUES ($1, 'chat-delay', 'QUEUED', 0, 0, '\\x00')",
+                        &[id],
+                    )?;
+                }
+                Ok(())
+            })
+            .expect("insert the service rows");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_gets_every_migration_once() {
+        let url = throwaway::shared().fresh_database();
+        let store = PgStore::open(&url, 2).unwrap();
+        assert_eq!(store.migrations_applied().len(), latest_version() as usize);
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        drop(store);
+        let again = PgStore::open(&url, 2).unwrap();
+        assert!(again.migrations_applied().is_empty());
+        assert_eq!(again.schema_version().unwrap(), latest_version());
+    }
+
+    #[test]
+    fn a_schema_newer_than_this_binary_is_refused() {
+        let url = throwaway::shared().fresh_database();
+        let store = PgStore::open(&url, 1).unwrap();
+        store
+            .transaction(|tx| {
+                tx.execute(
+                    "INSERT INTO callbackd_schema (version, name) VALUES ($1, 'from_the_future')",
+                    &[&(latest_version() as i32 + 1)],
+                )
+            })
+            .unwrap();
+        drop(store);
+        let err = PgStore::open(&url, 1).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, supported }
+                if found == latest_version() + 1 && supported == latest_version()),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_is_durable_once_committed_and_counted() {
+        let store = PgStore::open(&throwaway::shared().fresh_database(), 2).unwrap();
+        let pending = store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO callbackd_meta (name, value) VALUES ('probe', 'yes')",
+                    &[],
+                )
+            })
+            .unwrap();
+        assert_eq!(pending.durable().await.unwrap(), 1);
+        assert_eq!(store.sync_counts(), (1, 1));
+        let value: String = store
+            .read(|sql| {
+                Ok(sql
+                    .query_one("SELECT value FROM callbackd_meta WHERE name = 'probe'", &[])?
+                    .get(0))
+            })
+            .unwrap();
+        assert_eq!(value, "yes");
+        assert!(store.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_password_is_left_out_of_messages() {
+        assert_eq!(
+            without_password("postgres://callbackd:s3cret@db:5432/cb"),
+            "postgres://callbackd:***@db:5432/cb"
+        );
+        assert_eq!(without_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(without_password("host=db user=u"), "host=db user=u");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_an_error_naming_it() {
+        let err = PgStore::open("postgres://nobody@127.0.0.1:1/none", 1).unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    }
+}
