@@ -63,6 +63,10 @@
 //! throwaway cluster the benchmark starts (see `callbackd/postgres.rs`; needs wrk and
 //! PostgreSQL's binaries).
 //!
+//! failover: an active node and a standby over one PostgreSQL database; the active one killed
+//! while a service waits, ten times: median and worst time to that service routed by the node
+//! that took over (see `callbackd/failover.rs`).
+//!
 //! Set `BENCH_SECONDS` to change the length of each wrk run (default 5), `BENCH_CHATS` to
 //! change the number of chats (default 1000), `BENCH_CLIENTS` the number of CometD clients
 //! (default 10000), `BENCH_STORED` the services stored for `scans` (default 200000), `BENCH_SWEEP_CLIENTS` the
@@ -71,7 +75,7 @@
 //! `availability` (default 100000), `BENCH_RESTART_STORED` and `BENCH_RESTART_WAITING` the
 //! services stored and waiting for `restart` (default 1000000 and 100000), and `BENCH_ONLY` to
 //! `create`, `expiry`, `routing`, `chat`, `cometd`, `cometd_sweep`, `scans`, `httpcb`,
-//! `console`, `availability`, `restart`, `position` or `postgres` to run one table
+//! `console`, `availability`, `restart`, `position`, `postgres` or `failover` to run one table
 //! (`create` and `postgres` need wrk).
 
 use std::collections::BTreeMap;
@@ -108,6 +112,8 @@ mod availability;
 mod cometd;
 #[path = "callbackd/console.rs"]
 mod console;
+#[path = "callbackd/failover.rs"]
+mod failover;
 #[path = "callbackd/position.rs"]
 mod position;
 #[path = "callbackd/postgres.rs"]
@@ -145,11 +151,12 @@ fn main() {
         "restart",
         "position",
         "postgres",
+        "failover",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart, position or postgres (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart, position, postgres or failover (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -162,6 +169,10 @@ fn main() {
     }
     if runs("postgres") {
         postgres::table(wrk_seconds("postgres"));
+        println!();
+    }
+    if runs("failover") {
+        failover::table();
         println!();
     }
     if runs("expiry") {

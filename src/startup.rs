@@ -93,8 +93,13 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
     })?;
     let db_dir = config.db_dir();
     let location = config.store_location();
-    let store = open_store(db_dir.clone(), config.store.clone(), location.clone()).await?;
+    // The lease first: a standby must not migrate the schema under the active node.
     let lease = take_lease(config, &location).await?;
+    let settings = StoreSettings {
+        lease_epoch: lease.as_ref().map(Lease::epoch),
+        ..config.store.clone()
+    };
+    let store = open_store(db_dir.clone(), settings, location.clone()).await?;
     let sled_dir = (config.store.engine == EngineKind::Sled).then_some(&*db_dir);
     make_private(&config.data_dir, sled_dir).map_err(|source| StartupError::Io {
         what: format!(

@@ -238,6 +238,13 @@ impl From<AppError> for ApiError {
                         .into(),
                 )
             }
+            AppError::Store(StoreError::CommitUnknown(_)) => {
+                tracing::error!(error = %err, "a commit's outcome is unknown");
+                ApiError::ServiceUnavailable(
+                    "the database connection failed while the change was being committed, so it may or may not have been stored: look it up before you retry"
+                        .into(),
+                )
+            }
             AppError::Store(err) => {
                 tracing::error!(error = %err, "storage failure while handling a request");
                 ApiError::Internal
@@ -302,6 +309,13 @@ mod tests {
             away.message().contains("not acknowledged"),
             "{}",
             away.message()
+        );
+        let unknown = ApiError::from(AppError::Store(StoreError::CommitUnknown("cut".into())));
+        assert_eq!(unknown.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            unknown.message().contains("may or may not"),
+            "{}",
+            unknown.message()
         );
         let other = ApiError::from(AppError::Store(StoreError::Engine("broken".into())));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);

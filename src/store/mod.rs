@@ -165,6 +165,10 @@ pub enum StoreError {
     /// the change was not acknowledged. The engine reconnects by itself when it returns.
     #[error("the database cannot be reached: {0}")]
     Unreachable(String),
+    /// The connection failed while a COMMIT was on its way: the change may or may not have
+    /// been stored, and nothing can tell which until the database answers again.
+    #[error("the database connection failed during a commit, so whether the change was stored is unknown: {0}")]
+    CommitUnknown(String),
     /// An operating-system error.
     #[error("i/o error: {0}")]
     Io(String),
@@ -244,6 +248,10 @@ pub struct StoreSettings {
     /// The most connections this node opens to PostgreSQL
     /// ([`postgres::DEFAULT_POOL_SIZE`]).
     pub pool_size: usize,
+    /// The lease epoch this node holds on PostgreSQL, set by start-up once it took the lease
+    /// (never from the file): its writes are fenced by it ([`postgres::PgStore::open_fenced`]).
+    #[serde(skip)]
+    pub lease_epoch: Option<i64>,
     /// See [`SyncMode`].
     pub sync: SyncMode,
     /// Writes that add data are refused (503) while the filesystem of the database has less
@@ -272,6 +280,7 @@ impl Default for StoreSettings {
             engine: EngineKind::Sled,
             url: None,
             pool_size: postgres::DEFAULT_POOL_SIZE,
+            lease_epoch: None,
             sync: SyncMode::Device,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -474,7 +483,8 @@ impl Store {
                 let url = settings.url.as_deref().ok_or_else(|| {
                     StoreError::Engine("[store] engine = \"postgres\" needs [store] url".into())
                 })?;
-                postgres::PgStore::open(url, settings.pool_size).map(Store::new)
+                postgres::PgStore::open_fenced(url, settings.pool_size, settings.lease_epoch)
+                    .map(Store::new)
             }
         }
     }

@@ -6,8 +6,10 @@
 //! machine whose connection the server drops) a standby waiting in `pg_advisory_lock` holds it
 //! at once, and two nodes can never hold it together.
 //!
-//! Every taking of the lease counts one more epoch (`lease_epoch` in `callbackd_meta`). The
-//! holder watches its session; when the session is gone (the database restarted, the network
+//! Every taking of the lease counts one more epoch (`callbackd_lease`), and every write of the
+//! holder's store first checks, under a share lock on that row, that the epoch is still its own
+//! ([`super::PgStore::open_fenced`]): a node that lost the lease can write nothing more, even
+//! before it notices. The holder watches its session; when the session is gone (the database restarted, the network
 //! to it failed) it takes the lock again on a new session as soon as the database answers,
 //! and goes on as if nothing happened if the epoch is still its own: nobody else held the lease
 //! meanwhile, so its routing state is still the truth. Only when another node holds the lease,
@@ -61,29 +63,56 @@ impl Lease {
     /// The database cannot be reached, or the session ended while waiting.
     pub fn acquire(url: &str, waiting: impl FnOnce()) -> Result<(Lease, Acquired), StoreError> {
         let pool = Pool::open(url, 1)?;
-        let conn = pool.get()?;
-        let free: bool =
-            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
-        let acquired = if free {
-            Acquired::AtOnce
-        } else {
-            waiting();
-            wait(conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY]))?;
-            Acquired::AfterWaiting
+        let mut waiting = Some(waiting);
+        let acquired = loop {
+            match Self::lock(&pool, &mut waiting) {
+                Ok(acquired) => break acquired,
+                // The database restarted while this node waited: wait again on a new session.
+                Err(StoreError::Unreachable(why)) => {
+                    tracing::warn!(error = %why, "waiting for the lease: the database does not answer; trying again");
+                    std::thread::sleep(CHECK_EVERY);
+                }
+                Err(other) => return Err(other),
+            }
         };
-        let epoch: String = wait(conn.query_one(
-            "INSERT INTO callbackd_meta (name, value) VALUES ('lease_epoch', '1') \
-             ON CONFLICT (name) DO UPDATE SET value = (callbackd_meta.value::bigint + 1)::text \
-             RETURNING value",
+        let conn = pool.get()?;
+        // Taken before the migrations run (a node of a newer version must not change the
+        // schema under the active one), so the lease keeps a table of its own.
+        wait(conn.batch_execute(
+            "CREATE TABLE IF NOT EXISTS callbackd_lease (
+                 id integer PRIMARY KEY CHECK (id = 1),
+                 epoch bigint NOT NULL
+             )",
+        ))?;
+        let epoch: i64 = wait(conn.query_one(
+            "INSERT INTO callbackd_lease (id, epoch) VALUES (1, 1) \
+             ON CONFLICT (id) DO UPDATE SET epoch = callbackd_lease.epoch + 1 \
+             RETURNING epoch",
             &[],
         ))?
         .get(0);
-        let epoch = epoch.parse().map_err(|_| StoreError::Corrupt {
-            what: "lease_epoch".into(),
-            reason: format!("`{epoch}` is not a number"),
-        })?;
         drop(conn);
         Ok((Lease { pool, epoch }, acquired))
+    }
+
+    /// The epoch this node took the lease in: its writes check it ([`super::PgStore::open_fenced`]).
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Takes the advisory lock on a session of `pool`, waiting while another session holds it.
+    fn lock(pool: &Pool, waiting: &mut Option<impl FnOnce()>) -> Result<Acquired, StoreError> {
+        let conn = pool.get()?;
+        let free: bool =
+            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
+        if free {
+            return Ok(Acquired::AtOnce);
+        }
+        if let Some(waiting) = waiting.take() {
+            waiting();
+        }
+        wait(conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY]))?;
+        Ok(Acquired::AfterWaiting)
     }
 
     /// Resolves when the lease is lost to another node (see the module's documentation).
@@ -141,56 +170,32 @@ impl Lease {
             return Check::Lost;
         }
         let epoch = conn
-            .query_one(
-                "SELECT value FROM callbackd_meta WHERE name = 'lease_epoch'",
-                &[],
-            )
+            .query_one("SELECT epoch FROM callbackd_lease WHERE id = 1", &[])
             .await
-            .map(|row| row.get::<_, String>(0));
-        match epoch {
-            Ok(epoch) if epoch == self.epoch.to_string() => Check::Held,
-            Ok(_) => {
-                // Another node held the lease in between: let it go again and stop.
-                let _ = conn
-                    .execute("SELECT pg_advisory_unlock($1)", &[&LEASE_KEY])
-                    .await;
-                Check::Lost
-            }
+            .map(|row| row.get::<_, i64>(0));
+        let check = match epoch {
+            Ok(epoch) if epoch == self.epoch => return Check::Held,
+            // Another node held the lease in between.
+            Ok(_) => Check::Lost,
             Err(_) => Check::Unreachable,
-        }
+        };
+        // Not known to be still ours: let the lock go again, so that the next look compares
+        // the epoch anew instead of finding the lock held.
+        let _ = conn
+            .execute("SELECT pg_advisory_unlock($1)", &[&LEASE_KEY])
+            .await;
+        check
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::{throwaway, PgStore};
+    use crate::store::postgres::throwaway;
 
-    /// A new database with the schema (the lease keeps its epoch in `callbackd_meta`).
+    /// A new empty database (the lease makes its own table).
     fn database() -> String {
-        let url = throwaway::shared().fresh_database();
-        PgStore::open(&url, 1).expect("the schema is applied");
-        url
-    }
-
-    #[test]
-    fn a_second_node_waits_until_the_first_lets_the_lease_go() {
-        let url = database();
-        let (first, acquired) = Lease::acquire(&url, || panic!("nobody held it")).unwrap();
-        assert_eq!(acquired, Acquired::AtOnce);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let second = std::thread::spawn({
-            let url = url.clone();
-            move || {
-                Lease::acquire(&url, || tx.send("waiting").unwrap())
-                    .unwrap()
-                    .1
-            }
-        });
-        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("waiting"));
-        assert!(!second.is_finished(), "the lease is held by the first");
-        drop(first);
-        assert_eq!(second.join().unwrap(), Acquired::AfterWaiting);
+        throwaway::shared().fresh_database()
     }
 
     /// Ends every session holding advisory locks on `url`'s database but the caller's: what a

@@ -71,6 +71,8 @@ struct Inner {
     stats: CommitStats,
     /// Services whose status outbox got entries, for the status worker (`services.rs`).
     pub(super) status_wake: services::StatusWake,
+    /// The lease epoch every write checks ([`PgStore::open_fenced`]).
+    fence: Option<i64>,
 }
 
 /// A committed transaction is durable: nothing is left to wait for.
@@ -148,6 +150,22 @@ impl PgStore {
     /// The database cannot be reached, a migration failed, or the schema is newer than this
     /// binary ([`StoreError::SchemaTooNew`]).
     pub fn open(url: &str, pool_size: usize) -> Result<PgStore, StoreError> {
+        Self::open_fenced(url, pool_size, None)
+    }
+
+    /// Like [`PgStore::open`], for the node holding the lease of `epoch`
+    /// ([`Lease::epoch`]): every write first checks, under a share lock on the lease's row,
+    /// that the epoch is still this node's, and fails with [`StoreError::Unreachable`] once
+    /// another node has taken the lease, so that a node which lost it cannot write beside the
+    /// new holder even before it notices.
+    ///
+    /// # Errors
+    /// See [`PgStore::open`].
+    pub fn open_fenced(
+        url: &str,
+        pool_size: usize,
+        epoch: Option<i64>,
+    ) -> Result<PgStore, StoreError> {
         let pool = Pool::open(url, pool_size)?;
         let migrations_applied = schema::run(&pool)?;
         Ok(PgStore {
@@ -156,6 +174,7 @@ impl PgStore {
                 migrations_applied,
                 stats: CommitStats::default(),
                 status_wake: services::StatusWake::default(),
+                fence: epoch,
             }),
         })
     }
@@ -174,8 +193,22 @@ impl PgStore {
         let mut conn = self.inner.pool.get()?;
         let started = Instant::now();
         let tx = wait(conn.transaction())?;
+        if let Some(epoch) = self.inner.fence {
+            let still_ours = Sql(&tx).query_opt(
+                "SELECT 1 FROM callbackd_lease WHERE id = 1 AND epoch = $1 FOR SHARE",
+                &[&epoch],
+            )?;
+            if still_ours.is_none() {
+                return Err(StoreError::Unreachable(
+                    "this node no longer holds the lease: another node is the active one".into(),
+                ));
+            }
+        }
         let value = work(&Sql(&tx))?;
-        wait(tx.commit())?;
+        wait(tx.commit()).map_err(|err| match StoreError::from(err) {
+            StoreError::Unreachable(why) => StoreError::CommitUnknown(why),
+            other => other,
+        })?;
         let stats = &self.inner.stats;
         stats
             .flushes
@@ -333,6 +366,37 @@ mod tests {
             .unwrap();
         assert_eq!(value, "yes");
         assert!(store.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_node_whose_lease_was_taken_over_can_write_nothing_more() {
+        let url = throwaway::shared().fresh_database();
+        let (lease, _) = Lease::acquire(&url, || {}).unwrap();
+        let epoch = lease.epoch();
+        let store = PgStore::open_fenced(&url, 2, Some(epoch)).unwrap();
+        let mark = |name: &'static str| {
+            store.write(move |tx| {
+                tx.execute(
+                    "INSERT INTO callbackd_meta (name, value) VALUES ($1, 'x')",
+                    &[&name],
+                )
+            })
+        };
+        assert!(mark("while_held").is_ok());
+        // This node's lease session ends and another node takes the lease.
+        drop(lease);
+        let (other, _) = Lease::acquire(&url, || {}).unwrap();
+        assert_eq!(other.epoch(), epoch + 1);
+        let err = mark("after_the_takeover").unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable(_)), "{err}");
+        let kept: i64 = store
+            .read(|sql| {
+                Ok(sql
+                    .query_one("SELECT count(*) FROM callbackd_meta WHERE value = 'x'", &[])?
+                    .get(0))
+            })
+            .unwrap();
+        assert_eq!(kept, 1, "only the write made while the lease was held");
     }
 
     #[test]

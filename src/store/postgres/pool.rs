@@ -58,9 +58,27 @@ impl Pool {
     /// A pool over `url` (`postgres://user:password@host:port/database`) of at most `size`
     /// connections; opens one at once, so that a wrong address or password fails here.
     pub(crate) fn open(url: &str, size: usize) -> Result<Pool, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|err| StoreError::Engine(format!("store url: {err}")))?;
+        // Acknowledged means committed to the WAL on disk, whatever the server's or the role's
+        // default says.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c synchronous_commit=on"),
+            None => "-c synchronous_commit=on".to_string(),
+        };
+        config.options(&options);
+        // A server that is gone must show as gone within seconds, not after TCP's two-hour
+        // keepalive: the lease depends on it (a half-open socket would hold it forever).
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(5))
+            .keepalives_interval(std::time::Duration::from_secs(1))
+            .keepalives_retries(3)
+            .tcp_user_timeout(std::time::Duration::from_secs(10));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("callbackd-postgres")
@@ -209,7 +227,14 @@ impl From<tokio_postgres::Error> for StoreError {
                 db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
             )),
             // No answer from the server at all: the connection failed or was closed.
-            None => StoreError::Unreachable(format!("PostgreSQL: {err}")),
+            None if err.is_closed()
+                || std::error::Error::source(&err)
+                    .is_some_and(|source| source.is::<std::io::Error>()) =>
+            {
+                StoreError::Unreachable(format!("PostgreSQL: {err}"))
+            }
+            // The client's own complaint (a value of an unexpected type, say): not an outage.
+            None => StoreError::Engine(format!("PostgreSQL: {err}")),
         }
     }
 }
