@@ -425,6 +425,16 @@ struct Started {
     /// Its store, for the commit counters.
     store: Store,
     stop: oneshot::Sender<()>,
+    /// The server's task, which ends once it has stopped.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Started {
+    /// Stops the server and waits until it has (its tasks must not outlive the runtime).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// Starts callbackd in-process on a free port, after `adjust` changed the configuration.
@@ -461,7 +471,7 @@ async fn start_callbackd_keeping_store(
     let addr = app.local_addr();
     let store = app.state().store.clone();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = app
             .run_until_stopped(async {
                 let _ = rx.await;
@@ -472,6 +482,7 @@ async fn start_callbackd_keeping_store(
         addr,
         store,
         stop: tx,
+        task,
     }
 }
 

@@ -174,7 +174,7 @@ pub fn table() {
 
 async fn set_agent(client: &reqwest::Client, address: &str, state: &str) {
     let response = client
-        .post(format!("http://{address}/genesys/1/agent/kristi/state"))
+        .post(format!("{address}/genesys/1/agent/kristi/state"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({ "state": state }))
         .send()
@@ -187,9 +187,7 @@ async fn set_agent(client: &reqwest::Client, address: &str, state: &str) {
 async fn create_waiting(client: &reqwest::Client, address: &str, round: usize) -> String {
     let number = format!("55500{round:05}");
     let body: serde_json::Value = client
-        .post(format!(
-            "http://{address}/genesys/1/service/callback/chat-delay"
-        ))
+        .post(format!("{address}/genesys/1/service/callback/chat-delay"))
         .header("gms_user", GMS_USER)
         .form(&[("_customer_number", number.as_str())])
         .send()
@@ -205,7 +203,7 @@ async fn create_waiting(client: &reqwest::Client, address: &str, round: usize) -
 async fn cancel(client: &reqwest::Client, address: &str, id: &str) {
     let response = client
         .delete(format!(
-            "http://{address}/genesys/1/service/callback/chat-delay/{id}"
+            "{address}/genesys/1/service/callback/chat-delay/{id}"
         ))
         .header("gms_user", GMS_USER)
         .send()
@@ -219,7 +217,7 @@ async fn wait_reserved(client: &reqwest::Client, address: &str, id: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let detail: serde_json::Value = client
-            .get(format!("http://{address}/genesys/1/admin/callback/{id}"))
+            .get(format!("{address}/genesys/1/admin/callback/{id}"))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await

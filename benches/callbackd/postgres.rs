@@ -73,6 +73,8 @@ pub fn table(seconds: u64) {
             }
         }
     }
-    let _ = sled.stop.send(());
-    let _ = pg.stop.send(());
+    runtime.block_on(async {
+        sled.stop().await;
+        pg.stop().await;
+    });
 }

@@ -22,7 +22,12 @@ use crate::store::StoreError;
 
 /// Drives `future` to its end from synchronous code (see the module's documentation).
 pub(crate) fn wait<F: Future>(future: F) -> F::Output {
-    let block = || futures_executor::block_on(future);
+    blocking(|| futures_executor::block_on(future))
+}
+
+/// Runs `block`, which blocks the thread: inside `block_in_place` on a multi-threaded runtime,
+/// so that the worker's other tasks move to another thread meanwhile.
+fn blocking<T>(block: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(block)
@@ -152,7 +157,9 @@ impl Pool {
                     }
                 };
             }
-            state = self.returned.wait(state).expect("pool lock");
+            // Every connection is in use: wait for one back without holding up the
+            // runtime's other tasks.
+            state = blocking(|| self.returned.wait(state)).expect("pool lock");
         }
     }
 }
