@@ -68,9 +68,11 @@ impl Pool {
             .map_err(|err| StoreError::Engine(format!("store url: {err}")))?;
         // Acknowledged means committed to the WAL on disk, whatever the server's or the role's
         // default says.
+        // And the server's notices ("already exists, skipping") stay out of callbackd's log.
+        let ours = "-c synchronous_commit=on -c client_min_messages=warning";
         let options = match config.get_options() {
-            Some(given) => format!("{given} -c synchronous_commit=on"),
-            None => "-c synchronous_commit=on".to_string(),
+            Some(given) => format!("{given} {ours}"),
+            None => ours.to_string(),
         };
         config.options(&options);
         // A server that is gone must show as gone within seconds, not after TCP's two-hour
