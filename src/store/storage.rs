@@ -23,8 +23,9 @@ use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
 use crate::domain::time::Timestamp;
 
-/// Something with an id and an expiry time, kept in a record tree and a time index.
-trait Expiring: Sized {
+/// Something with an id and an expiry time, kept in a record tree and a time index (and, by
+/// the PostgreSQL engine, in a table with an expiry column).
+pub(super) trait Expiring: Sized {
     const WHAT: &'static str;
     fn id(&self) -> &str;
     fn expire_at(&self) -> Timestamp;

@@ -22,61 +22,26 @@ use super::{column, millis};
 use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
 use crate::domain::time::Timestamp;
-use crate::store::stored::storage::{StorageAreaV1, SubscriptionV1};
-use crate::store::{codec, Pending, Refusal, StorageApi, StoreError, UpdateError};
+use crate::store::storage::Expiring;
+use crate::store::{Pending, Refusal, StorageApi, StoreError, UpdateError};
 
-/// A value with an id and an expiry, kept in a table of (id, expire_at_ms, value).
-trait Expiring: Sized {
-    /// Its table.
+/// A value kept in a table with an expiry column: the sled engine's [`Expiring`] values (their
+/// id, expiry and stored format), and the table each one is kept in.
+trait ExpiringRow: Expiring {
+    /// The table.
     const TABLE: &'static str;
-    /// What it is called in errors, before its id.
-    const WHAT: &'static str;
-    /// Its key.
-    fn id(&self) -> &str;
-    /// When it is due for removal (at or after this time it is expired).
-    fn expire_at(&self) -> Timestamp;
-    /// The value as stored (the sled engine's format).
-    fn encode(&self) -> Result<Vec<u8>, StoreError>;
-    /// A value read back; `what` names it in errors.
-    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError>;
 }
 
-impl Expiring for StorageArea {
+impl ExpiringRow for StorageArea {
     const TABLE: &'static str = "storage_areas";
-    const WHAT: &'static str = "storage area";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn expire_at(&self) -> Timestamp {
-        self.expire_at
-    }
-    fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        codec::write(&StorageAreaV1::from(self))
-    }
-    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError> {
-        codec::read::<StorageAreaV1>(bytes, what).map(Into::into)
-    }
 }
 
-impl Expiring for Subscription {
+impl ExpiringRow for Subscription {
     const TABLE: &'static str = "subscriptions";
-    const WHAT: &'static str = "subscription";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn expire_at(&self) -> Timestamp {
-        self.expire_at
-    }
-    fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        codec::write(&SubscriptionV1::from(self))
-    }
-    fn decode(bytes: &[u8], what: &str) -> Result<Self, StoreError> {
-        codec::read::<SubscriptionV1>(bytes, what).map(Into::into)
-    }
 }
 
 /// The value of `id` as errors name it.
-fn name<T: Expiring>(id: &str) -> String {
+fn name<T: ExpiringRow>(id: &str) -> String {
     format!("{} {id}", T::WHAT)
 }
 
@@ -86,7 +51,7 @@ fn service_area_name(id: &str) -> String {
 }
 
 /// The row `statement` returns for `id`, its first column decoded as a value of `what`.
-fn decoded<T: Expiring, C: tokio_postgres::GenericClient + Sync>(
+fn decoded<T: ExpiringRow, C: tokio_postgres::GenericClient + Sync>(
     sql: &Sql<'_, C>,
     statement: &str,
     id: &str,
@@ -99,7 +64,7 @@ fn decoded<T: Expiring, C: tokio_postgres::GenericClient + Sync>(
 
 impl PgStore {
     /// Writes `value`, replacing the one with its id.
-    fn put_expiring<T: Expiring>(&self, value: &T) -> Result<Pending<()>, StoreError> {
+    fn put_expiring<T: ExpiringRow>(&self, value: &T) -> Result<Pending<()>, StoreError> {
         let bytes = value.encode()?;
         let statement = format!(
             "INSERT INTO {} (id, expire_at_ms, value) VALUES ($1, $2, $3)
@@ -115,13 +80,13 @@ impl PgStore {
     }
 
     /// The value `id`, expired or not.
-    fn get_expiring<T: Expiring>(&self, id: &str) -> Result<Option<T>, StoreError> {
+    fn get_expiring<T: ExpiringRow>(&self, id: &str) -> Result<Option<T>, StoreError> {
         let statement = format!("SELECT value FROM {} WHERE id = $1", T::TABLE);
         self.read(|sql| decoded(sql, &statement, id, &name::<T>(id)))
     }
 
     /// Removes the value `id`; false if there was none.
-    fn delete_expiring<T: Expiring>(&self, id: &str) -> Result<Pending<bool>, StoreError> {
+    fn delete_expiring<T: ExpiringRow>(&self, id: &str) -> Result<Pending<bool>, StoreError> {
         let statement = format!("DELETE FROM {} WHERE id = $1", T::TABLE);
         self.write(|tx| Ok(tx.execute(&statement, &[&id])? > 0))
     }
@@ -130,7 +95,7 @@ impl PgStore {
     /// ids removed, in expiry order). Rows another transaction holds locked (another node's
     /// purge, an update under way) are skipped rather than waited for: the next run takes
     /// those still due.
-    fn purge_expiring<T: Expiring>(
+    fn purge_expiring<T: ExpiringRow>(
         &self,
         now: Timestamp,
         limit: usize,
