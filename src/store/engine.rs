@@ -96,6 +96,9 @@ pub trait Database {
     /// The version cannot be read.
     fn schema_version(&self) -> Result<u32, StoreError>;
 
+    /// The newest schema version this binary knows for this engine (what it migrates to).
+    fn supported_schema_version(&self) -> u32;
+
     /// Group-commit flushes and device syncs done since the store was opened.
     fn sync_counts(&self) -> (u64, u64);
 

@@ -586,6 +586,10 @@ impl Database for SledStore {
         migrate::read_version(&self.inner.trees.meta)
     }
 
+    fn supported_schema_version(&self) -> u32 {
+        migrate::latest_version()
+    }
+
     fn sync_counts(&self) -> (u64, u64) {
         let stats = &self.inner.committer.stats;
         (

@@ -396,7 +396,7 @@ fn health_page(state: AppState) -> impl Filter<Extract = (Response,), Error = Re
                     layout: Layout::new(&session, "/admin/health"),
                     version: env!("CARGO_PKG_VERSION"),
                     schema_version: schema.map_or("unreadable".into(), |v| v.to_string()),
-                    binary_schema: crate::store::migrate::latest_version(),
+                    binary_schema: state.store.supported_schema_version(),
                     uptime: duration_text(up),
                     started: state.started_at.to_iso(),
                     store_size: size.map_or("unreadable".into(), bytes_text),

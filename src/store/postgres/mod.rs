@@ -252,6 +252,10 @@ impl Database for PgStore {
         self.read(schema::read_version)
     }
 
+    fn supported_schema_version(&self) -> u32 {
+        latest_version()
+    }
+
     fn sync_counts(&self) -> (u64, u64) {
         let stats = &self.inner.stats;
         (
@@ -317,6 +321,7 @@ mod tests {
         let store = PgStore::open(&url, 2).unwrap();
         assert_eq!(store.migrations_applied().len(), latest_version() as usize);
         assert_eq!(store.schema_version().unwrap(), latest_version());
+        assert_eq!(store.supported_schema_version(), latest_version());
         drop(store);
         let again = PgStore::open(&url, 2).unwrap();
         assert!(again.migrations_applied().is_empty());
