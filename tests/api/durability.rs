@@ -59,30 +59,59 @@ async fn record_exists(client: &reqwest::Client, address: &str, id: &str) -> boo
     response.status() == 200
 }
 
+/// Streams creates to `address` from `workers` clients until `count` were acknowledged, then
+/// calls `kill` mid-stream; returns the ids acknowledged and when `kill` returned.
+async fn kill_mid_stream(
+    address: &str,
+    workers: usize,
+    count: usize,
+    kill: impl FnOnce(),
+) -> (Vec<String>, std::time::Instant) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = tokio::spawn(create_stream(
+        address.to_string(),
+        workers,
+        stop.clone(),
+        acknowledged.clone(),
+    ));
+    crate::helpers::eventually(
+        Duration::from_secs(60),
+        &format!("{count} acknowledged creates"),
+        || {
+            let seen = acknowledged.lock().unwrap().len();
+            async move { (seen >= count).then_some(()) }
+        },
+    )
+    .await;
+    kill();
+    let killed = std::time::Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stream.await.expect("stream ends");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    (acknowledged, killed)
+}
+
+/// The ids of `ids` that the server at `address` does not have.
+async fn missing_from(client: &reqwest::Client, address: &str, ids: &[String]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for id in ids {
+        if !record_exists(client, address, id).await {
+            missing.push(id.clone());
+        }
+    }
+    missing
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_create_survives_sigkill() {
     // Arrange: a server taking a stream of creates from 16 clients.
     let data_dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data_dir.path(), &[]);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let stream = tokio::spawn(create_stream(
-        server.address.clone(),
-        16,
-        stop.clone(),
-        acknowledged.clone(),
-    ));
 
     // Act: kill -9 once the clients saw 300 creates acknowledged, mid-stream.
-    crate::helpers::eventually(Duration::from_secs(60), "300 acknowledged creates", || {
-        let count = acknowledged.lock().unwrap().len();
-        async move { (count >= 300).then_some(()) }
-    })
-    .await;
-    server.kill9();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    stream.await.expect("stream ends");
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let address = server.address.clone();
+    let (acknowledged, _) = kill_mid_stream(&address, 16, 300, || server.kill9()).await;
     assert!(
         acknowledged.len() >= 300,
         "only {} acknowledged",
@@ -92,12 +121,7 @@ async fn every_acknowledged_create_survives_sigkill() {
     // Assert: after a restart on the same directory, every acknowledged id is there.
     let client = reqwest::Client::new();
     let restarted = ServerProcess::start(data_dir.path(), &[]);
-    let mut missing = Vec::new();
-    for id in &acknowledged {
-        if !record_exists(&client, &restarted.address, id).await {
-            missing.push(id.clone());
-        }
-    }
+    let missing = missing_from(&client, &restarted.address, &acknowledged).await;
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged services lost after SIGKILL: {:?}",
@@ -375,42 +399,17 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
     let active = ServerProcess::start(dir_a.path(), &[]);
     let mut standby = ServerProcess::start_standby(dir_b.path(), &shared);
     let client = reqwest::Client::new();
-    let created: serde_json::Value = client
-        .post(format!(
-            "{}/genesys/1/service/callback/chat-delay",
-            active.address
-        ))
-        .header("gms_user", GMS_USER)
-        .form(&[("_customer_number", "5550000001")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, body) = create_one(&client, &active.address, "5550000001").await;
+    assert_eq!(status, 200, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
     let first = created["_id"]
         .as_str()
         .expect("the first create's id")
         .to_string();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let stream = tokio::spawn(create_stream(
-        active.address.clone(),
-        32,
-        stop.clone(),
-        acknowledged.clone(),
-    ));
 
     // Act: kill -9 the active node mid-stream.
-    crate::helpers::eventually(Duration::from_secs(60), "200 acknowledged creates", || {
-        let count = acknowledged.lock().unwrap().len();
-        async move { (count >= 200).then_some(()) }
-    })
-    .await;
-    active.kill9();
-    let killed = std::time::Instant::now();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    stream.await.expect("stream ends");
+    let address = active.address.clone();
+    let (acknowledged, killed) = kill_mid_stream(&address, 32, 200, || active.kill9()).await;
     standby.wait_until_listening(Duration::from_secs(5));
     let took_over = killed.elapsed();
 
@@ -427,13 +426,8 @@ async fn a_standby_takes_over_when_the_active_node_is_killed() {
         "{:?}",
         standby.logs()
     );
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    let mut missing = Vec::new();
-    for id in std::iter::once(&first).chain(&acknowledged) {
-        if !record_exists(&client, &standby.address, id).await {
-            missing.push(id.clone());
-        }
-    }
+    let every = [std::slice::from_ref(&first), &acknowledged[..]].concat();
+    let missing = missing_from(&client, &standby.address, &every).await;
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged services lost when the active node died: {:?}",
