@@ -469,7 +469,7 @@ async fn start_callbackd_keeping_store(
     adjust(&mut config);
     let app = App::build(config).await.expect("callbackd builds");
     let addr = app.local_addr();
-    let store = app.state().store.clone();
+    let store = app.state().expect("a sled node is active").store.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = app

@@ -426,10 +426,10 @@ impl ServerProcess {
         Self::spawn(command)
     }
 
-    /// Starts `callbackd serve` on `data_dir` as a second node over the database `env` names:
-    /// returns once it says it stands by (another node holds the lease), before it listens.
-    /// [`ServerProcess::wait_until_listening`] waits for it to take over.
-    pub fn start_standby(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    /// Starts `callbackd serve` on `data_dir` as a further node over the database `env` names
+    /// (`CALLBACKD_STORE_ENGINE`, `CALLBACKD_STORE_URL`): it listens at once and relays to the
+    /// active node. Returns once it logged that it follows.
+    pub fn start_follower(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
         command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -438,9 +438,19 @@ impl ServerProcess {
             .env("CALLBACKD_SERVICES_FILE", services_file())
             .env("CALLBACKD_AGENTS_FILE", agents_file())
             .envs(env.iter().copied());
-        let mut process = Self::spawn_only(command);
-        process.wait_for_log("standing by", Duration::from_secs(30));
+        let mut process = Self::spawn(command);
+        process.wait_for_log("following: another callbackd node is active", Duration::from_secs(30));
         process
+    }
+
+    /// Whether the server logged a line containing `needle` so far (without waiting).
+    pub fn has_logged(&mut self, needle: &str) -> bool {
+        self.logs().iter().any(|line| line.contains(needle))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits until the server listens (at most `deadline`), and takes its address.

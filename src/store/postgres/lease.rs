@@ -55,6 +55,55 @@ enum Check {
     Lost,
 }
 
+/// The node holding the lease, as the others see it ([`LeaseView`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its epoch: a new holder counts a new one.
+    pub epoch: i64,
+    /// Where it serves (`host:port`); `None` until it does ([`Lease::publish`]).
+    pub address: Option<String>,
+}
+
+/// A follower's look at the lease, on a connection of its own.
+#[derive(Debug)]
+pub struct LeaseView {
+    pool: Pool,
+}
+
+impl LeaseView {
+    /// Connects to the database at `url`. Blocks the thread while it connects.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn open(url: &str) -> Result<LeaseView, StoreError> {
+        Ok(LeaseView {
+            pool: Pool::open(url, 1)?,
+        })
+    }
+
+    /// The holder now; `None` when no node ever held the lease of this database.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub async fn holder(&self) -> Result<Option<Holder>, StoreError> {
+        let conn = self.pool.get()?;
+        let rows = conn
+            .query("SELECT epoch, address FROM callbackd_lease WHERE id = 1", &[])
+            .await;
+        match rows {
+            Ok(rows) => Ok(rows.first().map(|row| Holder {
+                epoch: row.get(0),
+                address: row.get(1),
+            })),
+            // A database no node has served from yet: the lease's table comes with the first.
+            Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 impl Lease {
     /// Takes the lease of the database at `url`, waiting as long as another node holds it;
     /// `waiting` is called once if it has to wait (to log it). Blocks the thread.
@@ -75,24 +124,101 @@ impl Lease {
                 Err(other) => return Err(other),
             }
         };
+        Ok((Self::begin_epoch(pool)?, acquired))
+    }
+
+    /// Takes the lease of the database at `url` if nobody holds it; `None` when another node
+    /// does. Blocks the thread while it connects.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn try_acquire(url: &str) -> Result<Option<Lease>, StoreError> {
+        let pool = Pool::open(url, 1)?;
+        let conn = pool.get()?;
+        let free: bool =
+            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
+        drop(conn);
+        if !free {
+            return Ok(None);
+        }
+        Self::begin_epoch(pool).map(Some)
+    }
+
+    /// Waits, without holding up a thread, until the node holding the lease of the database at
+    /// `url` lets it go, then takes it. While the database does not answer it tries again every
+    /// [`CHECK_EVERY`]; dropping the future gives up the wait (its session closes with it).
+    ///
+    /// # Errors
+    /// The database refused the connection for another reason than being unreachable (a wrong
+    /// password, a missing database).
+    pub async fn acquire_when_free(url: &str) -> Result<Lease, StoreError> {
+        loop {
+            match Self::wait_for_lock(url).await {
+                Ok(pool) => match Self::begin_epoch(pool) {
+                    Ok(lease) => return Ok(lease),
+                    // The session ended between the lock and the epoch: nothing was written.
+                    Err(StoreError::Unreachable(why)) => {
+                        tracing::warn!(error = %why, "taking the lease: the database stopped answering; trying again");
+                    }
+                    Err(other) => return Err(other),
+                },
+                Err(StoreError::Unreachable(why)) => {
+                    tracing::debug!(error = %why, "waiting for the lease: the database does not answer; trying again");
+                }
+                Err(other) => return Err(other),
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+    }
+
+    /// A new session of its own that holds the advisory lock, once it is free.
+    async fn wait_for_lock(url: &str) -> Result<Pool, StoreError> {
+        let pool = Pool::open(url, 1)?;
+        let conn = pool.get()?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY])
+            .await?;
+        drop(conn);
+        Ok(pool)
+    }
+
+    /// Counts the new holder's epoch on `pool`, whose session holds the advisory lock. The
+    /// address is cleared: followers wait until the new holder publishes its own
+    /// ([`Lease::publish`]), once it serves.
+    fn begin_epoch(pool: Pool) -> Result<Lease, StoreError> {
         let conn = pool.get()?;
         // Taken before the migrations run (a node of a newer version must not change the
         // schema under the active one), so the lease keeps a table of its own.
         wait(conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS callbackd_lease (
                  id integer PRIMARY KEY CHECK (id = 1),
-                 epoch bigint NOT NULL
-             )",
+                 epoch bigint NOT NULL,
+                 address text
+             );
+             ALTER TABLE callbackd_lease ADD COLUMN IF NOT EXISTS address text",
         ))?;
         let epoch: i64 = wait(conn.query_one(
-            "INSERT INTO callbackd_lease (id, epoch) VALUES (1, 1) \
-             ON CONFLICT (id) DO UPDATE SET epoch = callbackd_lease.epoch + 1 \
+            "INSERT INTO callbackd_lease (id, epoch, address) VALUES (1, 1, NULL) \
+             ON CONFLICT (id) DO UPDATE SET epoch = callbackd_lease.epoch + 1, address = NULL \
              RETURNING epoch",
             &[],
         ))?
         .get(0);
         drop(conn);
-        Ok((Lease { pool, epoch }, acquired))
+        Ok(Lease { pool, epoch })
+    }
+
+    /// Tells the other nodes where to relay requests: `address` (`host:port`) serves this
+    /// node's routes now. Only written while the epoch is still this node's.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn publish(&self, address: &str) -> Result<(), StoreError> {
+        let conn = self.pool.get()?;
+        wait(conn.execute(
+            "UPDATE callbackd_lease SET address = $1 WHERE id = 1 AND epoch = $2",
+            &[&address, &self.epoch],
+        ))?;
+        Ok(())
     }
 
     /// The epoch this node took the lease in: its writes check it ([`super::PgStore::open_fenced`]).
