@@ -181,8 +181,14 @@ impl App {
                 startup::Start::Active(built) => Ok(*built),
                 startup::Start::Follower { url } => {
                     let lease = startup::take_over(&config, &url).await?;
-                    startup::build_active(&config, clock.clone(), Some(lease), local, &mut supervisor)
-                        .await
+                    startup::build_active(
+                        &config,
+                        clock.clone(),
+                        Some(lease),
+                        local,
+                        &mut supervisor,
+                    )
+                    .await
                 }
             }
         };

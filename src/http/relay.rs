@@ -93,22 +93,20 @@ impl Relay {
     pub fn routes(self) -> BoxedFilter<(Response,)> {
         warp::method()
             .and(warp::path::full())
-            .and(
-                warp::query::raw()
-                    .or(warp::any().map(String::new))
-                    .unify(),
-            )
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::body::stream())
-            .then(move |method, path: warp::path::FullPath, query: String, headers, body| {
-                let relay = self.clone();
-                let target = if query.is_empty() {
-                    path.as_str().to_string()
-                } else {
-                    format!("{}?{query}", path.as_str())
-                };
-                async move { relay.forward(method, target, headers, body).await }
-            })
+            .then(
+                move |method, path: warp::path::FullPath, query: String, headers, body| {
+                    let relay = self.clone();
+                    let target = if query.is_empty() {
+                        path.as_str().to_string()
+                    } else {
+                        format!("{}?{query}", path.as_str())
+                    };
+                    async move { relay.forward(method, target, headers, body).await }
+                },
+            )
             .boxed()
     }
 

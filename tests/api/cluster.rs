@@ -180,7 +180,9 @@ async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_active_node_mid_stream_through_the_others_loses_nothing() {
-    let Some(mut nodes) = Nodes::start(3) else { return };
+    let Some(mut nodes) = Nodes::start(3) else {
+        return;
+    };
     let (b, c) = (nodes.address(1), nodes.address(2));
     let http = reqwest::Client::new();
     let (status, body) = create_one(&http, &b, "5550000001").await;
@@ -213,7 +215,9 @@ async fn killing_the_active_node_mid_stream_through_the_others_loses_nothing() {
         &missing[..missing.len().min(5)]
     );
     let position: Value = http
-        .post(format!("{other}/genesys/1/service/{first}/check-queue-position"))
+        .post(format!(
+            "{other}/genesys/1/service/{first}/check-queue-position"
+        ))
         .header("gms_user", GMS_USER)
         .header("content-length", "0")
         .send()
@@ -252,7 +256,9 @@ async fn killing_the_active_node_mid_stream_through_the_others_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_is_never_held_by_two_nodes_under_repeated_kills() {
-    let Some(mut nodes) = Nodes::start(3) else { return };
+    let Some(mut nodes) = Nodes::start(3) else {
+        return;
+    };
     let http = reqwest::Client::new();
     let mut epoch = holder(&nodes.url).await.epoch;
     for round in 0..4 {
@@ -280,10 +286,170 @@ async fn the_lease_is_never_held_by_two_nodes_under_repeated_kills() {
             async move { Some(holder(&url).await).filter(|h| h.address.is_some()) }
         })
         .await;
-        assert!(now.epoch > epoch, "round {round}: epoch {} after {epoch}", now.epoch);
+        assert!(
+            now.epoch > epoch,
+            "round {round}: epoch {} after {epoch}",
+            now.epoch
+        );
         epoch = now.epoch;
         let (status, body) = create_one(&http, &nodes.address(survivor), "5550000009").await;
         assert_eq!(status, 200, "round {round}: {body}");
     }
     assert_eq!(nodes.active().len(), 1);
+}
+
+/// `nginx` from the system, running `deploy/nginx.conf` in front of `backends` on a free port
+/// of its own; stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    address: String,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    /// `None` where nginx is not installed (`scripts/test` installs it when it may).
+    fn start(backends: &[String]) -> Option<Nginx> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free port")
+            .port();
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf"),
+        )
+        .expect("deploy/nginx.conf");
+        let examples = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"];
+        let mut config = shipped.replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+        for (example, backend) in examples.iter().zip(backends) {
+            config = config.replace(example, backend.trim_start_matches("http://"));
+        }
+        assert!(
+            !config.contains("10.0.0."),
+            "every example address replaced"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
+        let prefix = dir.path().to_str().unwrap().to_string();
+        let child = std::process::Command::new(binary)
+            .args(["-p", &prefix, "-c", "nginx.conf", "-e", "error.log"])
+            .args(["-g", &format!("daemon off; pid {prefix}/nginx.pid;")])
+            // Its workers outlive a killed master: they must not hold the test's output open.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let address = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "nginx listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Nginx {
+            child,
+            address,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master stops its workers before it exits.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_kill() {
+    let Some(mut nodes) = Nodes::start(3) else {
+        return;
+    };
+    let backends: Vec<String> = (0..3).map(|i| nodes.address(i)).collect();
+    let Some(nginx) = Nginx::start(&backends) else {
+        eprintln!("SKIPPED: nginx is not installed (apt-get install -y nginx)");
+        return;
+    };
+    let front = nginx.address.clone();
+    let http = reqwest::Client::new();
+
+    // Creates go round-robin over the three nodes; a CometD client sticks to one.
+    let mut client = Client::join(&front, GMS_USER).await;
+    let mut created = Vec::new();
+    for n in 0..6 {
+        let (status, body) = create_one(&http, &front, &format!("555200000{n}")).await;
+        assert_eq!(status, 200, "create {n}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        created.push(body["_id"].as_str().expect("an id").to_string());
+    }
+    let comet: Value = http
+        .post(format!("{front}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", "5552000009"), ("_device_os", "comet")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let comet = comet["_id"].as_str().expect("an id").to_string();
+    // The console's sign-in page, through the balancer as well.
+    let login = http
+        .get(format!("{front}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    // Every service waits ahead of the comet one; cancel them, then let kristi take it.
+    for id in &created {
+        let cancelled = http
+            .request(
+                Method::DELETE,
+                format!("{front}/genesys/1/service/callback/chat-delay/{id}"),
+            )
+            .header("gms_user", GMS_USER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status(), 200);
+    }
+    let ready = http
+        .post(format!("{front}/genesys/1/agent/kristi/state"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "state": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let push = client
+        .push_tagged(&format!("service.agentavailable.{comet}"))
+        .await;
+    assert_eq!(push["message"]["_id"], comet.as_str(), "{push}");
+
+    // Act: kill -9 the active node behind the balancer.
+    let killed = Instant::now();
+    nodes.kill(0);
+
+    // Assert: creates through the balancer succeed again within 5 s, and nothing is lost.
+    let after = eventually(Duration::from_secs(5), "a create through nginx", || {
+        let http = http.clone();
+        let front = front.clone();
+        async move {
+            let (status, body) = create_one(&http, &front, "5552000010").await;
+            (status == 200).then_some(body)
+        }
+    })
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    let after: Value = serde_json::from_str(&after).unwrap();
+    created.push(comet);
+    created.push(after["_id"].as_str().expect("an id").to_string());
+    let missing = missing_from(&http, &front, &created).await;
+    assert!(missing.is_empty(), "lost through nginx: {missing:?}");
+    nodes.wait_for_active(Duration::from_secs(5));
 }

@@ -93,7 +93,11 @@ pub(crate) async fn kill_mid_stream(
 }
 
 /// The ids of `ids` that the server at `address` does not have.
-pub(crate) async fn missing_from(client: &reqwest::Client, address: &str, ids: &[String]) -> Vec<String> {
+pub(crate) async fn missing_from(
+    client: &reqwest::Client,
+    address: &str,
+    ids: &[String],
+) -> Vec<String> {
     let mut missing = Vec::new();
     for id in ids {
         if !record_exists(client, address, id).await {
@@ -381,7 +385,11 @@ async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
 }
 
 /// POSTs one chat-delay create to `address`; its status and body.
-pub(crate) async fn create_one(client: &reqwest::Client, address: &str, number: &str) -> (u16, String) {
+pub(crate) async fn create_one(
+    client: &reqwest::Client,
+    address: &str,
+    number: &str,
+) -> (u16, String) {
     let response = client
         .post(format!("{address}/genesys/1/service/callback/chat-delay"))
         .header("gms_user", GMS_USER)

@@ -439,7 +439,10 @@ impl ServerProcess {
             .env("CALLBACKD_AGENTS_FILE", agents_file())
             .envs(env.iter().copied());
         let mut process = Self::spawn(command);
-        process.wait_for_log("following: another callbackd node is active", Duration::from_secs(30));
+        process.wait_for_log(
+            "following: another callbackd node is active",
+            Duration::from_secs(30),
+        );
         process
     }
 

@@ -36,7 +36,10 @@ impl Client {
             .send(json!([{"version":"1.0","minimumVersion":"0.9","channel":"/meta/handshake",
                 "supportedConnectionTypes":["long-polling"],"advice":{"timeout":60000,"interval":0}}]))
             .await;
-        client.id = reply[0]["clientId"].as_str().expect("clientId").to_string();
+        client.id = reply[0]["clientId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("clientId in {reply}"))
+            .to_string();
         let id = client.id.clone();
         let subscribed = client
             .send(json!([{"channel":"/meta/subscribe","subscription":"/_genesys","clientId":id}]))

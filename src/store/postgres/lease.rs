@@ -88,7 +88,10 @@ impl LeaseView {
     pub async fn holder(&self) -> Result<Option<Holder>, StoreError> {
         let conn = self.pool.get()?;
         let rows = conn
-            .query("SELECT epoch, address FROM callbackd_lease WHERE id = 1", &[])
+            .query(
+                "SELECT epoch, address FROM callbackd_lease WHERE id = 1",
+                &[],
+            )
             .await;
         match rows {
             Ok(rows) => Ok(rows.first().map(|row| Holder {
