@@ -6,15 +6,23 @@
 //! could not even connect (the active node just died, and no new one serves yet) was never
 //! carried out, so it waits for the next active node, up to [`WAIT_FOR_ACTIVE`], and goes there.
 //! One cut off after it was sent may or may not have been carried out: it is answered 503 with
-//! that said, as the database's own "commit unknown" is.
+//! that said, as the database's own "commit unknown" is. A websocket (CometD's websocket
+//! transport) is opened on the active node first, then accepted, and piped frame by frame.
 //!
 //! [`Lease::publish`]: crate::store::postgres::Lease::publish
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{SinkExt, Stream, StreamExt, TryStreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response as HttpResponse};
 use warp::reply::Response;
@@ -44,8 +52,9 @@ pub const RELAYED: HeaderName = HeaderName::from_static("x-callbackd-relayed");
 pub const NOT_ACTIVE: HeaderName = HeaderName::from_static("x-callbackd-not-active");
 
 /// Headers of one hop only (RFC 9110 §7.6.1), not relayed in either direction.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
+    header::UPGRADE,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -71,9 +80,12 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// A relay to the holder `holder` names (kept up to date by [`follow_holder`]); request
-    /// bodies over `max_body_bytes` are refused as the active node would.
+    /// A relay to the holder `holder` names (kept up to date by [`follow_holder`]). Request
+    /// bodies are read whole (so that one may go to the next active node); one over the
+    /// largest that any route takes (`max_body_bytes`, or the Storage API's own limit) is
+    /// refused here, as the active node would refuse it.
     pub fn new(holder: watch::Receiver<Option<Holder>>, max_body_bytes: u64) -> Relay {
+        let max_body_bytes = max_body_bytes.max(super::storage::MAX_STORAGE_BODY);
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // Held long-polls and event streams: the active node decides when they end.
@@ -89,8 +101,37 @@ impl Relay {
         }
     }
 
-    /// The relay's routes: every method and path.
+    /// The relay's routes: every method and path, websockets included.
     pub fn routes(self) -> BoxedFilter<(Response,)> {
+        self.clone()
+            .websocket_routes()
+            .or(self.http_routes())
+            .unify()
+            .boxed()
+    }
+
+    /// Websocket upgrades: the active node's websocket, piped frame by frame.
+    fn websocket_routes(self) -> BoxedFilter<(Response,)> {
+        warp::ws()
+            .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::headers_cloned())
+            .then(
+                move |ws: Ws, path: warp::path::FullPath, query: String, headers| {
+                    let relay = self.clone();
+                    let target = if query.is_empty() {
+                        path.as_str().to_string()
+                    } else {
+                        format!("{}?{query}", path.as_str())
+                    };
+                    async move { relay.websocket(ws, target, headers).await }
+                },
+            )
+            .boxed()
+    }
+
+    /// Every other request.
+    fn http_routes(self) -> BoxedFilter<(Response,)> {
         warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -128,8 +169,8 @@ impl Relay {
             .get(header::UPGRADE)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"))
         {
-            return ApiError::ServiceUnavailable(
-                "this node relays to the active one, and relays no websockets: use CometD's long-polling transport, or reach the active node directly".into(),
+            return ApiError::BadRequest(
+                "a websocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version 13".into(),
             )
             .into_response();
         }
@@ -146,11 +187,7 @@ impl Relay {
         let mut gone: Option<Holder> = None;
         loop {
             let Some((holder, address)) = self.next_holder(gone.as_ref(), deadline).await else {
-                return ApiError::ServiceUnavailable(format!(
-                    "no active callbackd node answers (waited {} s for one to take over): retry shortly",
-                    WAIT_FOR_ACTIVE.as_secs()
-                ))
-                .into_response();
+                return no_active_node();
             };
             let sent = self
                 .client
@@ -171,6 +208,69 @@ impl Relay {
                     tracing::warn!(%address, error = %err, "the active node stopped answering a relayed request");
                     return ApiError::ServiceUnavailable(
                         "the active node stopped answering while it handled the request: it may or may not have been carried out; query before retrying".into(),
+                    )
+                    .into_response();
+                }
+            }
+        }
+    }
+
+    /// Opens the same websocket on the active node, then accepts the client's upgrade and
+    /// pipes the two; a refusal of the active node (a missing `gms_user`, say) is answered as
+    /// it came, before any upgrade.
+    async fn websocket(&self, ws: Ws, target: String, headers: HeaderMap) -> Response {
+        if headers.contains_key(&RELAYED) {
+            return not_active();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_ACTIVE;
+        let mut gone: Option<Holder> = None;
+        loop {
+            let Some((holder, address)) = self.next_holder(gone.as_ref(), deadline).await else {
+                return no_active_node();
+            };
+            let Ok(mut request) = format!("ws://{address}{target}").into_client_request() else {
+                return ApiError::BadRequest("this path cannot be relayed as a websocket".into())
+                    .into_response();
+            };
+            for (name, value) in &headers {
+                if name == header::HOST {
+                    request.headers_mut().insert(name.clone(), value.clone());
+                } else if !HOP_BY_HOP.contains(name) && !is_handshake_header(name) {
+                    request.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            request
+                .headers_mut()
+                .insert(RELAYED, HeaderValue::from_static("1"));
+            match tokio_tungstenite::connect_async(request).await {
+                Ok((upstream, _)) => {
+                    let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+                    return ws
+                        .max_message_size(limit)
+                        .max_frame_size(limit)
+                        .on_upgrade(move |socket| pipe(socket, upstream))
+                        .into_response();
+                }
+                Err(WsError::Http(refused)) if refused.headers().contains_key(&NOT_ACTIVE) => {
+                    gone = Some(holder);
+                }
+                Err(WsError::Http(refused)) => {
+                    let (parts, body) = refused.into_parts();
+                    let mut response = Response::new(body.unwrap_or_default().into());
+                    *response.status_mut() = parts.status;
+                    *response.headers_mut() = parts.headers;
+                    return response;
+                }
+                // Nothing reached the active node: wait for the next.
+                Err(WsError::Io(err)) => {
+                    tracing::debug!(%address, error = %err, "the active node does not answer; waiting for the next one");
+                    gone = Some(holder);
+                }
+                Err(err) => {
+                    tracing::warn!(%address, error = %err, "the active node's websocket handshake failed");
+                    return ApiError::ServiceUnavailable(
+                        "the active node did not complete the websocket handshake: retry shortly"
+                            .into(),
                     )
                     .into_response();
                 }
@@ -232,6 +332,90 @@ pub async fn follow_holder(
             () = shutdown.wait() => return Ok(()),
             () = tokio::time::sleep(LOOK_EVERY) => {}
         }
+    }
+}
+
+/// The answer when no node took the lease in time.
+fn no_active_node() -> Response {
+    ApiError::ServiceUnavailable(format!(
+        "no active callbackd node answers (waited {} s for one to take over): retry shortly",
+        WAIT_FOR_ACTIVE.as_secs()
+    ))
+    .into_response()
+}
+
+/// The headers of a websocket handshake, which each hop makes its own.
+fn is_handshake_header(name: &HeaderName) -> bool {
+    [
+        header::UPGRADE,
+        header::SEC_WEBSOCKET_KEY,
+        header::SEC_WEBSOCKET_VERSION,
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        header::SEC_WEBSOCKET_ACCEPT,
+    ]
+    .contains(name)
+}
+
+/// Pipes the client's websocket and the active node's both ways until either closes. Pings
+/// and pongs stay on their hop: each side's websocket layer answers its own.
+async fn pipe(client: WebSocket, active: WebSocketStream<MaybeTlsStream<TcpStream>>) {
+    let (mut to_client, mut from_client) = client.split();
+    let (mut to_active, mut from_active) = active.split();
+    let inbound = async {
+        while let Some(Ok(frame)) = from_client.next().await {
+            let Some(frame) = to_active_frame(frame) else {
+                continue;
+            };
+            if to_active.send(frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_active.close().await;
+    };
+    let outbound = async {
+        while let Some(Ok(frame)) = from_active.next().await {
+            let Some(frame) = to_client_frame(frame) else {
+                continue;
+            };
+            if to_client.send(frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_client.close().await;
+    };
+    tokio::join!(inbound, outbound);
+}
+
+/// A client's frame as the active node gets it (`None`: not relayed).
+fn to_active_frame(frame: Message) -> Option<WsMessage> {
+    if frame.is_close() {
+        return Some(WsMessage::Close(frame.close_frame().map(
+            |(code, reason)| CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_string().into(),
+            },
+        )));
+    }
+    if frame.is_ping() || frame.is_pong() {
+        return None;
+    }
+    if let Ok(text) = frame.to_str() {
+        return Some(WsMessage::Text(text.to_string().into()));
+    }
+    Some(WsMessage::Binary(frame.into_bytes()))
+}
+
+/// The active node's frame as the client gets it (`None`: not relayed).
+fn to_client_frame(frame: WsMessage) -> Option<Message> {
+    match frame {
+        WsMessage::Text(text) => Some(Message::text(text.as_str())),
+        WsMessage::Binary(bytes) => Some(Message::binary(bytes)),
+        WsMessage::Close(Some(close)) => Some(Message::close_with(
+            u16::from(close.code),
+            close.reason.to_string(),
+        )),
+        WsMessage::Close(None) => Some(Message::close()),
+        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => None,
     }
 }
 

@@ -453,3 +453,62 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
     assert!(missing.is_empty(), "lost through nginx: {missing:?}");
     nodes.wait_for_active(Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_loops_and_oversized_bodies_and_stops_cleanly() {
+    let Some(mut nodes) = Nodes::start(2) else {
+        return;
+    };
+    let follower = nodes.address(1);
+    let http = reqwest::Client::new();
+
+    // A request another node relayed here is not relayed again: this node is not the active
+    // one, and says so, so that the relaying node tries the next.
+    let looped = http
+        .get(format!("{follower}/genesys/1/admin/callback/none"))
+        .header("x-callbackd-relayed", "1")
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looped.status(), 503);
+    assert_eq!(looped.headers()["x-callbackd-not-active"], "1");
+
+    // A body over the largest any route takes (the Storage API's) is refused by the follower
+    // itself, in GMS's error format, as the active node would refuse it.
+    let large = "x".repeat(700 * 1024);
+    let refused = http
+        .post(format!("{follower}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[
+            ("_customer_number", "5553000001"),
+            ("usr_note", large.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["exception"], "PayloadTooLarge", "{body}");
+
+    // An unknown service is the active node's 404, relayed as it is.
+    let unknown = http
+        .post(format!(
+            "{follower}/genesys/1/service/callback/no-such-service"
+        ))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", "5553000002")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // SIGTERM stops a follower at once with exit code 0, the active node serving on.
+    let (status, logs) = nodes.nodes[1]
+        .take()
+        .expect("the follower")
+        .terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", logs.join("\n"));
+    let (status, body) = create_one(&http, &nodes.address(0), "5553000003").await;
+    assert_eq!(status, 200, "{body}");
+}
