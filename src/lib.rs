@@ -142,6 +142,8 @@ impl App {
             mut supervisor,
         } = self;
         let local = listener.local_addr().unwrap_or(config.listen);
+        // Raised when the server stops accepting: relayed requests end then.
+        let (stopping, relay_stops) = tokio::sync::watch::channel(false);
         let first_routes = match &node {
             startup::Start::Active(built) => http::boxed_routes(built.state.clone()),
             startup::Start::Follower { url } => {
@@ -150,7 +152,7 @@ impl App {
                     "lease follower",
                     http::relay::follow_holder(url.clone(), holder, supervisor.shutdown()),
                 );
-                http::relay::Relay::new(looking, config.max_body_bytes).routes()
+                http::relay::Relay::new(looking, config.max_body_bytes, relay_stops).routes()
             }
         };
         let (routes, serving_routes) = tokio::sync::watch::channel(first_routes);
@@ -166,7 +168,9 @@ impl App {
                     () = shutdown => {}
                     () = failed.notified() => {}
                 }
-                // Answer held long-polls now, or the graceful stop would wait out their timeouts.
+                // Answer held long-polls now (this node's own, and those it relays), or the
+                // graceful stop would wait out their timeouts.
+                let _ = stopping.send(true);
                 if let Some(bayeux) = bayeux.get() {
                     bayeux.shutdown();
                 }
@@ -212,43 +216,24 @@ impl App {
         };
         let startup::Built { state, lease } = built;
         let _ = bayeux.set(state.bayeux.clone());
-        let scheduler = expiry::schedule(
-            state.store.clone(),
-            state.clock.clone(),
-            state.router.clone(),
-            state.chat.clone(),
-            state.metrics.expiry().clone(),
-            &config.expiry_schedule,
-        )
-        .await
-        .map_err(StartupError::Jobs)?;
-        supervisor.spawn(
-            "expiry scheduler",
-            expiry::supervise(scheduler, supervisor.shutdown()),
-        );
-        supervisor.spawn(
-            "CometD sweeper",
-            state.bayeux.clone().sweep_until(supervisor.shutdown()),
-        );
-        supervisor.spawn(
-            "desktop presence sweeper",
-            crate::app::presence::run_until(state.clone(), supervisor.shutdown()),
-        );
-        // A follower's requests from now on are this node's own; then the others may relay here.
-        routes.send_replace(http::boxed_routes(state.clone()));
-        if let Some(lease) = lease {
-            let address = startup::advertised_address(&config, local);
-            startup::serve_lease(&config, lease, &address, &mut supervisor)?;
-        }
-        let failure = tokio::select! {
-            // Stopped by the signal.
-            () = &mut serving => None,
-            // A background task panicked or ended: stop serving, then report it.
-            failure = supervisor.failed() => {
+        let activated = activate(&config, &state, &mut supervisor, &routes, lease, local).await;
+        let failure = match activated {
+            // A job or the lease's address could not start: stop as a failed task does.
+            Err(err) => {
                 failed.notify_one();
                 serving.await;
-                Some(failure)
+                Some(Err(err))
             }
+            Ok(()) => tokio::select! {
+                // Stopped by the signal.
+                () = &mut serving => None,
+                // A background task panicked or ended: stop serving, then report it.
+                failure = supervisor.failed() => {
+                    failed.notify_one();
+                    serving.await;
+                    Some(Ok(failure))
+                }
+            },
         };
         tracing::info!("stopped accepting; in-flight requests are answered");
         supervisor.stop(STOP_DEADLINE).await;
@@ -259,8 +244,50 @@ impl App {
             Err(err) => tracing::error!(error = %err, "final flush task failed"),
         }
         match failure {
-            Some(failure) => Err(StartupError::TaskFailed(failure)),
+            Some(Ok(failure)) => Err(StartupError::TaskFailed(failure)),
+            Some(Err(err)) => Err(err),
             None => Ok(()),
         }
     }
+}
+
+/// Starts what an active node runs besides the router (the expiry job, the sweepers), serves
+/// its own routes, and, on PostgreSQL, publishes where it serves and watches its lease.
+async fn activate(
+    config: &Config,
+    state: &AppState,
+    supervisor: &mut supervisor::Supervisor,
+    routes: &tokio::sync::watch::Sender<server::Routes>,
+    lease: Option<store::postgres::Lease>,
+    local: SocketAddr,
+) -> Result<(), StartupError> {
+    let scheduler = expiry::schedule(
+        state.store.clone(),
+        state.clock.clone(),
+        state.router.clone(),
+        state.chat.clone(),
+        state.metrics.expiry().clone(),
+        &config.expiry_schedule,
+    )
+    .await
+    .map_err(StartupError::Jobs)?;
+    supervisor.spawn(
+        "expiry scheduler",
+        expiry::supervise(scheduler, supervisor.shutdown()),
+    );
+    supervisor.spawn(
+        "CometD sweeper",
+        state.bayeux.clone().sweep_until(supervisor.shutdown()),
+    );
+    supervisor.spawn(
+        "desktop presence sweeper",
+        crate::app::presence::run_until(state.clone(), supervisor.shutdown()),
+    );
+    // A follower's requests from now on are this node's own; then the others may relay here.
+    routes.send_replace(http::boxed_routes(state.clone()));
+    if let Some(lease) = lease {
+        let address = startup::advertised_address(config, local);
+        startup::serve_lease(config, lease, &address, supervisor).await?;
+    }
+    Ok(())
 }

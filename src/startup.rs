@@ -649,22 +649,31 @@ pub(crate) fn advertised_address(config: &Config, local: std::net::SocketAddr) -
 }
 
 /// Publishes `lease`'s holder address and holds it until shutdown (see [`hold_lease`]).
-pub(crate) fn serve_lease(
+/// A moment without the database is waited out: the write is the same when repeated.
+pub(crate) async fn serve_lease(
     config: &Config,
     lease: Lease,
     address: &str,
     supervisor: &mut Supervisor,
 ) -> Result<(), StartupError> {
-    lease
-        .publish(address)
-        .map_err(|source| StartupError::Store {
-            location: config.store_location(),
-            source,
-        })?;
+    let mut attempts = 0;
+    while let Err(source) = lease.publish(address) {
+        attempts += 1;
+        if attempts == PUBLISH_ATTEMPTS || !matches!(source, StoreError::Unreachable(_)) {
+            return Err(StartupError::Store {
+                location: config.store_location(),
+                source,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     tracing::info!(%address, "serving as the active node: the other nodes relay here");
     supervisor.spawn("database lease", hold_lease(lease, supervisor.shutdown()));
     Ok(())
 }
+
+/// How often [`serve_lease`] tries to publish the address while the database does not answer.
+const PUBLISH_ATTEMPTS: u32 = 20;
 
 /// Holds the lease until shutdown; returns early, which stops the service, if the lease is
 /// lost (its database session ended): another node may take over, so this one must not go on.

@@ -39,8 +39,12 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 /// before the first node has started).
 pub const WAIT_FOR_ACTIVE: Duration = Duration::from_secs(10);
 
-/// How long a relay waits to connect to the active node before it counts it as gone.
+/// How long a relay waits to connect to the active node before it tries again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a relay that could not reach the active node waits for another to take the lease
+/// before it tries the same one again.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// Marks a request a follower relayed. A node that is no longer the active one answers such a
 /// request with [`NOT_ACTIVE`] instead of relaying it again, so that a stale address cannot
@@ -69,6 +73,9 @@ pub struct Relay {
     client: reqwest::Client,
     holder: watch::Receiver<Option<Holder>>,
     max_body_bytes: u64,
+    /// Flips to `true` when this node stops: relayed requests and streams end at once, as
+    /// the active node's own held long-polls do.
+    stopping: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -80,12 +87,15 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// A relay to the holder `holder` names (kept up to date by [`follow_holder`]). Request
-    /// bodies are read whole (so that one may go to the next active node); one over the
-    /// largest that any route takes (`max_body_bytes`, or the Storage API's own limit) is
-    /// refused here, as the active node would refuse it.
-    pub fn new(holder: watch::Receiver<Option<Holder>>, max_body_bytes: u64) -> Relay {
-        let max_body_bytes = max_body_bytes.max(super::storage::MAX_STORAGE_BODY);
+    /// A relay to the holder `holder` names (kept up to date by [`follow_holder`]), until
+    /// `stopping` flips. Request bodies are read whole (so that one may go to the next active
+    /// node); one over what its route takes (`max_body_bytes`, or the Storage API's own limit
+    /// on its paths) is refused here, as the active node would refuse it.
+    pub fn new(
+        holder: watch::Receiver<Option<Holder>>,
+        max_body_bytes: u64,
+        stopping: watch::Receiver<bool>,
+    ) -> Relay {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // Held long-polls and event streams: the active node decides when they end.
@@ -98,6 +108,7 @@ impl Relay {
             client,
             holder,
             max_body_bytes,
+            stopping,
         }
     }
 
@@ -145,7 +156,16 @@ impl Relay {
                     } else {
                         format!("{}?{query}", path.as_str())
                     };
-                    async move { relay.forward(method, target, headers, body).await }
+                    async move {
+                        let mut stopping = relay.stopping.clone();
+                        tokio::select! {
+                            answer = relay.forward(method, target, headers, body) => answer,
+                            _ = stopping.wait_for(|stopping| *stopping) => ApiError::ServiceUnavailable(
+                                "this node is stopping: the active node may or may not have carried the request out; query before retrying".into(),
+                            )
+                            .into_response(),
+                        }
+                    }
                 },
             )
             .boxed()
@@ -174,7 +194,13 @@ impl Relay {
             )
             .into_response();
         }
-        let body = match read_body(body, self.max_body_bytes).await {
+        // The Storage API takes larger bodies than the rest, on its paths only.
+        let limit = if target.split(['/', '?']).any(|segment| segment == "storage") {
+            self.max_body_bytes.max(super::storage::MAX_STORAGE_BODY)
+        } else {
+            self.max_body_bytes
+        };
+        let body = match read_body(body, limit).await {
             Ok(body) => body,
             Err(refused) => return refused.into_response(),
         };
@@ -184,9 +210,9 @@ impl Relay {
         }
         headers.insert(RELAYED, HeaderValue::from_static("1"));
         let deadline = tokio::time::Instant::now() + WAIT_FOR_ACTIVE;
-        let mut gone: Option<Holder> = None;
+        let mut tried: Option<Holder> = None;
         loop {
-            let Some((holder, address)) = self.next_holder(gone.as_ref(), deadline).await else {
+            let Some((holder, address)) = self.next_holder(tried.as_ref(), deadline).await else {
                 return no_active_node();
             };
             let sent = self
@@ -198,11 +224,11 @@ impl Relay {
                 .await;
             match sent {
                 // Nothing was carried out there: go to the next active node.
-                Ok(answer) if answer.headers().contains_key(&NOT_ACTIVE) => gone = Some(holder),
-                Ok(answer) => return relayed(answer),
+                Ok(answer) if answer.headers().contains_key(&NOT_ACTIVE) => tried = Some(holder),
+                Ok(answer) => return relayed(answer, self.stopping.clone()),
                 Err(err) if err.is_connect() => {
-                    tracing::debug!(%address, error = %err, "the active node does not answer; waiting for the next one");
-                    gone = Some(holder);
+                    tracing::debug!(%address, error = %err, "the active node does not answer; trying again");
+                    tried = Some(holder);
                 }
                 Err(err) => {
                     tracing::warn!(%address, error = %err, "the active node stopped answering a relayed request");
@@ -223,9 +249,9 @@ impl Relay {
             return not_active();
         }
         let deadline = tokio::time::Instant::now() + WAIT_FOR_ACTIVE;
-        let mut gone: Option<Holder> = None;
+        let mut tried: Option<Holder> = None;
         loop {
-            let Some((holder, address)) = self.next_holder(gone.as_ref(), deadline).await else {
+            let Some((holder, address)) = self.next_holder(tried.as_ref(), deadline).await else {
                 return no_active_node();
             };
             let Ok(mut request) = format!("ws://{address}{target}").into_client_request() else {
@@ -242,31 +268,45 @@ impl Relay {
             request
                 .headers_mut()
                 .insert(RELAYED, HeaderValue::from_static("1"));
-            match tokio_tungstenite::connect_async(request).await {
-                Ok((upstream, _)) => {
+            let connected =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+                    .await;
+            match connected {
+                Ok(Ok((upstream, _))) => {
                     let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+                    let stopping = self.stopping.clone();
                     return ws
                         .max_message_size(limit)
                         .max_frame_size(limit)
-                        .on_upgrade(move |socket| pipe(socket, upstream))
+                        .on_upgrade(move |socket| pipe(socket, upstream, stopping))
                         .into_response();
                 }
-                Err(WsError::Http(refused)) if refused.headers().contains_key(&NOT_ACTIVE) => {
-                    gone = Some(holder);
+                Ok(Err(WsError::Http(refused))) if refused.headers().contains_key(&NOT_ACTIVE) => {
+                    tried = Some(holder);
                 }
-                Err(WsError::Http(refused)) => {
+                Ok(Err(WsError::Http(refused))) => {
                     let (parts, body) = refused.into_parts();
                     let mut response = Response::new(body.unwrap_or_default().into());
                     *response.status_mut() = parts.status;
-                    *response.headers_mut() = parts.headers;
+                    let mut headers = parts.headers;
+                    for name in HOP_BY_HOP {
+                        headers.remove(name);
+                    }
+                    // The body is what the handshake had read: hyper gives its own length.
+                    headers.remove(header::CONTENT_LENGTH);
+                    *response.headers_mut() = headers;
                     return response;
                 }
-                // Nothing reached the active node: wait for the next.
-                Err(WsError::Io(err)) => {
-                    tracing::debug!(%address, error = %err, "the active node does not answer; waiting for the next one");
-                    gone = Some(holder);
+                // Nothing reached the active node: try again, or the next.
+                Ok(Err(WsError::Io(err))) => {
+                    tracing::debug!(%address, error = %err, "the active node does not answer; trying again");
+                    tried = Some(holder);
                 }
-                Err(err) => {
+                Err(_elapsed) => {
+                    tracing::debug!(%address, "the active node does not accept the connection; trying again");
+                    tried = Some(holder);
+                }
+                Ok(Err(err)) => {
                     tracing::warn!(%address, error = %err, "the active node's websocket handshake failed");
                     return ApiError::ServiceUnavailable(
                         "the active node did not complete the websocket handshake: retry shortly"
@@ -278,17 +318,24 @@ impl Relay {
         }
     }
 
-    /// The holder to relay to, other than `gone`, once it serves; `None` past `deadline`.
+    /// The holder to relay to once one serves; `None` past `deadline`. After `tried` could
+    /// not be reached, waits [`RETRY_AFTER`] for another node to take the lease, then answers
+    /// whichever holds it (`tried` again if it still does: it may only have been slow).
     async fn next_holder(
         &self,
-        gone: Option<&Holder>,
+        tried: Option<&Holder>,
         deadline: tokio::time::Instant,
     ) -> Option<(Holder, String)> {
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         let mut holder = self.holder.clone();
-        let serving = |now: &Option<Holder>| {
-            now.as_ref()
-                .is_some_and(|now| now.address.is_some() && Some(now) != gone)
-        };
+        if let Some(tried) = tried {
+            let pause = deadline.min(tokio::time::Instant::now() + RETRY_AFTER);
+            let changed = |now: &Option<Holder>| now.as_ref() != Some(tried);
+            let _ = tokio::time::timeout_at(pause, holder.wait_for(changed)).await;
+        }
+        let serving = |now: &Option<Holder>| now.as_ref().is_some_and(|now| now.address.is_some());
         let found = tokio::time::timeout_at(deadline, holder.wait_for(serving))
             .await
             .ok()?
@@ -352,13 +399,20 @@ fn is_handshake_header(name: &HeaderName) -> bool {
         header::SEC_WEBSOCKET_VERSION,
         header::SEC_WEBSOCKET_EXTENSIONS,
         header::SEC_WEBSOCKET_ACCEPT,
+        // The active node chooses no subprotocol when it is reached directly either.
+        header::SEC_WEBSOCKET_PROTOCOL,
     ]
     .contains(name)
 }
 
-/// Pipes the client's websocket and the active node's both ways until either closes. Pings
-/// and pongs stay on their hop: each side's websocket layer answers its own.
-async fn pipe(client: WebSocket, active: WebSocketStream<MaybeTlsStream<TcpStream>>) {
+/// Pipes the client's websocket and the active node's both ways until either side closes or
+/// this node stops; then both are dropped. Pings and pongs stay on their hop: each side's
+/// websocket layer answers its own.
+async fn pipe(
+    client: WebSocket,
+    active: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let (mut to_client, mut from_client) = client.split();
     let (mut to_active, mut from_active) = active.split();
     let inbound = async {
@@ -383,7 +437,11 @@ async fn pipe(client: WebSocket, active: WebSocketStream<MaybeTlsStream<TcpStrea
         }
         let _ = to_client.close().await;
     };
-    tokio::join!(inbound, outbound);
+    tokio::select! {
+        () = inbound => {}
+        () = outbound => {}
+        _ = stopping.wait_for(|stopping| *stopping) => {}
+    }
 }
 
 /// A client's frame as the active node gets it (`None`: not relayed).
@@ -455,14 +513,22 @@ async fn read_body<B: bytes::Buf>(
 }
 
 /// The active node's answer as this node's, its body streamed as it comes (event streams and
-/// held long-polls included).
-fn relayed(answer: reqwest::Response) -> Response {
+/// held long-polls included) until the stream ends or this node stops.
+fn relayed(answer: reqwest::Response, mut stopping: watch::Receiver<bool>) -> Response {
     let status = answer.status();
     let mut headers = answer.headers().clone();
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    let body = warp::reply::stream(answer.bytes_stream().map_err(std::io::Error::other));
+    let stopped = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    let body = warp::reply::stream(
+        answer
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .take_until(Box::pin(stopped)),
+    );
     let mut response = HttpResponse::new(body.into_response().into_body());
     *response.status_mut() = status;
     *response.headers_mut() = headers;

@@ -474,9 +474,9 @@ async fn a_follower_refuses_loops_and_oversized_bodies_and_stops_cleanly() {
     assert_eq!(looped.status(), 503);
     assert_eq!(looped.headers()["x-callbackd-not-active"], "1");
 
-    // A body over the largest any route takes (the Storage API's) is refused by the follower
-    // itself, in GMS's error format, as the active node would refuse it.
-    let large = "x".repeat(700 * 1024);
+    // A body over max_body_bytes is refused by the follower itself, in GMS's error format,
+    // as the active node would refuse it.
+    let large = "x".repeat(70 * 1024);
     let refused = http
         .post(format!("{follower}/genesys/1/service/callback/chat-delay"))
         .header("gms_user", GMS_USER)
@@ -503,11 +503,32 @@ async fn a_follower_refuses_loops_and_oversized_bodies_and_stops_cleanly() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 
-    // SIGTERM stops a follower at once with exit code 0, the active node serving on.
+    // SIGTERM stops a follower at once with exit code 0, even with a long-poll it relays
+    // held on the active node; the active node serves on.
+    let client = Client::join(&follower, GMS_USER).await;
+    let held = tokio::spawn({
+        let http = http.clone();
+        let (follower, id) = (follower.clone(), client.id.clone());
+        async move {
+            http.post(format!("{follower}/genesys/cometd"))
+                .header("gms_user", GMS_USER)
+                .header("Content-Type", "application/json;charset=UTF-8")
+                .body(
+                    serde_json::json!([{"channel":"/meta/connect","connectionType":"long-polling",
+                        "advice":{"timeout":60000},"clientId":id}])
+                    .to_string(),
+                )
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the connect is held");
     let (status, logs) = nodes.nodes[1]
         .take()
         .expect("the follower")
-        .terminate(Duration::from_secs(15));
+        .terminate(Duration::from_secs(5));
+    let _ = held.await;
     assert_eq!(status.code(), Some(0), "{}", logs.join("\n"));
     let (status, body) = create_one(&http, &nodes.address(0), "5553000003").await;
     assert_eq!(status, 200, "{body}");

@@ -1,9 +1,11 @@
 //! The lease: which node of those sharing one database is the active one, running the
-//! router, the Chat Server's timers and the background jobs, and serving requests.
+//! router, the Chat Server's timers and the background jobs, and serving requests (the others
+//! relay to it, at the address it publishes in the lease's row: [`Lease::publish`],
+//! [`LeaseView`]).
 //!
 //! It is a session-level advisory lock held on a connection of its own. PostgreSQL releases it
 //! the moment that session ends, so when the active node dies (`kill -9`, a crash, a lost
-//! machine whose connection the server drops) a standby waiting in `pg_advisory_lock` holds it
+//! machine whose connection the server drops) a follower waiting in `pg_advisory_lock` holds it
 //! at once, and two nodes can never hold it together.
 //!
 //! Every taking of the lease counts one more epoch (`callbackd_lease`), and every write of the
@@ -22,6 +24,10 @@ use crate::store::StoreError;
 
 /// The advisory lock's key: a constant every node shares ("callbkd!" in ASCII).
 const LEASE_KEY: i64 = 0x6361_6c6c_626b_6421;
+
+/// Lifts the session's statement and lock timeouts (a role or database may set them), which
+/// would otherwise end a follower's wait for the lease with an error.
+const WAIT_WITHOUT_TIMEOUTS: &str = "SET statement_timeout = 0; SET lock_timeout = 0";
 
 /// How often the holder checks that its session (and so the lease) is still there.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -178,6 +184,8 @@ impl Lease {
     async fn wait_for_lock(url: &str) -> Result<Pool, StoreError> {
         let pool = Pool::open(url, 1)?;
         let conn = pool.get()?;
+        // A role's or database's statement or lock timeout must not end the wait.
+        conn.batch_execute(WAIT_WITHOUT_TIMEOUTS).await?;
         conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY])
             .await?;
         drop(conn);
@@ -240,6 +248,7 @@ impl Lease {
         if let Some(waiting) = waiting.take() {
             waiting();
         }
+        wait(conn.batch_execute(WAIT_WITHOUT_TIMEOUTS))?;
         wait(conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY]))?;
         Ok(Acquired::AfterWaiting)
     }
@@ -352,6 +361,38 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_sees_where_the_holder_serves_and_takes_over_when_it_lets_go() {
+        let url = database();
+        let view = LeaseView::open(&url).unwrap();
+        assert_eq!(view.holder().await.unwrap(), None, "nobody held it yet");
+        let first = Lease::try_acquire(&url).unwrap().expect("free");
+        assert!(Lease::try_acquire(&url).unwrap().is_none(), "held");
+        let taken = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(taken.address, None, "not serving yet");
+        first.publish("10.0.0.1:8080").unwrap();
+        let serving = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(serving.epoch, taken.epoch);
+        assert_eq!(serving.address.as_deref(), Some("10.0.0.1:8080"));
+
+        let waiting = tokio::spawn({
+            let url = url.clone();
+            async move { Lease::acquire_when_free(&url).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the lease is still held");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("taken once let go")
+            .unwrap()
+            .unwrap();
+        let now = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(now.epoch, second.epoch());
+        assert!(now.epoch > serving.epoch);
+        assert_eq!(now.address, None, "the old address is gone with its epoch");
     }
 
     #[tokio::test]
