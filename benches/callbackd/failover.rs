@@ -61,10 +61,11 @@ impl Node {
             lines,
             address: None,
         };
-        node.wait_until_listening(Duration::from_secs(30));
+        // A follower says so while it starts, before it logs where it listens.
         if follower {
             node.wait_for("following", Duration::from_secs(30));
         }
+        node.wait_until_listening(Duration::from_secs(30));
         node
     }
 
