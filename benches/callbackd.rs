@@ -63,7 +63,10 @@
 //! throwaway cluster the benchmark starts (see `callbackd/postgres.rs`; needs wrk and
 //! PostgreSQL's binaries).
 //!
-//! failover: an active node and a standby over one PostgreSQL database; the active one killed
+//! nodes: create-service through one, two and three nodes over one PostgreSQL database, the
+//! followers relaying to the active node (see `callbackd/nodes.rs`; needs wrk).
+//!
+//! failover: an active node and a follower over one PostgreSQL database; the active one killed
 //! while a service waits, ten times: median and worst time to that service routed by the node
 //! that took over (see `callbackd/failover.rs`).
 //!
@@ -75,8 +78,8 @@
 //! `availability` (default 100000), `BENCH_RESTART_STORED` and `BENCH_RESTART_WAITING` the
 //! services stored and waiting for `restart` (default 1000000 and 100000), and `BENCH_ONLY` to
 //! `create`, `expiry`, `routing`, `chat`, `cometd`, `cometd_sweep`, `scans`, `httpcb`,
-//! `console`, `availability`, `restart`, `position`, `postgres` or `failover` to run one table
-//! (`create` and `postgres` need wrk).
+//! `console`, `availability`, `restart`, `position`, `postgres`, `nodes` or `failover` to run one
+//! table (`create`, `postgres` and `nodes` need wrk).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -114,6 +117,8 @@ mod cometd;
 mod console;
 #[path = "callbackd/failover.rs"]
 mod failover;
+#[path = "callbackd/nodes.rs"]
+mod nodes;
 #[path = "callbackd/position.rs"]
 mod position;
 #[path = "callbackd/postgres.rs"]
@@ -151,12 +156,13 @@ fn main() {
         "restart",
         "position",
         "postgres",
+        "nodes",
         "failover",
     ]
     .contains(&only.as_str())
     {
         eprintln!(
-            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart, position, postgres or failover (or leave it unset)"
+            "BENCH_ONLY is `{only}`: use create, expiry, routing, chat, cometd, cometd_sweep, scans, httpcb, console, availability, restart, position, postgres, nodes or failover (or leave it unset)"
         );
         std::process::exit(2);
     }
@@ -169,6 +175,10 @@ fn main() {
     }
     if runs("postgres") {
         postgres::table(wrk_seconds("postgres"));
+        println!();
+    }
+    if runs("nodes") {
+        nodes::table(wrk_seconds("nodes"));
         println!();
     }
     if runs("failover") {
@@ -469,7 +479,7 @@ async fn start_callbackd_keeping_store(
     adjust(&mut config);
     let app = App::build(config).await.expect("callbackd builds");
     let addr = app.local_addr();
-    let store = app.state().store.clone();
+    let store = app.state().expect("a sled node is active").store.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = app

@@ -632,6 +632,7 @@ impl Config {
                 "CALLBACKD_AGENTS_FILE" => self.agents_file = SeedFile::File(value.into()),
                 "CALLBACKD_ADMIN_TOKEN" => self.admin_token = Some(value),
                 "CALLBACKD_STORE_URL" => self.store.url = Some(value),
+                "CALLBACKD_STORE_ADVERTISE" => self.store.advertise = Some(value),
                 "CALLBACKD_STORE_ENGINE" => {
                     self.store.engine = match value.as_str() {
                         "sled" => crate::store::EngineKind::Sled,

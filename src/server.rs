@@ -19,7 +19,6 @@
 //!
 //! These timeouts are about sockets, so they use tokio's clock, not the injected domain clock.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -35,8 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use warp::reply::Reply;
-use warp::Filter;
+use warp::filters::BoxedFilter;
 
 use crate::config::HttpConfig;
 
@@ -97,18 +95,18 @@ fn open_file_limit() -> Option<u64> {
         .ok()
 }
 
-/// Serves `filter` (which answers every request: its rejections are recovered) on `listener`
-/// within `limits` until `shutdown` completes, then lets the open connections finish their
-/// requests and returns once every one has closed.
-pub async fn serve<F, R>(
+/// The routes that answer every request (their rejections recovered).
+pub type Routes = BoxedFilter<(warp::reply::Response,)>;
+
+/// Serves the routes `routes` holds (which may change while serving: each request is answered
+/// by the routes of its arrival) on `listener` within `limits` until `shutdown` completes, then
+/// lets the open connections finish their requests and returns once every one has closed.
+pub async fn serve(
     listener: TcpListener,
-    filter: F,
+    routes: watch::Receiver<Routes>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) where
-    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
-    R: Reply,
-{
+) {
     tracing::info!(
         max_connections = limits.max_connections,
         header_read_timeout_ms = limits.header_read_timeout.as_millis() as u64,
@@ -156,11 +154,11 @@ pub async fn serve<F, R>(
                 if let Some(failures) = backoff.succeeded() {
                     tracing::info!(failures, "accepting connections again");
                 }
-                let filter = filter.clone();
+                let routes = routes.clone();
                 let stop_signal = stop_signal.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, slot, filter, limits, stop_signal).await;
+                    serve_connection(stream, slot, routes, limits, stop_signal).await;
                     drop(alive);
                 });
             }
@@ -233,27 +231,26 @@ enum Expired {
 }
 
 /// Serves one connection until it closes, times out or the server stops.
-async fn serve_connection<F, R>(
+async fn serve_connection(
     stream: TcpStream,
     slot: OwnedSemaphorePermit,
-    filter: F,
+    routes: watch::Receiver<Routes>,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
-) where
-    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
-    R: Reply,
-{
+) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
         _slot: slot,
     });
-    let warp_service = TowerToHyperService::new(warp::service(filter));
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request| {
             let in_flight = InFlight::start(activity.clone());
+            // The routes of the request's arrival: a follower's relay until it takes the lease.
+            let routes = routes.borrow().clone();
+            let warp_service = TowerToHyperService::new(warp::service(routes));
             let response = hyper::service::Service::call(&warp_service, request);
             async move {
                 let response = response.await;

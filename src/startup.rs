@@ -23,7 +23,7 @@ use crate::push::comet::{follow_announcements, ChatPushes};
 use crate::push::egress::EgressPolicy;
 use crate::push::{HttpCallbacks, NotificationWriter, Notifier};
 use crate::router::{self, task::RouterContext};
-use crate::store::postgres::{Acquired, Lease};
+use crate::store::postgres::Lease;
 use crate::store::{EngineKind, Store, StoreError, StoreSettings};
 use crate::supervisor::{Shutdown, Supervisor};
 
@@ -74,16 +74,33 @@ pub enum StartupError {
     TaskFailed(#[from] crate::supervisor::TaskFailure),
 }
 
-/// What `build` hands to the `App`.
-pub(crate) struct Built {
-    pub state: AppState,
-    pub listener: TcpListener,
-    /// The background tasks started so far (router, push, chat), and their shutdown signal.
-    pub supervisor: Supervisor,
+/// What start-up found this node to be.
+pub(crate) enum Start {
+    /// It serves: the store is open and the router runs.
+    Active(Box<Built>),
+    /// Another node over the same PostgreSQL database holds the lease: this one relays requests
+    /// to it, and takes the lease when it lets go.
+    Follower {
+        /// The database.
+        url: String,
+    },
 }
 
-/// Opens everything, starts the router and binds the listener.
-pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartupError> {
+/// What [`build_active`] hands to the `App`.
+pub(crate) struct Built {
+    pub state: AppState,
+    /// On PostgreSQL, the lease this node holds; published and watched once it serves.
+    pub lease: Option<Lease>,
+}
+
+/// Binds the listener, then, on PostgreSQL, takes the lease if it is free: a node that holds
+/// it (or any node on sled) opens everything and starts the router ([`build_active`]); one
+/// that does not is a follower.
+pub(crate) async fn build(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    supervisor: &mut Supervisor,
+) -> Result<(TcpListener, Start), StartupError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::Io {
         what: format!(
             "cannot create the data directory {}",
@@ -91,10 +108,52 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         ),
         source,
     })?;
+    let listener = bind(config.listen)?;
+    let local = listener.local_addr().map_err(|source| StartupError::Io {
+        what: "cannot read the listener address".into(),
+        source,
+    })?;
+    // The lease first: a follower must not migrate the schema under the active node.
+    let lease = match (config.store.engine, config.store.url.clone()) {
+        (EngineKind::Postgres, Some(url)) => match try_lease(&url).await {
+            Ok(Some(lease)) => Some(lease),
+            Ok(None) => {
+                tracing::info!(
+                    "following: another callbackd node is active over this database; this one \
+                     relays requests to it, and takes over when it stops"
+                );
+                return Ok((listener, Start::Follower { url }));
+            }
+            Err(StoreError::Unreachable(why)) => {
+                tracing::warn!(error = %why, "the database does not answer: following until it does; requests get 503 meanwhile");
+                return Ok((listener, Start::Follower { url }));
+            }
+            Err(source) => {
+                return Err(StartupError::Store {
+                    location: config.store_location(),
+                    source,
+                })
+            }
+        },
+        _ => None,
+    };
+    let built = build_active(config, clock, lease, local, supervisor).await?;
+    Ok((listener, Start::Active(Box::new(built))))
+}
+
+/// Opens the store (applying migrations), seeds the configured services on first start,
+/// resolves the admin token, removes services that expired while it was down, and starts the
+/// router and the background tasks on `supervisor`. `lease` is the one this node holds on
+/// PostgreSQL; `local` is where it listens.
+pub(crate) async fn build_active(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    lease: Option<Lease>,
+    local: std::net::SocketAddr,
+    supervisor: &mut Supervisor,
+) -> Result<Built, StartupError> {
     let db_dir = config.db_dir();
     let location = config.store_location();
-    // The lease first: a standby must not migrate the schema under the active node.
-    let lease = take_lease(config, &location).await?;
     let settings = StoreSettings {
         lease_epoch: lease.as_ref().map(Lease::epoch),
         ..config.store.clone()
@@ -187,15 +246,6 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         );
     }
 
-    let listener = bind(config.listen)?;
-    let local = listener.local_addr().map_err(|source| StartupError::Io {
-        what: "cannot read the listener address".into(),
-        source,
-    })?;
-    let mut supervisor = Supervisor::new();
-    if let Some(lease) = lease {
-        supervisor.spawn("database lease", hold_lease(lease, supervisor.shutdown()));
-    }
     let (chats, chat_commands) = tokio::sync::mpsc::unbounded_channel();
     // One policy for both checks: the early one at creation and the one at connect.
     let egress = Arc::new(EgressPolicy::new(&config.httpcb.allow));
@@ -332,11 +382,7 @@ pub(crate) async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Buil
         "chat idle control",
         crate::app::chat::run_idle_control(state.clone(), supervisor.shutdown()),
     );
-    Ok(Built {
-        state,
-        listener,
-        supervisor,
-    })
+    Ok(Built { state, lease })
 }
 
 async fn open_store(
@@ -563,33 +609,71 @@ fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// On PostgreSQL, waits until this node holds the lease (another node over the same database
-/// may be the active one: this one is its standby until it stops); `None` on sled, whose
-/// directory lock already keeps a second process out.
-async fn take_lease(config: &Config, location: &str) -> Result<Option<Lease>, StartupError> {
-    let (EngineKind::Postgres, Some(url)) = (config.store.engine, config.store.url.clone()) else {
-        return Ok(None);
-    };
-    let taking = tokio::task::spawn_blocking(move || {
-        Lease::acquire(&url, || {
-            tracing::info!(
-                "standing by: another callbackd node is active over this database; this one \
-                 takes over when it stops"
-            );
-        })
-    });
-    let (lease, acquired) = taking
+/// Takes the lease of the database at `url` if no other node holds it.
+async fn try_lease(url: &str) -> Result<Option<Lease>, StoreError> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || Lease::try_acquire(&url))
         .await
-        .map_err(|err| StartupError::Jobs(err.to_string()))?
+        .map_err(|err| StoreError::Engine(format!("taking the lease: {err}")))?
+}
+
+/// A follower's wait for the lease of the database at `url`, until the active node lets go.
+///
+/// # Errors
+/// The database refuses this node (a wrong password, a missing database).
+pub(crate) async fn take_over(config: &Config, url: &str) -> Result<Lease, StartupError> {
+    let lease = Lease::acquire_when_free(url)
+        .await
         .map_err(|source| StartupError::Store {
-            location: location.to_string(),
+            location: config.store_location(),
             source,
         })?;
-    if acquired == Acquired::AfterWaiting {
-        tracing::info!("took over the lease: this node is the active one now");
-    }
-    Ok(Some(lease))
+    tracing::info!("took over the lease: this node is the active one now");
+    Ok(lease)
 }
+
+/// Where the other nodes reach this one, listening on `local`: `[store] advertise`, or the
+/// listener's address, with a wildcard IP (`0.0.0.0`, `::`) replaced by the host's name.
+pub(crate) fn advertised_address(config: &Config, local: std::net::SocketAddr) -> String {
+    if let Some(advertise) = &config.store.advertise {
+        return advertise.clone();
+    }
+    if !local.ip().is_unspecified() {
+        return local.to_string();
+    }
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!("{host}:{}", local.port())
+}
+
+/// Publishes `lease`'s holder address and holds it until shutdown (see [`hold_lease`]).
+/// A moment without the database is waited out: the write is the same when repeated.
+pub(crate) async fn serve_lease(
+    config: &Config,
+    lease: Lease,
+    address: &str,
+    supervisor: &mut Supervisor,
+) -> Result<(), StartupError> {
+    let mut attempts = 0;
+    while let Err(source) = lease.publish(address) {
+        attempts += 1;
+        if attempts == PUBLISH_ATTEMPTS || !matches!(source, StoreError::Unreachable(_)) {
+            return Err(StartupError::Store {
+                location: config.store_location(),
+                source,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tracing::info!(%address, "serving as the active node: the other nodes relay here");
+    supervisor.spawn("database lease", hold_lease(lease, supervisor.shutdown()));
+    Ok(())
+}
+
+/// How often [`serve_lease`] tries to publish the address while the database does not answer.
+const PUBLISH_ATTEMPTS: u32 = 20;
 
 /// Holds the lease until shutdown; returns early, which stops the service, if the lease is
 /// lost (its database session ended): another node may take over, so this one must not go on.

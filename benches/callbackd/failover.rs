@@ -1,10 +1,10 @@
 //! failover: two callbackd processes (the release binary) over one PostgreSQL database, one
-//! active and one standing by. Ten times: a service waits in the active node's queue, the
+//! active and one following. Ten times: a service waits in the active node's queue, the
 //! active node is killed with `kill -9`, and the clock runs until the service is routed by the
-//! node that took over (it takes the lease, restores routing from the database, listens; an
-//! agent is then made ready through it, and the service is reserved for that agent). The killed
-//! node is started again as the new standby. Prints the median and the worst of the ten, and
-//! the takeover alone (kill to listening).
+//! node that took over (it takes the lease, restores routing from the database, serves its own
+//! routes and publishes its address; an agent is then made ready through it, and the service is
+//! reserved for that agent). The killed node is started again as the new follower. Prints the
+//! median and the worst of the ten, and the takeover alone (kill to serving as the active node).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -27,9 +27,8 @@ struct Node {
 }
 
 impl Node {
-    /// Starts a node on `dir` over `url`; returns once it listens (`standby`: once it stands
-    /// by instead).
-    fn start(dir: &Path, url: &str, standby: bool) -> Node {
+    /// Starts a node on `dir` over `url`; returns once it listens (`follower`: and follows).
+    fn start(dir: &Path, url: &str, follower: bool) -> Node {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -62,11 +61,11 @@ impl Node {
             lines,
             address: None,
         };
-        if standby {
-            node.wait_for("standing by", Duration::from_secs(30));
-        } else {
-            node.wait_until_listening(Duration::from_secs(30));
+        // A follower says so while it starts, before it logs where it listens.
+        if follower {
+            node.wait_for("following", Duration::from_secs(30));
         }
+        node.wait_until_listening(Duration::from_secs(30));
         node
     }
 
@@ -124,9 +123,9 @@ pub fn table() {
         tempfile::tempdir().expect("temp dir"),
     ];
     let mut active = Node::start(dirs[0].path(), &url, false);
-    let mut standby = Node::start(dirs[1].path(), &url, true);
+    let mut follower = Node::start(dirs[1].path(), &url, true);
     let mut routed_after = Vec::new();
-    let mut listening_after = Vec::new();
+    let mut serving_after = Vec::new();
     for round in 0..ROUNDS {
         let service = runtime.block_on(async {
             set_agent(&client, active.address(), "not_ready").await;
@@ -134,33 +133,36 @@ pub fn table() {
         });
         let killed = Instant::now();
         active.kill();
-        standby.wait_until_listening(Duration::from_secs(30));
-        listening_after.push(killed.elapsed());
+        follower.wait_for("serving as the active node", Duration::from_secs(30));
+        serving_after.push(killed.elapsed());
         runtime.block_on(async {
-            set_agent(&client, standby.address(), "ready").await;
-            wait_reserved(&client, standby.address(), &service).await;
+            set_agent(&client, follower.address(), "ready").await;
+            wait_reserved(&client, follower.address(), &service).await;
         });
         routed_after.push(killed.elapsed());
         // Done with: the next round's service must be the one the agent gets.
-        runtime.block_on(cancel(&client, standby.address(), &service));
-        // The killed node's directory becomes the next standby's.
+        runtime.block_on(cancel(&client, follower.address(), &service));
+        // The killed node's directory becomes the next follower's.
         let next_dir = dirs[(round + 2) % 2].path();
-        active = standby;
-        standby = Node::start(next_dir, &url, true);
+        active = follower;
+        follower = Node::start(next_dir, &url, true);
     }
     active.kill();
-    standby.kill();
+    follower.kill();
 
     println!(
         "failover over PostgreSQL: the active node killed with kill -9 while a service waits, \
-         to that service routed by the standby that took over ({ROUNDS} rounds; the standby \
-         restores routing from the database, listens, and an agent is made ready through it)"
+         to that service routed by the follower that took over ({ROUNDS} rounds; the follower \
+         restores routing from the database, serves, and an agent is made ready through it)"
     );
     println!();
     println!("| | median | worst |");
     println!("|---|---:|---:|");
     for (what, times) in [
-        ("kill -9 -> standby listening", &mut listening_after),
+        (
+            "kill -9 -> follower serving as the active node",
+            &mut serving_after,
+        ),
         ("kill -9 -> waiting service routed", &mut routed_after),
     ] {
         times.sort();

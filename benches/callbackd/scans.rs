@@ -224,7 +224,7 @@ async fn start_callbackd_with_store(
         .await
         .expect("callbackd builds");
     let addr = app.local_addr();
-    let store = app.state().store.clone();
+    let store = app.state().expect("a sled node is active").store.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = app

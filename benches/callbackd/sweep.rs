@@ -106,7 +106,7 @@ async fn start(
         .await
         .expect("callbackd builds");
     let addr = app.local_addr();
-    let bayeux = app.state().bayeux.clone();
+    let bayeux = app.state().expect("a sled node is active").bayeux.clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = app

@@ -18,6 +18,7 @@
 //!   users API.
 //! - [`metrics`]: `GET /metrics` (Prometheus); every request is counted in [`routes`].
 //! - [`openapi`]: `GET /genesys/1/openapi.json`, the API contract generated from these routes.
+//! - [`relay`]: a follower node's routes, relaying every request to the active node.
 //! - [`form`]: body and query parsing; [`reply`]: JSON replies; [`error`]: errors to HTTP.
 
 mod admin;
@@ -38,6 +39,7 @@ mod notification_api;
 mod notify;
 mod openapi;
 mod params;
+pub mod relay;
 mod reply;
 mod schedule;
 mod storage;
@@ -106,6 +108,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
                 info.elapsed(),
             )
         }))
+}
+
+/// [`routes`] boxed, as the server holds them (a follower swaps its relay for them when it
+/// takes the lease).
+pub fn boxed_routes(state: AppState) -> BoxedFilter<(Response,)> {
+    routes(state).map(Reply::into_response).boxed()
 }
 
 /// The `recover` of every route: a page's rejection (no session, a role too weak) becomes the

@@ -18,7 +18,7 @@ use crate::app::{storage, AppState};
 use crate::domain::storage::{StorageEntry, MAX_AREA_BYTES};
 
 /// The largest Storage API body: a full area and the multipart framing around it.
-const MAX_STORAGE_BODY: u64 = MAX_AREA_BYTES as u64 + 64 * 1024;
+pub(super) const MAX_STORAGE_BODY: u64 = MAX_AREA_BYTES as u64 + 64 * 1024;
 
 /// The Storage API routes.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

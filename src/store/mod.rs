@@ -248,6 +248,10 @@ pub struct StoreSettings {
     /// The most connections this node opens to PostgreSQL
     /// ([`postgres::DEFAULT_POOL_SIZE`]).
     pub pool_size: usize,
+    /// Where the other nodes over the same PostgreSQL database reach this one (`host:port`;
+    /// also `CALLBACKD_STORE_ADVERTISE`) to relay requests while it is the active node. Unset:
+    /// the listen address, with a wildcard IP replaced by the host's name.
+    pub advertise: Option<String>,
     /// The lease epoch this node holds on PostgreSQL, set by start-up once it took the lease
     /// (never from the file): its writes are fenced by it ([`postgres::PgStore::open_fenced`]).
     #[serde(skip)]
@@ -280,6 +284,7 @@ impl Default for StoreSettings {
             engine: EngineKind::Sled,
             url: None,
             pool_size: postgres::DEFAULT_POOL_SIZE,
+            advertise: None,
             lease_epoch: None,
             sync: SyncMode::Device,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,

@@ -6,16 +6,16 @@ use std::time::Duration;
 use crate::helpers::{ServerProcess, ADMIN_TOKEN, GMS_USER};
 
 /// Creates services from `workers` concurrent clients until `stop` flips, pushing the id of
-/// every create answered 200 onto `acknowledged`.
+/// every create answered 200 onto `acknowledged`; the clients take turns over `addresses`.
 async fn create_stream(
-    address: String,
+    addresses: Vec<String>,
     workers: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
     acknowledged: Arc<Mutex<Vec<String>>>,
 ) {
     let mut tasks = Vec::new();
     for worker in 0..workers {
-        let address = address.clone();
+        let address = addresses[worker % addresses.len()].clone();
         let stop = stop.clone();
         let acknowledged = acknowledged.clone();
         tasks.push(tokio::spawn(async move {
@@ -59,10 +59,10 @@ async fn record_exists(client: &reqwest::Client, address: &str, id: &str) -> boo
     response.status() == 200
 }
 
-/// Streams creates to `address` from `workers` clients until `count` were acknowledged, then
-/// calls `kill` mid-stream; returns the ids acknowledged and when `kill` returned.
-async fn kill_mid_stream(
-    address: &str,
+/// Streams creates to `addresses` from `workers` clients until `count` were acknowledged,
+/// then calls `kill` mid-stream; returns the ids acknowledged and when `kill` returned.
+pub(crate) async fn kill_mid_stream(
+    addresses: &[String],
     workers: usize,
     count: usize,
     kill: impl FnOnce(),
@@ -70,7 +70,7 @@ async fn kill_mid_stream(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let stream = tokio::spawn(create_stream(
-        address.to_string(),
+        addresses.to_vec(),
         workers,
         stop.clone(),
         acknowledged.clone(),
@@ -93,7 +93,11 @@ async fn kill_mid_stream(
 }
 
 /// The ids of `ids` that the server at `address` does not have.
-async fn missing_from(client: &reqwest::Client, address: &str, ids: &[String]) -> Vec<String> {
+pub(crate) async fn missing_from(
+    client: &reqwest::Client,
+    address: &str,
+    ids: &[String],
+) -> Vec<String> {
     let mut missing = Vec::new();
     for id in ids {
         if !record_exists(client, address, id).await {
@@ -110,8 +114,8 @@ async fn every_acknowledged_create_survives_sigkill() {
     let server = ServerProcess::start(data_dir.path(), &[]);
 
     // Act: kill -9 once the clients saw 300 creates acknowledged, mid-stream.
-    let address = server.address.clone();
-    let (acknowledged, _) = kill_mid_stream(&address, 16, 300, || server.kill9()).await;
+    let addresses = [server.address.clone()];
+    let (acknowledged, _) = kill_mid_stream(&addresses, 16, 300, || server.kill9()).await;
     assert!(
         acknowledged.len() >= 300,
         "only {} acknowledged",
@@ -380,104 +384,12 @@ async fn routing_resumes_after_sigkill_without_routing_anything_twice() {
     assert_eq!(b_routed["_reserved_agent"], "marco");
 }
 
-/// Two nodes over one PostgreSQL database: the second stands by, and when the active one is
-/// killed mid-stream it takes over within 5 s with every acknowledged service, the first in
-/// the queue still first, and routes it. (sled has one node: this runs on PostgreSQL only.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_takes_over_when_the_active_node_is_killed() {
-    if !crate::helpers::on_postgres() {
-        eprintln!("SKIPPED on sled: a standby node needs a shared PostgreSQL database");
-        return;
-    }
-    // Arrange: node A active, node B standing by over the same database.
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = crate::helpers::database_url(dir_a.path());
-    let shared = [
-        ("CALLBACKD_STORE_ENGINE", "postgres"),
-        ("CALLBACKD_STORE_URL", url.as_str()),
-    ];
-    let active = ServerProcess::start(dir_a.path(), &[]);
-    let mut standby = ServerProcess::start_standby(dir_b.path(), &shared);
-    let client = reqwest::Client::new();
-    let (status, body) = create_one(&client, &active.address, "5550000001").await;
-    assert_eq!(status, 200, "{body}");
-    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let first = created["_id"]
-        .as_str()
-        .expect("the first create's id")
-        .to_string();
-
-    // Act: kill -9 the active node mid-stream.
-    let address = active.address.clone();
-    let (acknowledged, killed) = kill_mid_stream(&address, 32, 200, || active.kill9()).await;
-    standby.wait_until_listening(Duration::from_secs(5));
-    let took_over = killed.elapsed();
-
-    // Assert: within 5 s, with everything acknowledged, the queue's order kept, routing on.
-    assert!(
-        took_over < Duration::from_secs(5),
-        "took over in {took_over:?}"
-    );
-    assert!(
-        standby
-            .logs()
-            .iter()
-            .any(|l| l.contains("took over the lease")),
-        "{:?}",
-        standby.logs()
-    );
-    let every = [std::slice::from_ref(&first), &acknowledged[..]].concat();
-    let missing = missing_from(&client, &standby.address, &every).await;
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged services lost when the active node died: {:?}",
-        missing.len(),
-        acknowledged.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let position: serde_json::Value = client
-        .post(format!(
-            "{}/genesys/1/service/{first}/check-queue-position",
-            standby.address
-        ))
-        .header("gms_user", GMS_USER)
-        .header("content-length", "0")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(position["_position"], 1, "{position}");
-    let ready = client
-        .post(format!("{}/genesys/1/agent/kristi/state", standby.address))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "state": "ready" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    crate::helpers::eventually(Duration::from_secs(10), "the first routed", || {
-        let client = client.clone();
-        let url = format!("{}/genesys/1/admin/callback/{first}", standby.address);
-        async move {
-            let detail: serde_json::Value = client
-                .get(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (detail["_reserved_agent"] == "kristi").then_some(())
-        }
-    })
-    .await;
-}
-
 /// POSTs one chat-delay create to `address`; its status and body.
-async fn create_one(client: &reqwest::Client, address: &str, number: &str) -> (u16, String) {
+pub(crate) async fn create_one(
+    client: &reqwest::Client,
+    address: &str,
+    number: &str,
+) -> (u16, String) {
     let response = client
         .post(format!("{address}/genesys/1/service/callback/chat-delay"))
         .header("gms_user", GMS_USER)

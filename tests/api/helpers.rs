@@ -56,6 +56,8 @@ pub struct TestApp {
     _data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// With [`through_follower`], the follower `address` names, and its data directory.
+    follower: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>, TempDir)>,
 }
 
 /// A test configuration on a fresh data directory (and, on PostgreSQL, its own database).
@@ -75,6 +77,14 @@ pub fn test_config(data_dir: &Path) -> Config {
 /// by `scripts/test` for its second run) instead of sled.
 pub fn on_postgres() -> bool {
     std::env::var("CALLBACKD_TEST_ENGINE").as_deref() == Ok("postgres")
+}
+
+/// Whether this run reaches every in-process server through a second node that follows it
+/// over the same database and relays every request to it (`CALLBACKD_TEST_THROUGH=follower`
+/// on PostgreSQL, set by `scripts/test` for its third run): each test then checks that a
+/// follower answers exactly as the active node does.
+pub fn through_follower() -> bool {
+    on_postgres() && std::env::var("CALLBACKD_TEST_THROUGH").as_deref() == Ok("follower")
 }
 
 /// The database of the server whose data directory is `data_dir`: on PostgreSQL, a database
@@ -151,10 +161,19 @@ async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestA
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data_dir.path());
     adjust(&mut config);
+    let follower_config = through_follower().then(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..config.clone()
+        };
+        (config, dir)
+    });
     let app = App::build_with_clock(config, clock)
         .await
         .expect("server builds");
-    let addr = app.local_addr();
+    let mut addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until_stopped(async {
@@ -163,6 +182,24 @@ async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestA
         .await
         .expect("server runs");
     });
+    let follower = match follower_config {
+        None => None,
+        Some((config, dir)) => {
+            let follower = App::build(config).await.expect("the follower builds");
+            assert!(follower.state().is_none(), "the second node follows");
+            addr = follower.local_addr();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                follower
+                    .run_until_stopped(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .expect("the follower runs");
+            });
+            Some((stop, task, dir))
+        }
+    };
     TestApp {
         address: format!("http://{addr}"),
         host: addr.to_string(),
@@ -170,6 +207,7 @@ async fn start(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestA
         _data_dir: data_dir,
         shutdown: Some(tx),
         server: Some(server),
+        follower,
     }
 }
 
@@ -306,8 +344,12 @@ impl TestApp {
             .header("cookie", &session.cookie)
     }
 
-    /// Stops the server gracefully and waits for it.
+    /// Stops the server (and its follower) gracefully and waits for it.
     pub async fn stop(mut self) {
+        if let Some((stop, task, _dir)) = self.follower.take() {
+            let _ = stop.send(());
+            task.await.expect("follower task ends");
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -426,10 +468,10 @@ impl ServerProcess {
         Self::spawn(command)
     }
 
-    /// Starts `callbackd serve` on `data_dir` as a second node over the database `env` names:
-    /// returns once it says it stands by (another node holds the lease), before it listens.
-    /// [`ServerProcess::wait_until_listening`] waits for it to take over.
-    pub fn start_standby(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    /// Starts `callbackd serve` on `data_dir` as a further node over the database `env` names
+    /// (`CALLBACKD_STORE_ENGINE`, `CALLBACKD_STORE_URL`): it listens at once and relays to the
+    /// active node. Returns once it logged that it follows.
+    pub fn start_follower(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
         command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -438,9 +480,22 @@ impl ServerProcess {
             .env("CALLBACKD_SERVICES_FILE", services_file())
             .env("CALLBACKD_AGENTS_FILE", agents_file())
             .envs(env.iter().copied());
-        let mut process = Self::spawn_only(command);
-        process.wait_for_log("standing by", Duration::from_secs(30));
+        let mut process = Self::spawn(command);
+        process.wait_for_log(
+            "following: another callbackd node is active",
+            Duration::from_secs(30),
+        );
         process
+    }
+
+    /// Whether the server logged a line containing `needle` so far (without waiting).
+    pub fn has_logged(&mut self, needle: &str) -> bool {
+        self.logs().iter().any(|line| line.contains(needle))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits until the server listens (at most `deadline`), and takes its address.

@@ -4,6 +4,7 @@
 mod helpers;
 mod install;
 
+mod cluster;
 mod durability;
 mod storage;
 mod storage_api;

@@ -11,11 +11,11 @@ use crate::helpers::{json, spawn_app, ServerProcess, GMS_USER};
 use crate::helpers::{set_state, wait_for_state};
 
 /// A long-polling CometD client of one `gms_user`.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
     user: String,
-    id: String,
+    pub(crate) id: String,
     next: u64,
     /// Pushes that came with a reply before anyone asked for them.
     early: Vec<Value>,
@@ -23,7 +23,7 @@ struct Client {
 
 impl Client {
     /// Handshakes, subscribes to `/_genesys` and makes the first (immediate) connect.
-    async fn join(base: &str, user: &str) -> Client {
+    pub(crate) async fn join(base: &str, user: &str) -> Client {
         let mut client = Client {
             http: reqwest::Client::new(),
             base: base.to_string(),
@@ -36,7 +36,10 @@ impl Client {
             .send(json!([{"version":"1.0","minimumVersion":"0.9","channel":"/meta/handshake",
                 "supportedConnectionTypes":["long-polling"],"advice":{"timeout":60000,"interval":0}}]))
             .await;
-        client.id = reply[0]["clientId"].as_str().expect("clientId").to_string();
+        client.id = reply[0]["clientId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("clientId in {reply}"))
+            .to_string();
         let id = client.id.clone();
         let subscribed = client
             .send(json!([{"channel":"/meta/subscribe","subscription":"/_genesys","clientId":id}]))
@@ -52,7 +55,7 @@ impl Client {
         client
     }
 
-    async fn send(&mut self, mut body: Value) -> Value {
+    pub(crate) async fn send(&mut self, mut body: Value) -> Value {
         for message in body.as_array_mut().unwrap() {
             message["id"] = json!(self.next.to_string());
             self.next += 1;
@@ -71,7 +74,7 @@ impl Client {
     }
 
     /// Long-polls until pushes arrive (or `wait` passes); returns their `data` objects.
-    async fn pushes(&mut self, wait: Duration) -> Vec<Value> {
+    pub(crate) async fn pushes(&mut self, wait: Duration) -> Vec<Value> {
         if !self.early.is_empty() {
             return std::mem::take(&mut self.early);
         }
@@ -95,7 +98,7 @@ impl Client {
     }
 
     /// Long-polls until a push with `tag` arrives; fails after 10 s.
-    async fn push_tagged(&mut self, tag: &str) -> Value {
+    pub(crate) async fn push_tagged(&mut self, tag: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             for push in self.pushes(Duration::from_secs(2)).await {

@@ -1,9 +1,11 @@
 //! The lease: which node of those sharing one database is the active one, running the
-//! router, the Chat Server's timers and the background jobs, and serving requests.
+//! router, the Chat Server's timers and the background jobs, and serving requests (the others
+//! relay to it, at the address it publishes in the lease's row: [`Lease::publish`],
+//! [`LeaseView`]).
 //!
 //! It is a session-level advisory lock held on a connection of its own. PostgreSQL releases it
 //! the moment that session ends, so when the active node dies (`kill -9`, a crash, a lost
-//! machine whose connection the server drops) a standby waiting in `pg_advisory_lock` holds it
+//! machine whose connection the server drops) a follower waiting in `pg_advisory_lock` holds it
 //! at once, and two nodes can never hold it together.
 //!
 //! Every taking of the lease counts one more epoch (`callbackd_lease`), and every write of the
@@ -22,6 +24,10 @@ use crate::store::StoreError;
 
 /// The advisory lock's key: a constant every node shares ("callbkd!" in ASCII).
 const LEASE_KEY: i64 = 0x6361_6c6c_626b_6421;
+
+/// Lifts the session's statement and lock timeouts (a role or database may set them), which
+/// would otherwise end a follower's wait for the lease with an error.
+const WAIT_WITHOUT_TIMEOUTS: &str = "SET statement_timeout = 0; SET lock_timeout = 0";
 
 /// How often the holder checks that its session (and so the lease) is still there.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -55,6 +61,58 @@ enum Check {
     Lost,
 }
 
+/// The node holding the lease, as the others see it ([`LeaseView`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its epoch: a new holder counts a new one.
+    pub epoch: i64,
+    /// Where it serves (`host:port`); `None` until it does ([`Lease::publish`]).
+    pub address: Option<String>,
+}
+
+/// A follower's look at the lease, on a connection of its own.
+#[derive(Debug)]
+pub struct LeaseView {
+    pool: Pool,
+}
+
+impl LeaseView {
+    /// Connects to the database at `url`. Blocks the thread while it connects.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn open(url: &str) -> Result<LeaseView, StoreError> {
+        Ok(LeaseView {
+            pool: Pool::open(url, 1)?,
+        })
+    }
+
+    /// The holder now; `None` when no node ever held the lease of this database.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub async fn holder(&self) -> Result<Option<Holder>, StoreError> {
+        let conn = self.pool.get()?;
+        let rows = conn
+            .query(
+                "SELECT epoch, address FROM callbackd_lease WHERE id = 1",
+                &[],
+            )
+            .await;
+        match rows {
+            Ok(rows) => Ok(rows.first().map(|row| Holder {
+                epoch: row.get(0),
+                address: row.get(1),
+            })),
+            // A database no node has served from yet: the lease's table comes with the first.
+            Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 impl Lease {
     /// Takes the lease of the database at `url`, waiting as long as another node holds it;
     /// `waiting` is called once if it has to wait (to log it). Blocks the thread.
@@ -75,24 +133,103 @@ impl Lease {
                 Err(other) => return Err(other),
             }
         };
+        Ok((Self::begin_epoch(pool)?, acquired))
+    }
+
+    /// Takes the lease of the database at `url` if nobody holds it; `None` when another node
+    /// does. Blocks the thread while it connects.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn try_acquire(url: &str) -> Result<Option<Lease>, StoreError> {
+        let pool = Pool::open(url, 1)?;
+        let conn = pool.get()?;
+        let free: bool =
+            wait(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY]))?.get(0);
+        drop(conn);
+        if !free {
+            return Ok(None);
+        }
+        Self::begin_epoch(pool).map(Some)
+    }
+
+    /// Waits, without holding up a thread, until the node holding the lease of the database at
+    /// `url` lets it go, then takes it. While the database does not answer it tries again every
+    /// [`CHECK_EVERY`]; dropping the future gives up the wait (its session closes with it).
+    ///
+    /// # Errors
+    /// The database refused the connection for another reason than being unreachable (a wrong
+    /// password, a missing database).
+    pub async fn acquire_when_free(url: &str) -> Result<Lease, StoreError> {
+        loop {
+            match Self::wait_for_lock(url).await {
+                Ok(pool) => match Self::begin_epoch(pool) {
+                    Ok(lease) => return Ok(lease),
+                    // The session ended between the lock and the epoch: nothing was written.
+                    Err(StoreError::Unreachable(why)) => {
+                        tracing::warn!(error = %why, "taking the lease: the database stopped answering; trying again");
+                    }
+                    Err(other) => return Err(other),
+                },
+                Err(StoreError::Unreachable(why)) => {
+                    tracing::debug!(error = %why, "waiting for the lease: the database does not answer; trying again");
+                }
+                Err(other) => return Err(other),
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+    }
+
+    /// A new session of its own that holds the advisory lock, once it is free.
+    async fn wait_for_lock(url: &str) -> Result<Pool, StoreError> {
+        let pool = Pool::open(url, 1)?;
+        let conn = pool.get()?;
+        // A role's or database's statement or lock timeout must not end the wait.
+        conn.batch_execute(WAIT_WITHOUT_TIMEOUTS).await?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY])
+            .await?;
+        drop(conn);
+        Ok(pool)
+    }
+
+    /// Counts the new holder's epoch on `pool`, whose session holds the advisory lock. The
+    /// address is cleared: followers wait until the new holder publishes its own
+    /// ([`Lease::publish`]), once it serves.
+    fn begin_epoch(pool: Pool) -> Result<Lease, StoreError> {
         let conn = pool.get()?;
         // Taken before the migrations run (a node of a newer version must not change the
         // schema under the active one), so the lease keeps a table of its own.
         wait(conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS callbackd_lease (
                  id integer PRIMARY KEY CHECK (id = 1),
-                 epoch bigint NOT NULL
-             )",
+                 epoch bigint NOT NULL,
+                 address text
+             );
+             ALTER TABLE callbackd_lease ADD COLUMN IF NOT EXISTS address text",
         ))?;
         let epoch: i64 = wait(conn.query_one(
-            "INSERT INTO callbackd_lease (id, epoch) VALUES (1, 1) \
-             ON CONFLICT (id) DO UPDATE SET epoch = callbackd_lease.epoch + 1 \
+            "INSERT INTO callbackd_lease (id, epoch, address) VALUES (1, 1, NULL) \
+             ON CONFLICT (id) DO UPDATE SET epoch = callbackd_lease.epoch + 1, address = NULL \
              RETURNING epoch",
             &[],
         ))?
         .get(0);
         drop(conn);
-        Ok((Lease { pool, epoch }, acquired))
+        Ok(Lease { pool, epoch })
+    }
+
+    /// Tells the other nodes where to relay requests: `address` (`host:port`) serves this
+    /// node's routes now. Only written while the epoch is still this node's.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub fn publish(&self, address: &str) -> Result<(), StoreError> {
+        let conn = self.pool.get()?;
+        wait(conn.execute(
+            "UPDATE callbackd_lease SET address = $1 WHERE id = 1 AND epoch = $2",
+            &[&address, &self.epoch],
+        ))?;
+        Ok(())
     }
 
     /// The epoch this node took the lease in: its writes check it ([`super::PgStore::open_fenced`]).
@@ -111,6 +248,7 @@ impl Lease {
         if let Some(waiting) = waiting.take() {
             waiting();
         }
+        wait(conn.batch_execute(WAIT_WITHOUT_TIMEOUTS))?;
         wait(conn.execute("SELECT pg_advisory_lock($1)", &[&LEASE_KEY]))?;
         Ok(Acquired::AfterWaiting)
     }
@@ -223,6 +361,38 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_sees_where_the_holder_serves_and_takes_over_when_it_lets_go() {
+        let url = database();
+        let view = LeaseView::open(&url).unwrap();
+        assert_eq!(view.holder().await.unwrap(), None, "nobody held it yet");
+        let first = Lease::try_acquire(&url).unwrap().expect("free");
+        assert!(Lease::try_acquire(&url).unwrap().is_none(), "held");
+        let taken = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(taken.address, None, "not serving yet");
+        first.publish("10.0.0.1:8080").unwrap();
+        let serving = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(serving.epoch, taken.epoch);
+        assert_eq!(serving.address.as_deref(), Some("10.0.0.1:8080"));
+
+        let waiting = tokio::spawn({
+            let url = url.clone();
+            async move { Lease::acquire_when_free(&url).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the lease is still held");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("taken once let go")
+            .unwrap()
+            .unwrap();
+        let now = view.holder().await.unwrap().expect("a holder");
+        assert_eq!(now.epoch, second.epoch());
+        assert!(now.epoch > serving.epoch);
+        assert_eq!(now.address, None, "the old address is gone with its epoch");
     }
 
     #[tokio::test]

@@ -49,7 +49,7 @@ mod schema;
 mod services;
 pub mod throwaway;
 
-pub use lease::{Acquired, Lease};
+pub use lease::{Acquired, Holder, Lease, LeaseView};
 pub use schema::latest_version;
 
 use pool::{wait, Pool};
