@@ -105,6 +105,48 @@ async fn holder(url: &str) -> Holder {
         .expect("a node took the lease")
 }
 
+/// Creates a chat-delay service through `base` whose pushes go over CometD; its id.
+async fn create_comet(http: &reqwest::Client, base: &str, number: &str) -> String {
+    let created: Value = http
+        .post(format!("{base}/genesys/1/service/callback/chat-delay"))
+        .header("gms_user", GMS_USER)
+        .form(&[("_customer_number", number), ("_device_os", "comet")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["_id"].as_str().expect("an id").to_string()
+}
+
+/// Makes kristi ready through `base`.
+async fn kristi_ready(http: &reqwest::Client, base: &str) {
+    let ready = http
+        .post(format!("{base}/genesys/1/agent/kristi/state"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "state": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+/// `check-queue-position` of `id` through `base`.
+async fn queue_position(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    let answer = http
+        .post(format!(
+            "{base}/genesys/1/service/{id}/check-queue-position"
+        ))
+        .header("gms_user", GMS_USER)
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
     let Some(nodes) = Nodes::start(3) else { return };
@@ -114,38 +156,13 @@ async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
     let mut client = Client::join(&c, GMS_USER).await;
 
     // A service created through node B is stored once, and node C answers for it.
-    let created: Value = http
-        .post(format!("{b}/genesys/1/service/callback/chat-delay"))
-        .header("gms_user", GMS_USER)
-        .form(&[("_customer_number", "5551000"), ("_device_os", "comet")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["_id"].as_str().expect("an id").to_string();
-    let queried = http
-        .post(format!("{c}/genesys/1/service/{id}/check-queue-position"))
-        .header("gms_user", GMS_USER)
-        .header("content-length", "0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(queried.status(), 200);
-    let queried: Value = queried.json().await.unwrap();
+    let id = create_comet(&http, &b, "5551000").await;
+    let queried = queue_position(&http, &c, &id).await;
     assert_eq!(queried["_position"], 1, "{queried}");
 
     // The agent set ready through node B: the router (on node A) routes the service, and the
     // client on node C gets the push.
-    let ready = http
-        .post(format!("{b}/genesys/1/agent/kristi/state"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "state": "ready" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    kristi_ready(&http, &b).await;
     let push = client
         .push_tagged(&format!("service.agentavailable.{id}"))
         .await;
@@ -214,27 +231,9 @@ async fn killing_the_active_node_mid_stream_through_the_others_loses_nothing() {
         every.len(),
         &missing[..missing.len().min(5)]
     );
-    let position: Value = http
-        .post(format!(
-            "{other}/genesys/1/service/{first}/check-queue-position"
-        ))
-        .header("gms_user", GMS_USER)
-        .header("content-length", "0")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let position = queue_position(&http, other, &first).await;
     assert_eq!(position["_position"], 1, "{position}");
-    let ready = http
-        .post(format!("{other}/genesys/1/agent/kristi/state"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "state": "ready" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    kristi_ready(&http, other).await;
     eventually(Duration::from_secs(10), "the first routed", || {
         let http = http.clone();
         let url = format!("{other}/genesys/1/admin/callback/{first}");
@@ -387,17 +386,7 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
         let body: Value = serde_json::from_str(&body).unwrap();
         created.push(body["_id"].as_str().expect("an id").to_string());
     }
-    let comet: Value = http
-        .post(format!("{front}/genesys/1/service/callback/chat-delay"))
-        .header("gms_user", GMS_USER)
-        .form(&[("_customer_number", "5552000009"), ("_device_os", "comet")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let comet = comet["_id"].as_str().expect("an id").to_string();
+    let comet = create_comet(&http, &front, "5552000009").await;
     // The console's sign-in page, through the balancer as well.
     let login = http
         .get(format!("{front}/admin/login"))
@@ -418,14 +407,7 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
             .unwrap();
         assert_eq!(cancelled.status(), 200);
     }
-    let ready = http
-        .post(format!("{front}/genesys/1/agent/kristi/state"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "state": "ready" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    kristi_ready(&http, &front).await;
     let push = client
         .push_tagged(&format!("service.agentavailable.{comet}"))
         .await;
