@@ -344,17 +344,18 @@ impl TestApp {
             .header("cookie", &session.cookie)
     }
 
-    /// Stops the server (and its follower) gracefully and waits for it.
+    /// Stops the server gracefully and waits for it; then its follower, which relays what
+    /// the server answered at its stop (held connects, websocket closes) to the test.
     pub async fn stop(mut self) {
-        if let Some((stop, task, _dir)) = self.follower.take() {
-            let _ = stop.send(());
-            task.await.expect("follower task ends");
-        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task ends");
+        }
+        if let Some((stop, task, _dir)) = self.follower.take() {
+            let _ = stop.send(());
+            task.await.expect("follower task ends");
         }
     }
 }
