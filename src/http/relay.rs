@@ -157,10 +157,10 @@ impl Relay {
                         format!("{}?{query}", path.as_str())
                     };
                     async move {
-                        let mut stopping = relay.stopping.clone();
+                        let stopping = relay.stopping.clone();
                         tokio::select! {
                             answer = relay.forward(method, target, headers, body) => answer,
-                            _ = stopping.wait_for(|stopping| *stopping) => ApiError::ServiceUnavailable(
+                            () = stopped(stopping) => ApiError::ServiceUnavailable(
                                 "this node is stopping: the active node may or may not have carried the request out; query before retrying".into(),
                             )
                             .into_response(),
@@ -382,6 +382,18 @@ pub async fn follow_holder(
     }
 }
 
+/// How long, once this node stops, what it relays may still take to finish: an answer already
+/// on its way (a held connect the active node has just answered) gets through.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Resolves [`STOP_GRACE`] after `stopping` flips; never if it cannot flip any more.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(STOP_GRACE).await;
+}
+
 /// The answer when no node took the lease in time.
 fn no_active_node() -> Response {
     ApiError::ServiceUnavailable(format!(
@@ -411,7 +423,7 @@ fn is_handshake_header(name: &HeaderName) -> bool {
 async fn pipe(
     client: WebSocket,
     active: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
     let (mut to_client, mut from_client) = client.split();
     let (mut to_active, mut from_active) = active.split();
@@ -440,7 +452,7 @@ async fn pipe(
     tokio::select! {
         () = inbound => {}
         () = outbound => {}
-        _ = stopping.wait_for(|stopping| *stopping) => {}
+        () = stopped(stopping) => {}
     }
 }
 
@@ -514,20 +526,17 @@ async fn read_body<B: bytes::Buf>(
 
 /// The active node's answer as this node's, its body streamed as it comes (event streams and
 /// held long-polls included) until the stream ends or this node stops.
-fn relayed(answer: reqwest::Response, mut stopping: watch::Receiver<bool>) -> Response {
+fn relayed(answer: reqwest::Response, stopping: watch::Receiver<bool>) -> Response {
     let status = answer.status();
     let mut headers = answer.headers().clone();
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    let stopped = async move {
-        let _ = stopping.wait_for(|stopping| *stopping).await;
-    };
     let body = warp::reply::stream(
         answer
             .bytes_stream()
             .map_err(std::io::Error::other)
-            .take_until(Box::pin(stopped)),
+            .take_until(Box::pin(stopped(stopping))),
     );
     let mut response = HttpResponse::new(body.into_response().into_body());
     *response.status_mut() = status;
