@@ -102,7 +102,8 @@ pub(super) fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Reject
         })
 }
 
-async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
+/// The whole body of `stream`, refused past `limit` bytes (413 naming the limit).
+pub(super) async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: Buf,

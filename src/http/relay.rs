@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, Stream, StreamExt, TryStreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -124,38 +123,24 @@ impl Relay {
     /// Websocket upgrades: the active node's websocket, piped frame by frame.
     fn websocket_routes(self) -> BoxedFilter<(Response,)> {
         warp::ws()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(target())
             .and(warp::header::headers_cloned())
-            .then(
-                move |ws: Ws, path: warp::path::FullPath, query: String, headers| {
-                    let relay = self.clone();
-                    let target = if query.is_empty() {
-                        path.as_str().to_string()
-                    } else {
-                        format!("{}?{query}", path.as_str())
-                    };
-                    async move { relay.websocket(ws, target, headers).await }
-                },
-            )
+            .then(move |ws: Ws, target: String, headers| {
+                let relay = self.clone();
+                async move { relay.websocket(ws, target, headers).await }
+            })
             .boxed()
     }
 
     /// Every other request.
     fn http_routes(self) -> BoxedFilter<(Response,)> {
         warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(target())
             .and(warp::header::headers_cloned())
             .and(warp::body::stream())
             .then(
-                move |method, path: warp::path::FullPath, query: String, headers, body| {
+                move |method, target: String, headers, body| {
                     let relay = self.clone();
-                    let target = if query.is_empty() {
-                        path.as_str().to_string()
-                    } else {
-                        format!("{}?{query}", path.as_str())
-                    };
                     async move {
                         let stopping = relay.stopping.clone();
                         tokio::select! {
@@ -200,7 +185,7 @@ impl Relay {
         } else {
             self.max_body_bytes
         };
-        let body = match read_body(body, limit).await {
+        let body = match super::form::read_limited(body, limit).await {
             Ok(body) => body,
             Err(refused) => return refused.into_response(),
         };
@@ -489,6 +474,19 @@ fn to_client_frame(frame: WsMessage) -> Option<Message> {
     }
 }
 
+/// The request's path and query (`/path?query`), as the active node is asked for it.
+fn target() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::path::full()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|path: warp::path::FullPath, query: String| {
+            if query.is_empty() {
+                path.as_str().to_string()
+            } else {
+                format!("{}?{query}", path.as_str())
+            }
+        })
+}
+
 /// The answer of a node that is not the active one to a relayed request.
 fn not_active() -> Response {
     let mut response = ApiError::ServiceUnavailable(
@@ -499,29 +497,6 @@ fn not_active() -> Response {
         .headers_mut()
         .insert(NOT_ACTIVE, HeaderValue::from_static("1"));
     response
-}
-
-/// The whole request body, refused past `limit` bytes as the active node would refuse it.
-async fn read_body<B: bytes::Buf>(
-    mut body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
-    limit: u64,
-) -> Result<Bytes, ApiError> {
-    let mut read = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|err| {
-            ApiError::BadRequest(format!("the request body could not be read: {err}"))
-        })?;
-        if (read.len() + chunk.remaining()) as u64 > limit {
-            return Err(ApiError::body_too_large(limit));
-        }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            read.extend_from_slice(piece);
-            let taken = piece.len();
-            chunk.advance(taken);
-        }
-    }
-    Ok(read.freeze())
 }
 
 /// The active node's answer as this node's, its body streamed as it comes (event streams and

@@ -132,6 +132,20 @@ async fn kristi_ready(http: &reqwest::Client, base: &str) {
     assert_eq!(ready.status(), 200);
 }
 
+/// Cancels the chat-delay service `id` through `base`.
+async fn cancel(http: &reqwest::Client, base: &str, id: &str) {
+    let cancelled = http
+        .request(
+            Method::DELETE,
+            format!("{base}/genesys/1/service/callback/chat-delay/{id}"),
+        )
+        .header("gms_user", GMS_USER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+}
+
 /// `check-queue-position` of `id` through `base`.
 async fn queue_position(http: &reqwest::Client, base: &str, id: &str) -> Value {
     let answer = http
@@ -173,16 +187,7 @@ async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
     assert_eq!(status, 200, "{body}");
     let other: Value = serde_json::from_str(&body).unwrap();
     let other = other["_id"].as_str().unwrap().to_string();
-    let cancelled = http
-        .request(
-            Method::DELETE,
-            format!("{b}/genesys/1/service/callback/chat-delay/{other}"),
-        )
-        .header("gms_user", GMS_USER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
+    cancel(&http, &b, &other).await;
     let detail: Value = http
         .get(format!("{c}/genesys/1/admin/callback/{other}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -396,16 +401,7 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
     assert_eq!(login.status(), 200);
     // Every service waits ahead of the comet one; cancel them, then let kristi take it.
     for id in &created {
-        let cancelled = http
-            .request(
-                Method::DELETE,
-                format!("{front}/genesys/1/service/callback/chat-delay/{id}"),
-            )
-            .header("gms_user", GMS_USER)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(cancelled.status(), 200);
+        cancel(&http, &front, id).await;
     }
     kristi_ready(&http, &front).await;
     let push = client
