@@ -24,8 +24,14 @@
 //! under its `gms_user` (for `ack_retention_ms`), and the next acknowledging client of that
 //! user to subscribe takes them over, together with those of the user's other acknowledging
 //! clients that are not holding a connect (a reloaded page or a restarted app whose old
-//! client has not expired yet). Clients without the extension behave as before: a push is
-//! forgotten once it is put in a reply.
+//! client has not expired yet). A client without the extension forgets a push once it is put
+//! in a reply.
+//!
+//! Either way a push that carries a stored notification is *delivered* (and the notification
+//! marked so by the push layer) only once a client has it: put in a reply for a client without
+//! the extension, acknowledged by one with it. A push still queued is not, so one queued for a
+//! client that never connects again (a reloaded page, or a node that died) is replayed from
+//! storage to the user's next client.
 //!
 //! Pushes carry a sequence number given at publish, so that pushes taken over from several
 //! clients are merged in the order they were published, each once.
@@ -76,6 +82,9 @@ pub struct Delivery {
     pub pushes: Vec<Arc<Push>>,
     /// The batch they form, for a client with the acknowledgement extension (`ext.ack`).
     pub batch: Option<u64>,
+    /// For a client without the extension, the stored notifications these pushes carry: with
+    /// this reply they are delivered. (A client with it delivers them by acknowledging.)
+    pub delivered: Vec<Receipt>,
 }
 
 /// One handshaken client.
@@ -129,14 +138,20 @@ impl Client {
     }
 
     /// What the next connect reply carries, oldest first. Without the extension: every queued
-    /// push, forgotten from now on (and the queue's memory given back). With it: the queued
-    /// pushes and every unacknowledged one, as a new batch; they are kept until acknowledged.
+    /// push, forgotten from now on (and the queue's memory given back), and the receipts it
+    /// delivers. With it: the queued pushes and every unacknowledged one, as a new batch; they
+    /// are kept until acknowledged.
     pub fn take_delivery(&mut self) -> Delivery {
         let queued = std::mem::take(&mut self.queue);
         let Some(acks) = self.acks.as_mut() else {
+            let delivered = queued
+                .iter()
+                .filter_map(|queued| queued.push.receipt.clone())
+                .collect();
             return Delivery {
                 pushes: queued.into_iter().map(|queued| queued.push).collect(),
                 batch: None,
+                delivered,
             };
         };
         let batch = acks.next_batch;
@@ -146,6 +161,7 @@ impl Client {
         Delivery {
             pushes: acks.sent.iter().map(|(_, q)| q.push.clone()).collect(),
             batch: Some(batch),
+            delivered: Vec::new(),
         }
     }
 
@@ -458,21 +474,19 @@ impl Clients {
         let mut reach = Reach::default();
         for id in ids {
             if let Some(client) = self.by_id.get_mut(id) {
-                if let Ok(acknowledges) = queue(client, &queued, self.limits.max_queue) {
+                if queue(client, &queued, self.limits.max_queue).is_ok() {
                     reach.clients += 1;
-                    reach.acknowledging += usize::from(acknowledges);
                 }
             }
         }
         reach
     }
 
-    /// Queues `push` for one client and wakes its held connect. Returns whether the client
-    /// uses the acknowledgement extension.
+    /// Queues `push` for one client and wakes its held connect.
     ///
     /// # Errors
     /// Why it was not queued.
-    pub fn publish_to(&mut self, client_id: &str, push: &Arc<Push>) -> Result<bool, NotQueued> {
+    pub fn publish_to(&mut self, client_id: &str, push: &Arc<Push>) -> Result<(), NotQueued> {
         let queued = self.sequenced(push);
         let client = self.by_id.get_mut(client_id).ok_or(NotQueued::Unknown)?;
         queue(client, &queued, self.limits.max_queue)
@@ -652,9 +666,8 @@ impl Clients {
 }
 
 /// Queues `queued` for `client`, unless it holds the same stored notification already (a
-/// replay of what it took over): that counts as queued. Returns whether the client uses the
-/// acknowledgement extension.
-fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<bool, NotQueued> {
+/// replay of what it took over): that counts as queued.
+fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<(), NotQueued> {
     // A push on a service channel answers what this client published there: it is the
     // client's whether or not it listens on /_genesys.
     if !client.subscribed && queued.push.channel.is_none() {
@@ -665,7 +678,7 @@ fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<bool,
             .held_pushes()
             .any(|held| held.push.receipt.as_ref() == Some(receipt))
         {
-            return Ok(client.acknowledges());
+            return Ok(());
         }
     }
     if client.backlog() >= max_queue {
@@ -673,7 +686,7 @@ fn queue(client: &mut Client, queued: &Queued, max_queue: usize) -> Result<bool,
     }
     client.queue.push_back(queued.clone());
     client.wake(Wake::Push);
-    Ok(client.acknowledges())
+    Ok(())
 }
 
 #[cfg(test)]

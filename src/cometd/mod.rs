@@ -57,8 +57,9 @@ pub struct Push {
     /// What kind of push it is, e.g. `service.chat.refresh.<id>`.
     pub tag: String,
     /// The stored notification this push carries, if any: given back in an
-    /// [`Announcement::Acknowledged`] once a client with the acknowledgement extension
-    /// acknowledges it, and held at most once per client. Never sent to clients.
+    /// [`Announcement::Delivered`] once a client has it (a connect reply carried it to a
+    /// client without the acknowledgement extension, or one with it acknowledged it), and held
+    /// at most once per client. Never sent to clients.
     #[serde(skip)]
     pub receipt: Option<Receipt>,
     /// A service channel (`/service/chatV2/...`) to deliver on instead of `/_genesys`, with
@@ -126,22 +127,12 @@ pub struct Receipt {
     pub seq: u64,
 }
 
-/// Whom a push was queued for.
+/// Whom a push was queued for. Queued is not delivered: that is announced
+/// ([`Announcement::Delivered`]) once a client has it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reach {
     /// Clients it was queued for (a client that held it already counts).
     pub clients: usize,
-    /// Of those, clients with the acknowledgement extension: for them it is delivered only
-    /// when they acknowledge it.
-    pub acknowledging: usize,
-}
-
-impl Reach {
-    /// Whether a client without the acknowledgement extension got it: for that client it is
-    /// delivered now, as it will never say more.
-    pub fn delivered_now(&self) -> bool {
-        self.clients > self.acknowledging
-    }
 }
 
 /// How the server paces its clients.
@@ -191,9 +182,10 @@ pub enum Announcement {
         /// The client, for [`Bayeux::publish_to`].
         client_id: String,
     },
-    /// A client with the acknowledgement extension acknowledged pushes that carried these
-    /// stored notifications: they are delivered.
-    Acknowledged {
+    /// A client has the pushes that carried these stored notifications: they were put in a
+    /// connect reply to a client without the acknowledgement extension, or acknowledged by one
+    /// with it. They are delivered.
+    Delivered {
         /// The user it handshook with.
         gms_user: String,
         /// The notifications, in the order they were sent.
@@ -341,10 +333,7 @@ impl Bayeux {
     pub fn publish_to(&self, client_id: &str, push: &Push) -> Reach {
         let push = Arc::new(push.clone());
         let reach = match self.lock().publish_to(client_id, &push) {
-            Ok(acknowledges) => Reach {
-                clients: 1,
-                acknowledging: usize::from(acknowledges),
-            },
+            Ok(()) => Reach { clients: 1 },
             Err(_) => Reach::default(),
         };
         self.shared.counters.pushes.inc_by(reach.clients as u64);
@@ -457,6 +446,19 @@ impl Bayeux {
         &self.shared.counters
     }
 
+    /// Announces the stored notifications that `delivery` hands to a client without the
+    /// acknowledgement extension. Called under the lock, as the acknowledgement's is, so that
+    /// it precedes any later subscription's announcement (whose replay then no longer finds
+    /// them undelivered).
+    fn announce_delivered(&self, gms_user: &str, delivery: &clients::Delivery) {
+        if !delivery.delivered.is_empty() {
+            let _ = self.shared.announcements.send(Announcement::Delivered {
+                gms_user: gms_user.to_string(),
+                receipts: delivery.delivered.clone(),
+            });
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Clients> {
         // Nothing panics under this lock; if something ever did, the map is still usable.
         self.shared
@@ -549,7 +551,7 @@ impl Bayeux {
                 if !receipts.is_empty() {
                     // Sent under the lock, so that it precedes any later subscription's
                     // announcement (a replay then no longer finds these as undelivered).
-                    let _ = self.shared.announcements.send(Announcement::Acknowledged {
+                    let _ = self.shared.announcements.send(Announcement::Delivered {
                         gms_user: client.gms_user.to_string(),
                         receipts,
                     });
@@ -566,6 +568,7 @@ impl Bayeux {
                 // An older held connect of this client gives way to this one.
                 client.wake(Wake::Replaced);
                 let delivery = client.take_delivery();
+                self.announce_delivered(&client.gms_user, &delivery);
                 drop(clients);
                 deliver(replies, &delivery.pushes);
                 replies.push(protocol::connect_reply(message, advice, delivery.batch));
@@ -599,7 +602,9 @@ impl Bayeux {
                         return;
                     };
                     client.clear_finished_hold();
-                    client.take_delivery()
+                    let delivery = client.take_delivery();
+                    self.announce_delivered(&client.gms_user, &delivery);
+                    delivery
                 };
                 deliver(replies, &delivery.pushes);
                 replies.push(protocol::connect_reply(message, advice, delivery.batch));

@@ -770,7 +770,8 @@ async fn without_the_extension_replies_carry_no_ext_and_nothing_is_sent_twice() 
 }
 
 #[tokio::test]
-async fn acknowledging_a_push_that_carries_a_receipt_announces_it_and_plain_clients_do_not() {
+async fn a_receipt_is_announced_delivered_once_a_plain_client_is_handed_it_or_an_acknowledging_one_acknowledges_it(
+) {
     let (bayeux, mut announcements, _) = server(quick());
     let (id, _) = ready_acknowledging(&bayeux, ALICE).await;
     let plain = ready(&bayeux, ALICE).await;
@@ -780,16 +781,13 @@ async fn acknowledging_a_push_that_carries_a_receipt_announces_it_and_plain_clie
         seq: 7,
     };
     let push = Push::new("t", json!({})).with_receipt(receipt.clone());
+    let delivered = Announcement::Delivered {
+        gms_user: ALICE.into(),
+        receipts: vec![receipt],
+    };
 
-    let reach = bayeux.publish(ALICE, &push);
-    assert_eq!(
-        reach,
-        Reach {
-            clients: 2,
-            acknowledging: 1
-        }
-    );
-    assert!(reach.delivered_now(), "the plain client got it");
+    assert_eq!(bayeux.publish(ALICE, &push), Reach { clients: 2 });
+    assert!(announcements.try_recv().is_err(), "queued is not delivered");
     let sent = send(&bayeux, Some(ALICE), connect_acknowledging(&id, "4", 1)).await;
     assert_eq!(push_ids(&sent), vec![push.id.clone()]);
     assert_eq!(
@@ -797,10 +795,16 @@ async fn acknowledging_a_push_that_carries_a_receipt_announces_it_and_plain_clie
         None,
         "never sent to clients"
     );
-    send(&bayeux, Some(ALICE), connect_acknowledging(&plain, "5", 0)).await;
     assert!(
         announcements.try_recv().is_err(),
-        "nothing acknowledged yet"
+        "sent to an acknowledging client: delivered only when it acknowledges"
+    );
+
+    let handed = send(&bayeux, Some(ALICE), connect_acknowledging(&plain, "5", 0)).await;
+    assert_eq!(push_ids(&handed), vec![push.id.clone()]);
+    assert_eq!(
+        announcements.try_recv().expect("the plain client has it"),
+        delivered
     );
 
     let done = send(
@@ -812,10 +816,7 @@ async fn acknowledging_a_push_that_carries_a_receipt_announces_it_and_plain_clie
     assert_eq!(done[0]["successful"], json!(true), "{done}");
     assert_eq!(
         announcements.try_recv().expect("acknowledgement announced"),
-        Announcement::Acknowledged {
-            gms_user: ALICE.into(),
-            receipts: vec![receipt]
-        }
+        delivered
     );
 }
 
@@ -837,10 +838,7 @@ async fn a_stored_notification_replayed_to_a_client_that_took_it_over_is_held_on
     let replayed = Push::new("t", json!({})).with_receipt(receipt);
     assert_eq!(
         bayeux.publish_to(&new, &replayed),
-        Reach {
-            clients: 1,
-            acknowledging: 1
-        },
+        Reach { clients: 1 },
         "it has it"
     );
     let again = send(&bayeux, Some(ALICE), connect_acknowledging(&new, "9", 0)).await;

@@ -69,9 +69,9 @@ impl TranscriptListener for ChatPushes {
 
 /// Follows the CometD server's announcements until shutdown: sends each client that
 /// subscribes to `/_genesys` its user's undelivered notifications (a client that reconnects
-/// after a restart gets what it missed), and marks delivered what acknowledging clients
-/// acknowledged. One task, in the order announced: an acknowledgement is recorded before a
-/// later subscription's replay looks for undelivered notifications.
+/// after a restart gets what it missed), and marks delivered what clients were handed or
+/// acknowledged. One task, in the order announced: a delivery is recorded before a later
+/// subscription's replay looks for undelivered notifications.
 pub async fn follow_announcements(
     notifier: Notifier,
     mut announcements: mpsc::UnboundedReceiver<Announcement>,
@@ -79,7 +79,7 @@ pub async fn follow_announcements(
 ) {
     loop {
         let announcement = tokio::select! {
-            // A client subscribed to a service's channel or acknowledged pushes.
+            // A client subscribed to /_genesys, or has pushes.
             announcement = announcements.recv() => match announcement {
                 Some(announcement) => announcement,
                 None => break,
@@ -100,9 +100,9 @@ pub async fn follow_announcements(
                     tracing::warn!(%client_id, error = %err, "cannot replay notifications")
                 }
             },
-            Announcement::Acknowledged { gms_user, receipts } => {
-                if let Err(err) = notifier.acknowledged(&gms_user, &receipts) {
-                    tracing::error!(error = %err, "cannot mark acknowledged notifications delivered; they may be delivered again");
+            Announcement::Delivered { gms_user, receipts } => {
+                if let Err(err) = notifier.delivered(&gms_user, &receipts) {
+                    tracing::error!(error = %err, "cannot mark notifications delivered; they may be delivered again");
                 }
             }
         }

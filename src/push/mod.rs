@@ -48,8 +48,8 @@ pub use httpcb::{HttpCallbackSettings, HttpCallbacks};
 pub use writer::NotificationWriter;
 
 /// Where comet pushes go (implemented by the CometD server). `receipt` names the stored
-/// notification a push carries (`None` for a transient push): acknowledging clients give it
-/// back through [`Notifier::acknowledged`].
+/// notification a push carries (`None` for a transient push): the CometD server gives it back
+/// through [`Notifier::delivered`] once a client has it.
 pub trait CometSink: Send + Sync + 'static {
     /// Queues {"id","message","tag"} for every subscribed client of `gms_user`; returns whom
     /// it reached.
@@ -297,12 +297,9 @@ impl Notifier {
                 };
                 let message = parse(&notification.message);
                 let receipt = receipt_of(&target.service_id, notification);
-                let reach = self
-                    .comet
+                // Queued, not delivered: the CometD server announces when a client has it.
+                self.comet
                     .publish(user, &notification.tag, &message, Some(receipt));
-                if reach.delivered_now() {
-                    self.mark(target, notification.seq);
-                }
             }
             Provider::HttpCallback { url } => {
                 let body = envelope(&notification.tag, &parse(&notification.message));
@@ -412,9 +409,8 @@ impl Notifier {
     }
 
     /// Sends `gms_user`'s undelivered comet notifications, oldest first, to the client that
-    /// just subscribed. Each is marked delivered as it is queued for a client without the
-    /// acknowledgement extension, and when acknowledged for one with it. Returns how many were
-    /// sent.
+    /// just subscribed. Each is marked delivered once the client has it (the CometD server
+    /// announces that: [`Notifier::delivered`]). Returns how many were queued.
     ///
     /// # Errors
     /// Storage failed (what was sent before stays sent).
@@ -430,39 +426,24 @@ impl Notifier {
                 // The client went away: the rest waits for the next one.
                 break;
             }
-            if reach.delivered_now() {
-                self.store
-                    .mark_delivered(&service_id, Some(gms_user), notification.seq)?
-                    .without_waiting();
-            }
             sent += 1;
         }
         Ok(sent)
     }
 
-    /// A client of `gms_user` with the acknowledgement extension acknowledged the pushes of
-    /// these stored notifications: they are delivered (not waited for, as every mark).
+    /// A client of `gms_user` has the pushes of these stored notifications (a connect reply
+    /// carried them, or the client acknowledged them): they are delivered. Not waited for: a
+    /// mark lost in a crash only sends the notification again (at least once).
     ///
     /// # Errors
     /// Storage failed (the ones before stay marked; the rest are sent again later).
-    pub fn acknowledged(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
+    pub fn delivered(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
         for receipt in receipts {
             self.store
                 .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?
                 .without_waiting();
         }
         Ok(())
-    }
-
-    fn mark(&self, target: &PushTarget, seq: u64) {
-        // A mark lost in a crash only sends the notification again (at least once).
-        if let Err(err) = self
-            .store
-            .mark_delivered(&target.service_id, target.comet_user(), seq)
-            .map(Pending::without_waiting)
-        {
-            tracing::error!(service_id = %target.service_id, error = %err, "cannot mark a notification delivered; it may be delivered again");
-        }
     }
 }
 
@@ -490,12 +471,10 @@ pub(crate) mod tests {
     use crate::domain::options::Preset;
 
     /// A CometSink that records what it was given; `clients` says how many clients each user
-    /// has subscribed, `acknowledging` which of them (users' counts, client ids) use the
-    /// acknowledgement extension.
+    /// has subscribed.
     #[derive(Default)]
     pub struct RecordingSink {
         pub clients: Mutex<HashMap<String, usize>>,
-        pub acknowledging: Mutex<HashMap<String, usize>>,
         pub published: Mutex<Vec<(String, String, serde_json::Value)>>,
         pub sent_to: Mutex<Vec<(String, String)>>,
     }
@@ -508,16 +487,18 @@ pub(crate) mod tests {
             message: &serde_json::Value,
             _receipt: Option<Receipt>,
         ) -> Reach {
-            let count = |map: &Mutex<HashMap<String, usize>>| {
-                map.lock().unwrap().get(gms_user).copied().unwrap_or(0)
-            };
             self.published
                 .lock()
                 .unwrap()
                 .push((gms_user.into(), tag.into(), message.clone()));
             Reach {
-                clients: count(&self.clients),
-                acknowledging: count(&self.acknowledging),
+                clients: self
+                    .clients
+                    .lock()
+                    .unwrap()
+                    .get(gms_user)
+                    .copied()
+                    .unwrap_or(0),
             }
         }
 
@@ -532,11 +513,7 @@ pub(crate) mod tests {
                 .lock()
                 .unwrap()
                 .push((client_id.into(), tag.into()));
-            let acknowledges = self.acknowledging.lock().unwrap().contains_key(client_id);
-            Reach {
-                clients: 1,
-                acknowledging: usize::from(acknowledges),
-            }
+            Reach { clients: 1 }
         }
     }
 
@@ -610,26 +587,6 @@ pub(crate) mod tests {
                 json!({"_id": "s1"})
             )]
         );
-        assert!(store.notifications("s1").unwrap()[0].delivered);
-        assert!(store
-            .take_undelivered("s1", Some("alice"))
-            .unwrap()
-            .without_waiting()
-            .is_empty());
-    }
-
-    #[test]
-    fn a_push_only_acknowledging_clients_got_is_delivered_when_acknowledged() {
-        let (store, sink, notifier) = setup();
-        sink.clients.lock().unwrap().insert("alice".into(), 2);
-        sink.acknowledging.lock().unwrap().insert("alice".into(), 2);
-        let target = target("s1", Some("alice"), Some("comet"));
-        let stored = notifier
-            .record(&target, "t.s1".into(), &json!({}), NOW)
-            .unwrap()
-            .without_waiting();
-
-        notifier.deliver(&target, &stored);
         assert!(
             !store.notifications("s1").unwrap()[0].delivered,
             "queued is not delivered"
@@ -639,57 +596,51 @@ pub(crate) mod tests {
             1,
             "a later client of alice would get it"
         );
-
-        let receipt = receipt_of("s1", &stored);
-        notifier.acknowledged("alice", &[receipt]).unwrap();
+        // The CometD server says a client has it.
+        notifier
+            .delivered("alice", &[receipt_of("s1", &stored)])
+            .unwrap();
         assert!(store.notifications("s1").unwrap()[0].delivered);
         assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_push_a_plain_client_also_got_is_delivered_at_once() {
-        let (store, sink, notifier) = setup();
-        sink.clients.lock().unwrap().insert("alice".into(), 2);
-        sink.acknowledging.lock().unwrap().insert("alice".into(), 1);
-        let target = target("s1", Some("alice"), Some("comet"));
-        let stored = notifier
-            .record(&target, "t.s1".into(), &json!({}), NOW)
+        assert!(store
+            .take_undelivered("s1", Some("alice"))
             .unwrap()
-            .without_waiting();
-
-        notifier.deliver(&target, &stored);
-
-        assert!(store.notifications("s1").unwrap()[0].delivered);
+            .without_waiting()
+            .is_empty());
     }
 
     #[test]
-    fn a_replay_to_an_acknowledging_client_leaves_the_notifications_undelivered() {
-        let (store, sink, notifier) = setup();
-        sink.acknowledging.lock().unwrap().insert("acker".into(), 1);
+    fn a_replay_leaves_the_notifications_undelivered_until_a_client_has_them() {
+        let (store, _sink, notifier) = setup();
         let a = target("a", Some("alice"), Some("comet"));
+        let mut receipts = Vec::new();
         for tag in ["1", "2"] {
             let stored = notifier
                 .record(&a, tag.into(), &json!({}), NOW)
                 .unwrap()
                 .without_waiting();
             notifier.deliver(&a, &stored);
+            receipts.push(receipt_of("a", &stored));
         }
 
-        assert_eq!(notifier.replay("alice", "acker").unwrap(), 2);
+        assert_eq!(notifier.replay("alice", "gone").unwrap(), 2);
         assert_eq!(store.undelivered_for_user("alice", 10).unwrap().len(), 2);
         assert_eq!(
-            notifier.replay("alice", "plain").unwrap(),
+            notifier.replay("alice", "next").unwrap(),
             2,
-            "sent again to the next client: nothing was acknowledged"
+            "queued for a client that never took them: sent again to the next"
         );
-        assert!(
-            store.undelivered_for_user("alice", 10).unwrap().is_empty(),
-            "a client without the extension got them"
+        notifier.delivered("alice", &receipts[..1]).unwrap();
+        assert_eq!(
+            store.undelivered_for_user("alice", 10).unwrap().len(),
+            1,
+            "only what a client has is delivered"
         );
     }
 
     #[tokio::test]
-    async fn a_notification_recorded_durable_is_stored_then_pushed_and_marked() {
+    async fn a_notification_recorded_durable_is_stored_then_pushed_and_marked_once_a_client_has_it()
+    {
         let (store, sink, notifier, writing) = setup_with_writer();
         let writing = tokio::spawn(writing);
         sink.clients.lock().unwrap().insert("alice".into(), 1);
@@ -708,6 +659,10 @@ pub(crate) mod tests {
         notifier.deliver(&target, &stored);
 
         assert_eq!(sink.published.lock().unwrap().len(), 1);
+        assert!(!store.notifications("s1").unwrap()[0].delivered);
+        notifier
+            .delivered("alice", &[receipt_of("s1", &stored)])
+            .unwrap();
         assert!(store.notifications("s1").unwrap()[0].delivered);
         assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
         drop(notifier);
@@ -780,15 +735,21 @@ pub(crate) mod tests {
         let a = target("a", Some("alice"), Some("comet"));
         let b = target("b", Some("alice"), Some("comet"));
         let bob = target("c", Some("bob"), Some("comet"));
+        let mut alices = Vec::new();
         for (target, tag) in [(&a, "1"), (&b, "2"), (&bob, "bob"), (&a, "3")] {
             let stored = notifier
                 .record(target, tag.into(), &json!({}), NOW)
                 .unwrap()
                 .without_waiting();
             notifier.deliver(target, &stored);
+            if target.owner.as_deref() == Some("alice") {
+                alices.push(receipt_of(&target.service_id, &stored));
+            }
         }
 
         assert_eq!(notifier.replay("alice", "client-1").unwrap(), 3);
+        // The CometD server says client-1 has them.
+        notifier.delivered("alice", &alices).unwrap();
         assert_eq!(notifier.replay("alice", "client-2").unwrap(), 0, "once");
 
         let sent: Vec<(String, String)> = sink.sent_to.lock().unwrap().clone();

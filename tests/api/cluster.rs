@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use callbackd::store::postgres::{Holder, LeaseView};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::durability::{create_one, kill_mid_stream, missing_from};
@@ -105,11 +105,11 @@ async fn holder(url: &str) -> Holder {
         .expect("a node took the lease")
 }
 
-/// Creates a chat-delay service through `base` whose pushes go over CometD; its id.
-async fn create_comet(http: &reqwest::Client, base: &str, number: &str) -> String {
+/// Creates a chat-delay service of `user` through `base` whose pushes go over CometD; its id.
+async fn create_comet(http: &reqwest::Client, base: &str, user: &str, number: &str) -> String {
     let created: Value = http
         .post(format!("{base}/genesys/1/service/callback/chat-delay"))
-        .header("gms_user", GMS_USER)
+        .header("gms_user", user)
         .form(&[("_customer_number", number), ("_device_os", "comet")])
         .send()
         .await
@@ -125,21 +125,21 @@ async fn kristi_ready(http: &reqwest::Client, base: &str) {
     let ready = http
         .post(format!("{base}/genesys/1/agent/kristi/state"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "state": "ready" }))
+        .json(&json!({ "state": "ready" }))
         .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
 
-/// Cancels the chat-delay service `id` through `base`.
-async fn cancel(http: &reqwest::Client, base: &str, id: &str) {
+/// Cancels `user`'s chat-delay service `id` through `base`.
+async fn cancel(http: &reqwest::Client, base: &str, user: &str, id: &str) {
     let cancelled = http
         .request(
             Method::DELETE,
             format!("{base}/genesys/1/service/callback/chat-delay/{id}"),
         )
-        .header("gms_user", GMS_USER)
+        .header("gms_user", user)
         .send()
         .await
         .unwrap();
@@ -170,7 +170,7 @@ async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
     let mut client = Client::join(&c, GMS_USER).await;
 
     // A service created through node B is stored once, and node C answers for it.
-    let id = create_comet(&http, &b, "5551000").await;
+    let id = create_comet(&http, &b, GMS_USER, "5551000").await;
     let queried = queue_position(&http, &c, &id).await;
     assert_eq!(queried["_position"], 1, "{queried}");
 
@@ -187,7 +187,7 @@ async fn any_node_answers_and_a_push_reaches_a_client_of_another_node() {
     assert_eq!(status, 200, "{body}");
     let other: Value = serde_json::from_str(&body).unwrap();
     let other = other["_id"].as_str().unwrap().to_string();
-    cancel(&http, &b, &other).await;
+    cancel(&http, &b, GMS_USER, &other).await;
     let detail: Value = http
         .get(format!("{c}/genesys/1/admin/callback/{other}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -256,6 +256,77 @@ async fn killing_the_active_node_mid_stream_through_the_others_loses_nothing() {
         }
     })
     .await;
+}
+
+/// CometD clients live in the active node's memory; a follower only carries their requests.
+/// Killing a follower moves its clients' next requests to another node with their sessions
+/// intact; killing the active node loses the sessions, and the clients re-handshake on the new
+/// one and receive every notification stored for them that they had not received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_node_go_on_elsewhere_and_receive_what_was_stored_meanwhile() {
+    let Some(mut nodes) = Nodes::start(3) else {
+        return;
+    };
+    let (a, b, c) = (nodes.address(0), nodes.address(1), nodes.address(2));
+    let http = reqwest::Client::new();
+    let (on_a, on_b) = ("cluster-user-on-a", "cluster-user-on-b");
+    // One client talks to the active node A itself, one to follower B.
+    let mut client_a = Client::join(&a, on_a).await;
+    let mut client_b = Client::join(&b, on_b).await;
+    let service_a = create_comet(&http, &c, on_a, "5553000001").await;
+    let early_a = create_comet(&http, &c, on_a, "5553000002").await;
+    let service_b = create_comet(&http, &c, on_b, "5553000003").await;
+
+    // Act 1: kill -9 follower B; its client's next requests go to C instead.
+    nodes.kill(1);
+    cancel(&http, &c, on_b, &service_b).await;
+
+    // Assert 1: the session lives on A, so the same client id goes on through C, and gets the
+    // notification stored after B died.
+    client_b.base = c.clone();
+    let push = client_b
+        .push_tagged(&format!("service.cancelled.{service_b}"))
+        .await;
+    assert_eq!(push["message"]["_callback_reason"], "CANCELLED", "{push}");
+
+    // A notification stored and queued for client A in A's memory, never sent to it.
+    cancel(&http, &a, on_a, &early_a).await;
+
+    // Act 2: kill -9 the active node A, then store another notification for client A's user
+    // while it has nowhere to go.
+    nodes.kill(0);
+    assert_eq!(nodes.wait_for_active(Duration::from_secs(5)), 2);
+    cancel(&http, &c, on_a, &service_a).await;
+
+    // Assert 2: the new active node does not know the old client ids, and says so as GMS does.
+    for client in [&mut client_a, &mut client_b] {
+        client.base = c.clone();
+        let id = client.id.clone();
+        let reply = client
+            .send(
+                json!([{"channel":"/meta/connect","connectionType":"long-polling","clientId":id}]),
+            )
+            .await;
+        assert_eq!(reply[0]["error"], "402::Unknown client", "{reply}");
+        assert_eq!(reply[0]["advice"]["reconnect"], "handshake", "{reply}");
+    }
+    // After a new handshake on C, client A's user receives both notifications it had not
+    // received: the one queued in the dead node's memory and the one stored meanwhile.
+    let mut again = Client::join(&c, on_a).await;
+    let mut missing = vec![
+        format!("service.cancelled.{early_a}"),
+        format!("service.cancelled.{service_a}"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !missing.is_empty() && Instant::now() < deadline {
+        for push in again.pushes(Duration::from_secs(2)).await {
+            missing.retain(|tag| push["tag"] != tag.as_str());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "never received after re-handshake: {missing:?} (queued on A before it died: {early_a}; stored after: {service_a})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +462,7 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
         let body: Value = serde_json::from_str(&body).unwrap();
         created.push(body["_id"].as_str().expect("an id").to_string());
     }
-    let comet = create_comet(&http, &front, "5552000009").await;
+    let comet = create_comet(&http, &front, GMS_USER, "5552000009").await;
     // The console's sign-in page, through the balancer as well.
     let login = http
         .get(format!("{front}/admin/login"))
@@ -401,7 +472,7 @@ async fn through_nginx_in_front_of_three_nodes_everything_works_and_survives_a_k
     assert_eq!(login.status(), 200);
     // Every service waits ahead of the comet one; cancel them, then let kristi take it.
     for id in &created {
-        cancel(&http, &front, id).await;
+        cancel(&http, &front, GMS_USER, id).await;
     }
     kristi_ready(&http, &front).await;
     let push = client

@@ -246,6 +246,34 @@ async fn a_client_that_subscribes_later_gets_what_is_undelivered() {
     assert_eq!(retrieved, json!([]));
 }
 
+/// A page reloaded before its client fetched a push: the old client had it queued, never
+/// received it, and the page's new client gets it.
+#[tokio::test]
+async fn a_push_queued_for_a_client_that_never_fetched_it_goes_to_the_users_next_client() {
+    let app = spawn_app().await;
+    let mut old = Client::join(&app.address, GMS_USER).await;
+    set_state(&app, "kristi", "ready").await;
+    let id = app
+        .create(
+            "chat-delay",
+            &[("_customer_number", "5551234"), ("_device_os", "comet")],
+        )
+        .await;
+    wait_for_state(&app, &id, "ROUTING").await;
+    // Queued for the old client, which does not connect again (no long-poll is held).
+
+    let mut reloaded = Client::join(&app.address, GMS_USER).await;
+    let push = reloaded
+        .push_tagged(&format!("service.agentavailable.{id}"))
+        .await;
+    assert_eq!(push["message"]["_id"], id.as_str());
+    // The old client still gets what was queued for it, had it come back.
+    let again = old
+        .push_tagged(&format!("service.agentavailable.{id}"))
+        .await;
+    assert_eq!(again["message"]["_id"], id.as_str());
+}
+
 #[tokio::test]
 async fn after_a_restart_a_client_handshakes_again_and_gets_the_undelivered_push() {
     let dir = tempfile::tempdir().unwrap();
