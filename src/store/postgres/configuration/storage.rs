@@ -166,15 +166,19 @@ impl PgStore {
     /// [`UpdateError::Rejected`].
     fn refusable<T>(
         &self,
-        work: impl FnOnce(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
+        mut work: impl FnMut(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
     ) -> Result<Pending<T>, UpdateError<Refusal>> {
         let refused = Cell::new(None);
-        let done = self.write(|tx| match work(tx)? {
-            Ok(value) => Ok(value),
-            Err(refusal) => {
-                refused.set(Some(refusal));
-                // Any error rolls the transaction back; this one is replaced below.
-                Err(StoreError::Engine("the change was refused".into()))
+        let done = self.write(|tx| {
+            // Only the attempt that commits or refuses counts (an attempt may run again).
+            refused.set(None);
+            match work(tx)? {
+                Ok(value) => Ok(value),
+                Err(refusal) => {
+                    refused.set(Some(refusal));
+                    // Any error rolls the transaction back; this one is replaced below.
+                    Err(StoreError::Engine("the change was refused".into()))
+                }
             }
         });
         match (done, refused.into_inner()) {
