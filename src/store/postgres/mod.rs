@@ -31,8 +31,9 @@
 //! `configuration/storage.rs` (configured services, agents, accounts; Storage API). The lease
 //! that makes one node of several the active one is `lease.rs`.
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio_postgres::types::ToSql;
@@ -82,16 +83,59 @@ impl Commit for Inner {
     }
 }
 
+/// How many times [`PgStore::transaction`] runs a transaction that PostgreSQL keeps aborting
+/// as transient (see [`is_transient`]) before it reports the failure.
+const ATTEMPTS: u32 = 5;
+
+/// The wait before the second attempt of an aborted transaction, doubled before each later
+/// one (10, 20, 40, 80 ms: 150 ms in all), so that the transaction it collided with can
+/// commit first.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Whether PostgreSQL aborted the transaction only because of concurrent ones: chosen as a
+/// deadlock's victim (`40P01`) or unable to serialize it (`40001`). Neither says anything
+/// about the transaction itself, and the same work run again in a new transaction normally
+/// succeeds.
+fn is_transient(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|code| {
+        *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
 /// Statements run synchronously on a connection or inside a transaction (see `pool.rs`).
-pub(crate) struct Sql<'a, C>(pub(crate) &'a C);
+pub(crate) struct Sql<'a, C> {
+    client: &'a C,
+    /// Set when a statement failed as [`is_transient`]: PostgreSQL aborted the transaction,
+    /// whatever the work running in it makes of the error, and [`PgStore::transaction`] runs
+    /// the work again. The error itself reaches the work as a [`StoreError`], which no longer
+    /// says why.
+    aborted_transiently: Cell<bool>,
+}
 
 /// Parameters of one statement.
 pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
 
-impl<C: GenericClient + Sync> Sql<'_, C> {
+impl<'a, C: GenericClient + Sync> Sql<'a, C> {
+    /// Statements on `client`.
+    pub(crate) fn new(client: &'a C) -> Self {
+        Sql {
+            client,
+            aborted_transiently: Cell::new(false),
+        }
+    }
+
+    /// `err` as a [`StoreError`], noting first whether it aborted the transaction transiently.
+    fn failed(&self, err: tokio_postgres::Error) -> StoreError {
+        if is_transient(&err) {
+            self.aborted_transiently.set(true);
+        }
+        StoreError::from(err)
+    }
+
     /// Runs `statement`; the number of rows it changed.
     pub(crate) fn execute(&self, statement: &str, params: &Params<'_>) -> Result<u64, StoreError> {
-        Ok(wait(self.0.execute(statement, params))?)
+        wait(self.client.execute(statement, params)).map_err(|err| self.failed(err))
     }
 
     /// Every row `statement` returns.
@@ -100,7 +144,7 @@ impl<C: GenericClient + Sync> Sql<'_, C> {
         statement: &str,
         params: &Params<'_>,
     ) -> Result<Vec<Row>, StoreError> {
-        Ok(wait(self.0.query(statement, params))?)
+        wait(self.client.query(statement, params)).map_err(|err| self.failed(err))
     }
 
     /// The row `statement` returns, if any (an error if more than one).
@@ -109,7 +153,7 @@ impl<C: GenericClient + Sync> Sql<'_, C> {
         statement: &str,
         params: &Params<'_>,
     ) -> Result<Option<Row>, StoreError> {
-        Ok(wait(self.0.query_opt(statement, params))?)
+        wait(self.client.query_opt(statement, params)).map_err(|err| self.failed(err))
     }
 
     /// The one row `statement` returns.
@@ -118,7 +162,7 @@ impl<C: GenericClient + Sync> Sql<'_, C> {
         statement: &str,
         params: &Params<'_>,
     ) -> Result<Row, StoreError> {
-        Ok(wait(self.0.query_one(statement, params))?)
+        wait(self.client.query_one(statement, params)).map_err(|err| self.failed(err))
     }
 }
 
@@ -186,29 +230,37 @@ impl PgStore {
 
     /// Runs `work` in one transaction and commits it before returning; an error from `work`
     /// rolls it back.
+    ///
+    /// A transaction PostgreSQL aborts as a deadlock's victim or a serialization failure
+    /// ([`is_transient`]) is rolled back and `work` runs again in a new one, up to
+    /// [`ATTEMPTS`] times in all, after a short wait that doubles each time; the last
+    /// attempt's error is returned as it is. `work` must therefore change nothing but the
+    /// database through its transaction (the engine traits say the same of their `change`
+    /// closures: sled retries its own transactions too).
     pub(crate) fn transaction<T>(
         &self,
-        work: impl FnOnce(&Tx<'_, '_>) -> Result<T, StoreError>,
+        mut work: impl FnMut(&Tx<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.inner.pool.get()?;
         let started = Instant::now();
-        let tx = wait(conn.transaction())?;
-        if let Some(epoch) = self.inner.fence {
-            let still_ours = Sql(&tx).query_opt(
-                "SELECT 1 FROM callbackd_lease WHERE id = 1 AND epoch = $1 FOR SHARE",
-                &[&epoch],
-            )?;
-            if still_ours.is_none() {
-                return Err(StoreError::Unreachable(
-                    "this node no longer holds the lease: another node is the active one".into(),
-                ));
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        let value = loop {
+            match self.attempt(&mut conn, &mut work) {
+                Ok(done) => break done?,
+                Err(aborted) if attempt < ATTEMPTS => {
+                    tracing::debug!(
+                        error = %aborted,
+                        attempt,
+                        "PostgreSQL aborted a transaction; running it again"
+                    );
+                    pool::blocking(|| std::thread::sleep(backoff));
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(aborted) => return Err(aborted),
             }
-        }
-        let value = work(&Sql(&tx))?;
-        wait(tx.commit()).map_err(|err| match StoreError::from(err) {
-            StoreError::Unreachable(why) => StoreError::CommitUnknown(why),
-            other => other,
-        })?;
+        };
         let stats = &self.inner.stats;
         stats
             .flushes
@@ -220,10 +272,64 @@ impl PgStore {
         Ok(value)
     }
 
+    /// One attempt of [`PgStore::transaction`] on `conn`: `Ok` with what the transaction
+    /// ended with (committed or not), `Err` with the error that aborted it as
+    /// [`is_transient`], to be run again.
+    fn attempt<T>(
+        &self,
+        conn: &mut tokio_postgres::Client,
+        work: &mut impl FnMut(&Tx<'_, '_>) -> Result<T, StoreError>,
+    ) -> Result<Result<T, StoreError>, StoreError> {
+        let tx = match wait(conn.transaction()) {
+            Ok(tx) => tx,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        let sql = Sql::new(&tx);
+        let done = self.fenced(&sql).and_then(|()| work(&sql));
+        if sql.aborted_transiently.get() {
+            // Whatever `work` answered: its transaction is aborted, and a commit would only
+            // roll it back. Dropping `tx` rolls it back.
+            return Err(done.err().unwrap_or_else(|| {
+                StoreError::Engine("PostgreSQL aborted the transaction".into())
+            }));
+        }
+        let value = match done {
+            Ok(value) => value,
+            Err(err) => return Ok(Err(err)),
+        };
+        match wait(tx.commit()) {
+            Ok(()) => Ok(Ok(value)),
+            // A serialization failure can also be found at commit: nothing was stored.
+            Err(err) if is_transient(&err) => Err(err.into()),
+            Err(err) => Ok(Err(match StoreError::from(err) {
+                StoreError::Unreachable(why) => StoreError::CommitUnknown(why),
+                other => other,
+            })),
+        }
+    }
+
+    /// Checks, on a node opened with [`PgStore::open_fenced`], that its lease epoch is still
+    /// the current one, and keeps the lease's row share-locked for the transaction of `sql`.
+    fn fenced(&self, sql: &Tx<'_, '_>) -> Result<(), StoreError> {
+        let Some(epoch) = self.inner.fence else {
+            return Ok(());
+        };
+        let still_ours = sql.query_opt(
+            "SELECT 1 FROM callbackd_lease WHERE id = 1 AND epoch = $1 FOR SHARE",
+            &[&epoch],
+        )?;
+        if still_ours.is_none() {
+            return Err(StoreError::Unreachable(
+                "this node no longer holds the lease: another node is the active one".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// [`PgStore::transaction`], answered with a receipt.
     pub(crate) fn write<T>(
         &self,
-        work: impl FnOnce(&Tx<'_, '_>) -> Result<T, StoreError>,
+        work: impl FnMut(&Tx<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<Pending<T>, StoreError> {
         self.transaction(work).map(|value| self.pending(value))
     }
@@ -234,7 +340,7 @@ impl PgStore {
         work: impl FnOnce(&Read<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let conn = self.inner.pool.get()?;
-        work(&Sql(&*conn))
+        work(&Sql::new(&*conn))
     }
 }
 
@@ -402,6 +508,95 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kept, 1, "only the write made while the lease was held");
+    }
+
+    #[test]
+    fn two_transactions_that_deadlock_both_commit_once() {
+        let store = PgStore::open(&throwaway::shared().fresh_database(), 2).unwrap();
+        store
+            .transaction(|tx| {
+                tx.execute(
+                    "INSERT INTO callbackd_meta (name, value) VALUES ('a', ''), ('b', '')",
+                    &[],
+                )
+            })
+            .unwrap();
+        // Each locks its first row, waits until the other holds its own, then asks for the
+        // other's row: a deadlock, which PostgreSQL breaks by aborting one of the two.
+        let both_hold_one = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let writer = |mark: &'static str, first: &'static str, second: &'static str| {
+            let (store, both_hold_one) = (store.clone(), both_hold_one.clone());
+            std::thread::spawn(move || {
+                let attempts = std::cell::Cell::new(0);
+                let done = store.transaction(|tx| {
+                    attempts.set(attempts.get() + 1);
+                    for (n, row) in [first, second].into_iter().enumerate() {
+                        tx.execute(
+                            "UPDATE callbackd_meta SET value = value || $1 WHERE name = $2",
+                            &[&mark, &row],
+                        )?;
+                        if n == 0 && attempts.get() == 1 {
+                            both_hold_one.wait();
+                        }
+                    }
+                    Ok(())
+                });
+                (done, attempts.get())
+            })
+        };
+        let one = writer("1", "a", "b");
+        let two = writer("2", "b", "a");
+        let (one, two) = (one.join().unwrap(), two.join().unwrap());
+
+        assert!(one.0.is_ok(), "the first writer: {:?}", one.0);
+        assert!(two.0.is_ok(), "the second writer: {:?}", two.0);
+        assert_eq!(one.1 + two.1, 3, "the deadlock's victim ran again, once");
+        let values: Vec<String> = store
+            .read(|sql| {
+                Ok(sql
+                    .query(
+                        "SELECT value FROM callbackd_meta WHERE name IN ('a', 'b') ORDER BY name",
+                        &[],
+                    )?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect())
+            })
+            .unwrap();
+        for value in &values {
+            let mut marks: Vec<char> = value.chars().collect();
+            marks.sort_unstable();
+            assert_eq!(marks, ['1', '2'], "each writer's change once in {values:?}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_aborted_every_time_is_reported_after_its_last_attempt() {
+        let store = PgStore::open(&throwaway::shared().fresh_database(), 1).unwrap();
+        let run = |statement: &'static str| {
+            let attempts = std::cell::Cell::new(0);
+            let done = store.transaction(|tx| {
+                attempts.set(attempts.get() + 1);
+                tx.execute(statement, &[])
+            });
+            (done, attempts.get())
+        };
+
+        let (aborted, tries) = run(
+            "DO $$ BEGIN RAISE EXCEPTION 'collided' USING ERRCODE = 'serialization_failure'; END $$",
+        );
+        let (broken, runs) = run("DO $$ BEGIN RAISE EXCEPTION 'broken'; END $$");
+
+        assert_eq!(tries, ATTEMPTS, "a transient abort is tried again");
+        assert!(
+            matches!(&aborted, Err(StoreError::Engine(why)) if why.contains("collided")),
+            "then reported as it is: {aborted:?}"
+        );
+        assert_eq!(runs, 1, "any other error is not");
+        assert!(
+            matches!(&broken, Err(StoreError::Engine(why)) if why.contains("broken")),
+            "{broken:?}"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub(crate) fn wait<F: Future>(future: F) -> F::Output {
 
 /// Runs `block`, which blocks the thread: inside `block_in_place` on a multi-threaded runtime,
 /// so that the worker's other tasks move to another thread meanwhile.
-fn blocking<T>(block: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(block: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(block)

@@ -58,7 +58,7 @@ pub(super) fn run(pool: &Pool) -> Result<Vec<String>, StoreError> {
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = index as i32 + 1;
         let tx = wait(conn.transaction())?;
-        let sql_tx = Sql(&tx);
+        let sql_tx = Sql::new(&tx);
         sql_tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         let done = sql_tx
             .query_opt(
@@ -78,7 +78,7 @@ pub(super) fn run(pool: &Pool) -> Result<Vec<String>, StoreError> {
         }
         wait(tx.commit())?;
     }
-    let found = read_version(&Sql(&*conn))?;
+    let found = read_version(&Sql::new(&*conn))?;
     if found > latest_version() {
         return Err(StoreError::SchemaTooNew {
             found,

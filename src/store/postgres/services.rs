@@ -376,15 +376,19 @@ impl PgStore {
     /// returns `Err` with the refusal, and nothing of the transaction is written.
     fn refusable_transaction<T>(
         &self,
-        work: impl FnOnce(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
+        mut work: impl FnMut(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
     ) -> Result<T, UpdateError<Refusal>> {
         let refused = Cell::new(None);
-        let done = self.transaction(|tx| match work(tx)? {
-            Ok(value) => Ok(value),
-            Err(refusal) => {
-                refused.set(Some(refusal));
-                // Any error rolls the transaction back; the refusal is what is returned.
-                Err(StoreError::Engine("refused".into()))
+        let done = self.transaction(|tx| {
+            // Only the attempt that commits or refuses counts (an attempt may run again).
+            refused.set(None);
+            match work(tx)? {
+                Ok(value) => Ok(value),
+                Err(refusal) => {
+                    refused.set(Some(refusal));
+                    // Any error rolls the transaction back; the refusal is what is returned.
+                    Err(StoreError::Engine("refused".into()))
+                }
             }
         });
         match (done, refused.into_inner()) {

@@ -13,7 +13,9 @@
 //! Several nodes share the database: every read-modify-write takes the row's lock (`SELECT
 //! ... FOR UPDATE`) for its transaction, and the first write of a service's storage inserts
 //! with `ON CONFLICT DO NOTHING`, so that of two nodes making it at once the second runs its
-//! change again over what the first made instead of failing or overwriting it.
+//! change again over what the first made instead of failing or overwriting it. A change of
+//! the storage of a service purged meanwhile stores nothing and answers as the sled engine
+//! does (see `change_service_storage`).
 
 use std::cell::Cell;
 
@@ -166,15 +168,19 @@ impl PgStore {
     /// [`UpdateError::Rejected`].
     fn refusable<T>(
         &self,
-        work: impl FnOnce(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
+        mut work: impl FnMut(&Tx<'_, '_>) -> Result<Result<T, Refusal>, StoreError>,
     ) -> Result<Pending<T>, UpdateError<Refusal>> {
         let refused = Cell::new(None);
-        let done = self.write(|tx| match work(tx)? {
-            Ok(value) => Ok(value),
-            Err(refusal) => {
-                refused.set(Some(refusal));
-                // Any error rolls the transaction back; this one is replaced below.
-                Err(StoreError::Engine("the change was refused".into()))
+        let done = self.write(|tx| {
+            // Only the attempt that commits or refuses counts (an attempt may run again).
+            refused.set(None);
+            match work(tx)? {
+                Ok(value) => Ok(value),
+                Err(refusal) => {
+                    refused.set(Some(refusal));
+                    // Any error rolls the transaction back; this one is replaced below.
+                    Err(StoreError::Engine("the change was refused".into()))
+                }
             }
         });
         match (done, refused.into_inner()) {
@@ -212,37 +218,53 @@ impl StorageApi for PgStore {
         change: &dyn Fn(Option<StorageArea>) -> Result<StorageArea, Refusal>,
     ) -> Result<Pending<StorageArea>, UpdateError<Refusal>> {
         let what = service_area_name(service_id);
-        self.refusable(|tx| loop {
-            let current: Option<StorageArea> = decoded(
-                tx,
-                "SELECT value FROM service_storage WHERE service_id = $1 FOR UPDATE",
-                service_id,
-                &what,
+        self.refusable(|tx| {
+            // The service's row, key-share locked so that no purge removes it before this
+            // commits. None: the service was purged after the caller looked it up, and the
+            // foreign key would turn the insert into an engine error (a 500). The sled
+            // engine, whose storage keeps no link to its service, runs the change on no
+            // storage (the purge removed it) and answers with what the change made or its
+            // refusal: so does this, storing nothing. The caller cannot tell it from a
+            // change committed just before the purge, which removes it with the service.
+            let service = tx.query_opt(
+                "SELECT 1 FROM services WHERE id = $1 FOR KEY SHARE",
+                &[&service_id],
             )?;
-            let existed = current.is_some();
-            let changed = match change(current) {
-                Ok(changed) => changed,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let bytes = changed.encode()?;
-            if existed {
-                // Locked above: the row is still there.
-                tx.execute(
-                    "UPDATE service_storage SET value = $2 WHERE service_id = $1",
+            if service.is_none() {
+                return Ok(change(None));
+            }
+            loop {
+                let current: Option<StorageArea> = decoded(
+                    tx,
+                    "SELECT value FROM service_storage WHERE service_id = $1 FOR UPDATE",
+                    service_id,
+                    &what,
+                )?;
+                let existed = current.is_some();
+                let changed = match change(current) {
+                    Ok(changed) => changed,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let bytes = changed.encode()?;
+                if existed {
+                    // Locked above: the row is still there.
+                    tx.execute(
+                        "UPDATE service_storage SET value = $2 WHERE service_id = $1",
+                        &[&service_id, &bytes],
+                    )?;
+                    return Ok(Ok(changed));
+                }
+                // The insert waits for another transaction inserting the same row; when that
+                // one commits, nothing is inserted here, and the next turn reads (and locks)
+                // its row, which this statement-level snapshot (read committed) now sees.
+                let inserted = tx.execute(
+                    "INSERT INTO service_storage (service_id, value) VALUES ($1, $2)
+                     ON CONFLICT (service_id) DO NOTHING",
                     &[&service_id, &bytes],
                 )?;
-                return Ok(Ok(changed));
-            }
-            // The insert waits for another transaction inserting the same row; when that one
-            // commits, nothing is inserted here, and the next turn reads (and locks) its row,
-            // which this statement-level snapshot (read committed) now sees.
-            let inserted = tx.execute(
-                "INSERT INTO service_storage (service_id, value) VALUES ($1, $2)
-                 ON CONFLICT (service_id) DO NOTHING",
-                &[&service_id, &bytes],
-            )?;
-            if inserted == 1 {
-                return Ok(Ok(changed));
+                if inserted == 1 {
+                    return Ok(Ok(changed));
+                }
             }
         })
     }
@@ -639,6 +661,36 @@ mod tests {
         assert!(
             store.service_storage("svc").unwrap().is_none(),
             "gone with its service"
+        );
+    }
+
+    #[test]
+    fn changing_the_storage_of_a_purged_service_answers_as_sled_and_stores_nothing() {
+        let store = store();
+        insert_service(&store, "svc");
+        store
+            .transaction(|tx| tx.execute("DELETE FROM services WHERE id = 'svc'", &[]))
+            .unwrap();
+
+        // The sled engine keeps no link from the storage to its service: it runs the change
+        // on no storage (the purge removed it) and answers with what the change made.
+        let changed = store
+            .change_service_storage("svc", &|current| {
+                assert!(current.is_none(), "the purge left no storage");
+                Ok(area("svc", 0, 60))
+            })
+            .unwrap()
+            .without_waiting();
+        let refused = store.change_service_storage("svc", &|_| Err(Refusal::of("too large")));
+
+        assert_eq!(keys(&changed), ["k", "bin"]);
+        assert!(
+            matches!(refused, Err(UpdateError::Rejected(_))),
+            "a refusal is still the caller's: {refused:?}"
+        );
+        assert!(
+            store.service_storage("svc").unwrap().is_none(),
+            "nothing is kept for a service that is gone"
         );
     }
 

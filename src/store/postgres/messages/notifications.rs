@@ -91,7 +91,7 @@ impl Notifications for PgStore {
             message: message.to_string(),
             created_at: now,
         };
-        let mut stored = self.transaction(|tx| insert_customer(tx, vec![one]))?;
+        let mut stored = self.transaction(|tx| insert_customer(tx, std::slice::from_ref(&one)))?;
         let notification = stored.pop().ok_or_else(|| {
             StoreError::Engine("storing a notification numbered none".to_string())
         })?;
@@ -105,7 +105,7 @@ impl Notifications for PgStore {
         if batch.is_empty() {
             return Ok(self.pending(Vec::new()));
         }
-        self.write(|tx| insert_customer(tx, batch))
+        self.write(|tx| insert_customer(tx, &batch))
     }
 
     fn notifications(&self, service_id: &str) -> Result<Vec<Notification>, StoreError> {
@@ -194,8 +194,8 @@ impl Notifications for PgStore {
                 .ok_or_else(|| StoreError::Engine("notification_seq gave nothing".to_string()))?;
             let notification = Notification {
                 seq,
-                tag,
-                message,
+                tag: tag.clone(),
+                message: message.clone(),
                 created_at: now,
                 delivered: false,
             };
@@ -229,10 +229,12 @@ impl Notifications for PgStore {
     }
 }
 
-/// Numbers and stores `batch` inside `tx`; returns it numbered, in the order given.
+/// Numbers and stores `batch` inside `tx`; returns it numbered, in the order given. Run
+/// again after a transient abort, it takes new numbers: `notification_seq` gives no number
+/// twice, rolled back or not, so an abort leaves a gap and never a duplicate.
 fn insert_customer(
     tx: &Tx<'_, '_>,
-    batch: Vec<NewNotification>,
+    batch: &[NewNotification],
 ) -> Result<Vec<Notification>, StoreError> {
     let seqs = next_seqs(tx, batch.len())?;
     let mut service_ids = Vec::with_capacity(batch.len());
@@ -240,18 +242,18 @@ fn insert_customer(
     let mut comet_users = Vec::with_capacity(batch.len());
     let mut values = Vec::with_capacity(batch.len());
     let mut stored = Vec::with_capacity(batch.len());
-    for (new, seq) in batch.into_iter().zip(seqs) {
+    for (new, seq) in batch.iter().zip(seqs) {
         let notification = Notification {
             seq,
-            tag: new.tag,
-            message: new.message,
+            tag: new.tag.clone(),
+            message: new.message.clone(),
             created_at: new.created_at,
             delivered: false,
         };
         values.push(stored::notification::encode(&notification)?);
         seq_column.push(to_bigint(seq, "notification seq")?);
-        service_ids.push(new.service_id);
-        comet_users.push(new.comet_user);
+        service_ids.push(new.service_id.as_str());
+        comet_users.push(new.comet_user.as_deref());
         stored.push(notification);
     }
     tx.execute(
