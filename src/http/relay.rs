@@ -66,6 +66,21 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Removes the headers of one hop: the fixed ones, and those the `Connection` header names
+/// as this hop's own (RFC 9110 §7.6.1), which a sender may add at will.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+}
+
 /// Relays requests to the node holding the lease. Cheap to clone.
 #[derive(Clone)]
 pub struct Relay {
@@ -190,9 +205,7 @@ impl Relay {
             Err(refused) => return refused.into_response(),
         };
         let mut headers = headers;
-        for name in HOP_BY_HOP {
-            headers.remove(name);
-        }
+        strip_hop_by_hop(&mut headers);
         headers.insert(RELAYED, HeaderValue::from_static("1"));
         let deadline = tokio::time::Instant::now() + WAIT_FOR_ACTIVE;
         let mut tried: Option<Holder> = None;
@@ -229,10 +242,11 @@ impl Relay {
     /// Opens the same websocket on the active node, then accepts the client's upgrade and
     /// pipes the two; a refusal of the active node (a missing `gms_user`, say) is answered as
     /// it came, before any upgrade.
-    async fn websocket(&self, ws: Ws, target: String, headers: HeaderMap) -> Response {
+    async fn websocket(&self, ws: Ws, target: String, mut headers: HeaderMap) -> Response {
         if headers.contains_key(&RELAYED) {
             return not_active();
         }
+        strip_hop_by_hop(&mut headers);
         let deadline = tokio::time::Instant::now() + WAIT_FOR_ACTIVE;
         let mut tried: Option<Holder> = None;
         loop {
@@ -246,7 +260,7 @@ impl Relay {
             for (name, value) in &headers {
                 if name == header::HOST {
                     request.headers_mut().insert(name.clone(), value.clone());
-                } else if !HOP_BY_HOP.contains(name) && !is_handshake_header(name) {
+                } else if !is_handshake_header(name) {
                     request.headers_mut().append(name.clone(), value.clone());
                 }
             }
@@ -274,9 +288,7 @@ impl Relay {
                     let mut response = Response::new(body.unwrap_or_default().into());
                     *response.status_mut() = parts.status;
                     let mut headers = parts.headers;
-                    for name in HOP_BY_HOP {
-                        headers.remove(name);
-                    }
+                    strip_hop_by_hop(&mut headers);
                     // The body is what the handshake had read: hyper gives its own length.
                     headers.remove(header::CONTENT_LENGTH);
                     *response.headers_mut() = headers;
@@ -331,8 +343,9 @@ impl Relay {
     }
 }
 
-/// Keeps `holder` up to date with the lease's row of the database at `url` until shutdown.
-/// While the database does not answer, the last holder seen stays (it may well still serve).
+/// Keeps `holder` up to date with the lease's row of the database at `url` until shutdown, or
+/// until nobody looks at `holder` any more (the node took over and its relay is gone). While
+/// the database does not answer, the last holder seen stays (it may well still serve).
 pub async fn follow_holder(
     url: String,
     holder: watch::Sender<Option<Holder>>,
@@ -362,6 +375,14 @@ pub async fn follow_holder(
         }
         tokio::select! {
             () = shutdown.wait() => return Ok(()),
+            // This node took over and nothing relays any more: stop looking, and let go of
+            // the database connection (the supervisor expects the task until shutdown).
+            () = holder.closed() => {
+                drop(view);
+                tracing::debug!("nothing relays any more; the lease is no longer watched");
+                shutdown.wait().await;
+                return Ok(());
+            }
             () = tokio::time::sleep(LOOK_EVERY) => {}
         }
     }
@@ -504,9 +525,7 @@ fn not_active() -> Response {
 fn relayed(answer: reqwest::Response, stopping: watch::Receiver<bool>) -> Response {
     let status = answer.status();
     let mut headers = answer.headers().clone();
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    strip_hop_by_hop(&mut headers);
     let body = warp::reply::stream(
         answer
             .bytes_stream()
@@ -517,4 +536,85 @@ fn relayed(answer: reqwest::Response, stopping: watch::Receiver<bool>) -> Respon
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_headers_of_one_hop_are_stripped_with_those_the_connection_header_names() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Hop-Secret"),
+            ("connection", "close,x-other-hop"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-hop-secret", "only for the next hop"),
+            ("x-other-hop", "1"),
+            ("gms_user", "alice"),
+            ("host", "node-b:8080"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+
+        strip_hop_by_hop(&mut headers);
+
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["gms_user", "host"]);
+    }
+
+    /// The sessions on `client`'s database but its own.
+    async fn other_sessions(client: &tokio_postgres::Client) -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Polls `other_sessions` until it is `expected`; fails after 10 s.
+    async fn wait_for_sessions(client: &tokio_postgres::Client, expected: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = other_sessions(client).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} sessions, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lease_follower_lets_go_of_the_database_once_nothing_relays() {
+        let url = crate::store::postgres::throwaway::shared().fresh_database();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let supervisor = crate::supervisor::Supervisor::new();
+        let (holder, looking) = watch::channel(None);
+        let following = tokio::spawn(follow_holder(url, holder, supervisor.shutdown()));
+        wait_for_sessions(&client, 1).await;
+
+        // The node took over: its relay, the only one looking, is gone.
+        drop(looking);
+        wait_for_sessions(&client, 0).await;
+        assert!(!following.is_finished(), "it runs until shutdown");
+
+        drop(supervisor);
+        let ended = tokio::time::timeout(Duration::from_secs(5), following)
+            .await
+            .expect("ends at shutdown");
+        assert_eq!(ended.unwrap(), Ok(()));
+    }
 }
