@@ -4,7 +4,7 @@
 //!
 //! The form shows a service's effective options (the preset's defaults overlaid with what
 //! was set here), one row each. Only options that differ from the preset are stored, so
-//! removing an option the preset also has brings back the preset's value (as removing an
+//! removing an option that the preset also sets restores the preset's value (as removing an
 //! option in GMS brings back its default). Mandatory options
 //! ([`admin::MANDATORY_OPTIONS`]) are marked and have no remove box; a post that removes one
 //! anyway is refused with the error next to it. Viewing needs `Action::View`; changes need
