@@ -217,17 +217,24 @@ async fn the_agent_available_push_and_chat_refreshes_reach_the_owner_only() {
     assert!(stranger.pushes(Duration::from_millis(300)).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_client_that_subscribes_later_gets_what_is_undelivered() {
-    let app = spawn_app().await;
-    set_state(&app, "kristi", "ready").await;
+/// Makes kristi ready and creates a comet chat-delay service, which she is offered at once;
+/// its id, once its agent-available push is stored.
+async fn routed_comet_service(app: &crate::helpers::TestApp) -> String {
+    set_state(app, "kristi", "ready").await;
     let id = app
         .create(
             "chat-delay",
             &[("_customer_number", "5551234"), ("_device_os", "comet")],
         )
         .await;
-    wait_for_state(&app, &id, "ROUTING").await;
+    wait_for_state(app, &id, "ROUTING").await;
+    id
+}
+
+#[tokio::test]
+async fn a_client_that_subscribes_later_gets_what_is_undelivered() {
+    let app = spawn_app().await;
+    let id = routed_comet_service(&app).await;
     // Nobody was listening: the push waits, and goes to the first client that subscribes.
     let mut late = Client::join(&app.address, GMS_USER).await;
     let push = late
@@ -252,14 +259,7 @@ async fn a_client_that_subscribes_later_gets_what_is_undelivered() {
 async fn a_push_queued_for_a_client_that_never_fetched_it_goes_to_the_users_next_client() {
     let app = spawn_app().await;
     let mut old = Client::join(&app.address, GMS_USER).await;
-    set_state(&app, "kristi", "ready").await;
-    let id = app
-        .create(
-            "chat-delay",
-            &[("_customer_number", "5551234"), ("_device_os", "comet")],
-        )
-        .await;
-    wait_for_state(&app, &id, "ROUTING").await;
+    let id = routed_comet_service(&app).await;
     // Queued for the old client, which does not connect again (no long-poll is held).
 
     let mut reloaded = Client::join(&app.address, GMS_USER).await;
