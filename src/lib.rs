@@ -142,7 +142,7 @@ impl App {
             mut supervisor,
         } = self;
         let local = listener.local_addr().unwrap_or(config.listen);
-        // Raised when the server stops accepting: relayed requests end then.
+        // Raised when the server stops accepting: relayed requests end a moment later (the relay's grace).
         let (stopping, relay_stops) = tokio::sync::watch::channel(false);
         let first_routes = match &node {
             startup::Start::Active(built) => http::boxed_routes(built.state.clone()),

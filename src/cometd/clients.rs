@@ -28,8 +28,9 @@
 //! in a reply.
 //!
 //! Either way a push that carries a stored notification is *delivered* (and the notification
-//! marked so by the push layer) only once a client has it: put in a reply for a client without
-//! the extension, acknowledged by one with it. A push still queued is not, so one queued for a
+//! marked so by the push layer) only once a client has it: put in a connect reply for a client
+//! without the extension (the reply is built; a connection that dies as it is written loses
+//! it, which only the extension prevents), acknowledged by one with it. A push still queued is not, so one queued for a
 //! client that never connects again (a reloaded page, or a node that died) is replayed from
 //! storage to the user's next client.
 //!

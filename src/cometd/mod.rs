@@ -446,15 +446,15 @@ impl Bayeux {
         &self.shared.counters
     }
 
-    /// Announces the stored notifications that `delivery` hands to a client without the
-    /// acknowledgement extension. Called under the lock, as the acknowledgement's is, so that
-    /// it precedes any later subscription's announcement (whose replay then no longer finds
-    /// them undelivered).
-    fn announce_delivered(&self, gms_user: &str, delivery: &clients::Delivery) {
-        if !delivery.delivered.is_empty() {
+    /// Announces that a client of `gms_user` has the stored notifications of `receipts`
+    /// (handed to it in a reply, or acknowledged). Called under the lock, so that it precedes
+    /// any later subscription's announcement (whose replay then no longer finds them
+    /// undelivered).
+    fn announce_delivered(&self, gms_user: &str, receipts: Vec<Receipt>) {
+        if !receipts.is_empty() {
             let _ = self.shared.announcements.send(Announcement::Delivered {
                 gms_user: gms_user.to_string(),
-                receipts: delivery.delivered.clone(),
+                receipts,
             });
         }
     }
@@ -548,14 +548,7 @@ impl Bayeux {
             let acknowledged = message.acknowledged_batch();
             if let Some(batch) = acknowledged {
                 let receipts = client.acknowledge(batch);
-                if !receipts.is_empty() {
-                    // Sent under the lock, so that it precedes any later subscription's
-                    // announcement (a replay then no longer finds these as undelivered).
-                    let _ = self.shared.announcements.send(Announcement::Delivered {
-                        gms_user: client.gms_user.to_string(),
-                        receipts,
-                    });
-                }
+                self.announce_delivered(&client.gms_user, receipts);
             }
             let first = !client.connected;
             client.connected = true;
@@ -567,8 +560,8 @@ impl Bayeux {
             if first || timeout_ms == 0 || client.has_queued() || resend {
                 // An older held connect of this client gives way to this one.
                 client.wake(Wake::Replaced);
-                let delivery = client.take_delivery();
-                self.announce_delivered(&client.gms_user, &delivery);
+                let mut delivery = client.take_delivery();
+                self.announce_delivered(&client.gms_user, std::mem::take(&mut delivery.delivered));
                 drop(clients);
                 deliver(replies, &delivery.pushes);
                 replies.push(protocol::connect_reply(message, advice, delivery.batch));
@@ -602,8 +595,9 @@ impl Bayeux {
                         return;
                     };
                     client.clear_finished_hold();
-                    let delivery = client.take_delivery();
-                    self.announce_delivered(&client.gms_user, &delivery);
+                    let mut delivery = client.take_delivery();
+                    let receipts = std::mem::take(&mut delivery.delivered);
+                    self.announce_delivered(&client.gms_user, receipts);
                     delivery
                 };
                 deliver(replies, &delivery.pushes);

@@ -821,6 +821,39 @@ async fn a_receipt_is_announced_delivered_once_a_plain_client_is_handed_it_or_an
 }
 
 #[tokio::test]
+async fn a_held_connect_woken_by_a_stored_push_announces_it_delivered_with_its_reply() {
+    let (bayeux, mut announcements, _) = server(quick());
+    let id = ready(&bayeux, ALICE).await;
+    while announcements.try_recv().is_ok() {}
+    let held = tokio::spawn({
+        let bayeux = bayeux.clone();
+        let id = id.clone();
+        async move { send(&bayeux, Some(ALICE), connect(&id, "4")).await }
+    });
+    until_held(&bayeux, &id).await;
+    let receipt = Receipt {
+        service_id: "s1".into(),
+        seq: 3,
+    };
+    let push = Push::new("t", json!({})).with_receipt(receipt.clone());
+
+    assert_eq!(bayeux.publish(ALICE, &push).clients, 1);
+    let reply = held.await.unwrap();
+
+    assert_eq!(push_ids(&reply), vec![push.id.clone()]);
+    assert_eq!(
+        announcements
+            .try_recv()
+            .expect("the held client was handed it"),
+        Announcement::Delivered {
+            gms_user: ALICE.into(),
+            receipts: vec![receipt],
+        }
+    );
+    assert!(announcements.try_recv().is_err(), "announced once");
+}
+
+#[tokio::test]
 async fn a_stored_notification_replayed_to_a_client_that_took_it_over_is_held_once() {
     let (bayeux, _, _) = server(quick());
     let (old, _) = ready_acknowledging(&bayeux, ALICE).await;

@@ -87,8 +87,8 @@ pub struct Relay {
     client: reqwest::Client,
     holder: watch::Receiver<Option<Holder>>,
     max_body_bytes: u64,
-    /// Flips to `true` when this node stops: relayed requests and streams end at once, as
-    /// the active node's own held long-polls do.
+    /// Flips to `true` when this node stops: relayed requests and streams end [`STOP_GRACE`]
+    /// later, so that an answer already on its way gets through.
     stopping: watch::Receiver<bool>,
 }
 
@@ -521,7 +521,7 @@ fn not_active() -> Response {
 }
 
 /// The active node's answer as this node's, its body streamed as it comes (event streams and
-/// held long-polls included) until the stream ends or this node stops.
+/// held long-polls included) until the stream ends, or [`STOP_GRACE`] after this node stops.
 fn relayed(answer: reqwest::Response, stopping: watch::Receiver<bool>) -> Response {
     let status = answer.status();
     let mut headers = answer.headers().clone();

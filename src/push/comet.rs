@@ -101,7 +101,7 @@ pub async fn follow_announcements(
                 }
             },
             Announcement::Delivered { gms_user, receipts } => {
-                if let Err(err) = notifier.delivered(&gms_user, &receipts) {
+                if let Err(err) = notifier.mark_delivered(&gms_user, &receipts) {
                     tracing::error!(error = %err, "cannot mark notifications delivered; they may be delivered again");
                 }
             }

@@ -4,12 +4,13 @@
 //! commit and only then hands it to [`Notifier::deliver`], so nothing is pushed that a crash
 //! could take back. Delivery follows the service's `_device_os`:
 //!
-//! - `comet`: published to every CometD client of the service's owner (`gms_user`) through a
-//!   [`CometSink`]; if at least one client without the acknowledgement extension got it, it is
-//!   marked delivered at once. A client with the extension marks it delivered only when it
-//!   acknowledges it ([`Notifier::acknowledged`]): until then it stays undelivered in storage,
-//!   so a restart (even `kill -9`) between the push and its acknowledgement loses nothing. A
-//!   client that subscribes later gets what its user missed through [`Notifier::replay`].
+//! - `comet`: queued for every CometD client of the service's owner (`gms_user`) through a
+//!   [`CometSink`]. Queued is not delivered: the CometD server announces when a connect reply
+//!   carrying it is built for a client without the acknowledgement extension, or when a client
+//!   with it acknowledges it, and only then is it marked delivered
+//!   ([`Notifier::mark_delivered`]). Until then it stays undelivered in storage, so a restart
+//!   (even `kill -9`) or a client that never fetches it loses nothing: a client that subscribes
+//!   later gets what its user missed through [`Notifier::replay`].
 //! - `httpcb`: POSTed by a background worker ([`httpcb`]) to the `_device_notification_id`
 //!   URL, with retries; a 2xx marks it delivered.
 //! - `fcm`, `gcm`: sent through FCM's HTTP v1 API ([`fcm`]) to the registration token in
@@ -49,7 +50,8 @@ pub use writer::NotificationWriter;
 
 /// Where comet pushes go (implemented by the CometD server). `receipt` names the stored
 /// notification a push carries (`None` for a transient push): the CometD server gives it back
-/// through [`Notifier::delivered`] once a client has it.
+/// through [`Notifier::mark_delivered`] once a client has it (a connect reply carries it, or
+/// the client acknowledges it).
 pub trait CometSink: Send + Sync + 'static {
     /// Queues {"id","message","tag"} for every subscribed client of `gms_user`; returns whom
     /// it reached.
@@ -410,10 +412,10 @@ impl Notifier {
 
     /// Sends `gms_user`'s undelivered comet notifications, oldest first, to the client that
     /// just subscribed. Each is marked delivered once the client has it (the CometD server
-    /// announces that: [`Notifier::delivered`]). Returns how many were queued.
+    /// announces that: [`Notifier::mark_delivered`]). Returns how many were queued.
     ///
     /// # Errors
-    /// Storage failed (what was sent before stays sent).
+    /// Storage failed (what was queued before stays queued).
     pub fn replay(&self, gms_user: &str, client_id: &str) -> Result<usize, StoreError> {
         let mut sent = 0;
         for (service_id, notification) in self.store.undelivered_for_user(gms_user, REPLAY_LIMIT)? {
@@ -431,13 +433,13 @@ impl Notifier {
         Ok(sent)
     }
 
-    /// A client of `gms_user` has the pushes of these stored notifications (a connect reply
-    /// carried them, or the client acknowledged them): they are delivered. Not waited for: a
+    /// Marks these stored notifications delivered: a connect reply carrying their pushes was
+    /// built for a client of `gms_user`, or the client acknowledged them. Not waited for: a
     /// mark lost in a crash only sends the notification again (at least once).
     ///
     /// # Errors
     /// Storage failed (the ones before stay marked; the rest are sent again later).
-    pub fn delivered(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
+    pub fn mark_delivered(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
         for receipt in receipts {
             self.store
                 .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?
@@ -565,6 +567,7 @@ pub(crate) mod tests {
     #[test]
     fn a_notification_is_stored_before_it_is_pushed_and_marked_when_a_client_got_it() {
         let (store, sink, notifier) = setup();
+        // Two clients reach it: still only queued, not delivered.
         sink.clients.lock().unwrap().insert("alice".into(), 2);
         let target = target("s1", Some("alice"), Some("comet"));
 
@@ -598,7 +601,7 @@ pub(crate) mod tests {
         );
         // The CometD server says a client has it.
         notifier
-            .delivered("alice", &[receipt_of("s1", &stored)])
+            .mark_delivered("alice", &[receipt_of("s1", &stored)])
             .unwrap();
         assert!(store.notifications("s1").unwrap()[0].delivered);
         assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
@@ -630,7 +633,7 @@ pub(crate) mod tests {
             2,
             "queued for a client that never took them: sent again to the next"
         );
-        notifier.delivered("alice", &receipts[..1]).unwrap();
+        notifier.mark_delivered("alice", &receipts[..1]).unwrap();
         assert_eq!(
             store.undelivered_for_user("alice", 10).unwrap().len(),
             1,
@@ -661,7 +664,7 @@ pub(crate) mod tests {
         assert_eq!(sink.published.lock().unwrap().len(), 1);
         assert!(!store.notifications("s1").unwrap()[0].delivered);
         notifier
-            .delivered("alice", &[receipt_of("s1", &stored)])
+            .mark_delivered("alice", &[receipt_of("s1", &stored)])
             .unwrap();
         assert!(store.notifications("s1").unwrap()[0].delivered);
         assert!(store.undelivered_for_user("alice", 10).unwrap().is_empty());
@@ -749,7 +752,7 @@ pub(crate) mod tests {
 
         assert_eq!(notifier.replay("alice", "client-1").unwrap(), 3);
         // The CometD server says client-1 has them.
-        notifier.delivered("alice", &alices).unwrap();
+        notifier.mark_delivered("alice", &alices).unwrap();
         assert_eq!(notifier.replay("alice", "client-2").unwrap(), 0, "once");
 
         let sent: Vec<(String, String)> = sink.sent_to.lock().unwrap().clone();

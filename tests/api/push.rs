@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::chat::{agent_post, chat};
+use crate::helpers::{detail, eventually, set_state, wait_for_state};
 use crate::helpers::{json, spawn_app, ServerProcess, GMS_USER};
-use crate::helpers::{set_state, wait_for_state};
 
 /// A long-polling CometD client of one `gms_user`.
 pub(crate) struct Client {
@@ -218,7 +218,7 @@ async fn the_agent_available_push_and_chat_refreshes_reach_the_owner_only() {
 }
 
 /// Makes kristi ready and creates a comet chat-delay service, which she is offered at once;
-/// its id, once its agent-available push is stored.
+/// its id, once its agent-available push has been published to the clients subscribed then.
 async fn routed_comet_service(app: &crate::helpers::TestApp) -> String {
     set_state(app, "kristi", "ready").await;
     let id = app
@@ -228,6 +228,15 @@ async fn routed_comet_service(app: &crate::helpers::TestApp) -> String {
         )
         .await;
     wait_for_state(app, &id, "ROUTING").await;
+    // ROUTING can be read before the router's batch is durable; its push follows the group
+    // commit. The router answers a question only after the batches before it are durable and
+    // their pushes published, so once the queues are answered the push has gone out.
+    let queues = app
+        .admin(Method::GET, "/genesys/1/admin/queues")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queues.status(), 200);
     id
 }
 
@@ -241,6 +250,23 @@ async fn a_client_that_subscribes_later_gets_what_is_undelivered() {
         .push_tagged(&format!("service.agentavailable.{id}"))
         .await;
     assert_eq!(push["message"]["_id"], id.as_str());
+    // Marked delivered once the reply was handed over (by the push layer, a moment later),
+    // read from the admin detail, which marks nothing (retrieve-notifications would).
+    eventually(
+        Duration::from_secs(10),
+        "the replayed notification to be marked delivered",
+        || async {
+            let record = detail(&app, &id).await;
+            let notifications = record["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let marked = !notifications.is_empty()
+                && notifications.iter().all(|n| n["delivered"] == json!(true));
+            marked.then_some(())
+        },
+    )
+    .await;
     let retrieved = json(
         app.post_form(
             &format!("/genesys/1/service/{id}/retrieve-notifications"),
@@ -260,8 +286,8 @@ async fn a_push_queued_for_a_client_that_never_fetched_it_goes_to_the_users_next
     let app = spawn_app().await;
     let mut old = Client::join(&app.address, GMS_USER).await;
     let id = routed_comet_service(&app).await;
-    // Queued for the old client, which does not connect again (no long-poll is held).
-
+    // Queued for the old client, which does not connect again (no long-poll is held): so it
+    // is still undelivered when the page's new client subscribes.
     let mut reloaded = Client::join(&app.address, GMS_USER).await;
     let push = reloaded
         .push_tagged(&format!("service.agentavailable.{id}"))
