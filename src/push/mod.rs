@@ -438,12 +438,14 @@ impl Notifier {
     /// mark lost in a crash only sends the notification again (at least once).
     ///
     /// # Errors
-    /// Storage failed (the ones before stay marked; the rest are sent again later).
+    /// Storage failed (some may be marked, or none; the rest are sent again later).
     pub fn mark_delivered(&self, gms_user: &str, receipts: &[Receipt]) -> Result<(), StoreError> {
-        for receipt in receipts {
-            self.store
-                .mark_delivered(&receipt.service_id, Some(gms_user), receipt.seq)?
-                .without_waiting();
+        let marks: Vec<(&str, u64)> = receipts
+            .iter()
+            .map(|receipt| (receipt.service_id.as_str(), receipt.seq))
+            .collect();
+        if let Some(marked) = self.store.mark_all_delivered(Some(gms_user), &marks)? {
+            marked.without_waiting();
         }
         Ok(())
     }

@@ -510,6 +510,31 @@ pub trait Notifications {
         seq: u64,
     ) -> Result<Pending<bool>, StoreError>;
 
+    /// [`Notifications::mark_delivered`] for several notifications of `comet_user`'s services
+    /// (`(service_id, seq)` each), as one write where the engine has transactions, so that a
+    /// connect reply carrying many pushes costs one commit. Returns how many this call
+    /// delivered; `None` if given none (nothing was written).
+    ///
+    /// # Errors
+    /// Storage failed or a value is unreadable (the ones before may be marked).
+    fn mark_all_delivered(
+        &self,
+        comet_user: Option<&str>,
+        notifications: &[(&str, u64)],
+    ) -> Result<Option<Pending<usize>>, StoreError> {
+        let mut receipt: Option<Pending<usize>> = None;
+        for &(service_id, seq) in notifications {
+            let marked = self
+                .mark_delivered(service_id, comet_user, seq)?
+                .map(usize::from);
+            receipt = Some(match receipt {
+                None => marked,
+                Some(so_far) => so_far.and(marked).map(|(before, this)| before + this),
+            });
+        }
+        Ok(receipt)
+    }
+
     /// The undelivered notifications of a service, oldest first, each marked delivered by
     /// this call (so two concurrent polls never both get one).
     ///

@@ -466,6 +466,44 @@ mod tests {
     }
 
     #[test]
+    fn marking_several_at_once_counts_what_this_call_delivered() {
+        let store = Store::open_temporary().unwrap();
+        service(&store, "s1", Some("alice"), 50);
+        service(&store, "s2", Some("alice"), 50);
+        let add = |id: &str| {
+            store
+                .add_notification(id, Some("alice"), "t".into(), &json!({}), NOW)
+                .unwrap()
+                .without_waiting()
+                .seq
+        };
+        let (a, b, c) = (add("s1"), add("s2"), add("s1"));
+        store
+            .mark_delivered("s2", Some("alice"), b)
+            .unwrap()
+            .without_waiting();
+
+        let marked = store
+            .mark_all_delivered(Some("alice"), &[("s1", a), ("s2", b), ("s9", 1)])
+            .unwrap()
+            .expect("a write")
+            .without_waiting();
+
+        assert_eq!(marked, 1, "b was delivered already; s9 is not stored");
+        let left: Vec<u64> = store
+            .undelivered_for_user("alice", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n.seq)
+            .collect();
+        assert_eq!(left, [c]);
+        assert!(store
+            .mark_all_delivered(Some("alice"), &[])
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
     fn of_concurrent_marks_of_one_notification_exactly_one_delivers_it() {
         let engine = SledStore::open_temporary().unwrap();
         let store = Store::new(engine.clone());

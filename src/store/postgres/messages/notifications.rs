@@ -150,6 +150,28 @@ impl Notifications for PgStore {
         self.write(|tx| Ok(tx.execute(MARK_DELIVERED, &[&service_id, &seq])? == 1))
     }
 
+    // One transaction for all: one commit (and lease check) instead of one per notification.
+    fn mark_all_delivered(
+        &self,
+        _comet_user: Option<&str>,
+        notifications: &[(&str, u64)],
+    ) -> Result<Option<Pending<usize>>, StoreError> {
+        if notifications.is_empty() {
+            return Ok(None);
+        }
+        let marked = self.write(|tx| {
+            let mut delivered = 0;
+            for &(service_id, seq) in notifications {
+                let Ok(seq) = i64::try_from(seq) else {
+                    continue;
+                };
+                delivered += usize::from(tx.execute(MARK_DELIVERED, &[&service_id, &seq])? == 1);
+            }
+            Ok(delivered)
+        })?;
+        Ok(Some(marked))
+    }
+
     fn take_undelivered(
         &self,
         service_id: &str,
@@ -388,6 +410,38 @@ mod tests {
         assert_eq!(tags(&stored), ["t", "u"], "kept, oldest first");
         assert_eq!(stored[0].message, r#"{"x":1}"#);
         assert!(stored.iter().all(|n| n.delivered), "read back as delivered");
+    }
+
+    #[test]
+    fn marking_several_at_once_counts_what_this_call_delivered() {
+        let store = store();
+        services(&store, &["s1", "s2"]);
+        let a = add(&store, "s1", Some("alice"), "a").seq;
+        let b = add(&store, "s2", Some("alice"), "b").seq;
+        let c = add(&store, "s1", Some("alice"), "c").seq;
+        store
+            .mark_delivered("s2", Some("alice"), b)
+            .unwrap()
+            .without_waiting();
+
+        let marked = store
+            .mark_all_delivered(Some("alice"), &[("s1", a), ("s2", b), ("s9", 1)])
+            .unwrap()
+            .expect("a write")
+            .without_waiting();
+
+        assert_eq!(marked, 1, "b was delivered already; s9 is not stored");
+        let left: Vec<u64> = store
+            .undelivered_for_user("alice", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n.seq)
+            .collect();
+        assert_eq!(left, [c]);
+        assert!(store
+            .mark_all_delivered(Some("alice"), &[])
+            .unwrap()
+            .is_none());
     }
 
     #[test]
