@@ -387,46 +387,61 @@ impl Nginx {
         let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())?;
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|probe| probe.local_addr())
-            .expect("a free port")
-            .port();
         let shipped = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf"),
         )
         .expect("deploy/nginx.conf");
-        let examples = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"];
-        let mut config = shipped.replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-        for (example, backend) in examples.iter().zip(backends) {
-            config = config.replace(example, backend.trim_start_matches("http://"));
+        // nginx binds its port itself, so a free port is only a guess: another process may
+        // take it between the probe and nginx's bind. nginx then exits at once; try another.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|probe| probe.local_addr())
+                .expect("a free port")
+                .port();
+            let examples = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"];
+            let mut config = shipped.replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+            for (example, backend) in examples.iter().zip(backends) {
+                config = config.replace(example, backend.trim_start_matches("http://"));
+            }
+            assert!(
+                !config.contains("10.0.0."),
+                "every example address replaced"
+            );
+            std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
+            let prefix = dir.path().to_str().unwrap().to_string();
+            let mut child = std::process::Command::new(binary)
+                .args(["-p", &prefix, "-c", "nginx.conf", "-e", "error.log"])
+                .args(["-g", &format!("daemon off; pid {prefix}/nginx.pid;")])
+                // Its workers outlive a killed master: they must not hold the test's output open.
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("nginx starts");
+            let started = Instant::now();
+            loop {
+                if child.try_wait().expect("nginx's status").is_some() {
+                    let log =
+                        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+                    assert!(
+                        log.contains("Address already in use"),
+                        "nginx exited at start:\n{log}"
+                    );
+                    break; // the port was taken: next attempt
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(Nginx {
+                        child,
+                        address: format!("http://127.0.0.1:{port}"),
+                        _dir: dir,
+                    });
+                }
+                assert!(started.elapsed() < Duration::from_secs(10), "nginx listens");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        assert!(
-            !config.contains("10.0.0."),
-            "every example address replaced"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let prefix = dir.path().to_str().unwrap().to_string();
-        let child = std::process::Command::new(binary)
-            .args(["-p", &prefix, "-c", "nginx.conf", "-e", "error.log"])
-            .args(["-g", &format!("daemon off; pid {prefix}/nginx.pid;")])
-            // Its workers outlive a killed master: they must not hold the test's output open.
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        let address = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "nginx listens");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Nginx {
-            child,
-            address,
-            _dir: dir,
-        })
+        panic!("nginx found no free port in five attempts");
     }
 }
 
