@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 use super::callbacks::route;
-use super::records::{check_owner, not_found, settings_of, update};
+use super::records::{self, check_owner, not_found, settings_of, update};
 use super::{AppError, AppState, Requester};
-use crate::center::chat::{ChatError, Closed, CustomerView, EspOutcome, Refusal, StartChat};
+use crate::center::chat::{
+    ChatError, ChatOf, Closed, CustomerView, EspOutcome, Refusal, StartChat,
+};
 use crate::clock;
 use crate::domain::chat::{is_web_url, EventKind, TranscriptEvent};
 use crate::domain::esp;
@@ -160,11 +162,63 @@ pub async fn customer_action(
     requester: Requester<'_>,
     action: CustomerAction,
 ) -> Result<ChatReply, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    check_owner(&record, requester)?;
+    records::reachable(state, service_id, requester)?;
+    // An open chat needs nothing else of its record (polls of open chats are most of the
+    // requests here); without one, the record says why, or links the closed session.
+    let record = if state.chat.is_open(service_id) {
+        None
+    } else {
+        let record = state
+            .store
+            .service(service_id)?
+            .ok_or_else(|| not_found(service_id))?;
+        no_chat_yet(&record)?;
+        Some(record)
+    };
+    let chat = record
+        .as_ref()
+        .map_or(ChatOf::Service(service_id), ChatOf::Record);
+    let view = match action {
+        CustomerAction::Refresh { from, message } => {
+            state.chat.refresh(chat, from, message).await?
+        }
+        CustomerAction::Send(message) => state.chat.refresh(chat, None, Some(message)).await?,
+        CustomerAction::StartTyping => {
+            state
+                .chat
+                .customer_notice(chat, EventKind::TypingStarted, "")
+                .await?
+        }
+        CustomerAction::StopTyping => {
+            state
+                .chat
+                .customer_notice(chat, EventKind::TypingStopped, "")
+                .await?
+        }
+        CustomerAction::CustomNotice(text) => {
+            state
+                .chat
+                .customer_notice(chat, EventKind::Custom, &text)
+                .await?
+        }
+        CustomerAction::Disconnect => {
+            let (view, closed) = state.chat.disconnect(chat).await?;
+            if let Some(closed) = closed {
+                settle(state, &closed, CallbackReason::Cancelled).await?;
+            }
+            view
+        }
+    };
+    Ok(ChatReply {
+        service_id: service_id.to_string(),
+        view,
+        created: false,
+    })
+}
+
+/// 503 (no agent yet) or 404 (no chat started) for a service without a chat session.
+fn no_chat_yet(record: &ServiceRecord) -> Result<(), AppError> {
+    let service_id = record.id.as_str();
     if record.chat_session_id.is_none() {
         let waiting = options::waits_for_agent(&record.options)
             && matches!(
@@ -179,42 +233,7 @@ pub async fn customer_action(
             ))
         });
     }
-    let view = match action {
-        CustomerAction::Refresh { from, message } => {
-            state.chat.refresh(&record, from, message).await?
-        }
-        CustomerAction::Send(message) => state.chat.refresh(&record, None, Some(message)).await?,
-        CustomerAction::StartTyping => {
-            state
-                .chat
-                .customer_notice(&record, EventKind::TypingStarted, "")
-                .await?
-        }
-        CustomerAction::StopTyping => {
-            state
-                .chat
-                .customer_notice(&record, EventKind::TypingStopped, "")
-                .await?
-        }
-        CustomerAction::CustomNotice(text) => {
-            state
-                .chat
-                .customer_notice(&record, EventKind::Custom, &text)
-                .await?
-        }
-        CustomerAction::Disconnect => {
-            let (view, closed) = state.chat.disconnect(&record).await?;
-            if let Some(closed) = closed {
-                settle(state, &closed, CallbackReason::Cancelled).await?;
-            }
-            view
-        }
-    };
-    Ok(ChatReply {
-        service_id: record.id,
-        view,
-        created: false,
-    })
+    Ok(())
 }
 
 /// One interaction of an agent, for the agent desktop.
@@ -384,11 +403,10 @@ pub async fn agent_transcript(
     ),
     AppError,
 > {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
-    let (session, transcript) = state.chat.full_view(&record, from).await?;
+    let (session, transcript) = state
+        .chat
+        .full_view(ChatOf::Service(service_id), from)
+        .await?;
     if session.agent.as_ref().map(|a| a.id.as_str()) != Some(agent_id) {
         return Err(ChatError::Refused(Refusal::Refused(format!(
             "the chat of service `{service_id}` is not routed to agent `{agent_id}`"

@@ -7,7 +7,7 @@ use super::{AppError, AppState, Requester};
 use std::sync::Arc;
 
 use crate::domain::options::ServiceSettings;
-use crate::domain::service::{RoutingEvent, ServiceRecord};
+use crate::domain::service::{RoutingEvent, ServiceAccess, ServiceRecord};
 use crate::store::{Pending, UpdateError};
 
 /// Runs `change` on the stored service atomically; 404 when it does not exist. The new record
@@ -41,12 +41,16 @@ pub(crate) fn not_found(id: &str) -> AppError {
 }
 
 pub(crate) fn check_service(record: &ServiceRecord, service_name: &str) -> Result<(), AppError> {
-    if record.service_name == service_name {
+    check_service_name(&record.id, &record.service_name, service_name)
+}
+
+/// 404 unless service `id`, of configured service `belongs_to`, is one of `service_name`.
+fn check_service_name(id: &str, belongs_to: &str, service_name: &str) -> Result<(), AppError> {
+    if belongs_to == service_name {
         Ok(())
     } else {
         Err(AppError::NotFound(format!(
-            "service `{service_name}` has no callback `{}`: it belongs to `{}`",
-            record.id, record.service_name
+            "service `{service_name}` has no callback `{id}`: it belongs to `{belongs_to}`"
         )))
     }
 }
@@ -71,7 +75,28 @@ pub(crate) fn owned_service(
 /// # Errors
 /// Unknown id (404), another user's service (403), storage failure.
 pub fn check_access(state: &AppState, id: &str, requester: Requester<'_>) -> Result<(), AppError> {
-    owned_service(state, id, requester).map(drop)
+    reachable(state, id, requester).map(drop)
+}
+
+/// The [`ServiceAccess`] of service `id` if `requester` may reach it: [`owned_service`]'s
+/// checks, reading no more of the record than they need.
+///
+/// # Errors
+/// Unknown id (404), another user's service (403), storage failure.
+pub(crate) fn reachable(
+    state: &AppState,
+    id: &str,
+    requester: Requester<'_>,
+) -> Result<ServiceAccess, AppError> {
+    let access = state
+        .store
+        .service_access(id)?
+        .ok_or_else(|| not_found(id))?;
+    if may_reach(access.owner.as_deref(), requester) {
+        Ok(access)
+    } else {
+        Err(belongs_to_another(id))
+    }
 }
 
 /// Like [`check_access`] for `.../callback/{name}/{id}`: the configured service and the
@@ -89,15 +114,20 @@ pub fn check_callback_access(
     if state.catalog.get(service_name).is_none() {
         return Err(AppError::UnknownService(service_name.to_string()));
     }
-    let record = owned_service(state, id, requester)?;
-    check_service(&record, service_name)
+    let access = reachable(state, id, requester)?;
+    check_service_name(id, &access.service_name, service_name)
 }
 
-/// Whether `requester` may reach `record` by its id. A service created without a `gms_user`
-/// (only where `[security] allow_anonymous_services` is set) is reachable by whoever holds
-/// its unguessable id, as in GMS; it is never listed.
+/// Whether `requester` may reach `record` by its id: see [`may_reach`].
 pub(crate) fn owned_by(record: &ServiceRecord, requester: Requester<'_>) -> bool {
-    record.owner.is_none() || record.owner.as_deref() == requester
+    may_reach(record.owner.as_deref(), requester)
+}
+
+/// Whether `requester` may reach a service created by `owner`. A service created without a
+/// `gms_user` (only where `[security] allow_anonymous_services` is set) is reachable by
+/// whoever holds its unguessable id, as in GMS; it is never listed.
+fn may_reach(owner: Option<&str>, requester: Requester<'_>) -> bool {
+    owner.is_none() || owner == requester
 }
 
 pub(crate) fn check_owner(
@@ -107,11 +137,14 @@ pub(crate) fn check_owner(
     if owned_by(record, requester) {
         Ok(())
     } else {
-        Err(AppError::Forbidden(format!(
-            "service `{}` belongs to another user: send the gms_user header it was created with",
-            record.id
-        )))
+        Err(belongs_to_another(&record.id))
     }
+}
+
+fn belongs_to_another(id: &str) -> AppError {
+    AppError::Forbidden(format!(
+        "service `{id}` belongs to another user: send the gms_user header it was created with"
+    ))
 }
 
 /// The stored services among `ids`, in the order given (ids not stored are left out).

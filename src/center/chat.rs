@@ -282,8 +282,8 @@ impl ChatServer {
     ///
     /// # Errors
     /// No session, storage failure.
-    pub async fn view(&self, record: &ServiceRecord) -> Result<CustomerView, ChatError> {
-        let slot = self.slot(record)?;
+    pub async fn view(&self, chat: impl Into<ChatOf<'_>>) -> Result<CustomerView, ChatError> {
+        let slot = self.slot(chat.into())?;
         let live = slot.lock().await;
         Ok(CustomerView {
             session: live.state().clone(),
@@ -298,11 +298,11 @@ impl ChatServer {
     /// No session, a message for a closed session, storage failure.
     pub async fn refresh(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
         from: Option<u64>,
         message: Option<String>,
     ) -> Result<CustomerView, ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let mut live = slot.lock().await;
         if let Some(text) = message {
             self.run(&mut live, Request::CustomerMessage { text })
@@ -321,11 +321,11 @@ impl ChatServer {
     /// No session, a closed session, storage failure.
     pub async fn customer_notice(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
         kind: EventKind,
         text: &str,
     ) -> Result<CustomerView, ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let mut live = slot.lock().await;
         let text = text.to_string();
         self.run(&mut live, Request::CustomerNotice { kind, text })
@@ -344,10 +344,10 @@ impl ChatServer {
     /// No session, a closed session, a `[chat]` limit, storage failure.
     pub async fn rename_customer(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
         nickname: &str,
     ) -> Result<ChatSession, ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let mut live = slot.lock().await;
         let nickname = nickname.to_string();
         self.run(&mut live, Request::CustomerRenames { nickname })
@@ -362,9 +362,9 @@ impl ChatServer {
     /// No session, storage failure.
     pub async fn disconnect(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
     ) -> Result<(CustomerView, Option<Closed>), ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let mut live = slot.lock().await;
         let done = self.run(&mut live, Request::CustomerLeaves).await?;
         let view = CustomerView {
@@ -466,10 +466,10 @@ impl ChatServer {
     /// No session, storage failure.
     pub async fn full_view(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
         from: u64,
     ) -> Result<(ChatSession, Vec<TranscriptEvent>), ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let live = slot.lock().await;
         Ok((live.state().clone(), live.transcript_from(from).to_vec()))
     }
@@ -478,10 +478,15 @@ impl ChatServer {
     ///
     /// # Errors
     /// No session, storage failure.
-    pub async fn session(&self, record: &ServiceRecord) -> Result<ChatSession, ChatError> {
-        let slot = self.slot(record)?;
+    pub async fn session(&self, chat: impl Into<ChatOf<'_>>) -> Result<ChatSession, ChatError> {
+        let slot = self.slot(chat.into())?;
         let live = slot.lock().await;
         Ok(live.state().clone())
+    }
+
+    /// Whether the service `service_id` has an open chat session.
+    pub fn is_open(&self, service_id: &str) -> bool {
+        lock(&self.inner.open).contains_key(service_id)
     }
 
     /// The agent of the open session of `service_id`, if any.
@@ -573,10 +578,10 @@ impl ChatServer {
     /// configuration, storage failure.
     pub async fn esp(
         &self,
-        record: &ServiceRecord,
+        chat: impl Into<ChatOf<'_>>,
         request: EspRequest,
     ) -> Result<EspOutcome, ChatError> {
-        let slot = self.slot(record)?;
+        let slot = self.slot(chat.into())?;
         let mut live = slot.lock().await;
         let done = self.run(&mut live, Request::Esp(request)).await?;
         Ok(done.outcome.unwrap_or(EspOutcome::Done))
@@ -653,11 +658,29 @@ impl ChatServer {
             })
     }
 
-    /// The session of `record`: the open one, or the closed one read back from storage.
-    fn slot(&self, record: &ServiceRecord) -> Result<Slot, ChatError> {
-        if let Ok(slot) = self.open_slot(&record.id) {
+    /// The session of `chat`: the open one, or the closed one read back from storage (through
+    /// the service record, read here when the caller named the service by id only).
+    fn slot(&self, chat: ChatOf<'_>) -> Result<Slot, ChatError> {
+        let service_id = match chat {
+            ChatOf::Record(record) => &record.id,
+            ChatOf::Service(id) => id,
+        };
+        if let Ok(slot) = self.open_slot(service_id) {
             return Ok(slot);
         }
+        match chat {
+            ChatOf::Record(record) => self.stored_slot(record),
+            ChatOf::Service(id) => match self.inner.store.service(id)? {
+                Some(record) => self.stored_slot(&record),
+                None => Err(ChatError::NotFound(format!(
+                    "no service has the id `{id}`: it may have expired (its _ttl passed) or never existed"
+                ))),
+            },
+        }
+    }
+
+    /// The closed session of `record`, read back from storage.
+    fn stored_slot(&self, record: &ServiceRecord) -> Result<Slot, ChatError> {
         let missing = || {
             ChatError::NotFound(format!(
                 "service `{}` has no chat session: start one with POST /genesys/1/service/{}/ixn/chat",
@@ -693,6 +716,23 @@ impl ChatServer {
             .store
             .chat_session(session_id)?
             .map(|s| s.service_id))
+    }
+}
+
+/// The chat a request is about: a service's, found among the open sessions by the service id,
+/// else read back through the session its record links.
+#[derive(Debug, Clone, Copy)]
+pub enum ChatOf<'a> {
+    /// A service whose record the caller has read already.
+    Record(&'a ServiceRecord),
+    /// A service named by its id, whose record is read only if its session is not open: a
+    /// poll of an open chat, the commonest request, reads no record.
+    Service(&'a str),
+}
+
+impl<'a> From<&'a ServiceRecord> for ChatOf<'a> {
+    fn from(record: &'a ServiceRecord) -> Self {
+        Self::Record(record)
     }
 }
 

@@ -280,6 +280,18 @@ impl RouteProgress {
     }
 }
 
+/// What the access check before a request's input reads of a stored service (DESIGN §7):
+/// which configured service it belongs to and who may reach it. The store reads it without
+/// decoding the rest of the record, since every request that names a service by id asks it
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccess {
+    /// The configured service it was created from.
+    pub service_name: String,
+    /// The `gms_user` it was created with, if any.
+    pub owner: Option<String>,
+}
+
 /// A stored service instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {
@@ -366,6 +378,14 @@ pub enum LifecycleError {
 }
 
 impl ServiceRecord {
+    /// Its [`ServiceAccess`].
+    pub fn access(&self) -> ServiceAccess {
+        ServiceAccess {
+            service_name: self.service_name.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+
     /// A QUEUED service created at `now`, desired now, expiring at `now`, with no options, user
     /// data or history yet: the caller fills in what it knows.
     pub fn new(

@@ -24,7 +24,9 @@ use crate::domain::chat::session::ChatSession;
 use crate::domain::chat::TranscriptEvent;
 use crate::domain::notification::Notification;
 use crate::domain::options::ConfiguredService;
-use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
+use crate::domain::service::{
+    CallbackState, RouteProgress, RoutingEvent, ServiceAccess, ServiceRecord,
+};
 use crate::domain::status::StatusNotification;
 use crate::domain::storage::StorageArea;
 use crate::domain::subscription::Subscription;
@@ -215,6 +217,13 @@ pub trait Services {
     /// # Errors
     /// Storage failed or the value is unreadable.
     fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError>;
+
+    /// The [`ServiceAccess`] of service `id`: the access check's read, which decodes no more
+    /// of the stored record than that.
+    ///
+    /// # Errors
+    /// Storage failed or the value is unreadable.
+    fn service_access(&self, id: &str) -> Result<Option<ServiceAccess>, StoreError>;
 
     /// Reads, changes and writes back one service atomically, keeping its index entries
     /// right, and appends the routing events `change` pushes onto its second argument to the

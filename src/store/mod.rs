@@ -71,7 +71,9 @@ use sled::{Transactional, Tree};
 
 use crate::domain::agent::AgentRecord;
 use crate::domain::options::ConfiguredService;
-use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
+use crate::domain::service::{
+    CallbackState, RouteProgress, RoutingEvent, ServiceAccess, ServiceRecord,
+};
 use crate::domain::storage::StorageArea;
 use crate::domain::time::Timestamp;
 pub use by_time::{ServiceSummary, StateCounts, TimeSelection};
@@ -813,6 +815,16 @@ impl Services for SledStore {
     fn service(&self, id: &str) -> Result<Option<ServiceRecord>, StoreError> {
         match self.inner.trees.services.get(id.as_bytes())? {
             Some(bytes) => Ok(Some(decode_service(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn service_access(&self, id: &str) -> Result<Option<ServiceAccess>, StoreError> {
+        match self.inner.trees.services.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(stored::service::decode_access(
+                &bytes,
+                &format!("service {id}"),
+            )?)),
             None => Ok(None),
         }
     }

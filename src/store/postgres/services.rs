@@ -30,7 +30,9 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
 use super::{PgStore, Read, Tx};
-use crate::domain::service::{CallbackState, RouteProgress, RoutingEvent, ServiceRecord};
+use crate::domain::service::{
+    CallbackState, RouteProgress, RoutingEvent, ServiceAccess, ServiceRecord,
+};
 use crate::domain::status::{Delivery, StatusNotification};
 use crate::domain::status_events;
 use crate::domain::time::Timestamp;
@@ -426,6 +428,18 @@ impl Services for PgStore {
         self.read(|sql| {
             match sql.query_opt("SELECT id, value FROM services WHERE id = $1", &[&id])? {
                 Some(row) => record_of(&row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn service_access(&self, id: &str) -> Result<Option<ServiceAccess>, StoreError> {
+        self.read(|sql| {
+            match sql.query_opt("SELECT value FROM services WHERE id = $1", &[&id])? {
+                Some(row) => {
+                    stored::service::decode_access(column(&row, 0)?, &format!("service {id}"))
+                        .map(Some)
+                }
                 None => Ok(None),
             }
         })

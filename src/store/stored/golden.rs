@@ -592,6 +592,22 @@ fn service_records_read_and_write_today_s_bytes() {
     );
 }
 
+/// The access check's prefix read ([`service::decode_access`]) finds the same service name
+/// and owner in today's bytes as the whole record does.
+#[test]
+fn service_records_answer_their_access_from_today_s_bytes() {
+    let records: Vec<ServiceRecord> = services().into_iter().map(|(record, _)| record).collect();
+    assert!(
+        records.iter().any(|r| r.owner.is_some()) && records.iter().any(|r| r.owner.is_none()),
+        "the fixture holds records with and without an owner"
+    );
+    for (i, (bytes, record)) in fixture("service_v3").iter().zip(&records).enumerate() {
+        let access = service::decode_access(bytes, "service_v3")
+            .unwrap_or_else(|err| panic!("service_v3 {i}: {err}"));
+        assert_eq!(access, record.access(), "service_v3 {i}");
+    }
+}
+
 #[test]
 fn routing_events_read_and_write_today_s_bytes() {
     check(

@@ -17,7 +17,8 @@ use crate::domain::options::Preset;
 #[cfg(test)]
 use crate::domain::service::RoutingEvent;
 use crate::domain::service::{
-    CallbackReason, CallbackState, Reservation, RouteProgress, ServiceRecord, StateChange,
+    CallbackReason, CallbackState, Reservation, RouteProgress, ServiceAccess, ServiceRecord,
+    StateChange,
 };
 use crate::domain::time::Timestamp;
 
@@ -53,6 +54,50 @@ pub struct ServiceV3<'a> {
 
 impl Versioned for ServiceV3<'_> {
     const VERSION: u8 = 3;
+}
+
+/// The leading fields of a format-3 record, up to its owner: all that an access check reads.
+/// bincode writes a struct's fields in order with nothing between them, so decoding this
+/// prefix reads only the record's first bytes; its strings borrow from them and its two maps
+/// are stepped over without being built. Its fields must stay the first fields of
+/// [`ServiceV3`] (the golden-bytes test reads every fixture record through it).
+#[derive(Deserialize)]
+struct ServiceHeadV3<'a> {
+    _id: &'a str,
+    service_name: &'a str,
+    _preset: PresetV1,
+    _options: Skipped,
+    _user_data: Skipped,
+    owner: Option<&'a str>,
+}
+
+impl Versioned for ServiceHeadV3<'_> {
+    const VERSION: u8 = 3;
+}
+
+/// A map of strings read past without keeping it.
+struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Skipped;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Skipped, A::Error> {
+                while map.next_entry::<&'de str, &'de str>()?.is_some() {}
+                Ok(Skipped)
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
 }
 
 /// A service record as format 2 stored it, its routing history inside. Read and written only
@@ -163,6 +208,18 @@ pub(crate) fn encode(record: &ServiceRecord) -> Result<Vec<u8>, StoreError> {
 /// The value is not a format-3 record.
 pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<ServiceRecord, StoreError> {
     codec::read::<ServiceV3>(bytes, what).map(ServiceRecord::from)
+}
+
+/// The [`ServiceAccess`] of a stored record, read from its first bytes only; `what` names it
+/// in errors.
+///
+/// # Errors
+/// The value is not a format-3 record.
+pub(crate) fn decode_access(bytes: &[u8], what: &str) -> Result<ServiceAccess, StoreError> {
+    codec::read_borrowed::<ServiceHeadV3>(bytes, what).map(|head| ServiceAccess {
+        service_name: head.service_name.to_string(),
+        owner: head.owner.map(str::to_string),
+    })
 }
 
 /// `record` with its routing `history`, as format 2 stored them together (for tests that
