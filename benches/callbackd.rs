@@ -1269,6 +1269,20 @@ fn bench_targets(home: &str, rng: &mut StdRng) -> TargetList {
 }
 
 /// The nearest-rank percentile `p` (0-1) of sorted durations.
+/// CPU time (user and system) used so far by process `pid` (`"self"` for this one), in clock
+/// ticks (1/100 s), from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = (sorted.len() as f64 * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]

@@ -16,6 +16,11 @@
 //!
 //! Nothing here is retried: every non-2xx reply, transport error or message not seen within
 //! [`MESSAGE_DEADLINE`] is an error, printed, and ends its conversation.
+//!
+//! Both runs are CPU-bound here, so the table also gives the process's CPU time per message
+//! (user and system, from `/proc/self/stat`, the benchmark's own client included): steadier
+//! than messages/s on a shared machine, and it says what a message costs, not only how long
+//! it waited.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,7 +66,8 @@ pub fn chat_table(chats: usize, messages: usize) {
 
     settle();
     let before = bare.committer.counts();
-    let bare_run = runtime.block_on(converse(&bare_api, bare_sessions(chats), messages));
+    let (bare_run, bare_cpu) =
+        with_cpu(|| runtime.block_on(converse(&bare_api, bare_sessions(chats), messages)));
     let bare_writes = bare.committer.counts().per_flush_since(before);
 
     settle();
@@ -71,7 +77,7 @@ pub fn chat_table(chats: usize, messages: usize) {
         (load(&stats.waiters), load(&stats.flushes))
     };
     let before = counts();
-    let run = runtime.block_on(converse(&api, sessions, messages));
+    let (run, cpu) = with_cpu(|| runtime.block_on(converse(&api, sessions, messages)));
     let after = counts();
     let flushes = after.1 - before.1;
     let writes = (after.0 - before.0) as f64 / flushes.max(1) as f64;
@@ -95,6 +101,13 @@ pub fn chat_table(chats: usize, messages: usize) {
         "  callbackd / bare: {:.2} of the messages/s, p99 {:.2}x",
         run.rate() / bare_run.rate().max(f64::MIN_POSITIVE),
         run.p(0.99).as_secs_f64() / bare_run.p(0.99).as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  process CPU per message (user + system; the server and this benchmark's client, \
+         the same client in both runs): bare {:.2} ms, callbackd {:.2} ms ({:.2}x)",
+        bare_run.cpu_per_message(bare_cpu),
+        run.cpu_per_message(cpu),
+        run.cpu_per_message(cpu) / bare_run.cpu_per_message(bare_cpu).max(f64::MIN_POSITIVE)
     );
     println!(
         "  latency: send request start -> first poll reply holding the message; callbackd: {} \
@@ -141,6 +154,11 @@ impl Conversations {
         self.latencies.len() as f64 / self.wall.as_secs_f64()
     }
 
+    /// Milliseconds of CPU per delivered message, from `ticks` (1/100 s) used by the run.
+    fn cpu_per_message(&self, ticks: u64) -> f64 {
+        ticks as f64 * 10.0 / self.latencies.len().max(1) as f64
+    }
+
     /// The `p` percentile latency (zero without any).
     fn p(&self, p: f64) -> Duration {
         if self.latencies.is_empty() {
@@ -163,6 +181,13 @@ impl Conversations {
             api.errors.count(),
         );
     }
+}
+
+/// `run`'s result, and the CPU ticks (1/100 s) this process used while it ran.
+fn with_cpu<T>(run: impl FnOnce() -> T) -> (T, u64) {
+    let before = super::cpu_ticks("self");
+    let result = run();
+    (result, super::cpu_ticks("self").saturating_sub(before))
 }
 
 /// The agents, the service, and every chat started with its agent joined.

@@ -407,17 +407,7 @@ impl ServerProcess {
 
     /// CPU time used so far, in clock ticks (1/100 s).
     fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        fields.iter().sum()
+        super::cpu_ticks(&self.pid().to_string())
     }
 
     fn fd_limit(&self) -> u64 {
