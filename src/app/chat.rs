@@ -331,13 +331,22 @@ pub async fn agent_action(
     service_id: &str,
     action: AgentAction,
 ) -> Result<Option<TranscriptEvent>, AppError> {
-    let record = state
-        .store
-        .service(service_id)?
-        .ok_or_else(|| not_found(service_id))?;
     let chat = &state.chat;
+    // Accepting asks the record whether this is a voice callback; the other actions need an
+    // open chat, whose service exists, so they read no record then (an agent's messages are a
+    // good part of a chat's requests). Without one, an unknown service is 404 before all else.
+    let record = if matches!(action, AgentAction::Accept) || !chat.is_open(service_id) {
+        Some(
+            state
+                .store
+                .service(service_id)?
+                .ok_or_else(|| not_found(service_id))?,
+        )
+    } else {
+        None
+    };
     let event = match action {
-        AgentAction::Accept if voice::is_voice(&record) => {
+        AgentAction::Accept if record.as_ref().is_some_and(voice::is_voice) => {
             super::voice::take(state, agent_id, service_id).await?;
             None
         }
