@@ -1268,7 +1268,6 @@ fn bench_targets(home: &str, rng: &mut StdRng) -> TargetList {
     TargetList::parse(&list).unwrap_or_else(|e| panic!("bench `_target` {list}: {e}"))
 }
 
-/// The nearest-rank percentile `p` (0-1) of sorted durations.
 /// CPU time (user and system) used so far by process `pid` (`"self"` for this one), in clock
 /// ticks (1/100 s), from `/proc/<pid>/stat`.
 fn cpu_ticks(pid: &str) -> u64 {
@@ -1283,6 +1282,7 @@ fn cpu_ticks(pid: &str) -> u64 {
         .sum()
 }
 
+/// The nearest-rank percentile `p` (0-1) of sorted durations.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = (sorted.len() as f64 * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
