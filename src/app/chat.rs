@@ -332,26 +332,26 @@ pub async fn agent_action(
     action: AgentAction,
 ) -> Result<Option<TranscriptEvent>, AppError> {
     let chat = &state.chat;
-    // Accepting asks the record whether this is a voice callback; the other actions need an
-    // open chat, whose service exists, so they read no record then (an agent's messages are a
-    // good part of a chat's requests). Without one, an unknown service is 404 before all else.
-    let record = if matches!(action, AgentAction::Accept) || !chat.is_open(service_id) {
-        Some(
-            state
+    // The actions but accepting need an open chat, whose service exists, so they read nothing
+    // then (an agent's messages are a good part of a chat's requests). Without one, an unknown
+    // service is 404 before all else, from the record's first bytes.
+    if !matches!(action, AgentAction::Accept) && !chat.is_open(service_id) {
+        state
+            .store
+            .service_access(service_id)?
+            .ok_or_else(|| not_found(service_id))?;
+    }
+    let event = match action {
+        AgentAction::Accept => {
+            let record = state
                 .store
                 .service(service_id)?
-                .ok_or_else(|| not_found(service_id))?,
-        )
-    } else {
-        None
-    };
-    let event = match action {
-        AgentAction::Accept if record.as_ref().is_some_and(voice::is_voice) => {
-            super::voice::take(state, agent_id, service_id).await?;
-            None
-        }
-        AgentAction::Accept => {
-            chat.accept(service_id, agent_id).await?;
+                .ok_or_else(|| not_found(service_id))?;
+            if voice::is_voice(&record) {
+                super::voice::take(state, agent_id, service_id).await?;
+            } else {
+                chat.accept(service_id, agent_id).await?;
+            }
             None
         }
         AgentAction::Message(text) => {
